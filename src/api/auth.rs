@@ -1,0 +1,100 @@
+//! Bearer tokens and roles. Tokens come from the environment (the config names the
+//! variables); comparison is constant-time. With no tokens configured the API is open —
+//! the app allows that only on a loopback address.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use subtle::ConstantTimeEq;
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::config::{Role, TokenConfig};
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Read incidents, probes, rules.
+    Read,
+    /// Run the workflow.
+    Respond,
+}
+
+/// Who is calling: the token's name (the actor on the timeline) and role.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    role: Option<Role>,
+}
+
+impl Caller {
+    /// Refuses with 403 when the caller's role may not do `need`.
+    pub fn require(&self, need: Need) -> Result<(), ApiError> {
+        let allowed = match self.role {
+            None => true, // open mode
+            Some(role) => match need {
+                Need::Read => matches!(role, Role::Viewer | Role::Responder | Role::Admin),
+                Need::Respond => matches!(role, Role::Responder | Role::Admin),
+            },
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("token `{}` may not do this", self.name),
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Tokens(pub Vec<TokenConfig>);
+
+impl Tokens {
+    fn find(&self, presented: &str) -> Option<&TokenConfig> {
+        // Check every token so the time taken does not tell which one nearly matched.
+        let mut found = None;
+        for token in &self.0 {
+            if bool::from(token.token.as_bytes().ct_eq(presented.as_bytes())) {
+                found = Some(token);
+            }
+        }
+        found
+    }
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        if state.tokens.0.is_empty() {
+            return Ok(Caller {
+                name: "anonymous".to_owned(),
+                role: None,
+            });
+        }
+        let unauthorized = |message: &str| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message.to_owned())
+        };
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>`"))?;
+        let presented = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthorized("expected `Authorization: Bearer <token>`"))?;
+        let token = state
+            .tokens
+            .find(presented.trim())
+            .ok_or_else(|| unauthorized("invalid token"))?;
+        Ok(Caller {
+            name: token.name.clone(),
+            role: Some(token.role),
+        })
+    }
+}

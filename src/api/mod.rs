@@ -1,0 +1,283 @@
+//! The HTTP API (axum): incidents and their workflow, `/metrics`, and the Prometheus-style
+//! lifecycle endpoints. Handlers read from the store directly (redb read transactions never
+//! block the writer) and send every change to the engine, answering only once it is
+//! durable.
+
+mod auth;
+mod error;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+pub use auth::Tokens;
+use auth::{Caller, Need};
+pub use error::ApiError;
+
+use crate::domain::incident::{Incident, IncidentId, State as IncidentState, Tier};
+use crate::domain::priority::Priority;
+use crate::engine::{Command, EngineHandle, Reply};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::view::IncidentView;
+
+/// Bodies larger than this get 413.
+const MAX_BODY: usize = 1024 * 1024;
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub engine: EngineHandle,
+    pub store: Store,
+    pub metrics: Metrics,
+    pub tokens: Arc<Tokens>,
+    /// False while starting and once shutting down: `/-/ready` answers 503.
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/api/v1/incidents", get(list_incidents))
+        .route("/api/v1/incidents/{id}", get(get_incident))
+        .route("/api/v1/incidents/{id}/acknowledge", post(acknowledge))
+        .route("/api/v1/incidents/{id}/resolve", post(resolve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn healthy() -> &'static str {
+    "incidentd is healthy.\n"
+}
+
+async fn ready(State(state): State<ApiState>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        "incidentd is ready.\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "incidentd is not ready.\n").into_response()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    priority: Option<String>,
+    tier: Option<String>,
+    category: Option<String>,
+    kind: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// Parses a comma-separated filter (`state=open,acknowledged`) against the known values.
+fn parse_filter<T: Copy>(
+    name: &str,
+    raw: Option<&str>,
+    known: &[T],
+    label: impl Fn(T) -> &'static str,
+) -> Result<Option<Vec<T>>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    raw.split(',')
+        .map(|word| {
+            known.iter().copied().find(|k| label(*k) == word).ok_or_else(|| {
+                let valid: Vec<_> = known.iter().map(|k| label(*k)).collect();
+                ApiError::bad_request(format!(
+                    "unknown {name} `{word}`; valid: {}",
+                    valid.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+async fn list_incidents(
+    caller: Caller,
+    State(state): State<ApiState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Need::Read)?;
+    let Query(query) = query?;
+    let states = parse_filter("state", query.state.as_deref(), &IncidentState::ALL, |s| {
+        s.as_str()
+    })?;
+    let priorities = parse_filter("priority", query.priority.as_deref(), &Priority::ALL, |p| {
+        p.as_str()
+    })?;
+    let tiers = parse_filter(
+        "tier",
+        query.tier.as_deref(),
+        &[Tier::L1, Tier::L2, Tier::L3],
+        |t| t.as_str(),
+    )?;
+    let kinds = parse_filter(
+        "kind",
+        query.kind.as_deref(),
+        &[
+            crate::domain::incident::Kind::Incident,
+            crate::domain::incident::Kind::Request,
+        ],
+        |k| k.as_str(),
+    )?;
+    let categories: Option<Vec<String>> = query
+        .category
+        .map(|c| c.split(',').map(str::to_owned).collect());
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let before = match query.cursor.as_deref() {
+        None | Some("") => None,
+        Some(cursor) => Some(
+            cursor
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid cursor `{cursor}`")))?,
+        ),
+    };
+    let filter = move |incident: &Incident| {
+        states.as_ref().is_none_or(|s| s.contains(&incident.state))
+            && priorities
+                .as_ref()
+                .is_none_or(|p| p.contains(&incident.priority))
+            && tiers.as_ref().is_none_or(|t| t.contains(&incident.tier))
+            && kinds.as_ref().is_none_or(|k| k.contains(&incident.kind))
+            && categories
+                .as_ref()
+                .is_none_or(|c| c.contains(&incident.category))
+    };
+    let store = state.store.clone();
+    let (page, next) =
+        tokio::task::spawn_blocking(move || store.list_incidents(before, limit, filter))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+    let incidents: Vec<_> = page.iter().map(|i| IncidentView::new(i, None)).collect();
+    Ok(Json(json!({
+        "incidents": incidents,
+        "next_cursor": next.map(|id| id.to_string()),
+    })))
+}
+
+fn parse_id(raw: &str) -> Result<IncidentId, ApiError> {
+    raw.parse()
+        .map_err(|()| ApiError::not_found(format!("incident {raw} not found")))
+}
+
+async fn get_incident(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Need::Read)?;
+    let id = parse_id(&raw)?;
+    let store = state.store.clone();
+    let found = tokio::task::spawn_blocking(move || store.get_incident_with_timeline(id))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let (incident, timeline) =
+        found.ok_or_else(|| ApiError::not_found(format!("incident {id} not found")))?;
+    Ok(Json(json!(IncidentView::new(&incident, Some(&timeline)))))
+}
+
+/// A JSON body that may be absent (workflow verbs without required fields).
+fn optional_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+async fn acknowledge(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Need::Respond)?;
+    let id = parse_id(&raw)?;
+    let Empty {} = optional_body(&body?)?;
+    let reply = state
+        .engine
+        .call(Command::Acknowledge {
+            id,
+            actor: caller.name,
+        })
+        .await?;
+    incident_reply(reply)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveBody {
+    resolution: String,
+}
+
+async fn resolve(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+    body: Result<Json<ResolveBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Need::Respond)?;
+    let id = parse_id(&raw)?;
+    let Json(body) = body?;
+    if body.resolution.trim().is_empty() {
+        return Err(ApiError::bad_request("`resolution` must say what was done"));
+    }
+    let reply = state
+        .engine
+        .call(Command::Resolve {
+            id,
+            actor: caller.name,
+            resolution: Some(body.resolution),
+        })
+        .await?;
+    incident_reply(reply)
+}
+
+fn incident_reply(reply: Reply) -> Result<Json<serde_json::Value>, ApiError> {
+    match reply {
+        Reply::Incident(incident) => Ok(Json(json!(IncidentView::new(&incident, None)))),
+        Reply::Done => Err(ApiError::internal("the engine answered without an incident")),
+    }
+}

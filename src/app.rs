@@ -1,0 +1,206 @@
+//! Start-up and shutdown, shared by `incidentd serve` and the tests: [`App::build`] opens
+//! the store, loads the engine's state and binds the listener (port 0 allowed);
+//! [`App::run_until_stopped`] runs probes, webhook workers and the HTTP server until the
+//! shutdown future completes, then stops them in order: probes and the HTTP server first,
+//! then webhook delivery of what is pending (within a grace period), then the engine (which
+//! commits what is queued), and finally the store is closed.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, ApiState, Tokens};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::engine::{Engine, EngineHandle, Wakers};
+use crate::metrics::Metrics;
+use crate::notify::{Notifier, Stopping};
+use crate::probe;
+use crate::store::Store;
+
+/// How long pending webhooks may still be delivered at shutdown.
+const DELIVERY_GRACE: Duration = Duration::from_secs(5);
+/// How long in-flight HTTP requests may take to finish at shutdown.
+const HTTP_GRACE: Duration = Duration::from_secs(10);
+
+pub struct App {
+    config: Config,
+    clock: Arc<dyn Clock>,
+    listener: TcpListener,
+    store: Store,
+    metrics: Metrics,
+    engine: EngineHandle,
+    engine_task: tokio::task::JoinHandle<()>,
+    engine_stop: CancellationToken,
+    wakers: Wakers,
+}
+
+impl App {
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        if config.auth.tokens.is_empty() && !config.listen.ip().is_loopback() {
+            bail!(
+                "refusing to listen on {} without auth tokens: configure `auth.tokens`, or listen on a loopback address",
+                config.listen
+            );
+        }
+        let path = config.storage_path.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&path))
+            .await?
+            .with_context(|| format!("opening the store {}", config.storage_path.display()))?;
+        let metrics = Metrics::new();
+        let wakers: Wakers = Arc::new(
+            config
+                .webhooks
+                .iter()
+                .map(|w| (w.name.clone(), Arc::new(Notify::new())))
+                .collect::<HashMap<_, _>>(),
+        );
+        let engine_stop = CancellationToken::new();
+        let (engine, engine_task) = Engine::start(
+            store.clone(),
+            &config,
+            clock.clone(),
+            metrics.clone(),
+            wakers.clone(),
+            engine_stop.clone(),
+        )
+        .context("loading the state from the store")?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        Ok(App {
+            config,
+            clock,
+            listener,
+            store,
+            metrics,
+            engine,
+            engine_task,
+            engine_stop,
+            wakers,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let App {
+            config,
+            clock,
+            listener,
+            store,
+            metrics,
+            engine,
+            engine_task,
+            engine_stop,
+            wakers,
+        } = self;
+        if config.auth.tokens.is_empty() {
+            tracing::warn!(listen = %config.listen, "no auth tokens configured: the API is open to anyone who can reach this loopback address");
+        }
+
+        let probes = TaskTracker::new();
+        let probes_stop = CancellationToken::new();
+        probe::spawn_all(
+            &config.probes,
+            engine.clone(),
+            clock.clone(),
+            metrics.clone(),
+            &probes,
+            probes_stop.clone(),
+        );
+
+        let webhooks = TaskTracker::new();
+        let stopping = Stopping {
+            drain: CancellationToken::new(),
+            stop: CancellationToken::new(),
+        };
+        let notifier = Notifier {
+            store: store.clone(),
+            engine: engine.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            client: webhook_client(),
+        };
+        notifier.spawn_all(&config.webhooks, &wakers, &webhooks, &stopping);
+
+        let ready = Arc::new(AtomicBool::new(true));
+        let state = ApiState {
+            engine,
+            store,
+            metrics,
+            tokens: Arc::new(Tokens(config.auth.tokens.clone())),
+            ready: ready.clone(),
+        };
+        let http_stop = CancellationToken::new();
+        let local_addr = listener.local_addr().context("reading the bound address")?;
+        let server = axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(http_stop.clone().cancelled_owned());
+        let mut server = tokio::spawn(server.into_future());
+        tracing::info!(listen = %local_addr, probes = config.probes.len(), rules = config.rules.len(), webhooks = config.webhooks.len(), "incidentd started");
+
+        let server_result = tokio::select! {
+            () = shutdown => None,
+            result = &mut server => Some(result),
+        };
+        tracing::info!("shutting down");
+        ready.store(false, Ordering::Relaxed);
+
+        probes_stop.cancel();
+        probes.close();
+        probes.wait().await;
+        http_stop.cancel();
+        let server_result = match server_result {
+            Some(result) => result,
+            None => match tokio::time::timeout(HTTP_GRACE, &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!("in-flight requests did not finish in time");
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            },
+        };
+
+        stopping.drain.cancel();
+        webhooks.close();
+        if tokio::time::timeout(DELIVERY_GRACE, webhooks.wait()).await.is_err() {
+            tracing::info!("stopping webhook delivery; undelivered events stay in the outbox");
+            stopping.stop.cancel();
+            webhooks.wait().await;
+        }
+
+        engine_stop.cancel();
+        engine_task.await.context("the engine task failed")?;
+        // The last handles to the store go with `notifier` and the engine: redb closes the
+        // file when the database is dropped.
+        drop(notifier);
+        tracing::info!("incidentd stopped");
+        server_result
+            .context("the HTTP server task failed")?
+            .context("the HTTP server failed")
+    }
+}
+
+fn webhook_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("incidentd/", env!("CARGO_PKG_VERSION")))
+        // Standard Webhooks: a redirect is a failure, not something to follow.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("the HTTP client builds with static settings")
+}

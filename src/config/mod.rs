@@ -1,0 +1,201 @@
+//! Configuration: `incidentd.yaml` and the rule files it names, parsed strictly into
+//! validated types. This is the only module that parses YAML (serde_yaml is archived;
+//! keeping it here means a fork can replace it in one place).
+//!
+//! Loading never stops at the first mistake: every problem in every file is collected as a
+//! [`Diagnostic`] with its `FILE:LINE:COL`, so `incidentd check` can print them all.
+
+mod load;
+mod locate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::domain::condition::Condition;
+use crate::domain::priority::Level;
+
+pub use load::load;
+
+/// One configuration problem, located in its file. Displays as `FILE:LINE:COL: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// Every problem found while loading; never empty.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} configuration error(s):\n{}", .0.len(), render(.0))]
+pub struct ConfigErrors(pub Vec<Diagnostic>);
+
+fn render(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The validated configuration: `incidentd.yaml` plus every probe and rule from the rule files.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    pub listen: SocketAddr,
+    pub external_url: Option<String>,
+    /// Resolved against the config file's directory.
+    pub storage_path: PathBuf,
+    /// The rule files the globs matched, in load order.
+    pub rule_files: Vec<PathBuf>,
+    pub auth: AuthConfig,
+    pub webhooks: Vec<WebhookConfig>,
+    pub probes: Vec<ProbeConfig>,
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Clone)]
+pub struct TokenConfig {
+    pub name: String,
+    /// The secret itself, read from the environment variable `token_env` names.
+    pub token: String,
+    pub role: Role,
+    pub security: bool,
+}
+
+impl fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .field("role", &self.role)
+            .field("security", &self.security)
+            .finish()
+    }
+}
+
+/// What a token may do; each role includes the ones before it except `ingest`, which
+/// may only push alerts (and read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Viewer,
+    Ingest,
+    Responder,
+    Admin,
+}
+
+#[derive(Clone)]
+pub struct WebhookConfig {
+    pub name: String,
+    pub url: reqwest::Url,
+    /// Decoded HMAC keys (the part after `whsec_`, base64-decoded). Several while a secret
+    /// rotates: each request carries one signature per key.
+    pub secrets: Vec<Vec<u8>>,
+    /// The event types this consumer receives; `None` means all.
+    pub events: Option<Vec<String>>,
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &self.url.as_str())
+            .field("secrets", &format_args!("<{} redacted>", self.secrets.len()))
+            .field("events", &self.events)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl WebhookConfig {
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.events
+            .as_ref()
+            .is_none_or(|events| events.iter().any(|e| e == event_type))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    pub name: String,
+    /// Start-to-start.
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub labels: BTreeMap<String, String>,
+    pub target: ProbeTarget,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProbeTarget {
+    Http(HttpProbe),
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpProbe {
+    pub url: reqwest::Url,
+    pub method: reqwest::Method,
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleConfig {
+    pub name: String,
+    pub probe: String,
+    pub when: Condition,
+    /// Consecutive symptomatic results before the rule fires (≥ 1).
+    pub after: u32,
+    /// Consecutive clean results before it recovers (≥ 1).
+    pub recover_after: u32,
+    pub incident: IncidentTemplate,
+}
+
+#[derive(Debug, Clone)]
+pub struct IncidentTemplate {
+    /// May hold `{{ status }}`, `{{ probe }}`, `{{ rule }}`, `{{ response_time }}`,
+    /// `{{ error }}`; `None` gives "<rule> on <probe>".
+    pub title: Option<String>,
+    pub category: String,
+    pub impact: Level,
+    pub urgency: Level,
+}
+
+/// Every event type incidentd emits (the contract's list).
+pub const EVENT_TYPES: &[&str] = &[
+    "incident.opened",
+    "incident.acknowledged",
+    "incident.escalated",
+    "incident.priority_changed",
+    "incident.note_added",
+    "incident.on_hold",
+    "incident.resumed",
+    "incident.resolved",
+    "incident.reopened",
+    "incident.closed",
+    "incident.sla_warning",
+    "incident.sla_breached",
+];

@@ -1,0 +1,576 @@
+//! The incident model and its state machine. Transitions are methods that take `now` and
+//! the actor, change the incident, and return the [`Effect`]s the engine must persist
+//! (timeline entries, events); an impossible transition is an error naming the state.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::observation::Observation;
+use super::priority::{Level, Priority};
+
+/// `INC-<n>`, assigned in order, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IncidentId(pub u64);
+
+impl fmt::Display for IncidentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "INC-{}", self.0)
+    }
+}
+
+impl std::str::FromStr for IncidentId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let n = s.strip_prefix("INC-").ok_or(())?;
+        if n.starts_with('+') || n.starts_with('0') {
+            return Err(());
+        }
+        n.parse().map(IncidentId).map_err(|_| ())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Open,
+    Acknowledged,
+    OnHold,
+    Resolved,
+    Closed,
+}
+
+impl State {
+    pub const ALL: [State; 5] = [
+        State::Open,
+        State::Acknowledged,
+        State::OnHold,
+        State::Resolved,
+        State::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Open => "open",
+            State::Acknowledged => "acknowledged",
+            State::OnHold => "on_hold",
+            State::Resolved => "resolved",
+            State::Closed => "closed",
+        }
+    }
+
+    /// Open for work: counted in `incidentd_incidents_open`.
+    pub fn is_active(self) -> bool {
+        matches!(self, State::Open | State::Acknowledged | State::OnHold)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Tier {
+    L1,
+    L2,
+    L3,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::L1 => "L1",
+            Tier::L2 => "L2",
+            Tier::L3 => "L3",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Incident,
+    Request,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Incident => "incident",
+            Kind::Request => "request",
+        }
+    }
+}
+
+/// Where an incident came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Source {
+    Rule { rule: String, probe: String },
+}
+
+impl Source {
+    pub fn type_str(&self) -> &'static str {
+        match self {
+            Source::Rule { .. } => "rule",
+        }
+    }
+}
+
+/// What was seen: the symptom that opened (or moved) the incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Evidence {
+    ProbeResult {
+        probe: String,
+        rule: String,
+        condition: String,
+        #[serde(flatten)]
+        observation: Observation,
+    },
+}
+
+/// One line of the append-only timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    /// A token's name, or `system`.
+    pub actor: String,
+    /// The event type without the `incident.` prefix (`opened`, `acknowledged`, …).
+    pub kind: String,
+    pub message: String,
+}
+
+/// What a transition asks the engine to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Timeline(TimelineEntry),
+    /// Emit this event type (`incident.opened`, …) with the incident as it is now.
+    Event(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("incident {id} is {state}; cannot {action} it")]
+    InvalidState {
+        id: IncidentId,
+        state: State,
+        action: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: IncidentId,
+    pub kind: Kind,
+    pub title: String,
+    pub description: String,
+    pub state: State,
+    pub tier: Tier,
+    pub priority: Priority,
+    pub impact: Level,
+    pub urgency: Level,
+    pub category: String,
+    pub service: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub source: Source,
+    pub fingerprint: String,
+    pub evidence: Vec<Evidence>,
+    pub resolution: Option<String>,
+    pub opened_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// What a firing rule knows when it opens an incident.
+#[derive(Debug, Clone)]
+pub struct RuleSignal<'a> {
+    pub rule: &'a str,
+    pub probe: &'a str,
+    pub condition: &'a str,
+    pub title_template: Option<&'a str>,
+    pub category: &'a str,
+    pub impact: Level,
+    pub urgency: Level,
+    pub probe_labels: &'a BTreeMap<String, String>,
+    pub observation: &'a Observation,
+}
+
+pub const SYSTEM: &str = "system";
+
+impl Incident {
+    /// Opens an incident for a rule that just fired.
+    pub fn open_from_rule(
+        id: IncidentId,
+        signal: &RuleSignal<'_>,
+        now: DateTime<Utc>,
+    ) -> (Incident, Vec<Effect>) {
+        let priority = Priority::from_matrix(signal.impact, signal.urgency);
+        let mut labels = signal.probe_labels.clone();
+        labels.insert("rule".to_owned(), signal.rule.to_owned());
+        labels.insert("probe".to_owned(), signal.probe.to_owned());
+        let title = render_title(signal);
+        let description = format!(
+            "Rule `{}` fired for probe `{}`: {}",
+            signal.rule,
+            signal.probe,
+            describe(signal.observation)
+        );
+        let incident = Incident {
+            id,
+            kind: Kind::Incident,
+            title,
+            description,
+            state: State::Open,
+            tier: starting_tier(priority),
+            priority,
+            impact: signal.impact,
+            urgency: signal.urgency,
+            category: signal.category.to_owned(),
+            service: signal.probe_labels.get("service").cloned(),
+            fingerprint: fingerprint(&[("probe", signal.probe), ("rule", signal.rule)]),
+            labels,
+            source: Source::Rule {
+                rule: signal.rule.to_owned(),
+                probe: signal.probe.to_owned(),
+            },
+            evidence: vec![Evidence::ProbeResult {
+                probe: signal.probe.to_owned(),
+                rule: signal.rule.to_owned(),
+                condition: signal.condition.to_owned(),
+                observation: signal.observation.clone(),
+            }],
+            resolution: None,
+            opened_at: now,
+            acknowledged_at: None,
+            resolved_at: None,
+            closed_at: None,
+        };
+        let effects = vec![
+            timeline(
+                now,
+                SYSTEM,
+                "opened",
+                format!(
+                    "opened as {} at {} by rule `{}`: {}",
+                    incident.priority,
+                    incident.tier.as_str(),
+                    signal.rule,
+                    describe(signal.observation)
+                ),
+            ),
+            Effect::Event("incident.opened"),
+        ];
+        (incident, effects)
+    }
+
+    /// First response: a responder takes the incident.
+    pub fn acknowledge(
+        &mut self,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state != State::Open {
+            return Err(self.refuse("acknowledge"));
+        }
+        self.state = State::Acknowledged;
+        self.acknowledged_at = Some(now);
+        Ok(vec![
+            timeline(now, actor, "acknowledged", "state open → acknowledged".to_owned()),
+            Effect::Event("incident.acknowledged"),
+        ])
+    }
+
+    /// Resolves by hand, with what was done.
+    pub fn resolve(
+        &mut self,
+        actor: &str,
+        resolution: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if !self.state.is_active() {
+            return Err(self.refuse("resolve"));
+        }
+        let message = match &resolution {
+            Some(text) => format!("state {} → resolved: {text}", self.state),
+            None => format!("state {} → resolved", self.state),
+        };
+        self.state = State::Resolved;
+        self.resolved_at = Some(now);
+        self.resolution = resolution;
+        Ok(vec![
+            timeline(now, actor, "resolved", message),
+            Effect::Event("incident.resolved"),
+        ])
+    }
+
+    /// The rule that opened the incident recovered on its own: auto-resolve. An incident
+    /// already resolved by hand is left as it is.
+    pub fn recover(&mut self, observation: &Observation, now: DateTime<Utc>) -> Vec<Effect> {
+        if !self.state.is_active() {
+            return Vec::new();
+        }
+        let message = format!(
+            "state {} → resolved: the rule recovered ({})",
+            self.state,
+            describe(observation)
+        );
+        self.state = State::Resolved;
+        self.resolved_at = Some(now);
+        self.resolution = Some("recovered: the probe confirms the symptom is gone".to_owned());
+        vec![
+            timeline(now, SYSTEM, "resolved", message),
+            Effect::Event("incident.resolved"),
+        ]
+    }
+
+    fn refuse(&self, action: &'static str) -> TransitionError {
+        TransitionError::InvalidState {
+            id: self.id,
+            state: self.state,
+            action,
+        }
+    }
+}
+
+/// P1 incidents start at L3 ("high-priority incidents requiring immediate attention").
+pub fn starting_tier(priority: Priority) -> Tier {
+    match priority {
+        Priority::P1 => Tier::L3,
+        _ => Tier::L1,
+    }
+}
+
+fn timeline(at: DateTime<Utc>, actor: &str, kind: &str, message: String) -> Effect {
+    Effect::Timeline(TimelineEntry {
+        at,
+        actor: actor.to_owned(),
+        kind: kind.to_owned(),
+        message,
+    })
+}
+
+/// A one-line human description of a probe result.
+pub fn describe(observation: &Observation) -> String {
+    let time = format_millis(observation.response_time);
+    match (&observation.error, observation.status) {
+        (Some(error), _) => format!("not connected after {time}: {error}"),
+        (None, Some(status)) => format!("status {status} in {time}"),
+        (None, None) => format!("connected in {time}"),
+    }
+}
+
+fn format_millis(duration: Duration) -> String {
+    format!("{}ms", duration.as_millis())
+}
+
+/// Renders `{{ status }}`, `{{ probe }}`, `{{ rule }}`, `{{ response_time }}` and
+/// `{{ error }}` in a title template; unknown names are left as written.
+fn render_title(signal: &RuleSignal<'_>) -> String {
+    let Some(template) = signal.title_template else {
+        return format!("{} on {}", signal.rule, signal.probe);
+    };
+    let observation = signal.observation;
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let name = after[..end].trim();
+        match name {
+            "status" => match observation.status {
+                Some(status) => out.push_str(&status.to_string()),
+                None => out.push_str("no response"),
+            },
+            "probe" => out.push_str(signal.probe),
+            "rule" => out.push_str(signal.rule),
+            "response_time" => out.push_str(&format_millis(observation.response_time)),
+            "error" => out.push_str(observation.error.as_deref().unwrap_or("none")),
+            _ => out.push_str(&rest[start..start + 2 + end + 2]),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Alertmanager's fingerprint: FNV-1a 64 over the sorted label pairs, each name and value
+/// followed by 0xFF, printed as 16 hex digits. Using the same function as Alertmanager
+/// keeps our fingerprints comparable with theirs.
+pub fn fingerprint(labels: &[(&str, &str)]) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut sorted = labels.to_vec();
+    sorted.sort_unstable();
+    let mut hash = OFFSET;
+    for (name, value) in sorted {
+        for byte in name.bytes().chain([0xFF]).chain(value.bytes()).chain([0xFF]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_225_600 + seconds, 0).unwrap()
+    }
+
+    fn failing() -> Observation {
+        Observation {
+            at: at(0),
+            connected: true,
+            status: Some(503),
+            response_time: Duration::from_millis(12),
+            error: None,
+        }
+    }
+
+    fn open(impact: Level, urgency: Level, title: Option<&str>) -> (Incident, Vec<Effect>) {
+        let labels = BTreeMap::from([("service".to_owned(), "checkout".to_owned())]);
+        let observation = failing();
+        let signal = RuleSignal {
+            rule: "checkout-down",
+            probe: "checkout-api",
+            condition: "[STATUS] != 200",
+            title_template: title,
+            category: "availability",
+            impact,
+            urgency,
+            probe_labels: &labels,
+            observation: &observation,
+        };
+        Incident::open_from_rule(IncidentId(7), &signal, at(0))
+    }
+
+    fn events(effects: &[Effect]) -> Vec<&'static str> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Event(kind) => Some(*kind),
+                Effect::Timeline(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn opening_sets_priority_tier_service_and_evidence() {
+        let (incident, effects) = open(Level::High, Level::High, Some("Checkout down ({{ status }})"));
+        assert_eq!(incident.title, "Checkout down (503)");
+        assert_eq!(incident.priority, Priority::P1);
+        assert_eq!(incident.tier, Tier::L3, "P1 starts at L3");
+        assert_eq!(incident.service.as_deref(), Some("checkout"));
+        assert_eq!(incident.labels["rule"], "checkout-down");
+        assert_eq!(incident.evidence.len(), 1);
+        assert_eq!(events(&effects), ["incident.opened"]);
+
+        let (incident, _) = open(Level::Medium, Level::Low, None);
+        assert_eq!(incident.priority, Priority::P4);
+        assert_eq!(incident.tier, Tier::L1);
+        assert_eq!(incident.title, "checkout-down on checkout-api");
+    }
+
+    #[test]
+    fn title_template_keeps_unknown_names_and_unclosed_braces() {
+        let (incident, _) = open(Level::Low, Level::Low, Some("{{ nope }} {{ probe }} {{ rule"));
+        assert_eq!(incident.title, "{{ nope }} checkout-api {{ rule");
+    }
+
+    #[test]
+    fn state_transitions() {
+        // (from-state setup, action, allowed)
+        #[track_caller]
+        fn check(setup: &[&str], action: &str, ok: bool) {
+            let (mut incident, _) = open(Level::Low, Level::Low, None);
+            for step in setup {
+                apply(&mut incident, step).expect("setup step");
+            }
+            let before = incident.state;
+            let result = apply(&mut incident, action);
+            assert_eq!(result.is_ok(), ok, "{setup:?} then {action}");
+            if let Err(TransitionError::InvalidState { state, .. }) = result {
+                assert_eq!(state, before);
+                assert_eq!(incident.state, before, "a refused transition changes nothing");
+            }
+        }
+        fn apply(incident: &mut Incident, action: &str) -> Result<Vec<Effect>, TransitionError> {
+            match action {
+                "ack" => incident.acknowledge("alice", at(60)),
+                "resolve" => incident.resolve("alice", Some("restarted".into()), at(120)),
+                "recover" => Ok(incident.recover(&failing(), at(180))),
+                _ => unreachable!(),
+            }
+        }
+        check(&[], "ack", true);
+        check(&["ack"], "ack", false);
+        check(&[], "resolve", true);
+        check(&["ack"], "resolve", true);
+        check(&["resolve"], "resolve", false);
+        check(&["resolve"], "ack", false);
+        check(&["ack"], "recover", true);
+    }
+
+    #[test]
+    fn acknowledge_records_first_response() {
+        let (mut incident, _) = open(Level::Low, Level::Low, None);
+        let effects = incident.acknowledge("alice", at(60)).unwrap();
+        assert_eq!(incident.acknowledged_at, Some(at(60)));
+        assert_eq!(events(&effects), ["incident.acknowledged"]);
+        let Effect::Timeline(entry) = &effects[0] else {
+            panic!("timeline first")
+        };
+        assert_eq!(entry.actor, "alice");
+        assert_eq!(entry.message, "state open → acknowledged");
+    }
+
+    #[test]
+    fn recover_resolves_active_incidents_only() {
+        let (mut incident, _) = open(Level::Low, Level::Low, None);
+        incident.resolve("alice", None, at(10)).unwrap();
+        assert!(incident.recover(&failing(), at(20)).is_empty());
+        assert_eq!(incident.resolved_at, Some(at(10)), "the manual resolution stands");
+    }
+
+    #[test]
+    fn refused_transition_names_the_state() {
+        let (mut incident, _) = open(Level::Low, Level::Low, None);
+        incident.resolve("alice", None, at(10)).unwrap();
+        let err = incident.acknowledge("bob", at(20)).unwrap_err();
+        assert_eq!(err.to_string(), "incident INC-7 is resolved; cannot acknowledge it");
+    }
+
+    #[test]
+    fn fingerprint_matches_alertmanager() {
+        // Independent of label order, sensitive to values; the empty set hashes to the
+        // FNV-1a offset basis, as in prometheus/common.
+        assert_eq!(
+            fingerprint(&[("b", "2"), ("a", "1")]),
+            fingerprint(&[("a", "1"), ("b", "2")])
+        );
+        assert_ne!(fingerprint(&[("a", "1")]), fingerprint(&[("a", "2")]));
+        assert_eq!(fingerprint(&[]), "cbf29ce484222325");
+    }
+
+    #[test]
+    fn incident_ids_round_trip() {
+        assert_eq!("INC-42".parse::<IncidentId>(), Ok(IncidentId(42)));
+        assert_eq!(IncidentId(42).to_string(), "INC-42");
+        for bad in ["42", "INC-", "INC-x", "INC-042", "INC-+1", "inc-1"] {
+            assert!(bad.parse::<IncidentId>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The pure core: the condition language, the detector, the incident model and the
+//! priority matrix. Nothing in here does I/O or reads a clock; every function that
+//! needs the time takes `now` as an argument. Decisions come back as values (effects)
+//! for the engine to persist and act on.
+
+pub mod condition;
+pub mod detector;
+pub mod duration;
+pub mod incident;
+pub mod observation;
+pub mod priority;
+
+pub use observation::Observation;

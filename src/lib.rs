@@ -1,0 +1,27 @@
+//! incidentd: health probes and early-symptom rules that open incidents, a service-desk
+//! workflow, TAT/SLA clocks exported to Prometheus, and signed webhook events.
+//!
+//! Code map (see ARCHITECTURE.md for the invariants):
+//! - [`domain`]: the pure core — condition language, detector, incident state machine,
+//!   priority matrix. No I/O; `now` is an argument.
+//! - [`engine`]: the single owner of incident state; group-commits every change.
+//! - [`store`]: redb tables and their stored record types.
+//! - [`probe`]: probe scheduler and probes; results are values.
+//! - [`notify`]: webhook delivery from the outbox, Standard Webhooks signing.
+//! - [`api`]: the HTTP API; [`view`]: the JSON shape of an incident.
+//! - [`config`]: strict YAML config, every error with `FILE:LINE:COL`.
+//! - [`app`]: start-up and ordered shutdown; [`cli`]: the commands.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod metrics;
+pub mod notify;
+pub mod probe;
+pub mod store;
+pub mod view;

@@ -1,0 +1,355 @@
+//! The embedded store (redb): incidents, their append-only timelines, rule detector state
+//! and the webhook outbox, in versioned tables.
+//!
+//! Only the engine writes, through [`Store::commit`], one [`Batch`] per redb write
+//! transaction (group commit: every command the engine took from its queue is durable when
+//! the commit returns). Anyone may read: redb read transactions see the last commit and
+//! never block the writer. redb has no async API, so async callers go through
+//! `spawn_blocking`.
+
+mod records;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::detector::Detector;
+use crate::domain::incident::{Incident, IncidentId, TimelineEntry};
+
+pub use records::OutboxEntry;
+use records::{DetectorV1, IncidentV1, TimelineEntryV1};
+
+/// The layout this build reads and writes. A store written by a newer layout is refused
+/// rather than misread.
+const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents.v1");
+/// Key: (incident id, timeline sequence). The sequence is global and only grows, so an
+/// incident's entries come back in the order they were written.
+const TIMELINE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("timeline.v1");
+/// Key: the detector's subject key (rule name, and later the subject's labels).
+const DETECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("detectors.v1");
+/// Key: (consumer, outbox sequence).
+const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbox.v1");
+
+const META_SCHEMA: &str = "schema_version";
+const META_NEXT_INCIDENT: &str = "next_incident_id";
+const META_NEXT_TIMELINE: &str = "next_timeline_seq";
+const META_NEXT_OUTBOX: &str = "next_outbox_seq";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Redb(#[from] redb::Error),
+    #[error("stored record {table}[{key}] is unreadable: {source}")]
+    Corrupt {
+        table: &'static str,
+        key: String,
+        source: serde_json::Error,
+    },
+    #[error(
+        "the store has schema version {found}, newer than this incidentd supports ({SCHEMA_VERSION}); upgrade incidentd"
+    )]
+    NewerSchema { found: u64 },
+}
+
+fn db_err(error: impl Into<redb::Error>) -> StoreError {
+    StoreError::Redb(error.into())
+}
+
+/// Shared handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+/// Everything the engine needs at start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Incidents that are not closed.
+    pub incidents: Vec<Incident>,
+    pub detectors: BTreeMap<String, Detector>,
+    pub next_incident_id: u64,
+    pub next_timeline_seq: u64,
+    pub next_outbox_seq: u64,
+}
+
+/// The writes of one group commit.
+#[derive(Debug, Default)]
+pub struct Batch {
+    incidents: BTreeMap<u64, Incident>,
+    timeline: Vec<(u64, u64, TimelineEntry)>,
+    detectors: BTreeMap<String, Detector>,
+    outbox_put: Vec<OutboxEntry>,
+    outbox_delete: Vec<(String, u64)>,
+    meta: BTreeMap<&'static str, u64>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.incidents.is_empty()
+            && self.timeline.is_empty()
+            && self.detectors.is_empty()
+            && self.outbox_put.is_empty()
+            && self.outbox_delete.is_empty()
+            && self.meta.is_empty()
+    }
+
+    /// Stores the incident as it is now (the last put of an id in a batch wins).
+    pub fn put_incident(&mut self, incident: &Incident) {
+        self.incidents.insert(incident.id.0, incident.clone());
+    }
+
+    pub fn append_timeline(&mut self, incident: IncidentId, seq: u64, entry: TimelineEntry) {
+        self.timeline.push((incident.0, seq, entry));
+    }
+
+    pub fn put_detector(&mut self, key: &str, detector: Detector) {
+        self.detectors.insert(key.to_owned(), detector);
+    }
+
+    pub fn enqueue(&mut self, entry: OutboxEntry) {
+        self.outbox_put.push(entry);
+    }
+
+    pub fn delete_outbox(&mut self, consumer: &str, seq: u64) {
+        self.outbox_delete.push((consumer.to_owned(), seq));
+    }
+
+    pub fn set_counters(&mut self, next_incident: u64, next_timeline: u64, next_outbox: u64) {
+        self.meta.insert(META_NEXT_INCIDENT, next_incident);
+        self.meta.insert(META_NEXT_TIMELINE, next_timeline);
+        self.meta.insert(META_NEXT_OUTBOX, next_outbox);
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store, creating its directory and tables.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| db_err(redb::StorageError::Io(e)))?;
+        }
+        let db = Database::create(path).map_err(db_err)?;
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
+            match found {
+                Some(found) if found > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema { found });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
+                }
+            }
+            txn.open_table(INCIDENTS).map_err(db_err)?;
+            txn.open_table(TIMELINE).map_err(db_err)?;
+            txn.open_table(DETECTORS).map_err(db_err)?;
+            txn.open_table(OUTBOX).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    /// Reads what the engine keeps in memory.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        let counter = |key: &str| -> Result<u64, StoreError> {
+            Ok(meta.get(key).map_err(db_err)?.map_or(1, |v| v.value()))
+        };
+        let mut loaded = Loaded {
+            next_incident_id: counter(META_NEXT_INCIDENT)?,
+            next_timeline_seq: counter(META_NEXT_TIMELINE)?,
+            next_outbox_seq: counter(META_NEXT_OUTBOX)?,
+            ..Loaded::default()
+        };
+        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        for row in incidents.iter().map_err(db_err)? {
+            let (key, value) = row.map_err(db_err)?;
+            let record: IncidentV1 = decode("incidents.v1", key.value(), value.value())?;
+            if record.closed_at.is_none() {
+                loaded.incidents.push(record.into());
+            }
+        }
+        let detectors = txn.open_table(DETECTORS).map_err(db_err)?;
+        for row in detectors.iter().map_err(db_err)? {
+            let (key, value) = row.map_err(db_err)?;
+            let record: DetectorV1 = decode("detectors.v1", key.value(), value.value())?;
+            loaded
+                .detectors
+                .insert(key.value().to_owned(), record.into());
+        }
+        Ok(loaded)
+    }
+
+    /// Writes a batch in one durable transaction.
+    pub fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+            for (id, incident) in &batch.incidents {
+                let bytes = encode(&IncidentV1::from(incident));
+                incidents.insert(id, bytes.as_slice()).map_err(db_err)?;
+            }
+            let mut timeline = txn.open_table(TIMELINE).map_err(db_err)?;
+            for (id, seq, entry) in &batch.timeline {
+                let bytes = encode(&TimelineEntryV1::from(entry));
+                timeline.insert((*id, *seq), bytes.as_slice()).map_err(db_err)?;
+            }
+            let mut detectors = txn.open_table(DETECTORS).map_err(db_err)?;
+            for (key, detector) in &batch.detectors {
+                let bytes = encode(&DetectorV1::from(*detector));
+                detectors.insert(key.as_str(), bytes.as_slice()).map_err(db_err)?;
+            }
+            let mut outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+            for entry in &batch.outbox_put {
+                let bytes = encode(entry);
+                outbox
+                    .insert((entry.consumer.as_str(), entry.seq), bytes.as_slice())
+                    .map_err(db_err)?;
+            }
+            for (consumer, seq) in &batch.outbox_delete {
+                outbox.remove((consumer.as_str(), *seq)).map_err(db_err)?;
+            }
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            for (key, value) in &batch.meta {
+                meta.insert(*key, value).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    pub fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        match incidents.get(id.0).map_err(db_err)? {
+            Some(value) => {
+                let record: IncidentV1 = decode("incidents.v1", id.0, value.value())?;
+                Ok(Some(record.into()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// One incident with its timeline, read in one snapshot.
+    pub fn get_incident_with_timeline(
+        &self,
+        id: IncidentId,
+    ) -> Result<Option<(Incident, Vec<TimelineEntry>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        let Some(value) = incidents.get(id.0).map_err(db_err)? else {
+            return Ok(None);
+        };
+        let record: IncidentV1 = decode("incidents.v1", id.0, value.value())?;
+        let timeline = txn.open_table(TIMELINE).map_err(db_err)?;
+        let mut entries = Vec::new();
+        for row in timeline
+            .range((id.0, 0)..=(id.0, u64::MAX))
+            .map_err(db_err)?
+        {
+            let (key, value) = row.map_err(db_err)?;
+            let (_, seq) = key.value();
+            let entry: TimelineEntryV1 = decode("timeline.v1", seq, value.value())?;
+            entries.push(entry.into());
+        }
+        Ok(Some((record.into(), entries)))
+    }
+
+    /// Incidents newest first, starting below `before` (a cursor: the last id of the
+    /// previous page), keeping those `filter` accepts. Returns the page and the cursor for
+    /// the next one.
+    pub fn list_incidents(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+        filter: impl Fn(&Incident) -> bool,
+    ) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        let mut page = Vec::new();
+        let range = incidents
+            .range(..before.unwrap_or(u64::MAX))
+            .map_err(db_err)?;
+        for row in range.rev() {
+            let (key, value) = row.map_err(db_err)?;
+            let record: IncidentV1 = decode("incidents.v1", key.value(), value.value())?;
+            let incident = Incident::from(record);
+            if !filter(&incident) {
+                continue;
+            }
+            if page.len() == limit {
+                let last = page.last().map(|i: &Incident| i.id.0);
+                return Ok((page, last));
+            }
+            page.push(incident);
+        }
+        Ok((page, None))
+    }
+
+    /// Up to `limit` undelivered entries of one consumer, oldest first.
+    pub fn pending_outbox(
+        &self,
+        consumer: &str,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+        let mut entries = Vec::new();
+        for row in outbox
+            .range((consumer, 0)..=(consumer, u64::MAX))
+            .map_err(db_err)?
+            .take(limit)
+        {
+            let (key, value) = row.map_err(db_err)?;
+            let (_, seq) = key.value();
+            entries.push(decode("outbox.v1", seq, value.value())?);
+        }
+        Ok(entries)
+    }
+
+    /// Undelivered entries per consumer.
+    pub fn outbox_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+        let mut counts = BTreeMap::new();
+        for row in outbox.iter().map_err(db_err)? {
+            let (key, _) = row.map_err(db_err)?;
+            let (consumer, _) = key.value();
+            *counts.entry(consumer.to_owned()).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
+    /// Number of incidents stored (all states).
+    pub fn incident_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        incidents.len().map_err(db_err)
+    }
+}
+
+fn encode(record: &impl Serialize) -> Vec<u8> {
+    // Serializing plain data structs with string keys to JSON cannot fail.
+    serde_json::to_vec(record).expect("records serialize to JSON")
+}
+
+fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: impl ToString,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        table,
+        key: key.to_string(),
+        source,
+    })
+}

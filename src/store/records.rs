@@ -1,0 +1,251 @@
+//! The stored shape of each record, version 1. Kept apart from the domain types so that a
+//! change to the domain is a deliberate migration here, not a silent change of the file
+//! format. Small domain enums (state, tier, priority, level) are stored by their
+//! lower-case names, which are part of the contract anyway.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::detector::Detector;
+use crate::domain::incident::{
+    Evidence, Incident, IncidentId, Kind, Source, State, Tier, TimelineEntry,
+};
+use crate::domain::observation::Observation;
+use crate::domain::priority::{Level, Priority};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentV1 {
+    pub id: u64,
+    pub kind: Kind,
+    pub title: String,
+    pub description: String,
+    pub state: State,
+    pub tier: Tier,
+    pub priority: Priority,
+    pub impact: Level,
+    pub urgency: Level,
+    pub category: String,
+    pub service: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub source: SourceV1,
+    pub fingerprint: String,
+    pub evidence: Vec<EvidenceV1>,
+    pub resolution: Option<String>,
+    pub opened_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceV1 {
+    Rule { rule: String, probe: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EvidenceV1 {
+    ProbeResult {
+        probe: String,
+        rule: String,
+        condition: String,
+        at: DateTime<Utc>,
+        connected: bool,
+        status: Option<u16>,
+        response_time_ms: u64,
+        error: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineEntryV1 {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorV1 {
+    pub firing: bool,
+    pub symptomatic_streak: u32,
+    pub clean_streak: u32,
+}
+
+/// One webhook delivery waiting in the outbox: an event for one consumer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxEntry {
+    /// Key part: the consumer's name.
+    pub consumer: String,
+    /// Key part: position in the outbox, increasing in commit order.
+    pub seq: u64,
+    /// `evt_…`, the Standard Webhooks `webhook-id`: the same on every retry.
+    pub event_id: String,
+    pub event_type: String,
+    pub incident: u64,
+    pub created_at: DateTime<Utc>,
+    /// The exact JSON body to send (and sign).
+    pub body: String,
+}
+
+impl From<&Incident> for IncidentV1 {
+    fn from(i: &Incident) -> Self {
+        IncidentV1 {
+            id: i.id.0,
+            kind: i.kind,
+            title: i.title.clone(),
+            description: i.description.clone(),
+            state: i.state,
+            tier: i.tier,
+            priority: i.priority,
+            impact: i.impact,
+            urgency: i.urgency,
+            category: i.category.clone(),
+            service: i.service.clone(),
+            labels: i.labels.clone(),
+            source: match &i.source {
+                Source::Rule { rule, probe } => SourceV1::Rule {
+                    rule: rule.clone(),
+                    probe: probe.clone(),
+                },
+            },
+            fingerprint: i.fingerprint.clone(),
+            evidence: i.evidence.iter().map(EvidenceV1::from).collect(),
+            resolution: i.resolution.clone(),
+            opened_at: i.opened_at,
+            acknowledged_at: i.acknowledged_at,
+            resolved_at: i.resolved_at,
+            closed_at: i.closed_at,
+        }
+    }
+}
+
+impl From<IncidentV1> for Incident {
+    fn from(r: IncidentV1) -> Self {
+        Incident {
+            id: IncidentId(r.id),
+            kind: r.kind,
+            title: r.title,
+            description: r.description,
+            state: r.state,
+            tier: r.tier,
+            priority: r.priority,
+            impact: r.impact,
+            urgency: r.urgency,
+            category: r.category,
+            service: r.service,
+            labels: r.labels,
+            source: match r.source {
+                SourceV1::Rule { rule, probe } => Source::Rule { rule, probe },
+            },
+            fingerprint: r.fingerprint,
+            evidence: r.evidence.into_iter().map(Evidence::from).collect(),
+            resolution: r.resolution,
+            opened_at: r.opened_at,
+            acknowledged_at: r.acknowledged_at,
+            resolved_at: r.resolved_at,
+            closed_at: r.closed_at,
+        }
+    }
+}
+
+impl From<&Evidence> for EvidenceV1 {
+    fn from(e: &Evidence) -> Self {
+        match e {
+            Evidence::ProbeResult {
+                probe,
+                rule,
+                condition,
+                observation,
+            } => EvidenceV1::ProbeResult {
+                probe: probe.clone(),
+                rule: rule.clone(),
+                condition: condition.clone(),
+                at: observation.at,
+                connected: observation.connected,
+                status: observation.status,
+                response_time_ms: u64::try_from(observation.response_time.as_millis())
+                    .unwrap_or(u64::MAX),
+                error: observation.error.clone(),
+            },
+        }
+    }
+}
+
+impl From<EvidenceV1> for Evidence {
+    fn from(e: EvidenceV1) -> Self {
+        match e {
+            EvidenceV1::ProbeResult {
+                probe,
+                rule,
+                condition,
+                at,
+                connected,
+                status,
+                response_time_ms,
+                error,
+            } => Evidence::ProbeResult {
+                probe,
+                rule,
+                condition,
+                observation: Observation {
+                    at,
+                    connected,
+                    status,
+                    response_time: Duration::from_millis(response_time_ms),
+                    error,
+                },
+            },
+        }
+    }
+}
+
+impl From<&TimelineEntry> for TimelineEntryV1 {
+    fn from(t: &TimelineEntry) -> Self {
+        TimelineEntryV1 {
+            at: t.at,
+            actor: t.actor.clone(),
+            kind: t.kind.clone(),
+            message: t.message.clone(),
+        }
+    }
+}
+
+impl From<TimelineEntryV1> for TimelineEntry {
+    fn from(t: TimelineEntryV1) -> Self {
+        TimelineEntry {
+            at: t.at,
+            actor: t.actor,
+            kind: t.kind,
+            message: t.message,
+        }
+    }
+}
+
+impl From<Detector> for DetectorV1 {
+    fn from(d: Detector) -> Self {
+        DetectorV1 {
+            firing: d.firing,
+            symptomatic_streak: d.symptomatic_streak,
+            clean_streak: d.clean_streak,
+        }
+    }
+}
+
+impl From<DetectorV1> for Detector {
+    fn from(d: DetectorV1) -> Self {
+        Detector {
+            firing: d.firing,
+            symptomatic_streak: d.symptomatic_streak,
+            clean_streak: d.clean_streak,
+        }
+    }
+}

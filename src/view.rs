@@ -1,0 +1,135 @@
+//! The public JSON shape of an incident (PRODUCT.md "An incident in JSON"), shared by the
+//! HTTP API and the webhook events so that both always say the same thing.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::domain::incident::{Evidence, Incident, Source, TimelineEntry};
+
+#[derive(Debug, Serialize)]
+pub struct IncidentView<'a> {
+    pub id: String,
+    pub kind: &'static str,
+    pub title: &'a str,
+    pub description: &'a str,
+    pub state: &'static str,
+    pub tier: &'static str,
+    pub priority: &'static str,
+    pub impact: &'static str,
+    pub urgency: &'static str,
+    pub category: &'a str,
+    pub service: Option<&'a str>,
+    pub labels: &'a BTreeMap<String, String>,
+    pub source: SourceView<'a>,
+    pub fingerprint: &'a str,
+    pub reporter: Option<()>,
+    pub evidence: Vec<EvidenceView<'a>>,
+    pub resolution: Option<&'a str>,
+    pub opened_at: String,
+    pub acknowledged_at: Option<String>,
+    pub resolved_at: Option<String>,
+    pub closed_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Vec<TimelineView<'a>>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceView<'a> {
+    Rule { rule: &'a str, probe: &'a str },
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EvidenceView<'a> {
+    ProbeResult {
+        probe: &'a str,
+        rule: &'a str,
+        condition: &'a str,
+        at: String,
+        connected: bool,
+        status: Option<u16>,
+        response_time_seconds: f64,
+        error: Option<&'a str>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimelineView<'a> {
+    pub at: String,
+    pub actor: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub message: &'a str,
+}
+
+/// RFC 3339, UTC, whole seconds or milliseconds as needed (`2026-01-01T10:00:00Z`).
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+impl<'a> IncidentView<'a> {
+    pub fn new(incident: &'a Incident, timeline: Option<&'a [TimelineEntry]>) -> Self {
+        IncidentView {
+            id: incident.id.to_string(),
+            kind: incident.kind.as_str(),
+            title: &incident.title,
+            description: &incident.description,
+            state: incident.state.as_str(),
+            tier: incident.tier.as_str(),
+            priority: incident.priority.as_str(),
+            impact: incident.impact.as_str(),
+            urgency: incident.urgency.as_str(),
+            category: &incident.category,
+            service: incident.service.as_deref(),
+            labels: &incident.labels,
+            source: match &incident.source {
+                Source::Rule { rule, probe } => SourceView::Rule { rule, probe },
+            },
+            fingerprint: &incident.fingerprint,
+            reporter: None,
+            evidence: incident.evidence.iter().map(EvidenceView::new).collect(),
+            resolution: incident.resolution.as_deref(),
+            opened_at: timestamp(incident.opened_at),
+            acknowledged_at: incident.acknowledged_at.map(timestamp),
+            resolved_at: incident.resolved_at.map(timestamp),
+            closed_at: incident.closed_at.map(timestamp),
+            timeline: timeline.map(|entries| entries.iter().map(TimelineView::new).collect()),
+        }
+    }
+}
+
+impl<'a> EvidenceView<'a> {
+    fn new(evidence: &'a Evidence) -> Self {
+        match evidence {
+            Evidence::ProbeResult {
+                probe,
+                rule,
+                condition,
+                observation,
+            } => EvidenceView::ProbeResult {
+                probe,
+                rule,
+                condition,
+                at: timestamp(observation.at),
+                connected: observation.connected,
+                status: observation.status,
+                response_time_seconds: observation.response_time.as_secs_f64(),
+                error: observation.error.as_deref(),
+            },
+        }
+    }
+}
+
+impl<'a> TimelineView<'a> {
+    fn new(entry: &'a TimelineEntry) -> Self {
+        TimelineView {
+            at: timestamp(entry.at),
+            actor: &entry.actor,
+            kind: &entry.kind,
+            message: &entry.message,
+        }
+    }
+}

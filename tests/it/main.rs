@@ -1,0 +1,8 @@
+//! The one integration test binary: the real app, real redb files, real HTTP targets and
+//! webhook receivers on loopback, and the real `incidentd` binary where a process must die.
+
+mod support;
+
+mod check;
+mod probe_to_webhook;
+mod restart;

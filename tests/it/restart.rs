@@ -1,0 +1,144 @@
+//! Durability across a crash: the real binary is killed with SIGKILL while a probe is
+//! failing and its webhook consumer is down, then started again on the same store.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::*;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The `incidentd serve` process, with the address it logged at start.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(dir: &ConfigDir) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.config_path())
+            .env(SECRET_ENV, secret_value())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting incidentd");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("[incidentd] {line}");
+                if line.contains("incidentd started")
+                    && let Some(addr) = line
+                        .split_whitespace()
+                        .find_map(|word| word.strip_prefix("listen="))
+                {
+                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(DEADLINE)
+            .expect("incidentd logs `incidentd started listen=ADDR`");
+        Server { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn incidents(&self) -> Vec<Value> {
+        let response = reqwest::get(self.url("/api/v1/incidents")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["incidents"].as_array().unwrap().clone()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, and the exit status of the graceful shutdown.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[tokio::test]
+async fn sigkill_keeps_the_incident_and_undelivered_webhooks() {
+    let target = Target::start(503).await;
+    let receiver = Receiver::start(500).await; // the consumer is down
+    let config = format!(
+        "listen: 127.0.0.1:0\n\
+         webhooks:\n  - name: receiver\n    url: {}\n    secret_env: {SECRET_ENV}\n",
+        receiver.url()
+    );
+    let rules = format!(
+        "probes:\n  - name: web\n    interval: 100ms\n    timeout: 100ms\n    http: {{url: \"{}\"}}\n\
+         rules:\n  - name: web-down\n    probe: web\n    when: '[STATUS] != 200'\n    after: 2\n",
+        target.url()
+    );
+    let dir = ConfigDir::new(&config, &[("web.yaml", &rules)]);
+
+    let first = Server::start(&dir);
+    let opened = eventually("an open incident", DEADLINE, async || {
+        first.incidents().await.into_iter().next()
+    })
+    .await;
+    assert_eq!(opened["id"], "INC-1");
+    // Let the failing probe run a few more times so the crash lands mid-stream.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill();
+    assert!(receiver.accepted().is_empty(), "nothing was delivered before the crash");
+
+    receiver.set(200); // the consumer is back
+    let second = Server::start(&dir);
+    let delivered = eventually("incident.opened delivered after the restart", DEADLINE, async || {
+        receiver.accepted().into_iter().next()
+    })
+    .await;
+    assert_eq!(delivered.event_type(), "incident.opened");
+    assert_eq!(delivered.json()["incident"]["id"], "INC-1");
+    assert!(delivered.verifies());
+
+    // The probe still fails after the restart: the detector state survived, so the same
+    // incident stays open and no second one is opened.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let incidents = second.incidents().await;
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    assert_eq!(incidents[0]["id"], "INC-1");
+    assert_eq!(incidents[0]["state"], "open");
+    assert_eq!(incidents[0]["opened_at"], opened["opened_at"]);
+    assert_eq!(
+        receiver.accepted().len(),
+        1,
+        "exactly one event: incident.opened, delivered once"
+    );
+
+    let status = second.terminate();
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+}
