@@ -178,7 +178,10 @@ impl App {
 
         stopping.drain.cancel();
         webhooks.close();
-        if tokio::time::timeout(DELIVERY_GRACE, webhooks.wait()).await.is_err() {
+        if tokio::time::timeout(DELIVERY_GRACE, webhooks.wait())
+            .await
+            .is_err()
+        {
             tracing::info!("stopping webhook delivery; undelivered events stay in the outbox");
             stopping.stop.cancel();
             webhooks.wait().await;

@@ -12,7 +12,11 @@ use crate::clock::SystemClock;
 use crate::config::{self, Config};
 
 #[derive(Debug, Parser)]
-#[command(name = "incidentd", version, about = "Probes and rules that open incidents before the outage, a service-desk workflow, TAT/SLA metrics and signed webhooks.")]
+#[command(
+    name = "incidentd",
+    version,
+    about = "Probes and rules that open incidents before the outage, a service-desk workflow, TAT/SLA metrics and signed webhooks."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

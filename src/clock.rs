@@ -45,7 +45,9 @@ impl ManualClock {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DateTime<Utc>> {
         // A panic while holding this lock cannot leave a half-written DateTime.
-        self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

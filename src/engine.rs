@@ -51,7 +51,10 @@ pub enum Command {
         resolution: Option<String>,
     },
     /// A webhook consumer answered 2xx (or 410): drop the entry from the outbox.
-    Delivered { consumer: String, seq: u64 },
+    Delivered {
+        consumer: String,
+        seq: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -411,11 +414,7 @@ impl Engine {
                 .ok_or(EngineError::NotFound(id))?;
             self.state.incidents.insert(id.0, stored);
         }
-        Ok(self
-            .state
-            .incidents
-            .get_mut(&id.0)
-            .expect("inserted above"))
+        Ok(self.state.incidents.get_mut(&id.0).expect("inserted above"))
     }
 
     fn note_resolution(&mut self, id: IncidentId, now: DateTime<Utc>, pending: &mut Pending) {
@@ -631,7 +630,9 @@ impl Engine {
                 .observe(seconds);
         }
         for (rule, firing) in pending.rules {
-            m.rule_firing.with_label_values(&[&rule]).set(i64::from(firing));
+            m.rule_firing
+                .with_label_values(&[&rule])
+                .set(i64::from(firing));
         }
         for (consumer, delta) in pending.outbox {
             m.webhook_pending.with_label_values(&[&consumer]).add(delta);

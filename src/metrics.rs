@@ -91,7 +91,10 @@ impl Metrics {
             )
             .expect("valid metric"),
             rule_firing: IntGaugeVec::new(
-                Opts::new("incidentd_rule_firing", "Whether the rule is firing (1) or not (0)."),
+                Opts::new(
+                    "incidentd_rule_firing",
+                    "Whether the rule is firing (1) or not (0).",
+                ),
                 &["rule"],
             )
             .expect("valid metric"),

@@ -112,13 +112,17 @@ fn parse_filter<T: Copy>(
     let Some(raw) = raw else { return Ok(None) };
     raw.split(',')
         .map(|word| {
-            known.iter().copied().find(|k| label(*k) == word).ok_or_else(|| {
-                let valid: Vec<_> = known.iter().map(|k| label(*k)).collect();
-                ApiError::bad_request(format!(
-                    "unknown {name} `{word}`; valid: {}",
-                    valid.join(", ")
-                ))
-            })
+            known
+                .iter()
+                .copied()
+                .find(|k| label(*k) == word)
+                .ok_or_else(|| {
+                    let valid: Vec<_> = known.iter().map(|k| label(*k)).collect();
+                    ApiError::bad_request(format!(
+                        "unknown {name} `{word}`; valid: {}",
+                        valid.join(", ")
+                    ))
+                })
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
@@ -220,7 +224,8 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Resu
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -278,6 +283,8 @@ async fn resolve(
 fn incident_reply(reply: Reply) -> Result<Json<serde_json::Value>, ApiError> {
     match reply {
         Reply::Incident(incident) => Ok(Json(json!(IncidentView::new(&incident, None)))),
-        Reply::Done => Err(ApiError::internal("the engine answered without an incident")),
+        Reply::Done => Err(ApiError::internal(
+            "the engine answered without an incident",
+        )),
     }
 }

@@ -1,4 +1,2257 @@
-//! TEMPORARY stub.
-use std::path::Path;
-use super::{Config, ConfigErrors};
-pub fn load(_path: &Path, _env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> { todo!() }
+//! Reading `incidentd.yaml` and the rule files it names into a validated [`Config`].
+//!
+//! Every file goes through the same three steps, so that one mistake never hides another:
+//!
+//! 1. an *outline* parse: the top-level keys strictly (`deny_unknown_fields`), every list
+//!    item and section as a loose [`serde_yaml::Value`]. A file whose outline fails (bad
+//!    YAML, an unknown top-level key, `probes` not a list) gives that one diagnostic;
+//! 2. each item converted to its strict raw type (`Raw*`, `deny_unknown_fields`). That is a
+//!    cheap `from_value` for a valid item; only an item that fails is deserialized again from
+//!    the file's text ([`Source::deserialize_at`]) so that its error has a position;
+//! 3. the raw types checked and turned into the validated types of [`super`]; a semantic
+//!    problem is located with [`Source::node_position`] at the offending value.
+//!
+//! Then names are checked across all rule files (unique probes and rules, rules naming
+//! existing probes). Only problems cost a second parse (of the item's lines, mostly), so a
+//! valid file loads in linear time and a broken one in about that.
+//!
+//! Invariant: an item or section that yields `None` has pushed a diagnostic, so when there
+//! are no diagnostics, nothing was dropped.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, IgnoredAny};
+use serde_yaml::{Mapping, Value};
+
+use super::locate::{Position, Segment, Segment::Index, Segment::Key, Source, YamlError};
+use super::{
+    AuthConfig, Config, ConfigErrors, Diagnostic, EVENT_TYPES, HttpProbe, IncidentTemplate,
+    ProbeConfig, ProbeTarget, Role, RuleConfig, TokenConfig, WebhookConfig,
+};
+use crate::domain::condition::Condition;
+use crate::domain::duration::{format_duration, parse_duration};
+use crate::domain::priority::Level;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:9750";
+const DEFAULT_STORAGE_PATH: &str = "data/incidentd.redb";
+const DEFAULT_RULE_FILES: &str = "rules/*.yaml";
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// The shortest probe interval (the integration tests probe loopback targets every 100ms).
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CATEGORY: &str = "availability";
+const DEFAULT_AFTER: u32 = 1;
+const DEFAULT_RECOVER_AFTER: u32 = 2;
+/// Standard Webhooks: a signing key is 24 to 64 bytes.
+const WEBHOOK_KEY_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
+/// Every probe type of the contract; only `http` is implemented.
+const PROBE_TYPES: [&str; 6] = ["http", "tcp", "dns", "tls", "icmp", "prometheus"];
+
+/// Loads `path` and every rule file its `rule_files` globs match. `env` reads environment
+/// variables (secrets live there, never in YAML). Either a fully valid configuration or
+/// every problem found, sorted by file, line and column.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let mut diagnostics = Vec::new();
+    let config_dir = path.parent().unwrap_or(Path::new(""));
+    let settings = read(path.to_path_buf(), &mut diagnostics)
+        .map(|doc| settings(&doc, config_dir, env, &mut diagnostics));
+    let Some(settings) = settings else {
+        return Err(ConfigErrors(diagnostics));
+    };
+    let mut files = Vec::new();
+    for file in &settings.rule_files {
+        if let Some(doc) = read(file.clone(), &mut diagnostics) {
+            files.push(rule_file(doc, &mut diagnostics));
+        }
+    }
+    check_names(&files, &mut diagnostics);
+    if !diagnostics.is_empty() {
+        diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        return Err(ConfigErrors(diagnostics));
+    }
+    let (mut probes, mut rules) = (Vec::new(), Vec::new());
+    for file in files {
+        probes.extend(file.probes.into_iter().filter_map(|entry| entry.config));
+        rules.extend(file.rules.into_iter().filter_map(|entry| entry.config));
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        listen: settings.listen,
+        external_url: settings.external_url,
+        storage_path: settings.storage_path,
+        rule_files: settings.rule_files,
+        auth: settings.auth,
+        webhooks: settings.webhooks,
+        probes,
+        rules,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw serde types: the files' shapes, strict, before any semantic check.
+
+/// `incidentd.yaml`, outline: sections stay loose until each is converted on its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of incidentd settings")]
+struct ConfigOutline {
+    listen: Option<Value>,
+    external_url: Option<Value>,
+    storage: Option<Value>,
+    rule_files: Option<Vec<Value>>,
+    auth: Option<AuthOutline>,
+    webhooks: Option<Vec<Value>>,
+    // Keys of the contract this version does not implement yet: known, so not "unknown".
+    #[serde(default, deserialize_with = "present")]
+    categories: bool,
+    #[serde(default, deserialize_with = "present")]
+    priority_matrix: bool,
+    #[serde(default, deserialize_with = "present")]
+    escalation: bool,
+    #[serde(default, deserialize_with = "present")]
+    sla: bool,
+    #[serde(default, deserialize_with = "present")]
+    closure: bool,
+    #[serde(default, deserialize_with = "present")]
+    status_page: bool,
+}
+
+impl ConfigOutline {
+    /// The unimplemented sections this file has, in the contract's order.
+    fn unsupported(&self) -> impl Iterator<Item = &'static str> {
+        [
+            ("categories", self.categories),
+            ("priority_matrix", self.priority_matrix),
+            ("escalation", self.escalation),
+            ("sla", self.sla),
+            ("closure", self.closure),
+            ("status_page", self.status_page),
+        ]
+        .into_iter()
+        .filter_map(|(key, present)| present.then_some(key))
+    }
+}
+
+/// A key that is there, whatever its value (even null).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(deserializer)?;
+    Ok(true)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `tokens`")]
+struct AuthOutline {
+    tokens: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `path`")]
+struct RawStorage {
+    path: Option<String>,
+}
+
+// Items, and the mappings inside them, are outlines too: their keys are checked by serde
+// (`deny_unknown_fields`) and each value is converted on its own (`Check::field`), so that a
+// bad value does not hide the other fields' problems.
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a token (a mapping with `name`, `token_env` and `role`)"
+)]
+struct TokenOutline {
+    name: Option<Value>,
+    token_env: Option<Value>,
+    role: Option<Value>,
+    security: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawRole {
+    Viewer,
+    Ingest,
+    Responder,
+    Admin,
+}
+
+impl From<RawRole> for Role {
+    fn from(role: RawRole) -> Role {
+        match role {
+            RawRole::Viewer => Role::Viewer,
+            RawRole::Ingest => Role::Ingest,
+            RawRole::Responder => Role::Responder,
+            RawRole::Admin => Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a webhook (a mapping with `name`, `url` and `secret_env`)"
+)]
+struct WebhookOutline {
+    name: Option<Value>,
+    url: Option<Value>,
+    secret_env: Option<Value>,
+    events: Option<Value>,
+    timeout: Option<Value>,
+}
+
+/// A rule file, outline.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with `probes` and `rules`")]
+struct RuleFileOutline {
+    probes: Option<Vec<Value>>,
+    rules: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a probe (a mapping with `name` and one probe type)"
+)]
+struct ProbeOutline {
+    name: Option<Value>,
+    interval: Option<Value>,
+    timeout: Option<Value>,
+    labels: Option<Value>,
+    http: Option<Value>,
+    tcp: Option<Value>,
+    dns: Option<Value>,
+    tls: Option<Value>,
+    icmp: Option<Value>,
+    prometheus: Option<Value>,
+}
+
+impl ProbeOutline {
+    /// The settings under a probe type's key (`None` also for `tcp: ~`).
+    fn settings(self, kind: &str) -> Option<Value> {
+        match kind {
+            "http" => self.http,
+            "tcp" => self.tcp,
+            "dns" => self.dns,
+            "tls" => self.tls,
+            "icmp" => self.icmp,
+            "prometheus" => self.prometheus,
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an http probe (a mapping with `url`)"
+)]
+struct HttpOutline {
+    url: Option<Value>,
+    method: Option<Value>,
+    headers: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a rule (a mapping with `name`, `probe` and `when`)"
+)]
+struct RuleOutline {
+    name: Option<Value>,
+    probe: Option<Value>,
+    when: Option<Value>,
+    after: Option<Value>,
+    recover_after: Option<Value>,
+    incident: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an incident template (a mapping)")]
+struct IncidentOutline {
+    title: Option<Value>,
+    category: Option<Value>,
+    impact: Option<Value>,
+    urgency: Option<Value>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Files and positions.
+
+/// One YAML file: its path as diagnostics show it, and its text.
+struct Document {
+    file: PathBuf,
+    source: Source,
+}
+
+impl Document {
+    fn diagnostic(&self, at: Position, message: String) -> Diagnostic {
+        // libyaml counts a byte-order mark as a column; editors do not show one.
+        let bom = at.line == 1 && at.column > 1 && self.source.text().starts_with('\u{feff}');
+        Diagnostic {
+            file: self.file.clone(),
+            line: at.line,
+            column: at.column - usize::from(bom),
+            message,
+        }
+    }
+
+    /// Where the node at `path` starts, or its nearest ancestor that exists.
+    fn node(&self, path: &[Segment<'_>]) -> Position {
+        (0..=path.len())
+            .rev()
+            .find_map(|len| self.source.node_position(&path[..len]))
+            .unwrap_or(Position::START)
+    }
+
+    /// `FILE:LINE:COL` of the node at `path`, for "first defined at".
+    fn place(&self, path: &[Segment<'_>]) -> String {
+        let at = self.node(path);
+        format!("{}:{}:{}", self.file.display(), at.line, at.column)
+    }
+
+    fn yaml_error(&self, err: YamlError, fallback: &[Segment<'_>]) -> Diagnostic {
+        let at = err.position.unwrap_or_else(|| self.node(fallback));
+        self.diagnostic(at, err.message)
+    }
+}
+
+/// Reads a file; a file that cannot be read is a diagnostic at its start.
+fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<Document> {
+    match std::fs::read_to_string(&file) {
+        Ok(text) => Some(Document {
+            file,
+            source: Source::new(text),
+        }),
+        Err(err) => {
+            diagnostics.push(Diagnostic {
+                file,
+                line: 1,
+                column: 1,
+                message: format!("cannot read file: {err}"),
+            });
+            None
+        }
+    }
+}
+
+/// Problems found in one document.
+struct Check<'a> {
+    doc: &'a Document,
+    out: &'a mut Vec<Diagnostic>,
+}
+
+impl Check<'_> {
+    /// A problem with the value at `path`.
+    fn at(&mut self, path: &[Segment<'_>], message: String) {
+        let at = self.doc.node(path);
+        self.out.push(self.doc.diagnostic(at, message));
+    }
+
+    /// A problem with the key that ends `path`.
+    fn at_key(&mut self, path: &[Segment<'_>], message: String) {
+        let at = self
+            .doc
+            .source
+            .key_position(path)
+            .unwrap_or_else(|| self.doc.node(path));
+        self.out.push(self.doc.diagnostic(at, message));
+    }
+
+    fn count(&self) -> usize {
+        self.out.len()
+    }
+
+    /// The outline of the whole file; an empty file is an empty outline.
+    fn outline<T: DeserializeOwned + Default>(&mut self) -> Option<T> {
+        let text = self.doc.source.text();
+        match serde_yaml::from_str(text) {
+            Ok(outline) => Some(outline),
+            Err(_) if serde_yaml::Deserializer::from_str(text).next().is_none() => {
+                Some(T::default())
+            }
+            Err(err) => {
+                self.out
+                    .push(self.doc.yaml_error(YamlError::from(&err), &[]));
+                None
+            }
+        }
+    }
+
+    /// `value` (the node at `path`) as the strict type `T`. Fast path: from the value. Only
+    /// when that fails, the node is deserialized again from the text, which either gives the
+    /// error its position or succeeds (the text is more lenient: `30` reads as a string).
+    fn strict<T: DeserializeOwned>(&mut self, value: Value, path: &[Segment<'_>]) -> Option<T> {
+        let fast = match serde_yaml::from_value(value) {
+            Ok(item) => return Some(item),
+            Err(err) => YamlError::from(&err),
+        };
+        match self.doc.source.deserialize_at(path) {
+            Ok(Some(item)) => Some(item),
+            Ok(None) => {
+                self.at(path, fast.message);
+                None
+            }
+            Err(err) => {
+                self.out.push(self.doc.yaml_error(err, path));
+                None
+            }
+        }
+    }
+
+    /// The value of `key` in the mapping at `at` (its `value` in the outline), as the strict
+    /// type `T`. `None` when it is absent, or wrong: then with a diagnostic.
+    fn field<T: DeserializeOwned>(
+        &mut self,
+        at: &[Segment<'_>],
+        key: &str,
+        value: Option<Value>,
+    ) -> Option<T> {
+        let path = [at, &[Key(key)]].concat();
+        self.strict(value?, &path)
+    }
+
+    /// [`Check::field`] for a key that must be there (with serde's message when it is not).
+    fn required<T: DeserializeOwned>(
+        &mut self,
+        at: &[Segment<'_>],
+        key: &str,
+        value: Option<Value>,
+    ) -> Option<T> {
+        if value.is_none() {
+            self.at(at, format!("missing field `{key}`"));
+        }
+        self.field(at, key, value)
+    }
+
+    /// A duration field; `None` (with a diagnostic) when it does not parse.
+    fn duration(
+        &mut self,
+        path: &[Segment<'_>],
+        text: Option<&str>,
+        default: Duration,
+    ) -> Option<Duration> {
+        let Some(text) = text else {
+            return Some(default);
+        };
+        parse_duration(text)
+            .map_err(|message| self.at(path, message))
+            .ok()
+    }
+
+    /// An `http`/`https` URL.
+    fn http_url(&mut self, path: &[Segment<'_>], text: &str) -> Option<reqwest::Url> {
+        match reqwest::Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+            Ok(_) => {
+                self.at(path, format!("url `{text}` must use http or https"));
+                None
+            }
+            Err(err) => {
+                self.at(path, format!("invalid url `{text}`: {err}"));
+                None
+            }
+        }
+    }
+
+    /// The value of the environment variable `var`, which the field at `path` names; `what`
+    /// says which field of what, e.g. "token_env of token `admin`". Never echoes the value.
+    /// Surrounding whitespace (the newline of a secret file) is not part of it.
+    fn secret(
+        &mut self,
+        path: &[Segment<'_>],
+        var: &str,
+        what: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        match env(var) {
+            None => {
+                self.at(
+                    path,
+                    format!("environment variable {var} ({what}) is not set"),
+                );
+                None
+            }
+            Some(value) if value.trim().is_empty() => {
+                self.at(
+                    path,
+                    format!("environment variable {var} ({what}) is empty"),
+                );
+                None
+            }
+            Some(value) => Some(value.trim().to_owned()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// incidentd.yaml
+
+/// `incidentd.yaml`, validated (fallbacks in place of invalid parts: see the invariant).
+struct Settings {
+    listen: SocketAddr,
+    external_url: Option<String>,
+    storage_path: PathBuf,
+    rule_files: Vec<PathBuf>,
+    auth: AuthConfig,
+    webhooks: Vec<WebhookConfig>,
+}
+
+fn settings(
+    doc: &Document,
+    config_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    out: &mut Vec<Diagnostic>,
+) -> Settings {
+    let mut check = Check { doc, out };
+    let Some(outline) = check.outline::<ConfigOutline>() else {
+        // The rule files are still worth checking: take their globs from what can be read.
+        let patterns = salvage_rule_patterns(doc.source.text());
+        return Settings {
+            listen: default_listen(),
+            external_url: None,
+            storage_path: config_dir.join(DEFAULT_STORAGE_PATH),
+            rule_files: match_rule_files(&mut check, config_dir, &patterns),
+            auth: AuthConfig::default(),
+            webhooks: Vec::new(),
+        };
+    };
+    for key in outline.unsupported() {
+        check.at_key(
+            &[Key(key)],
+            format!("`{key}` is not supported by this version of incidentd yet"),
+        );
+    }
+    let patterns = rule_patterns(&mut check, outline.rule_files);
+    Settings {
+        listen: listen(&mut check, outline.listen),
+        external_url: outline
+            .external_url
+            .and_then(|value| check.strict(value, &[Key("external_url")])),
+        storage_path: storage_path(&mut check, config_dir, outline.storage),
+        rule_files: match_rule_files(&mut check, config_dir, &patterns),
+        auth: AuthConfig {
+            tokens: tokens(
+                &mut check,
+                outline
+                    .auth
+                    .and_then(|auth| auth.tokens)
+                    .unwrap_or_default(),
+                env,
+            ),
+        },
+        webhooks: webhooks(&mut check, outline.webhooks.unwrap_or_default(), env),
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9750))
+}
+
+fn listen(check: &mut Check<'_>, value: Option<Value>) -> SocketAddr {
+    let path = [Key("listen")];
+    let Some(text) = value.and_then(|value| check.strict::<String>(value, &path)) else {
+        return default_listen();
+    };
+    text.parse().unwrap_or_else(|_| {
+        check.at(
+            &path,
+            format!("invalid listen address `{text}`; expected IP:PORT, e.g. {DEFAULT_LISTEN}"),
+        );
+        default_listen()
+    })
+}
+
+fn storage_path(check: &mut Check<'_>, config_dir: &Path, value: Option<Value>) -> PathBuf {
+    let raw = value.and_then(|value| check.strict::<RawStorage>(value, &[Key("storage")]));
+    match raw.and_then(|storage| storage.path) {
+        Some(path) if path.is_empty() => {
+            check.at(
+                &[Key("storage"), Key("path")],
+                "storage path must not be empty".to_owned(),
+            );
+            PathBuf::new()
+        }
+        Some(path) => config_dir.join(path),
+        None => config_dir.join(DEFAULT_STORAGE_PATH),
+    }
+}
+
+/// A glob from `rule_files`, with its index there (`None`: the default).
+struct RulePattern {
+    index: Option<usize>,
+    glob: String,
+}
+
+fn rule_patterns(check: &mut Check<'_>, items: Option<Vec<Value>>) -> Vec<RulePattern> {
+    let Some(items) = items else {
+        return vec![RulePattern {
+            index: None,
+            glob: DEFAULT_RULE_FILES.to_owned(),
+        }];
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, item)| {
+            let glob = check.strict::<String>(item, &[Key("rule_files"), Index(index)])?;
+            Some(RulePattern {
+                index: Some(index),
+                glob,
+            })
+        })
+        .collect()
+}
+
+/// `rule_files` from a file whose outline failed, if it can be read at all.
+fn salvage_rule_patterns(text: &str) -> Vec<RulePattern> {
+    let value = serde_yaml::from_str::<Value>(text).unwrap_or(Value::Null);
+    match value.get("rule_files").and_then(Value::as_sequence) {
+        Some(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|glob| RulePattern {
+                index: None,
+                glob: glob.to_owned(),
+            })
+            .collect(),
+        None => vec![RulePattern {
+            index: None,
+            glob: DEFAULT_RULE_FILES.to_owned(),
+        }],
+    }
+}
+
+/// The files the globs match, resolved against `config_dir`, sorted, each once.
+fn match_rule_files(
+    check: &mut Check<'_>,
+    config_dir: &Path,
+    patterns: &[RulePattern],
+) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for pattern in patterns {
+        let path: Vec<Segment<'_>> = match pattern.index {
+            Some(index) => vec![Key("rule_files"), Index(index)],
+            None => vec![Key("rule_files")],
+        };
+        let paths = match glob::glob(&resolve_glob(config_dir, &pattern.glob)) {
+            Ok(paths) => paths,
+            Err(err) => {
+                check.at(
+                    &path,
+                    format!("invalid glob `{}`: {}", pattern.glob, err.msg),
+                );
+                continue;
+            }
+        };
+        for entry in paths {
+            match entry {
+                Ok(file) => files.push(file),
+                Err(err) => check.at(&path, format!("cannot read rule files: {err}")),
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    let mut seen = HashSet::new();
+    files.retain(|file| seen.insert(std::fs::canonicalize(file).unwrap_or_else(|_| file.clone())));
+    files
+}
+
+/// A relative glob is relative to the config file's directory, whose own name may hold glob
+/// metacharacters: those are escaped.
+fn resolve_glob(config_dir: &Path, glob: &str) -> String {
+    if Path::new(glob).is_absolute() || config_dir.as_os_str().is_empty() {
+        return glob.to_owned();
+    }
+    let dir = glob::Pattern::escape(&config_dir.to_string_lossy());
+    Path::new(&dir).join(glob).to_string_lossy().into_owned()
+}
+
+fn tokens(
+    check: &mut Check<'_>,
+    items: Vec<Value>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<TokenConfig> {
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut values: HashMap<String, String> = HashMap::new();
+    let mut tokens = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let at = [Key("auth"), Key("tokens"), Index(index)];
+        let field = |key| [Key("auth"), Key("tokens"), Index(index), Key(key)];
+        let Some(outline) = check.strict::<TokenOutline>(item, &at) else {
+            continue;
+        };
+        let name: Option<String> = check.required(&at, "name", outline.name);
+        let var: Option<String> = check.required(&at, "token_env", outline.token_env);
+        let role: Option<RawRole> = check.required(&at, "role", outline.role);
+        let security = check.field(&at, "security", outline.security);
+        if let Some(name) = &name {
+            match names.get(name) {
+                Some(&first) => {
+                    let first =
+                        check
+                            .doc
+                            .place(&[Key("auth"), Key("tokens"), Index(first), Key("name")]);
+                    check.at(
+                        &field("name"),
+                        format!("duplicate token name `{name}`; first defined at {first}"),
+                    );
+                }
+                None => {
+                    names.insert(name.clone(), index);
+                }
+            }
+        }
+        let subject = subject("token", name.as_deref());
+        let what = format!("token_env of {subject}");
+        let token = var.and_then(|var| check.secret(&field("token_env"), &var, &what, env));
+        if let Some(token) = &token {
+            match values.get(token) {
+                Some(other) => check.at(
+                    &field("token_env"),
+                    format!(
+                        "{subject} has the same value as token `{other}`; every token must be different"
+                    ),
+                ),
+                None => {
+                    values.insert(token.clone(), name.clone().unwrap_or_default());
+                }
+            }
+        }
+        if let (Some(name), Some(token), Some(role)) = (name, token, role) {
+            tokens.push(TokenConfig {
+                name,
+                token,
+                role: role.into(),
+                security: security.unwrap_or(false),
+            });
+        }
+    }
+    tokens
+}
+
+fn webhooks(
+    check: &mut Check<'_>,
+    items: Vec<Value>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<WebhookConfig> {
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut webhooks = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let at = [Key("webhooks"), Index(index)];
+        let Some(mut outline) = check.strict::<WebhookOutline>(item, &at) else {
+            continue;
+        };
+        let name: Option<String> = check.required(&at, "name", outline.name.take());
+        if let Some(name) = &name {
+            match names.get(name) {
+                Some(&first) => {
+                    let first = check
+                        .doc
+                        .place(&[Key("webhooks"), Index(first), Key("name")]);
+                    check.at(
+                        &[Key("webhooks"), Index(index), Key("name")],
+                        format!("duplicate webhook name `{name}`; first defined at {first}"),
+                    );
+                }
+                None => {
+                    names.insert(name.clone(), index);
+                }
+            }
+        }
+        if let Some(webhook) = webhook(check, index, name, outline, env) {
+            webhooks.push(webhook);
+        }
+    }
+    webhooks
+}
+
+fn webhook(
+    check: &mut Check<'_>,
+    index: usize,
+    name: Option<String>,
+    outline: WebhookOutline,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<WebhookConfig> {
+    let at = [Key("webhooks"), Index(index)];
+    let field = |key| [Key("webhooks"), Index(index), Key(key)];
+    let before = check.count();
+    let url = check
+        .required::<String>(&at, "url", outline.url)
+        .and_then(|url| check.http_url(&field("url"), &url));
+    let subject = subject("webhook", name.as_deref());
+    let secrets = check
+        .required::<String>(&at, "secret_env", outline.secret_env)
+        .and_then(|var| webhook_keys(check, &field("secret_env"), &var, &subject, env));
+    let events: Option<Vec<String>> = check.field(&at, "events", outline.events);
+    if let Some(events) = &events {
+        check_events(check, index, events);
+    }
+    let timeout = check.field::<String>(&at, "timeout", outline.timeout);
+    let timeout = check.duration(
+        &field("timeout"),
+        timeout.as_deref(),
+        DEFAULT_WEBHOOK_TIMEOUT,
+    );
+    if timeout == Some(Duration::ZERO) {
+        check.at(
+            &field("timeout"),
+            "timeout must be greater than 0".to_owned(),
+        );
+    }
+    if check.count() > before {
+        return None;
+    }
+    Some(WebhookConfig {
+        name: name?,
+        url: url?,
+        secrets: secrets?,
+        events,
+        timeout: timeout?,
+    })
+}
+
+/// The signing keys from the variable `var` that a webhook's `secret_env` (at `path`) names.
+fn webhook_keys(
+    check: &mut Check<'_>,
+    path: &[Segment<'_>],
+    var: &str,
+    subject: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Vec<Vec<u8>>> {
+    let what = format!("secret_env of {subject}");
+    let value = check.secret(path, var, &what, env)?;
+    match decode_secrets(&value) {
+        Ok(keys) => Some(keys),
+        Err(problems) => {
+            for problem in problems {
+                check.at(
+                    path,
+                    format!("environment variable {var} ({what}): {problem}"),
+                );
+            }
+            None
+        }
+    }
+}
+
+fn check_events(check: &mut Check<'_>, index: usize, events: &[String]) {
+    if events.is_empty() {
+        check.at(
+            &[Key("webhooks"), Index(index), Key("events")],
+            "events must not be empty; leave it out to receive every event type".to_owned(),
+        );
+    }
+    for (position, event) in events.iter().enumerate() {
+        if !EVENT_TYPES.contains(&event.as_str()) {
+            check.at(
+                &[
+                    Key("webhooks"),
+                    Index(index),
+                    Key("events"),
+                    Index(position),
+                ],
+                format!(
+                    "unknown event type `{event}`; expected one of {}",
+                    EVENT_TYPES.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// A `secret_env` value: one or more whitespace-separated `whsec_<base64>` secrets (several
+/// while a secret rotates). The problems never quote the value.
+fn decode_secrets(value: &str) -> Result<Vec<Vec<u8>>, Vec<String>> {
+    // Standard alphabet; padding optional, as secrets are often copied without it.
+    let base64 = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let secrets: Vec<&str> = value.split_whitespace().collect();
+    let name = |n: usize| match secrets.len() {
+        1 => "the secret".to_owned(),
+        count => format!("secret {} of {count}", n + 1),
+    };
+    let mut keys = Vec::new();
+    let mut problems = Vec::new();
+    for (n, secret) in secrets.iter().enumerate() {
+        let Some(encoded) = secret.strip_prefix("whsec_") else {
+            problems.push(format!("{} does not start with `whsec_`", name(n)));
+            continue;
+        };
+        match base64.decode(encoded) {
+            Ok(key) if WEBHOOK_KEY_BYTES.contains(&key.len()) => keys.push(key),
+            Ok(key) => problems.push(format!(
+                "{} is {} bytes long; a key is {} to {} bytes",
+                name(n),
+                key.len(),
+                WEBHOOK_KEY_BYTES.start(),
+                WEBHOOK_KEY_BYTES.end()
+            )),
+            Err(_) => problems.push(format!("{} is not base64 after `whsec_`", name(n))),
+        }
+    }
+    if problems.is_empty() {
+        Ok(keys)
+    } else {
+        Err(problems)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Rule files
+
+/// One rule file, checked on its own; names are checked across files afterwards.
+struct RuleFile {
+    doc: Document,
+    probes: Vec<ProbeEntry>,
+    rules: Vec<RuleEntry>,
+}
+
+/// A probe item: its name as far as it could be read (even from an invalid item, so that a
+/// rule naming it is not reported as well), and the validated probe if it is valid.
+struct ProbeEntry {
+    index: usize,
+    name: Option<String>,
+    config: Option<ProbeConfig>,
+}
+
+struct RuleEntry {
+    index: usize,
+    name: Option<String>,
+    probe: Option<String>,
+    config: Option<RuleConfig>,
+}
+
+fn rule_file(doc: Document, out: &mut Vec<Diagnostic>) -> RuleFile {
+    let mut check = Check { doc: &doc, out };
+    let outline = check.outline::<RuleFileOutline>().unwrap_or_default();
+    let probes = outline
+        .probes
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| probe_entry(&mut check, index, item))
+        .collect();
+    let rules = outline
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| rule_entry(&mut check, index, item))
+        .collect();
+    RuleFile { doc, probes, rules }
+}
+
+/// A loose item's mapping, looking through a YAML tag (`!tag {..}`), which serde ignores.
+fn mapping(item: &Value) -> Option<&serde_yaml::Mapping> {
+    match item {
+        Value::Tagged(tagged) => tagged.value.as_mapping(),
+        other => other.as_mapping(),
+    }
+}
+
+/// A string field of a loose item, for names.
+fn string_field(item: &Value, key: &str) -> Option<String> {
+    mapping(item)?.get(key)?.as_str().map(str::to_owned)
+}
+
+fn probe_entry(check: &mut Check<'_>, index: usize, item: Value) -> ProbeEntry {
+    let hint = string_field(&item, "name");
+    // The probe types present, in the file's order (`tcp: ~` counts as present).
+    let types: Vec<String> = mapping(&item)
+        .into_iter()
+        .flat_map(|mapping| mapping.keys())
+        .filter_map(Value::as_str)
+        .filter(|key| PROBE_TYPES.contains(key))
+        .map(str::to_owned)
+        .collect();
+    let at = [Key("probes"), Index(index)];
+    let Some(mut outline) = check.strict::<ProbeOutline>(item, &at) else {
+        return ProbeEntry {
+            index,
+            name: hint,
+            config: None,
+        };
+    };
+    let name: Option<String> = check.required(&at, "name", outline.name.take());
+    ProbeEntry {
+        index,
+        name: name.clone().or(hint),
+        config: probe(check, index, name, outline, &types),
+    }
+}
+
+fn probe(
+    check: &mut Check<'_>,
+    index: usize,
+    name: Option<String>,
+    mut outline: ProbeOutline,
+    types: &[String],
+) -> Option<ProbeConfig> {
+    let at = [Key("probes"), Index(index)];
+    let field = |key| [Key("probes"), Index(index), Key(key)];
+    let before = check.count();
+    if let Some(name) = name.as_deref().filter(|name| !is_probe_name(name)) {
+        check.at(
+            &field("name"),
+            format!("invalid probe name `{name}`; use letters, digits, `_`, `.` and `-`"),
+        );
+    }
+    let interval = check.field::<String>(&at, "interval", outline.interval.take());
+    let interval = check.duration(&field("interval"), interval.as_deref(), DEFAULT_INTERVAL);
+    if let Some(interval) = interval.filter(|interval| *interval < MIN_INTERVAL) {
+        check.at(
+            &field("interval"),
+            format!(
+                "interval must be at least {}, got {}",
+                format_duration(MIN_INTERVAL),
+                format_duration(interval)
+            ),
+        );
+    }
+    let timeout = check.field::<String>(&at, "timeout", outline.timeout.take());
+    let timeout = probe_timeout(check, index, timeout.as_deref(), interval);
+    let labels: BTreeMap<String, String> = check
+        .field(&at, "labels", outline.labels.take())
+        .unwrap_or_default();
+    check_labels(check, index, &labels);
+    let target = probe_target(check, index, name.as_deref(), outline, types);
+    if check.count() > before {
+        return None;
+    }
+    Some(ProbeConfig {
+        name: name?,
+        interval: interval?,
+        timeout: timeout?,
+        labels,
+        target: target?,
+    })
+}
+
+/// `timeout`: more than 0 and at most the interval. Left out, it is 10s or the interval if
+/// shorter (as Prometheus does with `scrape_timeout`).
+fn probe_timeout(
+    check: &mut Check<'_>,
+    index: usize,
+    text: Option<&str>,
+    interval: Option<Duration>,
+) -> Option<Duration> {
+    let path = [Key("probes"), Index(index), Key("timeout")];
+    let default = interval.map_or(DEFAULT_PROBE_TIMEOUT, |i| i.min(DEFAULT_PROBE_TIMEOUT));
+    let timeout = check.duration(&path, text, default)?;
+    if timeout.is_zero() {
+        check.at(&path, "timeout must be greater than 0".to_owned());
+    } else if let Some(interval) = interval.filter(|interval| timeout > *interval) {
+        check.at(
+            &path,
+            format!(
+                "timeout {} must not be longer than the interval {}",
+                format_duration(timeout),
+                format_duration(interval)
+            ),
+        );
+    }
+    Some(timeout)
+}
+
+fn check_labels(check: &mut Check<'_>, index: usize, labels: &BTreeMap<String, String>) {
+    for name in labels.keys().filter(|name| !is_label_name(name)) {
+        check.at_key(
+            &[Key("probes"), Index(index), Key("labels"), Key(name)],
+            format!(
+                "invalid label name `{name}`; label names match [a-zA-Z_][a-zA-Z0-9_]* and do not start with `__`"
+            ),
+        );
+    }
+}
+
+fn probe_target(
+    check: &mut Check<'_>,
+    index: usize,
+    name: Option<&str>,
+    outline: ProbeOutline,
+    types: &[String],
+) -> Option<ProbeTarget> {
+    let at = [Key("probes"), Index(index)];
+    let subject = subject("probe", name);
+    match types {
+        [] => {
+            let expected = PROBE_TYPES.join(", ");
+            check.at(&at, format!("{subject} needs one of {expected}"));
+            None
+        }
+        [_, second, ..] => {
+            let listed = types
+                .iter()
+                .map(|kind| format!("`{kind}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            check.at_key(
+                &[Key("probes"), Index(index), Key(second)],
+                format!("{subject} has more than one type ({listed}); choose one"),
+            );
+            None
+        }
+        [kind] if kind == "http" => match outline.settings(kind) {
+            Some(http) => http_probe(check, index, http).map(ProbeTarget::Http),
+            None => {
+                check.at(
+                    &[Key("probes"), Index(index), Key("http")],
+                    "an http probe needs at least a `url`".to_owned(),
+                );
+                None
+            }
+        },
+        [kind] => {
+            let path = [Key("probes"), Index(index), Key(kind)];
+            // Its settings are not looked into, but they are a mapping.
+            let settings = outline.settings(kind);
+            if settings.is_none_or(|value| check.strict::<Mapping>(value, &path).is_some()) {
+                check.at_key(
+                    &path,
+                    format!(
+                        "probe type `{kind}` is not supported by this version of incidentd yet"
+                    ),
+                );
+            }
+            None
+        }
+    }
+}
+
+fn http_probe(check: &mut Check<'_>, index: usize, value: Value) -> Option<HttpProbe> {
+    let at = [Key("probes"), Index(index), Key("http")];
+    let field = |key| [Key("probes"), Index(index), Key("http"), Key(key)];
+    let outline = check.strict::<HttpOutline>(value, &at)?;
+    let before = check.count();
+    let url = check
+        .required::<String>(&at, "url", outline.url)
+        .and_then(|url| check.http_url(&field("url"), &url));
+    let method = match check.field::<String>(&at, "method", outline.method) {
+        None => Some(reqwest::Method::GET),
+        Some(text) => reqwest::Method::from_bytes(text.as_bytes())
+            .map_err(|_| check.at(&field("method"), format!("invalid HTTP method `{text}`")))
+            .ok(),
+    };
+    let headers: BTreeMap<String, String> = check
+        .field(&at, "headers", outline.headers)
+        .unwrap_or_default();
+    for (name, value) in &headers {
+        let path = [
+            Key("probes"),
+            Index(index),
+            Key("http"),
+            Key("headers"),
+            Key(name),
+        ];
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            check.at_key(&path, format!("invalid header name `{name}`"));
+        }
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
+            check.at(&path, format!("invalid value for header `{name}`"));
+        }
+    }
+    if check.count() > before {
+        return None;
+    }
+    Some(HttpProbe {
+        url: url?,
+        method: method?,
+        headers,
+    })
+}
+
+fn rule_entry(check: &mut Check<'_>, index: usize, item: Value) -> RuleEntry {
+    let name = string_field(&item, "name");
+    let probe = string_field(&item, "probe");
+    let at = [Key("rules"), Index(index)];
+    let Some(mut outline) = check.strict::<RuleOutline>(item, &at) else {
+        return RuleEntry {
+            index,
+            name,
+            probe,
+            config: None,
+        };
+    };
+    let name = check.required(&at, "name", outline.name.take()).or(name);
+    let probe = check.required(&at, "probe", outline.probe.take()).or(probe);
+    RuleEntry {
+        index,
+        config: rule(check, index, name.clone(), probe.clone(), outline),
+        name,
+        probe,
+    }
+}
+
+fn rule(
+    check: &mut Check<'_>,
+    index: usize,
+    name: Option<String>,
+    probe: Option<String>,
+    outline: RuleOutline,
+) -> Option<RuleConfig> {
+    let at = [Key("rules"), Index(index)];
+    let field = |key| [Key("rules"), Index(index), Key(key)];
+    let before = check.count();
+    let when = check
+        .required::<String>(&at, "when", outline.when)
+        .and_then(|when| condition(check, index, &when));
+    let after = check
+        .field(&at, "after", outline.after)
+        .unwrap_or(DEFAULT_AFTER);
+    if after == 0 {
+        check.at(&field("after"), "after must be at least 1".to_owned());
+    }
+    let recover_after = check
+        .field(&at, "recover_after", outline.recover_after)
+        .unwrap_or(DEFAULT_RECOVER_AFTER);
+    if recover_after == 0 {
+        check.at(
+            &field("recover_after"),
+            "recover_after must be at least 1".to_owned(),
+        );
+    }
+    let incident = incident(check, index, outline.incident);
+    if check.count() > before {
+        return None;
+    }
+    Some(RuleConfig {
+        name: name?,
+        probe: probe?,
+        when: when?,
+        after,
+        recover_after,
+        incident: incident?,
+    })
+}
+
+/// `when`; a problem is placed at its character inside the scalar.
+fn condition(check: &mut Check<'_>, index: usize, text: &str) -> Option<Condition> {
+    match Condition::parse(text) {
+        Ok(condition) => Some(condition),
+        Err(err) => {
+            let start = check.doc.node(&[Key("rules"), Index(index), Key("when")]);
+            let position = check.doc.source.position_in_scalar(start, text, err.offset);
+            check.out.push(check.doc.diagnostic(position, err.message));
+            None
+        }
+    }
+}
+
+/// `incident`, all of it optional.
+fn incident(check: &mut Check<'_>, index: usize, value: Option<Value>) -> Option<IncidentTemplate> {
+    let at = [Key("rules"), Index(index), Key("incident")];
+    let outline = match value {
+        Some(value) => check.strict::<IncidentOutline>(value, &at)?,
+        None => IncidentOutline {
+            title: None,
+            category: None,
+            impact: None,
+            urgency: None,
+        },
+    };
+    let title = check.field(&at, "title", outline.title);
+    let category = check
+        .field::<String>(&at, "category", outline.category)
+        .unwrap_or_else(|| DEFAULT_CATEGORY.to_owned());
+    if !is_category(&category) {
+        check.at(
+            &[Key("rules"), Index(index), Key("incident"), Key("category")],
+            format!("invalid category `{category}`; categories match [a-z][a-z0-9_]*"),
+        );
+    }
+    Some(IncidentTemplate {
+        title,
+        category,
+        impact: check
+            .field(&at, "impact", outline.impact)
+            .unwrap_or(Level::Medium),
+        urgency: check
+            .field(&at, "urgency", outline.urgency)
+            .unwrap_or(Level::Medium),
+    })
+}
+
+/// Across all rule files: probe names and rule names unique, every rule's probe defined.
+fn check_names(files: &[RuleFile], out: &mut Vec<Diagnostic>) {
+    let probes = first_definitions(
+        files,
+        "probe",
+        |file| {
+            file.probes
+                .iter()
+                .map(|p| (p.index, p.name.as_deref()))
+                .collect()
+        },
+        Key("probes"),
+        out,
+    );
+    first_definitions(
+        files,
+        "rule",
+        |file| {
+            file.rules
+                .iter()
+                .map(|r| (r.index, r.name.as_deref()))
+                .collect()
+        },
+        Key("rules"),
+        out,
+    );
+    let mut known: Vec<&str> = probes.keys().copied().collect();
+    known.sort_unstable();
+    for file in files {
+        for rule in &file.rules {
+            let Some(probe) = &rule.probe else {
+                continue;
+            };
+            if probes.contains_key(probe.as_str()) {
+                continue;
+            }
+            let hint = closest(probe, &known)
+                .map(|close| format!("; did you mean `{close}`?"))
+                .unwrap_or_default();
+            let mut check = Check {
+                doc: &file.doc,
+                out,
+            };
+            check.at(
+                &[Key("rules"), Index(rule.index), Key("probe")],
+                format!(
+                    "{} names unknown probe `{probe}`{hint}",
+                    subject("rule", rule.name.as_deref())
+                ),
+            );
+        }
+    }
+}
+
+/// Where each name is first defined (file index, item index); later ones are duplicates.
+fn first_definitions<'f>(
+    files: &'f [RuleFile],
+    kind: &str,
+    names: impl Fn(&'f RuleFile) -> Vec<(usize, Option<&'f str>)>,
+    list: Segment<'static>,
+    out: &mut Vec<Diagnostic>,
+) -> HashMap<&'f str, (usize, usize)> {
+    let mut first: HashMap<&str, (usize, usize)> = HashMap::new();
+    for (file_index, file) in files.iter().enumerate() {
+        for (index, name) in names(file) {
+            let Some(name) = name else { continue };
+            let Some(&(first_file, first_index)) = first.get(name) else {
+                first.insert(name, (file_index, index));
+                continue;
+            };
+            let place = files[first_file]
+                .doc
+                .place(&[list, Index(first_index), Key("name")]);
+            let mut check = Check {
+                doc: &file.doc,
+                out,
+            };
+            check.at(
+                &[list, Index(index), Key("name")],
+                format!("duplicate {kind} name `{name}`; first defined at {place}"),
+            );
+        }
+    }
+    first
+}
+
+// ---------------------------------------------------------------------------------------
+// Small predicates.
+
+/// How messages name a thing: "probe `api`", or "this probe" when it has no name.
+fn subject(kind: &str, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{kind} `{name}`"),
+        None => format!("this {kind}"),
+    }
+}
+
+/// `[A-Za-z0-9_.-]+`
+fn is_probe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Prometheus label names, without the reserved `__` prefix.
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}
+
+/// `[a-z][a-z0-9_]*`
+fn is_category(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The known name closest to `wanted` by edit distance, if close enough to be a typo:
+/// at most a third of its length (and at least one edit).
+fn closest<'a>(wanted: &str, known: &[&'a str]) -> Option<&'a str> {
+    let limit = (wanted.chars().count() / 3).max(1);
+    known
+        .iter()
+        .filter(|name| name.chars().count().abs_diff(wanted.chars().count()) <= limit)
+        .map(|name| (edit_distance(wanted, name), *name))
+        .filter(|(distance, _)| *distance <= limit)
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::fs;
+
+    use base64::engine::general_purpose::STANDARD;
+
+    use super::*;
+
+    /// A config directory holding `files` (relative paths).
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs::write(path, text).expect("write");
+        }
+        dir
+    }
+
+    fn secret(bytes: usize) -> String {
+        format!("whsec_{}", STANDARD.encode(vec![7u8; bytes]))
+    }
+
+    /// The environment of most tests, plus `extra` (which wins).
+    fn env_with(extra: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let mut vars: HashMap<String, String> = [
+            ("T_ADMIN", "admin-token".to_owned()),
+            ("T_INGEST", "ingest-token".to_owned()),
+            ("HOOK_SECRET", format!("{} {}", secret(24), secret(64))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in extra {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        move |name: &str| vars.get(name).cloned()
+    }
+
+    fn load_dir(
+        dir: &tempfile::TempDir,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<String>> {
+        load(&dir.path().join("incidentd.yaml"), env).map_err(|errors| {
+            let prefix = format!("{}/", dir.path().display());
+            errors
+                .0
+                .iter()
+                .map(|d| d.to_string().replace(&prefix, ""))
+                .collect()
+        })
+    }
+
+    /// Loads `files` with the default environment and expects exactly `expected`.
+    #[track_caller]
+    fn check(files: &[(&str, &str)], expected: &[&str]) {
+        check_env(files, &[], expected);
+    }
+
+    #[track_caller]
+    fn check_env(files: &[(&str, &str)], env: &[(&str, &str)], expected: &[&str]) {
+        let dir = dir_with(files);
+        match load_dir(&dir, &env_with(env)) {
+            Ok(_) => panic!("loaded, expected:\n{}", expected.join("\n")),
+            Err(got) => assert_eq!(got, expected, "\ngot:\n{}\n", got.join("\n")),
+        }
+    }
+
+    #[track_caller]
+    fn load_ok(files: &[(&str, &str)]) -> (tempfile::TempDir, Config) {
+        let dir = dir_with(files);
+        match load_dir(&dir, &env_with(&[])) {
+            Ok(config) => (dir, config),
+            Err(errors) => panic!("errors:\n{}", errors.join("\n")),
+        }
+    }
+
+    const FULL_CONFIG: &str = "\
+listen: 0.0.0.0:9999
+external_url: https://incidents.example
+storage: {path: state/db.redb}
+rule_files: [rules/*.yaml, extra/*.yaml, rules/web.yaml, nothing/*.yaml]
+auth:
+  tokens:
+    - {name: alertmanager, token_env: T_INGEST, role: ingest}
+    - {name: admin, token_env: T_ADMIN, role: admin, security: true}
+webhooks:
+  - name: chatops
+    url: https://chat.example/hooks
+    secret_env: HOOK_SECRET
+    events: [incident.opened, incident.resolved]
+    timeout: 5s
+  - name: audit
+    url: http://audit.example/
+    secret_env: HOOK_SECRET
+";
+
+    const WEB_RULES: &str = "\
+probes:
+  - name: checkout-api
+    interval: 10s
+    timeout: 2s
+    labels: {service: checkout, team: payments}
+    http:
+      url: \"http://127.0.0.1:8080/health\"
+      method: POST
+      headers: {X-Probe: incidentd}
+rules:
+  - name: checkout-down
+    probe: checkout-api
+    when: '[STATUS] != 200'
+    after: 3
+    recover_after: 4
+    incident:
+      title: 'Checkout API down ({{ status }})'
+      category: availability_2
+      impact: high
+      urgency: low
+";
+
+    const DB_RULES: &str = "\
+probes:
+  - {name: db.primary, http: {url: 'https://db.example/health'}}
+rules:
+  - {name: db-down, probe: checkout-api, when: '[CONNECTED] == false'}
+";
+
+    #[test]
+    fn loads_a_full_valid_config() {
+        let (dir, config) = load_ok(&[
+            ("incidentd.yaml", FULL_CONFIG),
+            ("rules/web.yaml", WEB_RULES),
+            ("extra/db.yaml", DB_RULES),
+        ]);
+        let root = dir.path();
+        assert_eq!(config.path, root.join("incidentd.yaml"));
+        assert_eq!(config.listen, "0.0.0.0:9999".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            config.external_url.as_deref(),
+            Some("https://incidents.example")
+        );
+        assert_eq!(config.storage_path, root.join("state/db.redb"));
+        // Sorted, and rules/web.yaml once although two globs match it.
+        assert_eq!(
+            config.rule_files,
+            [root.join("extra/db.yaml"), root.join("rules/web.yaml")]
+        );
+
+        let tokens: Vec<_> = config
+            .auth
+            .tokens
+            .iter()
+            .map(|t| (t.name.as_str(), t.token.as_str(), t.role, t.security))
+            .collect();
+        assert_eq!(
+            tokens,
+            [
+                ("alertmanager", "ingest-token", Role::Ingest, false),
+                ("admin", "admin-token", Role::Admin, true),
+            ]
+        );
+
+        let [chatops, audit] = &config.webhooks[..] else {
+            panic!("{:?}", config.webhooks)
+        };
+        assert_eq!(chatops.name, "chatops");
+        assert_eq!(chatops.url.as_str(), "https://chat.example/hooks");
+        assert_eq!(chatops.secrets, [vec![7u8; 24], vec![7u8; 64]]);
+        assert_eq!(
+            chatops.events,
+            Some(vec![
+                "incident.opened".to_owned(),
+                "incident.resolved".to_owned()
+            ])
+        );
+        assert_eq!(chatops.timeout, Duration::from_secs(5));
+        assert!(chatops.wants("incident.opened") && !chatops.wants("incident.closed"));
+        assert_eq!(audit.events, None);
+        assert_eq!(audit.timeout, Duration::from_secs(10));
+
+        // Files in sorted order: extra/db.yaml first.
+        let [db, checkout] = &config.probes[..] else {
+            panic!("{:?}", config.probes)
+        };
+        assert_eq!(db.name, "db.primary");
+        assert_eq!(checkout.name, "checkout-api");
+        assert_eq!(checkout.interval, Duration::from_secs(10));
+        assert_eq!(checkout.timeout, Duration::from_secs(2));
+        assert_eq!(
+            checkout.labels,
+            BTreeMap::from([
+                ("service".to_owned(), "checkout".to_owned()),
+                ("team".to_owned(), "payments".to_owned()),
+            ])
+        );
+        let ProbeTarget::Http(http) = &checkout.target;
+        assert_eq!(http.url.as_str(), "http://127.0.0.1:8080/health");
+        assert_eq!(http.method, reqwest::Method::POST);
+        assert_eq!(
+            http.headers,
+            BTreeMap::from([("X-Probe".to_owned(), "incidentd".to_owned())])
+        );
+
+        let [db_down, checkout_down] = &config.rules[..] else {
+            panic!("{:?}", config.rules)
+        };
+        // A rule may name a probe of another file.
+        assert_eq!(
+            (db_down.name.as_str(), db_down.probe.as_str()),
+            ("db-down", "checkout-api")
+        );
+        assert_eq!(checkout_down.when.source(), "[STATUS] != 200");
+        assert_eq!((checkout_down.after, checkout_down.recover_after), (3, 4));
+        let incident = &checkout_down.incident;
+        assert_eq!(
+            incident.title.as_deref(),
+            Some("Checkout API down ({{ status }})")
+        );
+        assert_eq!(incident.category, "availability_2");
+        assert_eq!(
+            (incident.impact, incident.urgency),
+            (Level::High, Level::Low)
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let (dir, config) = load_ok(&[
+            ("incidentd.yaml", "# nothing set\n"),
+            (
+                "rules/min.yaml",
+                "probes:\n  - {name: a, http: {url: 'http://a/'}}\n  - {name: b, interval: 4s, http: {url: 'http://b/'}}\nrules:\n  - {name: r, probe: a, when: '[STATUS] != 200'}\n",
+            ),
+            ("rules/empty.yaml", ""),
+            ("rules/comments.yaml", "# only a comment\n"),
+            ("rules/null.yaml", "probes:\nrules: ~\n"),
+            ("other/ignored.yaml", "not: [loaded"),
+        ]);
+        let root = dir.path();
+        assert_eq!(
+            config.listen,
+            "127.0.0.1:9750".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(config.external_url, None);
+        assert_eq!(config.storage_path, root.join("data/incidentd.redb"));
+        assert_eq!(config.rule_files.len(), 4);
+        assert!(config.auth.tokens.is_empty() && config.webhooks.is_empty());
+
+        let [a, b] = &config.probes[..] else {
+            panic!("{:?}", config.probes)
+        };
+        assert_eq!(
+            (a.interval, a.timeout),
+            (Duration::from_secs(30), Duration::from_secs(10))
+        );
+        // No timeout and an interval under 10s: the timeout is the interval.
+        assert_eq!(
+            (b.interval, b.timeout),
+            (Duration::from_secs(4), Duration::from_secs(4))
+        );
+        assert!(a.labels.is_empty());
+        let ProbeTarget::Http(http) = &a.target;
+        assert_eq!(http.method, reqwest::Method::GET);
+        assert!(http.headers.is_empty());
+
+        let [rule] = &config.rules[..] else {
+            panic!("{:?}", config.rules)
+        };
+        assert_eq!((rule.after, rule.recover_after), (1, 2));
+        let incident = &rule.incident;
+        assert_eq!(incident.title, None);
+        assert_eq!(incident.category, "availability");
+        assert_eq!(
+            (incident.impact, incident.urgency),
+            (Level::Medium, Level::Medium)
+        );
+    }
+
+    #[test]
+    fn an_empty_config_file_without_rule_files_loads() {
+        let (_dir, config) = load_ok(&[("incidentd.yaml", "")]);
+        assert!(config.rule_files.is_empty() && config.probes.is_empty());
+    }
+
+    #[test]
+    fn paths_are_shown_as_given() {
+        let dir = dir_with(&[
+            ("incidentd.yaml", "listen: nowhere\n"),
+            ("rules/web.yaml", "probes: [{name: a}]\n"),
+        ]);
+        let given = dir.path().join(".").join("incidentd.yaml");
+        let errors = load(&given, &env_with(&[])).unwrap_err().0;
+        let files: Vec<_> = errors.iter().map(|d| d.file.clone()).collect();
+        assert_eq!(files, [given.clone(), dir.path().join("./rules/web.yaml")]);
+    }
+
+    // ----- incidentd.yaml errors, one kind each -------------------------------------
+
+    #[test]
+    fn unknown_top_level_key_lists_the_valid_ones() {
+        check(
+            &[("incidentd.yaml", "listen: 127.0.0.1:1\nlisten_addr: x\n")],
+            &[
+                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `status_page`",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_broken_config_file_still_has_its_rule_files_checked() {
+        check(
+            &[
+                ("incidentd.yaml", "rule_files: [more/*.yaml]\nbogus: 1\n"),
+                ("more/a.yaml", "probes: [{name: a}]\n"),
+            ],
+            &[
+                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `status_page`",
+                "more/a.yaml:1:10: probe `a` needs one of http, tcp, dns, tls, icmp, prometheus",
+            ],
+        );
+    }
+
+    #[test]
+    fn unsupported_sections_are_named_at_their_key() {
+        check(
+            &[(
+                "incidentd.yaml",
+                "listen: 127.0.0.1:1\nsla:\n  warn_at: 0.75\nclosure: {quiet_period: 1h}\ncategories:\n",
+            )],
+            &[
+                "incidentd.yaml:2:1: `sla` is not supported by this version of incidentd yet",
+                "incidentd.yaml:4:1: `closure` is not supported by this version of incidentd yet",
+                "incidentd.yaml:5:1: `categories` is not supported by this version of incidentd yet",
+            ],
+        );
+    }
+
+    #[test]
+    fn listen_storage_and_rule_files_errors() {
+        check(
+            &[(
+                "incidentd.yaml",
+                "listen: localhost:80\nexternal_url: [x]\nstorage: {path: '', size: 1}\nrule_files: ['rules/[.yaml', 7]\n",
+            )],
+            &[
+                "incidentd.yaml:1:9: invalid listen address `localhost:80`; expected IP:PORT, e.g. 127.0.0.1:9750",
+                "incidentd.yaml:2:15: invalid type: sequence, expected a string",
+                "incidentd.yaml:3:21: unknown field `size`, expected `path`",
+                "incidentd.yaml:4:14: invalid glob `rules/[.yaml`: invalid range pattern",
+            ],
+        );
+        check(
+            &[("incidentd.yaml", "listen: [1]\nstorage: {path: ''}\n")],
+            &[
+                "incidentd.yaml:1:9: invalid type: sequence, expected a string",
+                "incidentd.yaml:2:17: storage path must not be empty",
+            ],
+        );
+    }
+
+    #[test]
+    fn token_errors() {
+        let config = "\
+auth:
+  tokens:
+    - {name: a, token_env: T_MISSING, role: admin}
+    - {name: b, token_env: T_EMPTY, role: viewer}
+    - {name: c, token_env: T_C, role: boss}
+    - {name: d, token_env: T_ADMIN, role: responder}
+    - {name: d, token_env: T_INGEST, role: responder}
+    - {name: g, token_env: T_SAME, role: viewer}
+    - {name: e, role: ingest}
+    - {name: f, token_env: T_OTHER, role: ingest, scope: all}
+";
+        check_env(
+            &[("incidentd.yaml", config)],
+            &[
+                ("T_EMPTY", " "),
+                ("T_SAME", "admin-token"),
+                ("T_C", "c-token"),
+            ],
+            &[
+                "incidentd.yaml:3:28: environment variable T_MISSING (token_env of token `a`) is not set",
+                "incidentd.yaml:4:28: environment variable T_EMPTY (token_env of token `b`) is empty",
+                "incidentd.yaml:5:39: unknown variant `boss`, expected one of `viewer`, `ingest`, `responder`, `admin`",
+                "incidentd.yaml:7:14: duplicate token name `d`; first defined at incidentd.yaml:6:14",
+                "incidentd.yaml:8:28: token `g` has the same value as token `d`; every token must be different",
+                "incidentd.yaml:9:7: missing field `token_env`",
+                "incidentd.yaml:10:51: unknown field `scope`, expected one of `name`, `token_env`, `role`, `security`",
+            ],
+        );
+    }
+
+    #[test]
+    fn webhook_errors() {
+        let config = "\
+webhooks:
+  - {name: a, url: 'ftp://x/', secret_env: HOOK_SECRET}
+  - {name: b, url: 'not a url', secret_env: NOPE}
+  - {name: c, url: 'http://x/', secret_env: W_PLAIN, events: [incident.opened, incident.exploded]}
+  - {name: d, url: 'http://x/', secret_env: W_MIXED, events: [], timeout: 0}
+  - {name: d, url: 'http://x/', secret_env: HOOK_SECRET, timeout: 5 min}
+  - {name: e, url: 'http://x/', secret_env: HOOK_SECRET, retries: 3}
+";
+        check_env(
+            &[("incidentd.yaml", config)],
+            &[
+                ("W_PLAIN", "hunter2hunter2"),
+                ("W_MIXED", "whsec_!!!notbase64 whsec_c2hvcnQ= whsec_c2hvcnQ"),
+            ],
+            &[
+                "incidentd.yaml:2:20: url `ftp://x/` must use http or https",
+                "incidentd.yaml:3:20: invalid url `not a url`: relative URL without a base",
+                "incidentd.yaml:3:45: environment variable NOPE (secret_env of webhook `b`) is not set",
+                "incidentd.yaml:4:45: environment variable W_PLAIN (secret_env of webhook `c`): the secret does not start with `whsec_`",
+                "incidentd.yaml:4:80: unknown event type `incident.exploded`; expected one of incident.opened, incident.acknowledged, incident.escalated, incident.priority_changed, incident.note_added, incident.on_hold, incident.resumed, incident.resolved, incident.reopened, incident.closed, incident.sla_warning, incident.sla_breached",
+                "incidentd.yaml:5:45: environment variable W_MIXED (secret_env of webhook `d`): secret 1 of 3 is not base64 after `whsec_`",
+                "incidentd.yaml:5:45: environment variable W_MIXED (secret_env of webhook `d`): secret 2 of 3 is 5 bytes long; a key is 24 to 64 bytes",
+                "incidentd.yaml:5:45: environment variable W_MIXED (secret_env of webhook `d`): secret 3 of 3 is 5 bytes long; a key is 24 to 64 bytes",
+                "incidentd.yaml:5:62: events must not be empty; leave it out to receive every event type",
+                "incidentd.yaml:5:75: timeout must be greater than 0",
+                "incidentd.yaml:6:12: duplicate webhook name `d`; first defined at incidentd.yaml:5:12",
+                "incidentd.yaml:6:67: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "incidentd.yaml:7:58: unknown field `retries`, expected one of `name`, `url`, `secret_env`, `events`, `timeout`",
+            ],
+        );
+    }
+
+    #[test]
+    fn secret_values_never_appear_in_messages() {
+        let dir = dir_with(&[(
+            "incidentd.yaml",
+            "auth: {tokens: [{name: a, token_env: T_A, role: admin}, {name: b, token_env: T_B, role: admin}]}\nwebhooks: [{name: w, url: 'http://x/', secret_env: W}]\n",
+        )]);
+        let env = env_with(&[
+            ("T_A", "tok-SECRET-1"),
+            ("T_B", "tok-SECRET-1"),
+            ("W", "whsec_SECRET-2 SECRET-3"),
+        ]);
+        let errors = load_dir(&dir, &env).unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(errors.iter().all(|e| !e.contains("SECRET")), "{errors:#?}");
+    }
+
+    // ----- rule file errors -----------------------------------------------------------
+
+    fn rules(text: &str) -> [(&str, &str); 2] {
+        [("incidentd.yaml", ""), ("rules/web.yaml", text)]
+    }
+
+    #[test]
+    fn rule_file_outline_errors_stop_only_that_file() {
+        check(
+            &[
+                ("incidentd.yaml", ""),
+                ("rules/a.yaml", "probes: []\nalerts: []\n"),
+                ("rules/b.yaml", "probes: {name: x}\n"),
+                ("rules/c.yaml", "probes:\n  - name: 'unterminated\n"),
+                ("rules/d.yaml", "- just a list\n"),
+                ("rules/e.yaml", "probes: [{name: e}]\n"),
+            ],
+            &[
+                "rules/a.yaml:2:1: unknown field `alerts`, expected `probes` or `rules`",
+                "rules/b.yaml:1:9: invalid type: map, expected a sequence",
+                "rules/c.yaml:3:1: found unexpected end of stream, while scanning a quoted scalar at line 2 column 11",
+                "rules/d.yaml:1:1: invalid type: sequence, expected a mapping with `probes` and `rules`",
+                "rules/e.yaml:1:10: probe `e` needs one of http, tcp, dns, tls, icmp, prometheus",
+            ],
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_a_nested_http_block_has_its_position() {
+        check(
+            &rules(
+                "probes:\n  - name: api\n    http:\n      url: http://x/\n      headers: {A: b}\n      timeout: 2s\n",
+            ),
+            &[
+                "rules/web.yaml:6:7: unknown field `timeout`, expected one of `url`, `method`, `headers`",
+            ],
+        );
+    }
+
+    #[test]
+    fn probe_errors() {
+        let text = "\
+probes:
+  - {interval: 10s, http: {url: 'http://x/'}}
+  - {name: 'a b', http: {url: 'http://x/'}}
+  - {name: c, interval: 10, http: {url: 'http://x/'}}
+  - {name: d, interval: 50ms, timeout: 0s, http: {url: 'http://x/'}}
+  - {name: e, interval: 5s, timeout: 6s, http: {url: 'http://x/'}}
+  - {name: f, labels: {ok: x, __meta: y, 2x: z}, http: {url: 'http://x/'}}
+  - {name: g}
+  - {name: h, http: {url: 'http://x/'}, tcp: {address: 'x:1'}, dns: {}}
+  - {name: i, icmp: {host: x}}
+  - {name: j, http: ~}
+  - {name: k, http: {url: '/relative', method: 'GE T', headers: {'Bad Name': x, Ok: \"a\\nb\"}}}
+  - {name: l, tls: 'x:443'}
+  - {name: m, http: {url: 'http://x/'}, intervall: 5s}
+";
+        check(
+            &rules(text),
+            &[
+                "rules/web.yaml:2:5: missing field `name`",
+                "rules/web.yaml:3:12: invalid probe name `a b`; use letters, digits, `_`, `.` and `-`",
+                "rules/web.yaml:4:25: invalid duration `10`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/web.yaml:5:25: interval must be at least 100ms, got 50ms",
+                "rules/web.yaml:5:40: timeout must be greater than 0",
+                "rules/web.yaml:6:38: timeout 6s must not be longer than the interval 5s",
+                "rules/web.yaml:7:31: invalid label name `__meta`; label names match [a-zA-Z_][a-zA-Z0-9_]* and do not start with `__`",
+                "rules/web.yaml:7:42: invalid label name `2x`; label names match [a-zA-Z_][a-zA-Z0-9_]* and do not start with `__`",
+                "rules/web.yaml:8:5: probe `g` needs one of http, tcp, dns, tls, icmp, prometheus",
+                "rules/web.yaml:9:41: probe `h` has more than one type (`http`, `tcp`, `dns`); choose one",
+                "rules/web.yaml:10:15: probe type `icmp` is not supported by this version of incidentd yet",
+                "rules/web.yaml:11:21: an http probe needs at least a `url`",
+                "rules/web.yaml:12:27: invalid url `/relative`: relative URL without a base",
+                "rules/web.yaml:12:48: invalid HTTP method `GE T`",
+                "rules/web.yaml:12:66: invalid header name `Bad Name`",
+                "rules/web.yaml:12:85: invalid value for header `Ok`",
+                "rules/web.yaml:13:20: invalid type: string \"x:443\", expected a YAML mapping",
+                "rules/web.yaml:14:41: unknown field `intervall`, expected one of `name`, `interval`, `timeout`, `labels`, `http`, `tcp`, `dns`, `tls`, `icmp`, `prometheus`",
+            ],
+        );
+    }
+
+    #[test]
+    fn rule_errors() {
+        let text = "\
+probes:
+  - {name: checkout-api, http: {url: 'http://x/'}}
+rules:
+  - {name: a, probe: checkout-api}
+  - {name: b, probe: checkout-ap, when: '[STATUS] != 200'}
+  - {name: c, probe: database, when: '[STATUS] != 200'}
+  - {name: d, probe: checkout-api, when: '[STATUS] != 200', after: 0, recover_after: 0}
+  - {name: e, probe: checkout-api, when: '[STATUS] != 200', after: -1}
+  - {name: f, probe: checkout-api, when: '[STATUS] != 200', incident: {category: Perf}}
+  - {name: g, probe: checkout-api, when: '[STATUS] != 200', incident: {impact: critical}}
+  - {name: h, probe: checkout-api, when: '[STATUS] != 200', incident: {owner: me}}
+  - {name: a, probe: checkout-api, when: '[STATUS] != 200'}
+";
+        check(
+            &rules(text),
+            &[
+                "rules/web.yaml:4:5: missing field `when`",
+                "rules/web.yaml:5:22: rule `b` names unknown probe `checkout-ap`; did you mean `checkout-api`?",
+                "rules/web.yaml:6:22: rule `c` names unknown probe `database`",
+                "rules/web.yaml:7:68: after must be at least 1",
+                "rules/web.yaml:7:86: recover_after must be at least 1",
+                "rules/web.yaml:8:68: invalid type: integer `-1`, expected u32",
+                "rules/web.yaml:9:82: invalid category `Perf`; categories match [a-z][a-z0-9_]*",
+                "rules/web.yaml:10:80: unknown variant `critical`, expected one of `high`, `medium`, `low`",
+                "rules/web.yaml:11:72: unknown field `owner`, expected one of `title`, `category`, `impact`, `urgency`",
+                "rules/web.yaml:12:12: duplicate rule name `a`; first defined at rules/web.yaml:4:12",
+            ],
+        );
+    }
+
+    /// One wrong value hides nothing else of its item (nor of the items around it).
+    #[test]
+    fn a_bad_value_does_not_hide_the_other_fields() {
+        let text = "\
+probes:
+  - name: api
+    interval: 5 min
+    labels: [not, a, map]
+    http: {url: 'ftp://x/', method: 'G ET', headers: {'Bad Name': x}}
+rules:
+  - name: api-down
+    probe: apii
+    when: '[STAUS] != 200'
+    after: many
+    incident: {impact: huge, category: Bad, urgency: low}
+";
+        check(
+            &rules(text),
+            &[
+                "rules/web.yaml:3:15: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/web.yaml:4:13: invalid type: sequence, expected a map",
+                "rules/web.yaml:5:17: url `ftp://x/` must use http or https",
+                "rules/web.yaml:5:37: invalid HTTP method `G ET`",
+                "rules/web.yaml:5:55: invalid header name `Bad Name`",
+                "rules/web.yaml:8:12: rule `api-down` names unknown probe `apii`; did you mean `api`?",
+                "rules/web.yaml:9:12: unknown placeholder [STAUS]; did you mean [STATUS]?",
+                "rules/web.yaml:10:12: invalid type: string \"many\", expected u32",
+                "rules/web.yaml:11:24: unknown variant `huge`, expected one of `high`, `medium`, `low`",
+                "rules/web.yaml:11:40: invalid category `Bad`; categories match [a-z][a-z0-9_]*",
+            ],
+        );
+    }
+
+    #[test]
+    fn condition_errors_point_inside_the_when_scalar() {
+        let text = "\
+rules:
+  - name: quoted
+    probe: p
+    when: '[STAUS] == 200'
+  - name: plain
+    probe: p
+    when: 200 == [STAUS] && [CONNECTED]
+  - name: double
+    probe: p
+    when: \"[CONNECTED]\\t&& [STAUS] == 1\"
+  - name: folded
+    probe: p
+    when: >-
+      [CONNECTED] &&
+      [STAUS] == 200
+probes:
+  - {name: p, http: {url: 'http://x/'}}
+";
+        check(
+            &rules(text),
+            &[
+                "rules/web.yaml:4:12: unknown placeholder [STAUS]; did you mean [STATUS]?",
+                "rules/web.yaml:7:18: unknown placeholder [STAUS]; did you mean [STATUS]?",
+                "rules/web.yaml:10:28: unknown placeholder [STAUS]; did you mean [STATUS]?",
+                "rules/web.yaml:15:7: unknown placeholder [STAUS]; did you mean [STATUS]?",
+            ],
+        );
+    }
+
+    #[test]
+    fn names_are_checked_across_files() {
+        check(
+            &[
+                ("incidentd.yaml", ""),
+                (
+                    "rules/a.yaml",
+                    "probes: [{name: p, http: {url: 'http://x/'}}]\nrules: [{name: r, probe: q, when: '[STATUS] != 200'}]\n",
+                ),
+                (
+                    "rules/b.yaml",
+                    "probes: [{name: p, http: {url: 'http://y/'}}]\nrules: [{name: r, probe: p, when: '[STATUS] != 200'}]\n",
+                ),
+                // An invalid probe still defines its name: no "unknown probe" on top.
+                (
+                    "rules/c.yaml",
+                    "probes: [{name: q, http: {url: 'http://x/', bad: 1}}]\n",
+                ),
+            ],
+            &[
+                "rules/b.yaml:1:17: duplicate probe name `p`; first defined at rules/a.yaml:1:17",
+                "rules/b.yaml:2:16: duplicate rule name `r`; first defined at rules/a.yaml:2:16",
+                "rules/c.yaml:1:45: unknown field `bad`, expected one of `url`, `method`, `headers`",
+            ],
+        );
+    }
+
+    #[test]
+    fn unreadable_and_missing_files() {
+        let dir = dir_with(&[("incidentd.yaml", ""), ("rules/web.yaml/keep", "")]);
+        assert_eq!(
+            load_dir(&dir, &env_with(&[])).unwrap_err(),
+            ["rules/web.yaml:1:1: cannot read file: Is a directory (os error 21)"]
+        );
+        let dir = dir_with(&[]);
+        assert_eq!(
+            load_dir(&dir, &env_with(&[])).unwrap_err(),
+            ["incidentd.yaml:1:1: cannot read file: No such file or directory (os error 2)"]
+        );
+    }
+
+    #[test]
+    fn all_problems_of_all_files_come_back_sorted() {
+        let config = "\
+listen: localhost:80
+auth:
+  tokens:
+    - {name: admin, token_env: NOPE, role: admin}
+    - {name: root, token_env: T_ADMIN, role: boss}
+sla: {warn_at: 0.75}
+";
+        let a = "\
+probes:
+  - name: api
+    interval: 10
+    http: {url: \"http://x/\"}
+  - name: api
+    tcp: {address: \"x:1\"}
+  - name: db
+    http: {url: \"http://x/\", metod: GET}
+rules:
+  - name: api-down
+    probe: apii
+    when: '[STAUS] != 200'
+";
+        let b = "\
+rules:
+  - name: api-down
+    probe: web
+    when: '[STATUS] != 200'
+    after: 0
+    incident: {category: Perf}
+probes:
+  - name: web
+    interval: 50ms
+    timeout: 1s
+    labels: {__meta: x, ok: y}
+";
+        check(
+            &[
+                ("incidentd.yaml", config),
+                ("rules/b.yaml", b),
+                ("rules/a.yaml", a),
+            ],
+            &[
+                "incidentd.yaml:1:9: invalid listen address `localhost:80`; expected IP:PORT, e.g. 127.0.0.1:9750",
+                "incidentd.yaml:4:32: environment variable NOPE (token_env of token `admin`) is not set",
+                "incidentd.yaml:5:46: unknown variant `boss`, expected one of `viewer`, `ingest`, `responder`, `admin`",
+                "incidentd.yaml:6:1: `sla` is not supported by this version of incidentd yet",
+                "rules/a.yaml:3:15: invalid duration `10`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/a.yaml:5:11: duplicate probe name `api`; first defined at rules/a.yaml:2:11",
+                "rules/a.yaml:6:5: probe type `tcp` is not supported by this version of incidentd yet",
+                "rules/a.yaml:8:30: unknown field `metod`, expected one of `url`, `method`, `headers`",
+                "rules/a.yaml:11:12: rule `api-down` names unknown probe `apii`; did you mean `api`?",
+                "rules/a.yaml:12:12: unknown placeholder [STAUS]; did you mean [STATUS]?",
+                "rules/b.yaml:2:11: duplicate rule name `api-down`; first defined at rules/a.yaml:10:11",
+                "rules/b.yaml:5:12: after must be at least 1",
+                "rules/b.yaml:6:26: invalid category `Perf`; categories match [a-z][a-z0-9_]*",
+                "rules/b.yaml:8:5: probe `web` needs one of http, tcp, dns, tls, icmp, prometheus",
+                "rules/b.yaml:9:15: interval must be at least 100ms, got 50ms",
+                "rules/b.yaml:10:14: timeout 1s must not be longer than the interval 50ms",
+                "rules/b.yaml:11:14: invalid label name `__meta`; label names match [a-zA-Z_][a-zA-Z0-9_]* and do not start with `__`",
+            ],
+        );
+    }
+
+    /// Not a timing assertion: the fast path is linear by construction (one parse per file,
+    /// one `from_value` per item, hash lookups for names); this keeps it exercised at scale.
+    #[test]
+    fn ten_thousand_probes_and_rules_load() {
+        const N: usize = 10_000;
+        let mut text = String::from("probes:\n");
+        for i in 0..N {
+            text.push_str(&format!(
+                "  - name: probe-{i}\n    interval: 30s\n    labels: {{team: t{i}}}\n    http: {{url: 'http://127.0.0.1:8080/{i}'}}\n"
+            ));
+        }
+        text.push_str("rules:\n");
+        for i in 0..N {
+            text.push_str(&format!(
+                "  - {{name: rule-{i}, probe: probe-{i}, when: '[STATUS] != 200', incident: {{impact: high}}}}\n"
+            ));
+        }
+        let (_dir, config) = load_ok(&[("incidentd.yaml", ""), ("rules/big.yaml", &text)]);
+        assert_eq!((config.probes.len(), config.rules.len()), (N, N));
+        assert_eq!(config.rules[N - 1].probe, format!("probe-{}", N - 1));
+    }
+
+    // ----- small pieces -----------------------------------------------------------------
+
+    #[test]
+    fn secrets_decode_with_or_without_padding() {
+        assert_eq!(decode_secrets(&secret(32)), Ok(vec![vec![7u8; 32]]));
+        let unpadded = secret(32).trim_end_matches('=').to_owned();
+        assert_eq!(decode_secrets(&unpadded), Ok(vec![vec![7u8; 32]]));
+        assert_eq!(
+            decode_secrets(&secret(65)),
+            Err(vec![
+                "the secret is 65 bytes long; a key is 24 to 64 bytes".to_owned()
+            ])
+        );
+        assert_eq!(decode_secrets(""), Ok(vec![]));
+    }
+
+    #[test]
+    fn scalars_in_string_fields_read_as_written() {
+        let (_dir, config) = load_ok(&rules(
+            "probes:\n  - name: 123\n    labels: {port: 8080, tls: true}\n    http: {url: 'http://x/'}\nrules:\n  - {name: 7, probe: 123, when: true}\n",
+        ));
+        let labels: Vec<_> = config.probes[0].labels.values().cloned().collect();
+        assert_eq!(
+            (config.probes[0].name.as_str(), labels),
+            ("123", vec!["8080".to_owned(), "true".to_owned()])
+        );
+        assert_eq!(
+            (config.rules[0].name.as_str(), config.rules[0].when.source()),
+            ("7", "true")
+        );
+    }
+
+    #[test]
+    fn tagged_items_and_byte_order_marks() {
+        check(
+            &[
+                ("incidentd.yaml", "\u{feff}listen: bad\n"),
+                ("rules/web.yaml", "probes:\n  - !probe {name: a, tcp: {}}\n"),
+            ],
+            &[
+                "incidentd.yaml:1:9: invalid listen address `bad`; expected IP:PORT, e.g. 127.0.0.1:9750",
+                "rules/web.yaml:2:22: probe type `tcp` is not supported by this version of incidentd yet",
+            ],
+        );
+    }
+
+    #[test]
+    fn an_empty_secret_list_is_reported_as_empty() {
+        check_env(
+            &[(
+                "incidentd.yaml",
+                "webhooks: [{name: w, url: 'http://x/', secret_env: W}]\n",
+            )],
+            &[("W", "  \n")],
+            &["incidentd.yaml:1:52: environment variable W (secret_env of webhook `w`) is empty"],
+        );
+    }
+
+    #[test]
+    fn names_and_suggestions() {
+        assert!(is_probe_name("a-b_c.9") && !is_probe_name("") && !is_probe_name("a/b"));
+        assert!(is_label_name("_x1") && !is_label_name("1x") && !is_label_name("__x"));
+        assert!(!is_label_name("") && !is_label_name("a-b"));
+        assert!(is_category("perf_2") && !is_category("Perf") && !is_category("2x"));
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        let known = ["api", "checkout-api", "db"];
+        assert_eq!(closest("checkout-apx", &known), Some("checkout-api"));
+        assert_eq!(closest("dc", &known), Some("db"));
+        assert_eq!(closest("web", &known), None);
+    }
+}

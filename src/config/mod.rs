@@ -125,7 +125,10 @@ impl fmt::Debug for WebhookConfig {
         f.debug_struct("WebhookConfig")
             .field("name", &self.name)
             .field("url", &self.url.as_str())
-            .field("secrets", &format_args!("<{} redacted>", self.secrets.len()))
+            .field(
+                "secrets",
+                &format_args!("<{} redacted>", self.secrets.len()),
+            )
             .field("events", &self.events)
             .field("timeout", &self.timeout)
             .finish()

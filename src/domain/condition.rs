@@ -724,11 +724,10 @@ impl<'s> Parser<'s> {
     /// An operand ended and `what` must follow, but the current token is not it. `and`/`or`
     /// here are most likely habits from other languages, so they get their own hint.
     fn expected(&self, what: &str) -> ConditionError {
-        // No let-chain: the crate's rust-version (1.85) predates them.
-        if let TokenKind::Name(word) = &self.token.kind {
-            if matches!(word.to_ascii_lowercase().as_str(), "and" | "or" | "not") {
-                return self.error(bare_word_message(word));
-            }
+        if let TokenKind::Name(word) = &self.token.kind
+            && matches!(word.to_ascii_lowercase().as_str(), "and" | "or" | "not")
+        {
+            return self.error(bare_word_message(word));
         }
         self.error(format!("expected {what}, found {}", self.found()))
     }

@@ -77,7 +77,10 @@ mod tests {
                 None => '-',
             })
             .collect();
-        assert_eq!(got, want, "after={after} recover_after={recover_after} verdicts={verdicts}");
+        assert_eq!(
+            got, want,
+            "after={after} recover_after={recover_after} verdicts={verdicts}"
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ const UNITS: &[(&str, u64)] = &[
 /// most once, as in Prometheus. `0` alone is accepted.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || {
-        format!("invalid duration `{text}`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m")
+        format!(
+            "invalid duration `{text}`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m"
+        )
     };
     if text == "0" {
         return Ok(Duration::ZERO);
@@ -80,7 +82,11 @@ mod tests {
 
     #[track_caller]
     fn ok(text: &str, millis: u64) {
-        assert_eq!(parse_duration(text), Ok(Duration::from_millis(millis)), "{text}");
+        assert_eq!(
+            parse_duration(text),
+            Ok(Duration::from_millis(millis)),
+            "{text}"
+        );
     }
 
     #[track_caller]

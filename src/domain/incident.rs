@@ -282,7 +282,12 @@ impl Incident {
         self.state = State::Acknowledged;
         self.acknowledged_at = Some(now);
         Ok(vec![
-            timeline(now, actor, "acknowledged", "state open → acknowledged".to_owned()),
+            timeline(
+                now,
+                actor,
+                "acknowledged",
+                "state open → acknowledged".to_owned(),
+            ),
             Effect::Event("incident.acknowledged"),
         ])
     }
@@ -414,7 +419,12 @@ pub fn fingerprint(labels: &[(&str, &str)]) -> String {
     sorted.sort_unstable();
     let mut hash = OFFSET;
     for (name, value) in sorted {
-        for byte in name.bytes().chain([0xFF]).chain(value.bytes()).chain([0xFF]) {
+        for byte in name
+            .bytes()
+            .chain([0xFF])
+            .chain(value.bytes())
+            .chain([0xFF])
+        {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(PRIME);
         }
@@ -469,7 +479,11 @@ mod tests {
 
     #[test]
     fn opening_sets_priority_tier_service_and_evidence() {
-        let (incident, effects) = open(Level::High, Level::High, Some("Checkout down ({{ status }})"));
+        let (incident, effects) = open(
+            Level::High,
+            Level::High,
+            Some("Checkout down ({{ status }})"),
+        );
         assert_eq!(incident.title, "Checkout down (503)");
         assert_eq!(incident.priority, Priority::P1);
         assert_eq!(incident.tier, Tier::L3, "P1 starts at L3");
@@ -486,7 +500,11 @@ mod tests {
 
     #[test]
     fn title_template_keeps_unknown_names_and_unclosed_braces() {
-        let (incident, _) = open(Level::Low, Level::Low, Some("{{ nope }} {{ probe }} {{ rule"));
+        let (incident, _) = open(
+            Level::Low,
+            Level::Low,
+            Some("{{ nope }} {{ probe }} {{ rule"),
+        );
         assert_eq!(incident.title, "{{ nope }} checkout-api {{ rule");
     }
 
@@ -504,7 +522,10 @@ mod tests {
             assert_eq!(result.is_ok(), ok, "{setup:?} then {action}");
             if let Err(TransitionError::InvalidState { state, .. }) = result {
                 assert_eq!(state, before);
-                assert_eq!(incident.state, before, "a refused transition changes nothing");
+                assert_eq!(
+                    incident.state, before,
+                    "a refused transition changes nothing"
+                );
             }
         }
         fn apply(incident: &mut Incident, action: &str) -> Result<Vec<Effect>, TransitionError> {
@@ -542,7 +563,11 @@ mod tests {
         let (mut incident, _) = open(Level::Low, Level::Low, None);
         incident.resolve("alice", None, at(10)).unwrap();
         assert!(incident.recover(&failing(), at(20)).is_empty());
-        assert_eq!(incident.resolved_at, Some(at(10)), "the manual resolution stands");
+        assert_eq!(
+            incident.resolved_at,
+            Some(at(10)),
+            "the manual resolution stands"
+        );
     }
 
     #[test]
@@ -550,7 +575,10 @@ mod tests {
         let (mut incident, _) = open(Level::Low, Level::Low, None);
         incident.resolve("alice", None, at(10)).unwrap();
         let err = incident.acknowledge("bob", at(20)).unwrap_err();
-        assert_eq!(err.to_string(), "incident INC-7 is resolved; cannot acknowledge it");
+        assert_eq!(
+            err.to_string(),
+            "incident INC-7 is resolved; cannot acknowledge it"
+        );
     }
 
     #[test]

@@ -48,7 +48,9 @@ impl FromStr for Level {
             "high" => Ok(Level::High),
             "medium" => Ok(Level::Medium),
             "low" => Ok(Level::Low),
-            other => Err(format!("unknown level `{other}`; expected high, medium or low")),
+            other => Err(format!(
+                "unknown level `{other}`; expected high, medium or low"
+            )),
         }
     }
 }

@@ -191,7 +191,13 @@ fn backoff(attempt: u32) -> Duration {
 /// `Retry-After` in seconds (the HTTP-date form is rare for webhooks and is ignored),
 /// capped so a consumer cannot park us for days.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let seconds: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(seconds).min(MAX_RETRY))
 }
 
@@ -214,7 +220,10 @@ mod tests {
                 .saturating_mul(2u32.saturating_pow(attempt.min(20)))
                 .min(MAX_RETRY);
             let delay = backoff(attempt);
-            assert!(delay >= ceiling / 2 && delay <= ceiling, "attempt {attempt}: {delay:?}");
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "attempt {attempt}: {delay:?}"
+            );
         }
         assert!(backoff(30) <= MAX_RETRY);
     }
@@ -225,7 +234,10 @@ mod tests {
         assert_eq!(retry_after(&headers), None);
         headers.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&headers), None);
         headers.insert(RETRY_AFTER, "999999".parse().unwrap());
         assert_eq!(retry_after(&headers), Some(MAX_RETRY));

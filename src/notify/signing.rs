@@ -55,18 +55,28 @@ mod tests {
     /// (standard-webhooks/standard-webhooks, libraries/*/ tests).
     #[test]
     fn matches_the_reference_vector() {
-        let key = STANDARD
-            .decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-            .unwrap();
+        let key = STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
         let timestamp = 1_614_265_330;
         let body = br#"{"test": 2432232314}"#;
         assert_eq!(
-            signature_header(&[key.clone()], id, timestamp, body),
+            signature_header(std::slice::from_ref(&key), id, timestamp, body),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
-        assert!(verify(&key, id, timestamp, body, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
-        assert!(!verify(&key, id, timestamp + 1, body, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="));
+        assert!(verify(
+            &key,
+            id,
+            timestamp,
+            body,
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        ));
+        assert!(!verify(
+            &key,
+            id,
+            timestamp + 1,
+            body,
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        ));
     }
 
     #[test]
@@ -77,6 +87,12 @@ mod tests {
         assert_eq!(header.split(' ').count(), 2);
         assert!(verify(&old, "evt_1", 10, b"{}", &header));
         assert!(verify(&new, "evt_1", 10, b"{}", &header));
-        assert!(!verify(b"other-secret-other-secret", "evt_1", 10, b"{}", &header));
+        assert!(!verify(
+            b"other-secret-other-secret",
+            "evt_1",
+            10,
+            b"{}",
+            &header
+        ));
     }
 }

@@ -100,6 +100,8 @@ async fn schedule(
 
 /// A random delay in `[0, interval)` for the first run.
 fn jitter(interval: Duration) -> Duration {
-    let millis = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+    let millis = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     Duration::from_millis(rand::random_range(0..millis))
 }

@@ -132,8 +132,7 @@ impl Store {
     /// Opens (or creates) the store, creating its directory and tables.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| db_err(redb::StorageError::Io(e)))?;
+            std::fs::create_dir_all(dir).map_err(|e| db_err(redb::StorageError::Io(e)))?;
         }
         let db = Database::create(path).map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
@@ -202,12 +201,16 @@ impl Store {
             let mut timeline = txn.open_table(TIMELINE).map_err(db_err)?;
             for (id, seq, entry) in &batch.timeline {
                 let bytes = encode(&TimelineEntryV1::from(entry));
-                timeline.insert((*id, *seq), bytes.as_slice()).map_err(db_err)?;
+                timeline
+                    .insert((*id, *seq), bytes.as_slice())
+                    .map_err(db_err)?;
             }
             let mut detectors = txn.open_table(DETECTORS).map_err(db_err)?;
             for (key, detector) in &batch.detectors {
                 let bytes = encode(&DetectorV1::from(*detector));
-                detectors.insert(key.as_str(), bytes.as_slice()).map_err(db_err)?;
+                detectors
+                    .insert(key.as_str(), bytes.as_slice())
+                    .map_err(db_err)?;
             }
             let mut outbox = txn.open_table(OUTBOX).map_err(db_err)?;
             for entry in &batch.outbox_put {

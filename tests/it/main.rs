@@ -3,6 +3,7 @@
 
 mod support;
 
+mod auth;
 mod check;
 mod probe_to_webhook;
 mod restart;

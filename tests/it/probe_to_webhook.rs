@@ -85,9 +85,15 @@ async fn failing_target_opens_incident_webhooks_follow_the_workflow() {
     assert_eq!(incident["tier"], "L1");
     assert_eq!(incident["service"], "web");
     assert_eq!(incident["labels"]["team"], "shop");
-    assert_eq!(incident["source"], json!({"type": "rule", "rule": "web-down", "probe": "web"}));
+    assert_eq!(
+        incident["source"],
+        json!({"type": "rule", "rule": "web-down", "probe": "web"})
+    );
     assert_eq!(incident["evidence"][0]["status"], 503);
-    assert_eq!(incident["opened_at"], "2026-03-02T09:00:00Z", "time comes from the clock");
+    assert_eq!(
+        incident["opened_at"], "2026-03-02T09:00:00Z",
+        "time comes from the clock"
+    );
 
     let opened = eventually("incident.opened delivered", DEADLINE, async || {
         receiver.accepted().into_iter().next()
@@ -97,7 +103,10 @@ async fn failing_target_opens_incident_webhooks_follow_the_workflow() {
     assert!(opened.id.starts_with("evt_"), "{}", opened.id);
     assert_eq!(opened.json()["id"], opened.id.as_str());
     assert_eq!(opened.json()["incident"]["id"], "INC-1");
-    assert!(opened.verifies(), "the signature verifies with the consumer's secret");
+    assert!(
+        opened.verifies(),
+        "the signature verifies with the consumer's secret"
+    );
 
     app.clock.advance(Duration::from_secs(600));
     let (status, acked) = app.post("/api/v1/incidents/INC-1/acknowledge", None).await;
@@ -141,7 +150,14 @@ async fn failing_target_opens_incident_webhooks_follow_the_workflow() {
     let deliveries_after = receiver.accepted();
     assert_eq!(deliveries_after.len(), deliveries.len(), "no event twice");
     let types: Vec<String> = deliveries.iter().map(Delivery::event_type).collect();
-    assert_eq!(types, ["incident.opened", "incident.acknowledged", "incident.resolved"]);
+    assert_eq!(
+        types,
+        [
+            "incident.opened",
+            "incident.acknowledged",
+            "incident.resolved"
+        ]
+    );
     let ids: HashSet<&str> = deliveries.iter().map(|d| d.id.as_str()).collect();
     assert_eq!(ids.len(), 3, "each event has its own webhook-id");
     assert!(deliveries.iter().all(Delivery::verifies));
@@ -186,7 +202,10 @@ async fn api_errors_are_json_with_the_right_status() {
     assert_eq!(body["error"]["code"], "bad_request");
 
     let (status, body) = app
-        .post("/api/v1/incidents/INC-1/resolve", Some(json!({"resolution": "x"})))
+        .post(
+            "/api/v1/incidents/INC-1/resolve",
+            Some(json!({"resolution": "x"})),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
@@ -215,5 +234,53 @@ async fn api_errors_are_json_with_the_right_status() {
     assert_eq!(response.status(), StatusCode::OK);
     let response = app.client.get(app.url("/-/healthy")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn consumer_errors_are_retried_and_410_drops_the_event() {
+    let target = Target::start(503).await;
+    let receiver = Receiver::start(503).await;
+    let dir = ConfigDir::new(&config(&receiver), &[("web.yaml", &rules(&target))]);
+    let app = TestApp::spawn(&dir, env()).await;
+
+    // The consumer fails: the event waits in the outbox and is retried.
+    eventually("a failed delivery attempt", DEADLINE, async || {
+        app.metrics()
+            .await
+            .contains("incidentd_webhook_deliveries_total{consumer=\"receiver\",outcome=\"retry\"}")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        app.metrics()
+            .await
+            .contains("incidentd_webhook_pending{consumer=\"receiver\"} 1")
+    );
+    receiver.set(200);
+    let delivered = eventually(
+        "delivery after the consumer recovered",
+        DEADLINE,
+        async || receiver.accepted().into_iter().next(),
+    )
+    .await;
+    assert_eq!(delivered.event_type(), "incident.opened");
+
+    // 410 Gone: the consumer will never take it; the event is dropped, not retried forever.
+    receiver.set(410);
+    let (status, _) = app.post("/api/v1/incidents/INC-1/acknowledge", None).await;
+    assert_eq!(status, StatusCode::OK);
+    eventually(
+        "the 410 counted and the outbox empty",
+        DEADLINE,
+        async || {
+            let metrics = app.metrics().await;
+            (metrics.contains(
+                "incidentd_webhook_deliveries_total{consumer=\"receiver\",outcome=\"gone\"} 1",
+            ) && metrics.contains("incidentd_webhook_pending{consumer=\"receiver\"} 0"))
+            .then_some(())
+        },
+    )
+    .await;
     app.stop().await;
 }

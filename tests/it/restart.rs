@@ -113,13 +113,18 @@ async fn sigkill_keeps_the_incident_and_undelivered_webhooks() {
     // Let the failing probe run a few more times so the crash lands mid-stream.
     tokio::time::sleep(Duration::from_millis(300)).await;
     first.kill();
-    assert!(receiver.accepted().is_empty(), "nothing was delivered before the crash");
+    assert!(
+        receiver.accepted().is_empty(),
+        "nothing was delivered before the crash"
+    );
 
     receiver.set(200); // the consumer is back
     let second = Server::start(&dir);
-    let delivered = eventually("incident.opened delivered after the restart", DEADLINE, async || {
-        receiver.accepted().into_iter().next()
-    })
+    let delivered = eventually(
+        "incident.opened delivered after the restart",
+        DEADLINE,
+        async || receiver.accepted().into_iter().next(),
+    )
     .await;
     assert_eq!(delivered.event_type(), "incident.opened");
     assert_eq!(delivered.json()["incident"]["id"], "INC-1");

@@ -165,7 +165,11 @@ impl Receiver {
     }
 }
 
-async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(state): State<ReceiverState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let status = StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap();
     if status.is_success() {
         let header = |name: &str| headers[name].to_str().unwrap().to_owned();
