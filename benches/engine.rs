@@ -36,6 +36,9 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
                 url: "http://127.0.0.1:1/".parse().unwrap(),
                 method: reqwest::Method::GET,
                 headers: BTreeMap::new(),
+                body: None,
+                tls_verify: true,
+                follow_redirects: false,
             }),
         })
         .collect();
@@ -46,6 +49,12 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
             when: Condition::parse("[STATUS] != 200").unwrap(),
             after: 1,
             recover_after: 1,
+            for_: None,
+            auto_resolve: true,
+            depends_on: Vec::new(),
+            flapping_changes: 4,
+            flapping_window: 20,
+            maintenance: Vec::new(),
             incident: IncidentTemplate {
                 title: None,
                 category: "availability".to_owned(),
@@ -69,11 +78,10 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
 
 fn observation(status: u16) -> Observation {
     Observation {
-        at: Utc::now(),
         connected: true,
         status: Some(status),
         response_time: Duration::from_millis(3),
-        error: None,
+        ..Observation::new(Utc::now())
     }
 }
 

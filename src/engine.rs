@@ -23,7 +23,7 @@ use crate::domain::detector::{Detector, Thresholds, Transition};
 use crate::domain::incident::{
     Effect, Incident, IncidentId, RuleSignal, TransitionError, fingerprint,
 };
-use crate::domain::observation::Observation;
+use crate::domain::observation::{History, Observation};
 use crate::domain::priority::Level;
 use crate::metrics::Metrics;
 use crate::store::{Batch, OutboxEntry, Store, StoreError};
@@ -177,6 +177,8 @@ struct State {
     /// Fingerprint → the active incident carrying it (dedup).
     active_by_fingerprint: HashMap<String, IncidentId>,
     detectors: HashMap<String, Detector>,
+    /// Recent results per probe, as long as the longest window of its rules needs.
+    histories: HashMap<String, History>,
     next_incident_id: u64,
     next_timeline_seq: u64,
     next_outbox_seq: u64,
@@ -440,9 +442,24 @@ impl Engine {
         let Some(rule_indexes) = self.rules_by_probe.get(probe) else {
             return;
         };
+        let history = self.state.histories.entry(probe.to_owned()).or_default();
+        history.push_back(observation.clone());
+        let keep = rule_indexes
+            .iter()
+            .filter_map(|&i| self.rules[i].when.window())
+            .max()
+            .and_then(|window| chrono::Duration::from_std(window).ok());
+        while history.len() > 1
+            && history
+                .front()
+                .is_some_and(|oldest| keep.is_none_or(|keep| oldest.at < observation.at - keep))
+        {
+            history.pop_front();
+        }
+        let history = history.clone();
         for &index in &rule_indexes.clone() {
             let rule = &self.rules[index];
-            let symptom = rule.when.eval(observation);
+            let symptom = rule.when.eval(&history);
             let detector = self.state.detectors.entry(rule.name.clone()).or_default();
             let before = *detector;
             let transition = detector.observe(symptom, rule.thresholds);
@@ -487,6 +504,7 @@ impl Engine {
             impact: rule.impact,
             urgency: rule.urgency,
             probe_labels: &rule.probe_labels,
+            subject: &BTreeMap::new(),
             observation,
         };
         let (incident, effects) = Incident::open_from_rule(id, &signal, now);

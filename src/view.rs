@@ -53,6 +53,16 @@ pub enum EvidenceView<'a> {
         status: Option<u16>,
         response_time_seconds: f64,
         error: Option<&'a str>,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        subject: &'a BTreeMap<String, String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        body_excerpt: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        certificate_expiry: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dns_rcode: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
     },
 }
 
@@ -108,6 +118,7 @@ impl<'a> EvidenceView<'a> {
                 probe,
                 rule,
                 condition,
+                subject,
                 observation,
             } => EvidenceView::ProbeResult {
                 probe,
@@ -118,6 +129,11 @@ impl<'a> EvidenceView<'a> {
                 status: observation.status,
                 response_time_seconds: observation.response_time.as_secs_f64(),
                 error: observation.error.as_deref(),
+                subject,
+                body_excerpt: observation.body.as_deref(),
+                certificate_expiry: observation.certificate_expiry.map(timestamp),
+                dns_rcode: observation.dns_rcode.as_deref(),
+                value: observation.value,
             },
         }
     }

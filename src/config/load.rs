@@ -1166,6 +1166,9 @@ fn http_probe(check: &mut Check<'_>, index: usize, value: Value) -> Option<HttpP
         url: url?,
         method: method?,
         headers,
+        body: None,
+        tls_verify: true,
+        follow_redirects: false,
     })
 }
 
@@ -1229,6 +1232,12 @@ fn rule(
         when: when?,
         after,
         recover_after,
+        for_: None,
+        auto_resolve: true,
+        depends_on: Vec::new(),
+        flapping_changes: 4,
+        flapping_window: 20,
+        maintenance: Vec::new(),
         incident: incident?,
     })
 }
@@ -1626,7 +1635,9 @@ rules:
                 ("team".to_owned(), "payments".to_owned()),
             ])
         );
-        let ProbeTarget::Http(http) = &checkout.target;
+        let ProbeTarget::Http(http) = &checkout.target else {
+            panic!("an http probe")
+        };
         assert_eq!(http.url.as_str(), "http://127.0.0.1:8080/health");
         assert_eq!(http.method, reqwest::Method::POST);
         assert_eq!(
@@ -1692,7 +1703,9 @@ rules:
             (Duration::from_secs(4), Duration::from_secs(4))
         );
         assert!(a.labels.is_empty());
-        let ProbeTarget::Http(http) = &a.target;
+        let ProbeTarget::Http(http) = &a.target else {
+            panic!("an http probe")
+        };
         assert_eq!(http.method, reqwest::Method::GET);
         assert!(http.headers.is_empty());
 

@@ -156,6 +156,25 @@ pub struct ProbeConfig {
 #[derive(Debug, Clone)]
 pub enum ProbeTarget {
     Http(HttpProbe),
+    Tcp(TcpProbe),
+    Tls(TlsProbe),
+    Dns(DnsProbe),
+    Icmp(IcmpProbe),
+    Prometheus(PrometheusProbe),
+}
+
+impl ProbeTarget {
+    /// The probe type as written in the config (`http`, `tcp`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeTarget::Http(_) => "http",
+            ProbeTarget::Tcp(_) => "tcp",
+            ProbeTarget::Tls(_) => "tls",
+            ProbeTarget::Dns(_) => "dns",
+            ProbeTarget::Icmp(_) => "icmp",
+            ProbeTarget::Prometheus(_) => "prometheus",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +182,58 @@ pub struct HttpProbe {
     pub url: reqwest::Url,
     pub method: reqwest::Method,
     pub headers: BTreeMap<String, String>,
+    /// Request body, sent as is.
+    pub body: Option<String>,
+    /// Verify the server's certificate (default true). Off for self-signed targets.
+    pub tls_verify: bool,
+    /// Follow redirects (default false: a 301 is a result, as in Gatus' `ignore-redirect`
+    /// inverted; blackbox follows by default, we prefer to show what the server said).
+    pub follow_redirects: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TcpProbe {
+    /// `host:port`.
+    pub address: String,
+    /// Bytes to send once connected.
+    pub send: Option<String>,
+    /// A substring the answer must contain; the probe reads until it appears, the
+    /// connection closes, [`crate::domain::observation::BODY_LIMIT`] bytes, or the timeout.
+    pub expect: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsProbe {
+    /// `host:port`.
+    pub address: String,
+    /// SNI and the name to verify; default: the host of `address`.
+    pub server_name: Option<String>,
+    /// Verify the chain against the system roots (default true).
+    pub verify: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsProbe {
+    /// The name to query.
+    pub name: String,
+    /// The server to ask, `ip` or `ip:port` (port 53 by default).
+    pub server: std::net::SocketAddr,
+    /// `A`, `AAAA`, `CNAME`, `MX`, `NS`, `TXT`, `SOA`, `PTR`, `SRV`, `CAA`.
+    pub record: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct IcmpProbe {
+    /// A host name or an IP address.
+    pub host: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PrometheusProbe {
+    /// The Prometheus server, e.g. `http://127.0.0.1:9090`.
+    pub url: reqwest::Url,
+    /// An instant PromQL query; each series it returns is its own subject.
+    pub query: String,
 }
 
 #[derive(Debug, Clone)]
@@ -174,7 +245,32 @@ pub struct RuleConfig {
     pub after: u32,
     /// Consecutive clean results before it recovers (≥ 1).
     pub recover_after: u32,
+    /// The symptom must also have lasted this long before the rule fires (`for:`).
+    pub for_: Option<Duration>,
+    /// Resolve the incident when the rule recovers (default true); when false, a person
+    /// resolves it and the recovery only verifies.
+    pub auto_resolve: bool,
+    /// Rules whose open incident suppresses this one's (`depends_on:`): the parent is the
+    /// cause, the child a consequence.
+    pub depends_on: Vec<String>,
+    /// Flap detection: this many state changes within the last `flapping_window` results
+    /// mark the subject flapping (defaults 4 in 20).
+    pub flapping_changes: u32,
+    pub flapping_window: u32,
+    /// Recurring windows in which the rule still measures but opens nothing.
+    pub maintenance: Vec<MaintenanceWindow>,
     pub incident: IncidentTemplate,
+}
+
+/// A recurring maintenance window: from `start` (local time in `timezone`) for `duration`,
+/// on the given weekdays (every day when empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenanceWindow {
+    pub start: chrono::NaiveTime,
+    pub duration: Duration,
+    pub weekdays: Vec<chrono::Weekday>,
+    /// A fixed UTC offset in seconds east (IANA zones come with the SLA calendars).
+    pub utc_offset_seconds: i32,
 }
 
 #[derive(Debug, Clone)]

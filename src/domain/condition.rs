@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::duration::parse_duration;
-use crate::domain::observation::Observation;
+use crate::domain::observation::{History, Observation};
 
 // ---------------------------------------------------------------------------------------------
 // Public API
@@ -81,9 +81,16 @@ impl Condition {
         })
     }
 
-    /// Whether the symptom is present in `obs`.
-    pub fn eval(&self, obs: &Observation) -> bool {
-        self.expr.eval(obs)
+    /// Whether the symptom is present in the newest result of `history` (the last
+    /// element); window functions read the older ones. False for an empty history.
+    pub fn eval(&self, history: &History) -> bool {
+        history.back().is_some_and(|obs| self.expr.eval(obs))
+    }
+
+    /// The longest window the condition reads, if it reads any: how much history the
+    /// caller must keep for it.
+    pub fn window(&self) -> Option<std::time::Duration> {
+        None
     }
 
     /// The text the condition was parsed from, as written.
@@ -1194,11 +1201,11 @@ mod tests {
 
     fn observation(connected: bool, status: Option<u16>, millis: u64) -> Observation {
         Observation {
-            at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
             connected,
             status,
             response_time: Duration::from_millis(millis),
             error: (!connected).then(|| "connection refused".to_owned()),
+            ..Observation::new(Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap())
         }
     }
 
@@ -1226,7 +1233,7 @@ mod tests {
     #[track_caller]
     fn check(source: &str, expected: [bool; 3]) {
         let condition = parse(source);
-        let actual = observations().map(|obs| condition.eval(&obs));
+        let actual = observations().map(|obs| condition.eval(&History::from([obs])));
         assert_eq!(
             actual, expected,
             "`{source}` on [healthy 200/120ms, failing 500/1500ms, down]"
@@ -1322,9 +1329,15 @@ mod tests {
                     let condition = parse(&source);
                     let mut obs = observation(true, Some(200), 0);
                     obs.response_time = duration;
-                    assert!(condition.eval(&obs), "{source} at {duration:?}");
+                    assert!(
+                        condition.eval(&History::from([obs.clone()])),
+                        "{source} at {duration:?}"
+                    );
                     obs.response_time = duration + Duration::from_millis(1);
-                    assert!(!condition.eval(&obs), "{source} at {duration:?} + 1ms");
+                    assert!(
+                        !condition.eval(&History::from([obs.clone()])),
+                        "{source} at {duration:?} + 1ms"
+                    );
                 }
                 Err(message) => check_error(&source, &format!("{}^ {message}", " ".repeat(19))),
             }
@@ -1335,10 +1348,10 @@ mod tests {
     fn sub_millisecond_response_times_compare_exactly() {
         let condition = parse("[RESPONSE_TIME] > 800ms");
         let mut obs = observation(true, Some(200), 800);
-        assert!(!condition.eval(&obs));
+        assert!(!condition.eval(&History::from([obs.clone()])));
         obs.response_time = Duration::from_micros(800_001);
-        assert!(condition.eval(&obs));
-        assert!(parse("[RESPONSE_TIME] == 800.001").eval(&obs));
+        assert!(condition.eval(&History::from([obs.clone()])));
+        assert!(parse("[RESPONSE_TIME] == 800.001").eval(&History::from([obs.clone()])));
     }
 
     #[test]
@@ -1426,7 +1439,10 @@ mod tests {
         assert_eq!(condition.to_string(), "  [STATUS] != 200 ");
         let copy = condition.clone();
         assert_eq!(copy.source(), condition.source());
-        assert_eq!(observations().map(|o| copy.eval(&o)), [F, T, T]);
+        assert_eq!(
+            observations().map(|o| copy.eval(&History::from([o]))),
+            [F, T, T]
+        );
 
         let error = Condition::parse("[STATUS] = 200").unwrap_err();
         assert_eq!(error.to_string(), "unexpected `=`; did you mean `==`?");

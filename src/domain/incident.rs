@@ -130,9 +130,35 @@ pub enum Evidence {
         probe: String,
         rule: String,
         condition: String,
-        #[serde(flatten)]
+        /// The subject's labels (a Prometheus probe's series); empty for single-target probes.
+        subject: BTreeMap<String, String>,
+        /// The result, its body cut to an excerpt and without headers.
         observation: Observation,
     },
+}
+
+/// How much of a body the evidence keeps.
+pub const EVIDENCE_BODY_EXCERPT: usize = 1024;
+
+impl Evidence {
+    /// The evidence of a rule's verdict: the result, with the body cut to an excerpt.
+    pub fn probe_result(signal: &RuleSignal<'_>) -> Evidence {
+        let mut observation = signal.observation.summary();
+        observation.body = signal.observation.body.as_deref().map(|body| {
+            let mut end = body.len().min(EVIDENCE_BODY_EXCERPT);
+            while !body.is_char_boundary(end) {
+                end -= 1;
+            }
+            body[..end].to_owned()
+        });
+        Evidence::ProbeResult {
+            probe: signal.probe.to_owned(),
+            rule: signal.rule.to_owned(),
+            condition: signal.condition.to_owned(),
+            subject: signal.subject.clone(),
+            observation,
+        }
+    }
 }
 
 /// One line of the append-only timeline.
@@ -199,6 +225,8 @@ pub struct RuleSignal<'a> {
     pub impact: Level,
     pub urgency: Level,
     pub probe_labels: &'a BTreeMap<String, String>,
+    /// The subject's own labels (a Prometheus series); they join the incident's labels.
+    pub subject: &'a BTreeMap<String, String>,
     pub observation: &'a Observation,
 }
 
@@ -213,6 +241,7 @@ impl Incident {
     ) -> (Incident, Vec<Effect>) {
         let priority = Priority::from_matrix(signal.impact, signal.urgency);
         let mut labels = signal.probe_labels.clone();
+        labels.extend(signal.subject.iter().map(|(k, v)| (k.clone(), v.clone())));
         labels.insert("rule".to_owned(), signal.rule.to_owned());
         labels.insert("probe".to_owned(), signal.probe.to_owned());
         let title = render_title(signal);
@@ -240,12 +269,7 @@ impl Incident {
                 rule: signal.rule.to_owned(),
                 probe: signal.probe.to_owned(),
             },
-            evidence: vec![Evidence::ProbeResult {
-                probe: signal.probe.to_owned(),
-                rule: signal.rule.to_owned(),
-                condition: signal.condition.to_owned(),
-                observation: signal.observation.clone(),
-            }],
+            evidence: vec![Evidence::probe_result(signal)],
             resolution: None,
             opened_at: now,
             acknowledged_at: None,
@@ -442,11 +466,10 @@ mod tests {
 
     fn failing() -> Observation {
         Observation {
-            at: at(0),
             connected: true,
             status: Some(503),
             response_time: Duration::from_millis(12),
-            error: None,
+            ..Observation::new(at(0))
         }
     }
 
@@ -462,6 +485,7 @@ mod tests {
             impact,
             urgency,
             probe_labels: &labels,
+            subject: &BTreeMap::new(),
             observation: &observation,
         };
         Incident::open_from_rule(IncidentId(7), &signal, at(0))

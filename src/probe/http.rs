@@ -37,18 +37,15 @@ pub async fn run(
     let response_time = started.elapsed();
     match outcome {
         Ok(status) => Observation {
-            at,
             connected: true,
             status: Some(status),
             response_time,
-            error: None,
+            ..Observation::new(at)
         },
         Err(error) => Observation {
-            at,
-            connected: false,
-            status: None,
             response_time,
             error: Some(error),
+            ..Observation::new(at)
         },
     }
 }

@@ -27,6 +27,11 @@ pub async fn run_once(
     let at = clock.now();
     match &probe.target {
         ProbeTarget::Http(target) => http::run(client, target, probe.timeout, at).await,
+        // Config loading refuses these until their probes land.
+        other => Observation {
+            error: Some(format!("{} probes are not supported yet", other.kind())),
+            ..Observation::new(at)
+        },
     }
 }
 

@@ -59,6 +59,16 @@ pub enum EvidenceV1 {
         status: Option<u16>,
         response_time_ms: u64,
         error: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        subject: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate_expiry: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dns_rcode: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<f64>,
     },
 }
 
@@ -164,6 +174,7 @@ impl From<&Evidence> for EvidenceV1 {
                 probe,
                 rule,
                 condition,
+                subject,
                 observation,
             } => EvidenceV1::ProbeResult {
                 probe: probe.clone(),
@@ -175,6 +186,11 @@ impl From<&Evidence> for EvidenceV1 {
                 response_time_ms: u64::try_from(observation.response_time.as_millis())
                     .unwrap_or(u64::MAX),
                 error: observation.error.clone(),
+                subject: subject.clone(),
+                body: observation.body.clone(),
+                certificate_expiry: observation.certificate_expiry,
+                dns_rcode: observation.dns_rcode.clone(),
+                value: observation.value,
             },
         }
     }
@@ -192,16 +208,26 @@ impl From<EvidenceV1> for Evidence {
                 status,
                 response_time_ms,
                 error,
+                subject,
+                body,
+                certificate_expiry,
+                dns_rcode,
+                value,
             } => Evidence::ProbeResult {
                 probe,
                 rule,
                 condition,
+                subject,
                 observation: Observation {
-                    at,
                     connected,
                     status,
                     response_time: Duration::from_millis(response_time_ms),
                     error,
+                    body,
+                    certificate_expiry,
+                    dns_rcode,
+                    value,
+                    ..Observation::new(at)
                 },
             },
         }
