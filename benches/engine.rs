@@ -92,6 +92,7 @@ async fn caller(engine: EngineHandle, probe: String, calls: u64) {
         engine
             .call(Command::Observe {
                 probe: probe.clone(),
+                subject: BTreeMap::new(),
                 observation: observation(status),
             })
             .await

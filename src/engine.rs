@@ -17,16 +17,16 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::config::{Config, RuleConfig, WebhookConfig};
+use crate::config::{Config, MaintenanceWindow, RuleConfig, WebhookConfig};
 use crate::domain::condition::Condition;
 use crate::domain::detector::{Detector, Thresholds, Transition};
-use crate::domain::incident::{
-    Effect, Incident, IncidentId, RuleSignal, TransitionError, fingerprint,
-};
+use crate::domain::duration::format_duration;
+use crate::domain::incident::{Effect, Incident, IncidentId, RuleSignal, SYSTEM, TransitionError};
 use crate::domain::observation::{History, Observation};
 use crate::domain::priority::Level;
+use crate::domain::suppression::{Silence, in_maintenance};
 use crate::metrics::Metrics;
-use crate::store::{Batch, OutboxEntry, Store, StoreError};
+use crate::store::{Batch, Counters, OutboxEntry, Store, StoreError};
 use crate::view::{IncidentView, timestamp};
 
 /// How many queued commands one transaction may carry.
@@ -36,9 +36,11 @@ const QUEUE: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub enum Command {
-    /// A probe result: evaluate the probe's rules.
+    /// A probe result for one subject (a Prometheus series; empty labels for single-target
+    /// probes): evaluate the probe's rules.
     Observe {
         probe: String,
+        subject: BTreeMap<String, String>,
         observation: Observation,
     },
     Acknowledge {
@@ -55,18 +57,71 @@ pub enum Command {
         consumer: String,
         seq: u64,
     },
+    /// Suppress opening incidents whose labels match, for a while.
+    Silence {
+        matchers: BTreeMap<String, String>,
+        starts_at: Option<DateTime<Utc>>,
+        ends_at: DateTime<Utc>,
+        created_by: String,
+        comment: String,
+    },
+    /// End a silence now.
+    Expire {
+        id: u64,
+    },
+    /// Read: the silences that have not ended.
+    Silences,
+    /// Read: every rule's state per subject.
+    Rules,
 }
 
 #[derive(Debug, Clone)]
 pub enum Reply {
     Incident(Box<Incident>),
+    Silence(Silence),
+    Silences(Vec<Silence>),
+    Rules(Vec<RuleStatus>),
     Done,
+}
+
+/// One rule as `GET /api/v1/rules` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleStatus {
+    pub name: String,
+    pub probe: String,
+    pub when: String,
+    pub after: u32,
+    pub recover_after: u32,
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+    pub depends_on: Vec<String>,
+    pub firing: bool,
+    pub subjects: Vec<SubjectStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubjectStatus {
+    pub labels: BTreeMap<String, String>,
+    pub firing: bool,
+    pub flapping: bool,
+    pub symptomatic_streak: u32,
+    pub clean_streak: u32,
+    pub symptom_since: Option<String>,
+    /// Why a firing subject has no incident: `maintenance`, `silenced`, `depends_on`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     #[error("incident {0} not found")]
     NotFound(IncidentId),
+    #[error("silence {0} not found")]
+    SilenceNotFound(u64),
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error("the change could not be stored: {0}")]
@@ -124,13 +179,14 @@ struct Rule {
     impact: Level,
     urgency: Level,
     probe_labels: BTreeMap<String, String>,
+    /// The probe's `service` label, or the probe's name: what an incident is about.
+    group: String,
+    depends_on: Vec<String>,
+    maintenance: Vec<MaintenanceWindow>,
+    auto_resolve: bool,
 }
 
 impl Rule {
-    fn fingerprint(&self) -> String {
-        fingerprint(&[("probe", &self.probe), ("rule", &self.name)])
-    }
-
     fn from_config(rule: &RuleConfig, config: &Config) -> Rule {
         let probe_labels = config
             .probes
@@ -145,13 +201,71 @@ impl Rule {
             thresholds: Thresholds {
                 after: rule.after,
                 recover_after: rule.recover_after,
+                for_: rule.for_,
+                flapping_changes: rule.flapping_changes,
+                flapping_window: rule.flapping_window,
             },
             title: rule.incident.title.clone(),
             category: rule.incident.category.clone(),
             impact: rule.incident.impact,
             urgency: rule.incident.urgency,
+            group: probe_labels
+                .get("service")
+                .cloned()
+                .unwrap_or_else(|| rule.probe.clone()),
             probe_labels,
+            depends_on: rule.depends_on.clone(),
+            maintenance: rule.maintenance.clone(),
+            auto_resolve: rule.auto_resolve,
         }
+    }
+
+    fn signal<'a>(
+        &'a self,
+        group: &'a str,
+        subject: &'a BTreeMap<String, String>,
+        observation: &'a Observation,
+    ) -> RuleSignal<'a> {
+        RuleSignal {
+            group,
+            rule: &self.name,
+            probe: &self.probe,
+            condition: self.when.source(),
+            title_template: self.title.as_deref(),
+            category: &self.category,
+            impact: self.impact,
+            urgency: self.urgency,
+            probe_labels: &self.probe_labels,
+            subject,
+            observation,
+        }
+    }
+
+    /// The labels an incident of this rule for `subject` carries (what silences match).
+    fn labels(&self, subject: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut labels = self.probe_labels.clone();
+        labels.extend(subject.iter().map(|(k, v)| (k.clone(), v.clone())));
+        labels.insert("rule".to_owned(), self.name.clone());
+        labels.insert("probe".to_owned(), self.probe.clone());
+        labels
+    }
+}
+
+/// `k="v",…` — the canonical text of a label set, "" when empty.
+fn labels_key(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `name` or `name{k="v",…}`.
+fn keyed(name: &str, subject_key: &str) -> String {
+    if subject_key.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}{{{subject_key}}}")
     }
 }
 
@@ -174,14 +288,16 @@ pub struct Engine {
 struct State {
     /// Every incident that is not closed.
     incidents: HashMap<u64, Incident>,
-    /// Fingerprint → the active incident carrying it (dedup).
-    active_by_fingerprint: HashMap<String, IncidentId>,
+    /// Group (service and subject) → the active incident about it (dedup and raise).
+    active_by_group: HashMap<String, IncidentId>,
+    /// Key: rule, or `rule{subject labels}`.
     detectors: HashMap<String, Detector>,
-    /// Recent results per probe, as long as the longest window of its rules needs.
+    /// Subject labels of each detector key (for the rules API).
+    subjects: HashMap<String, BTreeMap<String, String>>,
+    /// Recent results per probe subject, as long as the longest window of its rules needs.
     histories: HashMap<String, History>,
-    next_incident_id: u64,
-    next_timeline_seq: u64,
-    next_outbox_seq: u64,
+    silences: BTreeMap<u64, Silence>,
+    counters: Counters,
 }
 
 /// Labels of `incidentd_incidents_open` for one incident, if it counts as open.
@@ -251,25 +367,39 @@ impl Engine {
     /// Rebuilds the in-memory state and the gauges that describe it from the store.
     fn reload(&mut self) -> Result<(), StoreError> {
         let loaded = self.store.load()?;
+        let now = self.clock.now();
         let mut state = State {
-            next_incident_id: loaded.next_incident_id,
-            next_timeline_seq: loaded.next_timeline_seq,
-            next_outbox_seq: loaded.next_outbox_seq,
-            detectors: loaded.detectors.into_iter().collect(),
+            counters: Counters {
+                next_incident_id: loaded.next_incident_id,
+                next_timeline_seq: loaded.next_timeline_seq,
+                next_outbox_seq: loaded.next_outbox_seq,
+                next_silence_id: loaded.next_silence_id,
+            },
+            silences: loaded
+                .silences
+                .into_iter()
+                .filter(|s| s.ends_at > now)
+                .map(|s| (s.id, s))
+                .collect(),
             ..State::default()
         };
+        for (key, (subject, detector)) in loaded.detectors {
+            state.subjects.insert(key.clone(), subject);
+            state.detectors.insert(key, detector);
+        }
         self.metrics.incidents_open.reset();
         for incident in loaded.incidents {
             if let Some(labels) = open_key(&incident) {
                 self.metrics.incidents_open.with_label_values(&labels).inc();
                 state
-                    .active_by_fingerprint
-                    .insert(incident.fingerprint.clone(), incident.id);
+                    .active_by_group
+                    .insert(incident.group.clone(), incident.id);
             }
             state.incidents.insert(incident.id.0, incident);
         }
+        self.state = state;
         for rule in &self.rules {
-            let firing = state.detectors.get(&rule.name).is_some_and(|d| d.firing);
+            let firing = self.rule_firing(&rule.name);
             self.metrics
                 .rule_firing
                 .with_label_values(&[&rule.name])
@@ -284,8 +414,15 @@ impl Engine {
                 .with_label_values(&[&consumer.name])
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
-        self.state = state;
         Ok(())
+    }
+
+    /// Whether any subject of the rule is firing.
+    fn rule_firing(&self, rule: &str) -> bool {
+        self.state
+            .detectors
+            .iter()
+            .any(|(key, detector)| detector.firing && key.split('{').next() == Some(rule))
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Request>, shutdown: CancellationToken) {
@@ -324,11 +461,7 @@ impl Engine {
         let committed = if batch.is_empty() {
             Ok(())
         } else {
-            batch.set_counters(
-                self.state.next_incident_id,
-                self.state.next_timeline_seq,
-                self.state.next_outbox_seq,
-            );
+            batch.set_counters(self.state.counters);
             let store = self.store.clone();
             match tokio::task::spawn_blocking(move || store.commit(&batch)).await {
                 Ok(result) => result,
@@ -367,8 +500,12 @@ impl Engine {
         pending: &mut Pending,
     ) -> Result<Reply, EngineError> {
         match command {
-            Command::Observe { probe, observation } => {
-                self.observe(&probe, &observation, now, batch, pending);
+            Command::Observe {
+                probe,
+                subject,
+                observation,
+            } => {
+                self.observe(&probe, &subject, &observation, now, batch, pending);
                 Ok(Reply::Done)
             }
             Command::Acknowledge { id, actor } => {
@@ -403,6 +540,57 @@ impl Engine {
                 *pending.outbox.entry(consumer).or_insert(0) -= 1;
                 Ok(Reply::Done)
             }
+            Command::Silence {
+                matchers,
+                starts_at,
+                ends_at,
+                created_by,
+                comment,
+            } => {
+                let starts_at = starts_at.unwrap_or(now);
+                if matchers.is_empty() {
+                    return Err(EngineError::Invalid(
+                        "a silence needs at least one matcher".to_owned(),
+                    ));
+                }
+                if ends_at <= starts_at || ends_at <= now {
+                    return Err(EngineError::Invalid(
+                        "ends_at must be after starts_at and in the future".to_owned(),
+                    ));
+                }
+                let silence = Silence {
+                    id: self.state.counters.next_silence_id,
+                    matchers,
+                    starts_at,
+                    ends_at,
+                    created_by,
+                    comment,
+                };
+                self.state.counters.next_silence_id += 1;
+                batch.put_silence(&silence);
+                self.state.silences.insert(silence.id, silence.clone());
+                Ok(Reply::Silence(silence))
+            }
+            Command::Expire { id } => {
+                let silence = self
+                    .state
+                    .silences
+                    .remove(&id)
+                    .ok_or(EngineError::SilenceNotFound(id))?;
+                let expired = Silence {
+                    ends_at: now.max(silence.starts_at),
+                    ..silence
+                };
+                batch.put_silence(&expired);
+                Ok(Reply::Silence(expired))
+            }
+            Command::Silences => {
+                self.state.silences.retain(|_, s| s.ends_at > now);
+                Ok(Reply::Silences(
+                    self.state.silences.values().cloned().collect(),
+                ))
+            }
+            Command::Rules => Ok(Reply::Rules(self.rule_statuses(now))),
         }
     }
 
@@ -421,9 +609,9 @@ impl Engine {
 
     fn note_resolution(&mut self, id: IncidentId, now: DateTime<Utc>, pending: &mut Pending) {
         let incident = &self.state.incidents[&id.0];
-        self.state
-            .active_by_fingerprint
-            .retain(|_, active| *active != id);
+        if self.state.active_by_group.get(&incident.group) == Some(&id) {
+            self.state.active_by_group.remove(&incident.group);
+        }
         pending.resolutions.push((
             incident.priority.as_str(),
             incident.category.clone(),
@@ -431,24 +619,36 @@ impl Engine {
         ));
     }
 
+    /// Evaluates the probe's rules on a new result of one subject and reconciles
+    /// incidents with what the detectors say.
     fn observe(
         &mut self,
         probe: &str,
+        subject: &BTreeMap<String, String>,
         observation: &Observation,
         now: DateTime<Utc>,
         batch: &mut Batch,
         pending: &mut Pending,
     ) {
-        let Some(rule_indexes) = self.rules_by_probe.get(probe) else {
+        let Some(rule_indexes) = self.rules_by_probe.get(probe).cloned() else {
             return;
         };
-        let history = self.state.histories.entry(probe.to_owned()).or_default();
-        history.push_back(observation.clone());
+        let subject_key = labels_key(subject);
         let keep = rule_indexes
             .iter()
             .filter_map(|&i| self.rules[i].when.window())
             .max()
             .and_then(|window| chrono::Duration::from_std(window).ok());
+        let mut history = self
+            .state
+            .histories
+            .remove(&keyed(probe, &subject_key))
+            .unwrap_or_default();
+        // Keep bodies only for the newest result: windows read numbers.
+        if let Some(previous) = history.back_mut() {
+            *previous = previous.summary();
+        }
+        history.push_back(observation.clone());
         while history.len() > 1
             && history
                 .front()
@@ -456,58 +656,112 @@ impl Engine {
         {
             history.pop_front();
         }
-        let history = history.clone();
-        for &index in &rule_indexes.clone() {
+        for index in rule_indexes {
             let rule = &self.rules[index];
             let symptom = rule.when.eval(&history);
-            let detector = self.state.detectors.entry(rule.name.clone()).or_default();
+            let key = keyed(&rule.name, &subject_key);
+            let detector = self.state.detectors.entry(key.clone()).or_default();
             let before = *detector;
-            let transition = detector.observe(symptom, rule.thresholds);
-            if *detector != before {
-                batch.put_detector(&rule.name, *detector);
+            let transition = detector.observe(symptom, observation.at, rule.thresholds);
+            let detector = *detector;
+            if detector != before {
+                batch.put_detector(&key, subject, detector);
+                self.state.subjects.insert(key, subject.clone());
             }
-            match transition {
-                None => {}
-                Some(Transition::Fired) => {
-                    pending.rules.insert(rule.name.clone(), true);
-                    self.open_for_rule(index, observation, now, batch, pending);
-                }
-                Some(Transition::Recovered) => {
-                    pending.rules.insert(rule.name.clone(), false);
-                    self.recover_for_rule(index, observation, now, batch, pending);
-                }
+            if transition.is_some() {
+                let firing = self.rule_firing(&self.rules[index].name);
+                pending.rules.insert(self.rules[index].name.clone(), firing);
+            }
+            if detector.firing {
+                self.ensure_open(
+                    index,
+                    subject,
+                    &subject_key,
+                    observation,
+                    now,
+                    batch,
+                    pending,
+                );
+            } else if transition == Some(Transition::Recovered) {
+                self.recover_for_rule(index, &subject_key, observation, now, batch, pending);
             }
         }
+        self.state
+            .histories
+            .insert(keyed(probe, &subject_key), history);
     }
 
-    fn open_for_rule(
+    /// Why a firing rule must not open an incident now, if it must not.
+    fn suppressed(
+        &self,
+        rule: &Rule,
+        subject: &BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Option<&'static str> {
+        if rule
+            .maintenance
+            .iter()
+            .any(|w| in_maintenance(w.start, w.duration, &w.weekdays, w.utc_offset_seconds, now))
+        {
+            return Some("maintenance");
+        }
+        let labels = rule.labels(subject);
+        if self
+            .state
+            .silences
+            .values()
+            .any(|s| s.matches(&labels, now))
+        {
+            return Some("silenced");
+        }
+        let parent_open = rule.depends_on.iter().any(|parent| {
+            self.state
+                .active_by_group
+                .values()
+                .any(|id| self.state.incidents[&id.0].firing_rules.contains(parent))
+        });
+        parent_open.then_some("depends_on")
+    }
+
+    /// The rule fires for this subject: make sure an incident says so — open one, or add
+    /// the symptom to the group's active incident (raising its priority if worse) — unless
+    /// opening is suppressed.
+    #[allow(clippy::too_many_arguments)]
+    fn ensure_open(
         &mut self,
         index: usize,
+        subject: &BTreeMap<String, String>,
+        subject_key: &str,
         observation: &Observation,
         now: DateTime<Utc>,
         batch: &mut Batch,
         pending: &mut Pending,
     ) {
         let rule = &self.rules[index];
-        let fingerprint = rule.fingerprint();
-        if self.state.active_by_fingerprint.contains_key(&fingerprint) {
-            return; // dedup: the symptom is already an open incident
+        let group = keyed(&rule.group, subject_key);
+        if let Some(&id) = self.state.active_by_group.get(&group) {
+            let incident = self
+                .state
+                .incidents
+                .get_mut(&id.0)
+                .expect("active incidents are in memory");
+            if incident.firing_rules.contains(&rule.name) {
+                return; // dedup: this symptom is already on the incident
+            }
+            let before = open_key(incident);
+            let effects = incident.raise(&rule.signal(&group, subject, observation), now);
+            tracing::info!(incident = %id, rule = %rule.name, priority = %incident.priority, "symptom added to incident");
+            pending.touched.entry(id.0).or_insert(before);
+            self.commit_effects(id, SYSTEM, effects, now, batch, pending);
+            return;
         }
-        let id = IncidentId(self.state.next_incident_id);
-        self.state.next_incident_id += 1;
-        let signal = RuleSignal {
-            rule: &rule.name,
-            probe: &rule.probe,
-            condition: rule.when.source(),
-            title_template: rule.title.as_deref(),
-            category: &rule.category,
-            impact: rule.impact,
-            urgency: rule.urgency,
-            probe_labels: &rule.probe_labels,
-            subject: &BTreeMap::new(),
-            observation,
-        };
-        let (incident, effects) = Incident::open_from_rule(id, &signal, now);
+        if self.suppressed(rule, subject, now).is_some() {
+            return;
+        }
+        let id = IncidentId(self.state.counters.next_incident_id);
+        self.state.counters.next_incident_id += 1;
+        let (incident, effects) =
+            Incident::open_from_rule(id, &rule.signal(&group, subject, observation), now);
         tracing::info!(incident = %id, rule = %rule.name, priority = %incident.priority, "incident opened");
         pending.opened.push([
             incident.priority.as_str().to_owned(),
@@ -516,37 +770,98 @@ impl Engine {
             incident.kind.as_str().to_owned(),
         ]);
         pending.touched.entry(id.0).or_insert(None);
-        self.state.active_by_fingerprint.insert(fingerprint, id);
+        self.state.active_by_group.insert(group, id);
         self.state.incidents.insert(id.0, incident);
-        self.commit_effects(id, "system", effects, now, batch, pending);
+        self.commit_effects(id, SYSTEM, effects, now, batch, pending);
     }
 
     fn recover_for_rule(
         &mut self,
         index: usize,
+        subject_key: &str,
         observation: &Observation,
         now: DateTime<Utc>,
         batch: &mut Batch,
         pending: &mut Pending,
     ) {
-        let fingerprint = self.rules[index].fingerprint();
-        let Some(&id) = self.state.active_by_fingerprint.get(&fingerprint) else {
-            return; // resolved by hand already
+        let rule = &self.rules[index];
+        let group = keyed(&rule.group, subject_key);
+        let Some(&id) = self.state.active_by_group.get(&group) else {
+            return; // resolved by hand already, or never opened (suppressed)
         };
+        let auto_resolve = rule.auto_resolve;
+        let name = rule.name.clone();
         let incident = self
             .state
             .incidents
             .get_mut(&id.0)
             .expect("active incidents are in memory");
         let before = open_key(incident);
-        let effects = incident.recover(observation, now);
+        let effects = incident.rule_recovered(&name, observation, auto_resolve, now);
+        let resolved = !incident.state.is_active();
         if effects.is_empty() {
+            // Still firing for another rule: store the smaller set of firing rules.
+            batch.put_incident(incident);
             return;
         }
-        tracing::info!(incident = %id, rule = %self.rules[index].name, "incident resolved: rule recovered");
         pending.touched.entry(id.0).or_insert(before);
-        self.note_resolution(id, now, pending);
-        self.commit_effects(id, "system", effects, now, batch, pending);
+        if resolved {
+            tracing::info!(incident = %id, rule = %name, "incident resolved: rule recovered");
+            self.note_resolution(id, now, pending);
+        }
+        self.commit_effects(id, SYSTEM, effects, now, batch, pending);
+    }
+
+    fn rule_statuses(&self, now: DateTime<Utc>) -> Vec<RuleStatus> {
+        self.rules
+            .iter()
+            .map(|rule| {
+                let mut subjects: Vec<SubjectStatus> = self
+                    .state
+                    .detectors
+                    .iter()
+                    .filter(|(key, _)| key.split('{').next() == Some(rule.name.as_str()))
+                    .map(|(key, detector)| {
+                        let labels = self.state.subjects.get(key).cloned().unwrap_or_default();
+                        let group = keyed(&rule.group, &labels_key(&labels));
+                        let incident = self
+                            .state
+                            .active_by_group
+                            .get(&group)
+                            .filter(|id| {
+                                self.state.incidents[&id.0]
+                                    .firing_rules
+                                    .contains(&rule.name)
+                            })
+                            .map(ToString::to_string);
+                        SubjectStatus {
+                            suppressed: (detector.firing && incident.is_none())
+                                .then(|| self.suppressed(rule, &labels, now))
+                                .flatten(),
+                            labels,
+                            firing: detector.firing,
+                            flapping: detector.flapping,
+                            symptomatic_streak: detector.symptomatic_streak,
+                            clean_streak: detector.clean_streak,
+                            symptom_since: detector.symptom_since.map(timestamp),
+                            incident,
+                        }
+                    })
+                    .collect();
+                subjects.sort_by(|a, b| a.labels.cmp(&b.labels));
+                RuleStatus {
+                    name: rule.name.clone(),
+                    probe: rule.probe.clone(),
+                    when: rule.when.source().to_owned(),
+                    after: rule.thresholds.after,
+                    recover_after: rule.thresholds.recover_after,
+                    for_: rule.thresholds.for_.map(format_duration),
+                    depends_on: rule.depends_on.clone(),
+                    firing: subjects.iter().any(|s| s.firing),
+                    subjects,
+                }
+            })
+            .collect()
     }
 
     /// Writes the incident, its timeline entries and its events (one outbox entry per
@@ -565,8 +880,8 @@ impl Engine {
         for effect in effects {
             match effect {
                 Effect::Timeline(entry) => {
-                    batch.append_timeline(id, self.state.next_timeline_seq, entry);
-                    self.state.next_timeline_seq += 1;
+                    batch.append_timeline(id, self.state.counters.next_timeline_seq, entry);
+                    self.state.counters.next_timeline_seq += 1;
                 }
                 Effect::Event(event_type) => {
                     self.enqueue_event(event_type, actor, &incident, now, batch, pending);
@@ -605,14 +920,14 @@ impl Engine {
         for consumer in subscribers {
             batch.enqueue(OutboxEntry {
                 consumer: consumer.name.clone(),
-                seq: self.state.next_outbox_seq,
+                seq: self.state.counters.next_outbox_seq,
                 event_id: event_id.clone(),
                 event_type: event_type.to_owned(),
                 incident: incident.id.0,
                 created_at: now,
                 body: body.clone(),
             });
-            self.state.next_outbox_seq += 1;
+            self.state.counters.next_outbox_seq += 1;
             *pending.outbox.entry(consumer.name.clone()).or_insert(0) += 1;
         }
     }

@@ -23,10 +23,11 @@ pub use error::ApiError;
 
 use crate::domain::incident::{Incident, IncidentId, State as IncidentState, Tier};
 use crate::domain::priority::Priority;
+use crate::domain::suppression::Silence;
 use crate::engine::{Command, EngineHandle, Reply};
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::view::IncidentView;
+use crate::view::{IncidentView, timestamp};
 
 /// Bodies larger than this get 413.
 const MAX_BODY: usize = 1024 * 1024;
@@ -52,6 +53,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/incidents/{id}", get(get_incident))
         .route("/api/v1/incidents/{id}/acknowledge", post(acknowledge))
         .route("/api/v1/incidents/{id}/resolve", post(resolve))
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/silences", get(silences).post(create_silence))
+        .route(
+            "/api/v1/silences/{id}",
+            axum::routing::delete(expire_silence),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -283,8 +290,89 @@ async fn resolve(
 fn incident_reply(reply: Reply) -> Result<Json<serde_json::Value>, ApiError> {
     match reply {
         Reply::Incident(incident) => Ok(Json(json!(IncidentView::new(&incident, None)))),
-        Reply::Done => Err(ApiError::internal(
+        _ => Err(ApiError::internal(
             "the engine answered without an incident",
         )),
+    }
+}
+
+async fn rules(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Need::Read)?;
+    match state.engine.call(Command::Rules).await? {
+        Reply::Rules(rules) => Ok(Json(json!({ "rules": rules }))),
+        _ => Err(ApiError::internal("the engine answered without rules")),
+    }
+}
+
+/// A silence as the API shows it.
+fn silence_json(silence: &Silence) -> serde_json::Value {
+    json!({
+        "id": silence.id.to_string(),
+        "matchers": silence.matchers,
+        "starts_at": timestamp(silence.starts_at),
+        "ends_at": timestamp(silence.ends_at),
+        "created_by": silence.created_by,
+        "comment": silence.comment,
+    })
+}
+
+async fn silences(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Need::Read)?;
+    match state.engine.call(Command::Silences).await? {
+        Reply::Silences(silences) => Ok(Json(json!({
+            "silences": silences.iter().map(silence_json).collect::<Vec<_>>()
+        }))),
+        _ => Err(ApiError::internal("the engine answered without silences")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceBody {
+    /// Label name → value; an incident is silenced when it has them all.
+    matchers: std::collections::BTreeMap<String, String>,
+    starts_at: Option<chrono::DateTime<chrono::Utc>>,
+    ends_at: chrono::DateTime<chrono::Utc>,
+    comment: String,
+}
+
+async fn create_silence(
+    caller: Caller,
+    State(state): State<ApiState>,
+    body: Result<Json<SilenceBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require(Need::Respond)?;
+    let Json(body) = body?;
+    let command = Command::Silence {
+        matchers: body.matchers,
+        starts_at: body.starts_at,
+        ends_at: body.ends_at,
+        created_by: caller.name,
+        comment: body.comment,
+    };
+    match state.engine.call(command).await? {
+        Reply::Silence(silence) => Ok((StatusCode::CREATED, Json(silence_json(&silence)))),
+        _ => Err(ApiError::internal("the engine answered without a silence")),
+    }
+}
+
+async fn expire_silence(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Need::Respond)?;
+    let id = raw
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("silence {raw} not found")))?;
+    match state.engine.call(Command::Expire { id }).await? {
+        Reply::Silence(silence) => Ok(Json(silence_json(&silence))),
+        _ => Err(ApiError::internal("the engine answered without a silence")),
     }
 }

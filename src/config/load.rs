@@ -32,9 +32,12 @@ use serde_yaml::{Mapping, Value};
 use super::locate::{Position, Segment, Segment::Index, Segment::Key, Source, YamlError};
 use super::{
     AuthConfig, Config, ConfigErrors, Diagnostic, EVENT_TYPES, HttpProbe, IncidentTemplate,
-    ProbeConfig, ProbeTarget, Role, RuleConfig, TokenConfig, WebhookConfig,
+    MaintenanceWindow, ProbeConfig, ProbeTarget, Role, RuleConfig, TokenConfig, WebhookConfig,
 };
+use std::str::FromStr;
+
 use crate::domain::condition::Condition;
+use crate::domain::detector::MAX_FLAPPING_WINDOW;
 use crate::domain::duration::{format_duration, parse_duration};
 use crate::domain::priority::Level;
 
@@ -72,6 +75,7 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         }
     }
     check_names(&files, &mut diagnostics);
+    check_dependencies(&files, &mut diagnostics);
     if !diagnostics.is_empty() {
         diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         return Err(ConfigErrors(diagnostics));
@@ -268,7 +272,36 @@ struct RuleOutline {
     when: Option<Value>,
     after: Option<Value>,
     recover_after: Option<Value>,
+    #[serde(rename = "for")]
+    for_: Option<Value>,
+    auto_resolve: Option<Value>,
+    depends_on: Option<Value>,
+    flapping: Option<Value>,
+    maintenance: Option<Value>,
     incident: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "flap detection (a mapping with `changes` and `window`)"
+)]
+struct RawFlapping {
+    changes: Option<u32>,
+    window: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a maintenance window (a mapping with `start`, `duration`, `weekdays`, `utc_offset`)"
+)]
+struct RawMaintenance {
+    start: String,
+    duration: String,
+    #[serde(default)]
+    weekdays: Vec<String>,
+    utc_offset: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1222,6 +1255,47 @@ fn rule(
             "recover_after must be at least 1".to_owned(),
         );
     }
+    let for_text: Option<String> = check.field(&at, "for", outline.for_);
+    let for_ = match for_text {
+        Some(text) => check.duration(&field("for"), Some(&text), Duration::ZERO),
+        None => Some(Duration::ZERO),
+    };
+    let auto_resolve = check
+        .field(&at, "auto_resolve", outline.auto_resolve)
+        .unwrap_or(true);
+    let depends_on: Vec<String> = check
+        .field(&at, "depends_on", outline.depends_on)
+        .unwrap_or_default();
+    if depends_on
+        .iter()
+        .any(|parent| Some(parent) == name.as_ref())
+    {
+        check.at(
+            &field("depends_on"),
+            "a rule cannot depend on itself".to_owned(),
+        );
+    }
+    let flapping: Option<RawFlapping> = check.field(&at, "flapping", outline.flapping);
+    let (flapping_changes, flapping_window) = flapping
+        .map(|f| (f.changes.unwrap_or(4), f.window.unwrap_or(20)))
+        .unwrap_or((4, 20));
+    if !(2..=MAX_FLAPPING_WINDOW).contains(&flapping_window) {
+        check.at(
+            &[Key("rules"), Index(index), Key("flapping"), Key("window")],
+            format!("flapping window must be between 2 and {MAX_FLAPPING_WINDOW} results"),
+        );
+    }
+    let windows: Vec<RawMaintenance> = check
+        .field(&at, "maintenance", outline.maintenance)
+        .unwrap_or_default();
+    let maintenance: Vec<MaintenanceWindow> = windows
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let path = [Key("rules"), Index(index), Key("maintenance"), Index(i)];
+            maintenance_window(check, &path, raw)
+        })
+        .collect();
     let incident = incident(check, index, outline.incident);
     if check.count() > before {
         return None;
@@ -1232,13 +1306,60 @@ fn rule(
         when: when?,
         after,
         recover_after,
-        for_: None,
-        auto_resolve: true,
-        depends_on: Vec::new(),
-        flapping_changes: 4,
-        flapping_window: 20,
-        maintenance: Vec::new(),
+        for_: for_.filter(|d| !d.is_zero()),
+        auto_resolve,
+        depends_on,
+        flapping_changes,
+        flapping_window,
+        maintenance,
         incident: incident?,
+    })
+}
+
+/// One `maintenance` item: `{start: "02:00", duration: 2h, weekdays: [sat, sun],
+/// utc_offset: "+07:00"}`.
+fn maintenance_window(
+    check: &mut Check<'_>,
+    path: &[Segment<'_>],
+    raw: RawMaintenance,
+) -> Option<MaintenanceWindow> {
+    let key = |k| [path, &[Key(k)]].concat();
+    let start = chrono::NaiveTime::parse_from_str(&raw.start, "%H:%M")
+        .map_err(|_| {
+            check.at(
+                &key("start"),
+                format!("invalid start `{}`; expected HH:MM, e.g. 02:00", raw.start),
+            )
+        })
+        .ok();
+    let duration = check.duration(&key("duration"), Some(&raw.duration), Duration::ZERO);
+    let mut weekdays = Vec::new();
+    for (i, day) in raw.weekdays.iter().enumerate() {
+        match day.parse::<chrono::Weekday>() {
+            Ok(weekday) => weekdays.push(weekday),
+            Err(_) => check.at(
+                &[path, &[Key("weekdays"), Index(i)]].concat(),
+                format!("invalid weekday `{day}`; expected mon, tue, wed, thu, fri, sat or sun"),
+            ),
+        }
+    }
+    let offset = match raw.utc_offset.as_deref() {
+        None | Some("Z" | "UTC") => Some(0),
+        Some(text) => chrono::FixedOffset::from_str(text)
+            .map(|offset| offset.local_minus_utc())
+            .map_err(|_| {
+                check.at(
+                    &key("utc_offset"),
+                    format!("invalid utc_offset `{text}`; expected e.g. +07:00 or -05:00"),
+                )
+            })
+            .ok(),
+    };
+    Some(MaintenanceWindow {
+        start: start?,
+        duration: duration.filter(|d| !d.is_zero())?,
+        weekdays,
+        utc_offset_seconds: offset?,
     })
 }
 
@@ -1339,6 +1460,40 @@ fn check_names(files: &[RuleFile], out: &mut Vec<Diagnostic>) {
                     subject("rule", rule.name.as_deref())
                 ),
             );
+        }
+    }
+}
+
+/// Every `depends_on` names a rule defined in some file.
+fn check_dependencies(files: &[RuleFile], out: &mut Vec<Diagnostic>) {
+    let rules: HashSet<&str> = files
+        .iter()
+        .flat_map(|file| file.rules.iter().filter_map(|r| r.name.as_deref()))
+        .collect();
+    let mut known: Vec<&str> = rules.iter().copied().collect();
+    known.sort_unstable();
+    for file in files {
+        for rule in &file.rules {
+            let Some(config) = &rule.config else { continue };
+            for (i, parent) in config.depends_on.iter().enumerate() {
+                if rules.contains(parent.as_str()) {
+                    continue;
+                }
+                let hint = closest(parent, &known)
+                    .map(|close| format!("; did you mean `{close}`?"))
+                    .unwrap_or_default();
+                let mut check = Check {
+                    doc: &file.doc,
+                    out,
+                };
+                check.at(
+                    &[Key("rules"), Index(rule.index), Key("depends_on"), Index(i)],
+                    format!(
+                        "rule `{}` depends on unknown rule `{parent}`{hint}",
+                        config.name
+                    ),
+                );
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! the actor, change the incident, and return the [`Effect`]s the engine must persist
 //! (timeline entries, events); an impossible transition is an error naming the state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -206,6 +206,12 @@ pub struct Incident {
     pub labels: BTreeMap<String, String>,
     pub source: Source,
     pub fingerprint: String,
+    /// What rule symptoms of one service share: an early symptom and the outage that
+    /// follows it are one incident, raised in priority, not two.
+    pub group: String,
+    /// Rules whose symptom is present now; a rule incident auto-resolves when the last one
+    /// recovers.
+    pub firing_rules: BTreeSet<String>,
     pub evidence: Vec<Evidence>,
     pub resolution: Option<String>,
     pub opened_at: DateTime<Utc>,
@@ -214,9 +220,11 @@ pub struct Incident {
     pub closed_at: Option<DateTime<Utc>>,
 }
 
-/// What a firing rule knows when it opens an incident.
+/// What a firing rule knows when it opens or raises an incident.
 #[derive(Debug, Clone)]
 pub struct RuleSignal<'a> {
+    /// See [`Incident::group`].
+    pub group: &'a str,
     pub rule: &'a str,
     pub probe: &'a str,
     pub condition: &'a str,
@@ -263,7 +271,9 @@ impl Incident {
             urgency: signal.urgency,
             category: signal.category.to_owned(),
             service: signal.probe_labels.get("service").cloned(),
-            fingerprint: fingerprint(&[("probe", signal.probe), ("rule", signal.rule)]),
+            fingerprint: signal_fingerprint(signal),
+            group: signal.group.to_owned(),
+            firing_rules: BTreeSet::from([signal.rule.to_owned()]),
             labels,
             source: Source::Rule {
                 rule: signal.rule.to_owned(),
@@ -292,6 +302,92 @@ impl Incident {
             Effect::Event("incident.opened"),
         ];
         (incident, effects)
+    }
+
+    /// Another rule fired for the same group while this incident is active: keep its
+    /// evidence, and raise the priority when the new symptom is worse (an early symptom
+    /// followed by the outage). A raise to P1 moves the incident to L3.
+    pub fn raise(&mut self, signal: &RuleSignal<'_>, now: DateTime<Utc>) -> Vec<Effect> {
+        self.firing_rules.insert(signal.rule.to_owned());
+        self.evidence.push(Evidence::probe_result(signal));
+        let priority = Priority::from_matrix(signal.impact, signal.urgency);
+        let mut effects = Vec::new();
+        if priority < self.priority {
+            let old = self.priority;
+            self.priority = priority;
+            self.impact = signal.impact;
+            self.urgency = signal.urgency;
+            let title = render_title(signal);
+            effects.push(timeline(
+                now,
+                SYSTEM,
+                "priority_changed",
+                format!(
+                    "priority {old} → {priority}: rule `{}` fired ({}); title \"{}\" → \"{title}\"",
+                    signal.rule,
+                    describe(signal.observation),
+                    self.title
+                ),
+            ));
+            self.title = title;
+            effects.push(Effect::Event("incident.priority_changed"));
+            let tier = starting_tier(priority);
+            if tier > self.tier {
+                effects.push(timeline(
+                    now,
+                    SYSTEM,
+                    "escalated",
+                    format!(
+                        "tier {} → {} (reason: priority)",
+                        self.tier.as_str(),
+                        tier.as_str()
+                    ),
+                ));
+                self.tier = tier;
+                effects.push(Effect::Event("incident.escalated"));
+            }
+        } else {
+            effects.push(timeline(
+                now,
+                SYSTEM,
+                "symptom",
+                format!(
+                    "rule `{}` fired too: {}",
+                    signal.rule,
+                    describe(signal.observation)
+                ),
+            ));
+        }
+        effects
+    }
+
+    /// A rule of this incident recovered. When it was the last one firing, the incident is
+    /// resolved (`auto_resolve`) or, for an incident a person already resolved, nothing
+    /// more happens.
+    pub fn rule_recovered(
+        &mut self,
+        rule: &str,
+        observation: &Observation,
+        auto_resolve: bool,
+        now: DateTime<Utc>,
+    ) -> Vec<Effect> {
+        self.firing_rules.remove(rule);
+        if !self.firing_rules.is_empty() || !self.state.is_active() {
+            return Vec::new();
+        }
+        if auto_resolve {
+            self.recover(observation, now)
+        } else {
+            vec![timeline(
+                now,
+                SYSTEM,
+                "recovered",
+                format!(
+                    "rule `{rule}` recovered ({}); resolve it when done",
+                    describe(observation)
+                ),
+            )]
+        }
     }
 
     /// First response: a responder takes the incident.
@@ -433,6 +529,18 @@ fn render_title(signal: &RuleSignal<'_>) -> String {
     out
 }
 
+/// The fingerprint of a rule's symptom: rule, probe and the subject's labels.
+pub fn signal_fingerprint(signal: &RuleSignal<'_>) -> String {
+    let mut labels: Vec<(&str, &str)> = signal
+        .subject
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    labels.push(("probe", signal.probe));
+    labels.push(("rule", signal.rule));
+    fingerprint(&labels)
+}
+
 /// Alertmanager's fingerprint: FNV-1a 64 over the sorted label pairs, each name and value
 /// followed by 0xFF, printed as 16 hex digits. Using the same function as Alertmanager
 /// keeps our fingerprints comparable with theirs.
@@ -477,6 +585,7 @@ mod tests {
         let labels = BTreeMap::from([("service".to_owned(), "checkout".to_owned())]);
         let observation = failing();
         let signal = RuleSignal {
+            group: "checkout",
             rule: "checkout-down",
             probe: "checkout-api",
             condition: "[STATUS] != 200",

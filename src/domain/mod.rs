@@ -9,5 +9,6 @@ pub mod duration;
 pub mod incident;
 pub mod observation;
 pub mod priority;
+pub mod suppression;
 
 pub use observation::Observation;

@@ -95,6 +95,7 @@ async fn schedule(
         tracing::debug!(probe = %probe.name, connected = observation.connected, status = ?observation.status, "probe result");
         let command = Command::Observe {
             probe: probe.name.clone(),
+            subject: std::collections::BTreeMap::new(),
             observation,
         };
         if engine.send(command).await.is_err() {

@@ -19,9 +19,10 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::detector::Detector;
 use crate::domain::incident::{Incident, IncidentId, TimelineEntry};
+use crate::domain::suppression::Silence;
 
 pub use records::OutboxEntry;
-use records::{DetectorV1, IncidentV1, TimelineEntryV1};
+use records::{DetectorV1, IncidentV1, SilenceV1, TimelineEntryV1};
 
 /// The layout this build reads and writes. A store written by a newer layout is refused
 /// rather than misread.
@@ -36,11 +37,14 @@ const TIMELINE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("timel
 const DETECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("detectors.v1");
 /// Key: (consumer, outbox sequence).
 const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbox.v1");
+/// Key: silence id. Expired silences are kept for the record.
+const SILENCES: TableDefinition<u64, &[u8]> = TableDefinition::new("silences.v1");
 
 const META_SCHEMA: &str = "schema_version";
 const META_NEXT_INCIDENT: &str = "next_incident_id";
 const META_NEXT_TIMELINE: &str = "next_timeline_seq";
 const META_NEXT_OUTBOX: &str = "next_outbox_seq";
+const META_NEXT_SILENCE: &str = "next_silence_id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -73,10 +77,14 @@ pub struct Store {
 pub struct Loaded {
     /// Incidents that are not closed.
     pub incidents: Vec<Incident>,
-    pub detectors: BTreeMap<String, Detector>,
+    /// Key → (subject labels, detector).
+    pub detectors: BTreeMap<String, (BTreeMap<String, String>, Detector)>,
     pub next_incident_id: u64,
     pub next_timeline_seq: u64,
     pub next_outbox_seq: u64,
+    pub next_silence_id: u64,
+    /// Every silence stored (the engine keeps those that have not ended).
+    pub silences: Vec<Silence>,
 }
 
 /// The writes of one group commit.
@@ -84,9 +92,10 @@ pub struct Loaded {
 pub struct Batch {
     incidents: BTreeMap<u64, Incident>,
     timeline: Vec<(u64, u64, TimelineEntry)>,
-    detectors: BTreeMap<String, Detector>,
+    detectors: BTreeMap<String, DetectorV1>,
     outbox_put: Vec<OutboxEntry>,
     outbox_delete: Vec<(String, u64)>,
+    silences: BTreeMap<u64, Silence>,
     meta: BTreeMap<&'static str, u64>,
 }
 
@@ -97,6 +106,7 @@ impl Batch {
             && self.detectors.is_empty()
             && self.outbox_put.is_empty()
             && self.outbox_delete.is_empty()
+            && self.silences.is_empty()
             && self.meta.is_empty()
     }
 
@@ -109,8 +119,14 @@ impl Batch {
         self.timeline.push((incident.0, seq, entry));
     }
 
-    pub fn put_detector(&mut self, key: &str, detector: Detector) {
-        self.detectors.insert(key.to_owned(), detector);
+    pub fn put_detector(
+        &mut self,
+        key: &str,
+        subject: &BTreeMap<String, String>,
+        detector: Detector,
+    ) {
+        self.detectors
+            .insert(key.to_owned(), DetectorV1::new(subject, detector));
     }
 
     pub fn enqueue(&mut self, entry: OutboxEntry) {
@@ -121,11 +137,28 @@ impl Batch {
         self.outbox_delete.push((consumer.to_owned(), seq));
     }
 
-    pub fn set_counters(&mut self, next_incident: u64, next_timeline: u64, next_outbox: u64) {
-        self.meta.insert(META_NEXT_INCIDENT, next_incident);
-        self.meta.insert(META_NEXT_TIMELINE, next_timeline);
-        self.meta.insert(META_NEXT_OUTBOX, next_outbox);
+    pub fn put_silence(&mut self, silence: &Silence) {
+        self.silences.insert(silence.id, silence.clone());
     }
+
+    pub fn set_counters(&mut self, counters: Counters) {
+        self.meta
+            .insert(META_NEXT_INCIDENT, counters.next_incident_id);
+        self.meta
+            .insert(META_NEXT_TIMELINE, counters.next_timeline_seq);
+        self.meta.insert(META_NEXT_OUTBOX, counters.next_outbox_seq);
+        self.meta
+            .insert(META_NEXT_SILENCE, counters.next_silence_id);
+    }
+}
+
+/// The sequences the engine hands out, stored with every commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub next_incident_id: u64,
+    pub next_timeline_seq: u64,
+    pub next_outbox_seq: u64,
+    pub next_silence_id: u64,
 }
 
 impl Store {
@@ -152,6 +185,7 @@ impl Store {
             txn.open_table(TIMELINE).map_err(db_err)?;
             txn.open_table(DETECTORS).map_err(db_err)?;
             txn.open_table(OUTBOX).map_err(db_err)?;
+            txn.open_table(SILENCES).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Store { db: Arc::new(db) })
@@ -168,8 +202,15 @@ impl Store {
             next_incident_id: counter(META_NEXT_INCIDENT)?,
             next_timeline_seq: counter(META_NEXT_TIMELINE)?,
             next_outbox_seq: counter(META_NEXT_OUTBOX)?,
+            next_silence_id: counter(META_NEXT_SILENCE)?,
             ..Loaded::default()
         };
+        let silences = txn.open_table(SILENCES).map_err(db_err)?;
+        for row in silences.iter().map_err(db_err)? {
+            let (key, value) = row.map_err(db_err)?;
+            let record: SilenceV1 = decode("silences.v1", key.value(), value.value())?;
+            loaded.silences.push(record.into());
+        }
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
         for row in incidents.iter().map_err(db_err)? {
             let (key, value) = row.map_err(db_err)?;
@@ -182,9 +223,10 @@ impl Store {
         for row in detectors.iter().map_err(db_err)? {
             let (key, value) = row.map_err(db_err)?;
             let record: DetectorV1 = decode("detectors.v1", key.value(), value.value())?;
+            let subject = record.subject.clone();
             loaded
                 .detectors
-                .insert(key.value().to_owned(), record.into());
+                .insert(key.value().to_owned(), (subject, record.into()));
         }
         Ok(loaded)
     }
@@ -207,7 +249,7 @@ impl Store {
             }
             let mut detectors = txn.open_table(DETECTORS).map_err(db_err)?;
             for (key, detector) in &batch.detectors {
-                let bytes = encode(&DetectorV1::from(*detector));
+                let bytes = encode(detector);
                 detectors
                     .insert(key.as_str(), bytes.as_slice())
                     .map_err(db_err)?;
@@ -221,6 +263,11 @@ impl Store {
             }
             for (consumer, seq) in &batch.outbox_delete {
                 outbox.remove((consumer.as_str(), *seq)).map_err(db_err)?;
+            }
+            let mut silences = txn.open_table(SILENCES).map_err(db_err)?;
+            for (id, silence) in &batch.silences {
+                let bytes = encode(&SilenceV1::from(silence));
+                silences.insert(id, bytes.as_slice()).map_err(db_err)?;
             }
             let mut meta = txn.open_table(META).map_err(db_err)?;
             for (key, value) in &batch.meta {

@@ -3,7 +3,7 @@
 //! format. Small domain enums (state, tier, priority, level) are stored by their
 //! lower-case names, which are part of the contract anyway.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ use crate::domain::incident::{
 };
 use crate::domain::observation::Observation;
 use crate::domain::priority::{Level, Priority};
+use crate::domain::suppression::Silence;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +34,10 @@ pub struct IncidentV1 {
     pub labels: BTreeMap<String, String>,
     pub source: SourceV1,
     pub fingerprint: String,
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub firing_rules: BTreeSet<String>,
     pub evidence: Vec<EvidenceV1>,
     pub resolution: Option<String>,
     pub opened_at: DateTime<Utc>,
@@ -81,12 +86,23 @@ pub struct TimelineEntryV1 {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorV1 {
+    /// The subject's labels (a Prometheus series); empty for single-target probes.
+    #[serde(default)]
+    pub subject: BTreeMap<String, String>,
     pub firing: bool,
     pub symptomatic_streak: u32,
     pub clean_streak: u32,
+    #[serde(default)]
+    pub symptom_since: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub verdicts: u64,
+    #[serde(default)]
+    pub seen: u32,
+    #[serde(default)]
+    pub flapping: bool,
 }
 
 /// One webhook delivery waiting in the outbox: an event for one consumer.
@@ -128,6 +144,8 @@ impl From<&Incident> for IncidentV1 {
                 },
             },
             fingerprint: i.fingerprint.clone(),
+            group: i.group.clone(),
+            firing_rules: i.firing_rules.clone(),
             evidence: i.evidence.iter().map(EvidenceV1::from).collect(),
             resolution: i.resolution.clone(),
             opened_at: i.opened_at,
@@ -157,6 +175,8 @@ impl From<IncidentV1> for Incident {
                 SourceV1::Rule { rule, probe } => Source::Rule { rule, probe },
             },
             fingerprint: r.fingerprint,
+            group: r.group,
+            firing_rules: r.firing_rules,
             evidence: r.evidence.into_iter().map(Evidence::from).collect(),
             resolution: r.resolution,
             opened_at: r.opened_at,
@@ -256,12 +276,17 @@ impl From<TimelineEntryV1> for TimelineEntry {
     }
 }
 
-impl From<Detector> for DetectorV1 {
-    fn from(d: Detector) -> Self {
+impl DetectorV1 {
+    pub fn new(subject: &BTreeMap<String, String>, d: Detector) -> Self {
         DetectorV1 {
+            subject: subject.clone(),
             firing: d.firing,
             symptomatic_streak: d.symptomatic_streak,
             clean_streak: d.clean_streak,
+            symptom_since: d.symptom_since,
+            verdicts: d.verdicts,
+            seen: d.seen,
+            flapping: d.flapping,
         }
     }
 }
@@ -272,6 +297,47 @@ impl From<DetectorV1> for Detector {
             firing: d.firing,
             symptomatic_streak: d.symptomatic_streak,
             clean_streak: d.clean_streak,
+            symptom_since: d.symptom_since,
+            verdicts: d.verdicts,
+            seen: d.seen,
+            flapping: d.flapping,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceV1 {
+    pub id: u64,
+    pub matchers: BTreeMap<String, String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
+    pub comment: String,
+}
+
+impl From<&Silence> for SilenceV1 {
+    fn from(s: &Silence) -> Self {
+        SilenceV1 {
+            id: s.id,
+            matchers: s.matchers.clone(),
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            created_by: s.created_by.clone(),
+            comment: s.comment.clone(),
+        }
+    }
+}
+
+impl From<SilenceV1> for Silence {
+    fn from(s: SilenceV1) -> Self {
+        Silence {
+            id: s.id,
+            matchers: s.matchers,
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            created_by: s.created_by,
+            comment: s.comment,
         }
     }
 }
