@@ -2158,6 +2158,68 @@ rules:
         );
     }
 
+    #[test]
+    fn detection_keys_and_their_errors() {
+        let text = "\
+probes:
+  - {name: api, http: {url: 'http://x/'}}
+rules:
+  - name: a
+    probe: api
+    when: '[STATUS] != 200'
+    for: 1m30s
+    auto_resolve: false
+    depends_on: [b]
+    flapping: {changes: 3, window: 10}
+    maintenance:
+      - {start: '02:00', duration: 2h, weekdays: [sat, sun], utc_offset: '+07:00'}
+  - {name: b, probe: api, when: '[STATUS] != 200'}
+";
+        let dir = dir_with(&rules(text));
+        let config = load_dir(&dir, &env_with(&[])).expect("valid");
+        let a = &config.rules[0];
+        assert_eq!(a.for_, Some(Duration::from_secs(90)));
+        assert!(!a.auto_resolve);
+        assert_eq!(a.depends_on, ["b"]);
+        assert_eq!((a.flapping_changes, a.flapping_window), (3, 10));
+        assert_eq!(a.maintenance.len(), 1);
+        assert_eq!(a.maintenance[0].utc_offset_seconds, 7 * 3600);
+        assert_eq!(
+            a.maintenance[0].weekdays,
+            [chrono::Weekday::Sat, chrono::Weekday::Sun]
+        );
+        let b = &config.rules[1];
+        assert_eq!(
+            (b.for_, b.auto_resolve, b.flapping_changes),
+            (None, true, 4)
+        );
+
+        let text = "\
+probes:
+  - {name: api, http: {url: 'http://x/'}}
+rules:
+  - {name: a, probe: api, when: '[STATUS] != 200', for: soon, depends_on: [a]}
+  - {name: api-down, probe: api, when: '[STATUS] != 200', flapping: {window: 100}}
+  - {name: d, probe: api, when: '[STATUS] != 200', depends_on: [api-dwn]}
+  - name: c
+    probe: api
+    when: '[STATUS] != 200'
+    maintenance: [{start: '25:00', duration: 1h, weekdays: [someday], utc_offset: 'Mars'}]
+";
+        check(
+            &rules(text),
+            &[
+                "rules/web.yaml:4:57: invalid duration `soon`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/web.yaml:4:75: a rule cannot depend on itself",
+                "rules/web.yaml:5:78: flapping window must be between 2 and 64 results",
+                "rules/web.yaml:6:65: rule `d` depends on unknown rule `api-dwn`; did you mean `api-down`?",
+                "rules/web.yaml:10:27: invalid start `25:00`; expected HH:MM, e.g. 02:00",
+                "rules/web.yaml:10:61: invalid weekday `someday`; expected mon, tue, wed, thu, fri, sat or sun",
+                "rules/web.yaml:10:83: invalid utc_offset `Mars`; expected e.g. +07:00 or -05:00",
+            ],
+        );
+    }
+
     /// One wrong value hides nothing else of its item (nor of the items around it).
     #[test]
     fn a_bad_value_does_not_hide_the_other_fields() {

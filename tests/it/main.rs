@@ -5,5 +5,6 @@ mod support;
 
 mod auth;
 mod check;
+mod detection;
 mod probe_to_webhook;
 mod restart;

@@ -1,0 +1,272 @@
+//! Detection through the real engine and a real redb store, with a manual clock: early
+//! symptoms raised into the same incident, `for:`, flapping, maintenance windows, silences
+//! and `depends_on`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use incidentd::clock::{Clock, ManualClock};
+use incidentd::domain::incident::{Incident, TimelineEntry};
+use incidentd::domain::observation::Observation;
+use incidentd::engine::{Command, Engine, EngineHandle, Reply};
+use incidentd::metrics::Metrics;
+use incidentd::store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{ConfigDir, start_time};
+
+struct Harness {
+    _dir: ConfigDir,
+    clock: ManualClock,
+    store: Store,
+    engine: EngineHandle,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl Harness {
+    fn start(rules: &str) -> Harness {
+        let dir = ConfigDir::new("listen: 127.0.0.1:0\n", &[("rules.yaml", rules)]);
+        let config = incidentd::config::load(&dir.config_path(), &|_| None)
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        let clock = ManualClock::new(start_time());
+        let store = Store::open(&config.storage_path).unwrap();
+        let stop = CancellationToken::new();
+        let (engine, _task) = Engine::start(
+            store.clone(),
+            &config,
+            Arc::new(clock.clone()),
+            Metrics::new(),
+            Arc::new(HashMap::new()),
+            stop.clone(),
+        )
+        .unwrap();
+        Harness {
+            _dir: dir,
+            clock,
+            store,
+            engine,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    /// One result for `probe` now, then the clock moves 10 s.
+    async fn feed(&self, probe: &str, status: u16, millis: u64) {
+        let observation = Observation {
+            connected: true,
+            status: Some(status),
+            response_time: Duration::from_millis(millis),
+            ..Observation::new(self.clock.now())
+        };
+        self.engine
+            .call(Command::Observe {
+                probe: probe.to_owned(),
+                subject: BTreeMap::new(),
+                observation,
+            })
+            .await
+            .unwrap();
+        self.clock.advance(Duration::from_secs(10));
+    }
+
+    async fn feed_many(&self, probe: &str, status: u16, millis: u64, times: usize) {
+        for _ in 0..times {
+            self.feed(probe, status, millis).await;
+        }
+    }
+
+    fn incidents(&self) -> Vec<(Incident, Vec<TimelineEntry>)> {
+        let (page, _) = self.store.list_incidents(None, 100, |_| true).unwrap();
+        page.into_iter()
+            .rev()
+            .map(|i| {
+                self.store
+                    .get_incident_with_timeline(i.id)
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    async fn rules(&self) -> serde_json::Value {
+        match self.engine.call(Command::Rules).await.unwrap() {
+            Reply::Rules(rules) => serde_json::json!({ "rules": rules }),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+fn kinds(timeline: &[TimelineEntry]) -> Vec<&str> {
+    timeline.iter().map(|e| e.kind.as_str()).collect()
+}
+
+const EARLY_AND_OUTAGE: &str = r#"probes:
+  - name: web
+    interval: 10s
+    labels: {service: shop}
+    http: {url: "http://127.0.0.1:9/"}
+rules:
+  - name: web-slow
+    probe: web
+    when: '[RESPONSE_TIME] > 800ms'
+    after: 2
+    incident: {title: 'Shop slow ({{ response_time }})', category: performance, impact: medium, urgency: low}
+  - name: web-down
+    probe: web
+    when: '[STATUS] >= 500'
+    after: 2
+    incident: {title: 'Shop down ({{ status }})', category: availability, impact: high, urgency: high}
+"#;
+
+#[tokio::test]
+async fn an_early_symptom_then_the_outage_is_one_incident_raised_in_priority() {
+    let h = Harness::start(EARLY_AND_OUTAGE);
+    h.feed_many("web", 200, 50, 2).await;
+    assert!(h.incidents().is_empty());
+
+    h.feed_many("web", 200, 1500, 2).await; // latency creeps up: early symptom
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].0.priority.as_str(), "P4");
+    assert_eq!(incidents[0].0.title, "Shop slow (1500ms)");
+
+    h.feed_many("web", 503, 1500, 2).await; // then the outage, same service
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1, "raised, not a second incident");
+    let (incident, timeline) = &incidents[0];
+    assert_eq!(incident.priority.as_str(), "P1");
+    assert_eq!(incident.tier.as_str(), "L3", "a raise to P1 moves to L3");
+    assert_eq!(incident.title, "Shop down (503)");
+    assert_eq!(kinds(timeline), ["opened", "priority_changed", "escalated"]);
+    assert!(
+        timeline[1]
+            .message
+            .starts_with("priority P4 → P1: rule `web-down` fired")
+    );
+    assert_eq!(incident.evidence.len(), 2);
+
+    // Recovery of one rule is not enough; both must recover.
+    h.feed_many("web", 200, 1500, 2).await;
+    assert_eq!(h.incidents()[0].0.state.as_str(), "open");
+    h.feed_many("web", 200, 50, 2).await;
+    assert_eq!(h.incidents()[0].0.state.as_str(), "resolved");
+}
+
+#[tokio::test]
+async fn for_waits_on_the_clock_not_on_the_count() {
+    let h = Harness::start(
+        r#"probes:
+  - {name: web, interval: 10s, http: {url: "http://127.0.0.1:9/"}}
+rules:
+  - {name: web-down, probe: web, when: '[STATUS] != 200', for: 1m}
+"#,
+    );
+    h.feed_many("web", 500, 10, 6).await; // t = 0 … 50 s
+    assert!(h.incidents().is_empty(), "50 s < 1 m");
+    h.feed("web", 500, 10).await; // t = 60 s
+    assert_eq!(h.incidents().len(), 1);
+}
+
+#[tokio::test]
+async fn a_flapping_target_keeps_one_incident_open() {
+    let h = Harness::start(
+        r#"probes:
+  - {name: web, interval: 10s, http: {url: "http://127.0.0.1:9/"}}
+rules:
+  - {name: web-down, probe: web, when: '[STATUS] != 200', after: 1, recover_after: 1}
+"#,
+    );
+    for _ in 0..10 {
+        h.feed("web", 500, 10).await;
+        h.feed("web", 200, 10).await;
+    }
+    let incidents = h.incidents();
+    // x.x.x: opened, resolved, opened, resolved, opened — the 4th change makes it
+    // flapping, and from then on the third incident is held open.
+    assert_eq!(incidents.len(), 3, "none after flapping was detected");
+    assert_eq!(
+        incidents[2].0.state.as_str(),
+        "open",
+        "held open while flapping"
+    );
+    let rules = h.rules().await;
+    assert_eq!(rules["rules"][0]["subjects"][0]["flapping"], true);
+}
+
+#[tokio::test]
+async fn depends_on_suppresses_the_child_while_the_parent_is_open() {
+    let h = Harness::start(
+        r#"probes:
+  - {name: db, interval: 10s, labels: {service: db}, http: {url: "http://127.0.0.1:9/"}}
+  - {name: api, interval: 10s, labels: {service: api}, http: {url: "http://127.0.0.1:9/"}}
+rules:
+  - {name: db-down, probe: db, when: '[STATUS] != 200'}
+  - {name: api-down, probe: api, when: '[STATUS] != 200', depends_on: [db-down]}
+"#,
+    );
+    h.feed("db", 500, 10).await;
+    h.feed("api", 500, 10).await;
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].0.labels["rule"], "db-down");
+    let rules = h.rules().await;
+    assert_eq!(rules["rules"][1]["subjects"][0]["suppressed"], "depends_on");
+
+    // The parent recovers; the child is still down: now it is its own incident.
+    h.feed_many("db", 200, 10, 2).await;
+    h.feed("api", 500, 10).await;
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 2);
+    assert_eq!(incidents[1].0.labels["rule"], "api-down");
+}
+
+#[tokio::test]
+async fn silences_and_maintenance_suppress_opening_but_keep_measuring() {
+    let h = Harness::start(
+        r#"probes:
+  - {name: web, interval: 10s, labels: {service: web}, http: {url: "http://127.0.0.1:9/"}}
+  - {name: batch, interval: 10s, http: {url: "http://127.0.0.1:9/"}}
+rules:
+  - {name: web-down, probe: web, when: '[STATUS] != 200'}
+  - name: batch-down
+    probe: batch
+    when: '[STATUS] != 200'
+    maintenance: [{start: "09:00", duration: 1h}]
+"#,
+    );
+    let ends_at: DateTime<Utc> = h.clock.now() + chrono::Duration::minutes(30);
+    let reply = h
+        .engine
+        .call(Command::Silence {
+            matchers: BTreeMap::from([("service".to_owned(), "web".to_owned())]),
+            starts_at: None,
+            ends_at,
+            created_by: "alice".to_owned(),
+            comment: "deploy".to_owned(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(reply, Reply::Silence(_)));
+
+    h.feed("web", 500, 10).await; // 09:00:00, silenced
+    h.feed("batch", 500, 10).await; // 09:00:10, in maintenance
+    assert!(h.incidents().is_empty());
+    let rules = h.rules().await;
+    assert_eq!(
+        rules["rules"][0]["subjects"][0]["firing"], true,
+        "still measured"
+    );
+    assert_eq!(rules["rules"][0]["subjects"][0]["suppressed"], "silenced");
+    assert_eq!(
+        rules["rules"][1]["subjects"][0]["suppressed"],
+        "maintenance"
+    );
+
+    // After the silence ends, the still-failing target opens its incident.
+    h.clock.advance(Duration::from_secs(30 * 60));
+    h.feed("web", 500, 10).await;
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].0.labels["rule"], "web-down");
+}
