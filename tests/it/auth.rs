@@ -69,6 +69,13 @@ async fn every_route_checks_the_token_and_its_role() {
             404,
         ),
         ("POST", "/api/v1/incidents/INC-1/resolve", viewer, 403),
+        ("GET", "/api/v1/rules", None, 401),
+        ("GET", "/api/v1/rules", viewer, 200),
+        ("GET", "/api/v1/rules", ingest, 403),
+        ("GET", "/api/v1/silences", viewer, 200),
+        ("POST", "/api/v1/silences", viewer, 403),
+        ("POST", "/api/v1/silences", ingest, 403),
+        ("POST", "/api/v1/silences", responder, 415), // allowed; no JSON body
         ("GET", "/metrics", None, 200),
         ("GET", "/-/healthy", None, 200),
         ("GET", "/-/ready", None, 200),

@@ -284,3 +284,73 @@ async fn consumer_errors_are_retried_and_410_drops_the_event() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn silences_and_rules_over_http() {
+    let target = Target::start(503).await;
+    let receiver = Receiver::start(200).await;
+    let dir = ConfigDir::new(&config(&receiver), &[("web.yaml", &rules(&target))]);
+    let app = TestApp::spawn(&dir, env()).await;
+
+    let (status, silence) = app
+        .post(
+            "/api/v1/silences",
+            Some(json!({
+                "matchers": {"service": "web"},
+                "ends_at": "2026-03-02T10:00:00Z",
+                "comment": "deploying"
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{silence}");
+    assert_eq!(silence["created_by"], "anonymous");
+    assert_eq!(silence["starts_at"], "2026-03-02T09:00:00Z");
+
+    let rules = eventually("the rule firing but silenced", DEADLINE, async || {
+        let (_, body) = app.get("/api/v1/rules").await;
+        (body["rules"][0]["firing"] == true).then_some(body)
+    })
+    .await;
+    assert_eq!(rules["rules"][0]["name"], "web-down");
+    assert_eq!(rules["rules"][0]["subjects"][0]["suppressed"], "silenced");
+    assert!(incidents(&app).await.is_empty(), "silenced: nothing opens");
+
+    let (status, list) = app.get("/api/v1/silences").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["silences"].as_array().unwrap().len(), 1);
+
+    // Expire it: the still-failing target opens its incident.
+    let id = silence["id"].as_str().unwrap();
+    let response = app
+        .client
+        .delete(app.url(&format!("/api/v1/silences/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let incident = eventually("an incident after the silence", DEADLINE, async || {
+        incidents(&app).await.into_iter().next()
+    })
+    .await;
+    assert_eq!(incident["state"], "open");
+
+    let (status, body) = app
+        .post(
+            "/api/v1/silences",
+            Some(json!({"matchers": {}, "ends_at": "2026-03-02T10:00:00Z", "comment": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"]["message"],
+        "a silence needs at least one matcher"
+    );
+    let response = app
+        .client
+        .delete(app.url("/api/v1/silences/99"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
