@@ -22,18 +22,39 @@ struct Harness {
     clock: ManualClock,
     store: Store,
     engine: EngineHandle,
-    _stop: tokio_util::sync::DropGuard,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl Harness {
     fn start(rules: &str) -> Harness {
         let dir = ConfigDir::new("listen: 127.0.0.1:0\n", &[("rules.yaml", rules)]);
+        Harness::start_in(dir, ManualClock::new(start_time()))
+    }
+
+    /// A new engine on the same store and clock (the old one stops first).
+    async fn restart(mut self) -> Harness {
+        self.stop.cancel();
+        (&mut self.task).await.unwrap();
+        let dir = ConfigDir::new("", &[]);
+        let dir = std::mem::replace(&mut self._dir, dir);
+        let clock = self.clock.clone();
+        drop(self); // the last handle on the store: redb closes the file
+        Harness::start_in(dir, clock)
+    }
+
+    fn start_in(dir: ConfigDir, clock: ManualClock) -> Harness {
         let config = incidentd::config::load(&dir.config_path(), &|_| None)
             .unwrap_or_else(|errors| panic!("{errors}"));
-        let clock = ManualClock::new(start_time());
         let store = Store::open(&config.storage_path).unwrap();
         let stop = CancellationToken::new();
-        let (engine, _task) = Engine::start(
+        let (engine, task) = Engine::start(
             store.clone(),
             &config,
             Arc::new(clock.clone()),
@@ -47,7 +68,8 @@ impl Harness {
             clock,
             store,
             engine,
-            _stop: stop.drop_guard(),
+            stop,
+            task,
         }
     }
 
@@ -269,4 +291,22 @@ rules:
     let incidents = h.incidents();
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0].0.labels["rule"], "web-down");
+}
+
+#[tokio::test]
+async fn detector_counts_survive_a_restart() {
+    let rules = r#"probes:
+  - {name: web, interval: 10s, http: {url: "http://127.0.0.1:9/"}}
+rules:
+  - {name: web-down, probe: web, when: '[STATUS] != 200', after: 3}
+"#;
+    let h = Harness::start(rules);
+    h.feed_many("web", 500, 10, 2).await;
+    assert!(h.incidents().is_empty());
+    let h = h.restart().await;
+    h.feed("web", 500, 10).await; // the third in a row, across the restart
+    assert_eq!(h.incidents().len(), 1);
+    let h = h.restart().await;
+    h.feed_many("web", 500, 10, 3).await; // still firing: no second incident
+    assert_eq!(h.incidents().len(), 1);
 }
