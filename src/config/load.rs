@@ -65,21 +65,9 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let Some(settings) = settings else {
         return Err(ConfigErrors(diagnostics));
     };
-    let mut files = Vec::new();
-    for file in &settings.rule_files {
-        if let Some(doc) = read(file.clone(), &mut diagnostics) {
-            files.push(rule_file(doc, &mut diagnostics));
-        }
-    }
-    check_names(&files, &mut diagnostics);
+    let (probes, rules) = rule_files(&settings.rule_files, &mut diagnostics);
     if !diagnostics.is_empty() {
-        diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-        return Err(ConfigErrors(diagnostics));
-    }
-    let (mut probes, mut rules) = (Vec::new(), Vec::new());
-    for file in files {
-        probes.extend(file.probes.into_iter().filter_map(|entry| entry.config));
-        rules.extend(file.rules.into_iter().filter_map(|entry| entry.config));
+        return Err(sorted(diagnostics));
     }
     Ok(Config {
         path: path.to_path_buf(),
@@ -92,6 +80,48 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         probes,
         rules,
     })
+}
+
+/// Loads the rule files at `paths` on their own, without an `incidentd.yaml`: what
+/// `incidentd test` evaluates. Either every probe and rule, valid, or every problem found,
+/// sorted by file, line and column.
+pub fn load_rule_files(
+    paths: &[PathBuf],
+) -> Result<(Vec<ProbeConfig>, Vec<RuleConfig>), ConfigErrors> {
+    let mut diagnostics = Vec::new();
+    let loaded = rule_files(paths, &mut diagnostics);
+    if diagnostics.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(sorted(diagnostics))
+    }
+}
+
+/// Reads and checks rule files, names across all of them included. What it returns is
+/// complete only when it pushed no diagnostic.
+fn rule_files(
+    paths: &[PathBuf],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (Vec<ProbeConfig>, Vec<RuleConfig>) {
+    let mut files = Vec::new();
+    for file in paths {
+        if let Some(doc) = read(file.clone(), diagnostics) {
+            files.push(rule_file(doc, diagnostics));
+        }
+    }
+    check_names(&files, diagnostics);
+    let (mut probes, mut rules) = (Vec::new(), Vec::new());
+    for file in files {
+        probes.extend(file.probes.into_iter().filter_map(|entry| entry.config));
+        rules.extend(file.rules.into_iter().filter_map(|entry| entry.config));
+    }
+    (probes, rules)
+}
+
+/// Every problem, in file, line and column order.
+pub(super) fn sorted(mut diagnostics: Vec<Diagnostic>) -> ConfigErrors {
+    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    ConfigErrors(diagnostics)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2092,6 +2122,43 @@ probes:
                 "rules/b.yaml:2:16: duplicate rule name `r`; first defined at rules/a.yaml:2:16",
                 "rules/c.yaml:1:45: unknown field `bad`, expected one of `url`, `method`, `headers`",
             ],
+        );
+    }
+
+    #[test]
+    fn rule_files_load_without_a_config_file() {
+        let dir = dir_with(&[
+            (
+                "a.yaml",
+                "probes: [{name: p, interval: 5s, http: {url: 'http://x/'}}]\n",
+            ),
+            (
+                "b.yaml",
+                "rules: [{name: r, probe: p, when: '[STATUS] != 200', after: 2}]\n",
+            ),
+        ]);
+        let paths = [dir.path().join("a.yaml"), dir.path().join("b.yaml")];
+        let (probes, rules) = load_rule_files(&paths).expect("valid rule files");
+        assert_eq!(probes.len(), 1);
+        assert_eq!(probes[0].interval, Duration::from_secs(5));
+        assert_eq!(rules.len(), 1);
+        assert_eq!((rules[0].probe.as_str(), rules[0].after), ("p", 2));
+
+        // Names are checked across the files given, and every problem comes back sorted.
+        let errors =
+            load_rule_files(&[dir.path().join("b.yaml"), dir.path().join("c.yaml")]).unwrap_err();
+        let prefix = format!("{}/", dir.path().display());
+        let got: Vec<String> = errors
+            .0
+            .iter()
+            .map(|d| d.to_string().replace(&prefix, ""))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "b.yaml:1:26: rule `r` names unknown probe `p`",
+                "c.yaml:1:1: cannot read file: No such file or directory (os error 2)",
+            ]
         );
     }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::domain::condition::Condition;
 use crate::domain::priority::Level;
 
-pub use load::load;
+pub use load::{load, load_rule_files};
 
 /// One configuration problem, located in its file. Displays as `FILE:LINE:COL: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
