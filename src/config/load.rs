@@ -99,7 +99,7 @@ pub fn load_rule_files(
 
 /// Reads and checks rule files, names across all of them included. What it returns is
 /// complete only when it pushed no diagnostic.
-fn rule_files(
+pub(super) fn rule_files(
     paths: &[PathBuf],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> (Vec<ProbeConfig>, Vec<RuleConfig>) {
@@ -314,9 +314,9 @@ struct IncidentOutline {
 // Files and positions.
 
 /// One YAML file: its path as diagnostics show it, and its text.
-struct Document {
-    file: PathBuf,
-    source: Source,
+pub(super) struct Document {
+    pub(super) file: PathBuf,
+    pub(super) source: Source,
 }
 
 impl Document {
@@ -352,7 +352,7 @@ impl Document {
 }
 
 /// Reads a file; a file that cannot be read is a diagnostic at its start.
-fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<Document> {
+pub(super) fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<Document> {
     match std::fs::read_to_string(&file) {
         Ok(text) => Some(Document {
             file,
@@ -371,20 +371,20 @@ fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<Document> {
 }
 
 /// Problems found in one document.
-struct Check<'a> {
-    doc: &'a Document,
-    out: &'a mut Vec<Diagnostic>,
+pub(super) struct Check<'a> {
+    pub(super) doc: &'a Document,
+    pub(super) out: &'a mut Vec<Diagnostic>,
 }
 
 impl Check<'_> {
     /// A problem with the value at `path`.
-    fn at(&mut self, path: &[Segment<'_>], message: String) {
+    pub(super) fn at(&mut self, path: &[Segment<'_>], message: String) {
         let at = self.doc.node(path);
         self.out.push(self.doc.diagnostic(at, message));
     }
 
     /// A problem with the key that ends `path`.
-    fn at_key(&mut self, path: &[Segment<'_>], message: String) {
+    pub(super) fn at_key(&mut self, path: &[Segment<'_>], message: String) {
         let at = self
             .doc
             .source
@@ -393,12 +393,12 @@ impl Check<'_> {
         self.out.push(self.doc.diagnostic(at, message));
     }
 
-    fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.out.len()
     }
 
     /// The outline of the whole file; an empty file is an empty outline.
-    fn outline<T: DeserializeOwned + Default>(&mut self) -> Option<T> {
+    pub(super) fn outline<T: DeserializeOwned + Default>(&mut self) -> Option<T> {
         let text = self.doc.source.text();
         match serde_yaml::from_str(text) {
             Ok(outline) => Some(outline),
@@ -416,7 +416,11 @@ impl Check<'_> {
     /// `value` (the node at `path`) as the strict type `T`. Fast path: from the value. Only
     /// when that fails, the node is deserialized again from the text, which either gives the
     /// error its position or succeeds (the text is more lenient: `30` reads as a string).
-    fn strict<T: DeserializeOwned>(&mut self, value: Value, path: &[Segment<'_>]) -> Option<T> {
+    pub(super) fn strict<T: DeserializeOwned>(
+        &mut self,
+        value: Value,
+        path: &[Segment<'_>],
+    ) -> Option<T> {
         let fast = match serde_yaml::from_value(value) {
             Ok(item) => return Some(item),
             Err(err) => YamlError::from(&err),
@@ -436,7 +440,7 @@ impl Check<'_> {
 
     /// The value of `key` in the mapping at `at` (its `value` in the outline), as the strict
     /// type `T`. `None` when it is absent, or wrong: then with a diagnostic.
-    fn field<T: DeserializeOwned>(
+    pub(super) fn field<T: DeserializeOwned>(
         &mut self,
         at: &[Segment<'_>],
         key: &str,
@@ -447,7 +451,7 @@ impl Check<'_> {
     }
 
     /// [`Check::field`] for a key that must be there (with serde's message when it is not).
-    fn required<T: DeserializeOwned>(
+    pub(super) fn required<T: DeserializeOwned>(
         &mut self,
         at: &[Segment<'_>],
         key: &str,
@@ -460,7 +464,7 @@ impl Check<'_> {
     }
 
     /// A duration field; `None` (with a diagnostic) when it does not parse.
-    fn duration(
+    pub(super) fn duration(
         &mut self,
         path: &[Segment<'_>],
         text: Option<&str>,
@@ -613,9 +617,9 @@ fn storage_path(check: &mut Check<'_>, config_dir: &Path, value: Option<Value>) 
 }
 
 /// A glob from `rule_files`, with its index there (`None`: the default).
-struct RulePattern {
-    index: Option<usize>,
-    glob: String,
+pub(super) struct RulePattern {
+    pub(super) index: Option<usize>,
+    pub(super) glob: String,
 }
 
 fn rule_patterns(check: &mut Check<'_>, items: Option<Vec<Value>>) -> Vec<RulePattern> {
@@ -658,7 +662,7 @@ fn salvage_rule_patterns(text: &str) -> Vec<RulePattern> {
 }
 
 /// The files the globs match, resolved against `config_dir`, sorted, each once.
-fn match_rule_files(
+pub(super) fn match_rule_files(
     check: &mut Check<'_>,
     config_dir: &Path,
     patterns: &[RulePattern],
@@ -1425,7 +1429,7 @@ fn is_probe_name(name: &str) -> bool {
 }
 
 /// Prometheus label names, without the reserved `__` prefix.
-fn is_label_name(name: &str) -> bool {
+pub(super) fn is_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -1443,7 +1447,7 @@ fn is_category(name: &str) -> bool {
 
 /// The known name closest to `wanted` by edit distance, if close enough to be a typo:
 /// at most a third of its length (and at least one edit).
-fn closest<'a>(wanted: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(super) fn closest<'a>(wanted: &str, known: &[&'a str]) -> Option<&'a str> {
     let limit = (wanted.chars().count() / 3).max(1);
     known
         .iter()
