@@ -751,3 +751,570 @@ fn opened_fields(expected: &ExpectedEvent, actual: Option<&Seen>) -> String {
     }
     fields.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::config::CertificateExpiry;
+
+    fn seen(id: u64, title: &str, priority: Priority) -> Seen {
+        Seen {
+            id: IncidentId(id),
+            title: title.to_owned(),
+            category: "availability".to_owned(),
+            priority,
+            tier: Tier::L1,
+            labels: BTreeMap::from([("team".to_owned(), "sre".to_owned())]),
+        }
+    }
+
+    fn happened(step: u32, rule: &str, change: Change, incident: Seen) -> Happened {
+        Happened {
+            moment: Moment::Step(step),
+            rule: rule.to_owned(),
+            change,
+            incident,
+        }
+    }
+
+    fn expect(step: u32, rule: &str, event: ExpectedEvent) -> Expectation {
+        Expectation {
+            step,
+            rule: rule.to_owned(),
+            event,
+        }
+    }
+
+    fn opened(priority: Option<Priority>) -> ExpectedEvent {
+        ExpectedEvent::Opened {
+            title: None,
+            category: None,
+            priority,
+            tier: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Compares and renders the failures as `step N: expected …` / `  got: …` lines.
+    #[track_caller]
+    fn check(expected: &[Expectation], happened: &[Happened], strict: bool, want: &[&str]) {
+        let got: Vec<String> = compare(expected, happened, strict)
+            .into_iter()
+            .flat_map(|f| {
+                let first = format!("{}: {}", f.moment, f.expected);
+                std::iter::once(first).chain(f.got.map(|got| format!("  got: {got}")))
+            })
+            .collect();
+        assert_eq!(got, want, "\ngot:\n{}\n", got.join("\n"));
+    }
+
+    #[test]
+    fn what_was_expected_at_its_step_passes() {
+        let down = seen(1, "down (503)", Priority::P2);
+        let happened = [
+            happened(4, "down", Change::Opened, down.clone()),
+            happened(7, "down", Change::Resolved, down),
+        ];
+        check(
+            &[
+                expect(7, "down", ExpectedEvent::Resolved),
+                expect(
+                    4,
+                    "down",
+                    ExpectedEvent::Opened {
+                        title: Some("down (503)".into()),
+                        category: Some("availability".into()),
+                        priority: Some(Priority::P2),
+                        tier: Some(Tier::L1),
+                        labels: BTreeMap::from([("team".into(), "sre".into())]),
+                    },
+                ),
+            ],
+            &happened,
+            true,
+            &[],
+        );
+    }
+
+    #[test]
+    fn a_step_off_names_where_it_happened_instead() {
+        let happened = [happened(
+            4,
+            "down",
+            Change::Opened,
+            seen(1, "down (503)", Priority::P2),
+        )];
+        check(
+            &[expect(3, "down", opened(Some(Priority::P2)))],
+            &happened,
+            true,
+            &[
+                "step 3: expected incident opened by rule down with priority P2",
+                "  got: nothing opened at step 3 (opened at step 4: INC-1 \"down (503)\" P2)",
+            ],
+        );
+    }
+
+    #[test]
+    fn nothing_at_all() {
+        check(
+            &[
+                expect(2, "down", ExpectedEvent::Resolved),
+                expect(1, "down", opened(None)),
+                expect(
+                    3,
+                    "down",
+                    ExpectedEvent::PriorityChanged {
+                        from: None,
+                        to: Priority::P1,
+                    },
+                ),
+                expect(4, "down", ExpectedEvent::Reopened),
+            ],
+            &[],
+            true,
+            &[
+                "step 1: expected incident opened by rule down",
+                "  got: nothing opened at step 1, nor at any other step",
+                "step 2: expected incident of rule down resolved",
+                "  got: nothing resolved at step 2, nor at any other step",
+                "step 3: expected incident of rule down changed priority to P1",
+                "  got: nothing changed priority at step 3, nor at any other step",
+                "step 4: expected incident of rule down reopened",
+                "  got: nothing reopened at step 4, nor at any other step",
+            ],
+        );
+    }
+
+    #[test]
+    fn different_details_at_the_right_step_show_the_actual_values() {
+        let happened = [happened(
+            3,
+            "down",
+            Change::Opened,
+            seen(1, "down (503)", Priority::P2),
+        )];
+        check(
+            &[expect(
+                3,
+                "down",
+                ExpectedEvent::Opened {
+                    title: Some("down".into()),
+                    category: Some("performance".into()),
+                    priority: Some(Priority::P1),
+                    tier: Some(Tier::L3),
+                    labels: BTreeMap::from([
+                        ("team".into(), "web".into()),
+                        ("zone".into(), "a".into()),
+                    ]),
+                },
+            )],
+            &happened,
+            true,
+            &[
+                "step 3: expected incident opened by rule down with title \"down\", category performance, priority P1, tier L3, labels {team=\"web\", zone=\"a\"}",
+                "  got: INC-1 opened with title \"down (503)\", category availability, priority P2, tier L1, labels {team=\"sre\", zone=<absent>}",
+            ],
+        );
+        // Labels are a subset match: naming one of them is enough.
+        check(
+            &[expect(
+                3,
+                "down",
+                ExpectedEvent::Opened {
+                    title: None,
+                    category: None,
+                    priority: None,
+                    tier: None,
+                    labels: BTreeMap::from([("team".into(), "sre".into())]),
+                },
+            )],
+            &happened,
+            true,
+            &[],
+        );
+    }
+
+    #[test]
+    fn priority_changes_compare_to_and_from_when_given() {
+        let change = |from| {
+            happened(
+                5,
+                "slow",
+                Change::PriorityChanged { from },
+                seen(2, "slow", Priority::P2),
+            )
+        };
+        let to_p2 = |from| {
+            expect(
+                5,
+                "slow",
+                ExpectedEvent::PriorityChanged {
+                    from,
+                    to: Priority::P2,
+                },
+            )
+        };
+        check(&[to_p2(None)], &[change(Some(Priority::P4))], true, &[]);
+        check(
+            &[to_p2(Some(Priority::P4))],
+            &[change(Some(Priority::P4))],
+            true,
+            &[],
+        );
+        check(
+            &[to_p2(Some(Priority::P3))],
+            &[change(Some(Priority::P4))],
+            true,
+            &[
+                "step 5: expected incident of rule slow changed priority from P3 to P2",
+                "  got: INC-2 changed priority from P4 to P2",
+            ],
+        );
+        check(
+            &[],
+            &[change(None)],
+            true,
+            &["step 5: unexpected: priority changed by rule slow: INC-2 \"slow\" ? → P2"],
+        );
+    }
+
+    #[test]
+    fn anything_not_expected_fails_unless_other_incidents_are_allowed() {
+        let slow = seen(2, "slow (900ms)", Priority::P4);
+        let happened = [
+            happened(5, "slow", Change::Opened, slow.clone()),
+            happened(7, "slow", Change::Resolved, slow.clone()),
+            happened(9, "slow", Change::Reopened, slow),
+        ];
+        check(
+            &[],
+            &happened,
+            true,
+            &[
+                "step 5: unexpected: incident opened by rule slow: INC-2 \"slow (900ms)\" P4",
+                "step 7: unexpected: incident resolved by rule slow: INC-2 \"slow (900ms)\" P4",
+                "step 9: unexpected: incident reopened by rule slow: INC-2 \"slow (900ms)\" P4",
+            ],
+        );
+        check(&[], &happened, false, &[]);
+        // What explains a failed expectation is not reported a second time.
+        check(
+            &[expect(6, "slow", opened(None))],
+            &happened[..1],
+            true,
+            &[
+                "step 6: expected incident opened by rule slow",
+                "  got: nothing opened at step 6 (opened at step 5: INC-2 \"slow (900ms)\" P4)",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_happening_satisfies_one_expectation_and_only_of_its_rule() {
+        let happened = [happened(
+            3,
+            "down",
+            Change::Opened,
+            seen(1, "down", Priority::P2),
+        )];
+        check(
+            &[
+                expect(3, "down", opened(None)),
+                expect(3, "down", opened(None)),
+            ],
+            &happened,
+            true,
+            &[
+                "step 3: expected incident opened by rule down",
+                "  got: nothing opened at step 3, nor at any other step",
+            ],
+        );
+        check(
+            &[expect(3, "slow", opened(None))],
+            &happened,
+            true,
+            &[
+                "step 3: expected incident opened by rule slow",
+                "  got: nothing opened at step 3, nor at any other step",
+                "step 3: unexpected: incident opened by rule down: INC-1 \"down\" P2",
+            ],
+        );
+        // A resolution is not an opening.
+        check(
+            &[expect(3, "down", ExpectedEvent::Resolved)],
+            &happened,
+            false,
+            &[
+                "step 3: expected incident of rule down resolved",
+                "  got: nothing resolved at step 3, nor at any other step",
+            ],
+        );
+    }
+
+    #[test]
+    fn the_exact_match_wins_over_an_earlier_near_miss() {
+        // Two incidents of the same rule (e.g. two subjects) open at the same step; the
+        // expectation naming the second one's title must not be spoiled by the first.
+        let happened = [
+            happened(2, "down", Change::Opened, seen(1, "a down", Priority::P2)),
+            happened(2, "down", Change::Opened, seen(2, "b down", Priority::P2)),
+        ];
+        let titled = |title: &str| ExpectedEvent::Opened {
+            title: Some(title.into()),
+            category: None,
+            priority: None,
+            tier: None,
+            labels: BTreeMap::new(),
+        };
+        check(
+            &[
+                expect(2, "down", titled("b down")),
+                expect(2, "down", titled("a down")),
+            ],
+            &happened,
+            true,
+            &[],
+        );
+    }
+
+    #[test]
+    fn failures_are_rendered_under_their_test_with_got_aligned() {
+        let report = TestReport {
+            name: "down opens".into(),
+            outcome: Ok(vec![
+                Failure {
+                    moment: Moment::Step(3),
+                    expected: "expected incident opened by rule down".into(),
+                    got: Some("nothing opened at step 3, nor at any other step".into()),
+                },
+                Failure {
+                    moment: Moment::Step(12),
+                    expected: "unexpected: incident resolved by rule down: INC-1 \"down\" P2"
+                        .into(),
+                    got: None,
+                },
+                Failure {
+                    moment: Moment::Offset(Duration::from_secs(95)),
+                    expected: "unexpected: incident reopened by rule down: INC-1 \"down\" P2"
+                        .into(),
+                    got: None,
+                },
+            ]),
+        };
+        assert_eq!(
+            render(Path::new("rules/tests/t.yaml"), &report).as_deref(),
+            Some(
+                "\
+rules/tests/t.yaml: test \"down opens\": FAILED
+  step 3: expected incident opened by rule down
+          got: nothing opened at step 3, nor at any other step
+  step 12: unexpected: incident resolved by rule down: INC-1 \"down\" P2
+  +1m35s: unexpected: incident reopened by rule down: INC-1 \"down\" P2
+"
+            )
+        );
+        let crashed = TestReport {
+            name: "x".into(),
+            outcome: Err(RunError::Crashed("boom".into())),
+        };
+        assert_eq!(
+            render(Path::new("t.yaml"), &crashed).as_deref(),
+            Some(
+                "t.yaml: test \"x\": FAILED\n  could not run: the engine stopped unexpectedly: boom\n"
+            )
+        );
+        let passed = TestReport {
+            name: "x".into(),
+            outcome: Ok(Vec::new()),
+        };
+        assert!(passed.passed());
+        assert_eq!(render(Path::new("t.yaml"), &passed), None);
+    }
+
+    #[test]
+    fn summaries() {
+        assert_eq!(summary(1, 0, 0), "1 test passed");
+        assert_eq!(summary(7, 0, 0), "7 tests passed");
+        assert_eq!(summary(5, 2, 0), "2 of 7 tests failed");
+        assert_eq!(
+            summary(0, 1, 1),
+            "1 of 1 test failed; 1 test file is invalid"
+        );
+        assert_eq!(summary(3, 0, 2), "3 tests passed; 2 test files are invalid");
+    }
+
+    fn series(probe: &str, interval_secs: u64, steps: usize) -> ProbeSeries {
+        ProbeSeries {
+            probe: probe.to_owned(),
+            interval: Duration::from_secs(interval_secs),
+            results: vec![result(); steps],
+        }
+    }
+
+    fn result() -> ProbeResult {
+        ProbeResult {
+            connected: true,
+            status: Some(200),
+            response_time: Duration::from_millis(5),
+            error: None,
+            body: None,
+            headers: Vec::new(),
+            certificate_expiry: None,
+            dns_rcode: None,
+            value: None,
+            subject: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_schedule_merges_probes_by_time_in_listing_order() {
+        let tick = |secs, feeds: &[(usize, u32)]| Tick {
+            offset: Duration::from_secs(secs),
+            feeds: feeds.to_vec(),
+        };
+        assert_eq!(
+            schedule(&[series("b", 15, 3), series("a", 10, 4)]),
+            [
+                tick(0, &[(0, 1), (1, 1)]),
+                tick(10, &[(1, 2)]),
+                tick(15, &[(0, 2)]),
+                tick(20, &[(1, 3)]),
+                tick(30, &[(0, 3), (1, 4)]),
+            ]
+        );
+        assert_eq!(schedule(&[]), []);
+        assert_eq!(schedule(&[series("a", 10, 0)]), []);
+    }
+
+    #[test]
+    fn a_result_becomes_what_the_probe_would_report() {
+        let at = DateTime::from_timestamp(1_767_225_600, 0).expect("2026-01-01");
+        let long = "é".repeat(BODY_LIMIT); // two bytes each: cut at a character boundary
+        let result = ProbeResult {
+            body: Some(long),
+            certificate_expiry: Some(CertificateExpiry::In(chrono::Duration::days(10))),
+            headers: vec![("content-type".into(), "text/plain".into())],
+            ..result()
+        };
+        let observation = observation(&result, at);
+        assert_eq!(observation.at, at);
+        assert_eq!(observation.status, Some(200));
+        assert_eq!(observation.body.as_ref().map(String::len), Some(BODY_LIMIT));
+        assert_eq!(
+            observation.certificate_expiry,
+            Some(at + chrono::Duration::days(10))
+        );
+        assert_eq!(observation.headers, result.headers);
+    }
+
+    /// Writes `files` into a temporary directory and runs `t.yaml` there.
+    async fn run(files: &[(&str, &str)]) -> (tempfile::TempDir, Vec<TestReport>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, text) in files {
+            fs::write(dir.path().join(name), text).expect("write");
+        }
+        let path: PathBuf = dir.path().join("t.yaml");
+        let reports = run_file(&path)
+            .await
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        (dir, reports)
+    }
+
+    const TWO_PROBES: &str = "\
+probes:
+  - name: fast
+    interval: 10s
+    labels: {service: shop}
+    http: {url: 'http://127.0.0.1:1/'}
+  - name: slow
+    interval: 15s
+    http: {url: 'http://127.0.0.1:2/'}
+rules:
+  - name: fast-down
+    probe: fast
+    when: '[STATUS] != 200'
+    after: 2
+    incident: {title: 'fast down ({{ status }})', impact: high, urgency: high}
+  - name: slow-down
+    probe: slow
+    when: '![CONNECTED]'
+    recover_after: 1
+";
+
+    #[tokio::test]
+    async fn steps_count_each_probes_own_results_on_the_real_engine() {
+        // fast: 0s 10s 20s 30s 40s; slow: 0s 15s 30s 45s.
+        let (_dir, reports) = run(&[
+            ("rules.yaml", TWO_PROBES),
+            (
+                "t.yaml",
+                "\
+rule_files: [rules.yaml]
+tests:
+  - name: both
+    probes:
+      fast:
+        - {status: 200}
+        - {status: 500, repeat: 3}
+        - {status: 200}
+      slow:
+        - {status: 200}
+        - {connected: false, error: refused}
+        - {status: 200, repeat: 2}
+    expect:
+      - {step: 3, opened: {rule: fast-down, title: fast down (500), priority: P1, tier: L3, labels: {service: shop, rule: fast-down}}}
+      - {step: 2, opened: {rule: slow-down, title: slow-down on slow, category: availability, priority: P3}}
+      - {step: 3, resolved: {rule: slow-down}}
+  - name: the same, expected at the wrong steps
+    probes:
+      fast: [{status: 500, repeat: 2}]
+      slow: [{connected: false}, {status: 200}]
+    expect:
+      - {step: 1, opened: {rule: fast-down}}
+",
+            ),
+        ])
+        .await;
+        assert_eq!(reports.len(), 2);
+        assert!(reports[0].passed(), "{:?}", reports[0].outcome);
+        let failures = reports[1].outcome.as_ref().expect("it ran");
+        let lines: Vec<String> = failures
+            .iter()
+            .map(|f| format!("{}: {} / {:?}", f.moment, f.expected, f.got))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "step 1: expected incident opened by rule fast-down / Some(\"nothing opened at step 1 (opened at step 2: INC-2 \\\"fast down (500)\\\" P1)\")",
+                "step 1: unexpected: incident opened by rule slow-down: INC-1 \"slow-down on slow\" P3 / None",
+                "step 2: unexpected: incident resolved by rule slow-down: INC-1 \"slow-down on slow\" P3 / None",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn each_test_starts_from_an_empty_store() {
+        let test = concat!(
+            "  - name: NAME\n",
+            "    probes: {slow: [{connected: false}]}\n",
+            "    expect: [{step: 1, opened: {rule: slow-down}}]\n",
+        );
+        let (_dir, reports) = run(&[
+            ("rules.yaml", TWO_PROBES),
+            (
+                "t.yaml",
+                &format!(
+                    "rule_files: [rules.yaml]\ntests:\n{}{}",
+                    test.replace("NAME", "first"),
+                    test.replace("NAME", "second")
+                ),
+            ),
+        ])
+        .await;
+        assert!(reports.iter().all(TestReport::passed), "{reports:?}");
+    }
+}
