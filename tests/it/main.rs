@@ -7,3 +7,4 @@ mod auth;
 mod check;
 mod probe_to_webhook;
 mod restart;
+mod ruletest;
