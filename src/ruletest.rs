@@ -59,7 +59,12 @@
 //! rules/tests/self_test.yaml: test "health endpoint down opens and resolves": FAILED
 //!   step 3: expected incident opened by rule incidentd-self-down with priority P2
 //!           got: nothing opened at step 3 (opened at step 4: INC-1 "incidentd health endpoint failing (503)" P2)
+//!   step 4: unexpected: incident opened by rule incidentd-self-slow: INC-2 "incidentd health endpoint slow (900ms)" P4
 //! ```
+//!
+//! An expectation that is not met is explained by what its rule did of that kind instead (at
+//! its step with other details, or at other steps); what explains a failure is not reported
+//! again as unexpected.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
