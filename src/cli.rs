@@ -1,4 +1,4 @@
-//! The command line: `serve` and `check`.
+//! The command line: `serve`, `check` and `test`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::{self, Config};
+use crate::ruletest;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +35,23 @@ enum Command {
         #[arg(long, default_value = "incidentd.yaml")]
         config: PathBuf,
     },
+    /// Run rule unit tests (like `promtool test rules`); exit 1 when any fails.
+    Test {
+        /// Rule test files (see README, "Rule unit tests").
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+impl Cli {
+    /// The log filter when `RUST_LOG` is not set: `test` shows only warnings, so that the
+    /// engine's "incident opened" lines do not bury the test results.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Test { .. } => "warn",
+            Command::Serve { .. } | Command::Check { .. } => "info",
+        }
+    }
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -66,7 +84,45 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Test { files } => test(&files),
     }
+}
+
+/// Runs every test of every file: failures on stdout, promtool-style, problems in the files
+/// on stderr as `FILE:LINE:COL: message`, then one summary line. Exit 1 when anything failed.
+fn test(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let (mut passed, mut failed, mut invalid) = (0, 0, 0);
+    for file in files {
+        match runtime.block_on(ruletest::run_file(file)) {
+            Ok(reports) => {
+                for report in &reports {
+                    match ruletest::render(file, report) {
+                        None => passed += 1,
+                        Some(failure) => {
+                            print!("{failure}");
+                            failed += 1;
+                        }
+                    }
+                }
+            }
+            Err(errors) => {
+                for diagnostic in &errors.0 {
+                    eprintln!("{diagnostic}");
+                }
+                invalid += 1;
+            }
+        }
+    }
+    println!("{}", ruletest::summary(passed, failed, invalid));
+    Ok(if failed == 0 && invalid == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Loads the configuration, printing every problem to stderr as `FILE:LINE:COL: message`.

@@ -11,6 +11,7 @@
 //! - [`api`]: the HTTP API; [`view`]: the JSON shape of an incident.
 //! - [`config`]: strict YAML config, every error with `FILE:LINE:COL`.
 //! - [`app`]: start-up and ordered shutdown; [`cli`]: the commands.
+//! - [`ruletest`]: `incidentd test`, rule unit tests run on the real engine.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -23,5 +24,6 @@ pub mod engine;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod ruletest;
 pub mod store;
 pub mod view;

@@ -68,22 +68,9 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let Some(settings) = settings else {
         return Err(ConfigErrors(diagnostics));
     };
-    let mut files = Vec::new();
-    for file in &settings.rule_files {
-        if let Some(doc) = read(file.clone(), &mut diagnostics) {
-            files.push(rule_file(doc, &mut diagnostics));
-        }
-    }
-    check_names(&files, &mut diagnostics);
-    check_dependencies(&files, &mut diagnostics);
+    let (probes, rules) = rule_files(&settings.rule_files, &mut diagnostics);
     if !diagnostics.is_empty() {
-        diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-        return Err(ConfigErrors(diagnostics));
-    }
-    let (mut probes, mut rules) = (Vec::new(), Vec::new());
-    for file in files {
-        probes.extend(file.probes.into_iter().filter_map(|entry| entry.config));
-        rules.extend(file.rules.into_iter().filter_map(|entry| entry.config));
+        return Err(sorted(diagnostics));
     }
     Ok(Config {
         path: path.to_path_buf(),
@@ -96,6 +83,49 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         probes,
         rules,
     })
+}
+
+/// Loads the rule files at `paths` on their own, without an `incidentd.yaml`: what
+/// `incidentd test` evaluates. Either every probe and rule, valid, or every problem found,
+/// sorted by file, line and column.
+pub fn load_rule_files(
+    paths: &[PathBuf],
+) -> Result<(Vec<ProbeConfig>, Vec<RuleConfig>), ConfigErrors> {
+    let mut diagnostics = Vec::new();
+    let loaded = rule_files(paths, &mut diagnostics);
+    if diagnostics.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(sorted(diagnostics))
+    }
+}
+
+/// Reads and checks rule files, names across all of them included. What it returns is
+/// complete only when it pushed no diagnostic.
+pub(super) fn rule_files(
+    paths: &[PathBuf],
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (Vec<ProbeConfig>, Vec<RuleConfig>) {
+    let mut files = Vec::new();
+    for file in paths {
+        if let Some(doc) = read(file.clone(), diagnostics) {
+            files.push(rule_file(doc, diagnostics));
+        }
+    }
+    check_names(&files, diagnostics);
+    check_dependencies(&files, diagnostics);
+    let (mut probes, mut rules) = (Vec::new(), Vec::new());
+    for file in files {
+        probes.extend(file.probes.into_iter().filter_map(|entry| entry.config));
+        rules.extend(file.rules.into_iter().filter_map(|entry| entry.config));
+    }
+    (probes, rules)
+}
+
+/// Every problem, in file, line and column order.
+pub(super) fn sorted(mut diagnostics: Vec<Diagnostic>) -> ConfigErrors {
+    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    ConfigErrors(diagnostics)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -317,9 +347,9 @@ struct IncidentOutline {
 // Files and positions.
 
 /// One YAML file: its path as diagnostics show it, and its text.
-struct Document {
-    file: PathBuf,
-    source: Source,
+pub(super) struct Document {
+    pub(super) file: PathBuf,
+    pub(super) source: Source,
 }
 
 impl Document {
@@ -355,7 +385,7 @@ impl Document {
 }
 
 /// Reads a file; a file that cannot be read is a diagnostic at its start.
-fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<Document> {
+pub(super) fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<Document> {
     match std::fs::read_to_string(&file) {
         Ok(text) => Some(Document {
             file,
@@ -374,20 +404,20 @@ fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<Document> {
 }
 
 /// Problems found in one document.
-struct Check<'a> {
-    doc: &'a Document,
-    out: &'a mut Vec<Diagnostic>,
+pub(super) struct Check<'a> {
+    pub(super) doc: &'a Document,
+    pub(super) out: &'a mut Vec<Diagnostic>,
 }
 
 impl Check<'_> {
     /// A problem with the value at `path`.
-    fn at(&mut self, path: &[Segment<'_>], message: String) {
+    pub(super) fn at(&mut self, path: &[Segment<'_>], message: String) {
         let at = self.doc.node(path);
         self.out.push(self.doc.diagnostic(at, message));
     }
 
     /// A problem with the key that ends `path`.
-    fn at_key(&mut self, path: &[Segment<'_>], message: String) {
+    pub(super) fn at_key(&mut self, path: &[Segment<'_>], message: String) {
         let at = self
             .doc
             .source
@@ -396,12 +426,12 @@ impl Check<'_> {
         self.out.push(self.doc.diagnostic(at, message));
     }
 
-    fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.out.len()
     }
 
     /// The outline of the whole file; an empty file is an empty outline.
-    fn outline<T: DeserializeOwned + Default>(&mut self) -> Option<T> {
+    pub(super) fn outline<T: DeserializeOwned + Default>(&mut self) -> Option<T> {
         let text = self.doc.source.text();
         match serde_yaml::from_str(text) {
             Ok(outline) => Some(outline),
@@ -419,7 +449,11 @@ impl Check<'_> {
     /// `value` (the node at `path`) as the strict type `T`. Fast path: from the value. Only
     /// when that fails, the node is deserialized again from the text, which either gives the
     /// error its position or succeeds (the text is more lenient: `30` reads as a string).
-    fn strict<T: DeserializeOwned>(&mut self, value: Value, path: &[Segment<'_>]) -> Option<T> {
+    pub(super) fn strict<T: DeserializeOwned>(
+        &mut self,
+        value: Value,
+        path: &[Segment<'_>],
+    ) -> Option<T> {
         let fast = match serde_yaml::from_value(value) {
             Ok(item) => return Some(item),
             Err(err) => YamlError::from(&err),
@@ -439,7 +473,7 @@ impl Check<'_> {
 
     /// The value of `key` in the mapping at `at` (its `value` in the outline), as the strict
     /// type `T`. `None` when it is absent, or wrong: then with a diagnostic.
-    fn field<T: DeserializeOwned>(
+    pub(super) fn field<T: DeserializeOwned>(
         &mut self,
         at: &[Segment<'_>],
         key: &str,
@@ -450,7 +484,7 @@ impl Check<'_> {
     }
 
     /// [`Check::field`] for a key that must be there (with serde's message when it is not).
-    fn required<T: DeserializeOwned>(
+    pub(super) fn required<T: DeserializeOwned>(
         &mut self,
         at: &[Segment<'_>],
         key: &str,
@@ -463,7 +497,7 @@ impl Check<'_> {
     }
 
     /// A duration field; `None` (with a diagnostic) when it does not parse.
-    fn duration(
+    pub(super) fn duration(
         &mut self,
         path: &[Segment<'_>],
         text: Option<&str>,
@@ -616,9 +650,9 @@ fn storage_path(check: &mut Check<'_>, config_dir: &Path, value: Option<Value>) 
 }
 
 /// A glob from `rule_files`, with its index there (`None`: the default).
-struct RulePattern {
-    index: Option<usize>,
-    glob: String,
+pub(super) struct RulePattern {
+    pub(super) index: Option<usize>,
+    pub(super) glob: String,
 }
 
 fn rule_patterns(check: &mut Check<'_>, items: Option<Vec<Value>>) -> Vec<RulePattern> {
@@ -661,7 +695,7 @@ fn salvage_rule_patterns(text: &str) -> Vec<RulePattern> {
 }
 
 /// The files the globs match, resolved against `config_dir`, sorted, each once.
-fn match_rule_files(
+pub(super) fn match_rule_files(
     check: &mut Check<'_>,
     config_dir: &Path,
     patterns: &[RulePattern],
@@ -1550,7 +1584,7 @@ fn is_probe_name(name: &str) -> bool {
 }
 
 /// Prometheus label names, without the reserved `__` prefix.
-fn is_label_name(name: &str) -> bool {
+pub(super) fn is_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -1568,7 +1602,7 @@ fn is_category(name: &str) -> bool {
 
 /// The known name closest to `wanted` by edit distance, if close enough to be a typo:
 /// at most a third of its length (and at least one edit).
-fn closest<'a>(wanted: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(super) fn closest<'a>(wanted: &str, known: &[&'a str]) -> Option<&'a str> {
     let limit = (wanted.chars().count() / 3).max(1);
     known
         .iter()
@@ -2309,6 +2343,43 @@ probes:
                 "rules/b.yaml:2:16: duplicate rule name `r`; first defined at rules/a.yaml:2:16",
                 "rules/c.yaml:1:45: unknown field `bad`, expected one of `url`, `method`, `headers`",
             ],
+        );
+    }
+
+    #[test]
+    fn rule_files_load_without_a_config_file() {
+        let dir = dir_with(&[
+            (
+                "a.yaml",
+                "probes: [{name: p, interval: 5s, http: {url: 'http://x/'}}]\n",
+            ),
+            (
+                "b.yaml",
+                "rules: [{name: r, probe: p, when: '[STATUS] != 200', after: 2}]\n",
+            ),
+        ]);
+        let paths = [dir.path().join("a.yaml"), dir.path().join("b.yaml")];
+        let (probes, rules) = load_rule_files(&paths).expect("valid rule files");
+        assert_eq!(probes.len(), 1);
+        assert_eq!(probes[0].interval, Duration::from_secs(5));
+        assert_eq!(rules.len(), 1);
+        assert_eq!((rules[0].probe.as_str(), rules[0].after), ("p", 2));
+
+        // Names are checked across the files given, and every problem comes back sorted.
+        let errors =
+            load_rule_files(&[dir.path().join("b.yaml"), dir.path().join("c.yaml")]).unwrap_err();
+        let prefix = format!("{}/", dir.path().display());
+        let got: Vec<String> = errors
+            .0
+            .iter()
+            .map(|d| d.to_string().replace(&prefix, ""))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "b.yaml:1:26: rule `r` names unknown probe `p`",
+                "c.yaml:1:1: cannot read file: No such file or directory (os error 2)",
+            ]
         );
     }
 

@@ -7,6 +7,7 @@
 
 mod load;
 mod locate;
+mod ruletest;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,7 +18,11 @@ use std::time::Duration;
 use crate::domain::condition::Condition;
 use crate::domain::priority::Level;
 
-pub use load::load;
+pub use load::{load, load_rule_files};
+pub use ruletest::{
+    CertificateExpiry, DEFAULT_TEST_START, Expectation, ExpectedEvent, MAX_STEPS, ProbeResult,
+    ProbeSeries, RuleTest, RuleTestFile, load_rule_test,
+};
 
 /// One configuration problem, located in its file. Displays as `FILE:LINE:COL: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]

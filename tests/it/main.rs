@@ -8,3 +8,4 @@ mod check;
 mod detection;
 mod probe_to_webhook;
 mod restart;
+mod ruletest;
