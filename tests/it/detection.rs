@@ -310,3 +310,37 @@ rules:
     h.feed_many("web", 500, 10, 3).await; // still firing: no second incident
     assert_eq!(h.incidents().len(), 1);
 }
+
+#[tokio::test]
+async fn window_functions_read_the_engines_history() {
+    let h = Harness::start(
+        r#"probes:
+  - {name: web, interval: 10s, http: {url: "http://127.0.0.1:9/"}}
+rules:
+  - name: web-slow
+    probe: web
+    when: 'p95([RESPONSE_TIME], 1m) > 800ms'
+  - name: web-trend
+    probe: web
+    when: 'forecast([RESPONSE_TIME], 1m, 10m) > 5s'
+    incident: {category: capacity}
+"#,
+    );
+    // Latency climbs 100 ms per result (every 10 s): the trend crosses 5 s within 10 min
+    // long before any single result, or the p95 of the last minute, is slow.
+    for i in 0..4 {
+        h.feed("web", 200, 100 + 100 * i).await;
+    }
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1, "the forecast fires first");
+    assert_eq!(incidents[0].0.labels["rule"], "web-trend");
+    for i in 4..9 {
+        h.feed("web", 200, 100 + 100 * i).await; // up to 900 ms
+    }
+    let rules = h.rules().await;
+    assert_eq!(
+        rules["rules"][0]["firing"], true,
+        "p95 of the last minute > 800 ms"
+    );
+    assert_eq!(h.incidents().len(), 1, "same service: one incident");
+}
