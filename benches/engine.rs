@@ -71,6 +71,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
         rule_files: Vec::new(),
         auth: AuthConfig::default(),
         webhooks: Vec::new(),
+        probe_concurrency: 256,
         probes,
         rules,
     }
@@ -92,6 +93,7 @@ async fn caller(engine: EngineHandle, probe: String, calls: u64) {
         engine
             .call(Command::Observe {
                 probe: probe.clone(),
+                subject: Default::default(),
                 observation: observation(status),
             })
             .await

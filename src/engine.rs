@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -36,9 +37,11 @@ const QUEUE: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub enum Command {
-    /// A probe result: evaluate the probe's rules.
+    /// A probe result: evaluate the probe's rules for this subject.
     Observe {
         probe: String,
+        /// The series' labels for a Prometheus probe; empty for single-target probes.
+        subject: BTreeMap<String, String>,
         observation: Observation,
     },
     Acknowledge {
@@ -111,6 +114,30 @@ impl EngineHandle {
             .await
             .map_err(|_| EngineError::Stopped)
     }
+
+    /// Queues a command if there is room, never waiting: when the queue is full the command
+    /// is dropped and `Full` says so (probe results are counted, not held up).
+    pub fn try_send(&self, command: Command) -> Result<(), TrySendError<()>> {
+        self.tx
+            .try_send(Request {
+                command,
+                reply: None,
+            })
+            .map_err(|error| match error {
+                TrySendError::Full(_) => TrySendError::Full(()),
+                TrySendError::Closed(_) => TrySendError::Closed(()),
+            })
+    }
+}
+
+/// The key of one rule's (or probe's) state for one subject: the name alone for an empty
+/// subject (as stored before subjects existed), else `name{k="v",…}`.
+fn subject_key(name: &str, subject: &BTreeMap<String, String>) -> String {
+    if subject.is_empty() {
+        return name.to_owned();
+    }
+    let labels: Vec<String> = subject.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{name}{{{}}}", labels.join(","))
 }
 
 /// A rule as the engine evaluates it.
@@ -127,8 +154,11 @@ struct Rule {
 }
 
 impl Rule {
-    fn fingerprint(&self) -> String {
-        fingerprint(&[("probe", &self.probe), ("rule", &self.name)])
+    /// The same labels as [`Incident::open_from_rule`] hashes: probe, rule, subject.
+    fn fingerprint(&self, subject: &BTreeMap<String, String>) -> String {
+        let mut labels = vec![("probe", self.probe.as_str()), ("rule", self.name.as_str())];
+        labels.extend(subject.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        fingerprint(&labels)
     }
 
     fn from_config(rule: &RuleConfig, config: &Config) -> Rule {
@@ -367,8 +397,12 @@ impl Engine {
         pending: &mut Pending,
     ) -> Result<Reply, EngineError> {
         match command {
-            Command::Observe { probe, observation } => {
-                self.observe(&probe, &observation, now, batch, pending);
+            Command::Observe {
+                probe,
+                subject,
+                observation,
+            } => {
+                self.observe(&probe, &subject, &observation, now, batch, pending);
                 Ok(Reply::Done)
             }
             Command::Acknowledge { id, actor } => {
@@ -434,6 +468,7 @@ impl Engine {
     fn observe(
         &mut self,
         probe: &str,
+        subject: &BTreeMap<String, String>,
         observation: &Observation,
         now: DateTime<Utc>,
         batch: &mut Batch,
@@ -442,7 +477,11 @@ impl Engine {
         let Some(rule_indexes) = self.rules_by_probe.get(probe) else {
             return;
         };
-        let history = self.state.histories.entry(probe.to_owned()).or_default();
+        let history = self
+            .state
+            .histories
+            .entry(subject_key(probe, subject))
+            .or_default();
         history.push_back(observation.clone());
         let keep = rule_indexes
             .iter()
@@ -460,21 +499,22 @@ impl Engine {
         for &index in &rule_indexes.clone() {
             let rule = &self.rules[index];
             let symptom = rule.when.eval(&history);
-            let detector = self.state.detectors.entry(rule.name.clone()).or_default();
+            let key = subject_key(&rule.name, subject);
+            let detector = self.state.detectors.entry(key.clone()).or_default();
             let before = *detector;
             let transition = detector.observe(symptom, rule.thresholds);
             if *detector != before {
-                batch.put_detector(&rule.name, *detector);
+                batch.put_detector(&key, *detector);
             }
             match transition {
                 None => {}
                 Some(Transition::Fired) => {
                     pending.rules.insert(rule.name.clone(), true);
-                    self.open_for_rule(index, observation, now, batch, pending);
+                    self.open_for_rule(index, subject, observation, now, batch, pending);
                 }
                 Some(Transition::Recovered) => {
                     pending.rules.insert(rule.name.clone(), false);
-                    self.recover_for_rule(index, observation, now, batch, pending);
+                    self.recover_for_rule(index, subject, observation, now, batch, pending);
                 }
             }
         }
@@ -483,13 +523,14 @@ impl Engine {
     fn open_for_rule(
         &mut self,
         index: usize,
+        subject: &BTreeMap<String, String>,
         observation: &Observation,
         now: DateTime<Utc>,
         batch: &mut Batch,
         pending: &mut Pending,
     ) {
         let rule = &self.rules[index];
-        let fingerprint = rule.fingerprint();
+        let fingerprint = rule.fingerprint(subject);
         if self.state.active_by_fingerprint.contains_key(&fingerprint) {
             return; // dedup: the symptom is already an open incident
         }
@@ -504,7 +545,7 @@ impl Engine {
             impact: rule.impact,
             urgency: rule.urgency,
             probe_labels: &rule.probe_labels,
-            subject: &BTreeMap::new(),
+            subject,
             observation,
         };
         let (incident, effects) = Incident::open_from_rule(id, &signal, now);
@@ -524,12 +565,13 @@ impl Engine {
     fn recover_for_rule(
         &mut self,
         index: usize,
+        subject: &BTreeMap<String, String>,
         observation: &Observation,
         now: DateTime<Utc>,
         batch: &mut Batch,
         pending: &mut Pending,
     ) {
-        let fingerprint = self.rules[index].fingerprint();
+        let fingerprint = self.rules[index].fingerprint(subject);
         let Some(&id) = self.state.active_by_fingerprint.get(&fingerprint) else {
             return; // resolved by hand already
         };

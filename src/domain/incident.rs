@@ -263,7 +263,7 @@ impl Incident {
             urgency: signal.urgency,
             category: signal.category.to_owned(),
             service: signal.probe_labels.get("service").cloned(),
-            fingerprint: fingerprint(&[("probe", signal.probe), ("rule", signal.rule)]),
+            fingerprint: fingerprint(&rule_labels(signal)),
             labels,
             source: Source::Rule {
                 rule: signal.rule.to_owned(),
@@ -431,6 +431,14 @@ fn render_title(signal: &RuleSignal<'_>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The labels a rule's incident is deduplicated by: probe, rule and the subject's labels
+/// (so each series of a Prometheus probe has its own incident).
+fn rule_labels<'a>(signal: &RuleSignal<'a>) -> Vec<(&'a str, &'a str)> {
+    let mut labels = vec![("probe", signal.probe), ("rule", signal.rule)];
+    labels.extend(signal.subject.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    labels
 }
 
 /// Alertmanager's fingerprint: FNV-1a 64 over the sorted label pairs, each name and value
