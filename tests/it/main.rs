@@ -6,4 +6,5 @@ mod support;
 mod auth;
 mod check;
 mod probe_to_webhook;
+mod probes;
 mod restart;
