@@ -71,6 +71,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
         rule_files: Vec::new(),
         auth: AuthConfig::default(),
         webhooks: Vec::new(),
+        probe_concurrency: 256,
         probes,
         rules,
     }

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineHandle, Wakers};
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, Stopping};
-use crate::probe;
+use crate::probe::{ProbeBoard, Scheduler};
 use crate::store::Store;
 
 /// How long pending webhooks may still be delivered at shutdown.
@@ -115,14 +115,15 @@ impl App {
 
         let probes = TaskTracker::new();
         let probes_stop = CancellationToken::new();
-        probe::spawn_all(
-            &config.probes,
-            engine.clone(),
-            clock.clone(),
-            metrics.clone(),
-            &probes,
-            probes_stop.clone(),
-        );
+        let board = ProbeBoard::new(&config.probes);
+        let scheduler = Scheduler {
+            engine: engine.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            board: board.clone(),
+            concurrency: config.probe_concurrency,
+        };
+        scheduler.spawn_all(&config.probes, &probes, probes_stop.clone());
 
         let webhooks = TaskTracker::new();
         let stopping = Stopping {
@@ -143,6 +144,7 @@ impl App {
             engine,
             store,
             metrics,
+            probes: board,
             tokens: Arc::new(Tokens(config.auth.tokens.clone())),
             ready: ready.clone(),
         };

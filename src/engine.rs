@@ -43,6 +43,13 @@ pub enum Command {
         subject: BTreeMap<String, String>,
         observation: Observation,
     },
+    /// After a probe run that lists every subject (a successful Prometheus query): the
+    /// subjects not in `present` are gone, which counts as a clean result for each.
+    Subjects {
+        probe: String,
+        present: Vec<BTreeMap<String, String>>,
+        at: DateTime<Utc>,
+    },
     Acknowledge {
         id: IncidentId,
         actor: String,
@@ -155,6 +162,21 @@ impl EngineHandle {
         answer.await.map_err(|_| EngineError::Stopped)?
     }
 
+    /// Queues a command if there is room, never waiting: when the queue is full the command
+    /// is dropped and `Full` says so (probe results are counted, not held up).
+    pub fn try_send(&self, command: Command) -> Result<(), mpsc::error::TrySendError<()>> {
+        use mpsc::error::TrySendError;
+        self.tx
+            .try_send(Request {
+                command,
+                reply: None,
+            })
+            .map_err(|error| match error {
+                TrySendError::Full(_) => TrySendError::Full(()),
+                TrySendError::Closed(_) => TrySendError::Closed(()),
+            })
+    }
+
     /// Queues a command without waiting for its commit (probe results: a probe never
     /// waits for the store).
     pub async fn send(&self, command: Command) -> Result<(), EngineError> {
@@ -249,6 +271,15 @@ impl Rule {
         labels.insert("probe".to_owned(), self.probe.clone());
         labels
     }
+}
+
+/// How a result counts for the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Evaluate each rule's condition.
+    Evaluate,
+    /// No symptom, whatever the conditions say (a series that disappeared).
+    Clean,
 }
 
 /// `k="v",…` — the canonical text of a label set, "" when empty.
@@ -505,7 +536,12 @@ impl Engine {
                 subject,
                 observation,
             } => {
-                self.observe(&probe, &subject, &observation, now, batch, pending);
+                let verdict = Verdict::Evaluate;
+                self.observe(&probe, &subject, &observation, verdict, now, batch, pending);
+                Ok(Reply::Done)
+            }
+            Command::Subjects { probe, present, at } => {
+                self.vanished(&probe, &present, at, now, batch, pending);
                 Ok(Reply::Done)
             }
             Command::Acknowledge { id, actor } => {
@@ -619,13 +655,15 @@ impl Engine {
         ));
     }
 
-    /// Evaluates the probe's rules on a new result of one subject and reconciles
-    /// incidents with what the detectors say.
+    /// Evaluates the probe's rules on a new result of one subject (or takes it as clean)
+    /// and reconciles incidents with what the detectors say.
+    #[allow(clippy::too_many_arguments)]
     fn observe(
         &mut self,
         probe: &str,
         subject: &BTreeMap<String, String>,
         observation: &Observation,
+        verdict: Verdict,
         now: DateTime<Utc>,
         batch: &mut Batch,
         pending: &mut Pending,
@@ -658,7 +696,7 @@ impl Engine {
         }
         for index in rule_indexes {
             let rule = &self.rules[index];
-            let symptom = rule.when.eval(&history);
+            let symptom = verdict == Verdict::Evaluate && rule.when.eval(&history);
             let key = keyed(&rule.name, &subject_key);
             let detector = self.state.detectors.entry(key.clone()).or_default();
             let before = *detector;
@@ -689,6 +727,52 @@ impl Engine {
         self.state
             .histories
             .insert(keyed(probe, &subject_key), history);
+    }
+
+    /// Subjects of the probe's rules that the last run did not return: feed each a clean
+    /// result so that its detector recovers (and its incident resolves) as for any other
+    /// clean result, then forget its history.
+    fn vanished(
+        &mut self,
+        probe: &str,
+        present: &[BTreeMap<String, String>],
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        batch: &mut Batch,
+        pending: &mut Pending,
+    ) {
+        let Some(rule_indexes) = self.rules_by_probe.get(probe) else {
+            return;
+        };
+        let present: std::collections::HashSet<String> = present.iter().map(labels_key).collect();
+        let mut gone: Vec<BTreeMap<String, String>> = Vec::new();
+        for &index in rule_indexes {
+            let prefix = format!("{}{{", self.rules[index].name);
+            for (key, detector) in &self.state.detectors {
+                if !key.starts_with(&prefix) || *detector == Detector::default() {
+                    continue;
+                }
+                let subject = self.state.subjects.get(key).cloned().unwrap_or_default();
+                if !present.contains(&labels_key(&subject)) && !gone.contains(&subject) {
+                    gone.push(subject);
+                }
+            }
+        }
+        for subject in gone {
+            let clean = Observation {
+                connected: true,
+                error: None,
+                ..Observation::new(at)
+            };
+            // An empty history: a vanished series has no window to read.
+            self.state
+                .histories
+                .remove(&keyed(probe, &labels_key(&subject)));
+            self.observe(probe, &subject, &clean, Verdict::Clean, now, batch, pending);
+            self.state
+                .histories
+                .remove(&keyed(probe, &labels_key(&subject)));
+        }
     }
 
     /// Why a firing rule must not open an incident now, if it must not.

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub resolution_seconds: HistogramVec,
     pub probe_success: IntGaugeVec,
     pub probe_duration_seconds: HistogramVec,
+    pub probe_cert_expiry_timestamp_seconds: IntGaugeVec,
+    pub probe_results_dropped_total: IntCounterVec,
     pub rule_firing: IntGaugeVec,
     pub webhook_deliveries_total: IntCounterVec,
     pub webhook_pending: IntGaugeVec,
@@ -76,7 +78,7 @@ impl Metrics {
             probe_success: IntGaugeVec::new(
                 Opts::new(
                     "incidentd_probe_success",
-                    "Whether the last result of the probe connected (1) or not (0).",
+                    "Whether the last run of the probe succeeded (1) or not (0): connected, no error, HTTP status below 400, DNS NOERROR.",
                 ),
                 &["probe"],
             )
@@ -87,6 +89,22 @@ impl Metrics {
                     "Duration of probe runs.",
                 )
                 .buckets(PROBE_BUCKETS.to_vec()),
+                &["probe"],
+            )
+            .expect("valid metric"),
+            probe_cert_expiry_timestamp_seconds: IntGaugeVec::new(
+                Opts::new(
+                    "incidentd_probe_cert_expiry_timestamp_seconds",
+                    "The earliest notAfter of the certificates the probe's target presented, as a Unix timestamp.",
+                ),
+                &["probe"],
+            )
+            .expect("valid metric"),
+            probe_results_dropped_total: IntCounterVec::new(
+                Opts::new(
+                    "incidentd_probe_results_dropped_total",
+                    "Probe results dropped because the engine's queue was full.",
+                ),
                 &["probe"],
             )
             .expect("valid metric"),
@@ -142,6 +160,8 @@ impl Metrics {
             Box::new(self.resolution_seconds.clone()),
             Box::new(self.probe_success.clone()),
             Box::new(self.probe_duration_seconds.clone()),
+            Box::new(self.probe_cert_expiry_timestamp_seconds.clone()),
+            Box::new(self.probe_results_dropped_total.clone()),
             Box::new(self.rule_firing.clone()),
             Box::new(self.webhook_deliveries_total.clone()),
             Box::new(self.webhook_pending.clone()),

@@ -243,6 +243,7 @@ fn engine_config(file: &RuleTestFile, storage_path: &Path) -> Config {
         rule_files: file.rule_files.clone(),
         auth: AuthConfig::default(),
         webhooks: Vec::new(),
+        probe_concurrency: 1,
         probes: file.probes.clone(),
         rules: file.rules.clone(),
     }

@@ -1,5 +1,5 @@
-//! The HTTP API (axum): incidents and their workflow, `/metrics`, and the Prometheus-style
-//! lifecycle endpoints. Handlers read from the store directly (redb read transactions never
+//! The HTTP API (axum): incidents and their workflow, the probes' latest results,
+//! `/metrics`, and the Prometheus-style lifecycle endpoints. Handlers read from the store directly (redb read transactions never
 //! block the writer) and send every change to the engine, answering only once it is
 //! durable.
 
@@ -26,6 +26,7 @@ use crate::domain::priority::Priority;
 use crate::domain::suppression::Silence;
 use crate::engine::{Command, EngineHandle, Reply};
 use crate::metrics::Metrics;
+use crate::probe::ProbeBoard;
 use crate::store::Store;
 use crate::view::{IncidentView, timestamp};
 
@@ -39,6 +40,8 @@ pub struct ApiState {
     pub engine: EngineHandle,
     pub store: Store,
     pub metrics: Metrics,
+    /// The probes' latest results, written by the scheduler.
+    pub probes: ProbeBoard,
     pub tokens: Arc<Tokens>,
     /// False while starting and once shutting down: `/-/ready` answers 503.
     pub ready: Arc<AtomicBool>,
@@ -59,6 +62,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/silences/{id}",
             axum::routing::delete(expire_silence),
         )
+        .route("/api/v1/probes", get(list_probes))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -201,6 +205,18 @@ async fn list_incidents(
     Ok(Json(json!({
         "incidents": incidents,
         "next_cursor": next.map(|id| id.to_string()),
+    })))
+}
+
+/// Every configured probe with its last result and a summary of its recent ones.
+async fn list_probes(
+    caller: Caller,
+    State(state): State<ApiState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Need::Read)?;
+    Ok(Json(json!({
+        "probes": state.probes.snapshot(),
+        "history_window": crate::probe::KEPT_RUNS,
     })))
 }
 

@@ -27,18 +27,21 @@ use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer, IgnoredAny};
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Value;
 
 use super::locate::{Position, Segment, Segment::Index, Segment::Key, Source, YamlError};
 use super::{
-    AuthConfig, Config, ConfigErrors, Diagnostic, EVENT_TYPES, HttpProbe, IncidentTemplate,
-    MaintenanceWindow, ProbeConfig, ProbeTarget, Role, RuleConfig, TokenConfig, WebhookConfig,
+    AuthConfig, Config, ConfigErrors, DNS_RECORD_TYPES, Diagnostic, DnsProbe, EVENT_TYPES,
+    HttpProbe, IcmpProbe, IcmpUnavailable, IncidentTemplate, MaintenanceWindow, ProbeConfig,
+    ProbeTarget, PrometheusProbe, Role, RuleConfig, TcpProbe, TlsProbe, TokenConfig, WebhookConfig,
+    split_host_port,
 };
 use std::str::FromStr;
 
 use crate::domain::condition::Condition;
 use crate::domain::detector::MAX_FLAPPING_WINDOW;
 use crate::domain::duration::{format_duration, parse_duration};
+use crate::domain::observation::BODY_LIMIT;
 use crate::domain::priority::Level;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9750";
@@ -54,13 +57,35 @@ const DEFAULT_AFTER: u32 = 1;
 const DEFAULT_RECOVER_AFTER: u32 = 2;
 /// Standard Webhooks: a signing key is 24 to 64 bytes.
 const WEBHOOK_KEY_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
-/// Every probe type of the contract; only `http` is implemented.
+/// Every probe type of the contract.
 const PROBE_TYPES: [&str; 6] = ["http", "tcp", "dns", "tls", "icmp", "prometheus"];
+/// Probe runs in flight at once, over all probes, unless `probe_concurrency` says otherwise.
+const DEFAULT_PROBE_CONCURRENCY: usize = 256;
+const DEFAULT_DNS_PORT: u16 = 53;
+const DEFAULT_DNS_RECORD: &str = "A";
 
 /// Loads `path` and every rule file its `rule_files` globs match. `env` reads environment
 /// variables (secrets live there, never in YAML). Either a fully valid configuration or
 /// every problem found, sorted by file, line and column.
+///
+/// ICMP probes are checked against what this host allows
+/// ([`crate::probe::icmp::check_access`]), so `incidentd check` says so before `serve` runs.
 pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    load_with(path, env, &crate::probe::icmp::check_access)
+}
+
+/// [`load`] with the host's ICMP answer given: tests inject one, so that they neither depend
+/// on the machine's sysctl nor open sockets. `icmp_access` is asked at most once, and only
+/// when a probe uses ICMP.
+pub fn load_with(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    icmp_access: &dyn Fn() -> Result<(), IcmpUnavailable>,
+) -> Result<Config, ConfigErrors> {
+    let mut icmp = IcmpGate {
+        access: icmp_access,
+        answer: None,
+    };
     let mut diagnostics = Vec::new();
     let config_dir = path.parent().unwrap_or(Path::new(""));
     let settings = read(path.to_path_buf(), &mut diagnostics)
@@ -68,7 +93,7 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let Some(settings) = settings else {
         return Err(ConfigErrors(diagnostics));
     };
-    let (probes, rules) = rule_files(&settings.rule_files, &mut diagnostics);
+    let (probes, rules) = rule_files_with(&settings.rule_files, &mut icmp, &mut diagnostics);
     if !diagnostics.is_empty() {
         return Err(sorted(diagnostics));
     }
@@ -80,6 +105,7 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         rule_files: settings.rule_files,
         auth: settings.auth,
         webhooks: settings.webhooks,
+        probe_concurrency: settings.probe_concurrency,
         probes,
         rules,
     })
@@ -106,10 +132,22 @@ pub(super) fn rule_files(
     paths: &[PathBuf],
     diagnostics: &mut Vec<Diagnostic>,
 ) -> (Vec<ProbeConfig>, Vec<RuleConfig>) {
+    let mut icmp = IcmpGate {
+        access: &crate::probe::icmp::check_access,
+        answer: None,
+    };
+    rule_files_with(paths, &mut icmp, diagnostics)
+}
+
+fn rule_files_with(
+    paths: &[PathBuf],
+    icmp: &mut IcmpGate<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (Vec<ProbeConfig>, Vec<RuleConfig>) {
     let mut files = Vec::new();
     for file in paths {
         if let Some(doc) = read(file.clone(), diagnostics) {
-            files.push(rule_file(doc, diagnostics));
+            files.push(rule_file(doc, icmp, diagnostics));
         }
     }
     check_names(&files, diagnostics);
@@ -128,6 +166,18 @@ pub(super) fn sorted(mut diagnostics: Vec<Diagnostic>) -> ConfigErrors {
     ConfigErrors(diagnostics)
 }
 
+/// Whether this host lets incidentd send ICMP echo requests, asked once and only if needed.
+struct IcmpGate<'a> {
+    access: &'a dyn Fn() -> Result<(), IcmpUnavailable>,
+    answer: Option<Result<(), IcmpUnavailable>>,
+}
+
+impl IcmpGate<'_> {
+    fn allowed(&mut self) -> Result<(), IcmpUnavailable> {
+        *self.answer.get_or_insert_with(|| (self.access)())
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Raw serde types: the files' shapes, strict, before any semantic check.
 
@@ -141,6 +191,7 @@ struct ConfigOutline {
     rule_files: Option<Vec<Value>>,
     auth: Option<AuthOutline>,
     webhooks: Option<Vec<Value>>,
+    probe_concurrency: Option<Value>,
     // Keys of the contract this version does not implement yet: known, so not "unknown".
     #[serde(default, deserialize_with = "present")]
     categories: bool,
@@ -289,6 +340,61 @@ struct HttpOutline {
     url: Option<Value>,
     method: Option<Value>,
     headers: Option<Value>,
+    body: Option<Value>,
+    tls_verify: Option<Value>,
+    follow_redirects: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a tcp probe (a mapping with `address`)"
+)]
+struct TcpOutline {
+    address: Option<Value>,
+    send: Option<Value>,
+    expect: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a tls probe (a mapping with `address`)"
+)]
+struct TlsOutline {
+    address: Option<Value>,
+    server_name: Option<Value>,
+    verify: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a dns probe (a mapping with `name` and `server`)"
+)]
+struct DnsOutline {
+    name: Option<Value>,
+    server: Option<Value>,
+    record: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an icmp probe (a mapping with `host`)"
+)]
+struct IcmpOutline {
+    host: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a prometheus probe (a mapping with `url` and `query`)"
+)]
+struct PrometheusOutline {
+    url: Option<Value>,
+    query: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -567,6 +673,7 @@ struct Settings {
     rule_files: Vec<PathBuf>,
     auth: AuthConfig,
     webhooks: Vec<WebhookConfig>,
+    probe_concurrency: usize,
 }
 
 fn settings(
@@ -586,6 +693,7 @@ fn settings(
             rule_files: match_rule_files(&mut check, config_dir, &patterns),
             auth: AuthConfig::default(),
             webhooks: Vec::new(),
+            probe_concurrency: DEFAULT_PROBE_CONCURRENCY,
         };
     };
     for key in outline.unsupported() {
@@ -613,6 +721,19 @@ fn settings(
             ),
         },
         webhooks: webhooks(&mut check, outline.webhooks.unwrap_or_default(), env),
+        probe_concurrency: probe_concurrency(&mut check, outline.probe_concurrency),
+    }
+}
+
+fn probe_concurrency(check: &mut Check<'_>, value: Option<Value>) -> usize {
+    let path = [Key("probe_concurrency")];
+    match value.and_then(|value| check.strict::<u32>(value, &path)) {
+        Some(0) => {
+            check.at(&path, "probe_concurrency must be at least 1".to_owned());
+            DEFAULT_PROBE_CONCURRENCY
+        }
+        Some(limit) => usize::try_from(limit).unwrap_or(usize::MAX),
+        None => DEFAULT_PROBE_CONCURRENCY,
     }
 }
 
@@ -997,7 +1118,7 @@ struct RuleEntry {
     config: Option<RuleConfig>,
 }
 
-fn rule_file(doc: Document, out: &mut Vec<Diagnostic>) -> RuleFile {
+fn rule_file(doc: Document, icmp: &mut IcmpGate<'_>, out: &mut Vec<Diagnostic>) -> RuleFile {
     let mut check = Check { doc: &doc, out };
     let outline = check.outline::<RuleFileOutline>().unwrap_or_default();
     let probes = outline
@@ -1005,7 +1126,7 @@ fn rule_file(doc: Document, out: &mut Vec<Diagnostic>) -> RuleFile {
         .unwrap_or_default()
         .into_iter()
         .enumerate()
-        .map(|(index, item)| probe_entry(&mut check, index, item))
+        .map(|(index, item)| probe_entry(&mut check, icmp, index, item))
         .collect();
     let rules = outline
         .rules
@@ -1030,7 +1151,12 @@ fn string_field(item: &Value, key: &str) -> Option<String> {
     mapping(item)?.get(key)?.as_str().map(str::to_owned)
 }
 
-fn probe_entry(check: &mut Check<'_>, index: usize, item: Value) -> ProbeEntry {
+fn probe_entry(
+    check: &mut Check<'_>,
+    icmp: &mut IcmpGate<'_>,
+    index: usize,
+    item: Value,
+) -> ProbeEntry {
     let hint = string_field(&item, "name");
     // The probe types present, in the file's order (`tcp: ~` counts as present).
     let types: Vec<String> = mapping(&item)
@@ -1052,12 +1178,13 @@ fn probe_entry(check: &mut Check<'_>, index: usize, item: Value) -> ProbeEntry {
     ProbeEntry {
         index,
         name: name.clone().or(hint),
-        config: probe(check, index, name, outline, &types),
+        config: probe(check, icmp, index, name, outline, &types),
     }
 }
 
 fn probe(
     check: &mut Check<'_>,
+    icmp: &mut IcmpGate<'_>,
     index: usize,
     name: Option<String>,
     mut outline: ProbeOutline,
@@ -1090,7 +1217,7 @@ fn probe(
         .field(&at, "labels", outline.labels.take())
         .unwrap_or_default();
     check_labels(check, index, &labels);
-    let target = probe_target(check, index, name.as_deref(), outline, types);
+    let target = probe_target(check, icmp, index, name.as_deref(), outline, types);
     if check.count() > before {
         return None;
     }
@@ -1142,6 +1269,7 @@ fn check_labels(check: &mut Check<'_>, index: usize, labels: &BTreeMap<String, S
 
 fn probe_target(
     check: &mut Check<'_>,
+    icmp: &mut IcmpGate<'_>,
     index: usize,
     name: Option<&str>,
     outline: ProbeOutline,
@@ -1149,11 +1277,11 @@ fn probe_target(
 ) -> Option<ProbeTarget> {
     let at = [Key("probes"), Index(index)];
     let subject = subject("probe", name);
-    match types {
+    let kind = match types {
         [] => {
             let expected = PROBE_TYPES.join(", ");
             check.at(&at, format!("{subject} needs one of {expected}"));
-            None
+            return None;
         }
         [_, second, ..] => {
             let listed = types
@@ -1165,60 +1293,86 @@ fn probe_target(
                 &[Key("probes"), Index(index), Key(second)],
                 format!("{subject} has more than one type ({listed}); choose one"),
             );
-            None
+            return None;
         }
-        [kind] if kind == "http" => match outline.settings(kind) {
-            Some(http) => http_probe(check, index, http).map(ProbeTarget::Http),
-            None => {
-                check.at(
-                    &[Key("probes"), Index(index), Key("http")],
-                    "an http probe needs at least a `url`".to_owned(),
-                );
-                None
-            }
-        },
-        [kind] => {
-            let path = [Key("probes"), Index(index), Key(kind)];
-            // Its settings are not looked into, but they are a mapping.
-            let settings = outline.settings(kind);
-            if settings.is_none_or(|value| check.strict::<Mapping>(value, &path).is_some()) {
-                check.at_key(
-                    &path,
-                    format!(
-                        "probe type `{kind}` is not supported by this version of incidentd yet"
-                    ),
-                );
-            }
-            None
-        }
+        [kind] => kind.as_str(),
+    };
+    let path = [Key("probes"), Index(index), Key(kind)];
+    if kind == "icmp"
+        && let Err(denied) = icmp.allowed()
+    {
+        check.at_key(
+            &path,
+            format!(
+                "icmp probes need unprivileged ICMP sockets: set sysctl net.ipv4.ping_group_range to include group {gid} (e.g. `sysctl -w net.ipv4.ping_group_range='0 2147483647'`)",
+                gid = denied.gid
+            ),
+        );
+    }
+    let Some(settings) = outline.settings(kind) else {
+        let needs = match kind {
+            "http" => "an http probe needs at least a `url`",
+            "tcp" => "a tcp probe needs at least an `address`",
+            "tls" => "a tls probe needs at least an `address`",
+            "dns" => "a dns probe needs at least a `name` and a `server`",
+            "icmp" => "an icmp probe needs at least a `host`",
+            _ => "a prometheus probe needs at least a `url` and a `query`",
+        };
+        check.at(&path, needs.to_owned());
+        return None;
+    };
+    let target = Target {
+        index,
+        kind,
+        path: &path,
+    };
+    match kind {
+        "http" => http_probe(check, &target, settings).map(ProbeTarget::Http),
+        "tcp" => tcp_probe(check, &target, settings).map(ProbeTarget::Tcp),
+        "tls" => tls_probe(check, &target, settings).map(ProbeTarget::Tls),
+        "dns" => dns_probe(check, &target, settings).map(ProbeTarget::Dns),
+        "icmp" => icmp_probe(check, &target, settings).map(ProbeTarget::Icmp),
+        _ => prometheus_probe(check, &target, settings).map(ProbeTarget::Prometheus),
     }
 }
 
-fn http_probe(check: &mut Check<'_>, index: usize, value: Value) -> Option<HttpProbe> {
-    let at = [Key("probes"), Index(index), Key("http")];
-    let field = |key| [Key("probes"), Index(index), Key("http"), Key(key)];
-    let outline = check.strict::<HttpOutline>(value, &at)?;
+/// Where a probe type's settings are: `probes[index].<kind>`.
+struct Target<'p> {
+    index: usize,
+    kind: &'p str,
+    path: &'p [Segment<'p>],
+}
+
+impl<'p> Target<'p> {
+    /// The path of one of the settings.
+    fn field(&self, key: &'p str) -> [Segment<'p>; 4] {
+        [Key("probes"), Index(self.index), Key(self.kind), Key(key)]
+    }
+}
+
+fn http_probe(check: &mut Check<'_>, target: &Target<'_>, value: Value) -> Option<HttpProbe> {
+    let at = target.path;
+    let outline = check.strict::<HttpOutline>(value, at)?;
     let before = check.count();
     let url = check
-        .required::<String>(&at, "url", outline.url)
-        .and_then(|url| check.http_url(&field("url"), &url));
-    let method = match check.field::<String>(&at, "method", outline.method) {
+        .required::<String>(at, "url", outline.url)
+        .and_then(|url| check.http_url(&target.field("url"), &url));
+    let method = match check.field::<String>(at, "method", outline.method) {
         None => Some(reqwest::Method::GET),
         Some(text) => reqwest::Method::from_bytes(text.as_bytes())
-            .map_err(|_| check.at(&field("method"), format!("invalid HTTP method `{text}`")))
+            .map_err(|_| {
+                check.at(
+                    &target.field("method"),
+                    format!("invalid HTTP method `{text}`"),
+                )
+            })
             .ok(),
     };
     let headers: BTreeMap<String, String> = check
-        .field(&at, "headers", outline.headers)
+        .field(at, "headers", outline.headers)
         .unwrap_or_default();
     for (name, value) in &headers {
-        let path = [
-            Key("probes"),
-            Index(index),
-            Key("http"),
-            Key("headers"),
-            Key(name),
-        ];
+        let path = [&target.field("headers")[..], &[Key(name)]].concat();
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             check.at_key(&path, format!("invalid header name `{name}`"));
         }
@@ -1226,6 +1380,9 @@ fn http_probe(check: &mut Check<'_>, index: usize, value: Value) -> Option<HttpP
             check.at(&path, format!("invalid value for header `{name}`"));
         }
     }
+    let body: Option<String> = check.field(at, "body", outline.body);
+    let tls_verify = check.field(at, "tls_verify", outline.tls_verify);
+    let follow_redirects = check.field(at, "follow_redirects", outline.follow_redirects);
     if check.count() > before {
         return None;
     }
@@ -1233,9 +1390,214 @@ fn http_probe(check: &mut Check<'_>, index: usize, value: Value) -> Option<HttpP
         url: url?,
         method: method?,
         headers,
-        body: None,
-        tls_verify: true,
-        follow_redirects: false,
+        body,
+        tls_verify: tls_verify.unwrap_or(true),
+        follow_redirects: follow_redirects.unwrap_or(false),
+    })
+}
+
+/// `host:port`, as both the tcp and the tls probe take it.
+fn address(check: &mut Check<'_>, target: &Target<'_>, value: Option<Value>) -> Option<String> {
+    let text: String = check.required(target.path, "address", value)?;
+    if split_host_port(&text).is_none() {
+        check.at(
+            &target.field("address"),
+            format!(
+                "invalid address `{text}`; expected HOST:PORT, e.g. db.example:5432 or [::1]:5432"
+            ),
+        );
+        return None;
+    }
+    Some(text)
+}
+
+fn tcp_probe(check: &mut Check<'_>, target: &Target<'_>, value: Value) -> Option<TcpProbe> {
+    let at = target.path;
+    let outline = check.strict::<TcpOutline>(value, at)?;
+    let before = check.count();
+    let address = address(check, target, outline.address);
+    let send: Option<String> = check.field(at, "send", outline.send);
+    let expect: Option<String> = check.field(at, "expect", outline.expect);
+    match expect.as_deref().map(str::len) {
+        Some(0) => check.at(
+            &target.field("expect"),
+            "expect must not be empty; leave it out to only connect".to_owned(),
+        ),
+        // The probe reads at most BODY_LIMIT bytes: a longer answer could never be found.
+        Some(len) if len > BODY_LIMIT => check.at(
+            &target.field("expect"),
+            format!("expect must be at most {BODY_LIMIT} bytes, got {len}"),
+        ),
+        _ => {}
+    }
+    if check.count() > before {
+        return None;
+    }
+    Some(TcpProbe {
+        address: address?,
+        send,
+        expect,
+    })
+}
+
+fn tls_probe(check: &mut Check<'_>, target: &Target<'_>, value: Value) -> Option<TlsProbe> {
+    let at = target.path;
+    let outline = check.strict::<TlsOutline>(value, at)?;
+    let before = check.count();
+    let address = address(check, target, outline.address);
+    let server_name: Option<String> = check.field(at, "server_name", outline.server_name);
+    let verify = check.field(at, "verify", outline.verify);
+    match (&server_name, &address) {
+        (Some(name), _) => {
+            if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
+                check.at(
+                    &target.field("server_name"),
+                    format!("invalid server name `{name}`; expected a DNS name or an IP address"),
+                );
+            }
+        }
+        (None, Some(address)) => {
+            let host = split_host_port(address).map_or("", |(host, _)| host);
+            if rustls::pki_types::ServerName::try_from(host).is_err() {
+                check.at(
+                    &target.field("address"),
+                    format!("the host `{host}` is not a valid TLS server name; set `server_name`"),
+                );
+            }
+        }
+        (None, None) => {}
+    }
+    if check.count() > before {
+        return None;
+    }
+    Some(TlsProbe {
+        address: address?,
+        server_name,
+        verify: verify.unwrap_or(true),
+    })
+}
+
+fn dns_probe(check: &mut Check<'_>, target: &Target<'_>, value: Value) -> Option<DnsProbe> {
+    let at = target.path;
+    let outline = check.strict::<DnsOutline>(value, at)?;
+    let before = check.count();
+    let name: Option<String> = check.required(at, "name", outline.name);
+    if let Some(name) = &name
+        && let Err(err) = dns_name(name)
+    {
+        check.at(
+            &target.field("name"),
+            format!("invalid DNS name `{name}`: {err}"),
+        );
+    }
+    let server = check
+        .required::<String>(at, "server", outline.server)
+        .and_then(|text| {
+            let server = dns_server(&text);
+            if server.is_none() {
+                check.at(
+                    &target.field("server"),
+                    format!("invalid DNS server `{text}`; expected IP or IP:PORT, e.g. 1.1.1.1 or 127.0.0.1:5353"),
+                );
+            }
+            server
+        });
+    let record = check
+        .field::<String>(at, "record", outline.record)
+        .map_or_else(|| DEFAULT_DNS_RECORD.to_owned(), |r| r.to_ascii_uppercase());
+    if !DNS_RECORD_TYPES.contains(&record.as_str()) {
+        check.at(
+            &target.field("record"),
+            format!(
+                "unknown DNS record type `{record}`; expected one of {}",
+                DNS_RECORD_TYPES.join(", ")
+            ),
+        );
+    }
+    if check.count() > before {
+        return None;
+    }
+    Some(DnsProbe {
+        name: name?,
+        server: server?,
+        record,
+    })
+}
+
+/// A name a DNS query can carry; the reason when it cannot.
+fn dns_name(name: &str) -> Result<(), String> {
+    if name == "." {
+        return Ok(()); // the root, e.g. `.` NS: a resolver check
+    }
+    let labels = name.strip_suffix('.').unwrap_or(name);
+    if labels.is_empty() {
+        return Err("the name is empty".to_owned());
+    }
+    if name.contains(char::is_whitespace) {
+        return Err("it contains whitespace".to_owned());
+    }
+    if labels.split('.').any(str::is_empty) {
+        return Err("it has an empty label".to_owned());
+    }
+    if let Some(long) = labels.split('.').find(|label| label.len() > 63) {
+        return Err(format!("label `{long}` is longer than 63 bytes"));
+    }
+    if labels.len() > 253 {
+        return Err("it is longer than 253 bytes".to_owned());
+    }
+    // Whatever else the encoder refuses (hickory's words).
+    hickory_proto::rr::Name::from_ascii(name)
+        .map(drop)
+        .map_err(|err| err.to_string().trim_end_matches([':', ' ']).to_owned())
+}
+
+/// `ip` (port 53) or `ip:port` (`[v6]:port`).
+fn dns_server(text: &str) -> Option<SocketAddr> {
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, DEFAULT_DNS_PORT))
+        .or_else(|_| text.parse::<SocketAddr>())
+        .ok()
+}
+
+fn icmp_probe(check: &mut Check<'_>, target: &Target<'_>, value: Value) -> Option<IcmpProbe> {
+    let at = target.path;
+    let outline = check.strict::<IcmpOutline>(value, at)?;
+    let host: String = check.required(at, "host", outline.host)?;
+    let is_name = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if host.parse::<std::net::IpAddr>().is_err() && !is_name {
+        check.at(
+            &target.field("host"),
+            format!("invalid host `{host}`; expected a host name or an IP address"),
+        );
+        return None;
+    }
+    Some(IcmpProbe { host })
+}
+
+fn prometheus_probe(
+    check: &mut Check<'_>,
+    target: &Target<'_>,
+    value: Value,
+) -> Option<PrometheusProbe> {
+    let at = target.path;
+    let outline = check.strict::<PrometheusOutline>(value, at)?;
+    let before = check.count();
+    let url = check
+        .required::<String>(at, "url", outline.url)
+        .and_then(|url| check.http_url(&target.field("url"), &url));
+    let query: Option<String> = check.required(at, "query", outline.query);
+    if query.as_deref().is_some_and(|q| q.trim().is_empty()) {
+        check.at(&target.field("query"), "query must not be empty".to_owned());
+    }
+    if check.count() > before {
+        return None;
+    }
+    Some(PrometheusProbe {
+        url: url?,
+        query: query?,
     })
 }
 
@@ -1672,7 +2034,7 @@ mod tests {
         dir: &tempfile::TempDir,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, Vec<String>> {
-        load(&dir.path().join("incidentd.yaml"), env).map_err(|errors| {
+        load_with(&dir.path().join("incidentd.yaml"), env, &|| Ok(())).map_err(|errors| {
             let prefix = format!("{}/", dir.path().display());
             errors
                 .0
@@ -1936,7 +2298,7 @@ rules:
         check(
             &[("incidentd.yaml", "listen: 127.0.0.1:1\nlisten_addr: x\n")],
             &[
-                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `status_page`",
+                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `status_page`",
             ],
         );
     }
@@ -1949,7 +2311,7 @@ rules:
                 ("more/a.yaml", "probes: [{name: a}]\n"),
             ],
             &[
-                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `status_page`",
+                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `status_page`",
                 "more/a.yaml:1:10: probe `a` needs one of http, tcp, dns, tls, icmp, prometheus",
             ],
         );
@@ -2111,7 +2473,7 @@ webhooks:
                 "probes:\n  - name: api\n    http:\n      url: http://x/\n      headers: {A: b}\n      timeout: 2s\n",
             ),
             &[
-                "rules/web.yaml:6:7: unknown field `timeout`, expected one of `url`, `method`, `headers`",
+                "rules/web.yaml:6:7: unknown field `timeout`, expected one of `url`, `method`, `headers`, `body`, `tls_verify`, `follow_redirects`",
             ],
         );
     }
@@ -2128,7 +2490,7 @@ probes:
   - {name: f, labels: {ok: x, __meta: y, 2x: z}, http: {url: 'http://x/'}}
   - {name: g}
   - {name: h, http: {url: 'http://x/'}, tcp: {address: 'x:1'}, dns: {}}
-  - {name: i, icmp: {host: x}}
+  - {name: i, icmp: {host: 'x y'}}
   - {name: j, http: ~}
   - {name: k, http: {url: '/relative', method: 'GE T', headers: {'Bad Name': x, Ok: \"a\\nb\"}}}
   - {name: l, tls: 'x:443'}
@@ -2147,13 +2509,13 @@ probes:
                 "rules/web.yaml:7:42: invalid label name `2x`; label names match [a-zA-Z_][a-zA-Z0-9_]* and do not start with `__`",
                 "rules/web.yaml:8:5: probe `g` needs one of http, tcp, dns, tls, icmp, prometheus",
                 "rules/web.yaml:9:41: probe `h` has more than one type (`http`, `tcp`, `dns`); choose one",
-                "rules/web.yaml:10:15: probe type `icmp` is not supported by this version of incidentd yet",
+                "rules/web.yaml:10:28: invalid host `x y`; expected a host name or an IP address",
                 "rules/web.yaml:11:21: an http probe needs at least a `url`",
                 "rules/web.yaml:12:27: invalid url `/relative`: relative URL without a base",
                 "rules/web.yaml:12:48: invalid HTTP method `GE T`",
                 "rules/web.yaml:12:66: invalid header name `Bad Name`",
                 "rules/web.yaml:12:85: invalid value for header `Ok`",
-                "rules/web.yaml:13:20: invalid type: string \"x:443\", expected a YAML mapping",
+                "rules/web.yaml:13:20: invalid type: string \"x:443\", expected a tls probe (a mapping with `address`)",
                 "rules/web.yaml:14:41: unknown field `intervall`, expected one of `name`, `interval`, `timeout`, `labels`, `http`, `tcp`, `dns`, `tls`, `icmp`, `prometheus`",
             ],
         );
@@ -2341,7 +2703,7 @@ probes:
             &[
                 "rules/b.yaml:1:17: duplicate probe name `p`; first defined at rules/a.yaml:1:17",
                 "rules/b.yaml:2:16: duplicate rule name `r`; first defined at rules/a.yaml:2:16",
-                "rules/c.yaml:1:45: unknown field `bad`, expected one of `url`, `method`, `headers`",
+                "rules/c.yaml:1:45: unknown field `bad`, expected one of `url`, `method`, `headers`, `body`, `tls_verify`, `follow_redirects`",
             ],
         );
     }
@@ -2447,8 +2809,7 @@ probes:
                 "incidentd.yaml:6:1: `sla` is not supported by this version of incidentd yet",
                 "rules/a.yaml:3:15: invalid duration `10`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
                 "rules/a.yaml:5:11: duplicate probe name `api`; first defined at rules/a.yaml:2:11",
-                "rules/a.yaml:6:5: probe type `tcp` is not supported by this version of incidentd yet",
-                "rules/a.yaml:8:30: unknown field `metod`, expected one of `url`, `method`, `headers`",
+                "rules/a.yaml:8:30: unknown field `metod`, expected one of `url`, `method`, `headers`, `body`, `tls_verify`, `follow_redirects`",
                 "rules/a.yaml:11:12: rule `api-down` names unknown probe `apii`; did you mean `api`?",
                 "rules/a.yaml:12:12: unknown placeholder [STAUS]; did you mean [STATUS]?",
                 "rules/b.yaml:2:11: duplicate rule name `api-down`; first defined at rules/a.yaml:10:11",
@@ -2525,7 +2886,7 @@ probes:
             ],
             &[
                 "incidentd.yaml:1:9: invalid listen address `bad`; expected IP:PORT, e.g. 127.0.0.1:9750",
-                "rules/web.yaml:2:22: probe type `tcp` is not supported by this version of incidentd yet",
+                "rules/web.yaml:2:27: missing field `address`",
             ],
         );
     }
@@ -2554,5 +2915,291 @@ probes:
         assert_eq!(closest("checkout-apx", &known), Some("checkout-api"));
         assert_eq!(closest("dc", &known), Some("db"));
         assert_eq!(closest("web", &known), None);
+    }
+
+    // ----- probe types --------------------------------------------------------------------
+
+    const EVERY_PROBE_TYPE: &str = "\
+probes:
+  - name: web
+    http:
+      url: https://127.0.0.1:8443/login
+      method: POST
+      headers: {Content-Type: application/json}
+      body: '{\"user\": \"probe\"}'
+      tls_verify: false
+      follow_redirects: true
+  - {name: web-default, http: {url: 'http://x/'}}
+  - {name: smtp, tcp: {address: 'mail.example:25', send: \"EHLO incidentd\\r\\n\", expect: '250'}}
+  - {name: port, tcp: {address: '[::1]:5432'}}
+  - {name: cert, tls: {address: '10.0.0.1:443', server_name: api.example, verify: false}}
+  - {name: cert-default, tls: {address: 'api.example:443'}}
+  - {name: resolver, dns: {name: example.com, server: 1.1.1.1, record: aaaa}}
+  - {name: resolver-port, dns: {name: example.com., server: '127.0.0.1:5353'}}
+  - {name: resolver-v6, dns: {name: example.com, server: '::1'}}
+  - {name: ping, icmp: {host: 127.0.0.1}}
+  - {name: ping-name, icmp: {host: gateway.local}}
+  - {name: up, prometheus: {url: 'http://127.0.0.1:9090', query: 'up == 0'}}
+";
+
+    #[test]
+    fn loads_every_probe_type() {
+        let (_dir, config) = load_ok(&rules(EVERY_PROBE_TYPE));
+        let targets: BTreeMap<&str, &ProbeTarget> = config
+            .probes
+            .iter()
+            .map(|probe| (probe.name.as_str(), &probe.target))
+            .collect();
+        let ProbeTarget::Http(web) = targets["web"] else {
+            panic!("{:?}", targets["web"])
+        };
+        assert_eq!(web.method, reqwest::Method::POST);
+        assert_eq!(web.body.as_deref(), Some(r#"{"user": "probe"}"#));
+        assert!(!web.tls_verify && web.follow_redirects);
+        let ProbeTarget::Http(default) = targets["web-default"] else {
+            panic!()
+        };
+        assert!(default.tls_verify && !default.follow_redirects && default.body.is_none());
+
+        let ProbeTarget::Tcp(smtp) = targets["smtp"] else {
+            panic!()
+        };
+        assert_eq!(smtp.address, "mail.example:25");
+        assert_eq!(smtp.send.as_deref(), Some("EHLO incidentd\r\n"));
+        assert_eq!(smtp.expect.as_deref(), Some("250"));
+        let ProbeTarget::Tcp(port) = targets["port"] else {
+            panic!()
+        };
+        assert_eq!(
+            (port.address.as_str(), &port.send, &port.expect),
+            ("[::1]:5432", &None, &None)
+        );
+
+        let ProbeTarget::Tls(cert) = targets["cert"] else {
+            panic!()
+        };
+        assert_eq!(cert.server_name.as_deref(), Some("api.example"));
+        assert!(!cert.verify);
+        let ProbeTarget::Tls(default) = targets["cert-default"] else {
+            panic!()
+        };
+        assert_eq!(
+            (default.server_name.as_deref(), default.verify),
+            (None, true)
+        );
+
+        let dns = |name: &str| match targets[name] {
+            ProbeTarget::Dns(dns) => (dns.name.as_str(), dns.server, dns.record.as_str()),
+            other => panic!("{other:?}"),
+        };
+        let addr = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert_eq!(dns("resolver"), ("example.com", addr("1.1.1.1:53"), "AAAA"));
+        assert_eq!(
+            dns("resolver-port"),
+            ("example.com.", addr("127.0.0.1:5353"), "A")
+        );
+        assert_eq!(dns("resolver-v6").1, addr("[::1]:53"));
+
+        let ProbeTarget::Icmp(ping) = targets["ping-name"] else {
+            panic!()
+        };
+        assert_eq!(ping.host, "gateway.local");
+        let ProbeTarget::Prometheus(up) = targets["up"] else {
+            panic!()
+        };
+        assert_eq!(
+            (up.url.as_str(), up.query.as_str()),
+            ("http://127.0.0.1:9090/", "up == 0")
+        );
+        assert_eq!(config.probe_concurrency, 256);
+    }
+
+    #[test]
+    fn http_probe_errors() {
+        let text = "\
+probes:
+  - {name: a, http: {url: 'http://x/', body: [1], tls_verify: 'yes', follow_redirects: 3}}
+  - {name: b, http: {method: GET}}
+";
+        check(
+            &rules(text),
+            &[
+                "rules/web.yaml:2:46: invalid type: sequence, expected a string",
+                "rules/web.yaml:2:63: invalid type: string \"yes\", expected a boolean",
+                "rules/web.yaml:2:88: invalid type: integer `3`, expected a boolean",
+                "rules/web.yaml:3:21: missing field `url`",
+            ],
+        );
+    }
+
+    #[test]
+    fn tcp_and_tls_probe_errors() {
+        let text = "\
+probes:
+  - {name: a, tcp: ~}
+  - {name: b, tcp: {address: 'db.example'}}
+  - {name: c, tcp: {address: 'db.example:0'}}
+  - {name: d, tcp: {address: '::1:80', expect: ''}}
+  - {name: e, tcp: {address: ':80', sent: x}}
+  - {name: f, tcp: {address: 'a b:80'}}
+  - {name: g, tls: ~}
+  - {name: h, tls: {address: 'x:+443'}}
+  - {name: i, tls: {address: 'x:443', server_name: 'not a name', verify: maybe}}
+  - {name: j, tls: {address: '[::1]:443', server_name: '::1'}}
+  - {name: k, tls: {address: 'x-:443'}}
+  - {name: l, tls: {address: '1.2.3:443'}}
+";
+        check(
+            &rules(text),
+            &[
+                "rules/web.yaml:2:20: a tcp probe needs at least an `address`",
+                "rules/web.yaml:3:30: invalid address `db.example`; expected HOST:PORT, e.g. db.example:5432 or [::1]:5432",
+                "rules/web.yaml:4:30: invalid address `db.example:0`; expected HOST:PORT, e.g. db.example:5432 or [::1]:5432",
+                "rules/web.yaml:5:30: invalid address `::1:80`; expected HOST:PORT, e.g. db.example:5432 or [::1]:5432",
+                "rules/web.yaml:5:48: expect must not be empty; leave it out to only connect",
+                "rules/web.yaml:6:37: unknown field `sent`, expected one of `address`, `send`, `expect`",
+                "rules/web.yaml:7:30: invalid address `a b:80`; expected HOST:PORT, e.g. db.example:5432 or [::1]:5432",
+                "rules/web.yaml:8:20: a tls probe needs at least an `address`",
+                "rules/web.yaml:9:30: invalid address `x:+443`; expected HOST:PORT, e.g. db.example:5432 or [::1]:5432",
+                "rules/web.yaml:10:52: invalid server name `not a name`; expected a DNS name or an IP address",
+                "rules/web.yaml:10:74: invalid type: string \"maybe\", expected a boolean",
+                "rules/web.yaml:12:30: the host `x-` is not a valid TLS server name; set `server_name`",
+                "rules/web.yaml:13:30: the host `1.2.3` is not a valid TLS server name; set `server_name`",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_tcp_expectation_longer_than_what_is_read_is_refused() {
+        let text = format!(
+            "probes:\n  - {{name: a, tcp: {{address: 'x:1', expect: '{}'}}}}\n",
+            "x".repeat(BODY_LIMIT + 1)
+        );
+        check(
+            &rules(&text),
+            &["rules/web.yaml:2:45: expect must be at most 65536 bytes, got 65537"],
+        );
+    }
+
+    #[test]
+    fn dns_probe_errors() {
+        let text = "\
+probes:
+  - {name: a, dns: {}}
+  - {name: b, dns: {name: 'bad..name', server: 'dns.google', record: MXX}}
+  - {name: c, dns: {name: '', server: '1.1.1.1:99999'}}
+  - {name: d, dns: {name: example.com, server: 1.1.1.1, type: A}}
+  - {name: e, dns: {name: 'a b', server: 1.1.1.1}}
+  - {name: f, dns: {name: '.', server: 1.1.1.1, record: ns}}
+  - {name: g, dns: {name: '..', server: 1.1.1.1}}
+";
+        check(
+            &rules(text),
+            &[
+                "rules/web.yaml:2:20: missing field `name`",
+                "rules/web.yaml:2:20: missing field `server`",
+                "rules/web.yaml:3:27: invalid DNS name `bad..name`: it has an empty label",
+                "rules/web.yaml:3:48: invalid DNS server `dns.google`; expected IP or IP:PORT, e.g. 1.1.1.1 or 127.0.0.1:5353",
+                "rules/web.yaml:3:70: unknown DNS record type `MXX`; expected one of A, AAAA, CAA, CNAME, MX, NS, PTR, SOA, SRV, TXT",
+                "rules/web.yaml:4:27: invalid DNS name ``: the name is empty",
+                "rules/web.yaml:4:39: invalid DNS server `1.1.1.1:99999`; expected IP or IP:PORT, e.g. 1.1.1.1 or 127.0.0.1:5353",
+                "rules/web.yaml:5:57: unknown field `type`, expected one of `name`, `server`, `record`",
+                "rules/web.yaml:6:27: invalid DNS name `a b`: it contains whitespace",
+                "rules/web.yaml:8:27: invalid DNS name `..`: it has an empty label",
+            ],
+        );
+    }
+
+    #[test]
+    fn icmp_and_prometheus_probe_errors() {
+        let text = "\
+probes:
+  - {name: a, icmp: ~}
+  - {name: b, icmp: {host: ''}}
+  - {name: c, icmp: {host: x, count: 3}}
+  - {name: d, prometheus: {url: 'http://x:9090'}}
+  - {name: e, prometheus: {url: 'ftp://x/', query: '  '}}
+  - {name: f, prometheus: {query: up, step: 1m}}
+";
+        check(
+            &rules(text),
+            &[
+                "rules/web.yaml:2:21: an icmp probe needs at least a `host`",
+                "rules/web.yaml:3:28: invalid host ``; expected a host name or an IP address",
+                "rules/web.yaml:4:31: unknown field `count`, expected `host`",
+                "rules/web.yaml:5:27: missing field `query`",
+                "rules/web.yaml:6:33: url `ftp://x/` must use http or https",
+                "rules/web.yaml:6:52: query must not be empty",
+                "rules/web.yaml:7:39: unknown field `step`, expected `url` or `query`",
+            ],
+        );
+    }
+
+    #[test]
+    fn icmp_probes_need_the_host_to_allow_icmp() {
+        let text = "\
+probes:
+  - {name: a, icmp: {host: 127.0.0.1}}
+  - name: b
+    icmp: {host: ''}
+  - {name: c, tcp: {address: 'x:1'}}
+";
+        let dir = dir_with(&rules(text));
+        let asked = std::cell::Cell::new(0);
+        let denied = || {
+            asked.set(asked.get() + 1);
+            Err(IcmpUnavailable { gid: 1234 })
+        };
+        let errors = load_with(&dir.path().join("incidentd.yaml"), &env_with(&[]), &denied)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|d| {
+                d.to_string()
+                    .replace(&format!("{}/", dir.path().display()), "")
+            })
+            .collect::<Vec<_>>();
+        let hint = "icmp probes need unprivileged ICMP sockets: set sysctl net.ipv4.ping_group_range to include group 1234 (e.g. `sysctl -w net.ipv4.ping_group_range='0 2147483647'`)";
+        assert_eq!(
+            errors,
+            [
+                format!("rules/web.yaml:2:15: {hint}"),
+                format!("rules/web.yaml:4:5: {hint}"),
+                "rules/web.yaml:4:18: invalid host ``; expected a host name or an IP address"
+                    .to_owned(),
+            ]
+        );
+        assert_eq!(asked.get(), 1, "the host is asked once");
+
+        // Without icmp probes the host is never asked.
+        let dir = dir_with(&rules("probes: [{name: c, tcp: {address: 'x:1'}}]\n"));
+        let asked = std::cell::Cell::new(0);
+        let counting = || {
+            asked.set(asked.get() + 1);
+            Err(IcmpUnavailable { gid: 0 })
+        };
+        assert!(
+            load_with(
+                &dir.path().join("incidentd.yaml"),
+                &env_with(&[]),
+                &counting
+            )
+            .is_ok()
+        );
+        assert_eq!(asked.get(), 0);
+    }
+
+    #[test]
+    fn probe_concurrency() {
+        let (_dir, config) = load_ok(&[("incidentd.yaml", "probe_concurrency: 8\n")]);
+        assert_eq!(config.probe_concurrency, 8);
+        check(
+            &[("incidentd.yaml", "probe_concurrency: 0\n")],
+            &["incidentd.yaml:1:20: probe_concurrency must be at least 1"],
+        );
+        check(
+            &[("incidentd.yaml", "probe_concurrency: many\n")],
+            &["incidentd.yaml:1:20: invalid type: string \"many\", expected u32"],
+        );
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::domain::condition::Condition;
 use crate::domain::priority::Level;
 
-pub use load::{load, load_rule_files};
+pub use load::{load, load_rule_files, load_with};
 pub use ruletest::{
     CertificateExpiry, DEFAULT_TEST_START, Expectation, ExpectedEvent, MAX_STEPS, ProbeResult,
     ProbeSeries, RuleTest, RuleTestFile, load_rule_test,
@@ -74,8 +74,18 @@ pub struct Config {
     pub rule_files: Vec<PathBuf>,
     pub auth: AuthConfig,
     pub webhooks: Vec<WebhookConfig>,
+    /// How many probe runs may be in flight at once, over all probes (≥ 1).
+    pub probe_concurrency: usize,
     pub probes: Vec<ProbeConfig>,
     pub rules: Vec<RuleConfig>,
+}
+
+/// Why this process cannot send ICMP echo requests: neither an unprivileged ICMP socket
+/// (its groups are outside `net.ipv4.ping_group_range`) nor a raw one (no `CAP_NET_RAW`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpUnavailable {
+    /// The process's effective group id, the one the sysctl must include.
+    pub gid: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -198,7 +208,7 @@ pub struct HttpProbe {
 
 #[derive(Debug, Clone)]
 pub struct TcpProbe {
-    /// `host:port`.
+    /// `host:port` (`[v6]:port`), checked by [`split_host_port`] at load.
     pub address: String,
     /// Bytes to send once connected.
     pub send: Option<String>,
@@ -209,7 +219,7 @@ pub struct TcpProbe {
 
 #[derive(Debug, Clone)]
 pub struct TlsProbe {
-    /// `host:port`.
+    /// `host:port` (`[v6]:port`), checked by [`split_host_port`] at load.
     pub address: String,
     /// SNI and the name to verify; default: the host of `address`.
     pub server_name: Option<String>,
@@ -223,8 +233,39 @@ pub struct DnsProbe {
     pub name: String,
     /// The server to ask, `ip` or `ip:port` (port 53 by default).
     pub server: std::net::SocketAddr,
-    /// `A`, `AAAA`, `CNAME`, `MX`, `NS`, `TXT`, `SOA`, `PTR`, `SRV`, `CAA`.
+    /// One of [`DNS_RECORD_TYPES`], upper case (default `A`).
     pub record: String,
+}
+
+/// The record types a dns probe may ask for.
+pub const DNS_RECORD_TYPES: &[&str] = &[
+    "A", "AAAA", "CAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT",
+];
+
+/// `host:port` → host (without the brackets of an IPv6 address) and port (≥ 1). `None` when
+/// the port is missing or invalid, the host is empty, or a bare IPv6 address has no brackets
+/// (`::1:80` is ambiguous).
+pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
+    let (host, port) = match address.strip_prefix('[') {
+        Some(rest) => {
+            let (host, port) = rest.split_once("]:")?;
+            host.parse::<std::net::Ipv6Addr>().ok()?;
+            (host, port)
+        }
+        None => {
+            let (host, port) = address.rsplit_once(':')?;
+            if host.contains(':') {
+                return None;
+            }
+            (host, port)
+        }
+    };
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let port: u16 = port.parse().ok().filter(|port| *port != 0)?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
+    (!host.is_empty() && host.chars().all(plain)).then_some((host, port))
 }
 
 #[derive(Debug, Clone)]
@@ -303,3 +344,24 @@ pub const EVENT_TYPES: &[&str] = &[
     "incident.sla_warning",
     "incident.sla_breached",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(
+            split_host_port("db.example:5432"),
+            Some(("db.example", 5432))
+        );
+        assert_eq!(split_host_port("127.0.0.1:80"), Some(("127.0.0.1", 80)));
+        assert_eq!(split_host_port("[::1]:443"), Some(("::1", 443)));
+        for bad in [
+            "", "db", "db:", ":80", "db:0", "db:65536", "db:+1", "::1:80", "[::1]", "[x]:1",
+            "a b:1", "db:80 ",
+        ] {
+            assert_eq!(split_host_port(bad), None, "{bad:?}");
+        }
+    }
+}

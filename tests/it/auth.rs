@@ -76,6 +76,10 @@ async fn every_route_checks_the_token_and_its_role() {
         ("POST", "/api/v1/silences", viewer, 403),
         ("POST", "/api/v1/silences", ingest, 403),
         ("POST", "/api/v1/silences", responder, 415), // allowed; no JSON body
+        ("GET", "/api/v1/probes", None, 401),
+        ("GET", "/api/v1/probes", viewer, 200),
+        ("GET", "/api/v1/probes", responder, 200),
+        ("GET", "/api/v1/probes", ingest, 403),
         ("GET", "/metrics", None, 200),
         ("GET", "/-/healthy", None, 200),
         ("GET", "/-/ready", None, 200),

@@ -45,7 +45,7 @@ fn check_reports_every_mistake_with_its_place() {
         lines,
         [
             "incidentd.yaml:1:1: `sla` is not supported by this version of incidentd yet",
-            "rules/web.yaml:5:49: unknown field `methd`, expected one of `url`, `method`, `headers`",
+            "rules/web.yaml:5:49: unknown field `methd`, expected one of `url`, `method`, `headers`, `body`, `tls_verify`, `follow_redirects`",
             "rules/web.yaml:7:15: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
             "rules/web.yaml:12:12: unknown placeholder [STAUS]; did you mean [STATUS]?",
             "rules/web.yaml:14:12: rule `api-down` names unknown probe `apii`; did you mean `api`?",

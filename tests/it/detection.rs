@@ -344,3 +344,51 @@ rules:
     );
     assert_eq!(h.incidents().len(), 1, "same service: one incident");
 }
+
+#[tokio::test]
+async fn a_series_that_disappears_recovers_its_incident() {
+    let h = Harness::start(
+        r#"probes:
+  - {name: prom, interval: 10s, prometheus: {url: "http://127.0.0.1:9/", query: "errors > 0"}}
+rules:
+  - {name: errors, probe: prom, when: '[VALUE] > 0.5', recover_after: 2}
+"#,
+    );
+    let series = |instance: &str| BTreeMap::from([("instance".to_owned(), instance.to_owned())]);
+    let run = async |present: &[&str]| {
+        for instance in present {
+            let observation = Observation {
+                connected: true,
+                value: Some(1.0),
+                ..Observation::new(h.clock.now())
+            };
+            h.engine
+                .call(Command::Observe {
+                    probe: "prom".to_owned(),
+                    subject: series(instance),
+                    observation,
+                })
+                .await
+                .unwrap();
+        }
+        h.engine
+            .call(Command::Subjects {
+                probe: "prom".to_owned(),
+                present: present.iter().map(|i| series(i)).collect(),
+                at: h.clock.now(),
+            })
+            .await
+            .unwrap();
+        h.clock.advance(Duration::from_secs(10));
+    };
+    run(&["a", "b"]).await;
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 2, "one incident per series");
+    assert_eq!(incidents[1].0.labels["instance"], "b");
+
+    run(&["a"]).await;
+    run(&["a"]).await; // b has been gone for two runs (recover_after: 2)
+    let incidents = h.incidents();
+    assert_eq!(incidents[0].0.state.as_str(), "open", "a is still there");
+    assert_eq!(incidents[1].0.state.as_str(), "resolved", "b disappeared");
+}

@@ -7,5 +7,6 @@ mod auth;
 mod check;
 mod detection;
 mod probe_to_webhook;
+mod probes;
 mod restart;
 mod ruletest;

@@ -1,5 +1,7 @@
 //! Shared test fixtures: the real app on port 0 with a temp store, a fake target whose
-//! answer the test controls, and a real webhook receiver that checks signatures.
+//! answer the test controls, a real webhook receiver that checks signatures, and real
+//! loopback targets for every probe type (HTTP routes, a TCP banner server, a TLS server
+//! with a certificate made here, a DNS server, the real `prometheus` binary).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -272,5 +274,369 @@ impl TestApp {
     pub async fn stop(mut self) {
         self.stop.take().unwrap().send(()).unwrap();
         self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Probe targets
+
+/// A loopback address where nothing listens: connecting is refused.
+pub fn refused_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Accepts connections and never answers (nor closes them).
+pub async fn silent_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+/// Requests in flight at `/slow` of [`http_fixture`], and the most seen at once.
+#[derive(Clone, Default)]
+pub struct InFlight {
+    now: Arc<std::sync::atomic::AtomicUsize>,
+    pub max: Arc<std::sync::atomic::AtomicUsize>,
+    pub total: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct Leaving(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An HTTP target with one route per thing the http probe reports.
+pub async fn http_fixture() -> (SocketAddr, InFlight) {
+    use axum::extract::Path;
+    use axum::http::Method;
+    use axum::routing::get;
+
+    let in_flight = InFlight::default();
+    let app = Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route("/big", get(|| async { "x".repeat(200 * 1024) }))
+        .route(
+            "/headers",
+            get(|| async {
+                (
+                    [("x-probe-test", "yes"), ("X-Mixed-Case", "Value")],
+                    "with headers",
+                )
+            }),
+        )
+        .route(
+            "/redirect",
+            get(|| async { (StatusCode::FOUND, [("location", "/final")], "moved") }),
+        )
+        .route("/final", get(|| async { "final" }))
+        .route(
+            "/echo",
+            any(
+                |method: Method, headers: HeaderMap, body: String| async move {
+                    let kind = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-")
+                        .to_owned();
+                    format!("{method} {kind} {body}")
+                },
+            ),
+        )
+        .route(
+            "/status/{code}",
+            get(|Path(code): Path<u16>| async move { StatusCode::from_u16(code).unwrap() }),
+        )
+        .route(
+            "/slow",
+            get(|State(counts): State<InFlight>| async move {
+                let now = counts.now.fetch_add(1, Ordering::SeqCst) + 1;
+                counts.max.fetch_max(now, Ordering::SeqCst);
+                counts.total.fetch_add(1, Ordering::SeqCst);
+                // Counted out on drop too: hyper drops the handler when the client leaves.
+                let _leaving = Leaving(counts.now.clone());
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "slow"
+            }),
+        )
+        .with_state(in_flight.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, in_flight)
+}
+
+/// A TCP server that greets with `220 fixture ready`, then answers one line `x` with
+/// `PONG x` and closes.
+pub async fn banner_server() -> SocketAddr {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                write.write_all(b"220 fixture ready\r\n").await?;
+                let mut line = String::new();
+                BufReader::new(read).read_line(&mut line).await?;
+                write
+                    .write_all(format!("PONG {}\r\n", line.trim_end()).as_bytes())
+                    .await?;
+                write.shutdown().await
+            });
+        }
+    });
+    addr
+}
+
+/// A TLS server presenting a leaf certificate for `localhost` signed by a CA made here,
+/// and the CA certificate too. The CA expires first, so the chain's earliest expiry is the
+/// CA's. After the handshake it answers one HTTP/1.1 request with `200 tls ok`.
+pub struct TlsFixture {
+    pub addr: SocketAddr,
+    pub leaf_not_after: DateTime<Utc>,
+    pub ca_not_after: DateTime<Utc>,
+}
+
+pub async fn tls_fixture() -> TlsFixture {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.not_after = rcgen::date_time_ymd(2030, 1, 2);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    leaf_params.not_after = rcgen::date_time_ymd(2031, 6, 1);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
+
+    let chain = vec![
+        CertificateDer::from(leaf.der().to_vec()),
+        CertificateDer::from(ca.as_ref().der().to_vec()),
+    ];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends the handshake: nothing to do.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return, // a TLS probe closes after the handshake
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let response =
+                    "HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\ntls ok";
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+    TlsFixture {
+        addr,
+        leaf_not_after: at("2031-06-01T00:00:00Z"),
+        ca_not_after: at("2030-01-02T00:00:00Z"),
+    }
+}
+
+/// A DNS server on UDP and TCP (same port): `app.test. A` → 10.1.2.3 and 10.1.2.4;
+/// `fail.test.` → SERVFAIL; `tc.test.` → truncated over UDP, 10.9.9.9 over TCP; anything
+/// else → NXDOMAIN.
+pub async fn dns_fixture() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UdpSocket;
+
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = udp.local_addr().unwrap();
+    let tcp = TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 4096];
+        while let Ok((len, from)) = udp.recv_from(&mut buffer).await {
+            if let Some(answer) = dns_answer(&buffer[..len], false) {
+                let _ = udp.send_to(&answer, from).await;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = tcp.accept().await {
+            tokio::spawn(async move {
+                let len = stream.read_u16().await?;
+                let mut query = vec![0u8; usize::from(len)];
+                stream.read_exact(&mut query).await?;
+                if let Some(answer) = dns_answer(&query, true) {
+                    let mut framed = u16::try_from(answer.len()).unwrap().to_be_bytes().to_vec();
+                    framed.extend_from_slice(&answer);
+                    stream.write_all(&framed).await?;
+                }
+                std::io::Result::Ok(())
+            });
+        }
+    });
+    addr
+}
+
+fn dns_answer(query: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
+    use hickory_proto::op::{Message, ResponseCode};
+    use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, Record, RecordType};
+
+    let query = Message::from_vec(query).ok()?;
+    let question = query.queries.first()?.clone();
+    let mut answer = Message::response(query.metadata.id, query.metadata.op_code);
+    answer.metadata.recursion_desired = query.metadata.recursion_desired;
+    answer.metadata.recursion_available = true;
+    answer.add_query(question.clone());
+    let name = question.name().to_ascii().to_ascii_lowercase();
+    let a = |ip: [u8; 4]| {
+        Record::from_rdata(
+            question.name().clone(),
+            60,
+            RData::A(A::from(std::net::Ipv4Addr::from(ip))),
+        )
+    };
+    match (name.as_str(), question.query_type()) {
+        ("app.test.", RecordType::A) => {
+            answer.add_answer(a([10, 1, 2, 3]));
+            answer.add_answer(a([10, 1, 2, 4]));
+        }
+        ("app.test.", _) => {}
+        ("fail.test.", _) => answer.metadata.response_code = ResponseCode::ServFail,
+        ("tc.test.", _) if !over_tcp => answer.metadata.truncation = true,
+        ("tc.test.", _) => {
+            answer.add_answer(a([10, 9, 9, 9]));
+        }
+        _ => answer.metadata.response_code = ResponseCode::NXDomain,
+    }
+    answer.to_vec().ok()
+}
+
+/// A free loopback UDP port where nothing listens (the kernel answers port unreachable).
+pub fn closed_udp_addr() -> SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap()
+}
+
+/// A free loopback TCP port (bound, read and released: a small race no test here loses).
+pub fn free_port() -> u16 {
+    refused_addr().port()
+}
+
+/// The real Prometheus server, stopped (killed) when dropped.
+pub struct PrometheusServer {
+    pub url: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether interop tests must run (CI sets `INCIDENTD_REQUIRE_INTEROP=1`): then a missing
+/// binary fails the test instead of skipping it.
+pub fn interop_required() -> bool {
+    std::env::var("INCIDENTD_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+}
+
+/// `name` on the PATH, if it is there.
+pub fn find_binary(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+/// Starts `prometheus` on a free loopback port, scraping itself (job `self`) and a port
+/// where nothing listens (job `dead`) every second; waits until it is ready. `None` (with
+/// a message) when the binary is missing and interop is not required.
+pub async fn start_prometheus() -> Option<PrometheusServer> {
+    let Some(binary) = find_binary("prometheus") else {
+        assert!(
+            !interop_required(),
+            "INCIDENTD_REQUIRE_INTEROP=1 but `prometheus` is not on the PATH (apt-get install prometheus)"
+        );
+        eprintln!(
+            "SKIPPED: `prometheus` is not on the PATH; install it (apt-get install prometheus) to run this interop test"
+        );
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let dead = refused_addr();
+    let config = format!(
+        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+         scrape_configs:\n\
+         \x20 - job_name: self\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n\
+         \x20 - job_name: dead\n    static_configs: [{{targets: ['{dead}']}}]\n"
+    );
+    let config_path = dir.path().join("prometheus.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let child = std::process::Command::new(binary)
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut server = PrometheusServer {
+        url: format!("http://127.0.0.1:{port}"),
+        child,
+        _dir: dir,
+    };
+    let client = reqwest::Client::new();
+    let ready = format!("{}/-/ready", server.url);
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            let log = std::fs::read_to_string(server._dir.path().join("prometheus.log"))
+                .unwrap_or_default();
+            panic!("prometheus exited with {status}:\n{log}");
+        }
+        if let Ok(response) = client.get(&ready).send().await
+            && response.status().is_success()
+        {
+            return Some(server);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "prometheus did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
