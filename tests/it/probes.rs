@@ -703,3 +703,78 @@ rules:
     assert_eq!(body["incidents"].as_array().unwrap().len(), 2);
     app.stop().await;
 }
+
+/// Rules read what the probes measure: a certificate close to expiry (an early symptom), a
+/// DNS name that stopped resolving, and a Prometheus series whose value says it is down.
+#[tokio::test]
+async fn rules_read_certificate_expiry_dns_rcode_and_prometheus_values() {
+    let tls = tls_fixture().await;
+    let dns = dns_fixture().await;
+    let prometheus = start_prometheus().await;
+    let mut rules = format!(
+        r#"probes:
+  - {{name: cert, interval: 200ms, timeout: 200ms, labels: {{service: edge}}, tls: {{address: "{tls}", server_name: localhost, verify: false}}}}
+  - {{name: name, interval: 200ms, timeout: 200ms, labels: {{service: dns}}, dns: {{name: missing.test, server: "{dns}", record: A}}}}
+rules:
+  # The test clock says 2026-03-02; the chain's CA expires 2030-01-02, in ~1402 days.
+  - name: cert-expiring
+    probe: cert
+    when: '[CERTIFICATE_EXPIRATION] < 1500d'
+    incident: {{title: 'Certificate expires soon', category: security, impact: medium, urgency: low}}
+  - name: name-gone
+    probe: name
+    when: '[DNS_RCODE] == "NXDOMAIN"'
+"#,
+        tls = tls.addr,
+    );
+    if let Some(server) = &prometheus {
+        scraped(server).await;
+        rules.push_str("  - {name: target-down, probe: up, when: '[VALUE] == 0'}\n");
+        rules = rules.replacen(
+            "rules:\n",
+            &format!(
+                "  - {{name: up, interval: 500ms, timeout: 500ms, prometheus: {{url: \"{}\", query: up}}}}\nrules:\n",
+                server.url
+            ),
+            1,
+        );
+    }
+    let dir = ConfigDir::new("listen: 127.0.0.1:0\n", &[("rules.yaml", &rules)]);
+    let app = TestApp::spawn(&dir, HashMap::new()).await;
+    let want = if prometheus.is_some() { 3 } else { 2 };
+    let incidents = eventually("an incident per rule", DEADLINE, async || {
+        let (_, body) = app.get("/api/v1/incidents").await;
+        let incidents = body["incidents"].as_array()?.clone();
+        (incidents.len() >= want).then_some(incidents)
+    })
+    .await;
+    let by_rule = |rule: &str| {
+        incidents
+            .iter()
+            .find(|i| i["labels"]["rule"] == rule)
+            .unwrap_or_else(|| panic!("no incident for {rule}: {incidents:#?}"))
+            .clone()
+    };
+    let cert = by_rule("cert-expiring");
+    assert_eq!(cert["priority"], "P4");
+    assert_eq!(cert["category"], "security");
+    assert_eq!(
+        cert["evidence"][0]["certificate_expiry"],
+        "2030-01-02T00:00:00Z"
+    );
+    assert_eq!(by_rule("name-gone")["evidence"][0]["dns_rcode"], "NXDOMAIN");
+    if prometheus.is_some() {
+        // Only the series whose value is 0 (the scrape target that does not exist).
+        let down = by_rule("target-down");
+        assert_eq!(down["labels"]["job"], "dead");
+        assert_eq!(down["evidence"][0]["value"], 0.0);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let (_, body) = app.get("/api/v1/incidents").await;
+        assert_eq!(
+            body["incidents"].as_array().unwrap().len(),
+            3,
+            "no incident for job=self"
+        );
+    }
+    app.stop().await;
+}
