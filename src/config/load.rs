@@ -34,7 +34,7 @@ use super::{
     AuthConfig, Config, ConfigErrors, DNS_RECORD_TYPES, Diagnostic, DnsProbe, EVENT_TYPES,
     HttpProbe, IcmpProbe, IcmpUnavailable, IncidentTemplate, MaintenanceWindow, ProbeConfig,
     ProbeTarget, PrometheusProbe, Role, RuleConfig, TcpProbe, TlsProbe, TokenConfig, WebhookConfig,
-    split_host_port,
+    WorkflowConfig, split_host_port,
 };
 use std::str::FromStr;
 
@@ -106,6 +106,7 @@ pub fn load_with(
         auth: settings.auth,
         webhooks: settings.webhooks,
         probe_concurrency: settings.probe_concurrency,
+        workflow: WorkflowConfig::default(),
         probes,
         rules,
     })
