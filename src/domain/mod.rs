@@ -10,5 +10,6 @@ pub mod incident;
 pub mod observation;
 pub mod priority;
 pub mod suppression;
+pub mod timer;
 
 pub use observation::Observation;

@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::domain::detector::Detector;
 use crate::domain::incident::{Incident, IncidentId, TimelineEntry};
 use crate::domain::suppression::Silence;
+use crate::domain::timer::{Timer, TimerKind};
 
 pub use records::OutboxEntry;
 use records::{DetectorV1, IncidentV1, SilenceV1, TimelineEntryV1};
@@ -37,6 +38,9 @@ const TIMELINE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("timel
 const DETECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("detectors.v1");
 /// Key: (consumer, outbox sequence).
 const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbox.v1");
+/// Key: (due time in Unix milliseconds, incident id, kind). An armed durable timer; it is
+/// deleted in the transaction that carries out what it caused.
+const TIMERS: TableDefinition<(i64, u64, &str), ()> = TableDefinition::new("timers.v1");
 /// Key: silence id. Expired silences are kept for the record.
 const SILENCES: TableDefinition<u64, &[u8]> = TableDefinition::new("silences.v1");
 
@@ -85,6 +89,8 @@ pub struct Loaded {
     pub next_silence_id: u64,
     /// Every silence stored (the engine keeps those that have not ended).
     pub silences: Vec<Silence>,
+    /// Every armed timer.
+    pub timers: Vec<Timer>,
 }
 
 /// The writes of one group commit.
@@ -96,6 +102,8 @@ pub struct Batch {
     outbox_put: Vec<OutboxEntry>,
     outbox_delete: Vec<(String, u64)>,
     silences: BTreeMap<u64, Silence>,
+    timers_armed: Vec<Timer>,
+    timers_done: Vec<Timer>,
     meta: BTreeMap<&'static str, u64>,
 }
 
@@ -107,6 +115,8 @@ impl Batch {
             && self.outbox_put.is_empty()
             && self.outbox_delete.is_empty()
             && self.silences.is_empty()
+            && self.timers_armed.is_empty()
+            && self.timers_done.is_empty()
             && self.meta.is_empty()
     }
 
@@ -135,6 +145,15 @@ impl Batch {
 
     pub fn delete_outbox(&mut self, consumer: &str, seq: u64) {
         self.outbox_delete.push((consumer.to_owned(), seq));
+    }
+
+    pub fn arm_timer(&mut self, timer: Timer) {
+        self.timers_armed.push(timer);
+    }
+
+    /// The timer fired (or its reason is gone): delete it.
+    pub fn disarm_timer(&mut self, timer: Timer) {
+        self.timers_done.push(timer);
     }
 
     pub fn put_silence(&mut self, silence: &Silence) {
@@ -186,6 +205,7 @@ impl Store {
             txn.open_table(DETECTORS).map_err(db_err)?;
             txn.open_table(OUTBOX).map_err(db_err)?;
             txn.open_table(SILENCES).map_err(db_err)?;
+            txn.open_table(TIMERS).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Store { db: Arc::new(db) })
@@ -205,6 +225,21 @@ impl Store {
             next_silence_id: counter(META_NEXT_SILENCE)?,
             ..Loaded::default()
         };
+        let timers = txn.open_table(TIMERS).map_err(db_err)?;
+        for row in timers.iter().map_err(db_err)? {
+            let (key, _) = row.map_err(db_err)?;
+            let (due, incident, kind) = key.value();
+            if let Some(timer) = timer_from_key(due, incident, kind) {
+                loaded.timers.push(timer);
+            } else {
+                tracing::warn!(
+                    due,
+                    incident,
+                    kind,
+                    "ignoring a stored timer of an unknown kind"
+                );
+            }
+        }
         let silences = txn.open_table(SILENCES).map_err(db_err)?;
         for row in silences.iter().map_err(db_err)? {
             let (key, value) = row.map_err(db_err)?;
@@ -263,6 +298,13 @@ impl Store {
             }
             for (consumer, seq) in &batch.outbox_delete {
                 outbox.remove((consumer.as_str(), *seq)).map_err(db_err)?;
+            }
+            let mut timers = txn.open_table(TIMERS).map_err(db_err)?;
+            for timer in &batch.timers_armed {
+                timers.insert(timer_key(timer), ()).map_err(db_err)?;
+            }
+            for timer in &batch.timers_done {
+                timers.remove(timer_key(timer)).map_err(db_err)?;
             }
             let mut silences = txn.open_table(SILENCES).map_err(db_err)?;
             for (id, silence) in &batch.silences {
@@ -385,6 +427,28 @@ impl Store {
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
         incidents.len().map_err(db_err)
     }
+}
+
+fn timer_key(timer: &Timer) -> (i64, u64, &'static str) {
+    (
+        timer.due.timestamp_millis(),
+        timer.incident.0,
+        timer.kind.as_str(),
+    )
+}
+
+fn timer_from_key(due: i64, incident: u64, kind: &str) -> Option<Timer> {
+    let kind = match kind {
+        "unacknowledged" => TimerKind::Unacknowledged,
+        "unresolved" => TimerKind::Unresolved,
+        "close" => TimerKind::Close,
+        _ => return None,
+    };
+    Some(Timer {
+        due: chrono::DateTime::from_timestamp_millis(due)?,
+        incident: IncidentId(incident),
+        kind,
+    })
 }
 
 fn encode(record: &impl Serialize) -> Vec<u8> {

@@ -1,0 +1,88 @@
+//! Durable timers: what must happen to an incident at a given time if nothing else
+//! happened first — escalate when not acknowledged or not resolved in time, close after
+//! the quiet period. Timers are stored with the change that arms them and deleted with the
+//! change they cause, so each fires exactly once, also across a restart. A timer that finds
+//! its reason gone (the incident was acknowledged meanwhile) does nothing.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::incident::IncidentId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// Escalate one tier if the incident is still not acknowledged.
+    Unacknowledged,
+    /// Escalate one tier if the incident is still not resolved.
+    Unresolved,
+    /// Close the incident if it is still resolved (and verified).
+    Close,
+}
+
+impl TimerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::Unacknowledged => "unacknowledged",
+            TimerKind::Unresolved => "unresolved",
+            TimerKind::Close => "close",
+        }
+    }
+}
+
+/// One armed timer. Ordered by due time first, so the earliest is the first of a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timer {
+    pub due: DateTime<Utc>,
+    pub incident: IncidentId,
+    pub kind: TimerKind,
+}
+
+/// Removes and returns the timers due at `now` (earliest first) from an ordered set.
+pub fn take_due(timers: &mut std::collections::BTreeSet<Timer>, now: DateTime<Utc>) -> Vec<Timer> {
+    let mut due = Vec::new();
+    while let Some(first) = timers.first().copied() {
+        if first.due > now {
+            break;
+        }
+        timers.pop_first();
+        due.push(first);
+    }
+    due
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_225_600 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn takes_exactly_the_due_timers_in_order() {
+        let timer = |s, id, kind| Timer {
+            due: at(s),
+            incident: IncidentId(id),
+            kind,
+        };
+        let mut timers = BTreeSet::from([
+            timer(30, 1, TimerKind::Unresolved),
+            timer(10, 2, TimerKind::Close),
+            timer(20, 1, TimerKind::Unacknowledged),
+        ]);
+        assert!(take_due(&mut timers, at(9)).is_empty());
+        assert_eq!(
+            take_due(&mut timers, at(20)),
+            [
+                timer(10, 2, TimerKind::Close),
+                timer(20, 1, TimerKind::Unacknowledged)
+            ]
+        );
+        assert_eq!(timers.len(), 1);
+        assert_eq!(take_due(&mut timers, at(100)).len(), 1);
+        assert!(timers.is_empty());
+    }
+}
