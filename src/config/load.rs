@@ -289,6 +289,7 @@ struct WebhookOutline {
     secret_env: Option<Value>,
     events: Option<Value>,
     timeout: Option<Value>,
+    security: Option<Value>,
 }
 
 /// A rule file, outline.
@@ -994,6 +995,7 @@ fn webhook(
             "timeout must be greater than 0".to_owned(),
         );
     }
+    let security = check.field(&at, "security", outline.security);
     if check.count() > before {
         return None;
     }
@@ -1003,6 +1005,7 @@ fn webhook(
         secrets: secrets?,
         events,
         timeout: timeout?,
+        security: security.unwrap_or(false),
     })
 }
 
@@ -2084,6 +2087,7 @@ webhooks:
     secret_env: HOOK_SECRET
     events: [incident.opened, incident.resolved]
     timeout: 5s
+    security: true
   - name: audit
     url: http://audit.example/
     secret_env: HOOK_SECRET
@@ -2168,6 +2172,7 @@ rules:
             ])
         );
         assert_eq!(chatops.timeout, Duration::from_secs(5));
+        assert!(chatops.security && !audit.security);
         assert!(chatops.wants("incident.opened") && !chatops.wants("incident.closed"));
         assert_eq!(audit.events, None);
         assert_eq!(audit.timeout, Duration::from_secs(10));
@@ -2399,6 +2404,7 @@ webhooks:
   - {name: d, url: 'http://x/', secret_env: W_MIXED, events: [], timeout: 0}
   - {name: d, url: 'http://x/', secret_env: HOOK_SECRET, timeout: 5 min}
   - {name: e, url: 'http://x/', secret_env: HOOK_SECRET, retries: 3}
+  - {name: f, url: 'http://x/', secret_env: HOOK_SECRET, security: maybe}
 ";
         check_env(
             &[("incidentd.yaml", config)],
@@ -2419,7 +2425,8 @@ webhooks:
                 "incidentd.yaml:5:75: timeout must be greater than 0",
                 "incidentd.yaml:6:12: duplicate webhook name `d`; first defined at incidentd.yaml:5:12",
                 "incidentd.yaml:6:67: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
-                "incidentd.yaml:7:58: unknown field `retries`, expected one of `name`, `url`, `secret_env`, `events`, `timeout`",
+                "incidentd.yaml:7:58: unknown field `retries`, expected one of `name`, `url`, `secret_env`, `events`, `timeout`, `security`",
+                "incidentd.yaml:8:68: invalid type: string \"maybe\", expected a boolean",
             ],
         );
     }
