@@ -2761,6 +2761,268 @@ rules:
     }
 
     #[test]
+    fn category_errors() {
+        let config = "\
+categories:
+  - {name: availability}
+  - {name: Data Breach, restricted: true}
+  - {name: request, kind: ticket}
+  - {name: availability, kind: request}
+  - {kind: request}
+  - {name: perf, restricted: maybe, owner: x}
+  - {name: 9lives}
+";
+        check(
+            &[("incidentd.yaml", config)],
+            &[
+                "incidentd.yaml:3:12: invalid category `Data Breach`; categories match [a-z][a-z0-9_]*",
+                "incidentd.yaml:4:27: unknown variant `ticket`, expected `incident` or `request`",
+                "incidentd.yaml:5:12: duplicate category name `availability`; first defined at incidentd.yaml:2:12",
+                "incidentd.yaml:6:5: missing field `name`",
+                "incidentd.yaml:7:37: unknown field `owner`, expected one of `name`, `kind`, `restricted`",
+                "incidentd.yaml:8:12: invalid category `9lives`; categories match [a-z][a-z0-9_]*",
+            ],
+        );
+        check(
+            &[("incidentd.yaml", "categories: []\n")],
+            &["incidentd.yaml:1:13: categories must list at least one category"],
+        );
+        check(
+            &[(
+                "incidentd.yaml",
+                "categories: [{name: a, restricted: maybe}]\n",
+            )],
+            &["incidentd.yaml:1:36: invalid type: string \"maybe\", expected a boolean"],
+        );
+    }
+
+    #[test]
+    fn priority_matrix_errors() {
+        let config = "\
+priority_matrix:
+  high:   {high: P1, medium: P2, low: P0}
+  medium: {high: P2, medium: P3, critical: P1}
+";
+        check(
+            &[("incidentd.yaml", config)],
+            &[
+                "incidentd.yaml:2:3: priority_matrix has no row for impact `low`; every impact (high, medium, low) needs one",
+                "incidentd.yaml:2:39: unknown variant `P0`, expected one of `P1`, `P2`, `P3`, `P4`, `P5`",
+                "incidentd.yaml:3:34: unknown field `critical`, expected one of `high`, `medium`, `low`",
+            ],
+        );
+        check(
+            &[("incidentd.yaml", "priority_matrix:\n  lowest: {high: P3}\n")],
+            &[
+                "incidentd.yaml:2:3: unknown field `lowest`, expected one of `high`, `medium`, `low`",
+            ],
+        );
+        let config = "\
+priority_matrix:
+  high:   {high: P1, medium: P2}
+  medium: {high: P2, medium: P3, low: p4}
+  low:    [P3, P4, P5]
+";
+        check(
+            &[("incidentd.yaml", config)],
+            &[
+                "incidentd.yaml:2:11: priority_matrix impact `high` has no priority for urgency `low`; every urgency (high, medium, low) needs one",
+                "incidentd.yaml:3:39: unknown variant `p4`, expected one of `P1`, `P2`, `P3`, `P4`, `P5`",
+                "incidentd.yaml:4:11: invalid type: sequence, expected a row of the priority matrix (a mapping of urgency to priority)",
+            ],
+        );
+        // Each impact and each urgency once: a repeated one is a duplicate YAML key, which
+        // the whole file's parse refuses (at the mapping that repeats it).
+        check(
+            &[(
+                "incidentd.yaml",
+                "priority_matrix:\n  high: {high: P1, high: P2, medium: P2, low: P3}\n",
+            )],
+            &["incidentd.yaml:2:9: duplicate entry with key \"high\""],
+        );
+    }
+
+    #[test]
+    fn escalation_errors() {
+        let config = "\
+escalation:
+  P1: {start_tier: L4}
+  P2: {unacknowledged_after: 0, unresolved_after: 1 day}
+";
+        check(
+            &[("incidentd.yaml", config)],
+            &[
+                "incidentd.yaml:2:20: unknown variant `L4`, expected one of `L1`, `L2`, `L3`",
+                "incidentd.yaml:3:30: unacknowledged_after must be greater than 0",
+                "incidentd.yaml:3:51: invalid duration `1 day`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+            ],
+        );
+        check(
+            &[("incidentd.yaml", "escalation:\n  P6: {start_tier: L1}\n")],
+            &[
+                "incidentd.yaml:2:3: unknown field `P6`, expected one of `P1`, `P2`, `P3`, `P4`, `P5`, `default`",
+            ],
+        );
+        check(
+            &[(
+                "incidentd.yaml",
+                "escalation:\n  default: {start_tier: L1, unresolved_after: 0s, notify: oncall}\n  P3: L2\n",
+            )],
+            &[
+                "incidentd.yaml:2:51: unknown field `notify`, expected one of `start_tier`, `unacknowledged_after`, `unresolved_after`",
+                "incidentd.yaml:3:7: invalid type: string \"L2\", expected an escalation policy (a mapping with `start_tier`, `unacknowledged_after` and `unresolved_after`)",
+            ],
+        );
+        check(
+            &[(
+                "incidentd.yaml",
+                "escalation:\n  default: {unresolved_after: 0s}\n",
+            )],
+            &["incidentd.yaml:2:31: unresolved_after must be greater than 0"],
+        );
+    }
+
+    #[test]
+    fn closure_errors() {
+        check(
+            &[(
+                "incidentd.yaml",
+                "closure: {quiet_period: -1h, after: 1h}\n",
+            )],
+            &["incidentd.yaml:1:30: unknown field `after`, expected `quiet_period`"],
+        );
+        check(
+            &[("incidentd.yaml", "closure: {quiet_period: -1h}\n")],
+            &[
+                "incidentd.yaml:1:25: invalid duration `-1h`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+            ],
+        );
+        check(
+            &[("incidentd.yaml", "closure: 1h\n")],
+            &[
+                "incidentd.yaml:1:10: invalid type: string \"1h\", expected closure settings (a mapping with `quiet_period`)",
+            ],
+        );
+    }
+
+    #[test]
+    fn workflow_sections_absent_or_partial_take_the_defaults() {
+        let (_dir, config) = load_ok(&[(
+            "incidentd.yaml",
+            "categories:\nescalation: {}\nclosure: {}\n",
+        )]);
+        let workflow = config.workflow;
+        let default = WorkflowConfig::default();
+        assert_eq!(workflow.categories, default.categories);
+        assert_eq!(workflow.priority_matrix, default.priority_matrix);
+        assert_eq!(workflow.closure_quiet_period, Duration::from_secs(3600));
+        // An escalation section replaces the built-in policies: P1 follows `default` too.
+        assert_eq!(workflow.escalation.per_priority, BTreeMap::new());
+        assert_eq!(workflow.escalation.default, default.escalation.default);
+    }
+
+    #[test]
+    fn the_contracts_example_loads() {
+        let config = "\
+categories:
+  - {name: availability}
+  - {name: request, kind: request}
+  - {name: data_breach, restricted: true}
+priority_matrix:
+  high:   {high: P1, medium: P2, low: P3}
+  medium: {high: P2, medium: P3, low: P4}
+  low:    {high: P3, medium: P4, low: P5}
+escalation:
+  P1: {start_tier: L3}
+  default: {start_tier: L1, unacknowledged_after: 30m, unresolved_after: 8h}
+closure: {quiet_period: 1h}
+";
+        let (_dir, config) = load_ok(&[("incidentd.yaml", config)]);
+        let workflow = config.workflow;
+        let default = WorkflowConfig::default();
+        assert_eq!(workflow.priority_matrix, default.priority_matrix);
+        assert_eq!(workflow.escalation.default, default.escalation.default);
+        let p1 = workflow.escalation.policy(Priority::P1);
+        assert_eq!(
+            (p1.start_tier, p1.unacknowledged_after),
+            (Tier::L3, Some(Duration::from_secs(30 * 60)))
+        );
+        assert_eq!(
+            workflow.category("request").map(|c| c.kind),
+            Some(Kind::Request)
+        );
+        assert!(
+            workflow
+                .category("data_breach")
+                .is_some_and(|c| c.restricted)
+        );
+        assert!(
+            !workflow
+                .category("availability")
+                .is_some_and(|c| c.restricted)
+        );
+        assert_eq!(workflow.category("performance"), None);
+    }
+
+    #[test]
+    fn rule_categories_are_checked_against_the_taxonomy_across_files() {
+        let config = "categories: [{name: availability}, {name: perf}, {name: data_breach, restricted: true}]\n";
+        check(
+            &[
+                ("incidentd.yaml", config),
+                (
+                    "rules/a.yaml",
+                    "probes: [{name: p, http: {url: 'http://x/'}}]\nrules:\n  - {name: a, probe: p, when: '[STATUS] != 200', incident: {category: performance}}\n  - {name: b, probe: p, when: '[STATUS] != 200', incident: {category: perf}}\n",
+                ),
+                // An otherwise invalid rule still has its category checked; a malformed
+                // category is reported once, as malformed.
+                (
+                    "rules/b.yaml",
+                    "rules:\n  - {name: c, probe: p, when: '[STATUS] != 200', after: 0, incident: {category: capacity}}\n  - {name: d, probe: p, when: '[STATUS] != 200', incident: {category: Cap}}\n",
+                ),
+            ],
+            &[
+                "rules/a.yaml:3:71: unknown category `performance`; valid: availability, perf, data_breach",
+                "rules/b.yaml:2:57: after must be at least 1",
+                "rules/b.yaml:2:81: unknown category `capacity`; valid: availability, perf, data_breach",
+                "rules/b.yaml:3:71: invalid category `Cap`; categories match [a-z][a-z0-9_]*",
+            ],
+        );
+        // Left out, a rule's category is `availability`: reported at its incident, or at the
+        // rule when it has none.
+        check(
+            &[
+                ("incidentd.yaml", "categories: [{name: perf}]\n"),
+                (
+                    "rules/a.yaml",
+                    "probes: [{name: p, http: {url: 'http://x/'}}]\nrules:\n  - {name: a, probe: p, when: '[STATUS] != 200'}\n  - {name: b, probe: p, when: '[STATUS] != 200', incident: {impact: high}}\n",
+                ),
+            ],
+            &[
+                "rules/a.yaml:3:5: unknown category `availability` (the default when `incident.category` is left out); valid: perf",
+                "rules/a.yaml:4:60: unknown category `availability` (the default when `incident.category` is left out); valid: perf",
+            ],
+        );
+        // A taxonomy with a problem is not checked against: only its own problem is reported.
+        check(
+            &[
+                ("incidentd.yaml", "categories: [{name: perf, kind: bug}]\n"),
+                (
+                    "rules/a.yaml",
+                    "probes: [{name: p, http: {url: 'http://x/'}}]\nrules: [{name: a, probe: p, when: '[STATUS] != 200', incident: {category: perf}}]\n",
+                ),
+            ],
+            &["incidentd.yaml:1:33: unknown variant `bug`, expected `incident` or `request`"],
+        );
+        // Without incidentd.yaml (`incidentd test`), categories are not checked.
+        let dir = dir_with(&[(
+            "a.yaml",
+            "probes: [{name: p, http: {url: 'http://x/'}}]\nrules: [{name: a, probe: p, when: '[STATUS] != 200', incident: {category: anything}}]\n",
+        )]);
+        assert!(load_rule_files(&[dir.path().join("a.yaml")]).is_ok());
+    }
+
+    #[test]
     fn listen_storage_and_rule_files_errors() {
         check(
             &[(
