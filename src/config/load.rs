@@ -36,13 +36,15 @@ use super::{
     ProbeTarget, PrometheusProbe, Role, RuleConfig, TcpProbe, TlsProbe, TokenConfig, WebhookConfig,
     WorkflowConfig, split_host_port,
 };
+use super::{Category, EscalationConfig, EscalationPolicy, PriorityMatrix};
 use std::str::FromStr;
 
 use crate::domain::condition::Condition;
 use crate::domain::detector::MAX_FLAPPING_WINDOW;
 use crate::domain::duration::{format_duration, parse_duration};
+use crate::domain::incident::{Kind, Tier};
 use crate::domain::observation::BODY_LIMIT;
-use crate::domain::priority::Level;
+use crate::domain::priority::{Level, Priority};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9750";
 const DEFAULT_STORAGE_PATH: &str = "data/incidentd.redb";
@@ -93,7 +95,16 @@ pub fn load_with(
     let Some(settings) = settings else {
         return Err(ConfigErrors(diagnostics));
     };
-    let (probes, rules) = rule_files_with(&settings.rule_files, &mut icmp, &mut diagnostics);
+    // The rules' categories need both files: checked here, against a valid taxonomy only.
+    let categories = settings
+        .categories_known
+        .then_some(&settings.workflow.categories[..]);
+    let (probes, rules) = rule_files_with(
+        &settings.rule_files,
+        &mut icmp,
+        categories,
+        &mut diagnostics,
+    );
     if !diagnostics.is_empty() {
         return Err(sorted(diagnostics));
     }
@@ -106,7 +117,7 @@ pub fn load_with(
         auth: settings.auth,
         webhooks: settings.webhooks,
         probe_concurrency: settings.probe_concurrency,
-        workflow: WorkflowConfig::default(),
+        workflow: settings.workflow,
         probes,
         rules,
     })
@@ -127,8 +138,9 @@ pub fn load_rule_files(
     }
 }
 
-/// Reads and checks rule files, names across all of them included. What it returns is
-/// complete only when it pushed no diagnostic.
+/// Reads and checks rule files, names across all of them included (not their categories:
+/// the taxonomy is in `incidentd.yaml`). What it returns is complete only when it pushed no
+/// diagnostic.
 pub(super) fn rule_files(
     paths: &[PathBuf],
     diagnostics: &mut Vec<Diagnostic>,
@@ -137,12 +149,14 @@ pub(super) fn rule_files(
         access: &crate::probe::icmp::check_access,
         answer: None,
     };
-    rule_files_with(paths, &mut icmp, diagnostics)
+    rule_files_with(paths, &mut icmp, None, diagnostics)
 }
 
+/// [`rule_files`], with every rule's category checked against `categories` when given.
 fn rule_files_with(
     paths: &[PathBuf],
     icmp: &mut IcmpGate<'_>,
+    categories: Option<&[Category]>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> (Vec<ProbeConfig>, Vec<RuleConfig>) {
     let mut files = Vec::new();
@@ -153,6 +167,9 @@ fn rule_files_with(
     }
     check_names(&files, diagnostics);
     check_dependencies(&files, diagnostics);
+    if let Some(categories) = categories {
+        check_categories(&files, categories, diagnostics);
+    }
     let (mut probes, mut rules) = (Vec::new(), Vec::new());
     for file in files {
         probes.extend(file.probes.into_iter().filter_map(|entry| entry.config));
@@ -193,17 +210,13 @@ struct ConfigOutline {
     auth: Option<AuthOutline>,
     webhooks: Option<Vec<Value>>,
     probe_concurrency: Option<Value>,
+    categories: Option<Vec<Value>>,
+    priority_matrix: Option<Value>,
+    escalation: Option<Value>,
     // Keys of the contract this version does not implement yet: known, so not "unknown".
     #[serde(default, deserialize_with = "present")]
-    categories: bool,
-    #[serde(default, deserialize_with = "present")]
-    priority_matrix: bool,
-    #[serde(default, deserialize_with = "present")]
-    escalation: bool,
-    #[serde(default, deserialize_with = "present")]
     sla: bool,
-    #[serde(default, deserialize_with = "present")]
-    closure: bool,
+    closure: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     status_page: bool,
 }
@@ -211,16 +224,9 @@ struct ConfigOutline {
 impl ConfigOutline {
     /// The unimplemented sections this file has, in the contract's order.
     fn unsupported(&self) -> impl Iterator<Item = &'static str> {
-        [
-            ("categories", self.categories),
-            ("priority_matrix", self.priority_matrix),
-            ("escalation", self.escalation),
-            ("sla", self.sla),
-            ("closure", self.closure),
-            ("status_page", self.status_page),
-        ]
-        .into_iter()
-        .filter_map(|(key, present)| present.then_some(key))
+        [("sla", self.sla), ("status_page", self.status_page)]
+            .into_iter()
+            .filter_map(|(key, present)| present.then_some(key))
     }
 }
 
@@ -289,6 +295,80 @@ struct WebhookOutline {
     secret_env: Option<Value>,
     events: Option<Value>,
     timeout: Option<Value>,
+    security: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a category (a mapping with `name`, `kind` and `restricted`)"
+)]
+struct CategoryOutline {
+    name: Option<Value>,
+    kind: Option<Value>,
+    restricted: Option<Value>,
+}
+
+/// `priority_matrix`: impact → row. A row is the same shape: urgency → priority.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a priority matrix (a mapping of impact to urgency to priority)"
+)]
+struct MatrixOutline {
+    high: Option<Value>,
+    medium: Option<Value>,
+    low: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a row of the priority matrix (a mapping of urgency to priority)"
+)]
+struct MatrixRowOutline {
+    high: Option<Value>,
+    medium: Option<Value>,
+    low: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "escalation policies (a mapping of P1 to P5 and `default` to a policy)"
+)]
+struct EscalationOutline {
+    #[serde(rename = "P1")]
+    p1: Option<Value>,
+    #[serde(rename = "P2")]
+    p2: Option<Value>,
+    #[serde(rename = "P3")]
+    p3: Option<Value>,
+    #[serde(rename = "P4")]
+    p4: Option<Value>,
+    #[serde(rename = "P5")]
+    p5: Option<Value>,
+    default: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an escalation policy (a mapping with `start_tier`, `unacknowledged_after` and `unresolved_after`)"
+)]
+struct PolicyOutline {
+    start_tier: Option<Value>,
+    unacknowledged_after: Option<Value>,
+    unresolved_after: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "closure settings (a mapping with `quiet_period`)"
+)]
+struct ClosureOutline {
+    quiet_period: Option<Value>,
 }
 
 /// A rule file, outline.
@@ -675,6 +755,10 @@ struct Settings {
     auth: AuthConfig,
     webhooks: Vec<WebhookConfig>,
     probe_concurrency: usize,
+    workflow: WorkflowConfig,
+    /// Whether `workflow.categories` is the taxonomy as configured, so that the rules'
+    /// categories can be checked against it (not when `categories` has a problem).
+    categories_known: bool,
 }
 
 fn settings(
@@ -695,6 +779,8 @@ fn settings(
             auth: AuthConfig::default(),
             webhooks: Vec::new(),
             probe_concurrency: DEFAULT_PROBE_CONCURRENCY,
+            workflow: WorkflowConfig::default(),
+            categories_known: false,
         };
     };
     for key in outline.unsupported() {
@@ -704,6 +790,15 @@ fn settings(
         );
     }
     let patterns = rule_patterns(&mut check, outline.rule_files);
+    let categories = categories(&mut check, outline.categories);
+    let categories_known = categories.is_some();
+    let workflow = WorkflowConfig {
+        categories: categories.unwrap_or_default(),
+        priority_matrix: priority_matrix(&mut check, outline.priority_matrix),
+        escalation: escalation(&mut check, outline.escalation),
+        closure_quiet_period: closure_quiet_period(&mut check, outline.closure),
+        ..WorkflowConfig::default()
+    };
     Settings {
         listen: listen(&mut check, outline.listen),
         external_url: outline
@@ -723,7 +818,188 @@ fn settings(
         },
         webhooks: webhooks(&mut check, outline.webhooks.unwrap_or_default(), env),
         probe_concurrency: probe_concurrency(&mut check, outline.probe_concurrency),
+        workflow,
+        categories_known,
     }
+}
+
+/// `categories`: the taxonomy, replacing the default one entirely. `None` when it has a
+/// problem (which has its diagnostic).
+fn categories(check: &mut Check<'_>, items: Option<Vec<Value>>) -> Option<Vec<Category>> {
+    let Some(items) = items else {
+        return Some(WorkflowConfig::default().categories);
+    };
+    let before = check.count();
+    if items.is_empty() {
+        check.at(
+            &[Key("categories")],
+            "categories must list at least one category".to_owned(),
+        );
+    }
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut categories = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let at = [Key("categories"), Index(index)];
+        let Some(outline) = check.strict::<CategoryOutline>(item, &at) else {
+            continue;
+        };
+        let name: Option<String> = check.required(&at, "name", outline.name);
+        let kind: Option<Kind> = check.field(&at, "kind", outline.kind);
+        let restricted: Option<bool> = check.field(&at, "restricted", outline.restricted);
+        let Some(name) = name else { continue };
+        let path = [Key("categories"), Index(index), Key("name")];
+        if !is_category(&name) {
+            check.at(
+                &path,
+                format!("invalid category `{name}`; categories match [a-z][a-z0-9_]*"),
+            );
+        } else if let Some(&first) = names.get(&name) {
+            let first = check
+                .doc
+                .place(&[Key("categories"), Index(first), Key("name")]);
+            check.at(
+                &path,
+                format!("duplicate category name `{name}`; first defined at {first}"),
+            );
+        } else {
+            names.insert(name.clone(), index);
+        }
+        categories.push(Category {
+            name,
+            kind: kind.unwrap_or(Kind::Incident),
+            restricted: restricted.unwrap_or(false),
+        });
+    }
+    (check.count() == before).then_some(categories)
+}
+
+/// `priority_matrix`: every impact, and in each every urgency, mapped to a priority.
+fn priority_matrix(check: &mut Check<'_>, value: Option<Value>) -> PriorityMatrix {
+    let mut matrix = PriorityMatrix::default();
+    let at = [Key("priority_matrix")];
+    let Some(outline) = value.and_then(|value| check.strict::<MatrixOutline>(value, &at)) else {
+        return matrix;
+    };
+    let rows = [
+        (Level::High, outline.high),
+        (Level::Medium, outline.medium),
+        (Level::Low, outline.low),
+    ];
+    for (i, (impact, row)) in rows.into_iter().enumerate() {
+        let Some(row) = row else {
+            check.at(
+                &at,
+                format!(
+                    "priority_matrix has no row for impact `{impact}`; every impact (high, medium, low) needs one"
+                ),
+            );
+            continue;
+        };
+        let row_at = [Key("priority_matrix"), Key(impact.as_str())];
+        let Some(row) = check.strict::<MatrixRowOutline>(row, &row_at) else {
+            continue;
+        };
+        let cells = [
+            (Level::High, row.high),
+            (Level::Medium, row.medium),
+            (Level::Low, row.low),
+        ];
+        for (u, (urgency, cell)) in cells.into_iter().enumerate() {
+            if cell.is_none() {
+                check.at(
+                    &row_at,
+                    format!(
+                        "priority_matrix impact `{impact}` has no priority for urgency `{urgency}`; every urgency (high, medium, low) needs one"
+                    ),
+                );
+            }
+            if let Some(priority) = check.field::<Priority>(&row_at, urgency.as_str(), cell) {
+                matrix.0[i][u] = priority;
+            }
+        }
+    }
+    matrix
+}
+
+/// `escalation`: a policy per priority, `default` for the priorities not listed. The
+/// section replaces the built-in policies entirely (a priority it does not list follows its
+/// `default`). A field a priority's policy leaves out is its `default`'s; a field `default`
+/// leaves out is the built-in default's (L1, 30m, 8h).
+fn escalation(check: &mut Check<'_>, value: Option<Value>) -> EscalationConfig {
+    let builtin = EscalationConfig::default();
+    let at = [Key("escalation")];
+    let Some(outline) = value.and_then(|value| check.strict::<EscalationOutline>(value, &at))
+    else {
+        return builtin;
+    };
+    let default = outline
+        .default
+        .and_then(|value| escalation_policy(check, "default", value, &builtin.default))
+        .unwrap_or(builtin.default);
+    let listed = [
+        (Priority::P1, outline.p1),
+        (Priority::P2, outline.p2),
+        (Priority::P3, outline.p3),
+        (Priority::P4, outline.p4),
+        (Priority::P5, outline.p5),
+    ];
+    let per_priority = listed
+        .into_iter()
+        .filter_map(|(priority, value)| {
+            let policy = escalation_policy(check, priority.as_str(), value?, &default)?;
+            Some((priority, policy))
+        })
+        .collect();
+    EscalationConfig {
+        per_priority,
+        default,
+    }
+}
+
+/// One policy, `escalation.<key>`, its missing fields taken from `base`.
+fn escalation_policy(
+    check: &mut Check<'_>,
+    key: &str,
+    value: Value,
+    base: &EscalationPolicy,
+) -> Option<EscalationPolicy> {
+    let at = [Key("escalation"), Key(key)];
+    let outline = check.strict::<PolicyOutline>(value, &at)?;
+    let start_tier: Option<Tier> = check.field(&at, "start_tier", outline.start_tier);
+    let mut timer = |field: &str, value: Option<Value>| {
+        let text: String = check.field(&at, field, value)?;
+        let path = [Key("escalation"), Key(key), Key(field)];
+        let duration = check.duration(&path, Some(&text), Duration::ZERO)?;
+        if duration.is_zero() {
+            check.at(&path, format!("{field} must be greater than 0"));
+            return None;
+        }
+        Some(duration)
+    };
+    let unacknowledged_after = timer("unacknowledged_after", outline.unacknowledged_after);
+    let unresolved_after = timer("unresolved_after", outline.unresolved_after);
+    Some(EscalationPolicy {
+        start_tier: start_tier.unwrap_or(base.start_tier),
+        unacknowledged_after: unacknowledged_after.or(base.unacknowledged_after),
+        unresolved_after: unresolved_after.or(base.unresolved_after),
+    })
+}
+
+/// `closure.quiet_period` (≥ 0; 0 closes as soon as the resolution is verified).
+fn closure_quiet_period(check: &mut Check<'_>, value: Option<Value>) -> Duration {
+    let default = WorkflowConfig::default().closure_quiet_period;
+    let at = [Key("closure")];
+    let Some(outline) = value.and_then(|value| check.strict::<ClosureOutline>(value, &at)) else {
+        return default;
+    };
+    let text: Option<String> = check.field(&at, "quiet_period", outline.quiet_period);
+    check
+        .duration(
+            &[Key("closure"), Key("quiet_period")],
+            text.as_deref(),
+            default,
+        )
+        .unwrap_or(default)
 }
 
 fn probe_concurrency(check: &mut Check<'_>, value: Option<Value>) -> usize {
@@ -994,6 +1270,7 @@ fn webhook(
             "timeout must be greater than 0".to_owned(),
         );
     }
+    let security = check.field(&at, "security", outline.security);
     if check.count() > before {
         return None;
     }
@@ -1003,6 +1280,7 @@ fn webhook(
         secrets: secrets?,
         events,
         timeout: timeout?,
+        security: security.unwrap_or(false),
     })
 }
 
@@ -1116,7 +1394,15 @@ struct RuleEntry {
     index: usize,
     name: Option<String>,
     probe: Option<String>,
+    /// The category its incidents get, read even from an invalid rule; see [`rule_category`].
+    category: Option<RuleCategory>,
     config: Option<RuleConfig>,
+}
+
+struct RuleCategory {
+    name: String,
+    /// False for the default, when `incident.category` is left out.
+    written: bool,
 }
 
 fn rule_file(doc: Document, icmp: &mut IcmpGate<'_>, out: &mut Vec<Diagnostic>) -> RuleFile {
@@ -1605,12 +1891,14 @@ fn prometheus_probe(
 fn rule_entry(check: &mut Check<'_>, index: usize, item: Value) -> RuleEntry {
     let name = string_field(&item, "name");
     let probe = string_field(&item, "probe");
+    let category = rule_category(&item);
     let at = [Key("rules"), Index(index)];
     let Some(mut outline) = check.strict::<RuleOutline>(item, &at) else {
         return RuleEntry {
             index,
             name,
             probe,
+            category,
             config: None,
         };
     };
@@ -1621,7 +1909,28 @@ fn rule_entry(check: &mut Check<'_>, index: usize, item: Value) -> RuleEntry {
         config: rule(check, index, name.clone(), probe.clone(), outline),
         name,
         probe,
+        category,
     }
+}
+
+/// A rule item's `incident.category`, or the default when it is left out. `None` when it is
+/// not a valid category name (a problem reported by [`incident`]) or cannot be read.
+fn rule_category(item: &Value) -> Option<RuleCategory> {
+    let default = || RuleCategory {
+        name: DEFAULT_CATEGORY.to_owned(),
+        written: false,
+    };
+    let Some(incident) = mapping(item)?.get("incident") else {
+        return Some(default());
+    };
+    let Some(category) = mapping(incident)?.get("category") else {
+        return Some(default());
+    };
+    let name = category.as_str().filter(|name| is_category(name))?;
+    Some(RuleCategory {
+        name: name.to_owned(),
+        written: true,
+    })
 }
 
 fn rule(
@@ -1895,6 +2204,47 @@ fn check_dependencies(files: &[RuleFile], out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Every rule's category is one of `categories`; the problem is placed at the rule's
+/// `incident.category` (at its `incident`, or the rule, when that takes the default).
+fn check_categories(files: &[RuleFile], categories: &[Category], out: &mut Vec<Diagnostic>) {
+    let valid = categories
+        .iter()
+        .map(|category| category.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    for file in files {
+        for rule in &file.rules {
+            let Some(category) = &rule.category else {
+                continue;
+            };
+            if categories.iter().any(|c| c.name == category.name) {
+                continue;
+            }
+            let name = &category.name;
+            let message = if category.written {
+                format!("unknown category `{name}`; valid: {valid}")
+            } else {
+                format!(
+                    "unknown category `{name}` (the default when `incident.category` is left out); valid: {valid}"
+                )
+            };
+            let mut check = Check {
+                doc: &file.doc,
+                out,
+            };
+            check.at(
+                &[
+                    Key("rules"),
+                    Index(rule.index),
+                    Key("incident"),
+                    Key("category"),
+                ],
+                message,
+            );
+        }
+    }
+}
+
 /// Where each name is first defined (file index, item index); later ones are duplicates.
 fn first_definitions<'f>(
     files: &'f [RuleFile],
@@ -2084,9 +2434,24 @@ webhooks:
     secret_env: HOOK_SECRET
     events: [incident.opened, incident.resolved]
     timeout: 5s
+    security: true
   - name: audit
     url: http://audit.example/
     secret_env: HOOK_SECRET
+categories:
+  - {name: availability}
+  - {name: availability_2, kind: incident, restricted: false}
+  - {name: request, kind: request}
+  - {name: data_breach, restricted: true}
+priority_matrix:
+  high:   {high: P1, medium: P1, low: P2}
+  medium: {low: P4, medium: P3, high: P2}
+  low:    {high: P3, medium: P5, low: P5}
+escalation:
+  P1: {start_tier: L3}
+  P2: {unresolved_after: 4h}
+  default: {start_tier: L2, unacknowledged_after: 15m}
+closure: {quiet_period: 0}
 ";
 
     const WEB_RULES: &str = "\
@@ -2168,6 +2533,7 @@ rules:
             ])
         );
         assert_eq!(chatops.timeout, Duration::from_secs(5));
+        assert!(chatops.security && !audit.security);
         assert!(chatops.wants("incident.opened") && !chatops.wants("incident.closed"));
         assert_eq!(audit.events, None);
         assert_eq!(audit.timeout, Duration::from_secs(10));
@@ -2216,6 +2582,66 @@ rules:
         assert_eq!(
             (incident.impact, incident.urgency),
             (Level::High, Level::Low)
+        );
+
+        let workflow = &config.workflow;
+        let categories: Vec<_> = workflow
+            .categories
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind, c.restricted))
+            .collect();
+        assert_eq!(
+            categories,
+            [
+                ("availability", Kind::Incident, false),
+                ("availability_2", Kind::Incident, false),
+                ("request", Kind::Request, false),
+                ("data_breach", Kind::Incident, true),
+            ]
+        );
+        use Level::{High, Low, Medium};
+        use Priority::*;
+        assert_eq!(
+            workflow.priority_matrix.0,
+            [[P1, P1, P2], [P2, P3, P4], [P3, P5, P5]]
+        );
+        assert_eq!(workflow.priority_matrix.priority(Low, Medium), P5);
+        assert_eq!(workflow.priority_matrix.priority(Medium, High), P2);
+        let m = |n: u64| Duration::from_secs(n * 60);
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        let escalation = &workflow.escalation;
+        // `default` leaves out unresolved_after: the built-in 8h.
+        let default = EscalationPolicy {
+            start_tier: Tier::L2,
+            unacknowledged_after: Some(m(15)),
+            unresolved_after: Some(h(8)),
+        };
+        assert_eq!(escalation.default, default);
+        // A priority's policy takes what it leaves out from `default`.
+        assert_eq!(
+            escalation.per_priority,
+            BTreeMap::from([
+                (
+                    P1,
+                    EscalationPolicy {
+                        start_tier: Tier::L3,
+                        ..default
+                    }
+                ),
+                (
+                    P2,
+                    EscalationPolicy {
+                        unresolved_after: Some(h(4)),
+                        ..default
+                    }
+                ),
+            ])
+        );
+        assert_eq!(escalation.policy(P4), &default);
+        assert_eq!(workflow.closure_quiet_period, Duration::ZERO);
+        assert_eq!(
+            workflow.breach_notification_deadline,
+            WorkflowConfig::default().breach_notification_deadline
         );
     }
 
@@ -2272,6 +2698,8 @@ rules:
             (incident.impact, incident.urgency),
             (Level::Medium, Level::Medium)
         );
+        assert_eq!(config.workflow, WorkflowConfig::default());
+        assert!(config.webhooks.iter().all(|w| !w.security));
     }
 
     #[test]
@@ -2323,14 +2751,275 @@ rules:
         check(
             &[(
                 "incidentd.yaml",
-                "listen: 127.0.0.1:1\nsla:\n  warn_at: 0.75\nclosure: {quiet_period: 1h}\ncategories:\n",
+                "listen: 127.0.0.1:1\nsla:\n  warn_at: 0.75\nclosure: {quiet_period: 1h}\nstatus_page:\n",
             )],
             &[
                 "incidentd.yaml:2:1: `sla` is not supported by this version of incidentd yet",
-                "incidentd.yaml:4:1: `closure` is not supported by this version of incidentd yet",
-                "incidentd.yaml:5:1: `categories` is not supported by this version of incidentd yet",
+                "incidentd.yaml:5:1: `status_page` is not supported by this version of incidentd yet",
             ],
         );
+    }
+
+    #[test]
+    fn category_errors() {
+        let config = "\
+categories:
+  - {name: availability}
+  - {name: Data Breach, restricted: true}
+  - {name: request, kind: ticket}
+  - {name: availability, kind: request}
+  - {kind: request}
+  - {name: perf, restricted: maybe, owner: x}
+  - {name: 9lives}
+";
+        check(
+            &[("incidentd.yaml", config)],
+            &[
+                "incidentd.yaml:3:12: invalid category `Data Breach`; categories match [a-z][a-z0-9_]*",
+                "incidentd.yaml:4:27: unknown variant `ticket`, expected `incident` or `request`",
+                "incidentd.yaml:5:12: duplicate category name `availability`; first defined at incidentd.yaml:2:12",
+                "incidentd.yaml:6:5: missing field `name`",
+                "incidentd.yaml:7:37: unknown field `owner`, expected one of `name`, `kind`, `restricted`",
+                "incidentd.yaml:8:12: invalid category `9lives`; categories match [a-z][a-z0-9_]*",
+            ],
+        );
+        check(
+            &[("incidentd.yaml", "categories: []\n")],
+            &["incidentd.yaml:1:13: categories must list at least one category"],
+        );
+        check(
+            &[(
+                "incidentd.yaml",
+                "categories: [{name: a, restricted: maybe}]\n",
+            )],
+            &["incidentd.yaml:1:36: invalid type: string \"maybe\", expected a boolean"],
+        );
+    }
+
+    #[test]
+    fn priority_matrix_errors() {
+        let config = "\
+priority_matrix:
+  high:   {high: P1, medium: P2, low: P0}
+  medium: {high: P2, medium: P3, critical: P1}
+";
+        check(
+            &[("incidentd.yaml", config)],
+            &[
+                "incidentd.yaml:2:3: priority_matrix has no row for impact `low`; every impact (high, medium, low) needs one",
+                "incidentd.yaml:2:39: unknown variant `P0`, expected one of `P1`, `P2`, `P3`, `P4`, `P5`",
+                "incidentd.yaml:3:34: unknown field `critical`, expected one of `high`, `medium`, `low`",
+            ],
+        );
+        check(
+            &[("incidentd.yaml", "priority_matrix:\n  lowest: {high: P3}\n")],
+            &[
+                "incidentd.yaml:2:3: unknown field `lowest`, expected one of `high`, `medium`, `low`",
+            ],
+        );
+        let config = "\
+priority_matrix:
+  high:   {high: P1, medium: P2}
+  medium: {high: P2, medium: P3, low: p4}
+  low:    [P3, P4, P5]
+";
+        check(
+            &[("incidentd.yaml", config)],
+            &[
+                "incidentd.yaml:2:11: priority_matrix impact `high` has no priority for urgency `low`; every urgency (high, medium, low) needs one",
+                "incidentd.yaml:3:39: unknown variant `p4`, expected one of `P1`, `P2`, `P3`, `P4`, `P5`",
+                "incidentd.yaml:4:11: invalid type: sequence, expected a row of the priority matrix (a mapping of urgency to priority)",
+            ],
+        );
+        // Each impact and each urgency once: a repeated one is a duplicate YAML key, which
+        // the whole file's parse refuses (at the mapping that repeats it).
+        check(
+            &[(
+                "incidentd.yaml",
+                "priority_matrix:\n  high: {high: P1, high: P2, medium: P2, low: P3}\n",
+            )],
+            &["incidentd.yaml:2:9: duplicate entry with key \"high\""],
+        );
+    }
+
+    #[test]
+    fn escalation_errors() {
+        let config = "\
+escalation:
+  P1: {start_tier: L4}
+  P2: {unacknowledged_after: 0, unresolved_after: 1 day}
+";
+        check(
+            &[("incidentd.yaml", config)],
+            &[
+                "incidentd.yaml:2:20: unknown variant `L4`, expected one of `L1`, `L2`, `L3`",
+                "incidentd.yaml:3:30: unacknowledged_after must be greater than 0",
+                "incidentd.yaml:3:51: invalid duration `1 day`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+            ],
+        );
+        check(
+            &[("incidentd.yaml", "escalation:\n  P6: {start_tier: L1}\n")],
+            &[
+                "incidentd.yaml:2:3: unknown field `P6`, expected one of `P1`, `P2`, `P3`, `P4`, `P5`, `default`",
+            ],
+        );
+        check(
+            &[(
+                "incidentd.yaml",
+                "escalation:\n  default: {start_tier: L1, unresolved_after: 0s, notify: oncall}\n  P3: L2\n",
+            )],
+            &[
+                "incidentd.yaml:2:51: unknown field `notify`, expected one of `start_tier`, `unacknowledged_after`, `unresolved_after`",
+                "incidentd.yaml:3:7: invalid type: string \"L2\", expected an escalation policy (a mapping with `start_tier`, `unacknowledged_after` and `unresolved_after`)",
+            ],
+        );
+        check(
+            &[(
+                "incidentd.yaml",
+                "escalation:\n  default: {unresolved_after: 0s}\n",
+            )],
+            &["incidentd.yaml:2:31: unresolved_after must be greater than 0"],
+        );
+    }
+
+    #[test]
+    fn closure_errors() {
+        check(
+            &[(
+                "incidentd.yaml",
+                "closure: {quiet_period: -1h, after: 1h}\n",
+            )],
+            &["incidentd.yaml:1:30: unknown field `after`, expected `quiet_period`"],
+        );
+        check(
+            &[("incidentd.yaml", "closure: {quiet_period: -1h}\n")],
+            &[
+                "incidentd.yaml:1:25: invalid duration `-1h`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+            ],
+        );
+        check(
+            &[("incidentd.yaml", "closure: 1h\n")],
+            &[
+                "incidentd.yaml:1:10: invalid type: string \"1h\", expected closure settings (a mapping with `quiet_period`)",
+            ],
+        );
+    }
+
+    #[test]
+    fn workflow_sections_absent_or_partial_take_the_defaults() {
+        let (_dir, config) = load_ok(&[(
+            "incidentd.yaml",
+            "categories:\nescalation: {}\nclosure: {}\n",
+        )]);
+        let workflow = config.workflow;
+        let default = WorkflowConfig::default();
+        assert_eq!(workflow.categories, default.categories);
+        assert_eq!(workflow.priority_matrix, default.priority_matrix);
+        assert_eq!(workflow.closure_quiet_period, Duration::from_secs(3600));
+        // An escalation section replaces the built-in policies: P1 follows `default` too.
+        assert_eq!(workflow.escalation.per_priority, BTreeMap::new());
+        assert_eq!(workflow.escalation.default, default.escalation.default);
+    }
+
+    #[test]
+    fn the_contracts_example_loads() {
+        let config = "\
+categories:
+  - {name: availability}
+  - {name: request, kind: request}
+  - {name: data_breach, restricted: true}
+priority_matrix:
+  high:   {high: P1, medium: P2, low: P3}
+  medium: {high: P2, medium: P3, low: P4}
+  low:    {high: P3, medium: P4, low: P5}
+escalation:
+  P1: {start_tier: L3}
+  default: {start_tier: L1, unacknowledged_after: 30m, unresolved_after: 8h}
+closure: {quiet_period: 1h}
+";
+        let (_dir, config) = load_ok(&[("incidentd.yaml", config)]);
+        let workflow = config.workflow;
+        let default = WorkflowConfig::default();
+        assert_eq!(workflow.priority_matrix, default.priority_matrix);
+        assert_eq!(workflow.escalation.default, default.escalation.default);
+        let p1 = workflow.escalation.policy(Priority::P1);
+        assert_eq!(
+            (p1.start_tier, p1.unacknowledged_after),
+            (Tier::L3, Some(Duration::from_secs(30 * 60)))
+        );
+        assert_eq!(
+            workflow.category("request").map(|c| c.kind),
+            Some(Kind::Request)
+        );
+        assert!(
+            workflow
+                .category("data_breach")
+                .is_some_and(|c| c.restricted)
+        );
+        assert!(
+            !workflow
+                .category("availability")
+                .is_some_and(|c| c.restricted)
+        );
+        assert_eq!(workflow.category("performance"), None);
+    }
+
+    #[test]
+    fn rule_categories_are_checked_against_the_taxonomy_across_files() {
+        let config = "categories: [{name: availability}, {name: perf}, {name: data_breach, restricted: true}]\n";
+        check(
+            &[
+                ("incidentd.yaml", config),
+                (
+                    "rules/a.yaml",
+                    "probes: [{name: p, http: {url: 'http://x/'}}]\nrules:\n  - {name: a, probe: p, when: '[STATUS] != 200', incident: {category: performance}}\n  - {name: b, probe: p, when: '[STATUS] != 200', incident: {category: perf}}\n",
+                ),
+                // An otherwise invalid rule still has its category checked; a malformed
+                // category is reported once, as malformed.
+                (
+                    "rules/b.yaml",
+                    "rules:\n  - {name: c, probe: p, when: '[STATUS] != 200', after: 0, incident: {category: capacity}}\n  - {name: d, probe: p, when: '[STATUS] != 200', incident: {category: Cap}}\n",
+                ),
+            ],
+            &[
+                "rules/a.yaml:3:71: unknown category `performance`; valid: availability, perf, data_breach",
+                "rules/b.yaml:2:57: after must be at least 1",
+                "rules/b.yaml:2:81: unknown category `capacity`; valid: availability, perf, data_breach",
+                "rules/b.yaml:3:71: invalid category `Cap`; categories match [a-z][a-z0-9_]*",
+            ],
+        );
+        // Left out, a rule's category is `availability`: reported at its incident, or at the
+        // rule when it has none.
+        check(
+            &[
+                ("incidentd.yaml", "categories: [{name: perf}]\n"),
+                (
+                    "rules/a.yaml",
+                    "probes: [{name: p, http: {url: 'http://x/'}}]\nrules:\n  - {name: a, probe: p, when: '[STATUS] != 200'}\n  - {name: b, probe: p, when: '[STATUS] != 200', incident: {impact: high}}\n",
+                ),
+            ],
+            &[
+                "rules/a.yaml:3:5: unknown category `availability` (the default when `incident.category` is left out); valid: perf",
+                "rules/a.yaml:4:60: unknown category `availability` (the default when `incident.category` is left out); valid: perf",
+            ],
+        );
+        // A taxonomy with a problem is not checked against: only its own problem is reported.
+        check(
+            &[
+                ("incidentd.yaml", "categories: [{name: perf, kind: bug}]\n"),
+                (
+                    "rules/a.yaml",
+                    "probes: [{name: p, http: {url: 'http://x/'}}]\nrules: [{name: a, probe: p, when: '[STATUS] != 200', incident: {category: perf}}]\n",
+                ),
+            ],
+            &["incidentd.yaml:1:33: unknown variant `bug`, expected `incident` or `request`"],
+        );
+        // Without incidentd.yaml (`incidentd test`), categories are not checked.
+        let dir = dir_with(&[(
+            "a.yaml",
+            "probes: [{name: p, http: {url: 'http://x/'}}]\nrules: [{name: a, probe: p, when: '[STATUS] != 200', incident: {category: anything}}]\n",
+        )]);
+        assert!(load_rule_files(&[dir.path().join("a.yaml")]).is_ok());
     }
 
     #[test]
@@ -2399,6 +3088,7 @@ webhooks:
   - {name: d, url: 'http://x/', secret_env: W_MIXED, events: [], timeout: 0}
   - {name: d, url: 'http://x/', secret_env: HOOK_SECRET, timeout: 5 min}
   - {name: e, url: 'http://x/', secret_env: HOOK_SECRET, retries: 3}
+  - {name: f, url: 'http://x/', secret_env: HOOK_SECRET, security: maybe}
 ";
         check_env(
             &[("incidentd.yaml", config)],
@@ -2419,7 +3109,8 @@ webhooks:
                 "incidentd.yaml:5:75: timeout must be greater than 0",
                 "incidentd.yaml:6:12: duplicate webhook name `d`; first defined at incidentd.yaml:5:12",
                 "incidentd.yaml:6:67: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
-                "incidentd.yaml:7:58: unknown field `retries`, expected one of `name`, `url`, `secret_env`, `events`, `timeout`",
+                "incidentd.yaml:7:58: unknown field `retries`, expected one of `name`, `url`, `secret_env`, `events`, `timeout`, `security`",
+                "incidentd.yaml:8:68: invalid type: string \"maybe\", expected a boolean",
             ],
         );
     }

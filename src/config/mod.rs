@@ -269,6 +269,9 @@ pub struct WebhookConfig {
     /// The event types this consumer receives; `None` means all.
     pub events: Option<Vec<String>>,
     pub timeout: Duration,
+    /// May receive the details of restricted incidents (a restricted category, such as
+    /// `data_breach`); other consumers get them redacted. Default false.
+    pub security: bool,
 }
 
 impl fmt::Debug for WebhookConfig {
@@ -282,6 +285,7 @@ impl fmt::Debug for WebhookConfig {
             )
             .field("events", &self.events)
             .field("timeout", &self.timeout)
+            .field("security", &self.security)
             .finish()
     }
 }
