@@ -828,7 +828,7 @@ fn evidence_line(evidence: &Value) -> String {
         if let Some(value) = evidence["value"].as_f64() {
             parts.push(format!("value {value}"));
         }
-        if let Some(body) = evidence["body_excerpt"].as_str() {
+        if let Some(body) = evidence["body_excerpt"].as_str().filter(|b| !b.is_empty()) {
             parts.push(format!("body {:?}", excerpt(body, 60)));
         }
         let _ = write!(line, "probe {}", field(&evidence["probe"]));
