@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check` and `test`.
+//! The command line: `serve`, `check`, `test` and `ctl` (the API client, in [`crate::ctl`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,6 +41,9 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Talk to a running incidentd over its HTTP API: list, show, ack, escalate, note, hold,
+    /// resume, resolve, close, reopen, open, update.
+    Ctl(Box<crate::ctl::CtlArgs>),
 }
 
 impl Cli {
@@ -48,7 +51,7 @@ impl Cli {
     /// engine's "incident opened" lines do not bury the test results.
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
-            Command::Test { .. } => "warn",
+            Command::Test { .. } | Command::Ctl(_) => "warn",
             Command::Serve { .. } | Command::Check { .. } => "info",
         }
     }
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Test { files } => test(&files),
+        Command::Ctl(args) => Ok(crate::ctl::run(*args)),
     }
 }
 

@@ -10,7 +10,8 @@
 //! - [`notify`]: webhook delivery from the outbox, Standard Webhooks signing.
 //! - [`api`]: the HTTP API; [`view`]: the JSON shape of an incident.
 //! - [`config`]: strict YAML config, every error with `FILE:LINE:COL`.
-//! - [`app`]: start-up and ordered shutdown; [`cli`]: the commands.
+//! - [`app`]: start-up and ordered shutdown; [`cli`]: the commands; [`ctl`]: `incidentd ctl`,
+//!   the HTTP API's command-line client.
 //! - [`ruletest`]: `incidentd test`, rule unit tests run on the real engine.
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod ctl;
 pub mod domain;
 pub mod engine;
 pub mod metrics;

@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod check;
+mod ctl;
 mod detection;
 mod probe_to_webhook;
 mod probes;
