@@ -82,6 +82,17 @@ pub enum Tier {
 }
 
 impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::L1, Tier::L2, Tier::L3];
+
+    /// The tier above, if any.
+    pub fn next(self) -> Option<Tier> {
+        match self {
+            Tier::L1 => Some(Tier::L2),
+            Tier::L2 => Some(Tier::L3),
+            Tier::L3 => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Tier::L1 => "L1",
@@ -111,19 +122,52 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Source {
-    Rule { rule: String, probe: String },
+    Rule {
+        rule: String,
+        probe: String,
+    },
+    /// A person's ticket (`POST /api/v1/incidents`).
+    Ticket,
 }
 
 impl Source {
     pub fn type_str(&self) -> &'static str {
         match self {
             Source::Rule { .. } => "rule",
+            Source::Ticket => "ticket",
+        }
+    }
+}
+
+/// Who reported a ticket and how to reach them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reporter {
+    pub name: String,
+    pub contact: String,
+}
+
+/// Whether the probe confirmed that a resolved rule incident is really over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    /// Resolved by hand while its rules still fire: not closable until they recover.
+    Pending,
+    Verified,
+}
+
+impl Verification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::Pending => "pending",
+            Verification::Verified => "verified",
         }
     }
 }
 
 /// What was seen: the symptom that opened (or moved) the incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Nearly all evidence is probe results: boxing them would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Evidence {
     ProbeResult {
@@ -135,6 +179,8 @@ pub enum Evidence {
         /// The result, its body cut to an excerpt and without headers.
         observation: Observation,
     },
+    /// What the reporter of a ticket wrote.
+    Ticket { text: String },
 }
 
 /// How much of a body the evidence keeps.
@@ -170,6 +216,8 @@ pub struct TimelineEntry {
     /// The event type without the `incident.` prefix (`opened`, `acknowledged`, …).
     pub kind: String,
     pub message: String,
+    /// A public note: shown on the status page (notes only; false for everything else).
+    pub public: bool,
 }
 
 /// What a transition asks the engine to do, in order.
@@ -178,6 +226,13 @@ pub enum Effect {
     Timeline(TimelineEntry),
     /// Emit this event type (`incident.opened`, …) with the incident as it is now.
     Event(&'static str),
+    /// The tier moved: counted in `incidentd_escalations_total{from,to,reason}`.
+    Escalated {
+        from: Tier,
+        to: Tier,
+        /// `manual`, `unacknowledged`, `unresolved` or `priority`.
+        reason: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,6 +243,19 @@ pub enum TransitionError {
         state: State,
         action: &'static str,
     },
+    /// The state allows the action in general, but not this time.
+    #[error("incident {id} is {state}; {reason}")]
+    Conflict {
+        id: IncidentId,
+        state: State,
+        reason: String,
+    },
+    /// Only an admin may do this (move a tier down or sideways).
+    #[error("{0}")]
+    NotPermitted(String),
+    /// The request itself is wrong (an empty reason).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,6 +274,10 @@ pub struct Incident {
     pub labels: BTreeMap<String, String>,
     pub source: Source,
     pub fingerprint: String,
+    /// For tickets: who reported it.
+    pub reporter: Option<Reporter>,
+    /// For resolved rule incidents: whether the probe confirmed recovery.
+    pub verification: Option<Verification>,
     /// What rule symptoms of one service share: an early symptom and the outage that
     /// follows it are one incident, raised in priority, not two.
     pub group: String,
@@ -279,6 +351,8 @@ impl Incident {
                 rule: signal.rule.to_owned(),
                 probe: signal.probe.to_owned(),
             },
+            reporter: None,
+            verification: None,
             evidence: vec![Evidence::probe_result(signal)],
             resolution: None,
             opened_at: now,
@@ -343,6 +417,11 @@ impl Incident {
                         tier.as_str()
                     ),
                 ));
+                effects.push(Effect::Escalated {
+                    from: self.tier,
+                    to: tier,
+                    reason: "priority",
+                });
                 self.tier = tier;
                 effects.push(Effect::Event("incident.escalated"));
             }
@@ -372,7 +451,24 @@ impl Incident {
         now: DateTime<Utc>,
     ) -> Vec<Effect> {
         self.firing_rules.remove(rule);
-        if !self.firing_rules.is_empty() || !self.state.is_active() {
+        if !self.firing_rules.is_empty() {
+            return Vec::new();
+        }
+        if self.state == State::Resolved && self.verification == Some(Verification::Pending) {
+            // The probe confirms what a person said: resolved for real. No second
+            // `incident.resolved`: the resolution already was one.
+            self.verification = Some(Verification::Verified);
+            return vec![timeline(
+                now,
+                SYSTEM,
+                "verified",
+                format!(
+                    "verification pending → verified: rule `{rule}` recovered ({})",
+                    describe(observation)
+                ),
+            )];
+        }
+        if !self.state.is_active() {
             return Vec::new();
         }
         if auto_resolve {
@@ -422,13 +518,32 @@ impl Incident {
         if !self.state.is_active() {
             return Err(self.refuse("resolve"));
         }
+        // A rule incident is verified by its probe: while a rule still fires, the
+        // resolution waits for the recovery (`rule_recovered`).
+        let verification = match self.source {
+            Source::Rule { .. } if !self.firing_rules.is_empty() => Some(Verification::Pending),
+            Source::Rule { .. } => Some(Verification::Verified),
+            Source::Ticket => None,
+        };
+        let pending = match verification {
+            Some(Verification::Pending) => format!(
+                " (verification pending: rule {} still firing)",
+                self.firing_rules
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => String::new(),
+        };
         let message = match &resolution {
-            Some(text) => format!("state {} → resolved: {text}", self.state),
-            None => format!("state {} → resolved", self.state),
+            Some(text) => format!("state {} → resolved: {text}{pending}", self.state),
+            None => format!("state {} → resolved{pending}", self.state),
         };
         self.state = State::Resolved;
         self.resolved_at = Some(now);
         self.resolution = resolution;
+        self.verification = verification;
         Ok(vec![
             timeline(now, actor, "resolved", message),
             Effect::Event("incident.resolved"),
@@ -449,9 +564,354 @@ impl Incident {
         self.state = State::Resolved;
         self.resolved_at = Some(now);
         self.resolution = Some("recovered: the probe confirms the symptom is gone".to_owned());
+        self.verification = Some(Verification::Verified);
         vec![
             timeline(now, SYSTEM, "resolved", message),
             Effect::Event("incident.resolved"),
+        ]
+    }
+
+    /// Opens an incident (or request) from a person's ticket. `priority` comes from the
+    /// configured matrix and `start_tier` from the escalation policy; a `data_breach`
+    /// ticket starts at L3 whatever the policy says.
+    pub fn open_ticket(
+        id: IncidentId,
+        ticket: Ticket,
+        priority: Priority,
+        start_tier: Tier,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> (Incident, Vec<Effect>) {
+        let tier = if ticket.category == DATA_BREACH {
+            Tier::L3
+        } else {
+            start_tier
+        };
+        let id_text = id.to_string();
+        let text = if ticket.description.is_empty() {
+            ticket.title.clone()
+        } else {
+            format!("{}\n\n{}", ticket.title, ticket.description)
+        };
+        let incident = Incident {
+            id,
+            kind: ticket.kind,
+            title: ticket.title,
+            description: ticket.description,
+            state: State::Open,
+            tier,
+            priority,
+            impact: ticket.impact,
+            urgency: ticket.urgency,
+            category: ticket.category,
+            service: ticket.service,
+            labels: ticket.labels,
+            source: Source::Ticket,
+            fingerprint: fingerprint(&[("ticket", &id_text)]),
+            // A ticket is its own group: rule symptoms never join it.
+            group: format!("ticket/{id_text}"),
+            firing_rules: BTreeSet::new(),
+            reporter: Some(ticket.reporter),
+            verification: None,
+            evidence: vec![Evidence::Ticket { text }],
+            resolution: None,
+            opened_at: now,
+            acknowledged_at: None,
+            resolved_at: None,
+            closed_at: None,
+        };
+        let reporter = incident.reporter.as_ref().expect("set above");
+        let effects = vec![
+            timeline(
+                now,
+                actor,
+                "opened",
+                format!(
+                    "opened as {} {} at {} ({}) from a ticket by {} <{}>",
+                    incident.kind.as_str(),
+                    incident.priority,
+                    incident.tier.as_str(),
+                    incident.category,
+                    reporter.name,
+                    reporter.contact
+                ),
+            ),
+            Effect::Event("incident.opened"),
+        ];
+        (incident, effects)
+    }
+
+    /// A note on the timeline: internal, or public (the status page shows it). Any state
+    /// but closed.
+    pub fn add_note(
+        &mut self,
+        actor: &str,
+        text: &str,
+        public: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state == State::Closed {
+            return Err(self.refuse("add a note to"));
+        }
+        require_text("text", text)?;
+        Ok(vec![
+            Effect::Timeline(TimelineEntry {
+                at: now,
+                actor: actor.to_owned(),
+                kind: "note_added".to_owned(),
+                message: text.to_owned(),
+                public,
+            }),
+            Effect::Event("incident.note_added"),
+        ])
+    }
+
+    /// Waiting on someone else: acknowledged → on_hold.
+    pub fn hold(
+        &mut self,
+        actor: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state != State::Acknowledged {
+            return Err(self.refuse("hold"));
+        }
+        require_text("reason", reason)?;
+        self.state = State::OnHold;
+        Ok(vec![
+            timeline(
+                now,
+                actor,
+                "on_hold",
+                format!("state acknowledged → on_hold: {reason}"),
+            ),
+            Effect::Event("incident.on_hold"),
+        ])
+    }
+
+    /// Back to work: on_hold → acknowledged.
+    pub fn resume(
+        &mut self,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state != State::OnHold {
+            return Err(self.refuse("resume"));
+        }
+        self.state = State::Acknowledged;
+        Ok(vec![
+            timeline(
+                now,
+                actor,
+                "resumed",
+                "state on_hold → acknowledged".to_owned(),
+            ),
+            Effect::Event("incident.resumed"),
+        ])
+    }
+
+    /// Moves the incident to `to`, or to the next tier. Only upward, unless `may_lower`
+    /// (an admin): then any tier, down and sideways included.
+    pub fn escalate(
+        &mut self,
+        actor: &str,
+        reason: &str,
+        to: Option<Tier>,
+        may_lower: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if !self.state.is_active() {
+            return Err(self.refuse("escalate"));
+        }
+        require_text("reason", reason)?;
+        let from = self.tier;
+        let to = match to {
+            Some(tier) => tier,
+            None => from.next().ok_or_else(|| TransitionError::Conflict {
+                id: self.id,
+                state: self.state,
+                reason: "it is already at L3, the last tier".to_owned(),
+            })?,
+        };
+        if to <= from && !may_lower {
+            return Err(TransitionError::NotPermitted(format!(
+                "incident {} is at {}; only an admin may move it to {}",
+                self.id,
+                from.as_str(),
+                to.as_str()
+            )));
+        }
+        self.tier = to;
+        Ok(vec![
+            timeline(
+                now,
+                actor,
+                "escalated",
+                format!(
+                    "tier {} → {} (reason: {reason})",
+                    from.as_str(),
+                    to.as_str()
+                ),
+            ),
+            Effect::Escalated {
+                from,
+                to,
+                reason: "manual",
+            },
+            Effect::Event("incident.escalated"),
+        ])
+    }
+
+    /// Changes fields by hand, each audited on the timeline with the reason. A changed
+    /// impact or urgency recomputes the priority by `matrix` unless `priority` is given.
+    pub fn update(
+        &mut self,
+        actor: &str,
+        changes: Changes,
+        reason: &str,
+        matrix: impl Fn(Level, Level) -> Priority,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state == State::Closed {
+            return Err(self.refuse("change"));
+        }
+        require_text("reason", reason)?;
+        if changes
+            .title
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(TransitionError::Invalid(
+                "`title` must not be empty".to_owned(),
+            ));
+        }
+        let mut effects = Vec::new();
+        let mut audit = |field: &str, old: String, new: String| {
+            effects.push(timeline(
+                now,
+                actor,
+                "updated",
+                format!("{field} {old} → {new} (reason: {reason})"),
+            ));
+        };
+        if let Some(title) = changes.title.filter(|t| *t != self.title) {
+            audit("title", format!("{:?}", self.title), format!("{title:?}"));
+            self.title = title;
+        }
+        if let Some(category) = changes.category.filter(|c| *c != self.category) {
+            audit("category", self.category.clone(), category.clone());
+            self.category = category;
+        }
+        if let Some(service) = changes.service.filter(|s| Some(s) != self.service.as_ref()) {
+            let old = self.service.clone().unwrap_or_else(|| "none".to_owned());
+            audit("service", old, service.clone());
+            self.service = Some(service);
+        }
+        let mut rated = false;
+        if let Some(impact) = changes.impact.filter(|i| *i != self.impact) {
+            audit("impact", self.impact.to_string(), impact.to_string());
+            self.impact = impact;
+            rated = true;
+        }
+        if let Some(urgency) = changes.urgency.filter(|u| *u != self.urgency) {
+            audit("urgency", self.urgency.to_string(), urgency.to_string());
+            self.urgency = urgency;
+            rated = true;
+        }
+        let priority = match changes.priority {
+            Some(priority) => priority,
+            None if rated => matrix(self.impact, self.urgency),
+            None => self.priority,
+        };
+        if priority != self.priority {
+            effects.push(timeline(
+                now,
+                actor,
+                "priority_changed",
+                format!("priority {} → {priority} (reason: {reason})", self.priority),
+            ));
+            self.priority = priority;
+            effects.push(Effect::Event("incident.priority_changed"));
+        }
+        Ok(effects)
+    }
+
+    /// Closes a resolved incident. One still waiting for its probe to confirm the
+    /// recovery cannot close.
+    pub fn close(
+        &mut self,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state != State::Resolved {
+            return Err(self.refuse("close"));
+        }
+        if self.verification == Some(Verification::Pending) {
+            return Err(TransitionError::Conflict {
+                id: self.id,
+                state: self.state,
+                reason: "verification is pending: its rule still fires; it closes once the probe confirms the recovery".to_owned(),
+            });
+        }
+        self.state = State::Closed;
+        self.closed_at = Some(now);
+        Ok(vec![
+            timeline(now, actor, "closed", "state resolved → closed".to_owned()),
+            Effect::Event("incident.closed"),
+        ])
+    }
+
+    /// Reopens a resolved or closed incident by hand: back to acknowledged.
+    pub fn reopen(
+        &mut self,
+        actor: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if !matches!(self.state, State::Resolved | State::Closed) {
+            return Err(self.refuse("reopen"));
+        }
+        require_text("reason", reason)?;
+        Ok(self.reopened(actor, reason, now))
+    }
+
+    /// The symptom came back before closure: the resolved incident is reopened (not
+    /// duplicated) with the new evidence. `None` unless the incident is resolved.
+    pub fn symptom_returned(
+        &mut self,
+        signal: &RuleSignal<'_>,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<Effect>> {
+        if self.state != State::Resolved {
+            return None;
+        }
+        self.firing_rules.insert(signal.rule.to_owned());
+        self.evidence.push(Evidence::probe_result(signal));
+        let reason = format!(
+            "rule `{}` fired again ({})",
+            signal.rule,
+            describe(signal.observation)
+        );
+        Some(self.reopened(SYSTEM, &reason, now))
+    }
+
+    fn reopened(&mut self, actor: &str, reason: &str, now: DateTime<Utc>) -> Vec<Effect> {
+        let from = self.state;
+        self.state = State::Acknowledged;
+        // Reopened work is someone's: it counts as acknowledged from now if it never was.
+        self.acknowledged_at.get_or_insert(now);
+        self.resolved_at = None;
+        self.closed_at = None;
+        self.resolution = None;
+        self.verification = None;
+        vec![
+            timeline(
+                now,
+                actor,
+                "reopened",
+                format!("state {from} → acknowledged: {reason}"),
+            ),
+            Effect::Event("incident.reopened"),
         ]
     }
 
@@ -462,6 +922,43 @@ impl Incident {
             action,
         }
     }
+}
+
+/// The category whose incidents are restricted and always start at L3.
+pub const DATA_BREACH: &str = "data_breach";
+
+/// A person's ticket, its category, kind and impact/urgency already settled.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub title: String,
+    pub description: String,
+    pub reporter: Reporter,
+    pub kind: Kind,
+    pub category: String,
+    pub impact: Level,
+    pub urgency: Level,
+    pub service: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The fields `PATCH` may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub title: Option<String>,
+    pub category: Option<String>,
+    pub impact: Option<Level>,
+    pub urgency: Option<Level>,
+    pub priority: Option<Priority>,
+    pub service: Option<String>,
+}
+
+fn require_text(field: &str, text: &str) -> Result<(), TransitionError> {
+    if text.trim().is_empty() {
+        return Err(TransitionError::Invalid(format!(
+            "`{field}` must not be empty"
+        )));
+    }
+    Ok(())
 }
 
 /// P1 incidents start at L3 ("high-priority incidents requiring immediate attention").
@@ -478,6 +975,7 @@ fn timeline(at: DateTime<Utc>, actor: &str, kind: &str, message: String) -> Effe
         actor: actor.to_owned(),
         kind: kind.to_owned(),
         message,
+        public: false,
     })
 }
 
@@ -605,7 +1103,7 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 Effect::Event(kind) => Some(*kind),
-                Effect::Timeline(_) => None,
+                _ => None,
             })
             .collect()
     }
