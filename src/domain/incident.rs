@@ -564,7 +564,8 @@ impl Incident {
         self.state = State::Resolved;
         self.resolved_at = Some(now);
         self.resolution = Some("recovered: the probe confirms the symptom is gone".to_owned());
-        self.verification = Some(Verification::Verified);
+        self.verification =
+            matches!(self.source, Source::Rule { .. }).then_some(Verification::Verified);
         vec![
             timeline(now, SYSTEM, "resolved", message),
             Effect::Event("incident.resolved"),
@@ -1210,6 +1211,404 @@ mod tests {
             err.to_string(),
             "incident INC-7 is resolved; cannot acknowledge it"
         );
+    }
+
+    fn ticket(category: &str) -> Incident {
+        let ticket = Ticket {
+            title: "VPN broken".to_owned(),
+            description: "cannot connect since 9:00".to_owned(),
+            reporter: Reporter {
+                name: "Ana".to_owned(),
+                contact: "ana@example.com".to_owned(),
+            },
+            kind: Kind::Incident,
+            category: category.to_owned(),
+            impact: Level::Medium,
+            urgency: Level::Medium,
+            service: Some("vpn".to_owned()),
+            labels: BTreeMap::new(),
+        };
+        Incident::open_ticket(IncidentId(3), ticket, Priority::P3, Tier::L1, "desk", at(0)).0
+    }
+
+    /// One workflow step, by name, as the API would run it (`admin` may lower tiers).
+    fn step(incident: &mut Incident, action: &str, t: i64) -> Result<Vec<Effect>, TransitionError> {
+        let now = at(t);
+        match action {
+            "ack" => incident.acknowledge("alice", now),
+            "note" => incident.add_note("alice", "looking", false, now),
+            "hold" => incident.hold("alice", "waiting on vendor", now),
+            "resume" => incident.resume("alice", now),
+            "escalate" => incident.escalate("alice", "need db team", None, false, now),
+            "escalate_l1" => incident.escalate("alice", "wrong team", Some(Tier::L1), false, now),
+            "admin_l1" => incident.escalate("root", "wrong team", Some(Tier::L1), true, now),
+            "patch" => incident.update(
+                "alice",
+                Changes {
+                    impact: Some(Level::High),
+                    ..Changes::default()
+                },
+                "more users",
+                Priority::from_matrix,
+                now,
+            ),
+            "resolve" => incident.resolve("alice", Some("fixed".into()), now),
+            "close" => incident.close("alice", now),
+            "reopen" => incident.reopen("alice", "back again", now),
+            _ => unreachable!("{action}"),
+        }
+    }
+
+    #[test]
+    fn workflow_transitions() {
+        // (steps before, action, the state after or the refusal naming the state)
+        #[track_caller]
+        fn check(setup: &[&str], action: &str, expected: Result<State, &str>) {
+            let mut incident = ticket("availability");
+            for (t, s) in setup.iter().enumerate() {
+                step(&mut incident, s, t as i64).expect("setup step");
+            }
+            let before = incident.clone();
+            match (step(&mut incident, action, 100), expected) {
+                (Ok(_), Ok(state)) => assert_eq!(incident.state, state, "{setup:?} {action}"),
+                (Err(error), Err(message)) => {
+                    assert_eq!(error.to_string(), message, "{setup:?} {action}");
+                    assert_eq!(incident, before, "a refusal changes nothing");
+                }
+                (got, want) => panic!("{setup:?} {action}: got {got:?}, want {want:?}"),
+            }
+        }
+        use State::*;
+        check(&[], "ack", Ok(Acknowledged));
+        check(&[], "note", Ok(Open));
+        check(&[], "hold", Err("incident INC-3 is open; cannot hold it"));
+        check(&["ack"], "hold", Ok(OnHold));
+        check(
+            &["ack", "hold"],
+            "hold",
+            Err("incident INC-3 is on_hold; cannot hold it"),
+        );
+        check(&["ack", "hold"], "resume", Ok(Acknowledged));
+        check(
+            &["ack"],
+            "resume",
+            Err("incident INC-3 is acknowledged; cannot resume it"),
+        );
+        check(&["ack", "hold"], "resolve", Ok(Resolved));
+        check(&["ack", "hold"], "escalate", Ok(OnHold));
+        check(
+            &["escalate", "escalate"],
+            "escalate",
+            Err("incident INC-3 is open; it is already at L3, the last tier"),
+        );
+        check(
+            &["escalate"],
+            "escalate_l1",
+            Err("incident INC-3 is at L2; only an admin may move it to L1"),
+        );
+        check(
+            &[],
+            "escalate_l1",
+            Err("incident INC-3 is at L1; only an admin may move it to L1"),
+        );
+        check(&["escalate"], "admin_l1", Ok(Open));
+        check(
+            &["resolve"],
+            "escalate",
+            Err("incident INC-3 is resolved; cannot escalate it"),
+        );
+        check(&["resolve"], "close", Ok(Closed));
+        check(
+            &["ack"],
+            "close",
+            Err("incident INC-3 is acknowledged; cannot close it"),
+        );
+        check(&["resolve"], "reopen", Ok(Acknowledged));
+        check(&["resolve", "close"], "reopen", Ok(Acknowledged));
+        check(
+            &["ack"],
+            "reopen",
+            Err("incident INC-3 is acknowledged; cannot reopen it"),
+        );
+        check(
+            &["resolve", "close"],
+            "note",
+            Err("incident INC-3 is closed; cannot add a note to it"),
+        );
+        check(
+            &["resolve", "close"],
+            "patch",
+            Err("incident INC-3 is closed; cannot change it"),
+        );
+        check(
+            &["resolve", "close"],
+            "ack",
+            Err("incident INC-3 is closed; cannot acknowledge it"),
+        );
+        check(&["resolve"], "note", Ok(Resolved));
+        check(&["resolve"], "patch", Ok(Resolved));
+    }
+
+    #[test]
+    fn ticket_opens_with_reporter_evidence_and_data_breach_at_l3() {
+        let incident = ticket("availability");
+        assert_eq!(incident.source, Source::Ticket);
+        assert_eq!(incident.tier, Tier::L1);
+        assert_eq!(incident.reporter.as_ref().unwrap().name, "Ana");
+        assert_eq!(
+            incident.evidence,
+            [Evidence::Ticket {
+                text: "VPN broken\n\ncannot connect since 9:00".to_owned()
+            }]
+        );
+        assert_eq!(
+            ticket(DATA_BREACH).tier,
+            Tier::L3,
+            "whatever the policy says"
+        );
+    }
+
+    #[test]
+    fn update_audits_each_field_and_recomputes_priority() {
+        let mut incident = ticket("availability");
+        let effects = incident
+            .update(
+                "alice",
+                Changes {
+                    title: Some("VPN down".into()),
+                    urgency: Some(Level::High),
+                    ..Changes::default()
+                },
+                "whole office",
+                Priority::from_matrix,
+                at(5),
+            )
+            .unwrap();
+        let messages: Vec<&str> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Timeline(entry) => Some(entry.message.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "title \"VPN broken\" → \"VPN down\" (reason: whole office)",
+                "urgency medium → high (reason: whole office)",
+                "priority P3 → P2 (reason: whole office)",
+            ]
+        );
+        assert_eq!(events(&effects), ["incident.priority_changed"]);
+        // An explicit priority wins over the matrix.
+        incident
+            .update(
+                "alice",
+                Changes {
+                    impact: Some(Level::Low),
+                    priority: Some(Priority::P1),
+                    ..Changes::default()
+                },
+                "VIP",
+                Priority::from_matrix,
+                at(6),
+            )
+            .unwrap();
+        assert_eq!(incident.priority, Priority::P1);
+        // Nothing different: nothing on the timeline.
+        let none = incident
+            .update(
+                "alice",
+                Changes::default(),
+                "noop",
+                Priority::from_matrix,
+                at(7),
+            )
+            .unwrap();
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn resolving_a_firing_rule_incident_waits_for_the_probe() {
+        let (mut incident, _) = open(Level::Low, Level::Low, None);
+        incident
+            .resolve("alice", Some("restarted".into()), at(10))
+            .unwrap();
+        assert_eq!(incident.verification, Some(Verification::Pending));
+        let err = incident.close("alice", at(11)).unwrap_err();
+        assert!(err.to_string().contains("verification is pending"), "{err}");
+
+        let effects = incident.rule_recovered("checkout-down", &failing(), true, at(20));
+        assert_eq!(incident.verification, Some(Verification::Verified));
+        assert_eq!(incident.state, State::Resolved);
+        assert_eq!(
+            incident.resolved_at,
+            Some(at(10)),
+            "resolved when the person said"
+        );
+        assert!(events(&effects).is_empty(), "no second incident.resolved");
+        assert!(matches!(&effects[..], [Effect::Timeline(e)] if e.kind == "verified"));
+        incident.close("alice", at(30)).unwrap();
+
+        // Resolved while no rule fires: verified at once. A ticket has no verification.
+        let (mut quiet, _) = open(Level::Low, Level::Low, None);
+        quiet.rule_recovered("checkout-down", &failing(), false, at(5));
+        quiet.resolve("alice", None, at(6)).unwrap();
+        assert_eq!(quiet.verification, Some(Verification::Verified));
+        let mut t = ticket("availability");
+        t.resolve("alice", None, at(6)).unwrap();
+        assert_eq!(t.verification, None);
+    }
+
+    #[test]
+    fn a_returning_symptom_reopens_a_resolved_incident_only() {
+        let labels = BTreeMap::new();
+        let observation = failing();
+        let signal = RuleSignal {
+            group: "checkout",
+            rule: "checkout-down",
+            probe: "checkout-api",
+            condition: "[STATUS] != 200",
+            title_template: None,
+            category: "availability",
+            impact: Level::Low,
+            urgency: Level::Low,
+            probe_labels: &labels,
+            subject: &labels,
+            observation: &observation,
+        };
+        let (mut incident, _) = open(Level::Low, Level::Low, None);
+        assert!(
+            incident.symptom_returned(&signal, at(1)).is_none(),
+            "open: not reopened"
+        );
+        incident.rule_recovered("checkout-down", &failing(), true, at(2));
+        assert_eq!(incident.state, State::Resolved);
+        let effects = incident.symptom_returned(&signal, at(3)).unwrap();
+        assert_eq!(events(&effects), ["incident.reopened"]);
+        assert_eq!(incident.state, State::Acknowledged);
+        assert_eq!(incident.resolved_at, None);
+        assert_eq!(incident.verification, None);
+        assert!(incident.firing_rules.contains("checkout-down"));
+        assert_eq!(incident.evidence.len(), 2);
+    }
+
+    #[test]
+    fn a_raise_to_p1_counts_as_a_priority_escalation() {
+        let (mut incident, _) = open(Level::Low, Level::Low, None);
+        let labels = BTreeMap::new();
+        let observation = failing();
+        let signal = RuleSignal {
+            group: "checkout",
+            rule: "checkout-worse",
+            probe: "checkout-api",
+            condition: "[STATUS] != 200",
+            title_template: None,
+            category: "availability",
+            impact: Level::High,
+            urgency: Level::High,
+            probe_labels: &labels,
+            subject: &labels,
+            observation: &observation,
+        };
+        let effects = incident.raise(&signal, at(1));
+        assert!(effects.contains(&Effect::Escalated {
+            from: Tier::L1,
+            to: Tier::L3,
+            reason: "priority"
+        }));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const ACTIONS: [&str; 12] = [
+            "ack",
+            "note",
+            "hold",
+            "resume",
+            "escalate",
+            "escalate_l1",
+            "admin_l1",
+            "patch",
+            "resolve",
+            "close",
+            "reopen",
+            "recover",
+        ];
+
+        fn apply(
+            incident: &mut Incident,
+            action: &str,
+            t: i64,
+        ) -> Result<Vec<Effect>, TransitionError> {
+            match action {
+                "recover" => Ok(incident.rule_recovered("checkout-down", &failing(), true, at(t))),
+                other => step(incident, other, t),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn random_commands_keep_the_incident_consistent(
+                from_rule in any::<bool>(),
+                actions in proptest::collection::vec(0..ACTIONS.len(), 0..40),
+            ) {
+                let mut incident = if from_rule {
+                    open(Level::Low, Level::Low, None).0
+                } else {
+                    ticket("availability")
+                };
+                let mut timeline_len = 1usize;
+                let mut ever_acknowledged = false;
+                for (t, &index) in actions.iter().enumerate() {
+                    let action = ACTIONS[index];
+                    let before = incident.clone();
+                    let result = apply(&mut incident, action, t as i64 + 1);
+                    let effects = match result {
+                        Ok(effects) => effects,
+                        Err(_) => {
+                            prop_assert_eq!(&incident, &before, "a refusal changes nothing");
+                            continue;
+                        }
+                    };
+                    // The timeline only grows: no effect ever removes an entry, and every
+                    // change of state is written on it.
+                    let added = effects.iter().filter(|e| matches!(e, Effect::Timeline(_))).count();
+                    if incident.state != before.state || incident.tier != before.tier {
+                        prop_assert!(added > 0, "{} changed state or tier silently", action);
+                    }
+                    timeline_len += added;
+                    // A closed incident changes only by an explicit reopen.
+                    if before.state == State::Closed && action != "reopen" {
+                        prop_assert_eq!(&incident, &before, "{} changed a closed incident", action);
+                    }
+                    if incident.tier < before.tier {
+                        prop_assert_eq!(action, "admin_l1", "only an admin lowers the tier");
+                    }
+                    ever_acknowledged |= incident.state == State::Acknowledged;
+                    // Timestamps follow the state.
+                    prop_assert_eq!(incident.acknowledged_at.is_some(), ever_acknowledged);
+                    prop_assert_eq!(
+                        incident.resolved_at.is_some(),
+                        matches!(incident.state, State::Resolved | State::Closed)
+                    );
+                    prop_assert_eq!(incident.closed_at.is_some(), incident.state == State::Closed);
+                    prop_assert_eq!(
+                        incident.verification.is_some(),
+                        from_rule && matches!(incident.state, State::Resolved | State::Closed)
+                    );
+                    if from_rule && incident.state == State::Closed {
+                        prop_assert_eq!(incident.verification, Some(Verification::Verified));
+                    }
+                    if incident.state == State::OnHold {
+                        prop_assert!(incident.acknowledged_at.is_some());
+                    }
+                }
+                prop_assert!(timeline_len >= 1);
+            }
+        }
     }
 
     #[test]
