@@ -17,11 +17,14 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::config::{Config, MaintenanceWindow, RuleConfig, WebhookConfig};
+use crate::config::{Config, MaintenanceWindow, RuleConfig, WebhookConfig, WorkflowConfig};
 use crate::domain::condition::Condition;
 use crate::domain::detector::{Detector, Thresholds, Transition};
 use crate::domain::duration::format_duration;
-use crate::domain::incident::{Effect, Incident, IncidentId, RuleSignal, SYSTEM, TransitionError};
+use crate::domain::incident::{
+    Changes, Effect, Incident, IncidentId, Kind, Reporter, RuleSignal, SYSTEM,
+    State as IncidentState, Ticket, Tier, TransitionError,
+};
 use crate::domain::observation::{History, Observation};
 use crate::domain::priority::Level;
 use crate::domain::suppression::{Silence, in_maintenance};
@@ -59,6 +62,50 @@ pub enum Command {
         actor: String,
         resolution: Option<String>,
     },
+    /// A person's ticket: checked against the configured categories and matrix.
+    OpenTicket {
+        ticket: NewTicket,
+        actor: String,
+    },
+    Note {
+        id: IncidentId,
+        actor: String,
+        text: String,
+        public: bool,
+    },
+    Hold {
+        id: IncidentId,
+        actor: String,
+        reason: String,
+    },
+    Resume {
+        id: IncidentId,
+        actor: String,
+    },
+    /// To `tier`, or the next one. `may_lower`: the caller is an admin.
+    Escalate {
+        id: IncidentId,
+        actor: String,
+        reason: String,
+        tier: Option<Tier>,
+        may_lower: bool,
+    },
+    /// `PATCH`: audited field changes.
+    Update {
+        id: IncidentId,
+        actor: String,
+        changes: Changes,
+        reason: String,
+    },
+    Close {
+        id: IncidentId,
+        actor: String,
+    },
+    Reopen {
+        id: IncidentId,
+        actor: String,
+        reason: String,
+    },
     /// A webhook consumer answered 2xx (or 410): drop the entry from the outbox.
     Delivered {
         consumer: String,
@@ -80,6 +127,20 @@ pub enum Command {
     Silences,
     /// Read: every rule's state per subject.
     Rules,
+}
+
+/// A ticket as the API received it; the engine settles category, kind and priority.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub title: String,
+    pub description: String,
+    pub reporter: Reporter,
+    pub kind: Option<Kind>,
+    pub category: Option<String>,
+    pub impact: Option<Level>,
+    pub urgency: Option<Level>,
+    pub service: Option<String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +371,7 @@ pub struct Engine {
     rules: Vec<Rule>,
     rules_by_probe: HashMap<String, Vec<usize>>,
     consumers: Vec<WebhookConfig>,
+    workflow: WorkflowConfig,
     wakers: Wakers,
     state: State,
 }
@@ -321,6 +383,9 @@ struct State {
     incidents: HashMap<u64, Incident>,
     /// Group (service and subject) → the active incident about it (dedup and raise).
     active_by_group: HashMap<String, IncidentId>,
+    /// Group → its most recent incident that is resolved but not closed: a rule that
+    /// fires again for the group reopens it instead of opening a new one.
+    resolved_by_group: HashMap<String, IncidentId>,
     /// Key: rule, or `rule{subject labels}`.
     detectors: HashMap<String, Detector>,
     /// Subject labels of each detector key (for the rules API).
@@ -355,6 +420,10 @@ struct Pending {
     resolutions: Vec<(&'static str, String, f64)>,
     rules: BTreeMap<String, bool>,
     outbox: BTreeMap<String, i64>,
+    /// (from, to, reason) of each tier change.
+    escalations: Vec<(Tier, Tier, &'static str)>,
+    /// Priorities of reopened incidents.
+    reopened: Vec<&'static str>,
 }
 
 impl Engine {
@@ -386,6 +455,7 @@ impl Engine {
             rules,
             rules_by_probe,
             consumers: config.webhooks.clone(),
+            workflow: config.workflow.clone(),
             wakers,
             state: State::default(),
         };
@@ -425,6 +495,13 @@ impl Engine {
                 state
                     .active_by_group
                     .insert(incident.group.clone(), incident.id);
+            }
+            if incident.state == IncidentState::Resolved {
+                let latest = state
+                    .resolved_by_group
+                    .entry(incident.group.clone())
+                    .or_insert(incident.id);
+                *latest = (*latest).max(incident.id);
             }
             state.incidents.insert(incident.id.0, incident);
         }
@@ -567,9 +644,69 @@ impl Engine {
                 let effects = incident.resolve(&actor, resolution, now)?;
                 pending.touched.entry(id.0).or_insert(before);
                 self.note_resolution(id, now, pending);
-                Ok(Reply::Incident(Box::new(
-                    self.commit_effects(id, &actor, effects, now, batch, pending),
-                )))
+                let incident = self.commit_effects(id, &actor, effects, now, batch, pending);
+                self.reindex(id);
+                Ok(Reply::Incident(Box::new(incident)))
+            }
+            Command::OpenTicket { ticket, actor } => {
+                self.open_ticket(ticket, &actor, now, batch, pending)
+            }
+            Command::Note {
+                id,
+                actor,
+                text,
+                public,
+            } => self.transition(id, &actor, now, batch, pending, |incident| {
+                incident.add_note(&actor, &text, public, now)
+            }),
+            Command::Hold { id, actor, reason } => {
+                self.transition(id, &actor, now, batch, pending, |incident| {
+                    incident.hold(&actor, &reason, now)
+                })
+            }
+            Command::Resume { id, actor } => {
+                self.transition(id, &actor, now, batch, pending, |incident| {
+                    incident.resume(&actor, now)
+                })
+            }
+            Command::Escalate {
+                id,
+                actor,
+                reason,
+                tier,
+                may_lower,
+            } => self.transition(id, &actor, now, batch, pending, |incident| {
+                incident.escalate(&actor, &reason, tier, may_lower, now)
+            }),
+            Command::Update {
+                id,
+                actor,
+                changes,
+                reason,
+            } => {
+                if let Some(category) = &changes.category {
+                    self.check_category(category)?;
+                }
+                let matrix = self.workflow.priority_matrix;
+                self.transition(id, &actor, now, batch, pending, |incident| {
+                    incident.update(
+                        &actor,
+                        changes,
+                        &reason,
+                        |impact, urgency| matrix.priority(impact, urgency),
+                        now,
+                    )
+                })
+            }
+            Command::Close { id, actor } => {
+                self.transition(id, &actor, now, batch, pending, |incident| {
+                    incident.close(&actor, now)
+                })
+            }
+            Command::Reopen { id, actor, reason } => {
+                self.transition(id, &actor, now, batch, pending, |incident| {
+                    incident.reopen(&actor, &reason, now)
+                })
             }
             Command::Delivered { consumer, seq } => {
                 batch.delete_outbox(&consumer, seq);
@@ -641,6 +778,146 @@ impl Engine {
             self.state.incidents.insert(id.0, stored);
         }
         Ok(self.state.incidents.get_mut(&id.0).expect("inserted above"))
+    }
+
+    /// Runs one workflow transition on an incident and stores what it did.
+    fn transition(
+        &mut self,
+        id: IncidentId,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut Batch,
+        pending: &mut Pending,
+        change: impl FnOnce(&mut Incident) -> Result<Vec<Effect>, TransitionError>,
+    ) -> Result<Reply, EngineError> {
+        let incident = self.incident_mut(id)?;
+        let before = open_key(incident);
+        let result = change(incident);
+        let effects = match result {
+            Ok(effects) => effects,
+            Err(error) => {
+                self.reindex(id); // drops a closed incident loaded for nothing
+                return Err(error.into());
+            }
+        };
+        pending.touched.entry(id.0).or_insert(before);
+        let incident = self.commit_effects(id, actor, effects, now, batch, pending);
+        self.reindex(id);
+        Ok(Reply::Incident(Box::new(incident)))
+    }
+
+    /// Keeps the group maps in step with the incident's state after a transition, and
+    /// drops closed incidents from memory (they live in the store only).
+    fn reindex(&mut self, id: IncidentId) {
+        let Some(incident) = self.state.incidents.get(&id.0) else {
+            return;
+        };
+        let group = incident.group.clone();
+        let state = incident.state;
+        let drop_if_is = |map: &mut HashMap<String, IncidentId>| {
+            if map.get(&group) == Some(&id) {
+                map.remove(&group);
+            }
+        };
+        match state {
+            IncidentState::Open | IncidentState::Acknowledged | IncidentState::OnHold => {
+                drop_if_is(&mut self.state.resolved_by_group);
+                // A reopened incident takes its group back unless another one is active.
+                self.state.active_by_group.entry(group).or_insert(id);
+            }
+            IncidentState::Resolved => {
+                drop_if_is(&mut self.state.active_by_group);
+                let latest = self.state.resolved_by_group.entry(group).or_insert(id);
+                *latest = (*latest).max(id);
+            }
+            IncidentState::Closed => {
+                drop_if_is(&mut self.state.active_by_group);
+                drop_if_is(&mut self.state.resolved_by_group);
+                self.state.incidents.remove(&id.0);
+            }
+        }
+    }
+
+    fn check_category(&self, name: &str) -> Result<(), EngineError> {
+        if self.workflow.category(name).is_some() {
+            return Ok(());
+        }
+        let valid: Vec<&str> = self
+            .workflow
+            .categories
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        Err(EngineError::Invalid(format!(
+            "unknown category `{name}`; valid: {}",
+            valid.join(", ")
+        )))
+    }
+
+    fn open_ticket(
+        &mut self,
+        ticket: NewTicket,
+        actor: &str,
+        now: DateTime<Utc>,
+        batch: &mut Batch,
+        pending: &mut Pending,
+    ) -> Result<Reply, EngineError> {
+        // Without a category: the first configured one of the ticket's kind.
+        let wanted = ticket.kind.unwrap_or(Kind::Incident);
+        let category = match ticket.category {
+            Some(name) => {
+                self.check_category(&name)?;
+                self.workflow.category(&name).expect("checked").clone()
+            }
+            None => self
+                .workflow
+                .categories
+                .iter()
+                .find(|c| c.kind == wanted)
+                .or(self.workflow.categories.first())
+                .cloned()
+                .ok_or_else(|| EngineError::Invalid("no categories are configured".to_owned()))?,
+        };
+        let kind = ticket.kind.unwrap_or(category.kind);
+        let impact = ticket.impact.unwrap_or(Level::Medium);
+        let urgency = ticket.urgency.unwrap_or(Level::Medium);
+        let priority = self.workflow.priority_matrix.priority(impact, urgency);
+        let start_tier = self.workflow.escalation.policy(priority).start_tier;
+        let id = IncidentId(self.state.counters.next_incident_id);
+        self.state.counters.next_incident_id += 1;
+        let (incident, effects) = Incident::open_ticket(
+            id,
+            Ticket {
+                title: ticket.title,
+                description: ticket.description,
+                reporter: ticket.reporter,
+                kind,
+                category: category.name,
+                impact,
+                urgency,
+                service: ticket.service,
+                labels: ticket.labels,
+            },
+            priority,
+            start_tier,
+            actor,
+            now,
+        );
+        tracing::info!(incident = %id, kind = incident.kind.as_str(), priority = %incident.priority, "ticket opened");
+        pending.opened.push([
+            incident.priority.as_str().to_owned(),
+            incident.category.clone(),
+            incident.source.type_str().to_owned(),
+            incident.kind.as_str().to_owned(),
+        ]);
+        pending.touched.entry(id.0).or_insert(None);
+        self.state
+            .active_by_group
+            .insert(incident.group.clone(), id);
+        self.state.incidents.insert(id.0, incident);
+        Ok(Reply::Incident(Box::new(
+            self.commit_effects(id, actor, effects, now, batch, pending),
+        )))
     }
 
     fn note_resolution(&mut self, id: IncidentId, now: DateTime<Utc>, pending: &mut Pending) {
@@ -842,6 +1119,26 @@ impl Engine {
         if self.suppressed(rule, subject, now).is_some() {
             return;
         }
+        if let Some(&id) = self.state.resolved_by_group.get(&group) {
+            let incident = self
+                .state
+                .incidents
+                .get_mut(&id.0)
+                .expect("resolved incidents are in memory until closed");
+            if incident.firing_rules.contains(&rule.name) {
+                return; // still the symptom its resolution waits on (verification pending)
+            }
+            let before = open_key(incident);
+            if let Some(effects) =
+                incident.symptom_returned(&rule.signal(&group, subject, observation), now)
+            {
+                tracing::info!(incident = %id, rule = %rule.name, "incident reopened: the symptom returned");
+                pending.touched.entry(id.0).or_insert(before);
+                self.commit_effects(id, SYSTEM, effects, now, batch, pending);
+                self.reindex(id);
+                return;
+            }
+        }
         let id = IncidentId(self.state.counters.next_incident_id);
         self.state.counters.next_incident_id += 1;
         let (incident, effects) =
@@ -870,8 +1167,13 @@ impl Engine {
     ) {
         let rule = &self.rules[index];
         let group = keyed(&rule.group, subject_key);
-        let Some(&id) = self.state.active_by_group.get(&group) else {
-            return; // resolved by hand already, or never opened (suppressed)
+        let Some(&id) = self
+            .state
+            .active_by_group
+            .get(&group)
+            .or_else(|| self.state.resolved_by_group.get(&group))
+        else {
+            return; // closed already, or never opened (suppressed)
         };
         let auto_resolve = rule.auto_resolve;
         let name = rule.name.clone();
@@ -881,8 +1183,9 @@ impl Engine {
             .get_mut(&id.0)
             .expect("active incidents are in memory");
         let before = open_key(incident);
+        let was_active = incident.state.is_active();
         let effects = incident.rule_recovered(&name, observation, auto_resolve, now);
-        let resolved = !incident.state.is_active();
+        let resolved = was_active && !incident.state.is_active();
         if effects.is_empty() {
             // Still firing for another rule: store the smaller set of firing rules.
             batch.put_incident(incident);
@@ -894,6 +1197,7 @@ impl Engine {
             self.note_resolution(id, now, pending);
         }
         self.commit_effects(id, SYSTEM, effects, now, batch, pending);
+        self.reindex(id);
     }
 
     fn rule_statuses(&self, now: DateTime<Utc>) -> Vec<RuleStatus> {
@@ -968,7 +1272,13 @@ impl Engine {
                     self.state.counters.next_timeline_seq += 1;
                 }
                 Effect::Event(event_type) => {
+                    if event_type == "incident.reopened" {
+                        pending.reopened.push(incident.priority.as_str());
+                    }
                     self.enqueue_event(event_type, actor, &incident, now, batch, pending);
+                }
+                Effect::Escalated { from, to, reason } => {
+                    pending.escalations.push((from, to, reason));
                 }
             }
         }
@@ -1045,6 +1355,16 @@ impl Engine {
             m.resolution_seconds
                 .with_label_values(&[priority])
                 .observe(seconds);
+        }
+        for (from, to, reason) in pending.escalations {
+            m.escalations_total
+                .with_label_values(&[from.as_str(), to.as_str(), reason])
+                .inc();
+        }
+        for priority in pending.reopened {
+            m.incidents_reopened_total
+                .with_label_values(&[priority])
+                .inc();
         }
         for (rule, firing) in pending.rules {
             m.rule_firing

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub incidents_open: IntGaugeVec,
     pub incidents_opened_total: IntCounterVec,
     pub incidents_resolved_total: IntCounterVec,
+    pub incidents_reopened_total: IntCounterVec,
+    pub escalations_total: IntCounterVec,
     pub first_response_seconds: HistogramVec,
     pub resolution_seconds: HistogramVec,
     pub probe_success: IntGaugeVec,
@@ -55,6 +57,22 @@ impl Metrics {
             incidents_resolved_total: IntCounterVec::new(
                 Opts::new("incidentd_incidents_resolved_total", "Incidents resolved."),
                 &["priority", "category"],
+            )
+            .expect("valid metric"),
+            incidents_reopened_total: IntCounterVec::new(
+                Opts::new(
+                    "incidentd_incidents_reopened_total",
+                    "Resolved or closed incidents reopened, by hand or because the symptom returned.",
+                ),
+                &["priority"],
+            )
+            .expect("valid metric"),
+            escalations_total: IntCounterVec::new(
+                Opts::new(
+                    "incidentd_escalations_total",
+                    "Tier changes, by reason (manual, unacknowledged, unresolved, priority).",
+                ),
+                &["from", "to", "reason"],
             )
             .expect("valid metric"),
             first_response_seconds: HistogramVec::new(
@@ -156,6 +174,8 @@ impl Metrics {
             Box::new(self.incidents_open.clone()),
             Box::new(self.incidents_opened_total.clone()),
             Box::new(self.incidents_resolved_total.clone()),
+            Box::new(self.incidents_reopened_total.clone()),
+            Box::new(self.escalations_total.clone()),
             Box::new(self.first_response_seconds.clone()),
             Box::new(self.resolution_seconds.clone()),
             Box::new(self.probe_success.clone()),

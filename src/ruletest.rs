@@ -392,7 +392,9 @@ fn happenings(
 ) -> Vec<Happened> {
     let mut happened = Vec::new();
     for (incident, entries) in timelines {
-        let Source::Rule { rule, probe } = &incident.source;
+        let Source::Rule { rule, probe } = &incident.source else {
+            continue; // rule tests open no tickets
+        };
         let series = test.series.iter().position(|s| &s.probe == probe);
         for entry in entries {
             let tick = times.binary_search(&entry.at).ok();

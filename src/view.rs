@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::domain::incident::{Evidence, Incident, Source, TimelineEntry};
+use crate::domain::incident::{Evidence, Incident, Reporter, Source, TimelineEntry};
 
 #[derive(Debug, Serialize)]
 pub struct IncidentView<'a> {
@@ -24,9 +24,11 @@ pub struct IncidentView<'a> {
     pub labels: &'a BTreeMap<String, String>,
     pub source: SourceView<'a>,
     pub fingerprint: &'a str,
-    pub reporter: Option<()>,
+    pub reporter: Option<&'a Reporter>,
     pub evidence: Vec<EvidenceView<'a>>,
     pub resolution: Option<&'a str>,
+    /// `pending` | `verified` for resolved rule incidents, else null.
+    pub verification: Option<&'static str>,
     pub opened_at: String,
     pub acknowledged_at: Option<String>,
     pub resolved_at: Option<String>,
@@ -39,6 +41,7 @@ pub struct IncidentView<'a> {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceView<'a> {
     Rule { rule: &'a str, probe: &'a str },
+    Ticket {},
 }
 
 #[derive(Debug, Serialize)]
@@ -64,6 +67,8 @@ pub enum EvidenceView<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         value: Option<f64>,
     },
+    /// What the reporter of a ticket wrote.
+    Ticket { text: &'a str },
 }
 
 #[derive(Debug, Serialize)]
@@ -73,6 +78,7 @@ pub struct TimelineView<'a> {
     #[serde(rename = "type")]
     pub kind: &'a str,
     pub message: &'a str,
+    pub public: bool,
 }
 
 /// RFC 3339, UTC, whole seconds or milliseconds as needed (`2026-01-01T10:00:00Z`).
@@ -97,11 +103,13 @@ impl<'a> IncidentView<'a> {
             labels: &incident.labels,
             source: match &incident.source {
                 Source::Rule { rule, probe } => SourceView::Rule { rule, probe },
+                Source::Ticket => SourceView::Ticket {},
             },
             fingerprint: &incident.fingerprint,
-            reporter: None,
+            reporter: incident.reporter.as_ref(),
             evidence: incident.evidence.iter().map(EvidenceView::new).collect(),
             resolution: incident.resolution.as_deref(),
+            verification: incident.verification.map(|v| v.as_str()),
             opened_at: timestamp(incident.opened_at),
             acknowledged_at: incident.acknowledged_at.map(timestamp),
             resolved_at: incident.resolved_at.map(timestamp),
@@ -135,6 +143,7 @@ impl<'a> EvidenceView<'a> {
                 dns_rcode: observation.dns_rcode.as_deref(),
                 value: observation.value,
             },
+            Evidence::Ticket { text } => EvidenceView::Ticket { text },
         }
     }
 }
@@ -146,6 +155,7 @@ impl<'a> TimelineView<'a> {
             actor: &entry.actor,
             kind: &entry.kind,
             message: &entry.message,
+            public: entry.public,
         }
     }
 }

@@ -29,6 +29,12 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whether the caller may do what only an admin may (move a tier down). Open mode
+    /// (no tokens, loopback only) allows everything.
+    pub fn is_admin(&self) -> bool {
+        matches!(self.role, None | Some(Role::Admin))
+    }
+
     /// Refuses with 403 when the caller's role may not do `need`.
     pub fn require(&self, need: Need) -> Result<(), ApiError> {
         let allowed = match self.role {

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::domain::incident::TransitionError;
 use crate::engine::EngineError;
 
 #[derive(Debug)]
@@ -57,6 +58,12 @@ impl From<EngineError> for ApiError {
                 ApiError::not_found(error.to_string())
             }
             EngineError::Invalid(_) => ApiError::bad_request(error.to_string()),
+            EngineError::Transition(TransitionError::NotPermitted(message)) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", message.clone())
+            }
+            EngineError::Transition(TransitionError::Invalid(message)) => {
+                ApiError::bad_request(message.clone())
+            }
             EngineError::Transition(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
             }

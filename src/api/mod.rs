@@ -5,6 +5,7 @@
 
 mod auth;
 mod error;
+mod workflow;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,10 +53,22 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
-        .route("/api/v1/incidents", get(list_incidents))
-        .route("/api/v1/incidents/{id}", get(get_incident))
+        .route(
+            "/api/v1/incidents",
+            get(list_incidents).post(workflow::open_ticket),
+        )
+        .route(
+            "/api/v1/incidents/{id}",
+            get(get_incident).patch(workflow::update),
+        )
         .route("/api/v1/incidents/{id}/acknowledge", post(acknowledge))
         .route("/api/v1/incidents/{id}/resolve", post(resolve))
+        .route("/api/v1/incidents/{id}/notes", post(workflow::note))
+        .route("/api/v1/incidents/{id}/hold", post(workflow::hold))
+        .route("/api/v1/incidents/{id}/resume", post(workflow::resume))
+        .route("/api/v1/incidents/{id}/escalate", post(workflow::escalate))
+        .route("/api/v1/incidents/{id}/close", post(workflow::close))
+        .route("/api/v1/incidents/{id}/reopen", post(workflow::reopen))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/silences", get(silences).post(create_silence))
         .route(

@@ -82,6 +82,17 @@ pub enum Tier {
 }
 
 impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::L1, Tier::L2, Tier::L3];
+
+    /// The tier above, if any.
+    pub fn next(self) -> Option<Tier> {
+        match self {
+            Tier::L1 => Some(Tier::L2),
+            Tier::L2 => Some(Tier::L3),
+            Tier::L3 => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Tier::L1 => "L1",
@@ -111,19 +122,52 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Source {
-    Rule { rule: String, probe: String },
+    Rule {
+        rule: String,
+        probe: String,
+    },
+    /// A person's ticket (`POST /api/v1/incidents`).
+    Ticket,
 }
 
 impl Source {
     pub fn type_str(&self) -> &'static str {
         match self {
             Source::Rule { .. } => "rule",
+            Source::Ticket => "ticket",
+        }
+    }
+}
+
+/// Who reported a ticket and how to reach them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reporter {
+    pub name: String,
+    pub contact: String,
+}
+
+/// Whether the probe confirmed that a resolved rule incident is really over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    /// Resolved by hand while its rules still fire: not closable until they recover.
+    Pending,
+    Verified,
+}
+
+impl Verification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::Pending => "pending",
+            Verification::Verified => "verified",
         }
     }
 }
 
 /// What was seen: the symptom that opened (or moved) the incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Nearly all evidence is probe results: boxing them would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Evidence {
     ProbeResult {
@@ -135,6 +179,8 @@ pub enum Evidence {
         /// The result, its body cut to an excerpt and without headers.
         observation: Observation,
     },
+    /// What the reporter of a ticket wrote.
+    Ticket { text: String },
 }
 
 /// How much of a body the evidence keeps.
@@ -170,6 +216,8 @@ pub struct TimelineEntry {
     /// The event type without the `incident.` prefix (`opened`, `acknowledged`, …).
     pub kind: String,
     pub message: String,
+    /// A public note: shown on the status page (notes only; false for everything else).
+    pub public: bool,
 }
 
 /// What a transition asks the engine to do, in order.
@@ -178,6 +226,13 @@ pub enum Effect {
     Timeline(TimelineEntry),
     /// Emit this event type (`incident.opened`, …) with the incident as it is now.
     Event(&'static str),
+    /// The tier moved: counted in `incidentd_escalations_total{from,to,reason}`.
+    Escalated {
+        from: Tier,
+        to: Tier,
+        /// `manual`, `unacknowledged`, `unresolved` or `priority`.
+        reason: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,6 +243,19 @@ pub enum TransitionError {
         state: State,
         action: &'static str,
     },
+    /// The state allows the action in general, but not this time.
+    #[error("incident {id} is {state}; {reason}")]
+    Conflict {
+        id: IncidentId,
+        state: State,
+        reason: String,
+    },
+    /// Only an admin may do this (move a tier down or sideways).
+    #[error("{0}")]
+    NotPermitted(String),
+    /// The request itself is wrong (an empty reason).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,6 +274,10 @@ pub struct Incident {
     pub labels: BTreeMap<String, String>,
     pub source: Source,
     pub fingerprint: String,
+    /// For tickets: who reported it.
+    pub reporter: Option<Reporter>,
+    /// For resolved rule incidents: whether the probe confirmed recovery.
+    pub verification: Option<Verification>,
     /// What rule symptoms of one service share: an early symptom and the outage that
     /// follows it are one incident, raised in priority, not two.
     pub group: String,
@@ -279,6 +351,8 @@ impl Incident {
                 rule: signal.rule.to_owned(),
                 probe: signal.probe.to_owned(),
             },
+            reporter: None,
+            verification: None,
             evidence: vec![Evidence::probe_result(signal)],
             resolution: None,
             opened_at: now,
@@ -343,6 +417,11 @@ impl Incident {
                         tier.as_str()
                     ),
                 ));
+                effects.push(Effect::Escalated {
+                    from: self.tier,
+                    to: tier,
+                    reason: "priority",
+                });
                 self.tier = tier;
                 effects.push(Effect::Event("incident.escalated"));
             }
@@ -372,7 +451,24 @@ impl Incident {
         now: DateTime<Utc>,
     ) -> Vec<Effect> {
         self.firing_rules.remove(rule);
-        if !self.firing_rules.is_empty() || !self.state.is_active() {
+        if !self.firing_rules.is_empty() {
+            return Vec::new();
+        }
+        if self.state == State::Resolved && self.verification == Some(Verification::Pending) {
+            // The probe confirms what a person said: resolved for real. No second
+            // `incident.resolved`: the resolution already was one.
+            self.verification = Some(Verification::Verified);
+            return vec![timeline(
+                now,
+                SYSTEM,
+                "verified",
+                format!(
+                    "verification pending → verified: rule `{rule}` recovered ({})",
+                    describe(observation)
+                ),
+            )];
+        }
+        if !self.state.is_active() {
             return Vec::new();
         }
         if auto_resolve {
@@ -422,13 +518,32 @@ impl Incident {
         if !self.state.is_active() {
             return Err(self.refuse("resolve"));
         }
+        // A rule incident is verified by its probe: while a rule still fires, the
+        // resolution waits for the recovery (`rule_recovered`).
+        let verification = match self.source {
+            Source::Rule { .. } if !self.firing_rules.is_empty() => Some(Verification::Pending),
+            Source::Rule { .. } => Some(Verification::Verified),
+            Source::Ticket => None,
+        };
+        let pending = match verification {
+            Some(Verification::Pending) => format!(
+                " (verification pending: rule {} still firing)",
+                self.firing_rules
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => String::new(),
+        };
         let message = match &resolution {
-            Some(text) => format!("state {} → resolved: {text}", self.state),
-            None => format!("state {} → resolved", self.state),
+            Some(text) => format!("state {} → resolved: {text}{pending}", self.state),
+            None => format!("state {} → resolved{pending}", self.state),
         };
         self.state = State::Resolved;
         self.resolved_at = Some(now);
         self.resolution = resolution;
+        self.verification = verification;
         Ok(vec![
             timeline(now, actor, "resolved", message),
             Effect::Event("incident.resolved"),
@@ -449,9 +564,355 @@ impl Incident {
         self.state = State::Resolved;
         self.resolved_at = Some(now);
         self.resolution = Some("recovered: the probe confirms the symptom is gone".to_owned());
+        self.verification =
+            matches!(self.source, Source::Rule { .. }).then_some(Verification::Verified);
         vec![
             timeline(now, SYSTEM, "resolved", message),
             Effect::Event("incident.resolved"),
+        ]
+    }
+
+    /// Opens an incident (or request) from a person's ticket. `priority` comes from the
+    /// configured matrix and `start_tier` from the escalation policy; a `data_breach`
+    /// ticket starts at L3 whatever the policy says.
+    pub fn open_ticket(
+        id: IncidentId,
+        ticket: Ticket,
+        priority: Priority,
+        start_tier: Tier,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> (Incident, Vec<Effect>) {
+        let tier = if ticket.category == DATA_BREACH {
+            Tier::L3
+        } else {
+            start_tier
+        };
+        let id_text = id.to_string();
+        let text = if ticket.description.is_empty() {
+            ticket.title.clone()
+        } else {
+            format!("{}\n\n{}", ticket.title, ticket.description)
+        };
+        let incident = Incident {
+            id,
+            kind: ticket.kind,
+            title: ticket.title,
+            description: ticket.description,
+            state: State::Open,
+            tier,
+            priority,
+            impact: ticket.impact,
+            urgency: ticket.urgency,
+            category: ticket.category,
+            service: ticket.service,
+            labels: ticket.labels,
+            source: Source::Ticket,
+            fingerprint: fingerprint(&[("ticket", &id_text)]),
+            // A ticket is its own group: rule symptoms never join it.
+            group: format!("ticket/{id_text}"),
+            firing_rules: BTreeSet::new(),
+            reporter: Some(ticket.reporter),
+            verification: None,
+            evidence: vec![Evidence::Ticket { text }],
+            resolution: None,
+            opened_at: now,
+            acknowledged_at: None,
+            resolved_at: None,
+            closed_at: None,
+        };
+        let reporter = incident.reporter.as_ref().expect("set above");
+        let effects = vec![
+            timeline(
+                now,
+                actor,
+                "opened",
+                format!(
+                    "opened as {} {} at {} ({}) from a ticket by {} <{}>",
+                    incident.kind.as_str(),
+                    incident.priority,
+                    incident.tier.as_str(),
+                    incident.category,
+                    reporter.name,
+                    reporter.contact
+                ),
+            ),
+            Effect::Event("incident.opened"),
+        ];
+        (incident, effects)
+    }
+
+    /// A note on the timeline: internal, or public (the status page shows it). Any state
+    /// but closed.
+    pub fn add_note(
+        &mut self,
+        actor: &str,
+        text: &str,
+        public: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state == State::Closed {
+            return Err(self.refuse("add a note to"));
+        }
+        require_text("text", text)?;
+        Ok(vec![
+            Effect::Timeline(TimelineEntry {
+                at: now,
+                actor: actor.to_owned(),
+                kind: "note_added".to_owned(),
+                message: text.to_owned(),
+                public,
+            }),
+            Effect::Event("incident.note_added"),
+        ])
+    }
+
+    /// Waiting on someone else: acknowledged → on_hold.
+    pub fn hold(
+        &mut self,
+        actor: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state != State::Acknowledged {
+            return Err(self.refuse("hold"));
+        }
+        require_text("reason", reason)?;
+        self.state = State::OnHold;
+        Ok(vec![
+            timeline(
+                now,
+                actor,
+                "on_hold",
+                format!("state acknowledged → on_hold: {reason}"),
+            ),
+            Effect::Event("incident.on_hold"),
+        ])
+    }
+
+    /// Back to work: on_hold → acknowledged.
+    pub fn resume(
+        &mut self,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state != State::OnHold {
+            return Err(self.refuse("resume"));
+        }
+        self.state = State::Acknowledged;
+        Ok(vec![
+            timeline(
+                now,
+                actor,
+                "resumed",
+                "state on_hold → acknowledged".to_owned(),
+            ),
+            Effect::Event("incident.resumed"),
+        ])
+    }
+
+    /// Moves the incident to `to`, or to the next tier. Only upward, unless `may_lower`
+    /// (an admin): then any tier, down and sideways included.
+    pub fn escalate(
+        &mut self,
+        actor: &str,
+        reason: &str,
+        to: Option<Tier>,
+        may_lower: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if !self.state.is_active() {
+            return Err(self.refuse("escalate"));
+        }
+        require_text("reason", reason)?;
+        let from = self.tier;
+        let to = match to {
+            Some(tier) => tier,
+            None => from.next().ok_or_else(|| TransitionError::Conflict {
+                id: self.id,
+                state: self.state,
+                reason: "it is already at L3, the last tier".to_owned(),
+            })?,
+        };
+        if to <= from && !may_lower {
+            return Err(TransitionError::NotPermitted(format!(
+                "incident {} is at {}; only an admin may move it to {}",
+                self.id,
+                from.as_str(),
+                to.as_str()
+            )));
+        }
+        self.tier = to;
+        Ok(vec![
+            timeline(
+                now,
+                actor,
+                "escalated",
+                format!(
+                    "tier {} → {} (reason: {reason})",
+                    from.as_str(),
+                    to.as_str()
+                ),
+            ),
+            Effect::Escalated {
+                from,
+                to,
+                reason: "manual",
+            },
+            Effect::Event("incident.escalated"),
+        ])
+    }
+
+    /// Changes fields by hand, each audited on the timeline with the reason. A changed
+    /// impact or urgency recomputes the priority by `matrix` unless `priority` is given.
+    pub fn update(
+        &mut self,
+        actor: &str,
+        changes: Changes,
+        reason: &str,
+        matrix: impl Fn(Level, Level) -> Priority,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state == State::Closed {
+            return Err(self.refuse("change"));
+        }
+        require_text("reason", reason)?;
+        if changes
+            .title
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(TransitionError::Invalid(
+                "`title` must not be empty".to_owned(),
+            ));
+        }
+        let mut effects = Vec::new();
+        let mut audit = |field: &str, old: String, new: String| {
+            effects.push(timeline(
+                now,
+                actor,
+                "updated",
+                format!("{field} {old} → {new} (reason: {reason})"),
+            ));
+        };
+        if let Some(title) = changes.title.filter(|t| *t != self.title) {
+            audit("title", format!("{:?}", self.title), format!("{title:?}"));
+            self.title = title;
+        }
+        if let Some(category) = changes.category.filter(|c| *c != self.category) {
+            audit("category", self.category.clone(), category.clone());
+            self.category = category;
+        }
+        if let Some(service) = changes.service.filter(|s| Some(s) != self.service.as_ref()) {
+            let old = self.service.clone().unwrap_or_else(|| "none".to_owned());
+            audit("service", old, service.clone());
+            self.service = Some(service);
+        }
+        let mut rated = false;
+        if let Some(impact) = changes.impact.filter(|i| *i != self.impact) {
+            audit("impact", self.impact.to_string(), impact.to_string());
+            self.impact = impact;
+            rated = true;
+        }
+        if let Some(urgency) = changes.urgency.filter(|u| *u != self.urgency) {
+            audit("urgency", self.urgency.to_string(), urgency.to_string());
+            self.urgency = urgency;
+            rated = true;
+        }
+        let priority = match changes.priority {
+            Some(priority) => priority,
+            None if rated => matrix(self.impact, self.urgency),
+            None => self.priority,
+        };
+        if priority != self.priority {
+            effects.push(timeline(
+                now,
+                actor,
+                "priority_changed",
+                format!("priority {} → {priority} (reason: {reason})", self.priority),
+            ));
+            self.priority = priority;
+            effects.push(Effect::Event("incident.priority_changed"));
+        }
+        Ok(effects)
+    }
+
+    /// Closes a resolved incident. One still waiting for its probe to confirm the
+    /// recovery cannot close.
+    pub fn close(
+        &mut self,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state != State::Resolved {
+            return Err(self.refuse("close"));
+        }
+        if self.verification == Some(Verification::Pending) {
+            return Err(TransitionError::Conflict {
+                id: self.id,
+                state: self.state,
+                reason: "verification is pending: its rule still fires; it closes once the probe confirms the recovery".to_owned(),
+            });
+        }
+        self.state = State::Closed;
+        self.closed_at = Some(now);
+        Ok(vec![
+            timeline(now, actor, "closed", "state resolved → closed".to_owned()),
+            Effect::Event("incident.closed"),
+        ])
+    }
+
+    /// Reopens a resolved or closed incident by hand: back to acknowledged.
+    pub fn reopen(
+        &mut self,
+        actor: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if !matches!(self.state, State::Resolved | State::Closed) {
+            return Err(self.refuse("reopen"));
+        }
+        require_text("reason", reason)?;
+        Ok(self.reopened(actor, reason, now))
+    }
+
+    /// The symptom came back before closure: the resolved incident is reopened (not
+    /// duplicated) with the new evidence. `None` unless the incident is resolved.
+    pub fn symptom_returned(
+        &mut self,
+        signal: &RuleSignal<'_>,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<Effect>> {
+        if self.state != State::Resolved {
+            return None;
+        }
+        self.firing_rules.insert(signal.rule.to_owned());
+        self.evidence.push(Evidence::probe_result(signal));
+        let reason = format!(
+            "rule `{}` fired again ({})",
+            signal.rule,
+            describe(signal.observation)
+        );
+        Some(self.reopened(SYSTEM, &reason, now))
+    }
+
+    fn reopened(&mut self, actor: &str, reason: &str, now: DateTime<Utc>) -> Vec<Effect> {
+        let from = self.state;
+        self.state = State::Acknowledged;
+        // Reopened work is someone's: it counts as acknowledged from now if it never was.
+        self.acknowledged_at.get_or_insert(now);
+        self.resolved_at = None;
+        self.closed_at = None;
+        self.resolution = None;
+        self.verification = None;
+        vec![
+            timeline(
+                now,
+                actor,
+                "reopened",
+                format!("state {from} → acknowledged: {reason}"),
+            ),
+            Effect::Event("incident.reopened"),
         ]
     }
 
@@ -462,6 +923,43 @@ impl Incident {
             action,
         }
     }
+}
+
+/// The category whose incidents are restricted and always start at L3.
+pub const DATA_BREACH: &str = "data_breach";
+
+/// A person's ticket, its category, kind and impact/urgency already settled.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub title: String,
+    pub description: String,
+    pub reporter: Reporter,
+    pub kind: Kind,
+    pub category: String,
+    pub impact: Level,
+    pub urgency: Level,
+    pub service: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The fields `PATCH` may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub title: Option<String>,
+    pub category: Option<String>,
+    pub impact: Option<Level>,
+    pub urgency: Option<Level>,
+    pub priority: Option<Priority>,
+    pub service: Option<String>,
+}
+
+fn require_text(field: &str, text: &str) -> Result<(), TransitionError> {
+    if text.trim().is_empty() {
+        return Err(TransitionError::Invalid(format!(
+            "`{field}` must not be empty"
+        )));
+    }
+    Ok(())
 }
 
 /// P1 incidents start at L3 ("high-priority incidents requiring immediate attention").
@@ -478,6 +976,7 @@ fn timeline(at: DateTime<Utc>, actor: &str, kind: &str, message: String) -> Effe
         actor: actor.to_owned(),
         kind: kind.to_owned(),
         message,
+        public: false,
     })
 }
 
@@ -605,7 +1104,7 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 Effect::Event(kind) => Some(*kind),
-                Effect::Timeline(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -712,6 +1211,404 @@ mod tests {
             err.to_string(),
             "incident INC-7 is resolved; cannot acknowledge it"
         );
+    }
+
+    fn ticket(category: &str) -> Incident {
+        let ticket = Ticket {
+            title: "VPN broken".to_owned(),
+            description: "cannot connect since 9:00".to_owned(),
+            reporter: Reporter {
+                name: "Ana".to_owned(),
+                contact: "ana@example.com".to_owned(),
+            },
+            kind: Kind::Incident,
+            category: category.to_owned(),
+            impact: Level::Medium,
+            urgency: Level::Medium,
+            service: Some("vpn".to_owned()),
+            labels: BTreeMap::new(),
+        };
+        Incident::open_ticket(IncidentId(3), ticket, Priority::P3, Tier::L1, "desk", at(0)).0
+    }
+
+    /// One workflow step, by name, as the API would run it (`admin` may lower tiers).
+    fn step(incident: &mut Incident, action: &str, t: i64) -> Result<Vec<Effect>, TransitionError> {
+        let now = at(t);
+        match action {
+            "ack" => incident.acknowledge("alice", now),
+            "note" => incident.add_note("alice", "looking", false, now),
+            "hold" => incident.hold("alice", "waiting on vendor", now),
+            "resume" => incident.resume("alice", now),
+            "escalate" => incident.escalate("alice", "need db team", None, false, now),
+            "escalate_l1" => incident.escalate("alice", "wrong team", Some(Tier::L1), false, now),
+            "admin_l1" => incident.escalate("root", "wrong team", Some(Tier::L1), true, now),
+            "patch" => incident.update(
+                "alice",
+                Changes {
+                    impact: Some(Level::High),
+                    ..Changes::default()
+                },
+                "more users",
+                Priority::from_matrix,
+                now,
+            ),
+            "resolve" => incident.resolve("alice", Some("fixed".into()), now),
+            "close" => incident.close("alice", now),
+            "reopen" => incident.reopen("alice", "back again", now),
+            _ => unreachable!("{action}"),
+        }
+    }
+
+    #[test]
+    fn workflow_transitions() {
+        // (steps before, action, the state after or the refusal naming the state)
+        #[track_caller]
+        fn check(setup: &[&str], action: &str, expected: Result<State, &str>) {
+            let mut incident = ticket("availability");
+            for (t, s) in setup.iter().enumerate() {
+                step(&mut incident, s, t as i64).expect("setup step");
+            }
+            let before = incident.clone();
+            match (step(&mut incident, action, 100), expected) {
+                (Ok(_), Ok(state)) => assert_eq!(incident.state, state, "{setup:?} {action}"),
+                (Err(error), Err(message)) => {
+                    assert_eq!(error.to_string(), message, "{setup:?} {action}");
+                    assert_eq!(incident, before, "a refusal changes nothing");
+                }
+                (got, want) => panic!("{setup:?} {action}: got {got:?}, want {want:?}"),
+            }
+        }
+        use State::*;
+        check(&[], "ack", Ok(Acknowledged));
+        check(&[], "note", Ok(Open));
+        check(&[], "hold", Err("incident INC-3 is open; cannot hold it"));
+        check(&["ack"], "hold", Ok(OnHold));
+        check(
+            &["ack", "hold"],
+            "hold",
+            Err("incident INC-3 is on_hold; cannot hold it"),
+        );
+        check(&["ack", "hold"], "resume", Ok(Acknowledged));
+        check(
+            &["ack"],
+            "resume",
+            Err("incident INC-3 is acknowledged; cannot resume it"),
+        );
+        check(&["ack", "hold"], "resolve", Ok(Resolved));
+        check(&["ack", "hold"], "escalate", Ok(OnHold));
+        check(
+            &["escalate", "escalate"],
+            "escalate",
+            Err("incident INC-3 is open; it is already at L3, the last tier"),
+        );
+        check(
+            &["escalate"],
+            "escalate_l1",
+            Err("incident INC-3 is at L2; only an admin may move it to L1"),
+        );
+        check(
+            &[],
+            "escalate_l1",
+            Err("incident INC-3 is at L1; only an admin may move it to L1"),
+        );
+        check(&["escalate"], "admin_l1", Ok(Open));
+        check(
+            &["resolve"],
+            "escalate",
+            Err("incident INC-3 is resolved; cannot escalate it"),
+        );
+        check(&["resolve"], "close", Ok(Closed));
+        check(
+            &["ack"],
+            "close",
+            Err("incident INC-3 is acknowledged; cannot close it"),
+        );
+        check(&["resolve"], "reopen", Ok(Acknowledged));
+        check(&["resolve", "close"], "reopen", Ok(Acknowledged));
+        check(
+            &["ack"],
+            "reopen",
+            Err("incident INC-3 is acknowledged; cannot reopen it"),
+        );
+        check(
+            &["resolve", "close"],
+            "note",
+            Err("incident INC-3 is closed; cannot add a note to it"),
+        );
+        check(
+            &["resolve", "close"],
+            "patch",
+            Err("incident INC-3 is closed; cannot change it"),
+        );
+        check(
+            &["resolve", "close"],
+            "ack",
+            Err("incident INC-3 is closed; cannot acknowledge it"),
+        );
+        check(&["resolve"], "note", Ok(Resolved));
+        check(&["resolve"], "patch", Ok(Resolved));
+    }
+
+    #[test]
+    fn ticket_opens_with_reporter_evidence_and_data_breach_at_l3() {
+        let incident = ticket("availability");
+        assert_eq!(incident.source, Source::Ticket);
+        assert_eq!(incident.tier, Tier::L1);
+        assert_eq!(incident.reporter.as_ref().unwrap().name, "Ana");
+        assert_eq!(
+            incident.evidence,
+            [Evidence::Ticket {
+                text: "VPN broken\n\ncannot connect since 9:00".to_owned()
+            }]
+        );
+        assert_eq!(
+            ticket(DATA_BREACH).tier,
+            Tier::L3,
+            "whatever the policy says"
+        );
+    }
+
+    #[test]
+    fn update_audits_each_field_and_recomputes_priority() {
+        let mut incident = ticket("availability");
+        let effects = incident
+            .update(
+                "alice",
+                Changes {
+                    title: Some("VPN down".into()),
+                    urgency: Some(Level::High),
+                    ..Changes::default()
+                },
+                "whole office",
+                Priority::from_matrix,
+                at(5),
+            )
+            .unwrap();
+        let messages: Vec<&str> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Timeline(entry) => Some(entry.message.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "title \"VPN broken\" → \"VPN down\" (reason: whole office)",
+                "urgency medium → high (reason: whole office)",
+                "priority P3 → P2 (reason: whole office)",
+            ]
+        );
+        assert_eq!(events(&effects), ["incident.priority_changed"]);
+        // An explicit priority wins over the matrix.
+        incident
+            .update(
+                "alice",
+                Changes {
+                    impact: Some(Level::Low),
+                    priority: Some(Priority::P1),
+                    ..Changes::default()
+                },
+                "VIP",
+                Priority::from_matrix,
+                at(6),
+            )
+            .unwrap();
+        assert_eq!(incident.priority, Priority::P1);
+        // Nothing different: nothing on the timeline.
+        let none = incident
+            .update(
+                "alice",
+                Changes::default(),
+                "noop",
+                Priority::from_matrix,
+                at(7),
+            )
+            .unwrap();
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn resolving_a_firing_rule_incident_waits_for_the_probe() {
+        let (mut incident, _) = open(Level::Low, Level::Low, None);
+        incident
+            .resolve("alice", Some("restarted".into()), at(10))
+            .unwrap();
+        assert_eq!(incident.verification, Some(Verification::Pending));
+        let err = incident.close("alice", at(11)).unwrap_err();
+        assert!(err.to_string().contains("verification is pending"), "{err}");
+
+        let effects = incident.rule_recovered("checkout-down", &failing(), true, at(20));
+        assert_eq!(incident.verification, Some(Verification::Verified));
+        assert_eq!(incident.state, State::Resolved);
+        assert_eq!(
+            incident.resolved_at,
+            Some(at(10)),
+            "resolved when the person said"
+        );
+        assert!(events(&effects).is_empty(), "no second incident.resolved");
+        assert!(matches!(&effects[..], [Effect::Timeline(e)] if e.kind == "verified"));
+        incident.close("alice", at(30)).unwrap();
+
+        // Resolved while no rule fires: verified at once. A ticket has no verification.
+        let (mut quiet, _) = open(Level::Low, Level::Low, None);
+        quiet.rule_recovered("checkout-down", &failing(), false, at(5));
+        quiet.resolve("alice", None, at(6)).unwrap();
+        assert_eq!(quiet.verification, Some(Verification::Verified));
+        let mut t = ticket("availability");
+        t.resolve("alice", None, at(6)).unwrap();
+        assert_eq!(t.verification, None);
+    }
+
+    #[test]
+    fn a_returning_symptom_reopens_a_resolved_incident_only() {
+        let labels = BTreeMap::new();
+        let observation = failing();
+        let signal = RuleSignal {
+            group: "checkout",
+            rule: "checkout-down",
+            probe: "checkout-api",
+            condition: "[STATUS] != 200",
+            title_template: None,
+            category: "availability",
+            impact: Level::Low,
+            urgency: Level::Low,
+            probe_labels: &labels,
+            subject: &labels,
+            observation: &observation,
+        };
+        let (mut incident, _) = open(Level::Low, Level::Low, None);
+        assert!(
+            incident.symptom_returned(&signal, at(1)).is_none(),
+            "open: not reopened"
+        );
+        incident.rule_recovered("checkout-down", &failing(), true, at(2));
+        assert_eq!(incident.state, State::Resolved);
+        let effects = incident.symptom_returned(&signal, at(3)).unwrap();
+        assert_eq!(events(&effects), ["incident.reopened"]);
+        assert_eq!(incident.state, State::Acknowledged);
+        assert_eq!(incident.resolved_at, None);
+        assert_eq!(incident.verification, None);
+        assert!(incident.firing_rules.contains("checkout-down"));
+        assert_eq!(incident.evidence.len(), 2);
+    }
+
+    #[test]
+    fn a_raise_to_p1_counts_as_a_priority_escalation() {
+        let (mut incident, _) = open(Level::Low, Level::Low, None);
+        let labels = BTreeMap::new();
+        let observation = failing();
+        let signal = RuleSignal {
+            group: "checkout",
+            rule: "checkout-worse",
+            probe: "checkout-api",
+            condition: "[STATUS] != 200",
+            title_template: None,
+            category: "availability",
+            impact: Level::High,
+            urgency: Level::High,
+            probe_labels: &labels,
+            subject: &labels,
+            observation: &observation,
+        };
+        let effects = incident.raise(&signal, at(1));
+        assert!(effects.contains(&Effect::Escalated {
+            from: Tier::L1,
+            to: Tier::L3,
+            reason: "priority"
+        }));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const ACTIONS: [&str; 12] = [
+            "ack",
+            "note",
+            "hold",
+            "resume",
+            "escalate",
+            "escalate_l1",
+            "admin_l1",
+            "patch",
+            "resolve",
+            "close",
+            "reopen",
+            "recover",
+        ];
+
+        fn apply(
+            incident: &mut Incident,
+            action: &str,
+            t: i64,
+        ) -> Result<Vec<Effect>, TransitionError> {
+            match action {
+                "recover" => Ok(incident.rule_recovered("checkout-down", &failing(), true, at(t))),
+                other => step(incident, other, t),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn random_commands_keep_the_incident_consistent(
+                from_rule in any::<bool>(),
+                actions in proptest::collection::vec(0..ACTIONS.len(), 0..40),
+            ) {
+                let mut incident = if from_rule {
+                    open(Level::Low, Level::Low, None).0
+                } else {
+                    ticket("availability")
+                };
+                let mut timeline_len = 1usize;
+                let mut ever_acknowledged = false;
+                for (t, &index) in actions.iter().enumerate() {
+                    let action = ACTIONS[index];
+                    let before = incident.clone();
+                    let result = apply(&mut incident, action, t as i64 + 1);
+                    let effects = match result {
+                        Ok(effects) => effects,
+                        Err(_) => {
+                            prop_assert_eq!(&incident, &before, "a refusal changes nothing");
+                            continue;
+                        }
+                    };
+                    // The timeline only grows: no effect ever removes an entry, and every
+                    // change of state is written on it.
+                    let added = effects.iter().filter(|e| matches!(e, Effect::Timeline(_))).count();
+                    if incident.state != before.state || incident.tier != before.tier {
+                        prop_assert!(added > 0, "{} changed state or tier silently", action);
+                    }
+                    timeline_len += added;
+                    // A closed incident changes only by an explicit reopen.
+                    if before.state == State::Closed && action != "reopen" {
+                        prop_assert_eq!(&incident, &before, "{} changed a closed incident", action);
+                    }
+                    if incident.tier < before.tier {
+                        prop_assert_eq!(action, "admin_l1", "only an admin lowers the tier");
+                    }
+                    ever_acknowledged |= incident.state == State::Acknowledged;
+                    // Timestamps follow the state.
+                    prop_assert_eq!(incident.acknowledged_at.is_some(), ever_acknowledged);
+                    prop_assert_eq!(
+                        incident.resolved_at.is_some(),
+                        matches!(incident.state, State::Resolved | State::Closed)
+                    );
+                    prop_assert_eq!(incident.closed_at.is_some(), incident.state == State::Closed);
+                    prop_assert_eq!(
+                        incident.verification.is_some(),
+                        from_rule && matches!(incident.state, State::Resolved | State::Closed)
+                    );
+                    if from_rule && incident.state == State::Closed {
+                        prop_assert_eq!(incident.verification, Some(Verification::Verified));
+                    }
+                    if incident.state == State::OnHold {
+                        prop_assert!(incident.acknowledged_at.is_some());
+                    }
+                }
+                prop_assert!(timeline_len >= 1);
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::detector::Detector;
 use crate::domain::incident::{
-    Evidence, Incident, IncidentId, Kind, Source, State, Tier, TimelineEntry,
+    Evidence, Incident, IncidentId, Kind, Reporter, Source, State, Tier, TimelineEntry,
+    Verification,
 };
 use crate::domain::observation::Observation;
 use crate::domain::priority::{Level, Priority};
@@ -38,6 +39,12 @@ pub struct IncidentV1 {
     pub group: String,
     #[serde(default)]
     pub firing_rules: BTreeSet<String>,
+    /// Tickets only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<ReporterV1>,
+    /// Resolved rule incidents only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
     pub evidence: Vec<EvidenceV1>,
     pub resolution: Option<String>,
     pub opened_at: DateTime<Utc>,
@@ -50,6 +57,14 @@ pub struct IncidentV1 {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceV1 {
     Rule { rule: String, probe: String },
+    Ticket,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReporterV1 {
+    pub name: String,
+    pub contact: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,6 +90,9 @@ pub enum EvidenceV1 {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value: Option<f64>,
     },
+    Ticket {
+        text: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +102,8 @@ pub struct TimelineEntryV1 {
     pub actor: String,
     pub kind: String,
     pub message: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,8 +162,14 @@ impl From<&Incident> for IncidentV1 {
                     rule: rule.clone(),
                     probe: probe.clone(),
                 },
+                Source::Ticket => SourceV1::Ticket,
             },
             fingerprint: i.fingerprint.clone(),
+            reporter: i.reporter.as_ref().map(|r| ReporterV1 {
+                name: r.name.clone(),
+                contact: r.contact.clone(),
+            }),
+            verification: i.verification,
             group: i.group.clone(),
             firing_rules: i.firing_rules.clone(),
             evidence: i.evidence.iter().map(EvidenceV1::from).collect(),
@@ -173,8 +199,14 @@ impl From<IncidentV1> for Incident {
             labels: r.labels,
             source: match r.source {
                 SourceV1::Rule { rule, probe } => Source::Rule { rule, probe },
+                SourceV1::Ticket => Source::Ticket,
             },
             fingerprint: r.fingerprint,
+            reporter: r.reporter.map(|r| Reporter {
+                name: r.name,
+                contact: r.contact,
+            }),
+            verification: r.verification,
             group: r.group,
             firing_rules: r.firing_rules,
             evidence: r.evidence.into_iter().map(Evidence::from).collect(),
@@ -212,6 +244,7 @@ impl From<&Evidence> for EvidenceV1 {
                 dns_rcode: observation.dns_rcode.clone(),
                 value: observation.value,
             },
+            Evidence::Ticket { text } => EvidenceV1::Ticket { text: text.clone() },
         }
     }
 }
@@ -250,6 +283,7 @@ impl From<EvidenceV1> for Evidence {
                     ..Observation::new(at)
                 },
             },
+            EvidenceV1::Ticket { text } => Evidence::Ticket { text },
         }
     }
 }
@@ -261,6 +295,7 @@ impl From<&TimelineEntry> for TimelineEntryV1 {
             actor: t.actor.clone(),
             kind: t.kind.clone(),
             message: t.message.clone(),
+            public: t.public,
         }
     }
 }
@@ -272,6 +307,7 @@ impl From<TimelineEntryV1> for TimelineEntry {
             actor: t.actor,
             kind: t.kind,
             message: t.message,
+            public: t.public,
         }
     }
 }

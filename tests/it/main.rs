@@ -11,3 +11,4 @@ mod probe_to_webhook;
 mod probes;
 mod restart;
 mod ruletest;
+mod workflow;
