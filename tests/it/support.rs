@@ -280,10 +280,10 @@ impl TestApp {
 // ---------------------------------------------------------------------------------------
 // Probe targets
 
-/// A loopback address where nothing listens: connecting is refused.
+/// A loopback address where nothing listens: connecting is refused. Port 1 (tcpmux) is
+/// never served here, unlike a freed ephemeral port another test could bind meanwhile.
 pub fn refused_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    SocketAddr::from(([127, 0, 0, 1], 1))
 }
 
 /// Accepts connections and never answers (nor closes them).
@@ -475,9 +475,22 @@ pub async fn dns_fixture() -> SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::UdpSocket;
 
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    // UDP and TCP on the same port: the port the UDP socket got may be taken for TCP, so
+    // try again with another until both bind.
+    let (udp, tcp, addr) = {
+        let mut attempt = 0;
+        loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, tcp, addr),
+                Err(error) => {
+                    attempt += 1;
+                    assert!(attempt < 50, "no port free for both UDP and TCP: {error}");
+                }
+            }
+        }
+    };
     tokio::spawn(async move {
         let mut buffer = vec![0u8; 4096];
         while let Ok((len, from)) = udp.recv_from(&mut buffer).await {
@@ -547,7 +560,8 @@ pub fn closed_udp_addr() -> SocketAddr {
 
 /// A free loopback TCP port (bound, read and released: a small race no test here loses).
 pub fn free_port() -> u16 {
-    refused_addr().port()
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
 
 /// The real Prometheus server, stopped (killed) when dropped.
@@ -591,9 +605,24 @@ pub async fn start_prometheus() -> Option<PrometheusServer> {
         );
         return None;
     };
+    // The `dead` job scrapes where nothing listens: it is down for sure.
+    let dead = refused_addr().to_string();
+    // The free port may be taken by another test before Prometheus binds it: start again
+    // on another one when Prometheus exits early.
+    for attempt in 1.. {
+        let server = spawn_prometheus(&binary, &dead);
+        match wait_ready(server).await {
+            Ok(server) => return Some(server),
+            Err(log) if attempt < 5 && log.contains("address already in use") => continue,
+            Err(log) => panic!("prometheus did not start:\n{log}"),
+        }
+    }
+    unreachable!("the loop returns or panics")
+}
+
+fn spawn_prometheus(binary: &std::path::Path, dead: &str) -> PrometheusServer {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let dead = refused_addr();
     let config = format!(
         "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
          scrape_configs:\n\
@@ -614,11 +643,15 @@ pub async fn start_prometheus() -> Option<PrometheusServer> {
         .stderr(log)
         .spawn()
         .unwrap();
-    let mut server = PrometheusServer {
+    PrometheusServer {
         url: format!("http://127.0.0.1:{port}"),
         child,
         _dir: dir,
-    };
+    }
+}
+
+/// Waits until Prometheus is ready; its log if it exited first.
+async fn wait_ready(mut server: PrometheusServer) -> Result<PrometheusServer, String> {
     let client = reqwest::Client::new();
     let ready = format!("{}/-/ready", server.url);
     let started = tokio::time::Instant::now();
@@ -626,12 +659,12 @@ pub async fn start_prometheus() -> Option<PrometheusServer> {
         if let Ok(Some(status)) = server.child.try_wait() {
             let log = std::fs::read_to_string(server._dir.path().join("prometheus.log"))
                 .unwrap_or_default();
-            panic!("prometheus exited with {status}:\n{log}");
+            return Err(format!("prometheus exited with {status}:\n{log}"));
         }
         if let Ok(response) = client.get(&ready).send().await
             && response.status().is_success()
         {
-            return Some(server);
+            return Ok(server);
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
