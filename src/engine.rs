@@ -23,15 +23,18 @@ use crate::domain::detector::{Detector, Thresholds, Transition};
 use crate::domain::duration::format_duration;
 use crate::domain::incident::{
     Changes, Effect, Incident, IncidentId, Kind, Reporter, RuleSignal, SYSTEM,
-    State as IncidentState, Ticket, Tier, TransitionError,
+    State as IncidentState, Ticket, Tier, TransitionError, Verification,
 };
 use crate::domain::observation::{History, Observation};
 use crate::domain::priority::Level;
 use crate::domain::suppression::{Silence, in_maintenance};
+use crate::domain::timer::{Timer, TimerKind, take_due};
 use crate::metrics::Metrics;
 use crate::store::{Batch, Counters, OutboxEntry, Store, StoreError};
 use crate::view::{IncidentView, timestamp};
 
+/// How often due timers are looked for.
+const TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// How many queued commands one transaction may carry.
 const MAX_BATCH: usize = 4096;
 /// Commands waiting for the engine before senders wait.
@@ -127,6 +130,8 @@ pub enum Command {
     Silences,
     /// Read: every rule's state per subject.
     Rules,
+    /// Fire the durable timers that are due (sent by the engine's own ticker).
+    Tick,
 }
 
 /// A ticket as the API received it; the engine settles category, kind and priority.
@@ -386,6 +391,8 @@ struct State {
     /// Group → its most recent incident that is resolved but not closed: a rule that
     /// fires again for the group reopens it instead of opening a new one.
     resolved_by_group: HashMap<String, IncidentId>,
+    /// Armed durable timers, earliest first.
+    timers: std::collections::BTreeSet<Timer>,
     /// Key: rule, or `rule{subject labels}`.
     detectors: HashMap<String, Detector>,
     /// Subject labels of each detector key (for the rules API).
@@ -482,6 +489,7 @@ impl Engine {
                 .filter(|s| s.ends_at > now)
                 .map(|s| (s.id, s))
                 .collect(),
+            timers: loaded.timers.into_iter().collect(),
             ..State::default()
         };
         for (key, (subject, detector)) in loaded.detectors {
@@ -535,9 +543,14 @@ impl Engine {
 
     async fn run(mut self, mut rx: mpsc::Receiver<Request>, shutdown: CancellationToken) {
         let mut batch_requests = Vec::with_capacity(MAX_BATCH);
+        // Durable timers are checked against the clock every tick (the clock, not tokio's
+        // time, says when they are due: a manual clock drives them in tests).
+        let mut ticks = tokio::time::interval(TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let first = tokio::select! {
                 request = rx.recv() => request,
+                _ = ticks.tick() => Some(Request { command: Command::Tick, reply: None }),
                 () = shutdown.cancelled() => {
                     // Refuse new commands, then drain what is already queued.
                     rx.close();
@@ -764,6 +777,10 @@ impl Engine {
                 ))
             }
             Command::Rules => Ok(Reply::Rules(self.rule_statuses(now))),
+            Command::Tick => {
+                self.tick(now, batch, pending);
+                Ok(Reply::Done)
+            }
         }
     }
 
@@ -1282,7 +1299,89 @@ impl Engine {
                 }
             }
         }
+        self.schedule(&incident, now, batch);
         incident
+    }
+
+    /// Arms the durable timers the incident needs now: escalation while it is active (an
+    /// incident, not a request), closure once it is resolved and verified. Timers already
+    /// armed are kept; one whose reason is gone does nothing when it fires.
+    fn schedule(&mut self, incident: &Incident, now: DateTime<Utc>, batch: &mut Batch) {
+        let armed = |kind| {
+            self.state
+                .timers
+                .iter()
+                .any(|t| t.incident == incident.id && t.kind == kind)
+        };
+        let mut wanted = Vec::new();
+        let policy = self.workflow.escalation.policy(incident.priority);
+        if incident.kind == Kind::Incident && incident.tier.next().is_some() {
+            if incident.state == IncidentState::Open
+                && let Some(after) = policy.unacknowledged_after
+                && !armed(TimerKind::Unacknowledged)
+            {
+                wanted.push((TimerKind::Unacknowledged, after));
+            }
+            if incident.state.is_active()
+                && let Some(after) = policy.unresolved_after
+                && !armed(TimerKind::Unresolved)
+            {
+                wanted.push((TimerKind::Unresolved, after));
+            }
+        }
+        if incident.state == IncidentState::Resolved
+            && incident.verification != Some(Verification::Pending)
+            && !armed(TimerKind::Close)
+        {
+            wanted.push((TimerKind::Close, self.workflow.closure_quiet_period));
+        }
+        for (kind, after) in wanted {
+            let Ok(after) = chrono::Duration::from_std(after) else {
+                continue;
+            };
+            let timer = Timer {
+                due: now + after,
+                incident: incident.id,
+                kind,
+            };
+            batch.arm_timer(timer);
+            self.state.timers.insert(timer);
+        }
+    }
+
+    /// Fires the timers that are due: each is deleted in the same transaction as what it
+    /// caused, so it fires exactly once, also across a restart.
+    fn tick(&mut self, now: DateTime<Utc>, batch: &mut Batch, pending: &mut Pending) {
+        let quiet = chrono::Duration::from_std(self.workflow.closure_quiet_period)
+            .unwrap_or(chrono::Duration::MAX);
+        for timer in take_due(&mut self.state.timers, now) {
+            batch.disarm_timer(timer);
+            let id = timer.incident;
+            let Ok(incident) = self.incident_mut(id) else {
+                continue; // gone (closed and not found): nothing to do
+            };
+            let before = open_key(incident);
+            let effects = match timer.kind {
+                TimerKind::Unacknowledged => incident.escalate_by_timer("unacknowledged", now),
+                TimerKind::Unresolved => incident.escalate_by_timer("unresolved", now),
+                TimerKind::Close => {
+                    let quiet_since = incident.resolved_at.is_some_and(|at| at + quiet <= now);
+                    if quiet_since {
+                        incident.close(SYSTEM, now).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    }
+                }
+            };
+            if effects.is_empty() {
+                self.reindex(id);
+                continue;
+            }
+            tracing::info!(incident = %id, timer = timer.kind.as_str(), "timer fired");
+            pending.touched.entry(id.0).or_insert(before);
+            self.commit_effects(id, SYSTEM, effects, now, batch, pending);
+            self.reindex(id);
+        }
     }
 
     fn enqueue_event(

@@ -299,6 +299,9 @@ async fn run_test(file: &RuleTestFile, test: &RuleTest) -> Result<Vec<Happened>,
                     }
                 })?;
             clock.set(at);
+            // Timers due by now fire first, deterministically (the engine's own ticker
+            // runs on real time and would fire them whenever it happens to look).
+            engine.call(Command::Tick).await?;
             for &(series, step) in &tick.feeds {
                 let series = &test.series[series];
                 let result = &series.results[step as usize - 1];

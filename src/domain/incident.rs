@@ -763,6 +763,34 @@ impl Incident {
         ])
     }
 
+    /// The escalation policy's timer ran out (`reason`: `unacknowledged` or `unresolved`):
+    /// one tier up, by `system`. Nothing when the incident is no longer active, the reason
+    /// is gone (an unacknowledged timer on an acknowledged incident), or it is at L3.
+    pub fn escalate_by_timer(&mut self, reason: &'static str, now: DateTime<Utc>) -> Vec<Effect> {
+        let still = match reason {
+            "unacknowledged" => self.state == State::Open,
+            _ => self.state.is_active(),
+        };
+        let Some(to) = self.tier.next().filter(|_| still) else {
+            return Vec::new();
+        };
+        let from = std::mem::replace(&mut self.tier, to);
+        vec![
+            timeline(
+                now,
+                SYSTEM,
+                "escalated",
+                format!(
+                    "tier {} → {} (reason: {reason})",
+                    from.as_str(),
+                    to.as_str()
+                ),
+            ),
+            Effect::Escalated { from, to, reason },
+            Effect::Event("incident.escalated"),
+        ]
+    }
+
     /// Changes fields by hand, each audited on the timeline with the reason. A changed
     /// impact or urgency recomputes the priority by `matrix` unless `priority` is given.
     pub fn update(

@@ -398,3 +398,99 @@ rules:
     assert_eq!(incidents[0].0.state.as_str(), "open", "a is still there");
     assert_eq!(incidents[1].0.state.as_str(), "resolved", "b disappeared");
 }
+
+fn ticket(title: &str) -> Command {
+    Command::OpenTicket {
+        ticket: incidentd::engine::NewTicket {
+            title: title.to_owned(),
+            description: "the printer is on fire".to_owned(),
+            reporter: incidentd::domain::incident::Reporter {
+                name: "Dana".to_owned(),
+                contact: "dana@example.com".to_owned(),
+            },
+            kind: None,
+            category: None,
+            impact: None,
+            urgency: None,
+            service: None,
+            labels: BTreeMap::new(),
+        },
+        actor: "oncall".to_owned(),
+    }
+}
+
+impl Harness {
+    /// Moves the clock and fires what is due, as the engine's ticker does.
+    async fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+        self.engine.call(Command::Tick).await.unwrap();
+    }
+
+    fn timeline_kinds(&self) -> Vec<String> {
+        let (_, timeline) = &self.incidents()[0];
+        timeline.iter().map(|e| e.kind.clone()).collect()
+    }
+}
+
+#[tokio::test]
+async fn escalation_timers_fire_once_each_across_restarts() {
+    let h = Harness::start("probes: []\n");
+    h.engine.call(ticket("Printer on fire")).await.unwrap(); // P3, L1
+    h.advance(Duration::from_secs(29 * 60)).await;
+    assert_eq!(
+        h.incidents()[0].0.tier.as_str(),
+        "L1",
+        "30 min not yet over"
+    );
+
+    // A restart before the timer is due: it is still armed afterwards.
+    let h = h.restart().await;
+    h.advance(Duration::from_secs(2 * 60)).await; // 31 min: not acknowledged in time
+    assert_eq!(h.incidents()[0].0.tier.as_str(), "L2");
+    let h = h.restart().await;
+    h.advance(Duration::from_secs(1)).await;
+    assert_eq!(
+        h.timeline_kinds(),
+        ["opened", "escalated"],
+        "fired once, not again after the restart"
+    );
+    // Acknowledged: the unacknowledged timer has no reason any more.
+    let id = h.incidents()[0].0.id;
+    h.engine
+        .call(Command::Acknowledge {
+            id,
+            actor: "oncall".to_owned(),
+        })
+        .await
+        .unwrap();
+    h.advance(Duration::from_secs(3600)).await;
+    assert_eq!(h.incidents()[0].0.tier.as_str(), "L2");
+    // Not resolved within 8 h: one more tier.
+    h.advance(Duration::from_secs(7 * 3600)).await;
+    assert_eq!(h.incidents()[0].0.tier.as_str(), "L3");
+    assert!(h.timeline_kinds().ends_with(&["escalated".to_owned()]));
+}
+
+#[tokio::test]
+async fn a_resolved_incident_closes_after_the_quiet_period() {
+    let h = Harness::start("probes: []\n");
+    h.engine.call(ticket("Printer on fire")).await.unwrap();
+    let id = h.incidents()[0].0.id;
+    h.engine
+        .call(Command::Resolve {
+            id,
+            actor: "oncall".to_owned(),
+            resolution: Some("extinguished".to_owned()),
+        })
+        .await
+        .unwrap();
+    h.advance(Duration::from_secs(59 * 60)).await;
+    assert_eq!(h.incidents()[0].0.state.as_str(), "resolved");
+    let h = h.restart().await;
+    h.advance(Duration::from_secs(60)).await;
+    let (incident, timeline) = &h.incidents()[0];
+    assert_eq!(incident.state.as_str(), "closed");
+    assert_eq!(timeline.last().unwrap().actor, "system");
+    // Resolved before the escalation timers ran out: when they fired they did nothing.
+    assert!(!timeline.iter().any(|e| e.kind == "escalated"));
+}
