@@ -22,11 +22,11 @@ use crate::domain::condition::Condition;
 use crate::domain::detector::{Detector, Thresholds, Transition};
 use crate::domain::duration::format_duration;
 use crate::domain::incident::{
-    Changes, Effect, Incident, IncidentId, Kind, Reporter, RuleSignal, SYSTEM,
+    Changes, DATA_BREACH, Effect, Incident, IncidentId, Kind, Reporter, RuleSignal, SYSTEM,
     State as IncidentState, Ticket, Tier, TransitionError, Verification,
 };
 use crate::domain::observation::{History, Observation};
-use crate::domain::priority::Level;
+use crate::domain::priority::{Level, Priority};
 use crate::domain::suppression::{Silence, in_maintenance};
 use crate::domain::timer::{Timer, TimerKind, take_due};
 use crate::metrics::Metrics;
@@ -267,6 +267,9 @@ struct Rule {
     impact: Level,
     urgency: Level,
     probe_labels: BTreeMap<String, String>,
+    /// impact × urgency by the configured matrix, and where that priority starts.
+    priority: Priority,
+    start_tier: Tier,
     /// The probe's `service` label, or the probe's name: what an incident is about.
     group: String,
     depends_on: Vec<String>,
@@ -276,6 +279,10 @@ struct Rule {
 
 impl Rule {
     fn from_config(rule: &RuleConfig, config: &Config) -> Rule {
+        let priority = config
+            .workflow
+            .priority_matrix
+            .priority(rule.incident.impact, rule.incident.urgency);
         let probe_labels = config
             .probes
             .iter()
@@ -292,6 +299,12 @@ impl Rule {
                 for_: rule.for_,
                 flapping_changes: rule.flapping_changes,
                 flapping_window: rule.flapping_window,
+            },
+            priority,
+            start_tier: if rule.incident.category == DATA_BREACH {
+                Tier::L3
+            } else {
+                config.workflow.escalation.policy(priority).start_tier
             },
             title: rule.incident.title.clone(),
             category: rule.incident.category.clone(),
@@ -323,6 +336,8 @@ impl Rule {
             category: &self.category,
             impact: self.impact,
             urgency: self.urgency,
+            priority: self.priority,
+            start_tier: self.start_tier,
             probe_labels: &self.probe_labels,
             subject,
             observation,

@@ -304,6 +304,10 @@ pub struct RuleSignal<'a> {
     pub category: &'a str,
     pub impact: Level,
     pub urgency: Level,
+    /// impact × urgency by the configured matrix.
+    pub priority: Priority,
+    /// Where an incident of this priority starts (the escalation policy).
+    pub start_tier: Tier,
     pub probe_labels: &'a BTreeMap<String, String>,
     /// The subject's own labels (a Prometheus series); they join the incident's labels.
     pub subject: &'a BTreeMap<String, String>,
@@ -319,7 +323,7 @@ impl Incident {
         signal: &RuleSignal<'_>,
         now: DateTime<Utc>,
     ) -> (Incident, Vec<Effect>) {
-        let priority = Priority::from_matrix(signal.impact, signal.urgency);
+        let priority = signal.priority;
         let mut labels = signal.probe_labels.clone();
         labels.extend(signal.subject.iter().map(|(k, v)| (k.clone(), v.clone())));
         labels.insert("rule".to_owned(), signal.rule.to_owned());
@@ -337,7 +341,7 @@ impl Incident {
             title,
             description,
             state: State::Open,
-            tier: starting_tier(priority),
+            tier: signal.start_tier,
             priority,
             impact: signal.impact,
             urgency: signal.urgency,
@@ -384,7 +388,7 @@ impl Incident {
     pub fn raise(&mut self, signal: &RuleSignal<'_>, now: DateTime<Utc>) -> Vec<Effect> {
         self.firing_rules.insert(signal.rule.to_owned());
         self.evidence.push(Evidence::probe_result(signal));
-        let priority = Priority::from_matrix(signal.impact, signal.urgency);
+        let priority = signal.priority;
         let mut effects = Vec::new();
         if priority < self.priority {
             let old = self.priority;
@@ -405,7 +409,7 @@ impl Incident {
             ));
             self.title = title;
             effects.push(Effect::Event("incident.priority_changed"));
-            let tier = starting_tier(priority);
+            let tier = signal.start_tier;
             if tier > self.tier {
                 effects.push(timeline(
                     now,
@@ -1120,6 +1124,8 @@ mod tests {
             category: "availability",
             impact,
             urgency,
+            priority: Priority::from_matrix(impact, urgency),
+            start_tier: starting_tier(Priority::from_matrix(impact, urgency)),
             probe_labels: &labels,
             subject: &BTreeMap::new(),
             observation: &observation,
@@ -1501,6 +1507,8 @@ mod tests {
             category: "availability",
             impact: Level::Low,
             urgency: Level::Low,
+            priority: Priority::P5,
+            start_tier: Tier::L1,
             probe_labels: &labels,
             subject: &labels,
             observation: &observation,
@@ -1535,6 +1543,8 @@ mod tests {
             category: "availability",
             impact: Level::High,
             urgency: Level::High,
+            priority: Priority::P1,
+            start_tier: Tier::L3,
             probe_labels: &labels,
             subject: &labels,
             observation: &observation,

@@ -494,3 +494,31 @@ async fn a_resolved_incident_closes_after_the_quiet_period() {
     // Resolved before the escalation timers ran out: when they fired they did nothing.
     assert!(!timeline.iter().any(|e| e.kind == "escalated"));
 }
+
+#[tokio::test]
+async fn rule_incidents_follow_the_configured_matrix_and_escalation() {
+    let config = "listen: 127.0.0.1:0
+priority_matrix:
+  high:   {high: P1, medium: P1, low: P2}
+  medium: {high: P2, medium: P3, low: P4}
+  low:    {high: P3, medium: P4, low: P5}
+escalation:
+  P1: {start_tier: L2}
+  default: {start_tier: L1}
+";
+    let rules = r#"probes:
+  - {name: web, interval: 10s, http: {url: "http://127.0.0.1:9/"}}
+rules:
+  - {name: web-down, probe: web, when: '[STATUS] != 200', incident: {impact: high, urgency: medium}}
+"#;
+    let dir = ConfigDir::new(config, &[("rules.yaml", rules)]);
+    let h = Harness::start_in(dir, ManualClock::new(start_time()));
+    h.feed("web", 500, 10).await;
+    let (incident, _) = &h.incidents()[0];
+    assert_eq!(
+        incident.priority.as_str(),
+        "P1",
+        "high × medium is P1 in this matrix"
+    );
+    assert_eq!(incident.tier.as_str(), "L2", "this policy starts P1 at L2");
+}
