@@ -767,3 +767,90 @@ async fn an_answer_that_is_not_incidentds_json_is_reported() {
         )
     );
 }
+
+/// Every workflow verb, end to end against the real server: a ticket from `open` to
+/// `close`, and back with `reopen`.
+#[tokio::test]
+async fn the_whole_workflow_through_ctl_against_the_real_server() {
+    let dir = ConfigDir::new("listen: 127.0.0.1:0\n", &[]);
+    let app = TestApp::spawn(&dir, HashMap::new()).await;
+    let base = url(app.addr);
+    let run = async |args: &[&str]| {
+        let mut all = vec!["--url", base.as_str(), "-o", "json"];
+        all.extend_from_slice(args);
+        ctl(&all).await.json()
+    };
+    let opened = run(&[
+        "open",
+        "--title",
+        "VPN down for the Jakarta office",
+        "--description",
+        "nobody can connect since 9:00",
+        "--reporter",
+        "Dana",
+        "--contact",
+        "dana@example.com",
+        "--impact",
+        "high",
+        "--urgency",
+        "medium",
+    ])
+    .await;
+    let id = opened["id"].as_str().unwrap().to_owned();
+    assert_eq!(opened["priority"], "P2");
+    assert_eq!(opened["reporter"]["name"], "Dana");
+    assert_eq!(run(&["ack", &id]).await["state"], "acknowledged");
+    run(&["note", &id, "rebooting the concentrator", "--public"]).await;
+    assert_eq!(
+        run(&["escalate", &id, "--reason", "needs network team"]).await["tier"],
+        "L2"
+    );
+    assert_eq!(
+        run(&["hold", &id, "--reason", "waiting for ISP"]).await["state"],
+        "on_hold"
+    );
+    assert_eq!(run(&["resume", &id]).await["state"], "acknowledged");
+    let updated = run(&[
+        "update",
+        &id,
+        "--urgency",
+        "high",
+        "--reason",
+        "CEO affected",
+    ])
+    .await;
+    assert_eq!(updated["priority"], "P1");
+    assert_eq!(
+        run(&["resolve", &id, "--resolution", "ISP fixed the line"]).await["state"],
+        "resolved"
+    );
+    assert_eq!(run(&["close", &id]).await["state"], "closed");
+    assert_eq!(
+        run(&["reopen", &id, "--reason", "down again"]).await["state"],
+        "acknowledged"
+    );
+    let shown = run(&["show", &id]).await;
+    let kinds: Vec<&str> = shown["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "opened",
+            "acknowledged",
+            "note_added",
+            "escalated",
+            "on_hold",
+            "resumed",
+            "updated",
+            "priority_changed",
+            "resolved",
+            "closed",
+            "reopened"
+        ]
+    );
+    app.stop().await;
+}
