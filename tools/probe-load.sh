@@ -18,6 +18,8 @@
 #   WINDOW       length of each measurement window (60)
 #   BB_WARMUP    blackbox_exporter warm-up before its window (5)
 #   CONCURRENCY  blackbox requests in flight at most (256)
+#   SCRAPE       scrape incidentd's /metrics this often while it runs, as Prometheus would
+#                (15; 0: never, except the two reads around each window)
 #   KEEP=1       keep the temp dir (configs, logs)
 #
 # Phase 1: the target and incidentd (N probes, one rule `[STATUS] != 200` each). In each
@@ -39,10 +41,11 @@ STEADY=${STEADY:-$((21 * INTERVAL))}
 WINDOW=${WINDOW:-60}
 BB_WARMUP=${BB_WARMUP:-5}
 CONCURRENCY=${CONCURRENCY:-256}
+SCRAPE=${SCRAPE:-15}
 KEEP=${KEEP:-0}
 
-for name in PROBES INTERVAL WARMUP STEADY WINDOW BB_WARMUP CONCURRENCY; do
-    if ! [[ ${!name} =~ ^[0-9]+$ ]] || { [[ $name != STEADY ]] && ((${!name} < 1)); }; then
+for name in PROBES INTERVAL WARMUP STEADY WINDOW BB_WARMUP CONCURRENCY SCRAPE; do
+    if ! [[ ${!name} =~ ^[0-9]+$ ]] || { [[ $name != STEADY && $name != SCRAPE ]] && ((${!name} < 1)); }; then
         echo "error: $name must be a positive integer (got '${!name}')" >&2
         exit 2
     fi
@@ -242,6 +245,25 @@ incidentd_port=$(sed -n 's/.*incidentd started.*listen=127\.0\.0\.1:\([0-9]*\).*
 metrics_url="http://127.0.0.1:$incidentd_port/metrics"
 log "incidentd on 127.0.0.1:$incidentd_port (pid $incidentd_pid), $PROBES probes every ${INTERVAL}s"
 
+# Prometheus scrapes incidentd: its /metrics holds a histogram per probe, and building that
+# answer costs CPU and memory, so it is part of the measurement (SCRAPE=0 leaves it out).
+if ((SCRAPE > 0)); then
+    (
+        child=
+        trap '[[ -n $child ]] && kill "$child" 2>/dev/null; exit 0' TERM
+        for ((i = 0; i < (WARMUP + STEADY + 3 * WINDOW) / SCRAPE + 10; i++)); do
+            sleep "$SCRAPE" &
+            child=$!
+            wait "$child" || true
+            curl -fsS --max-time 30 -o /dev/null "$metrics_url" &
+            child=$!
+            wait "$child" || true
+        done
+    ) &
+    pids+=("$!")
+    scraper_pid=$!
+fi
+
 # probes_run → "<runs> <failing probes>": the sum of incidentd_probe_duration_seconds_count
 # and the number of probes whose last result did not connect. The scrapes are outside the
 # CPU window (a scrape of N histograms is not free).
@@ -288,6 +310,7 @@ measure_incidentd inc
 inc_threads=$(status_kb "$incidentd_pid" Threads)
 inc_errors=$(grep -c -E ' (WARN|ERROR) ' "$tmp/incidentd.log" || true)
 
+[[ -n ${scraper_pid:-} ]] && stop_pid "$scraper_pid"
 stop_pid "$incidentd_pid"
 log "incidentd: $inc_runs probe runs in ${inc_wall}s, ${inc_cpu_s}s CPU; stopped"
 
@@ -343,13 +366,18 @@ ratio=$(calc "$inc_us > 0 ? $bb_us / $inc_us : 0" 1)
 expected=$(calc "$PROBES / $INTERVAL" 1)
 echo
 echo "probe load: $PROBES HTTP probes every ${INTERVAL}s (expected $expected probes/s), windows of ${WINDOW}s, $(nproc) CPUs"
+echo "  incidentd: /metrics scraped every ${SCRAPE}s (0: only around the windows)"
 echo "  blackbox: $blackbox_version, driven at $bb_rate_target probes/s with at most $CONCURRENCY in flight"
 echo
 printf '  %-34s %12s %12s %12s %12s %12s %12s\n' "" "probes/s" "CPU % 1 core" "CPU µs/probe" "peak RSS MB" "VmHWM MB" "failing"
 if ((have_early)); then
     row "incidentd, t=${early_from}-${early_to}s (early)" early
 fi
-row "incidentd, t=${inc_from}-${inc_to}s (steady)" inc
+if ((STEADY > 0)); then
+    row "incidentd, t=${inc_from}-${inc_to}s (steady)" inc
+else
+    row "incidentd, t=${inc_from}-${inc_to}s" inc
+fi
 row "blackbox_exporter" bb
 echo
 echo "  blackbox µs/probe ÷ incidentd µs/probe (steady) = $ratio   (goal: ≥ 5)"
