@@ -1,0 +1,387 @@
+#!/usr/bin/env bash
+# Probe-load measurement: what N HTTP probes at a 10 s interval cost incidentd, and what the
+# same probes cost prometheus-blackbox-exporter, in the same run against the same loopback
+# target. A measurement, not a test: it prints figures and asserts nothing.
+#
+#   tools/probe-load.sh                     # 10,000 probes; windows at 30 s and 210 s, 60 s each
+#   PROBES=2000 STEADY=0 WINDOW=30 tools/probe-load.sh     # quick: one window after the warm-up
+#
+# Environment (seconds unless noted):
+#   PROBES       probes, one rule each (10000)
+#   INTERVAL     probe interval (10)
+#   WARMUP       start of the first incidentd window, after incidentd started (30: every probe
+#                has run at least once, its first run being jittered within one interval)
+#   STEADY       start of the steady-state window (21 × INTERVAL; 0: measure only at WARMUP).
+#                A new probe's detector is written to the store on each of its first 20
+#                results (the default flap window fills), so the window at WARMUP shows that
+#                start-up cost and the one at STEADY what every later interval costs.
+#   WINDOW       length of each measurement window (60)
+#   BB_WARMUP    blackbox_exporter warm-up before its window (5)
+#   CONCURRENCY  blackbox requests in flight at most (256)
+#   SCRAPE       scrape incidentd's /metrics this often while it runs, as Prometheus would
+#                (15; 0: never, except the two reads around each window)
+#   KEEP=1       keep the temp dir (configs, logs)
+#
+# Phase 1: the target and incidentd (N probes, one rule `[STATUS] != 200` each). In each
+# window: incidentd's CPU (utime+stime of /proc/PID/stat), its RSS (VmRSS, once a second,
+# peak), and the probes it ran (delta of the sum of incidentd_probe_duration_seconds_count
+# on /metrics; the scrapes are outside the CPU window). incidentd is then stopped.
+# Phase 2: blackbox_exporter (module http_2xx) on the same target, driven at N/INTERVAL
+# probes per second by examples/blackbox_driver.rs (blackbox only probes when scraped: the
+# driver plays Prometheus), for one window; its CPU and RSS are sampled the same way, and
+# a probe is a /probe request answered.
+# Everything listens on 127.0.0.1 only, every wait is bounded, and every process started
+# here is stopped on exit.
+set -euo pipefail
+
+PROBES=${PROBES:-10000}
+INTERVAL=${INTERVAL:-10}
+WARMUP=${WARMUP:-30}
+STEADY=${STEADY:-$((21 * INTERVAL))}
+WINDOW=${WINDOW:-60}
+BB_WARMUP=${BB_WARMUP:-5}
+CONCURRENCY=${CONCURRENCY:-256}
+SCRAPE=${SCRAPE:-15}
+KEEP=${KEEP:-0}
+
+for name in PROBES INTERVAL WARMUP STEADY WINDOW BB_WARMUP CONCURRENCY SCRAPE; do
+    if ! [[ ${!name} =~ ^[0-9]+$ ]] || { [[ $name != STEADY && $name != SCRAPE ]] && ((${!name} < 1)); }; then
+        echo "error: $name must be a positive integer (got '${!name}')" >&2
+        exit 2
+    fi
+done
+if ((WARMUP < INTERVAL + 2)); then
+    echo "warning: WARMUP=${WARMUP}s is shorter than one interval (${INTERVAL}s) plus the first-run jitter; some probes may not have started" >&2
+fi
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+release="$repo/target/release"
+tick_hz=$(getconf CLK_TCK)
+
+log() { printf '[probe-load %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# ---------------------------------------------------------------------------------------
+# Processes and cleanup.
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/probe-load.XXXXXX")
+pids=()
+
+stop_pid() { # PID: SIGTERM, up to 15 s, then SIGKILL
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "process $pid did not stop after SIGTERM; killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local status=$? pid
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do
+        stop_pid "$pid"
+    done
+    if [[ $KEEP == 1 ]]; then
+        log "kept $tmp"
+    else
+        rm -rf "$tmp"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s, fails after SECONDS.
+wait_for() {
+    local seconds=$1 what=$2 i
+    shift 2
+    for ((i = 0; i < seconds * 5; i++)); do
+        if "$@" 2>/dev/null; then return 0; fi
+        sleep 0.2
+    done
+    echo "error: timed out after ${seconds}s waiting for $what" >&2
+    return 1
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# A free loopback port (the kernel's choice; released just before use).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# ---------------------------------------------------------------------------------------
+# /proc sampling.
+
+cpu_ticks() { # PID → utime+stime in clock ticks (fields 14 and 15; comm may hold spaces)
+    local stat
+    stat=$(<"/proc/$1/stat")
+    stat=${stat##*) }
+    awk '{print $12 + $13}' <<<"$stat"
+}
+status_kb() { awk -v key="$2:" '$1 == key {print $2}' "/proc/$1/status"; } # PID KEY
+now() { date +%s.%N; }
+calc() { awk "BEGIN {printf \"%.${2:-1}f\", ($1)}"; } # EXPR [DECIMALS]
+# The whole machine's busy and idle ticks (/proc/stat), to show what else was running.
+machine_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit}' /proc/stat; }
+
+# window_begin PID / window_end PID: CPU ticks of PID and of the target, the machine's
+# ticks and the time, at both ends of a measurement window.
+window_begin() {
+    w_t0=$(now)
+    w_target0=$(cpu_ticks "$target_pid")
+    read -r w_busy0 w_idle0 < <(machine_ticks)
+    w_cpu0=$(cpu_ticks "$1")
+}
+window_end() {
+    w_cpu1=$(cpu_ticks "$1")
+    read -r w_busy1 w_idle1 < <(machine_ticks)
+    w_target1=$(cpu_ticks "$target_pid")
+    w_t1=$(now)
+}
+
+# figures PREFIX RUNS RSS_PEAK_KB PID: sets PREFIX_{wall,cpu_s,rate,cpu_pct,us,rss,hwm,
+# target_pct,machine_pct,runs} from the last window.
+figures() {
+    local p=$1 runs=$2 rss=$3 pid=$4 wall cpu_s
+    wall=$(calc "$w_t1 - $w_t0" 3)
+    cpu_s=$(calc "($w_cpu1 - $w_cpu0) / $tick_hz" 2)
+    printf -v "${p}_runs" '%s' "$runs"
+    printf -v "${p}_wall" '%s' "$wall"
+    printf -v "${p}_cpu_s" '%s' "$cpu_s"
+    printf -v "${p}_rate" '%s' "$(calc "$runs / $wall" 1)"
+    printf -v "${p}_cpu_pct" '%s' "$(calc "100 * $cpu_s / $wall" 1)"
+    printf -v "${p}_us" '%s' "$(calc "$runs > 0 ? 1e6 * $cpu_s / $runs : 0" 1)"
+    printf -v "${p}_rss" '%s' "$(calc "$rss / 1024" 1)"
+    printf -v "${p}_hwm" '%s' "$(calc "$(status_kb "$pid" VmHWM) / 1024" 1)"
+    printf -v "${p}_target_pct" '%s' "$(calc "100 * ($w_target1 - $w_target0) / $tick_hz / $wall" 1)"
+    printf -v "${p}_machine_pct" '%s' "$(calc "100 * $(nproc) * ($w_busy1 - $w_busy0) / ($w_busy1 - $w_busy0 + $w_idle1 - $w_idle0)" 0)"
+}
+
+# sample_rss PID SECONDS [WHILE_PID]: samples VmRSS once a second for SECONDS (or while
+# WHILE_PID lives, at most SECONDS); prints the peak in kB.
+sample_rss() {
+    local pid=$1 seconds=$2 while_pid=${3:-} peak=0 rss i
+    for ((i = 0; i < seconds; i++)); do
+        [[ -n $while_pid ]] && ! alive "$while_pid" && break
+        rss=$(status_kb "$pid" VmRSS)
+        ((rss > peak)) && peak=$rss
+        sleep 1
+    done
+    rss=$(status_kb "$pid" VmRSS)
+    ((rss > peak)) && peak=$rss
+    echo "$peak"
+}
+
+# ---------------------------------------------------------------------------------------
+# Build and install.
+
+log "building (cargo build --release --examples --bin incidentd)"
+cargo build --release --examples --bin incidentd
+
+blackbox=$(command -v prometheus-blackbox-exporter || true)
+if [[ -z $blackbox ]]; then
+    log "installing prometheus-blackbox-exporter with apt"
+    sudo=()
+    ((EUID != 0)) && sudo=(sudo)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus-blackbox-exporter >"$tmp/apt.log" 2>&1 || {
+        "${sudo[@]}" apt-get update >>"$tmp/apt.log" 2>&1
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus-blackbox-exporter >>"$tmp/apt.log" 2>&1
+    }
+    blackbox=$(command -v prometheus-blackbox-exporter)
+fi
+blackbox_version=$("$blackbox" --version 2>&1 | head -n1)
+
+# ---------------------------------------------------------------------------------------
+# The target.
+
+"$release/examples/load_target" 0 $((WARMUP + STEADY + 4 * WINDOW + 600)) >"$tmp/target.log" 2>&1 &
+target_pid=$!
+pids+=("$target_pid")
+wait_for 10 "the load target" grep -q 'listening on' "$tmp/target.log"
+target_port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/target.log")
+curl -fsS --max-time 2 "http://127.0.0.1:$target_port/health?n=0" >/dev/null
+log "target on 127.0.0.1:$target_port (pid $target_pid)"
+
+# ---------------------------------------------------------------------------------------
+# Phase 1: incidentd.
+
+mkdir -p "$tmp/incidentd/rules"
+cat >"$tmp/incidentd/incidentd.yaml" <<EOF
+listen: 127.0.0.1:0
+storage:
+  path: data/incidentd.redb
+rule_files:
+  - rules/*.yaml
+EOF
+awk -v n="$PROBES" -v port="$target_port" -v interval="$INTERVAL" 'BEGIN {
+    print "probes:"
+    for (i = 0; i < n; i++) {
+        printf "  - name: load-%d\n    interval: %ds\n    timeout: 2s\n", i, interval
+        printf "    http: {url: \"http://127.0.0.1:%d/health?n=%d\"}\n", port, i
+    }
+    print "rules:"
+    for (i = 0; i < n; i++) {
+        printf "  - name: load-%d-down\n    probe: load-%d\n    when: \x27[STATUS] != 200\x27\n", i, i
+        printf "    incident: {title: \x27load-%d down\x27, category: availability, impact: high, urgency: high}\n", i
+    }
+}' >"$tmp/incidentd/rules/load.yaml"
+
+"$release/incidentd" check --config "$tmp/incidentd/incidentd.yaml" >&2
+RUST_LOG=info "$release/incidentd" serve --config "$tmp/incidentd/incidentd.yaml" >"$tmp/incidentd.log" 2>&1 &
+incidentd_pid=$!
+pids+=("$incidentd_pid")
+started_at=$(now)
+wait_for 120 "incidentd to start" grep -q 'incidentd started' "$tmp/incidentd.log"
+incidentd_port=$(sed -n 's/.*incidentd started.*listen=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/incidentd.log" | head -n1)
+metrics_url="http://127.0.0.1:$incidentd_port/metrics"
+log "incidentd on 127.0.0.1:$incidentd_port (pid $incidentd_pid), $PROBES probes every ${INTERVAL}s"
+
+# Prometheus scrapes incidentd: its /metrics holds a histogram per probe, and building that
+# answer costs CPU and memory, so it is part of the measurement (SCRAPE=0 leaves it out).
+if ((SCRAPE > 0)); then
+    (
+        child=
+        trap '[[ -n $child ]] && kill "$child" 2>/dev/null; exit 0' TERM
+        for ((i = 0; i < (WARMUP + STEADY + 3 * WINDOW) / SCRAPE + 10; i++)); do
+            sleep "$SCRAPE" &
+            child=$!
+            wait "$child" || true
+            curl -fsS --max-time 30 -o /dev/null "$metrics_url" &
+            child=$!
+            wait "$child" || true
+        done
+    ) &
+    pids+=("$!")
+    scraper_pid=$!
+fi
+
+# probes_run → "<runs> <failing probes>": the sum of incidentd_probe_duration_seconds_count
+# and the number of probes whose last result did not connect. The scrapes are outside the
+# CPU window (a scrape of N histograms is not free).
+probes_run() {
+    curl -fsS --max-time 60 "$metrics_url" | awk '
+        /^incidentd_probe_duration_seconds_count/ {runs += $NF}
+        /^incidentd_probe_success\{/ && $NF == 0 {failing++}
+        END {printf "%d %d\n", runs, failing}'
+}
+
+# measure_incidentd PREFIX: one window of WINDOW seconds.
+measure_incidentd() {
+    local runs0 runs1 failing rss
+    alive "$incidentd_pid" || { echo "error: incidentd exited; see its log:" >&2; tail -n 20 "$tmp/incidentd.log" >&2; exit 1; }
+    read -r runs0 _ < <(probes_run) || true
+    [[ -n ${runs0:-} ]] || { echo "error: could not read $metrics_url" >&2; exit 1; }
+    window_begin "$incidentd_pid"
+    rss=$(sample_rss "$incidentd_pid" "$WINDOW")
+    window_end "$incidentd_pid"
+    read -r runs1 failing < <(probes_run) || true
+    [[ -n ${runs1:-} ]] || { echo "error: could not read $metrics_url" >&2; exit 1; }
+    figures "$1" $((runs1 - runs0)) "$rss" "$incidentd_pid"
+    printf -v "${1}_failing" '%s' "$failing"
+    printf -v "${1}_from" '%s' "$(calc "$w_t0 - $started_at" 0)"
+    printf -v "${1}_to" '%s' "$(calc "$w_t1 - $started_at" 0)"
+}
+
+sleep_until() { # SECONDS since incidentd started
+    local left
+    left=$(calc "$1 - ($(now) - $started_at)" 3)
+    if awk "BEGIN {exit !($left > 0)}"; then sleep "$left"; fi
+}
+
+have_early=0
+if ((STEADY > WARMUP)); then
+    sleep_until "$WARMUP"
+    log "measuring incidentd for ${WINDOW}s (early: detectors still filling their flap window)"
+    measure_incidentd early
+    have_early=1
+fi
+sleep_until "$((STEADY > WARMUP ? STEADY : WARMUP))"
+log "measuring incidentd for ${WINDOW}s (steady state)"
+measure_incidentd inc
+inc_threads=$(status_kb "$incidentd_pid" Threads)
+inc_errors=$(grep -c -E ' (WARN|ERROR) ' "$tmp/incidentd.log" || true)
+
+[[ -n ${scraper_pid:-} ]] && stop_pid "$scraper_pid"
+stop_pid "$incidentd_pid"
+log "incidentd: $inc_runs probe runs in ${inc_wall}s, ${inc_cpu_s}s CPU; stopped"
+
+# ---------------------------------------------------------------------------------------
+# Phase 2: blackbox_exporter.
+
+cat >"$tmp/blackbox.yml" <<EOF
+modules:
+  http_2xx:
+    prober: http
+    timeout: 2s
+    http:
+      preferred_ip_protocol: ip4
+EOF
+bb_port=$(free_port)
+"$blackbox" --config.file="$tmp/blackbox.yml" --web.listen-address="127.0.0.1:$bb_port" \
+    >"$tmp/blackbox.log" 2>&1 &
+bb_pid=$!
+pids+=("$bb_pid")
+wait_for 20 "blackbox_exporter to start" curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:$bb_port/-/healthy"
+log "$blackbox_version on 127.0.0.1:$bb_port (pid $bb_pid)"
+
+bb_rate_target=$(calc "$PROBES / $INTERVAL" 3)
+driver=("$release/examples/blackbox_driver" "$bb_port" "$target_port" "$bb_rate_target")
+log "warming blackbox up for ${BB_WARMUP}s"
+timeout $((BB_WARMUP + 20)) "${driver[@]}" "$BB_WARMUP" "$PROBES" "$CONCURRENCY" >"$tmp/driver-warmup.out"
+
+log "measuring blackbox_exporter for ${WINDOW}s at $bb_rate_target probes/s"
+window_begin "$bb_pid"
+timeout $((WINDOW + 30)) "${driver[@]}" "$WINDOW" "$PROBES" "$CONCURRENCY" >"$tmp/driver.out" &
+driver_pid=$!
+pids+=("$driver_pid")
+bb_rss_peak=$(sample_rss "$bb_pid" $((WINDOW + 30)) "$driver_pid")
+wait "$driver_pid" || { echo "error: the blackbox driver failed" >&2; exit 1; }
+window_end "$bb_pid"
+bb_threads=$(status_kb "$bb_pid" Threads)
+read -r bb_completed bb_failing < <(sed -n 's/.*completed=\([0-9]*\) failed=\([0-9]*\).*/\1 \2/p' "$tmp/driver.out")
+figures bb $((bb_completed + bb_failing)) "$bb_rss_peak" "$bb_pid"
+
+# ---------------------------------------------------------------------------------------
+# Report (stdout).
+
+row() { # LABEL PREFIX
+    local p=$2 v
+    printf '  %-34s' "$1"
+    for v in rate cpu_pct us rss hwm failing; do
+        local name="${p}_$v"
+        printf ' %12s' "${!name}"
+    done
+    printf '\n'
+}
+ratio=$(calc "$inc_us > 0 ? $bb_us / $inc_us : 0" 1)
+expected=$(calc "$PROBES / $INTERVAL" 1)
+echo
+echo "probe load: $PROBES HTTP probes every ${INTERVAL}s (expected $expected probes/s), windows of ${WINDOW}s, $(nproc) CPUs"
+echo "  incidentd: /metrics scraped every ${SCRAPE}s (0: only around the windows)"
+echo "  blackbox: $blackbox_version, driven at $bb_rate_target probes/s with at most $CONCURRENCY in flight"
+echo
+printf '  %-34s %12s %12s %12s %12s %12s %12s\n' "" "probes/s" "CPU % 1 core" "CPU µs/probe" "peak RSS MB" "VmHWM MB" "failing"
+if ((have_early)); then
+    row "incidentd, t=${early_from}-${early_to}s (early)" early
+fi
+if ((STEADY > 0)); then
+    row "incidentd, t=${inc_from}-${inc_to}s (steady)" inc
+else
+    row "incidentd, t=${inc_from}-${inc_to}s" inc
+fi
+row "blackbox_exporter" bb
+echo
+echo "  blackbox µs/probe ÷ incidentd µs/probe (steady) = $ratio   (goal: ≥ 5)"
+echo "  incidentd goals (steady): CPU < 25% of one core: ${inc_cpu_pct}%; RSS < 150 MB: ${inc_rss} MB"
+echo "  target CPU % during the windows: incidentd ${inc_target_pct}%, blackbox ${bb_target_pct}%"
+echo "  whole machine busy, % of $(($(nproc) * 100)): incidentd window ${inc_machine_pct}%, blackbox window ${bb_machine_pct}% (incl. the target and the driver)"
+echo "  threads: incidentd $inc_threads, blackbox $bb_threads; incidentd log: $inc_errors WARN/ERROR line(s) (1 expected: the open-API warning)"
