@@ -642,7 +642,7 @@ impl Engine {
                 observation,
             } => {
                 let verdict = Verdict::Evaluate;
-                self.observe(&probe, &subject, &observation, verdict, now, batch, pending);
+                self.observe(&probe, &subject, observation, verdict, now, batch, pending);
                 Ok(Reply::Done)
             }
             Command::Subjects { probe, present, at } => {
@@ -971,7 +971,7 @@ impl Engine {
         &mut self,
         probe: &str,
         subject: &BTreeMap<String, String>,
-        observation: &Observation,
+        observation: Observation,
         verdict: Verdict,
         now: DateTime<Utc>,
         batch: &mut Batch,
@@ -995,14 +995,17 @@ impl Engine {
         if let Some(previous) = history.back_mut() {
             *previous = previous.summary();
         }
-        history.push_back(observation.clone());
+        let newest = observation.at;
+        history.push_back(observation);
         while history.len() > 1
             && history
                 .front()
-                .is_some_and(|oldest| keep.is_none_or(|keep| oldest.at < observation.at - keep))
+                .is_some_and(|oldest| keep.is_none_or(|keep| oldest.at < newest - keep))
         {
             history.pop_front();
         }
+        // The newest result is the last of the history (moved there, not copied).
+        let observation = history.back().expect("just pushed");
         for index in rule_indexes {
             let rule = &self.rules[index];
             let symptom = verdict == Verdict::Evaluate && rule.when.eval(&history);
@@ -1011,7 +1014,7 @@ impl Engine {
             let before = *detector;
             let transition = detector.observe(symptom, observation.at, rule.thresholds);
             let detector = *detector;
-            if detector != before {
+            if detector.differs_beyond_history(&before) {
                 batch.put_detector(&key, subject, detector);
                 self.state.subjects.insert(key, subject.clone());
             }
@@ -1077,7 +1080,7 @@ impl Engine {
             self.state
                 .histories
                 .remove(&keyed(probe, &labels_key(&subject)));
-            self.observe(probe, &subject, &clean, Verdict::Clean, now, batch, pending);
+            self.observe(probe, &subject, clean, Verdict::Clean, now, batch, pending);
             self.state
                 .histories
                 .remove(&keyed(probe, &labels_key(&subject)));

@@ -71,6 +71,18 @@ pub enum Transition {
 }
 
 impl Detector {
+    /// Whether `other` differs in anything but the verdict history (`verdicts`, `seen`):
+    /// the engine stores a detector only then, so a new probe does not write on each of its
+    /// first results while the flap window fills. The history is stored with the next real
+    /// change; after a restart flap detection may start from a shorter history.
+    pub fn differs_beyond_history(&self, other: &Detector) -> bool {
+        Detector {
+            verdicts: other.verdicts,
+            seen: other.seen,
+            ..*self
+        } != *other
+    }
+
     /// Feeds one verdict (`true` = symptom present) seen at `at` and says whether the rule
     /// changed state.
     ///
@@ -241,6 +253,27 @@ mod tests {
         }
         assert!(!detector.flapping);
         assert!(!detector.firing);
+    }
+
+    #[test]
+    fn only_more_than_the_verdict_history_counts_as_a_change() {
+        let thresholds = Thresholds::new(3, 2);
+        let mut detector = Detector::default();
+        detector.observe(false, at(0), thresholds);
+        detector.observe(false, at(5), thresholds); // the clean streak is full
+        let before = detector;
+        detector.observe(false, at(8), thresholds);
+        assert_ne!(detector, before, "the verdict history moved");
+        assert!(
+            !detector.differs_beyond_history(&before),
+            "nothing else did"
+        );
+        let before = detector;
+        detector.observe(true, at(10), thresholds);
+        assert!(
+            detector.differs_beyond_history(&before),
+            "a symptom starts a streak"
+        );
     }
 
     #[test]

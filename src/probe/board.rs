@@ -73,8 +73,9 @@ struct Entry {
     interval: Duration,
     timeout: Duration,
     last: Option<RunSummary>,
-    /// (success, response time) of the last [`KEPT_RUNS`] runs, oldest first.
-    recent: VecDeque<(bool, Duration)>,
+    /// (success, response time in µs) of the last [`KEPT_RUNS`] runs, oldest first; 8
+    /// bytes a run, as 10,000 probes keep a million of them.
+    recent: VecDeque<(bool, u32)>,
 }
 
 impl ProbeBoard {
@@ -119,7 +120,8 @@ impl ProbeBoard {
         if entry.recent.len() == KEPT_RUNS {
             entry.recent.pop_front();
         }
-        entry.recent.push_back((run.success, run.response_time));
+        let micros = u32::try_from(run.response_time.as_micros()).unwrap_or(u32::MAX);
+        entry.recent.push_back((run.success, micros));
         entry.last = Some(run);
     }
 
@@ -191,7 +193,11 @@ impl ProbeView {
     fn new(entry: &Entry) -> ProbeView {
         let results = entry.recent.len();
         let failures = entry.recent.iter().filter(|(success, _)| !success).count();
-        let total: Duration = entry.recent.iter().map(|(_, time)| *time).sum();
+        let total: Duration = entry
+            .recent
+            .iter()
+            .map(|(_, micros)| Duration::from_micros(u64::from(*micros)))
+            .sum();
         let ratio = |part: f64| (results > 0).then(|| part / results as f64);
         ProbeView {
             name: entry.name.clone(),
