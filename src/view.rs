@@ -35,6 +35,27 @@ pub struct IncidentView<'a> {
     pub closed_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<TimelineView<'a>>>,
+    /// Similar past incidents, best first; only in the answer for one incident.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similar: Option<Vec<SimilarView<'a>>>,
+}
+
+/// A similar past incident and what resolved it.
+#[derive(Debug, Serialize)]
+pub struct SimilarView<'a> {
+    pub id: String,
+    pub title: &'a str,
+    pub resolution: Option<&'a str>,
+}
+
+impl<'a> SimilarView<'a> {
+    pub fn new(incident: &'a Incident) -> Self {
+        SimilarView {
+            id: incident.id.to_string(),
+            title: &incident.title,
+            resolution: incident.resolution.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +108,12 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
 }
 
 impl<'a> IncidentView<'a> {
+    /// With the similar past incidents, as `GET /api/v1/incidents/{id}` shows them.
+    pub fn with_similar(mut self, similar: &'a [Incident]) -> Self {
+        self.similar = Some(similar.iter().map(SimilarView::new).collect());
+        self
+    }
+
     pub fn new(incident: &'a Incident, timeline: Option<&'a [TimelineEntry]>) -> Self {
         IncidentView {
             id: incident.id.to_string(),
@@ -115,6 +142,7 @@ impl<'a> IncidentView<'a> {
             resolved_at: incident.resolved_at.map(timestamp),
             closed_at: incident.closed_at.map(timestamp),
             timeline: timeline.map(|entries| entries.iter().map(TimelineView::new).collect()),
+            similar: None,
         }
     }
 }

@@ -246,13 +246,21 @@ async fn get_incident(
     caller.require(Need::Read)?;
     let id = parse_id(&raw)?;
     let store = state.store.clone();
-    let found = tokio::task::spawn_blocking(move || store.get_incident_with_timeline(id))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    let (incident, timeline) =
+    let found = tokio::task::spawn_blocking(move || {
+        let Some((incident, timeline)) = store.get_incident_with_timeline(id)? else {
+            return Ok(None);
+        };
+        let similar = store.similar_incidents(&incident)?;
+        Ok::<_, crate::store::StoreError>(Some((incident, timeline, similar)))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    let (incident, timeline, similar) =
         found.ok_or_else(|| ApiError::not_found(format!("incident {id} not found")))?;
-    Ok(Json(json!(IncidentView::new(&incident, Some(&timeline)))))
+    Ok(Json(json!(
+        IncidentView::new(&incident, Some(&timeline)).with_similar(&similar)
+    )))
 }
 
 /// A JSON body that may be absent (workflow verbs without required fields).

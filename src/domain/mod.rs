@@ -9,6 +9,7 @@ pub mod duration;
 pub mod incident;
 pub mod observation;
 pub mod priority;
+pub mod similar;
 pub mod suppression;
 pub mod timer;
 

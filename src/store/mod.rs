@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::detector::Detector;
 use crate::domain::incident::{Incident, IncidentId, TimelineEntry};
+use crate::domain::similar;
 use crate::domain::suppression::Silence;
 use crate::domain::timer::{Timer, TimerKind};
 
@@ -43,6 +44,9 @@ const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbox
 const TIMERS: TableDefinition<(i64, u64, &str), ()> = TableDefinition::new("timers.v1");
 /// Key: silence id. Expired silences are kept for the record.
 const SILENCES: TableDefinition<u64, &[u8]> = TableDefinition::new("silences.v1");
+
+/// How many of the newest incidents [`Store::similar_incidents`] looks through.
+pub const SIMILAR_SCAN: usize = 5_000;
 
 const META_SCHEMA: &str = "schema_version";
 const META_NEXT_INCIDENT: &str = "next_incident_id";
@@ -354,6 +358,24 @@ impl Store {
             entries.push(entry.into());
         }
         Ok(Some((record.into(), entries)))
+    }
+
+    /// The past incidents most like `incident` ([`crate::domain::similar`]), best first.
+    /// Only the newest [`SIMILAR_SCAN`] incidents are looked at, so the answer stays quick
+    /// on a store of any size; older look-alikes are not found.
+    pub fn similar_incidents(&self, incident: &Incident) -> Result<Vec<Incident>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        let mut candidates = Vec::new();
+        for row in incidents.iter().map_err(db_err)?.rev().take(SIMILAR_SCAN) {
+            let (key, value) = row.map_err(db_err)?;
+            let record: IncidentV1 = decode("incidents.v1", key.value(), value.value())?;
+            let past = Incident::from(record);
+            if similar::relevance(incident, &past).is_some() {
+                candidates.push(past);
+            }
+        }
+        Ok(similar::rank(incident, candidates, similar::SHOWN))
     }
 
     /// Incidents newest first, starting below `before` (a cursor: the last id of the

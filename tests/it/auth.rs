@@ -14,24 +14,26 @@ auth:
     - {name: grafana, token_env: IT_VIEWER, role: viewer}
     - {name: oncall-bot, token_env: IT_RESPONDER, role: responder}
     - {name: alertmanager, token_env: IT_INGEST, role: ingest}
+    - {name: root, token_env: IT_ADMIN, role: admin}
 ";
+
+const VIEWER: &str = "viewer-token-1234567890";
+const RESPONDER: &str = "responder-token-1234567890";
+const INGEST: &str = "ingest-token-1234567890";
+const ADMIN: &str = "admin-token-1234567890";
 
 fn env() -> HashMap<String, String> {
     HashMap::from([
-        ("IT_VIEWER".to_owned(), "viewer-token-1234567890".to_owned()),
-        (
-            "IT_RESPONDER".to_owned(),
-            "responder-token-1234567890".to_owned(),
-        ),
-        ("IT_INGEST".to_owned(), "ingest-token-1234567890".to_owned()),
+        ("IT_VIEWER".to_owned(), VIEWER.to_owned()),
+        ("IT_RESPONDER".to_owned(), RESPONDER.to_owned()),
+        ("IT_INGEST".to_owned(), INGEST.to_owned()),
+        ("IT_ADMIN".to_owned(), ADMIN.to_owned()),
     ])
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-    let mut request = match method {
-        "GET" => app.client.get(app.url(path)),
-        _ => app.client.post(app.url(path)),
-    };
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = app.client.request(method, app.url(path));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -40,62 +42,149 @@ async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>) -> (
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Who a route lets in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Access {
+    /// Anyone, with or without a token (Prometheus-style endpoints).
+    Open,
+    /// viewer, responder, admin.
+    Read,
+    /// responder, admin.
+    Respond,
+}
+
+/// Every route of the router: (method, path, who may, what a caller who may gets). No
+/// body is sent and INC-1 and silence 1 do not exist, so a caller who passed auth gets
+/// 404 (no such incident), 400 (a required body is missing) or 415 (no JSON body) —
+/// anything but 401/403.
+const ROUTES: &[(&str, &str, Access, u16)] = &[
+    ("GET", "/metrics", Access::Open, 200),
+    ("GET", "/-/healthy", Access::Open, 200),
+    ("GET", "/-/ready", Access::Open, 200),
+    ("GET", "/api/v1/incidents", Access::Read, 200),
+    ("POST", "/api/v1/incidents", Access::Respond, 400),
+    ("GET", "/api/v1/incidents/INC-1", Access::Read, 404),
+    ("PATCH", "/api/v1/incidents/INC-1", Access::Respond, 400),
+    (
+        "POST",
+        "/api/v1/incidents/INC-1/acknowledge",
+        Access::Respond,
+        404,
+    ),
+    (
+        "POST",
+        "/api/v1/incidents/INC-1/resolve",
+        Access::Respond,
+        415,
+    ),
+    (
+        "POST",
+        "/api/v1/incidents/INC-1/notes",
+        Access::Respond,
+        400,
+    ),
+    ("POST", "/api/v1/incidents/INC-1/hold", Access::Respond, 400),
+    (
+        "POST",
+        "/api/v1/incidents/INC-1/resume",
+        Access::Respond,
+        404,
+    ),
+    (
+        "POST",
+        "/api/v1/incidents/INC-1/escalate",
+        Access::Respond,
+        400,
+    ),
+    (
+        "POST",
+        "/api/v1/incidents/INC-1/close",
+        Access::Respond,
+        404,
+    ),
+    (
+        "POST",
+        "/api/v1/incidents/INC-1/reopen",
+        Access::Respond,
+        400,
+    ),
+    ("GET", "/api/v1/rules", Access::Read, 200),
+    ("GET", "/api/v1/silences", Access::Read, 200),
+    ("POST", "/api/v1/silences", Access::Respond, 415),
+    ("DELETE", "/api/v1/silences/1", Access::Respond, 404),
+    ("GET", "/api/v1/probes", Access::Read, 200),
+];
+
+/// The route paths `src/api/mod.rs` registers (`.route("…"`), with `{id}` as written.
+fn routes_in_the_router() -> Vec<String> {
+    let source = include_str!("../../src/api/mod.rs");
+    source
+        .split(".route(")
+        .skip(1)
+        .map(|rest| {
+            let rest = rest.trim_start().strip_prefix('"').unwrap();
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_matrix_covers_every_route_of_the_router() {
+    let mut tested: Vec<String> = ROUTES
+        .iter()
+        .map(|(_, path, _, _)| {
+            path.replace("INC-1", "{id}")
+                .replace("/silences/1", "/silences/{id}")
+        })
+        .collect();
+    tested.sort();
+    tested.dedup();
+    let mut routed = routes_in_the_router();
+    routed.sort();
+    assert_eq!(tested, routed, "add the new route to ROUTES");
+}
+
 #[tokio::test]
 async fn every_route_checks_the_token_and_its_role() {
     let dir = ConfigDir::new(CONFIG, &[]);
     let app = TestApp::spawn(&dir, env()).await;
-    let viewer = Some("viewer-token-1234567890");
-    let responder = Some("responder-token-1234567890");
-    let ingest = Some("ingest-token-1234567890");
-    let wrong = Some("nope");
-    // (method, path, token, expected status). INC-1 does not exist: a caller who may act on
-    // it gets 404, one who may not gets 401/403 first.
-    let cases = [
-        ("GET", "/api/v1/incidents", None, 401),
-        ("GET", "/api/v1/incidents", wrong, 401),
-        ("GET", "/api/v1/incidents", viewer, 200),
-        ("GET", "/api/v1/incidents", responder, 200),
-        ("GET", "/api/v1/incidents", ingest, 403),
-        ("GET", "/api/v1/incidents/INC-1", None, 401),
-        ("GET", "/api/v1/incidents/INC-1", viewer, 404),
-        ("GET", "/api/v1/incidents/INC-1", ingest, 403),
-        ("POST", "/api/v1/incidents/INC-1/acknowledge", None, 401),
-        ("POST", "/api/v1/incidents/INC-1/acknowledge", viewer, 403),
-        ("POST", "/api/v1/incidents/INC-1/acknowledge", ingest, 403),
-        (
-            "POST",
-            "/api/v1/incidents/INC-1/acknowledge",
-            responder,
-            404,
-        ),
-        ("POST", "/api/v1/incidents/INC-1/resolve", viewer, 403),
-        ("GET", "/api/v1/rules", None, 401),
-        ("GET", "/api/v1/rules", viewer, 200),
-        ("GET", "/api/v1/rules", ingest, 403),
-        ("GET", "/api/v1/silences", viewer, 200),
-        ("POST", "/api/v1/silences", viewer, 403),
-        ("POST", "/api/v1/silences", ingest, 403),
-        ("POST", "/api/v1/silences", responder, 415), // allowed; no JSON body
-        ("GET", "/api/v1/probes", None, 401),
-        ("GET", "/api/v1/probes", viewer, 200),
-        ("GET", "/api/v1/probes", responder, 200),
-        ("GET", "/api/v1/probes", ingest, 403),
-        ("GET", "/metrics", None, 200),
-        ("GET", "/-/healthy", None, 200),
-        ("GET", "/-/ready", None, 200),
+    let roles = [
+        ("none", None),
+        ("wrong token", Some("nope")),
+        ("viewer", Some(VIEWER)),
+        ("ingest", Some(INGEST)),
+        ("responder", Some(RESPONDER)),
+        ("admin", Some(ADMIN)),
     ];
-    for (method, path, token, want) in cases {
-        let (status, body) = call(&app, method, path, token).await;
-        assert_eq!(
-            status.as_u16(),
-            want,
-            "{method} {path} with {token:?}: {body}"
-        );
-        if want == 401 || want == 403 {
-            assert!(body["error"]["message"].is_string(), "{body}");
+    for &(method, path, access, allowed) in ROUTES {
+        for (role, token) in roles {
+            let may = match (access, role) {
+                (Access::Open, _) => true,
+                (_, "none" | "wrong token") => false,
+                (Access::Read, role) => role != "ingest",
+                (Access::Respond, role) => role == "responder" || role == "admin",
+            };
+            let want = match (may, role) {
+                (true, _) => allowed,
+                (false, "none" | "wrong token") => 401,
+                (false, _) => 403,
+            };
+            let (status, body) = call(&app, method, path, token).await;
+            assert_eq!(status.as_u16(), want, "{method} {path} as {role}: {body}");
+            match want {
+                401 => assert_eq!(body["error"]["code"], "unauthorized", "{body}"),
+                403 => assert_eq!(body["error"]["code"], "forbidden", "{body}"),
+                _ => {}
+            }
         }
     }
-    let (_, body) = call(&app, "POST", "/api/v1/incidents/INC-1/acknowledge", viewer).await;
+    let (_, body) = call(
+        &app,
+        "POST",
+        "/api/v1/incidents/INC-1/acknowledge",
+        Some(VIEWER),
+    )
+    .await;
     assert_eq!(body["error"]["code"], "forbidden");
     assert_eq!(body["error"]["message"], "token `grafana` may not do this");
     app.stop().await;

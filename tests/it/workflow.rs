@@ -755,3 +755,95 @@ async fn a_symptom_that_returns_before_closure_reopens_the_incident() {
     assert_eq!(reopened["closed_at"], Value::Null);
     app.stop().await;
 }
+
+/// Resolves and closes `id` while its rule fires, then lets the probe recover it.
+async fn resolve_and_close(app: &TestApp, target: &Target, id: &str, resolution: &str) {
+    let path = format!("/api/v1/incidents/{id}");
+    eventually("an incident", DEADLINE, async || {
+        (get(app, &path).await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    let body = json!({"resolution": resolution});
+    let resolve = format!("{path}/resolve");
+    expect(
+        call(app, "POST", &resolve, RESPONDER, Some(body)).await,
+        StatusCode::OK,
+    );
+    target.set(200);
+    eventually("verified", DEADLINE, async || {
+        (incident(app, id).await["verification"] == "verified").then_some(())
+    })
+    .await;
+    let close = format!("{path}/close");
+    let closed = expect(
+        call(app, "POST", &close, RESPONDER, None).await,
+        StatusCode::OK,
+    );
+    assert_eq!(closed["state"], "closed");
+}
+
+#[tokio::test]
+async fn an_incident_shows_similar_past_incidents_with_their_resolution() {
+    // Healthy until the ticket is INC-1, so that the rule's incidents are INC-2… .
+    let target = Target::start(200).await;
+    let dir = ConfigDir::new(&config(None), &[("web.yaml", &probe_rules(&target))]);
+    let app = TestApp::spawn(&dir, env()).await;
+    // A ticket of the same category, resolved: less alike than the rule's own incidents.
+    let ticket = expect(
+        call(
+            &app,
+            "POST",
+            "/api/v1/incidents",
+            RESPONDER,
+            Some(vpn_ticket()),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let ticket_id = ticket["id"].as_str().unwrap().to_owned();
+    let body = json!({"resolution": "replaced the VPN concentrator"});
+    let resolve = format!("/api/v1/incidents/{ticket_id}/resolve");
+    expect(
+        call(&app, "POST", &resolve, RESPONDER, Some(body)).await,
+        StatusCode::OK,
+    );
+    assert_eq!(ticket_id, "INC-1");
+
+    target.set(503);
+    resolve_and_close(&app, &target, "INC-2", "restarted nginx").await;
+    target.set(503);
+    resolve_and_close(&app, &target, "INC-3", "rolled back release 42").await;
+    target.set(503);
+    let third = eventually("a third incident", DEADLINE, async || {
+        let (status, body) = get(&app, "/api/v1/incidents/INC-4").await;
+        (status == StatusCode::OK).then_some(body)
+    })
+    .await;
+    assert_eq!(third["state"], "open");
+    let similar: Vec<(String, String)> = third["similar"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["resolution"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("INC-3", "rolled back release 42"),
+        ("INC-2", "restarted nginx"),
+        (ticket_id.as_str(), "replaced the VPN concentrator"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(id, r)| ((*id).to_owned(), (*r).to_owned()))
+        .collect();
+    assert_eq!(similar, want, "{third}");
+    assert!(third["similar"][0]["title"].is_string());
+    // Lists do not carry it; workflow answers neither.
+    let (_, list) = get(&app, "/api/v1/incidents").await;
+    assert!(list["incidents"][0].get("similar").is_none());
+    app.stop().await;
+}
