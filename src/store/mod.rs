@@ -442,6 +442,8 @@ fn timer_from_key(due: i64, incident: u64, kind: &str) -> Option<Timer> {
         "unacknowledged" => TimerKind::Unacknowledged,
         "unresolved" => TimerKind::Unresolved,
         "close" => TimerKind::Close,
+        "breach_warning" => TimerKind::BreachWarning,
+        "breach_deadline" => TimerKind::BreachDeadline,
         _ => return None,
     };
     Some(Timer {
