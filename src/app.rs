@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::notify::{Notifier, Stopping};
 use crate::probe::{ProbeBoard, Scheduler};
 use crate::store::Store;
+use crate::view::Restrictions;
 
 /// How long pending webhooks may still be delivered at shutdown.
 const DELIVERY_GRACE: Duration = Duration::from_secs(5);
@@ -146,6 +147,8 @@ impl App {
             metrics,
             probes: board,
             tokens: Arc::new(Tokens(config.auth.tokens.clone())),
+            restrictions: Arc::new(Restrictions::from_workflow(&config.workflow)),
+            services: Arc::new(status_services(&config)),
             ready: ready.clone(),
         };
         let http_stop = CancellationToken::new();
@@ -208,4 +211,16 @@ fn webhook_client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("the HTTP client builds with static settings")
+}
+
+/// The services the status page always lists: each probe's `service` label, or its name.
+fn status_services(config: &Config) -> Vec<String> {
+    let mut services: Vec<String> = config
+        .probes
+        .iter()
+        .map(|p| p.labels.get("service").unwrap_or(&p.name).clone())
+        .collect();
+    services.sort();
+    services.dedup();
+    services
 }

@@ -31,12 +31,14 @@ use crate::domain::suppression::{Silence, in_maintenance};
 use crate::domain::timer::{Timer, TimerKind, take_due};
 use crate::metrics::Metrics;
 use crate::store::{Batch, Counters, OutboxEntry, Store, StoreError};
-use crate::view::{IncidentView, timestamp};
+use crate::view::{Clearance, Restrictions, timestamp};
 
 /// How often due timers are looked for.
 const TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// How many queued commands one transaction may carry.
 const MAX_BATCH: usize = 4096;
+/// The share of the breach-notification deadline at which the warning fires.
+const BREACH_WARN_AT: f64 = 0.75;
 /// Commands waiting for the engine before senders wait.
 const QUEUE: usize = 16 * 1024;
 
@@ -392,6 +394,8 @@ pub struct Engine {
     rules_by_probe: HashMap<String, Vec<usize>>,
     consumers: Vec<WebhookConfig>,
     workflow: WorkflowConfig,
+    /// Which incidents are restricted: their events reach only `security` consumers in full.
+    restrictions: Restrictions,
     wakers: Wakers,
     state: State,
 }
@@ -478,6 +482,7 @@ impl Engine {
             rules_by_probe,
             consumers: config.webhooks.clone(),
             workflow: config.workflow.clone(),
+            restrictions: Restrictions::from_workflow(&config.workflow),
             wakers,
             state: State::default(),
         };
@@ -1298,6 +1303,7 @@ impl Engine {
         batch: &mut Batch,
         pending: &mut Pending,
     ) -> Incident {
+        self.start_breach_clock(id, batch);
         let incident = self.state.incidents[&id.0].clone();
         batch.put_incident(&incident);
         for effect in effects {
@@ -1310,7 +1316,10 @@ impl Engine {
                     if event_type == "incident.reopened" {
                         pending.reopened.push(incident.priority.as_str());
                     }
-                    self.enqueue_event(event_type, actor, &incident, now, batch, pending);
+                    self.enqueue_event(event_type, None, actor, &incident, now, batch, pending);
+                }
+                Effect::SlaEvent { event, sla } => {
+                    self.enqueue_event(event, Some(sla), actor, &incident, now, batch, pending);
                 }
                 Effect::Escalated { from, to, reason } => {
                     pending.escalations.push((from, to, reason));
@@ -1319,6 +1328,44 @@ impl Engine {
         }
         self.schedule(&incident, now, batch);
         incident
+    }
+
+    /// A restricted incident's breach-notification clock starts when it first becomes
+    /// restricted (opened so, or recategorized): the deadline counts from `opened_at`, is
+    /// set once and armed as two durable timers, the warning at 75% and the deadline.
+    fn start_breach_clock(&mut self, id: IncidentId, batch: &mut Batch) {
+        let incident = self
+            .state
+            .incidents
+            .get_mut(&id.0)
+            .expect("touched incidents are in memory");
+        if incident.breach_notification_due_at.is_some()
+            || incident.state == IncidentState::Closed
+            || !self.restrictions.is_restricted(incident)
+        {
+            return;
+        }
+        let deadline = self.workflow.breach_notification_deadline;
+        let (Ok(full), Ok(warn)) = (
+            chrono::Duration::from_std(deadline),
+            chrono::Duration::from_std(deadline.mul_f64(BREACH_WARN_AT)),
+        ) else {
+            return;
+        };
+        let due = incident.opened_at + full;
+        incident.breach_notification_due_at = Some(due);
+        for (kind, at) in [
+            (TimerKind::BreachWarning, incident.opened_at + warn),
+            (TimerKind::BreachDeadline, due),
+        ] {
+            let timer = Timer {
+                due: at,
+                incident: id,
+                kind,
+            };
+            batch.arm_timer(timer);
+            self.state.timers.insert(timer);
+        }
     }
 
     /// Arms the durable timers the incident needs now: escalation while it is active (an
@@ -1382,6 +1429,8 @@ impl Engine {
             let effects = match timer.kind {
                 TimerKind::Unacknowledged => incident.escalate_by_timer("unacknowledged", now),
                 TimerKind::Unresolved => incident.escalate_by_timer("unresolved", now),
+                TimerKind::BreachWarning => incident.breach_notification_timer(true, now),
+                TimerKind::BreachDeadline => incident.breach_notification_timer(false, now),
                 TimerKind::Close => {
                     let quiet_since = incident.resolved_at.is_some_and(|at| at + quiet <= now);
                     if quiet_since {
@@ -1402,9 +1451,13 @@ impl Engine {
         }
     }
 
+    /// One outbox entry per subscribed consumer. The body of a restricted incident's event
+    /// is built twice at most: in full for `security` consumers, redacted for the others.
+    #[allow(clippy::too_many_arguments)]
     fn enqueue_event(
         &mut self,
         event_type: &'static str,
+        sla: Option<&'static str>,
         actor: &str,
         incident: &Incident,
         now: DateTime<Utc>,
@@ -1420,15 +1473,28 @@ impl Engine {
             return;
         }
         let event_id = format!("evt_{:032x}", rand::random::<u128>());
-        let body = serde_json::to_string(&EventBody {
-            id: &event_id,
-            kind: event_type,
-            occurred_at: timestamp(now),
-            actor,
-            incident: IncidentView::new(incident, None),
-        })
-        .expect("events serialize to JSON");
+        let occurred_at = timestamp(now);
+        let body_for = |clearance| {
+            serde_json::to_string(&EventBody {
+                id: &event_id,
+                kind: event_type,
+                occurred_at: occurred_at.clone(),
+                actor,
+                sla,
+                incident: self.restrictions.view(incident, None, clearance),
+            })
+            .expect("events serialize to JSON")
+        };
+        let full = body_for(Clearance::Security);
+        let redacted = self
+            .restrictions
+            .is_restricted(incident)
+            .then(|| body_for(Clearance::None));
         for consumer in subscribers {
+            let body = match &redacted {
+                Some(redacted) if !consumer.security => redacted,
+                _ => &full,
+            };
             batch.enqueue(OutboxEntry {
                 consumer: consumer.name.clone(),
                 seq: self.state.counters.next_outbox_seq,
@@ -1499,7 +1565,8 @@ impl Engine {
     }
 }
 
-/// The webhook body: `{"id", "type", "occurred_at", "actor", "incident"}`.
+/// The webhook body: `{"id", "type", "occurred_at", "actor", "incident"}`, plus `sla`
+/// (which clock) on SLA events.
 #[derive(Serialize)]
 struct EventBody<'a> {
     id: &'a str,
@@ -1507,5 +1574,7 @@ struct EventBody<'a> {
     kind: &'static str,
     occurred_at: String,
     actor: &'a str,
-    incident: IncidentView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sla: Option<&'static str>,
+    incident: serde_json::Value,
 }

@@ -13,6 +13,7 @@
 //! - [`app`]: start-up and ordered shutdown; [`cli`]: the commands; [`ctl`]: `incidentd ctl`,
 //!   the HTTP API's command-line client.
 //! - [`ruletest`]: `incidentd test`, rule unit tests run on the real engine.
+//! - [`status`]: the public status page (`/status.json`, `/`), restricted incidents hidden.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -27,5 +28,6 @@ pub mod metrics;
 pub mod notify;
 pub mod probe;
 pub mod ruletest;
+pub mod status;
 pub mod store;
 pub mod view;

@@ -1,7 +1,9 @@
 //! The public JSON shape of an incident (PRODUCT.md "An incident in JSON"), shared by the
-//! HTTP API and the webhook events so that both always say the same thing.
+//! HTTP API and the webhook events so that both always say the same thing, and the one
+//! place that decides how much of a restricted incident (a data breach) a reader sees:
+//! [`Restrictions::view`] is what every route and every webhook body goes through.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -33,6 +35,9 @@ pub struct IncidentView<'a> {
     pub acknowledged_at: Option<String>,
     pub resolved_at: Option<String>,
     pub closed_at: Option<String>,
+    /// Restricted incidents only: when those affected must have been notified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breach_notification_due_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<TimelineView<'a>>>,
     /// Similar past incidents, best first; only in the answer for one incident.
@@ -141,9 +146,78 @@ impl<'a> IncidentView<'a> {
             acknowledged_at: incident.acknowledged_at.map(timestamp),
             resolved_at: incident.resolved_at.map(timestamp),
             closed_at: incident.closed_at.map(timestamp),
+            breach_notification_due_at: incident.breach_notification_due_at.map(timestamp),
             timeline: timeline.map(|entries| entries.iter().map(TimelineView::new).collect()),
             similar: None,
         }
+    }
+}
+
+/// What a reader without clearance sees of a restricted incident: that it exists, and
+/// nothing that could tell what it is about.
+#[derive(Debug, Serialize)]
+pub struct RestrictedView {
+    pub id: String,
+    /// Always true: tells the reader why the rest is missing.
+    pub restricted: bool,
+    pub state: &'static str,
+    pub opened_at: String,
+}
+
+impl RestrictedView {
+    pub fn new(incident: &Incident) -> Self {
+        RestrictedView {
+            id: incident.id.to_string(),
+            restricted: true,
+            state: incident.state.as_str(),
+            opened_at: timestamp(incident.opened_at),
+        }
+    }
+}
+
+/// Whether a reader may see the details of restricted incidents: admin tokens, tokens and
+/// webhook consumers with `security: true` (and the open mode, where everyone is admin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clearance {
+    Security,
+    None,
+}
+
+/// The categories whose incidents are restricted (`categories[].restricted`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restrictions {
+    categories: BTreeSet<String>,
+}
+
+impl Restrictions {
+    pub fn from_workflow(workflow: &crate::config::WorkflowConfig) -> Self {
+        Restrictions {
+            categories: workflow
+                .categories
+                .iter()
+                .filter(|c| c.restricted)
+                .map(|c| c.name.clone())
+                .collect(),
+        }
+    }
+
+    pub fn is_restricted(&self, incident: &Incident) -> bool {
+        self.categories.contains(&incident.category)
+    }
+
+    /// The incident as `clearance` may see it: in full, or as a [`RestrictedView`].
+    pub fn view(
+        &self,
+        incident: &Incident,
+        timeline: Option<&[TimelineEntry]>,
+        clearance: Clearance,
+    ) -> serde_json::Value {
+        let json = if clearance == Clearance::None && self.is_restricted(incident) {
+            serde_json::to_value(RestrictedView::new(incident))
+        } else {
+            serde_json::to_value(IncidentView::new(incident, timeline))
+        };
+        json.expect("views serialize to JSON")
     }
 }
 

@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 use super::ApiState;
 use super::error::ApiError;
 use crate::config::{Role, TokenConfig};
+use crate::view::Clearance;
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub enum Need {
 pub struct Caller {
     pub name: String,
     role: Option<Role>,
+    /// The token has `security: true`.
+    security: bool,
 }
 
 impl Caller {
@@ -33,6 +36,16 @@ impl Caller {
     /// (no tokens, loopback only) allows everything.
     pub fn is_admin(&self) -> bool {
         matches!(self.role, None | Some(Role::Admin))
+    }
+
+    /// Whether the caller may see restricted incidents (data breaches) in full and act on
+    /// them: admins (and the open mode) and tokens with `security: true`.
+    pub fn clearance(&self) -> Clearance {
+        if self.is_admin() || self.security {
+            Clearance::Security
+        } else {
+            Clearance::None
+        }
     }
 
     /// Refuses with 403 when the caller's role may not do `need`.
@@ -80,6 +93,7 @@ impl FromRequestParts<ApiState> for Caller {
             return Ok(Caller {
                 name: "anonymous".to_owned(),
                 role: None,
+                security: false,
             });
         }
         let unauthorized = |message: &str| {
@@ -101,6 +115,7 @@ impl FromRequestParts<ApiState> for Caller {
         Ok(Caller {
             name: token.name.clone(),
             role: Some(token.role),
+            security: token.security,
         })
     }
 }

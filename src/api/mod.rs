@@ -5,6 +5,7 @@
 
 mod auth;
 mod error;
+mod status;
 mod workflow;
 
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use crate::engine::{Command, EngineHandle, Reply};
 use crate::metrics::Metrics;
 use crate::probe::ProbeBoard;
 use crate::store::Store;
-use crate::view::{IncidentView, timestamp};
+use crate::view::{Clearance, IncidentView, Restrictions, timestamp};
 
 /// Bodies larger than this get 413.
 const MAX_BODY: usize = 1024 * 1024;
@@ -44,6 +45,11 @@ pub struct ApiState {
     /// The probes' latest results, written by the scheduler.
     pub probes: ProbeBoard,
     pub tokens: Arc<Tokens>,
+    /// Which incidents are restricted (data breaches); see [`Restrictions::view`].
+    pub restrictions: Arc<Restrictions>,
+    /// The services the status page lists even when all is well: the probes' `service`
+    /// labels, or their names.
+    pub services: Arc<Vec<String>>,
     /// False while starting and once shutting down: `/-/ready` answers 503.
     pub ready: Arc<AtomicBool>,
 }
@@ -76,6 +82,8 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::delete(expire_silence),
         )
         .route("/api/v1/probes", get(list_probes))
+        .route("/", get(status::page))
+        .route("/status.json", get(status::json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -214,7 +222,11 @@ async fn list_incidents(
             .await
             .map_err(ApiError::internal)?
             .map_err(ApiError::internal)?;
-    let incidents: Vec<_> = page.iter().map(|i| IncidentView::new(i, None)).collect();
+    let clearance = caller.clearance();
+    let incidents: Vec<_> = page
+        .iter()
+        .map(|i| state.restrictions.view(i, None, clearance))
+        .collect();
     Ok(Json(json!({
         "incidents": incidents,
         "next_cursor": next.map(|id| id.to_string()),
@@ -258,9 +270,52 @@ async fn get_incident(
     .map_err(ApiError::internal)?;
     let (incident, timeline, similar) =
         found.ok_or_else(|| ApiError::not_found(format!("incident {id} not found")))?;
+    let clearance = caller.clearance();
+    if clearance == Clearance::None && state.restrictions.is_restricted(&incident) {
+        return Ok(Json(state.restrictions.view(
+            &incident,
+            Some(&timeline),
+            clearance,
+        )));
+    }
+    // A similar incident that is restricted is shown only to callers with clearance.
+    let similar: Vec<Incident> = similar
+        .into_iter()
+        .filter(|other| {
+            clearance == Clearance::Security || !state.restrictions.is_restricted(other)
+        })
+        .collect();
     Ok(Json(json!(
         IncidentView::new(&incident, Some(&timeline)).with_similar(&similar)
     )))
+}
+
+/// Refuses (403) a workflow verb on a restricted incident unless the caller has
+/// clearance. A missing incident passes: the engine answers 404.
+async fn check_clearance(
+    state: &ApiState,
+    caller: &Caller,
+    id: IncidentId,
+) -> Result<(), ApiError> {
+    if caller.clearance() == Clearance::Security {
+        return Ok(());
+    }
+    let store = state.store.clone();
+    let found = tokio::task::spawn_blocking(move || store.get_incident_with_timeline(id))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    match found {
+        Some((incident, _)) if state.restrictions.is_restricted(&incident) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "incident {id} is restricted; token `{}` may not act on it",
+                caller.name
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A JSON body that may be absent (workflow verbs without required fields).
@@ -285,6 +340,8 @@ async fn acknowledge(
     caller.require(Need::Respond)?;
     let id = parse_id(&raw)?;
     let Empty {} = optional_body(&body?)?;
+    check_clearance(&state, &caller, id).await?;
+    let clearance = caller.clearance();
     let reply = state
         .engine
         .call(Command::Acknowledge {
@@ -292,7 +349,7 @@ async fn acknowledge(
             actor: caller.name,
         })
         .await?;
-    incident_reply(reply)
+    incident_reply(&state, reply, clearance)
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,6 +370,8 @@ async fn resolve(
     if body.resolution.trim().is_empty() {
         return Err(ApiError::bad_request("`resolution` must say what was done"));
     }
+    check_clearance(&state, &caller, id).await?;
+    let clearance = caller.clearance();
     let reply = state
         .engine
         .call(Command::Resolve {
@@ -321,12 +380,17 @@ async fn resolve(
             resolution: Some(body.resolution),
         })
         .await?;
-    incident_reply(reply)
+    incident_reply(&state, reply, clearance)
 }
 
-fn incident_reply(reply: Reply) -> Result<Json<serde_json::Value>, ApiError> {
+/// The incident a verb answers, as the caller may see it.
+fn incident_reply(
+    state: &ApiState,
+    reply: Reply,
+    clearance: Clearance,
+) -> Result<Json<serde_json::Value>, ApiError> {
     match reply {
-        Reply::Incident(incident) => Ok(Json(json!(IncidentView::new(&incident, None)))),
+        Reply::Incident(incident) => Ok(Json(state.restrictions.view(&incident, None, clearance))),
         _ => Err(ApiError::internal(
             "the engine answered without an incident",
         )),

@@ -11,14 +11,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use super::auth::{Caller, Need};
-use super::{ApiError, ApiState, Empty, incident_reply, optional_body, parse_id};
-use crate::domain::incident::{Changes, Kind, Reporter, Tier};
+use super::{ApiError, ApiState, Empty, check_clearance, incident_reply, optional_body, parse_id};
+use crate::domain::incident::{Changes, IncidentId, Kind, Reporter, Tier};
 use crate::domain::priority::{Level, Priority};
 use crate::engine::{Command, NewTicket, Reply};
-use crate::view::IncidentView;
 
 type Body = Result<Bytes, BytesRejection>;
 type Answer = Result<Json<serde_json::Value>, ApiError>;
@@ -42,8 +40,10 @@ fn non_empty(field: &str, text: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn run(state: &ApiState, command: Command) -> Answer {
-    incident_reply(state.engine.call(command).await?)
+/// Sends a verb on `id` to the engine once the caller may act on that incident.
+async fn run(state: &ApiState, caller: &Caller, id: IncidentId, command: Command) -> Answer {
+    check_clearance(state, caller, id).await?;
+    incident_reply(state, state.engine.call(command).await?, caller.clearance())
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,14 +94,15 @@ pub(super) async fn open_ticket(
         service: body.service,
         labels: body.labels,
     };
+    let clearance = caller.clearance();
     let command = Command::OpenTicket {
         ticket,
-        actor: caller.name,
+        actor: caller.name.clone(),
     };
     match state.engine.call(command).await? {
         Reply::Incident(incident) => Ok((
             StatusCode::CREATED,
-            Json(json!(IncidentView::new(&incident, None))),
+            Json(state.restrictions.view(&incident, None, clearance)),
         )),
         _ => Err(ApiError::internal(
             "the engine answered without an incident",
@@ -129,11 +130,11 @@ pub(super) async fn note(
     non_empty("text", &body.text)?;
     let command = Command::Note {
         id,
-        actor: caller.name,
+        actor: caller.name.clone(),
         text: body.text,
         public: body.public,
     };
-    run(&state, command).await
+    run(&state, &caller, id, command).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,10 +155,10 @@ pub(super) async fn hold(
     non_empty("reason", &reason)?;
     let command = Command::Hold {
         id,
-        actor: caller.name,
+        actor: caller.name.clone(),
         reason,
     };
-    run(&state, command).await
+    run(&state, &caller, id, command).await
 }
 
 pub(super) async fn resume(
@@ -171,9 +172,9 @@ pub(super) async fn resume(
     let Empty {} = optional_body(&body?)?;
     let command = Command::Resume {
         id,
-        actor: caller.name,
+        actor: caller.name.clone(),
     };
-    run(&state, command).await
+    run(&state, &caller, id, command).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,11 +197,11 @@ pub(super) async fn escalate(
     let command = Command::Escalate {
         id,
         may_lower: caller.is_admin(),
-        actor: caller.name,
+        actor: caller.name.clone(),
         reason: body.reason,
         tier: body.tier,
     };
-    run(&state, command).await
+    run(&state, &caller, id, command).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,11 +242,11 @@ pub(super) async fn update(
     }
     let command = Command::Update {
         id,
-        actor: caller.name,
+        actor: caller.name.clone(),
         changes,
         reason: body.reason,
     };
-    run(&state, command).await
+    run(&state, &caller, id, command).await
 }
 
 pub(super) async fn close(
@@ -259,9 +260,9 @@ pub(super) async fn close(
     let Empty {} = optional_body(&body?)?;
     let command = Command::Close {
         id,
-        actor: caller.name,
+        actor: caller.name.clone(),
     };
-    run(&state, command).await
+    run(&state, &caller, id, command).await
 }
 
 pub(super) async fn reopen(
@@ -276,8 +277,8 @@ pub(super) async fn reopen(
     non_empty("reason", &reason)?;
     let command = Command::Reopen {
         id,
-        actor: caller.name,
+        actor: caller.name.clone(),
         reason,
     };
-    run(&state, command).await
+    run(&state, &caller, id, command).await
 }

@@ -226,6 +226,12 @@ pub enum Effect {
     Timeline(TimelineEntry),
     /// Emit this event type (`incident.opened`, …) with the incident as it is now.
     Event(&'static str),
+    /// Emit an SLA event (`incident.sla_warning` / `incident.sla_breached`) for the named
+    /// clock (`breach_notification`): the webhook body says which clock in `sla`.
+    SlaEvent {
+        event: &'static str,
+        sla: &'static str,
+    },
     /// The tier moved: counted in `incidentd_escalations_total{from,to,reason}`.
     Escalated {
         from: Tier,
@@ -290,6 +296,9 @@ pub struct Incident {
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Restricted incidents (data breaches): when those affected must have been notified.
+    /// Set once, when the incident first becomes restricted.
+    pub breach_notification_due_at: Option<DateTime<Utc>>,
 }
 
 /// What a firing rule knows when it opens or raises an incident.
@@ -363,6 +372,7 @@ impl Incident {
             acknowledged_at: None,
             resolved_at: None,
             closed_at: None,
+            breach_notification_due_at: None,
         };
         let effects = vec![
             timeline(
@@ -624,6 +634,7 @@ impl Incident {
             acknowledged_at: None,
             resolved_at: None,
             closed_at: None,
+            breach_notification_due_at: None,
         };
         let reporter = incident.reporter.as_ref().expect("set above");
         let effects = vec![
@@ -792,6 +803,38 @@ impl Incident {
             ),
             Effect::Escalated { from, to, reason },
             Effect::Event("incident.escalated"),
+        ]
+    }
+
+    /// A breach-notification timer fired: `warning` at 75% of the deadline, else the
+    /// deadline itself. Nothing once the incident is closed (or has no deadline).
+    pub fn breach_notification_timer(&mut self, warning: bool, now: DateTime<Utc>) -> Vec<Effect> {
+        let Some(due) = self.breach_notification_due_at else {
+            return Vec::new();
+        };
+        if self.state == State::Closed {
+            return Vec::new();
+        }
+        let due = due.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let (kind, event, message) = if warning {
+            (
+                "sla_warning",
+                "incident.sla_warning",
+                format!("breach notification deadline approaching: notify those affected by {due}"),
+            )
+        } else {
+            (
+                "sla_breached",
+                "incident.sla_breached",
+                format!("breach notification deadline passed at {due}"),
+            )
+        };
+        vec![
+            timeline(now, SYSTEM, kind, message),
+            Effect::SlaEvent {
+                event,
+                sla: "breach_notification",
+            },
         ]
     }
 
@@ -1399,6 +1442,32 @@ mod tests {
             ticket(DATA_BREACH).tier,
             Tier::L3,
             "whatever the policy says"
+        );
+    }
+
+    #[test]
+    fn breach_timers_speak_until_the_incident_closes() {
+        let mut plain = ticket("availability");
+        assert!(
+            plain.breach_notification_timer(true, at(10)).is_empty(),
+            "no deadline, nothing to say"
+        );
+        let mut breach = ticket(DATA_BREACH);
+        breach.breach_notification_due_at = Some(at(72 * 3600));
+        let effects = breach.breach_notification_timer(false, at(72 * 3600));
+        assert!(matches!(&effects[0], Effect::Timeline(e) if e.kind == "sla_breached"));
+        assert_eq!(
+            effects[1],
+            Effect::SlaEvent {
+                event: "incident.sla_breached",
+                sla: "breach_notification"
+            }
+        );
+        breach.state = State::Closed;
+        assert!(
+            breach
+                .breach_notification_timer(true, at(80 * 3600))
+                .is_empty()
         );
     }
 

@@ -1,6 +1,6 @@
 //! Durable timers: what must happen to an incident at a given time if nothing else
 //! happened first — escalate when not acknowledged or not resolved in time, close after
-//! the quiet period. Timers are stored with the change that arms them and deleted with the
+//! the quiet period, warn of and mark a data breach's notification deadline. Timers are stored with the change that arms them and deleted with the
 //! change they cause, so each fires exactly once, also across a restart. A timer that finds
 //! its reason gone (the incident was acknowledged meanwhile) does nothing.
 
@@ -18,6 +18,10 @@ pub enum TimerKind {
     Unresolved,
     /// Close the incident if it is still resolved (and verified).
     Close,
+    /// A restricted incident's breach-notification deadline is 75% gone.
+    BreachWarning,
+    /// A restricted incident's breach-notification deadline passed.
+    BreachDeadline,
 }
 
 impl TimerKind {
@@ -26,6 +30,8 @@ impl TimerKind {
             TimerKind::Unacknowledged => "unacknowledged",
             TimerKind::Unresolved => "unresolved",
             TimerKind::Close => "close",
+            TimerKind::BreachWarning => "breach_warning",
+            TimerKind::BreachDeadline => "breach_deadline",
         }
     }
 }

@@ -464,6 +464,8 @@ fn timer_from_key(due: i64, incident: u64, kind: &str) -> Option<Timer> {
         "unacknowledged" => TimerKind::Unacknowledged,
         "unresolved" => TimerKind::Unresolved,
         "close" => TimerKind::Close,
+        "breach_warning" => TimerKind::BreachWarning,
+        "breach_deadline" => TimerKind::BreachDeadline,
         _ => return None,
     };
     Some(Timer {
@@ -488,4 +490,29 @@ fn decode<T: DeserializeOwned>(
         key: key.to_string(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_timer_kind_survives_its_key() {
+        for kind in [
+            TimerKind::Unacknowledged,
+            TimerKind::Unresolved,
+            TimerKind::Close,
+            TimerKind::BreachWarning,
+            TimerKind::BreachDeadline,
+        ] {
+            let timer = Timer {
+                due: chrono::DateTime::from_timestamp_millis(1_767_225_600_123).unwrap(),
+                incident: IncidentId(7),
+                kind,
+            };
+            let (due, incident, kind) = timer_key(&timer);
+            assert_eq!(timer_from_key(due, incident, kind), Some(timer));
+        }
+        assert_eq!(timer_from_key(0, 1, "someday"), None);
+    }
 }

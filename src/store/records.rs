@@ -51,6 +51,8 @@ pub struct IncidentV1 {
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breach_notification_due_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,6 +180,7 @@ impl From<&Incident> for IncidentV1 {
             acknowledged_at: i.acknowledged_at,
             resolved_at: i.resolved_at,
             closed_at: i.closed_at,
+            breach_notification_due_at: i.breach_notification_due_at,
         }
     }
 }
@@ -215,6 +218,7 @@ impl From<IncidentV1> for Incident {
             acknowledged_at: r.acknowledged_at,
             resolved_at: r.resolved_at,
             closed_at: r.closed_at,
+            breach_notification_due_at: r.breach_notification_due_at,
         }
     }
 }

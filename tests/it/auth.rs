@@ -59,6 +59,8 @@ enum Access {
 /// anything but 401/403.
 const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/metrics", Access::Open, 200),
+    ("GET", "/", Access::Open, 200),
+    ("GET", "/status.json", Access::Open, 200),
     ("GET", "/-/healthy", Access::Open, 200),
     ("GET", "/-/ready", Access::Open, 200),
     ("GET", "/api/v1/incidents", Access::Read, 200),

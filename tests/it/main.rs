@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod breach;
 mod check;
 mod ctl;
 mod detection;
