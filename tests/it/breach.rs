@@ -323,3 +323,67 @@ async fn a_data_breach_is_seen_only_with_clearance_and_its_deadline_fires_once()
     }
     app.stop().await;
 }
+
+/// A resolved data breach is "similar" to a later one: a security token sees it listed with
+/// its resolution; readers without clearance see neither its title nor its resolution.
+#[tokio::test]
+async fn similar_breaches_are_listed_only_with_clearance() {
+    let public = Receiver::start(200).await;
+    let security = Receiver::start(200).await;
+    let dir = ConfigDir::new(&config(&public, &security), &[]);
+    let app = TestApp::spawn(&dir, env()).await;
+    let ticket = |title: &str| {
+        json!({
+            "title": title,
+            "description": "see title",
+            "reporter": {"name": "Dana", "contact": "dana@example.com"},
+            "category": "data_breach",
+            "service": "crm",
+        })
+    };
+    expect(
+        call(
+            &app,
+            "POST",
+            "/api/v1/incidents",
+            Some(ADMIN),
+            Some(ticket(TITLE)),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    expect(
+        call(
+            &app,
+            "POST",
+            "/api/v1/incidents/INC-1/resolve",
+            Some(ADMIN),
+            Some(json!({"resolution": "credentials rotated"})),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    expect(
+        call(
+            &app,
+            "POST",
+            "/api/v1/incidents",
+            Some(ADMIN),
+            Some(ticket("Second leak")),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let cleared = expect(
+        call(&app, "GET", "/api/v1/incidents/INC-2", Some(SECURITY), None).await,
+        StatusCode::OK,
+    );
+    assert_eq!(cleared["similar"][0]["id"], "INC-1", "{cleared:#}");
+    for token in [VIEWER, RESPONDER] {
+        let (status, body) = call(&app, "GET", "/api/v1/incidents/INC-2", Some(token), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!body.contains(TITLE), "{token}: {body}");
+        assert!(!body.contains("credentials rotated"), "{token}: {body}");
+    }
+    app.stop().await;
+}
