@@ -1,7 +1,7 @@
 //! The store's read paths on a store of 100,000 incidents (about 400,000 timeline
 //! entries): (a) the first page of open P1–P2 incidents as `GET /api/v1/incidents`
 //! builds it, (b) one incident with its timeline, (c) start-up: `Store::open` +
-//! `Store::load`. Targets: (a) < 5 ms, (b) < 2 ms, (c) < 2 s.
+//! `Store::load`, and (d) what one incident's similar past incidents add. Targets: (a) < 5 ms, (b) < 2 ms, (c) < 2 s.
 //!
 //! The incidents are written through `Store::commit` in batches of 1,000. One in twenty
 //! is active and P1 or P2, spread evenly over the ids (the worst case for a newest-first
@@ -135,6 +135,15 @@ fn bench(c: &mut Criterion) {
                 .unwrap();
             assert_eq!(incident.id.0, 54_321);
             assert_eq!(timeline.len(), 4);
+        });
+    });
+    // What `GET /api/v1/incidents/{id}` adds: the similar past incidents, from a scan of
+    // the newest 5,000 incidents.
+    let newest = store.get_incident(IncidentId(INCIDENTS)).unwrap().unwrap();
+    c.bench_function("similar incidents (scan of the newest 5,000)", |b| {
+        b.iter(|| {
+            let similar = store.similar_incidents(&newest).unwrap();
+            assert_eq!(similar.len(), 5);
         });
     });
     drop(store);
