@@ -17,17 +17,44 @@ pub enum Relevance {
     Fingerprint,
 }
 
+/// What similarity looks at in a past incident (the store reads just these first).
+#[derive(Debug, Clone, Copy)]
+pub struct Traits<'a> {
+    pub id: u64,
+    pub state: State,
+    pub fingerprint: &'a str,
+    pub category: &'a str,
+    pub service: Option<&'a str>,
+}
+
+impl<'a> Traits<'a> {
+    pub fn of(incident: &'a Incident) -> Self {
+        Traits {
+            id: incident.id.0,
+            state: incident.state,
+            fingerprint: &incident.fingerprint,
+            category: &incident.category,
+            service: incident.service.as_deref(),
+        }
+    }
+}
+
 /// How `past` resembles `this`, or `None` when it is not a similar *past* incident: only
 /// resolved or closed incidents other than `this` one count, since only they carry what
 /// was done.
 pub fn relevance(this: &Incident, past: &Incident) -> Option<Relevance> {
-    if past.id == this.id || !matches!(past.state, State::Resolved | State::Closed) {
+    relevance_of(this, Traits::of(past))
+}
+
+/// [`relevance`] from a past incident's [`Traits`].
+pub fn relevance_of(this: &Incident, past: Traits<'_>) -> Option<Relevance> {
+    if past.id == this.id.0 || !matches!(past.state, State::Resolved | State::Closed) {
         return None;
     }
     if past.fingerprint == this.fingerprint {
         Some(Relevance::Fingerprint)
     } else if past.category == this.category {
-        if this.service.is_some() && past.service == this.service {
+        if this.service.is_some() && past.service == this.service.as_deref() {
             Some(Relevance::ServiceCategory)
         } else {
             Some(Relevance::Category)

@@ -24,7 +24,7 @@ use crate::domain::suppression::Silence;
 use crate::domain::timer::{Timer, TimerKind};
 
 pub use records::OutboxEntry;
-use records::{DetectorV1, IncidentV1, SilenceV1, TimelineEntryV1};
+use records::{DetectorV1, IncidentTraitsV1, IncidentV1, SilenceV1, TimelineEntryV1};
 
 /// The layout this build reads and writes. A store written by a newer layout is refused
 /// rather than misread.
@@ -366,13 +366,33 @@ impl Store {
     pub fn similar_incidents(&self, incident: &Incident) -> Result<Vec<Incident>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        // Newest first, so the first `SHOWN` of each relevance are the ones to show: only
+        // those are decoded in full, and a full set of same-fingerprint ones ends the scan.
         let mut candidates = Vec::new();
+        let mut found: BTreeMap<similar::Relevance, usize> = BTreeMap::new();
         for row in incidents.iter().map_err(db_err)?.rev().take(SIMILAR_SCAN) {
             let (key, value) = row.map_err(db_err)?;
-            let record: IncidentV1 = decode("incidents.v1", key.value(), value.value())?;
-            let past = Incident::from(record);
-            if similar::relevance(incident, &past).is_some() {
-                candidates.push(past);
+            let id = key.value();
+            let traits: IncidentTraitsV1 = decode("incidents.v1", id, value.value())?;
+            let past = similar::Traits {
+                id,
+                state: traits.state,
+                fingerprint: &traits.fingerprint,
+                category: &traits.category,
+                service: traits.service.as_deref(),
+            };
+            let Some(relevance) = similar::relevance_of(incident, past) else {
+                continue;
+            };
+            let count = found.entry(relevance).or_insert(0);
+            if *count == similar::SHOWN {
+                continue;
+            }
+            *count += 1;
+            let record: IncidentV1 = decode("incidents.v1", id, value.value())?;
+            candidates.push(Incident::from(record));
+            if relevance == similar::Relevance::Fingerprint && *count == similar::SHOWN {
+                break;
             }
         }
         Ok(similar::rank(incident, candidates, similar::SHOWN))

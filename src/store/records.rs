@@ -18,6 +18,15 @@ use crate::domain::observation::Observation;
 use crate::domain::priority::{Level, Priority};
 use crate::domain::suppression::Silence;
 
+/// The fields of an [`IncidentV1`] that similarity looks at; the rest is skipped.
+#[derive(Debug, Deserialize)]
+pub struct IncidentTraitsV1 {
+    pub state: State,
+    pub fingerprint: String,
+    pub category: String,
+    pub service: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentV1 {
