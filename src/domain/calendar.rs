@@ -17,8 +17,8 @@
 use std::collections::BTreeSet;
 
 use chrono::{
-    DateTime, Datelike, Duration, MappedLocalTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
-    Utc, Weekday,
+    DateTime, Datelike, Days, Duration, MappedLocalTime, NaiveDate, NaiveDateTime, NaiveTime,
+    Offset, TimeZone, Utc,
 };
 use chrono_tz::{GapInfo, TZ_VARIANTS, Tz};
 
@@ -57,7 +57,10 @@ pub struct BusinessHours {
 }
 
 impl Calendar {
-    /// Working time between two instants (zero when `to <= from`).
+    /// Working time between two instants (zero when `to <= from`). A business calendar
+    /// counts no further than MAX_SEARCH_DAYS days past `from`'s local date, the horizon
+    /// [`Calendar::add_working_time`] searches: the two stay inverses, and a bogus `from`
+    /// (year 1) cannot stall the caller.
     pub fn working_time(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Duration {
         if to <= from {
             return Duration::zero();
@@ -71,7 +74,7 @@ impl Calendar {
                 let last = hours.local_date(to);
                 // The sum is at most `to - from`, which a Duration always holds.
                 hours
-                    .days_around(from)
+                    .walk(from)
                     .take_while(|date| *date <= last)
                     .filter_map(|date| hours.window(date))
                     .map(|(start, end)| {
@@ -102,13 +105,7 @@ impl Calendar {
                     return None;
                 }
                 let mut remaining = amount;
-                // `days_around` starts a day early, hence the extra day.
-                let search_days = usize::try_from(MAX_SEARCH_DAYS + 2).unwrap_or(usize::MAX);
-                for (start, end) in hours
-                    .days_around(from)
-                    .take(search_days)
-                    .filter_map(|date| hours.window(date))
-                {
+                for (start, end) in hours.walk(from).filter_map(|date| hours.window(date)) {
                     let start = start.max(from);
                     if end <= start {
                         continue;
@@ -131,7 +128,7 @@ impl Calendar {
         match self {
             Calendar::Always => true,
             Calendar::Business(hours) => hours
-                .days_around(at)
+                .walk(at)
                 .take(2)
                 .filter_map(|date| hours.window(date))
                 .any(|(start, end)| start <= at && at < end),
@@ -163,20 +160,34 @@ impl Calendar {
 
 impl BusinessHours {
     fn is_working_day(&self, date: NaiveDate) -> bool {
-        let weekday: Weekday = date.weekday();
-        self.days[weekday.num_days_from_monday() as usize] && !self.holidays.contains(&date)
+        self.days[date.weekday().num_days_from_monday() as usize] && !self.holidays.contains(&date)
     }
 
     fn local_date(&self, at: DateTime<Utc>) -> NaiveDate {
-        at.with_timezone(&self.timezone).date_naive()
+        let offset = self
+            .timezone
+            .offset_from_utc_datetime(&at.naive_utc())
+            .fix();
+        // Not `with_timezone(..).date_naive()`, which panics when the local time is past the
+        // ends of chrono's range; there the UTC date, a day off at most, is as good.
+        at.naive_utc()
+            .checked_add_offset(offset)
+            .map_or(at.date_naive(), |local| local.date())
     }
 
-    /// Local dates in order, starting the day before `at`'s local date. A date's window lies
-    /// between its own local midnight and the next, so earlier dates cannot reach `at`; the
-    /// extra day is cheap insurance for zones that turn their clocks back at midnight.
-    fn days_around(&self, at: DateTime<Utc>) -> impl Iterator<Item = NaiveDate> {
+    /// The local dates whose windows can hold `at` or come after it, in order: from the day
+    /// before `at`'s local date to MAX_SEARCH_DAYS after it. A date's window lies between its
+    /// own local midnight and the next, so earlier dates cannot reach `at`; the day before is
+    /// cheap insurance for zones that turn their clocks back at midnight.
+    fn walk(&self, at: DateTime<Utc>) -> impl Iterator<Item = NaiveDate> {
         let date = self.local_date(at);
-        date.pred_opt().unwrap_or(date).iter_days()
+        let last = date
+            .checked_add_days(Days::new(MAX_SEARCH_DAYS.unsigned_abs()))
+            .unwrap_or(NaiveDate::MAX);
+        date.pred_opt()
+            .unwrap_or(date)
+            .iter_days()
+            .take_while(move |day| *day <= last)
     }
 
     /// The working window of a local date as UTC instants [start, end); `None` on a day off,
@@ -209,6 +220,7 @@ fn local_time(date: NaiveDate, seconds: u32) -> Option<NaiveDateTime> {
 /// opening at 02:30 on a spring-forward day opens at 03:00, when the clock jumps).
 fn instant(timezone: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
     match timezone.from_local_datetime(&local) {
+        // An ambiguous pair comes earliest first.
         MappedLocalTime::Single(at) | MappedLocalTime::Ambiguous(at, _) => {
             Some(at.with_timezone(&Utc))
         }
@@ -360,6 +372,12 @@ pub fn parse_timezone(text: &str) -> Result<Tz, String> {
     let tolerance = (wanted.len() / 4).min(2);
     let mut near: Vec<(usize, &str)> = TZ_VARIANTS
         .iter()
+        // Never suggested: `Etc/GMT+7` is UTC-7 (POSIX signs), the opposite of what someone
+        // typing "GMT+7" means, and `GMT+0` is not what they mean either.
+        .filter(|timezone| {
+            let city = timezone.name().rsplit('/').next().unwrap_or_default();
+            !(city.starts_with("GMT") && city.len() > 3)
+        })
         .filter_map(|timezone| {
             let name = timezone.name().to_ascii_lowercase();
             let city = name.rsplit('/').next().unwrap_or(&name);
@@ -417,7 +435,7 @@ pub fn parse_holiday(text: &str) -> Result<NaiveDate, String> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Timelike;
+    use chrono::{Timelike, Weekday};
     use chrono_tz::{America::New_York, Asia::Jakarta, Europe::Berlin};
     use proptest::prelude::*;
 
@@ -814,7 +832,7 @@ mod tests {
         assert!(!never.is_working(from));
 
         // Mondays only, and every Monday for eleven years is a holiday: the search stops
-        // after MAX_SEARCH_DAYS even though a working Monday comes later.
+        // after MAX_SEARCH_DAYS, before the first working Monday.
         let first_monday = parse_holiday("2026-01-05").unwrap();
         let holidays_only = Calendar::Business(BusinessHours {
             timezone: Tz::UTC,
@@ -824,13 +842,52 @@ mod tests {
             holidays: first_monday.iter_weeks().take(11 * 53).collect(),
         });
         assert_eq!(holidays_only.add_working_time(from, NS), None);
-        let ten_years = from + Duration::days(MAX_SEARCH_DAYS);
+        let twelve_years = from + Duration::days(12 * 366);
         assert_eq!(
-            holidays_only.working_time(from, ten_years),
+            holidays_only.working_time(from, twelve_years),
             Duration::zero()
         );
-        let twelve_years = from + Duration::days(12 * 366);
-        assert!(holidays_only.working_time(from, twelve_years) > Duration::zero());
+    }
+
+    #[test]
+    fn working_time_and_add_working_time_share_the_search_horizon() {
+        // From 2026-01-01 00:00 UTC the walk covers that date and MAX_SEARCH_DAYS more.
+        let from = utc("2026-01-01T00:00:00Z");
+        let whole_days = business("UTC", &["mon-sun"], "00:00-24:00", &[]);
+        let horizon = Duration::days(MAX_SEARCH_DAYS + 1);
+        check_due(&whole_days, from, horizon, from + horizon);
+        assert_eq!(whole_days.add_working_time(from, horizon + NS), None);
+        let twenty_years = from + Duration::days(20 * 365);
+        assert_eq!(whole_days.working_time(from, twenty_years), horizon);
+    }
+
+    #[test]
+    fn ends_of_chronos_range_neither_panic_nor_stall() {
+        // Past the ends of chrono's range local times do not exist; a bogus instant from a
+        // corrupt record must still come back, at once.
+        let (first, last) = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+        let month = Duration::days(30);
+        for calendar in [
+            office(),
+            business("America/New_York", &["mon-sun"], "00:00-24:00", &[]),
+            business("UTC", &["mon-sun"], "00:00-24:00", &[]),
+        ] {
+            assert!(calendar.working_time(first, last) <= Duration::days(MAX_SEARCH_DAYS + 1));
+            for (from, to) in [(first, first + month), (last - month, last)] {
+                assert!(calendar.working_time(from, to) <= month);
+                // Returning at all is the point.
+                let _ = (calendar.is_working(from), calendar.is_working(to));
+            }
+            assert_eq!(
+                calendar.add_working_time(last - NS, Duration::days(2)),
+                None
+            );
+            assert!(
+                calendar
+                    .add_working_time(first, Duration::hours(1))
+                    .is_some()
+            );
+        }
     }
 
     #[test]
@@ -1001,7 +1058,15 @@ mod tests {
             error("Berlin"),
             "unknown time zone `Berlin`; did you mean `Europe/Berlin`?"
         );
-        for text in ["Mars/Olympus_Mons", "PST", ""] {
+        assert_eq!(
+            error("New York"),
+            "unknown time zone `New York`; did you mean `America/New_York`?"
+        );
+        assert_eq!(
+            error("Indianapolis"),
+            "unknown time zone `Indianapolis`; did you mean `America/Indiana/Indianapolis` or `America/Indianapolis`?"
+        );
+        for text in ["Mars/Olympus_Mons", "PST", "GMT+7", ""] {
             assert_eq!(
                 error(text),
                 format!("unknown time zone `{text}`; use an IANA name such as Europe/Berlin")
