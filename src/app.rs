@@ -57,7 +57,7 @@ impl App {
         let store = tokio::task::spawn_blocking(move || Store::open(&path))
             .await?
             .with_context(|| format!("opening the store {}", config.storage_path.display()))?;
-        let metrics = Metrics::new();
+        let metrics = Metrics::with_sla(&config.workflow.sla);
         let wakers: Wakers = Arc::new(
             config
                 .webhooks
@@ -150,6 +150,7 @@ impl App {
             restrictions: Arc::new(Restrictions::from_workflow(&config.workflow)),
             services: Arc::new(status_services(&config)),
             ready: ready.clone(),
+            clock: clock.clone(),
         };
         let http_stop = CancellationToken::new();
         let local_addr = listener.local_addr().context("reading the bound address")?;

@@ -27,6 +27,7 @@ use crate::domain::incident::{
 };
 use crate::domain::observation::{History, Observation};
 use crate::domain::priority::{Level, Priority};
+use crate::domain::sla::{self, SlaSignal};
 use crate::domain::suppression::{Silence, in_maintenance};
 use crate::domain::timer::{Timer, TimerKind, take_due};
 use crate::metrics::Metrics;
@@ -38,7 +39,6 @@ const TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// How many queued commands one transaction may carry.
 const MAX_BATCH: usize = 4096;
 /// The share of the breach-notification deadline at which the warning fires.
-const BREACH_WARN_AT: f64 = 0.75;
 /// Commands waiting for the engine before senders wait.
 const QUEUE: usize = 16 * 1024;
 
@@ -422,28 +422,49 @@ struct State {
     counters: Counters,
 }
 
-/// Labels of `incidentd_incidents_open` for one incident, if it counts as open.
-type OpenKey = Option<[String; 4]>;
+/// The gauge series one incident counts in: `incidentd_incidents_open` (if it is open) and
+/// `incidentd_sla_open` (one per clock not stopped).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Gauges {
+    open: Option<[String; 4]>,
+    sla: Vec<[&'static str; 4]>,
+}
 
-fn open_key(incident: &Incident) -> OpenKey {
-    incident.state.is_active().then(|| {
+fn gauges(incident: &Incident) -> Gauges {
+    let open = incident.state.is_active().then(|| {
         [
             incident.priority.as_str().to_owned(),
             incident.tier.as_str().to_owned(),
             incident.state.as_str().to_owned(),
             incident.category.clone(),
         ]
-    })
+    });
+    let sla = incident
+        .sla
+        .iter()
+        .filter_map(|(name, clock)| {
+            let status = clock.open_status()?;
+            Some([
+                name.as_str(),
+                incident.kind.as_str(),
+                incident.priority.as_str(),
+                status,
+            ])
+        })
+        .collect();
+    Gauges { open, sla }
 }
 
 /// What one batch did that the metrics must learn once it is durable.
 #[derive(Default)]
 struct Pending {
     /// Incidents touched, with their open-gauge labels before the batch.
-    touched: HashMap<u64, OpenKey>,
+    touched: HashMap<u64, Gauges>,
     opened: Vec<[String; 4]>,
-    first_responses: Vec<(&'static str, f64)>,
-    resolutions: Vec<(&'static str, String, f64)>,
+    /// (priority, category) of each resolution.
+    resolutions: Vec<(&'static str, String)>,
+    /// What the SLA clocks did, with the incident's kind and priority.
+    sla: Vec<(SlaSignal, Kind, Priority)>,
     rules: BTreeMap<String, bool>,
     outbox: BTreeMap<String, i64>,
     /// (from, to, reason) of each tier change.
@@ -517,8 +538,13 @@ impl Engine {
             state.detectors.insert(key, detector);
         }
         self.metrics.incidents_open.reset();
+        self.metrics.reset_sla_open();
         for incident in loaded.incidents {
-            if let Some(labels) = open_key(&incident) {
+            let Gauges { open, sla } = gauges(&incident);
+            for labels in sla {
+                self.metrics.sla_open.with_label_values(&labels).inc();
+            }
+            if let Some(labels) = open {
                 self.metrics.incidents_open.with_label_values(&labels).inc();
                 state
                     .active_by_group
@@ -656,12 +682,8 @@ impl Engine {
             }
             Command::Acknowledge { id, actor } => {
                 let incident = self.incident_mut(id)?;
-                let before = open_key(incident);
+                let before = gauges(incident);
                 let effects = incident.acknowledge(&actor, now)?;
-                let first_response = (now - incident.opened_at).as_seconds_f64();
-                pending
-                    .first_responses
-                    .push((incident.priority.as_str(), first_response.max(0.0)));
                 pending.touched.entry(id.0).or_insert(before);
                 Ok(Reply::Incident(Box::new(
                     self.commit_effects(id, &actor, effects, now, batch, pending),
@@ -673,10 +695,10 @@ impl Engine {
                 resolution,
             } => {
                 let incident = self.incident_mut(id)?;
-                let before = open_key(incident);
+                let before = gauges(incident);
                 let effects = incident.resolve(&actor, resolution, now)?;
                 pending.touched.entry(id.0).or_insert(before);
-                self.note_resolution(id, now, pending);
+                self.note_resolution(id, pending);
                 let incident = self.commit_effects(id, &actor, effects, now, batch, pending);
                 self.reindex(id);
                 Ok(Reply::Incident(Box::new(incident)))
@@ -828,7 +850,7 @@ impl Engine {
         change: impl FnOnce(&mut Incident) -> Result<Vec<Effect>, TransitionError>,
     ) -> Result<Reply, EngineError> {
         let incident = self.incident_mut(id)?;
-        let before = open_key(incident);
+        let before = gauges(incident);
         let result = change(incident);
         let effects = match result {
             Ok(effects) => effects,
@@ -947,7 +969,7 @@ impl Engine {
             incident.source.type_str().to_owned(),
             incident.kind.as_str().to_owned(),
         ]);
-        pending.touched.entry(id.0).or_insert(None);
+        pending.touched.entry(id.0).or_default();
         self.state
             .active_by_group
             .insert(incident.group.clone(), id);
@@ -957,16 +979,14 @@ impl Engine {
         )))
     }
 
-    fn note_resolution(&mut self, id: IncidentId, now: DateTime<Utc>, pending: &mut Pending) {
+    fn note_resolution(&mut self, id: IncidentId, pending: &mut Pending) {
         let incident = &self.state.incidents[&id.0];
         if self.state.active_by_group.get(&incident.group) == Some(&id) {
             self.state.active_by_group.remove(&incident.group);
         }
-        pending.resolutions.push((
-            incident.priority.as_str(),
-            incident.category.clone(),
-            (now - incident.opened_at).as_seconds_f64().max(0.0),
-        ));
+        pending
+            .resolutions
+            .push((incident.priority.as_str(), incident.category.clone()));
     }
 
     /// Evaluates the probe's rules on a new result of one subject (or takes it as clean)
@@ -1149,7 +1169,7 @@ impl Engine {
             if incident.firing_rules.contains(&rule.name) {
                 return; // dedup: this symptom is already on the incident
             }
-            let before = open_key(incident);
+            let before = gauges(incident);
             let effects = incident.raise(&rule.signal(&group, subject, observation), now);
             tracing::info!(incident = %id, rule = %rule.name, priority = %incident.priority, "symptom added to incident");
             pending.touched.entry(id.0).or_insert(before);
@@ -1168,7 +1188,7 @@ impl Engine {
             if incident.firing_rules.contains(&rule.name) {
                 return; // still the symptom its resolution waits on (verification pending)
             }
-            let before = open_key(incident);
+            let before = gauges(incident);
             if let Some(effects) =
                 incident.symptom_returned(&rule.signal(&group, subject, observation), now)
             {
@@ -1181,8 +1201,15 @@ impl Engine {
         }
         let id = IncidentId(self.state.counters.next_incident_id);
         self.state.counters.next_incident_id += 1;
-        let (incident, effects) =
+        let (mut incident, effects) =
             Incident::open_from_rule(id, &rule.signal(&group, subject, observation), now);
+        // When the symptom began: clocks may start then (`sla.start: detected`).
+        incident.detected_at = self
+            .state
+            .detectors
+            .get(&keyed(&rule.name, subject_key))
+            .and_then(|detector| detector.symptom_since)
+            .filter(|since| *since < now);
         tracing::info!(incident = %id, rule = %rule.name, priority = %incident.priority, "incident opened");
         pending.opened.push([
             incident.priority.as_str().to_owned(),
@@ -1190,7 +1217,7 @@ impl Engine {
             incident.source.type_str().to_owned(),
             incident.kind.as_str().to_owned(),
         ]);
-        pending.touched.entry(id.0).or_insert(None);
+        pending.touched.entry(id.0).or_default();
         self.state.active_by_group.insert(group, id);
         self.state.incidents.insert(id.0, incident);
         self.commit_effects(id, SYSTEM, effects, now, batch, pending);
@@ -1222,7 +1249,7 @@ impl Engine {
             .incidents
             .get_mut(&id.0)
             .expect("active incidents are in memory");
-        let before = open_key(incident);
+        let before = gauges(incident);
         let was_active = incident.state.is_active();
         let effects = incident.rule_recovered(&name, observation, auto_resolve, now);
         let resolved = was_active && !incident.state.is_active();
@@ -1234,7 +1261,7 @@ impl Engine {
         pending.touched.entry(id.0).or_insert(before);
         if resolved {
             tracing::info!(incident = %id, rule = %name, "incident resolved: rule recovered");
-            self.note_resolution(id, now, pending);
+            self.note_resolution(id, pending);
         }
         self.commit_effects(id, SYSTEM, effects, now, batch, pending);
         self.reindex(id);
@@ -1293,18 +1320,34 @@ impl Engine {
     }
 
     /// Writes the incident, its timeline entries and its events (one outbox entry per
-    /// subscribed consumer) into the batch; returns the incident as it now is.
+    /// subscribed consumer) into the batch; returns the incident as it now is. The SLA
+    /// clocks follow the change first (started at opening, then reconciled with the state),
+    /// so what they did is part of the same transaction.
     fn commit_effects(
         &mut self,
         id: IncidentId,
         actor: &str,
-        effects: Vec<Effect>,
+        mut effects: Vec<Effect>,
         now: DateTime<Utc>,
         batch: &mut Batch,
         pending: &mut Pending,
     ) -> Incident {
-        self.start_breach_clock(id, batch);
-        let incident = self.state.incidents[&id.0].clone();
+        let incident = self
+            .state
+            .incidents
+            .get_mut(&id.0)
+            .expect("touched incidents are in memory");
+        if effects.contains(&Effect::Event("incident.opened")) {
+            sla::start(incident, &self.workflow.sla);
+        }
+        let restricted = self.restrictions.is_restricted(incident);
+        effects.extend(sla::reconcile(
+            incident,
+            &self.workflow.sla,
+            restricted,
+            now,
+        ));
+        let incident = incident.clone();
         batch.put_incident(&incident);
         for effect in effects {
             match effect {
@@ -1321,6 +1364,9 @@ impl Engine {
                 Effect::SlaEvent { event, sla } => {
                     self.enqueue_event(event, Some(sla), actor, &incident, now, batch, pending);
                 }
+                Effect::Sla(signal) => {
+                    pending.sla.push((signal, incident.kind, incident.priority));
+                }
                 Effect::Escalated { from, to, reason } => {
                     pending.escalations.push((from, to, reason));
                 }
@@ -1328,44 +1374,6 @@ impl Engine {
         }
         self.schedule(&incident, now, batch);
         incident
-    }
-
-    /// A restricted incident's breach-notification clock starts when it first becomes
-    /// restricted (opened so, or recategorized): the deadline counts from `opened_at`, is
-    /// set once and armed as two durable timers, the warning at 75% and the deadline.
-    fn start_breach_clock(&mut self, id: IncidentId, batch: &mut Batch) {
-        let incident = self
-            .state
-            .incidents
-            .get_mut(&id.0)
-            .expect("touched incidents are in memory");
-        if incident.breach_notification_due_at.is_some()
-            || incident.state == IncidentState::Closed
-            || !self.restrictions.is_restricted(incident)
-        {
-            return;
-        }
-        let deadline = self.workflow.breach_notification_deadline;
-        let (Ok(full), Ok(warn)) = (
-            chrono::Duration::from_std(deadline),
-            chrono::Duration::from_std(deadline.mul_f64(BREACH_WARN_AT)),
-        ) else {
-            return;
-        };
-        let due = incident.opened_at + full;
-        incident.breach_notification_due_at = Some(due);
-        for (kind, at) in [
-            (TimerKind::BreachWarning, incident.opened_at + warn),
-            (TimerKind::BreachDeadline, due),
-        ] {
-            let timer = Timer {
-                due: at,
-                incident: id,
-                kind,
-            };
-            batch.arm_timer(timer);
-            self.state.timers.insert(timer);
-        }
     }
 
     /// Arms the durable timers the incident needs now: escalation while it is active (an
@@ -1412,6 +1420,55 @@ impl Engine {
             batch.arm_timer(timer);
             self.state.timers.insert(timer);
         }
+        self.sync_sla_timers(incident, batch);
+    }
+
+    /// Arms each running clock's warning and breach timers at the instants its calendar
+    /// says, and disarms the ones no longer wanted (a clock paused, stopped, or moved by a
+    /// priority change).
+    fn sync_sla_timers(&mut self, incident: &Incident, batch: &mut Batch) {
+        let policies = &self.workflow.sla;
+        let mut wanted = Vec::new();
+        for (name, clock) in incident.sla.iter() {
+            let calendar = policies.calendar(name, incident.kind, incident.priority);
+            if !clock.warned
+                && let Some(due) = clock.warn_due_at(calendar, policies)
+            {
+                wanted.push(Timer {
+                    due,
+                    incident: incident.id,
+                    kind: TimerKind::SlaWarning(name),
+                });
+            }
+            if !clock.breached
+                && let Some(due) = clock.due_at(calendar)
+            {
+                wanted.push(Timer {
+                    due,
+                    incident: incident.id,
+                    kind: TimerKind::SlaBreach(name),
+                });
+            }
+        }
+        let armed: Vec<Timer> = self
+            .state
+            .timers
+            .iter()
+            .filter(|t| t.incident == incident.id && t.kind.sla().is_some())
+            .copied()
+            .collect();
+        for timer in &armed {
+            if !wanted.contains(timer) {
+                batch.disarm_timer(*timer);
+                self.state.timers.remove(timer);
+            }
+        }
+        for timer in wanted {
+            if !armed.contains(&timer) {
+                batch.arm_timer(timer);
+                self.state.timers.insert(timer);
+            }
+        }
     }
 
     /// Fires the timers that are due: each is deleted in the same transaction as what it
@@ -1422,15 +1479,20 @@ impl Engine {
         for timer in take_due(&mut self.state.timers, now) {
             batch.disarm_timer(timer);
             let id = timer.incident;
-            let Ok(incident) = self.incident_mut(id) else {
+            if self.incident_mut(id).is_err() {
                 continue; // gone (closed and not found): nothing to do
-            };
-            let before = open_key(incident);
+            }
+            let incident = self.state.incidents.get_mut(&id.0).expect("loaded above");
+            let before = gauges(incident);
             let effects = match timer.kind {
                 TimerKind::Unacknowledged => incident.escalate_by_timer("unacknowledged", now),
                 TimerKind::Unresolved => incident.escalate_by_timer("unresolved", now),
-                TimerKind::BreachWarning => incident.breach_notification_timer(true, now),
-                TimerKind::BreachDeadline => incident.breach_notification_timer(false, now),
+                TimerKind::SlaWarning(name) => {
+                    sla::timer_fired(incident, name, true, &self.workflow.sla, now)
+                }
+                TimerKind::SlaBreach(name) => {
+                    sla::timer_fired(incident, name, false, &self.workflow.sla, now)
+                }
                 TimerKind::Close => {
                     let quiet_since = incident.resolved_at.is_some_and(|at| at + quiet <= now);
                     if quiet_since {
@@ -1441,6 +1503,11 @@ impl Engine {
                 }
             };
             if effects.is_empty() {
+                if timer.kind.sla().is_some() {
+                    // A stale SLA timer: arm the right ones.
+                    let incident = incident.clone();
+                    self.sync_sla_timers(&incident, batch);
+                }
                 self.reindex(id);
                 continue;
             }
@@ -1481,7 +1548,7 @@ impl Engine {
                 occurred_at: occurred_at.clone(),
                 actor,
                 sla,
-                incident: self.restrictions.view(incident, None, clearance),
+                incident: self.restrictions.view(incident, None, clearance, now),
             })
             .expect("events serialize to JSON")
         };
@@ -1513,31 +1580,38 @@ impl Engine {
     fn publish(&self, pending: Pending) {
         let m = &self.metrics;
         for (id, before) in pending.touched {
-            let after = self.state.incidents.get(&id).and_then(open_key);
-            if before != after {
-                if let Some(labels) = before {
+            let after = match self.state.incidents.get(&id) {
+                Some(incident) => gauges(incident),
+                // Closed: counted in no gauge.
+                None => Gauges::default(),
+            };
+            if before.open != after.open {
+                if let Some(labels) = before.open {
                     m.incidents_open.with_label_values(&labels).dec();
                 }
-                if let Some(labels) = after {
+                if let Some(labels) = after.open {
                     m.incidents_open.with_label_values(&labels).inc();
+                }
+            }
+            if before.sla != after.sla {
+                for labels in &before.sla {
+                    m.sla_open.with_label_values(labels).dec();
+                }
+                for labels in &after.sla {
+                    m.sla_open.with_label_values(labels).inc();
                 }
             }
         }
         for labels in pending.opened {
             m.incidents_opened_total.with_label_values(&labels).inc();
         }
-        for (priority, seconds) in pending.first_responses {
-            m.first_response_seconds
-                .with_label_values(&[priority])
-                .observe(seconds);
-        }
-        for (priority, category, seconds) in pending.resolutions {
+        for (priority, category) in pending.resolutions {
             m.incidents_resolved_total
                 .with_label_values(&[priority, &category])
                 .inc();
-            m.resolution_seconds
-                .with_label_values(&[priority])
-                .observe(seconds);
+        }
+        for (signal, kind, priority) in pending.sla {
+            m.observe_sla(signal, kind, priority);
         }
         for (from, to, reason) in pending.escalations {
             m.escalations_total

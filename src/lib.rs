@@ -3,7 +3,7 @@
 //!
 //! Code map (see ARCHITECTURE.md for the invariants):
 //! - [`domain`]: the pure core — condition language, detector, incident state machine,
-//!   priority matrix. No I/O; `now` is an argument.
+//!   SLA clocks and calendars, priority matrix. No I/O; `now` is an argument.
 //! - [`engine`]: the single owner of incident state; group-commits every change.
 //! - [`store`]: redb tables and their stored record types.
 //! - [`probe`]: probe scheduler and probes; results are values.
@@ -13,6 +13,7 @@
 //! - [`app`]: start-up and ordered shutdown; [`cli`]: the commands; [`ctl`]: `incidentd ctl`,
 //!   the HTTP API's command-line client.
 //! - [`ruletest`]: `incidentd test`, rule unit tests run on the real engine.
+//! - [`sla_report`]: `GET /api/v1/sla`, TAT compliance over a window.
 //! - [`status`]: the public status page (`/status.json`, `/`), restricted incidents hidden.
 #![forbid(unsafe_code)]
 
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod notify;
 pub mod probe;
 pub mod ruletest;
+pub mod sla_report;
 pub mod status;
 pub mod store;
 pub mod view;

@@ -3,11 +3,17 @@
 //! such as an incident id.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
+use crate::domain::incident::Kind;
+use crate::domain::priority::Priority;
+use crate::domain::sla::{SlaName, SlaPolicies, SlaSignal};
+
 /// Seconds. Every default SLA target (first response 1h/2h/3h; resolution 4h, 8h, 24h, 48h,
-/// 72h) is a bucket boundary, so `bucket{le=target} / count` is the compliance ratio.
+/// 72h) is a bucket boundary, so `bucket{le=target} / count` is the compliance ratio; the
+/// configured targets are added to these.
 const TAT_BUCKETS: &[f64] = &[
     60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 10800.0, 14400.0, 28800.0, 43200.0, 86400.0,
     172_800.0, 259_200.0, 604_800.0,
@@ -27,6 +33,12 @@ pub struct Metrics {
     pub escalations_total: IntCounterVec,
     pub first_response_seconds: HistogramVec,
     pub resolution_seconds: HistogramVec,
+    pub sla_met_total: IntCounterVec,
+    pub sla_breaches_total: IntCounterVec,
+    pub sla_warnings_total: IntCounterVec,
+    pub sla_open: IntGaugeVec,
+    pub sla_target_seconds: GaugeVec,
+    pub sla_mean_resolution_objective_seconds: Gauge,
     pub probe_success: IntGaugeVec,
     pub probe_duration_seconds: HistogramVec,
     pub probe_cert_expiry_timestamp_seconds: IntGaugeVec,
@@ -37,8 +49,38 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
 }
 
+const KINDS: [Kind; 2] = [Kind::Incident, Kind::Request];
+
+/// The label values of one SLA series: `sla`, `kind`, `priority`.
+fn sla_labels(sla: SlaName, kind: Kind, priority: Priority) -> [&'static str; 3] {
+    [sla.as_str(), kind.as_str(), priority.as_str()]
+}
+
+/// Every `sla`, `kind`, `priority` combination.
+fn sla_series() -> impl Iterator<Item = [&'static str; 3]> {
+    SlaName::ALL.into_iter().flat_map(|sla| {
+        KINDS.into_iter().flat_map(move |kind| {
+            Priority::ALL
+                .into_iter()
+                .map(move |priority| sla_labels(sla, kind, priority))
+        })
+    })
+}
+
+const SLA_STATUSES: [&str; 3] = ["ok", "at_risk", "breached"];
+
 impl Metrics {
+    /// With the default SLA policies.
     pub fn new() -> Self {
+        Metrics::with_sla(&SlaPolicies::default())
+    }
+
+    /// The histogram buckets include every configured target; the targets are exported.
+    pub fn with_sla(policies: &SlaPolicies) -> Self {
+        let mut tat_buckets = TAT_BUCKETS.to_vec();
+        tat_buckets.extend(policies.target_seconds());
+        tat_buckets.sort_by(f64::total_cmp);
+        tat_buckets.dedup();
         let metrics = Metrics {
             registry: Registry::new(),
             incidents_open: IntGaugeVec::new(
@@ -78,20 +120,65 @@ impl Metrics {
             first_response_seconds: HistogramVec::new(
                 HistogramOpts::new(
                     "incidentd_first_response_seconds",
-                    "Time from opening to acknowledgement.",
+                    "First-response SLA clock time (opening to acknowledgement, in the policy's calendar) of each stopped clock.",
                 )
-                .buckets(TAT_BUCKETS.to_vec()),
-                &["priority"],
+                .buckets(tat_buckets.clone()),
+                &["kind", "priority"],
             )
             .expect("valid metric"),
             resolution_seconds: HistogramVec::new(
                 HistogramOpts::new(
                     "incidentd_resolution_seconds",
-                    "Time from opening to resolution.",
+                    "Resolution SLA clock time (opening to resolution, holds excluded, in the policy's calendar) of each stopped clock.",
                 )
-                .buckets(TAT_BUCKETS.to_vec()),
-                &["priority"],
+                .buckets(tat_buckets),
+                &["kind", "priority"],
             )
+            .expect("valid metric"),
+            sla_met_total: IntCounterVec::new(
+                Opts::new(
+                    "incidentd_sla_met_total",
+                    "SLA clocks stopped within their target.",
+                ),
+                &["sla", "kind", "priority"],
+            )
+            .expect("valid metric"),
+            sla_breaches_total: IntCounterVec::new(
+                Opts::new(
+                    "incidentd_sla_breaches_total",
+                    "SLA clocks that passed their target, counted when it happens.",
+                ),
+                &["sla", "kind", "priority"],
+            )
+            .expect("valid metric"),
+            sla_warnings_total: IntCounterVec::new(
+                Opts::new(
+                    "incidentd_sla_warnings_total",
+                    "SLA clocks that passed sla.warn_at of their target.",
+                ),
+                &["sla", "kind", "priority"],
+            )
+            .expect("valid metric"),
+            sla_open: IntGaugeVec::new(
+                Opts::new(
+                    "incidentd_sla_open",
+                    "SLA clocks running or paused now, by status (ok, at_risk, breached).",
+                ),
+                &["sla", "kind", "priority", "status"],
+            )
+            .expect("valid metric"),
+            sla_target_seconds: GaugeVec::new(
+                Opts::new(
+                    "incidentd_sla_target_seconds",
+                    "The configured SLA target, in the policy's calendar time.",
+                ),
+                &["sla", "kind", "priority"],
+            )
+            .expect("valid metric"),
+            sla_mean_resolution_objective_seconds: Gauge::with_opts(Opts::new(
+                "incidentd_sla_mean_resolution_objective_seconds",
+                "The objective for the mean resolution time of incidents.",
+            ))
             .expect("valid metric"),
             probe_success: IntGaugeVec::new(
                 Opts::new(
@@ -166,7 +253,90 @@ impl Metrics {
             .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        // Every SLA series exists from the start, so rates and ratios have data at once.
+        for labels in sla_series() {
+            metrics.sla_met_total.with_label_values(&labels);
+            metrics.sla_breaches_total.with_label_values(&labels);
+            metrics.sla_warnings_total.with_label_values(&labels);
+        }
+        for sla in [SlaName::FirstResponse, SlaName::Resolution] {
+            for kind in KINDS {
+                for priority in Priority::ALL {
+                    let [_, kind_label, priority_label] = sla_labels(sla, kind, priority);
+                    metrics
+                        .first_response_seconds
+                        .with_label_values(&[kind_label, priority_label]);
+                    metrics
+                        .resolution_seconds
+                        .with_label_values(&[kind_label, priority_label]);
+                }
+            }
+        }
+        for sla in SlaName::ALL {
+            for kind in KINDS {
+                for priority in Priority::ALL {
+                    let target = policies.target(sla, kind, priority);
+                    #[allow(clippy::cast_precision_loss)]
+                    metrics
+                        .sla_target_seconds
+                        .with_label_values(&sla_labels(sla, kind, priority))
+                        .set(target.num_milliseconds() as f64 / 1000.0);
+                }
+            }
+        }
+        #[allow(clippy::cast_precision_loss)]
         metrics
+            .sla_mean_resolution_objective_seconds
+            .set(policies.mean_resolution_objective.num_milliseconds() as f64 / 1000.0);
+        metrics.reset_sla_open();
+        metrics
+    }
+
+    /// Zeroes `incidentd_sla_open`: every series present, at 0.
+    pub fn reset_sla_open(&self) {
+        self.sla_open.reset();
+        for [sla, kind, priority] in sla_series() {
+            for status in SLA_STATUSES {
+                self.sla_open
+                    .with_label_values(&[sla, kind, priority, status])
+                    .set(0);
+            }
+        }
+    }
+
+    /// Counts what an SLA clock did.
+    pub fn observe_sla(&self, signal: SlaSignal, kind: Kind, priority: Priority) {
+        match signal {
+            SlaSignal::Warned(sla) => self
+                .sla_warnings_total
+                .with_label_values(&sla_labels(sla, kind, priority))
+                .inc(),
+            SlaSignal::Breached(sla) => self
+                .sla_breaches_total
+                .with_label_values(&sla_labels(sla, kind, priority))
+                .inc(),
+            SlaSignal::Stopped { sla, met, elapsed } => {
+                if met {
+                    self.sla_met_total
+                        .with_label_values(&sla_labels(sla, kind, priority))
+                        .inc();
+                }
+                #[allow(clippy::cast_precision_loss)]
+                let seconds = elapsed.num_milliseconds().max(0) as f64 / 1000.0;
+                let labels = [kind.as_str(), priority.as_str()];
+                match sla {
+                    SlaName::FirstResponse => self
+                        .first_response_seconds
+                        .with_label_values(&labels)
+                        .observe(seconds),
+                    SlaName::Resolution => self
+                        .resolution_seconds
+                        .with_label_values(&labels)
+                        .observe(seconds),
+                    SlaName::BreachNotification => {}
+                }
+            }
+        }
     }
 
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
@@ -178,6 +348,12 @@ impl Metrics {
             Box::new(self.escalations_total.clone()),
             Box::new(self.first_response_seconds.clone()),
             Box::new(self.resolution_seconds.clone()),
+            Box::new(self.sla_met_total.clone()),
+            Box::new(self.sla_breaches_total.clone()),
+            Box::new(self.sla_warnings_total.clone()),
+            Box::new(self.sla_open.clone()),
+            Box::new(self.sla_target_seconds.clone()),
+            Box::new(self.sla_mean_resolution_objective_seconds.clone()),
             Box::new(self.probe_success.clone()),
             Box::new(self.probe_duration_seconds.clone()),
             Box::new(self.probe_cert_expiry_timestamp_seconds.clone()),

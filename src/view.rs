@@ -9,6 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::domain::incident::{Evidence, Incident, Reporter, Source, TimelineEntry};
+use crate::domain::sla::{Phase, SlaClock, SlaName, SlaPolicies};
 
 #[derive(Debug, Serialize)]
 pub struct IncidentView<'a> {
@@ -38,11 +39,91 @@ pub struct IncidentView<'a> {
     /// Restricted incidents only: when those affected must have been notified.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breach_notification_due_at: Option<String>,
+    /// The SLA clocks as they stand now.
+    pub sla: SlaView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<TimelineView<'a>>>,
     /// Similar past incidents, best first; only in the answer for one incident.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub similar: Option<Vec<SimilarView<'a>>>,
+}
+
+/// `sla` of an incident: each clock that started.
+#[derive(Debug, Serialize)]
+pub struct SlaView {
+    pub first_response: Option<ClockView>,
+    pub resolution: Option<ClockView>,
+    /// Restricted incidents (data breaches) only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breach_notification: Option<ClockView>,
+}
+
+/// One SLA clock at `now`. Elapsed and remaining time are in the policy's calendar
+/// (business hours, or wall time for 24x7) and, as `_wall_`, in wall time.
+#[derive(Debug, Serialize)]
+pub struct ClockView {
+    pub target_seconds: f64,
+    /// While running: when the target is (or was) reached. Null while paused or stopped.
+    pub due_at: Option<String>,
+    /// `running`, `paused`, `met` or `breached`.
+    pub state: &'static str,
+    /// Past the warning share of the target (`sla.warn_at`).
+    pub at_risk: bool,
+    pub started_at: String,
+    pub stopped_at: Option<String>,
+    pub elapsed_seconds: f64,
+    /// Negative once breached.
+    pub remaining_seconds: f64,
+    pub elapsed_wall_seconds: f64,
+    /// While running: wall time until `due_at` (negative once passed).
+    pub remaining_wall_seconds: Option<f64>,
+    /// `24x7`, or the business hours.
+    pub calendar: String,
+}
+
+impl SlaView {
+    pub fn new(incident: &Incident, policies: &SlaPolicies, now: DateTime<Utc>) -> Self {
+        let clock = |name: SlaName| {
+            let clock = incident.sla.get(name)?;
+            let calendar = policies.calendar(name, incident.kind, clock.priority);
+            Some(ClockView::new(clock, calendar, now))
+        };
+        SlaView {
+            first_response: clock(SlaName::FirstResponse),
+            resolution: clock(SlaName::Resolution),
+            breach_notification: clock(SlaName::BreachNotification),
+        }
+    }
+}
+
+fn seconds(delta: chrono::TimeDelta) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let millis = delta.num_milliseconds() as f64;
+    millis / 1000.0
+}
+
+impl ClockView {
+    fn new(
+        clock: &SlaClock,
+        calendar: &crate::domain::calendar::Calendar,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let elapsed = clock.elapsed_at(calendar, now);
+        let due = clock.due_at(calendar);
+        ClockView {
+            target_seconds: seconds(clock.target),
+            due_at: due.map(timestamp),
+            state: clock.state().as_str(),
+            at_risk: clock.warned && clock.phase() != Phase::Stopped && !clock.breached,
+            started_at: timestamp(clock.started_at),
+            stopped_at: clock.stopped_at.map(timestamp),
+            elapsed_seconds: seconds(elapsed),
+            remaining_seconds: seconds(clock.target - elapsed),
+            elapsed_wall_seconds: seconds(clock.wall_elapsed_at(now)),
+            remaining_wall_seconds: due.map(|due| seconds(due - now)),
+            calendar: calendar.describe(),
+        }
+    }
 }
 
 /// A similar past incident and what resolved it.
@@ -119,7 +200,12 @@ impl<'a> IncidentView<'a> {
         self
     }
 
-    pub fn new(incident: &'a Incident, timeline: Option<&'a [TimelineEntry]>) -> Self {
+    pub fn new(
+        incident: &'a Incident,
+        timeline: Option<&'a [TimelineEntry]>,
+        policies: &SlaPolicies,
+        now: DateTime<Utc>,
+    ) -> Self {
         IncidentView {
             id: incident.id.to_string(),
             kind: incident.kind.as_str(),
@@ -146,7 +232,12 @@ impl<'a> IncidentView<'a> {
             acknowledged_at: incident.acknowledged_at.map(timestamp),
             resolved_at: incident.resolved_at.map(timestamp),
             closed_at: incident.closed_at.map(timestamp),
-            breach_notification_due_at: incident.breach_notification_due_at.map(timestamp),
+            breach_notification_due_at: incident
+                .sla
+                .breach_notification
+                .as_ref()
+                .map(|clock| timestamp(clock.started_at + clock.target)),
+            sla: SlaView::new(incident, policies, now),
             timeline: timeline.map(|entries| entries.iter().map(TimelineView::new).collect()),
             similar: None,
         }
@@ -183,10 +274,12 @@ pub enum Clearance {
     None,
 }
 
-/// The categories whose incidents are restricted (`categories[].restricted`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The categories whose incidents are restricted (`categories[].restricted`), and the SLA
+/// policies the views report clocks against.
+#[derive(Debug, Clone, Default)]
 pub struct Restrictions {
     categories: BTreeSet<String>,
+    sla: std::sync::Arc<SlaPolicies>,
 }
 
 impl Restrictions {
@@ -198,24 +291,30 @@ impl Restrictions {
                 .filter(|c| c.restricted)
                 .map(|c| c.name.clone())
                 .collect(),
+            sla: std::sync::Arc::new(workflow.sla.clone()),
         }
+    }
+
+    pub fn sla(&self) -> &SlaPolicies {
+        &self.sla
     }
 
     pub fn is_restricted(&self, incident: &Incident) -> bool {
         self.categories.contains(&incident.category)
     }
 
-    /// The incident as `clearance` may see it: in full, or as a [`RestrictedView`].
+    /// The incident as `clearance` may see it at `now`: in full, or as a [`RestrictedView`].
     pub fn view(
         &self,
         incident: &Incident,
         timeline: Option<&[TimelineEntry]>,
         clearance: Clearance,
+        now: DateTime<Utc>,
     ) -> serde_json::Value {
         let json = if clearance == Clearance::None && self.is_restricted(incident) {
             serde_json::to_value(RestrictedView::new(incident))
         } else {
-            serde_json::to_value(IncidentView::new(incident, timeline))
+            serde_json::to_value(IncidentView::new(incident, timeline, &self.sla, now))
         };
         json.expect("views serialize to JSON")
     }

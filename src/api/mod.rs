@@ -52,6 +52,8 @@ pub struct ApiState {
     pub services: Arc<Vec<String>>,
     /// False while starting and once shutting down: `/-/ready` answers 503.
     pub ready: Arc<AtomicBool>,
+    /// What "now" is for the SLA clocks the views report.
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -82,6 +84,7 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::delete(expire_silence),
         )
         .route("/api/v1/probes", get(list_probes))
+        .route("/api/v1/sla", get(sla_report))
         .route("/", get(status::page))
         .route("/status.json", get(status::json))
         .fallback(not_found)
@@ -223,9 +226,10 @@ async fn list_incidents(
             .map_err(ApiError::internal)?
             .map_err(ApiError::internal)?;
     let clearance = caller.clearance();
+    let now = state.clock.now();
     let incidents: Vec<_> = page
         .iter()
-        .map(|i| state.restrictions.view(i, None, clearance))
+        .map(|i| state.restrictions.view(i, None, clearance, now))
         .collect();
     Ok(Json(json!({
         "incidents": incidents,
@@ -276,6 +280,7 @@ async fn get_incident(
             &incident,
             Some(&timeline),
             clearance,
+            state.clock.now(),
         )));
     }
     // A similar incident that is restricted is shown only to callers with clearance.
@@ -286,7 +291,13 @@ async fn get_incident(
         })
         .collect();
     Ok(Json(json!(
-        IncidentView::new(&incident, Some(&timeline)).with_similar(&similar)
+        IncidentView::new(
+            &incident,
+            Some(&timeline),
+            state.restrictions.sla(),
+            state.clock.now()
+        )
+        .with_similar(&similar)
     )))
 }
 
@@ -390,7 +401,12 @@ fn incident_reply(
     clearance: Clearance,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     match reply {
-        Reply::Incident(incident) => Ok(Json(state.restrictions.view(&incident, None, clearance))),
+        Reply::Incident(incident) => Ok(Json(state.restrictions.view(
+            &incident,
+            None,
+            clearance,
+            state.clock.now(),
+        ))),
         _ => Err(ApiError::internal(
             "the engine answered without an incident",
         )),
@@ -406,6 +422,53 @@ async fn rules(
         Reply::Rules(rules) => Ok(Json(json!({ "rules": rules }))),
         _ => Err(ApiError::internal("the engine answered without rules")),
     }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlaQuery {
+    /// A Prometheus-style duration; 30d by default.
+    window: Option<String>,
+}
+
+/// `GET /api/v1/sla?window=30d`: TAT compliance over the window ([`crate::sla_report`]).
+async fn sla_report(
+    caller: Caller,
+    State(state): State<ApiState>,
+    query: Result<Query<SlaQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Need::Read)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let window = match query.window.as_deref() {
+        None => chrono::TimeDelta::days(30),
+        Some(text) => crate::domain::duration::parse_duration(text)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .and_then(|d| chrono::TimeDelta::from_std(d).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "invalid window `{text}`; expected a duration greater than 0 such as 7d or 30d"
+                ))
+            })?,
+    };
+    let store = state.store.clone();
+    let clocks = tokio::task::spawn_blocking(move || store.incident_clocks())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let report = crate::sla_report::report(
+        clocks
+            .iter()
+            .map(|(kind, priority, sla)| crate::sla_report::Clocks {
+                kind: *kind,
+                priority: *priority,
+                sla,
+            }),
+        state.restrictions.sla(),
+        window,
+        state.clock.now(),
+    );
+    Ok(Json(json!(report)))
 }
 
 /// A silence as the API shows it.

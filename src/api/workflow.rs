@@ -102,7 +102,11 @@ pub(super) async fn open_ticket(
     match state.engine.call(command).await? {
         Reply::Incident(incident) => Ok((
             StatusCode::CREATED,
-            Json(state.restrictions.view(&incident, None, clearance)),
+            Json(
+                state
+                    .restrictions
+                    .view(&incident, None, clearance, state.clock.now()),
+            ),
         )),
         _ => Err(ApiError::internal(
             "the engine answered without an incident",

@@ -213,10 +213,9 @@ struct ConfigOutline {
     categories: Option<Vec<Value>>,
     priority_matrix: Option<Value>,
     escalation: Option<Value>,
-    // Keys of the contract this version does not implement yet: known, so not "unknown".
-    #[serde(default, deserialize_with = "present")]
-    sla: bool,
+    sla: Option<Value>,
     closure: Option<Value>,
+    // Keys of the contract this version does not implement yet: known, so not "unknown".
     #[serde(default, deserialize_with = "present")]
     status_page: bool,
 }
@@ -224,7 +223,7 @@ struct ConfigOutline {
 impl ConfigOutline {
     /// The unimplemented sections this file has, in the contract's order.
     fn unsupported(&self) -> impl Iterator<Item = &'static str> {
-        [("sla", self.sla), ("status_page", self.status_page)]
+        [("status_page", self.status_page)]
             .into_iter()
             .filter_map(|(key, present)| present.then_some(key))
     }
@@ -797,7 +796,7 @@ fn settings(
         priority_matrix: priority_matrix(&mut check, outline.priority_matrix),
         escalation: escalation(&mut check, outline.escalation),
         closure_quiet_period: closure_quiet_period(&mut check, outline.closure),
-        ..WorkflowConfig::default()
+        sla: super::sla::sla(&mut check, outline.sla),
     };
     Settings {
         listen: listen(&mut check, outline.listen),
@@ -2639,10 +2638,7 @@ rules:
         );
         assert_eq!(escalation.policy(P4), &default);
         assert_eq!(workflow.closure_quiet_period, Duration::ZERO);
-        assert_eq!(
-            workflow.breach_notification_deadline,
-            WorkflowConfig::default().breach_notification_deadline
-        );
+        assert_eq!(workflow.sla, WorkflowConfig::default().sla);
     }
 
     #[test]
@@ -2754,8 +2750,86 @@ rules:
                 "listen: 127.0.0.1:1\nsla:\n  warn_at: 0.75\nclosure: {quiet_period: 1h}\nstatus_page:\n",
             )],
             &[
-                "incidentd.yaml:2:1: `sla` is not supported by this version of incidentd yet",
                 "incidentd.yaml:5:1: `status_page` is not supported by this version of incidentd yet",
+            ],
+        );
+    }
+
+    #[test]
+    fn sla_section_merges_entries_default_and_builtin_targets() {
+        use crate::domain::calendar::Calendar;
+        use crate::domain::sla::ClockStart;
+        let (_dir, config) = load_ok(&[(
+            "incidentd.yaml",
+            "\
+sla:
+  warn_at: 0.5
+  start: detected
+  calendar: {timezone: Asia/Jakarta, days: [mon-fri], hours: \"08:00-17:00\", holidays: [2026-12-25]}
+  incident:
+    P1: {first_response: 30m}
+    P3: {first_response: 2h, resolution: 24h, calendar: 24x7}
+    default: {resolution: 12h}
+  request: {default: {first_response: 3h, resolution: 72h}}
+  mean_resolution_objective: 20h
+  breach_notification: 48h
+",
+        )]);
+        let sla = &config.workflow.sla;
+        assert_eq!(sla.warn_at, 0.5);
+        assert_eq!(sla.start, ClockStart::Detected);
+        let h = chrono::TimeDelta::hours;
+        let p1 = sla.policy(Kind::Incident, Priority::P1);
+        assert_eq!(
+            (p1.first_response, p1.resolution),
+            (chrono::TimeDelta::minutes(30), h(12))
+        );
+        let Calendar::Business(hours) = &p1.calendar else {
+            panic!("the section's calendar applies: {:?}", p1.calendar);
+        };
+        assert_eq!(hours.timezone, chrono_tz::Asia::Jakarta);
+        assert_eq!((hours.open, hours.close), (8 * 3600, 17 * 3600));
+        assert_eq!(hours.holidays.len(), 1);
+        let p2 = sla.policy(Kind::Incident, Priority::P2);
+        assert_eq!(
+            (p2.first_response, p2.resolution),
+            (h(1), h(12)),
+            "built-in first response, default resolution"
+        );
+        let p3 = sla.policy(Kind::Incident, Priority::P3);
+        assert_eq!((p3.first_response, p3.resolution), (h(2), h(24)));
+        assert_eq!(p3.calendar, Calendar::Always);
+        let request = sla.policy(Kind::Request, Priority::P5);
+        assert_eq!((request.first_response, request.resolution), (h(3), h(72)));
+        assert_eq!(sla.mean_resolution_objective, h(20));
+        assert_eq!(sla.breach_notification, h(48));
+    }
+
+    #[test]
+    fn sla_errors_have_their_positions() {
+        check(
+            &[(
+                "incidentd.yaml",
+                "\
+sla:
+  warn_at: 1.5
+  start: later
+  calendar: 9to5
+  incident:
+    P1: {first_response: 0s, resolution: soon}
+  request:
+    default: {calendar: {timezone: Mars/Olympus, hours: \"17:00-08:00\", holidays: [someday]}}
+",
+            )],
+            &[
+                "incidentd.yaml:2:12: warn_at must be a share of the target between 0 and 1 (exclusive), e.g. 0.75; got 1.5",
+                "incidentd.yaml:3:10: invalid start `later`; expected `opened` or `detected`",
+                "incidentd.yaml:4:13: invalid calendar `9to5`; expected `24x7` or a mapping with `timezone`, `days`, `hours` and `holidays`",
+                "incidentd.yaml:6:26: an SLA target must be greater than 0",
+                "incidentd.yaml:6:42: invalid duration `soon`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "incidentd.yaml:8:36: unknown time zone `Mars/Olympus`; use an IANA name such as Europe/Berlin",
+                "incidentd.yaml:8:57: invalid hours `17:00-08:00`: the opening must be before the closing (HH:MM-HH:MM, 00:00-24:00)",
+                "incidentd.yaml:8:83: invalid holiday `someday`: expected a date as YYYY-MM-DD, e.g. 2026-12-25",
             ],
         );
     }
@@ -3459,7 +3533,7 @@ auth:
   tokens:
     - {name: admin, token_env: NOPE, role: admin}
     - {name: root, token_env: T_ADMIN, role: boss}
-sla: {warn_at: 0.75}
+sla: {warn_at: 1.5}
 ";
         let a = "\
 probes:
@@ -3498,7 +3572,7 @@ probes:
                 "incidentd.yaml:1:9: invalid listen address `localhost:80`; expected IP:PORT, e.g. 127.0.0.1:9750",
                 "incidentd.yaml:4:32: environment variable NOPE (token_env of token `admin`) is not set",
                 "incidentd.yaml:5:46: unknown variant `boss`, expected one of `viewer`, `ingest`, `responder`, `admin`",
-                "incidentd.yaml:6:1: `sla` is not supported by this version of incidentd yet",
+                "incidentd.yaml:6:16: warn_at must be a share of the target between 0 and 1 (exclusive), e.g. 0.75; got 1.5",
                 "rules/a.yaml:3:15: invalid duration `10`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
                 "rules/a.yaml:5:11: duplicate probe name `api`; first defined at rules/a.yaml:2:11",
                 "rules/a.yaml:8:30: unknown field `metod`, expected one of `url`, `method`, `headers`, `body`, `tls_verify`, `follow_redirects`",

@@ -8,6 +8,7 @@
 mod load;
 mod locate;
 mod ruletest;
+mod sla;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -82,8 +83,8 @@ pub struct Config {
     pub workflow: WorkflowConfig,
 }
 
-/// How the service desk works: `categories`, `priority_matrix`, `escalation`, `closure`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How the service desk works: `categories`, `priority_matrix`, `escalation`, `closure`, `sla`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkflowConfig {
     /// The taxonomy; an unknown category is refused with the list of these.
     pub categories: Vec<Category>,
@@ -91,9 +92,9 @@ pub struct WorkflowConfig {
     pub escalation: EscalationConfig,
     /// A resolved (and verified) incident closes after this long without the symptom.
     pub closure_quiet_period: Duration,
-    /// Incidents of a restricted category that is `data_breach` carry a notification
-    /// deadline this long after opening.
-    pub breach_notification_deadline: Duration,
+    /// `sla`: turnaround-time targets, calendars, the warning share, the mean resolution
+    /// objective and the breach-notification deadline of restricted incidents.
+    pub sla: crate::domain::sla::SlaPolicies,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +206,7 @@ impl Default for WorkflowConfig {
             priority_matrix: PriorityMatrix::default(),
             escalation: EscalationConfig::default(),
             closure_quiet_period: Duration::from_secs(3600),
-            breach_notification_deadline: Duration::from_secs(72 * 3600),
+            sla: crate::domain::sla::SlaPolicies::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::observation::Observation;
 use super::priority::{Level, Priority};
+use super::sla::{SlaClocks, SlaSignal};
 
 /// `INC-<n>`, assigned in order, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -232,6 +233,8 @@ pub enum Effect {
         event: &'static str,
         sla: &'static str,
     },
+    /// An SLA clock warned, breached or stopped: counted in the `incidentd_sla_*` metrics.
+    Sla(SlaSignal),
     /// The tier moved: counted in `incidentd_escalations_total{from,to,reason}`.
     Escalated {
         from: Tier,
@@ -264,7 +267,7 @@ pub enum TransitionError {
     Invalid(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Incident {
     pub id: IncidentId,
     pub kind: Kind,
@@ -296,9 +299,11 @@ pub struct Incident {
     pub acknowledged_at: Option<DateTime<Utc>>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
-    /// Restricted incidents (data breaches): when those affected must have been notified.
-    /// Set once, when the incident first becomes restricted.
-    pub breach_notification_due_at: Option<DateTime<Utc>>,
+    /// When the symptom was first seen, if before opening (a rule's first symptomatic
+    /// result): clocks may start then (`sla.start: detected`).
+    pub detected_at: Option<DateTime<Utc>>,
+    /// The SLA clocks; see [`super::sla`].
+    pub sla: SlaClocks,
 }
 
 /// What a firing rule knows when it opens or raises an incident.
@@ -372,7 +377,8 @@ impl Incident {
             acknowledged_at: None,
             resolved_at: None,
             closed_at: None,
-            breach_notification_due_at: None,
+            detected_at: None,
+            sla: SlaClocks::default(),
         };
         let effects = vec![
             timeline(
@@ -634,7 +640,8 @@ impl Incident {
             acknowledged_at: None,
             resolved_at: None,
             closed_at: None,
-            breach_notification_due_at: None,
+            detected_at: None,
+            sla: SlaClocks::default(),
         };
         let reporter = incident.reporter.as_ref().expect("set above");
         let effects = vec![
@@ -803,38 +810,6 @@ impl Incident {
             ),
             Effect::Escalated { from, to, reason },
             Effect::Event("incident.escalated"),
-        ]
-    }
-
-    /// A breach-notification timer fired: `warning` at 75% of the deadline, else the
-    /// deadline itself. Nothing once the incident is closed (or has no deadline).
-    pub fn breach_notification_timer(&mut self, warning: bool, now: DateTime<Utc>) -> Vec<Effect> {
-        let Some(due) = self.breach_notification_due_at else {
-            return Vec::new();
-        };
-        if self.state == State::Closed {
-            return Vec::new();
-        }
-        let due = due.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-        let (kind, event, message) = if warning {
-            (
-                "sla_warning",
-                "incident.sla_warning",
-                format!("breach notification deadline approaching: notify those affected by {due}"),
-            )
-        } else {
-            (
-                "sla_breached",
-                "incident.sla_breached",
-                format!("breach notification deadline passed at {due}"),
-            )
-        };
-        vec![
-            timeline(now, SYSTEM, kind, message),
-            Effect::SlaEvent {
-                event,
-                sla: "breach_notification",
-            },
         ]
     }
 
@@ -1442,32 +1417,6 @@ mod tests {
             ticket(DATA_BREACH).tier,
             Tier::L3,
             "whatever the policy says"
-        );
-    }
-
-    #[test]
-    fn breach_timers_speak_until_the_incident_closes() {
-        let mut plain = ticket("availability");
-        assert!(
-            plain.breach_notification_timer(true, at(10)).is_empty(),
-            "no deadline, nothing to say"
-        );
-        let mut breach = ticket(DATA_BREACH);
-        breach.breach_notification_due_at = Some(at(72 * 3600));
-        let effects = breach.breach_notification_timer(false, at(72 * 3600));
-        assert!(matches!(&effects[0], Effect::Timeline(e) if e.kind == "sla_breached"));
-        assert_eq!(
-            effects[1],
-            Effect::SlaEvent {
-                event: "incident.sla_breached",
-                sla: "breach_notification"
-            }
-        );
-        breach.state = State::Closed;
-        assert!(
-            breach
-                .breach_notification_timer(true, at(80 * 3600))
-                .is_empty()
         );
     }
 

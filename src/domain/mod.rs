@@ -11,6 +11,7 @@ pub mod incident;
 pub mod observation;
 pub mod priority;
 pub mod similar;
+pub mod sla;
 pub mod suppression;
 pub mod timer;
 

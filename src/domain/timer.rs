@@ -1,13 +1,14 @@
 //! Durable timers: what must happen to an incident at a given time if nothing else
 //! happened first — escalate when not acknowledged or not resolved in time, close after
-//! the quiet period, warn of and mark a data breach's notification deadline. Timers are stored with the change that arms them and deleted with the
-//! change they cause, so each fires exactly once, also across a restart. A timer that finds
+//! the quiet period, warn of and mark an SLA clock's breach. Timers are stored with the
+//! change that arms them and deleted with the change they cause, so each fires exactly once, also across a restart. A timer that finds
 //! its reason gone (the incident was acknowledged meanwhile) does nothing.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::incident::IncidentId;
+use super::sla::SlaName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -18,10 +19,10 @@ pub enum TimerKind {
     Unresolved,
     /// Close the incident if it is still resolved (and verified).
     Close,
-    /// A restricted incident's breach-notification deadline is 75% gone.
-    BreachWarning,
-    /// A restricted incident's breach-notification deadline passed.
-    BreachDeadline,
+    /// The SLA clock reaches `sla.warn_at` of its target.
+    SlaWarning(SlaName),
+    /// The SLA clock reaches its target.
+    SlaBreach(SlaName),
 }
 
 impl TimerKind {
@@ -30,8 +31,41 @@ impl TimerKind {
             TimerKind::Unacknowledged => "unacknowledged",
             TimerKind::Unresolved => "unresolved",
             TimerKind::Close => "close",
-            TimerKind::BreachWarning => "breach_warning",
-            TimerKind::BreachDeadline => "breach_deadline",
+            // The breach-notification names predate the other clocks' timers: stored
+            // timers keep them.
+            TimerKind::SlaWarning(SlaName::BreachNotification) => "breach_warning",
+            TimerKind::SlaBreach(SlaName::BreachNotification) => "breach_deadline",
+            TimerKind::SlaWarning(SlaName::FirstResponse) => "first_response_warning",
+            TimerKind::SlaBreach(SlaName::FirstResponse) => "first_response_breach",
+            TimerKind::SlaWarning(SlaName::Resolution) => "resolution_warning",
+            TimerKind::SlaBreach(SlaName::Resolution) => "resolution_breach",
+        }
+    }
+
+    /// Every kind, for the store's key codec.
+    pub const ALL: [TimerKind; 9] = [
+        TimerKind::Unacknowledged,
+        TimerKind::Unresolved,
+        TimerKind::Close,
+        TimerKind::SlaWarning(SlaName::FirstResponse),
+        TimerKind::SlaBreach(SlaName::FirstResponse),
+        TimerKind::SlaWarning(SlaName::Resolution),
+        TimerKind::SlaBreach(SlaName::Resolution),
+        TimerKind::SlaWarning(SlaName::BreachNotification),
+        TimerKind::SlaBreach(SlaName::BreachNotification),
+    ];
+
+    pub fn parse(text: &str) -> Option<TimerKind> {
+        TimerKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+
+    /// The clock of an SLA timer.
+    pub fn sla(self) -> Option<SlaName> {
+        match self {
+            TimerKind::SlaWarning(sla) | TimerKind::SlaBreach(sla) => Some(sla),
+            _ => None,
         }
     }
 }

@@ -18,13 +18,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::detector::Detector;
-use crate::domain::incident::{Incident, IncidentId, TimelineEntry};
+use crate::domain::incident::{Incident, IncidentId, Kind, TimelineEntry};
+use crate::domain::priority::Priority;
 use crate::domain::similar;
+use crate::domain::sla::SlaClocks;
 use crate::domain::suppression::Silence;
 use crate::domain::timer::{Timer, TimerKind};
 
 pub use records::OutboxEntry;
-use records::{DetectorV1, IncidentTraitsV1, IncidentV1, SilenceV1, TimelineEntryV1};
+use records::{
+    DetectorV1, IncidentClocksV1, IncidentTraitsV1, IncidentV1, SilenceV1, TimelineEntryV1,
+};
 
 /// The layout this build reads and writes. A store written by a newer layout is refused
 /// rather than misread.
@@ -398,6 +402,20 @@ impl Store {
         Ok(similar::rank(incident, candidates, similar::SHOWN))
     }
 
+    /// The kind, priority and SLA clocks of every incident (for the SLA report); only those
+    /// fields are decoded.
+    pub fn incident_clocks(&self) -> Result<Vec<(Kind, Priority, SlaClocks)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        let mut all = Vec::new();
+        for row in incidents.iter().map_err(db_err)? {
+            let (key, value) = row.map_err(db_err)?;
+            let record: IncidentClocksV1 = decode("incidents.v1", key.value(), value.value())?;
+            all.push((record.kind, record.priority, record.sla.into_clocks()));
+        }
+        Ok(all)
+    }
+
     /// Incidents newest first, starting below `before` (a cursor: the last id of the
     /// previous page), keeping those `filter` accepts. Returns the page and the cursor for
     /// the next one.
@@ -480,14 +498,7 @@ fn timer_key(timer: &Timer) -> (i64, u64, &'static str) {
 }
 
 fn timer_from_key(due: i64, incident: u64, kind: &str) -> Option<Timer> {
-    let kind = match kind {
-        "unacknowledged" => TimerKind::Unacknowledged,
-        "unresolved" => TimerKind::Unresolved,
-        "close" => TimerKind::Close,
-        "breach_warning" => TimerKind::BreachWarning,
-        "breach_deadline" => TimerKind::BreachDeadline,
-        _ => return None,
-    };
+    let kind = TimerKind::parse(kind)?;
     Some(Timer {
         due: chrono::DateTime::from_timestamp_millis(due)?,
         incident: IncidentId(incident),
@@ -518,13 +529,7 @@ mod tests {
 
     #[test]
     fn every_timer_kind_survives_its_key() {
-        for kind in [
-            TimerKind::Unacknowledged,
-            TimerKind::Unresolved,
-            TimerKind::Close,
-            TimerKind::BreachWarning,
-            TimerKind::BreachDeadline,
-        ] {
+        for kind in TimerKind::ALL {
             let timer = Timer {
                 due: chrono::DateTime::from_timestamp_millis(1_767_225_600_123).unwrap(),
                 incident: IncidentId(7),
@@ -534,5 +539,12 @@ mod tests {
             assert_eq!(timer_from_key(due, incident, kind), Some(timer));
         }
         assert_eq!(timer_from_key(0, 1, "someday"), None);
+        // Timers stored before the other SLA clocks existed keep their meaning.
+        assert_eq!(
+            timer_from_key(0, 1, "breach_deadline").map(|t| t.kind),
+            Some(TimerKind::SlaBreach(
+                crate::domain::sla::SlaName::BreachNotification
+            ))
+        );
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::detector::Detector;
@@ -16,6 +16,7 @@ use crate::domain::incident::{
 };
 use crate::domain::observation::Observation;
 use crate::domain::priority::{Level, Priority};
+use crate::domain::sla::{SlaClock, SlaClocks};
 use crate::domain::suppression::Silence;
 
 /// The fields of an [`IncidentV1`] that similarity looks at; the rest is skipped.
@@ -25,6 +26,25 @@ pub struct IncidentTraitsV1 {
     pub fingerprint: String,
     pub category: String,
     pub service: Option<String>,
+}
+
+/// The fields of an [`IncidentV1`] the SLA report reads; the rest is skipped.
+#[derive(Debug, Deserialize)]
+pub struct IncidentClocksV1 {
+    pub kind: Kind,
+    pub priority: Priority,
+    #[serde(default)]
+    pub sla: SlaClocksV1,
+}
+
+impl SlaClocksV1 {
+    pub fn into_clocks(self) -> SlaClocks {
+        SlaClocks {
+            first_response: self.first_response.map(SlaClock::from),
+            resolution: self.resolution.map(SlaClock::from),
+            breach_notification: self.breach_notification.map(SlaClock::from),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,7 +81,83 @@ pub struct IncidentV1 {
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub sla: SlaClocksV1,
+    /// Written before the SLA clocks existed (now `sla.breach_notification`); read only.
+    #[serde(default, skip_serializing)]
     pub breach_notification_due_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaClocksV1 {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_response: Option<SlaClockV1>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<SlaClockV1>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breach_notification: Option<SlaClockV1>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaClockV1 {
+    pub priority: Priority,
+    pub target_ms: i64,
+    pub started_at: DateTime<Utc>,
+    pub elapsed_ms: i64,
+    pub wall_elapsed_ms: i64,
+    pub running_since: Option<DateTime<Utc>>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub warned: bool,
+    pub breached: bool,
+}
+
+impl From<&SlaClock> for SlaClockV1 {
+    fn from(c: &SlaClock) -> Self {
+        SlaClockV1 {
+            priority: c.priority,
+            target_ms: c.target.num_milliseconds(),
+            started_at: c.started_at,
+            elapsed_ms: c.elapsed.num_milliseconds(),
+            wall_elapsed_ms: c.wall_elapsed.num_milliseconds(),
+            running_since: c.running_since,
+            stopped_at: c.stopped_at,
+            warned: c.warned,
+            breached: c.breached,
+        }
+    }
+}
+
+impl From<SlaClockV1> for SlaClock {
+    fn from(c: SlaClockV1) -> Self {
+        SlaClock {
+            priority: c.priority,
+            target: TimeDelta::milliseconds(c.target_ms),
+            started_at: c.started_at,
+            elapsed: TimeDelta::milliseconds(c.elapsed_ms),
+            wall_elapsed: TimeDelta::milliseconds(c.wall_elapsed_ms),
+            running_since: c.running_since,
+            stopped_at: c.stopped_at,
+            warned: c.warned,
+            breached: c.breached,
+        }
+    }
+}
+
+/// The breach-notification clock of a record written before the SLA clocks existed: it
+/// ran from opening to its deadline, stopped at closure; its timers are still armed.
+fn legacy_breach_clock(r: &IncidentV1, due: DateTime<Utc>) -> SlaClock {
+    let mut clock = SlaClock::start(r.priority, due - r.opened_at, r.opened_at);
+    if let Some(closed) = r.closed_at {
+        clock.elapsed = closed - r.opened_at;
+        clock.wall_elapsed = clock.elapsed;
+        clock.running_since = None;
+        clock.stopped_at = Some(closed);
+        clock.breached = closed > due;
+    }
+    clock
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,13 +285,27 @@ impl From<&Incident> for IncidentV1 {
             acknowledged_at: i.acknowledged_at,
             resolved_at: i.resolved_at,
             closed_at: i.closed_at,
-            breach_notification_due_at: i.breach_notification_due_at,
+            detected_at: i.detected_at,
+            sla: SlaClocksV1 {
+                first_response: i.sla.first_response.as_ref().map(SlaClockV1::from),
+                resolution: i.sla.resolution.as_ref().map(SlaClockV1::from),
+                breach_notification: i.sla.breach_notification.as_ref().map(SlaClockV1::from),
+            },
+            breach_notification_due_at: None,
         }
     }
 }
 
 impl From<IncidentV1> for Incident {
     fn from(r: IncidentV1) -> Self {
+        let breach_notification = match (
+            r.sla.breach_notification.clone(),
+            r.breach_notification_due_at,
+        ) {
+            (Some(clock), _) => Some(SlaClock::from(clock)),
+            (None, Some(due)) => Some(legacy_breach_clock(&r, due)),
+            (None, None) => None,
+        };
         Incident {
             id: IncidentId(r.id),
             kind: r.kind,
@@ -227,7 +337,12 @@ impl From<IncidentV1> for Incident {
             acknowledged_at: r.acknowledged_at,
             resolved_at: r.resolved_at,
             closed_at: r.closed_at,
-            breach_notification_due_at: r.breach_notification_due_at,
+            detected_at: r.detected_at,
+            sla: SlaClocks {
+                first_response: r.sla.first_response.map(SlaClock::from),
+                resolution: r.sla.resolution.map(SlaClock::from),
+                breach_notification,
+            },
         }
     }
 }

@@ -111,6 +111,7 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
         400,
     ),
     ("GET", "/api/v1/rules", Access::Read, 200),
+    ("GET", "/api/v1/sla", Access::Read, 200),
     ("GET", "/api/v1/silences", Access::Read, 200),
     ("POST", "/api/v1/silences", Access::Respond, 415),
     ("DELETE", "/api/v1/silences/1", Access::Respond, 404),

@@ -34,7 +34,7 @@ rules:
 #[test]
 fn check_reports_every_mistake_with_its_place() {
     let dir = ConfigDir::new(
-        "sla: {}\nrule_files: [rules/*.yaml]\n",
+        "sla: {warn_at: 2}\nrule_files: [rules/*.yaml]\n",
         &[("web.yaml", BROKEN_RULES)],
     );
     let output = check(&dir);
@@ -44,7 +44,7 @@ fn check_reports_every_mistake_with_its_place() {
     assert_eq!(
         lines,
         [
-            "incidentd.yaml:1:1: `sla` is not supported by this version of incidentd yet",
+            "incidentd.yaml:1:16: warn_at must be a share of the target between 0 and 1 (exclusive), e.g. 0.75; got 2",
             "rules/web.yaml:5:49: unknown field `methd`, expected one of `url`, `method`, `headers`, `body`, `tls_verify`, `follow_redirects`",
             "rules/web.yaml:7:15: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
             "rules/web.yaml:12:12: unknown placeholder [STAUS]; did you mean [STATUS]?",

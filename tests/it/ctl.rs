@@ -166,22 +166,27 @@ INC-1  open   P2   L1    availability  Mon 2026-03-02 09:00 UTC  web down (503)
         "{}",
         show.stdout
     );
+    // A P2 incident: first response due in 1h, resolution in 8h.
+    assert_eq!(
+        lines[10],
+        "sla:          first_response running (due Mon 2026-03-02 10:00 UTC); resolution running (due Mon 2026-03-02 17:00 UTC)"
+    );
     assert!(
-        lines[10]
+        lines[11]
             .starts_with("description:  Rule `web-down` fired for probe `web`: status 503 in "),
         "{}",
-        lines[10]
+        lines[11]
     );
-    assert_eq!(lines[11..13], ["", "evidence:"]);
+    assert_eq!(lines[12..14], ["", "evidence:"]);
     assert!(
-        lines[13].starts_with("  2026-03-02T09:00:00Z probe web: status 503, ")
-            && lines[13].ends_with(" (rule web-down: [STATUS] != 200)"),
+        lines[14].starts_with("  2026-03-02T09:00:00Z probe web: status 503, ")
+            && lines[14].ends_with(" (rule web-down: [STATUS] != 200)"),
         "{}",
-        lines[13]
+        lines[14]
     );
     let opened = &incident["timeline"][0];
     assert_eq!(
-        lines[14..],
+        lines[15..],
         [
             "",
             "timeline:",

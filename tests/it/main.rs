@@ -12,4 +12,5 @@ mod probe_to_webhook;
 mod probes;
 mod restart;
 mod ruletest;
+mod sla;
 mod workflow;
