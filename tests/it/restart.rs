@@ -147,3 +147,69 @@ async fn sigkill_keeps_the_incident_and_undelivered_webhooks() {
     let status = second.terminate();
     assert!(status.success(), "graceful shutdown exits 0: {status}");
 }
+
+/// SLA timers are durable: armed with the ticket, they fire after a SIGKILL on the next
+/// start — each once, also across another crash.
+#[tokio::test]
+async fn sla_timers_survive_sigkill_and_fire_once() {
+    let receiver = Receiver::start(200).await;
+    let config = format!(
+        "listen: 127.0.0.1:0\n\
+         sla:\n  warn_at: 0.5\n  incident: {{default: {{first_response: 3s, resolution: 1h}}}}\n\
+         webhooks:\n  - name: receiver\n    url: {}\n    secret_env: {SECRET_ENV}\n    \
+         events: [incident.sla_warning, incident.sla_breached]\n",
+        receiver.url()
+    );
+    let dir = ConfigDir::new(&config, &[]);
+    let first = Server::start(&dir);
+    let response = reqwest::Client::new()
+        .post(first.url("/api/v1/incidents"))
+        .json(&serde_json::json!({
+            "title": "VPN down",
+            "reporter": {"name": "Ana", "contact": "ana@example.com"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let opened: Value = response.json().await.unwrap();
+    let due = opened["sla"]["first_response"]["due_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    first.kill();
+
+    // Down past the warning (1.5s) and the breach (3s).
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let second = Server::start(&dir);
+    let distinct = || {
+        let mut events: Vec<(String, String)> = receiver
+            .accepted()
+            .iter()
+            .map(|d| (d.json()["id"].as_str().unwrap().to_owned(), d.event_type()))
+            .collect();
+        events.sort();
+        events.dedup(); // at-least-once: a redelivery has the same event id
+        events
+    };
+    eventually(
+        "the warning and the breach after the restart",
+        DEADLINE,
+        async || (distinct().len() == 2).then_some(()),
+    )
+    .await;
+    let mut types: Vec<String> = distinct().into_iter().map(|(_, t)| t).collect();
+    types.sort();
+    assert_eq!(types, ["incident.sla_breached", "incident.sla_warning"]);
+    let incidents = second.incidents().await;
+    let first_response = &incidents[0]["sla"]["first_response"];
+    assert_eq!(first_response["state"], "breached", "{first_response}");
+    assert_eq!(first_response["due_at"], due.as_str());
+    second.kill();
+
+    let third = Server::start(&dir);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(distinct().len(), 2, "no timer fires twice");
+    let status = third.terminate();
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+}
