@@ -404,58 +404,63 @@ impl Incident {
     pub fn raise(&mut self, signal: &RuleSignal<'_>, now: DateTime<Utc>) -> Vec<Effect> {
         self.firing_rules.insert(signal.rule.to_owned());
         self.evidence.push(Evidence::probe_result(signal));
+        if signal.priority < self.priority {
+            return self.raise_priority(signal, now);
+        }
+        vec![timeline(
+            now,
+            SYSTEM,
+            "symptom",
+            format!(
+                "rule `{}` fired too: {}",
+                signal.rule,
+                describe(signal.observation)
+            ),
+        )]
+    }
+
+    /// The signal's priority is higher: take it (and its title), and move up to its start
+    /// tier if that is higher.
+    fn raise_priority(&mut self, signal: &RuleSignal<'_>, now: DateTime<Utc>) -> Vec<Effect> {
         let priority = signal.priority;
         let mut effects = Vec::new();
-        if priority < self.priority {
-            let old = self.priority;
-            self.priority = priority;
-            self.impact = signal.impact;
-            self.urgency = signal.urgency;
-            let title = render_title(signal);
+        let old = self.priority;
+        self.priority = priority;
+        self.impact = signal.impact;
+        self.urgency = signal.urgency;
+        let title = render_title(signal);
+        effects.push(timeline(
+            now,
+            SYSTEM,
+            "priority_changed",
+            format!(
+                "priority {old} → {priority}: rule `{}` fired ({}); title \"{}\" → \"{title}\"",
+                signal.rule,
+                describe(signal.observation),
+                self.title
+            ),
+        ));
+        self.title = title;
+        effects.push(Effect::Event("incident.priority_changed"));
+        let tier = signal.start_tier;
+        if tier > self.tier {
             effects.push(timeline(
                 now,
                 SYSTEM,
-                "priority_changed",
+                "escalated",
                 format!(
-                    "priority {old} → {priority}: rule `{}` fired ({}); title \"{}\" → \"{title}\"",
-                    signal.rule,
-                    describe(signal.observation),
-                    self.title
+                    "tier {} → {} (reason: priority)",
+                    self.tier.as_str(),
+                    tier.as_str()
                 ),
             ));
-            self.title = title;
-            effects.push(Effect::Event("incident.priority_changed"));
-            let tier = signal.start_tier;
-            if tier > self.tier {
-                effects.push(timeline(
-                    now,
-                    SYSTEM,
-                    "escalated",
-                    format!(
-                        "tier {} → {} (reason: priority)",
-                        self.tier.as_str(),
-                        tier.as_str()
-                    ),
-                ));
-                effects.push(Effect::Escalated {
-                    from: self.tier,
-                    to: tier,
-                    reason: "priority",
-                });
-                self.tier = tier;
-                effects.push(Effect::Event("incident.escalated"));
-            }
-        } else {
-            effects.push(timeline(
-                now,
-                SYSTEM,
-                "symptom",
-                format!(
-                    "rule `{}` fired too: {}",
-                    signal.rule,
-                    describe(signal.observation)
-                ),
-            ));
+            effects.push(Effect::Escalated {
+                from: self.tier,
+                to: tier,
+                reason: "priority",
+            });
+            self.tier = tier;
+            effects.push(Effect::Event("incident.escalated"));
         }
         effects
     }
@@ -943,7 +948,13 @@ impl Incident {
             signal.rule,
             describe(signal.observation)
         );
-        Some(self.reopened(SYSTEM, &reason, now))
+        let mut effects = self.reopened(SYSTEM, &reason, now);
+        // What came back may be worse than what was resolved (the outage after the
+        // early symptom): the reopened incident takes its priority.
+        if signal.priority < self.priority {
+            effects.extend(self.raise_priority(signal, now));
+        }
+        Some(effects)
     }
 
     fn reopened(&mut self, actor: &str, reason: &str, now: DateTime<Utc>) -> Vec<Effect> {

@@ -34,7 +34,11 @@ impl Drop for Harness {
 
 impl Harness {
     fn start(rules: &str) -> Harness {
-        let dir = ConfigDir::new("listen: 127.0.0.1:0\n", &[("rules.yaml", rules)]);
+        Harness::start_with("listen: 127.0.0.1:0\n", rules)
+    }
+
+    fn start_with(config: &str, rules: &str) -> Harness {
+        let dir = ConfigDir::new(config, &[("rules.yaml", rules)]);
         Harness::start_in(dir, ManualClock::new(start_time()))
     }
 
@@ -521,4 +525,46 @@ rules:
         "high × medium is P1 in this matrix"
     );
     assert_eq!(incident.tier.as_str(), "L2", "this policy starts P1 at L2");
+}
+
+/// `sla.start: detected`: a rule incident's clocks start at the first symptomatic result,
+/// not when `after` is reached; a worse symptom's priority retargets them.
+#[tokio::test]
+async fn sla_clocks_start_at_detection_and_follow_a_priority_raise() {
+    use incidentd::domain::sla::SlaName;
+    let h = Harness::start_with(
+        "listen: 127.0.0.1:0\nsla: {start: detected}\n",
+        EARLY_AND_OUTAGE,
+    );
+    h.feed_many("web", 200, 900, 2).await; // slow twice: the P4 early symptom opens
+    let (incident, _) = h.incidents().remove(0);
+    assert_eq!(
+        incident.opened_at,
+        start_time() + chrono::TimeDelta::seconds(10)
+    );
+    assert_eq!(incident.detected_at, Some(start_time()));
+    let resolution = incident.sla.get(SlaName::Resolution).unwrap();
+    assert_eq!(
+        resolution.started_at,
+        start_time(),
+        "retroactive to detection"
+    );
+    assert_eq!(resolution.target, chrono::TimeDelta::hours(48), "P4");
+    h.feed_many("web", 503, 10, 2).await; // down: raised to P2 (impact high, urgency medium)
+    let (incident, _) = h.incidents().remove(0);
+    let resolution = incident.sla.get(SlaName::Resolution).unwrap();
+    assert_eq!(resolution.priority, incident.priority);
+    assert_eq!(
+        resolution.target,
+        incidentd::domain::sla::SlaPolicies::default().target(
+            SlaName::Resolution,
+            incident.kind,
+            incident.priority
+        )
+    );
+    assert!(
+        resolution.target < chrono::TimeDelta::hours(48),
+        "{incident:?}"
+    );
+    assert_eq!(resolution.started_at, start_time(), "no fresh start");
 }
