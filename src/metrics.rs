@@ -403,6 +403,35 @@ mod tests {
     }
 
     #[test]
+    fn configured_targets_are_bucket_boundaries_and_exported() {
+        let mut policies = SlaPolicies::default();
+        policies.incident[0].resolution = chrono::TimeDelta::minutes(90);
+        policies.request[4].first_response = chrono::TimeDelta::seconds(45);
+        let metrics = Metrics::with_sla(&policies);
+        metrics.observe_sla(
+            SlaSignal::Stopped {
+                sla: SlaName::Resolution,
+                met: true,
+                elapsed: chrono::TimeDelta::minutes(90),
+            },
+            Kind::Incident,
+            Priority::P1,
+        );
+        let text = metrics.render();
+        for line in [
+            r#"incidentd_resolution_seconds_bucket{kind="incident",priority="P1",le="5400"} 1"#,
+            r#"incidentd_resolution_seconds_bucket{kind="incident",priority="P1",le="3600"} 0"#,
+            r#"incidentd_first_response_seconds_bucket{kind="request",priority="P5",le="45"} 0"#,
+            r#"incidentd_sla_met_total{kind="incident",priority="P1",sla="resolution"} 1"#,
+            r#"incidentd_sla_target_seconds{kind="incident",priority="P1",sla="resolution"} 5400"#,
+            r#"incidentd_sla_open{kind="request",priority="P3",sla="first_response",status="at_risk"} 0"#,
+            "incidentd_sla_mean_resolution_objective_seconds 86400",
+        ] {
+            assert!(text.contains(line), "missing `{line}`");
+        }
+    }
+
+    #[test]
     fn tat_buckets_include_every_default_target() {
         for hours in [1.0, 2.0, 3.0, 4.0, 8.0, 24.0, 48.0, 72.0] {
             assert!(TAT_BUCKETS.contains(&(hours * 3600.0)), "{hours}h");

@@ -429,6 +429,10 @@ async fn rules(
 struct SlaQuery {
     /// A Prometheus-style duration; 30d by default.
     window: Option<String>,
+    /// Only this kind (`incident` or `request`).
+    kind: Option<String>,
+    /// Only these priorities, comma-separated (`P1,P2`).
+    priority: Option<String>,
 }
 
 /// `GET /api/v1/sla?window=30d`: TAT compliance over the window ([`crate::sla_report`]).
@@ -468,7 +472,44 @@ async fn sla_report(
         window,
         state.clock.now(),
     );
-    Ok(Json(json!(report)))
+    let mut report = json!(report);
+    if let Some(kind) = query.kind.as_deref() {
+        if !matches!(kind, "incident" | "request") {
+            return Err(ApiError::bad_request(format!(
+                "invalid kind `{kind}`; expected incident or request"
+            )));
+        }
+        if let Some(kinds) = report["kinds"].as_object_mut() {
+            kinds.retain(|name, _| name == kind);
+        }
+    }
+    if let Some(wanted) = query.priority.as_deref() {
+        let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
+        if let Some(bad) = wanted
+            .iter()
+            .find(|p| !matches!(**p, "P1" | "P2" | "P3" | "P4" | "P5"))
+        {
+            return Err(ApiError::bad_request(format!(
+                "invalid priority `{bad}`; expected P1 to P5"
+            )));
+        }
+        for clocks in report["kinds"]
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|k| k.values_mut())
+        {
+            for rows in clocks
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|c| c.values_mut())
+            {
+                if let Some(rows) = rows.as_object_mut() {
+                    rows.retain(|priority, _| wanted.contains(&priority.as_str()));
+                }
+            }
+        }
+    }
+    Ok(Json(report))
 }
 
 /// A silence as the API shows it.

@@ -316,6 +316,22 @@ async fn clocks_warn_breach_pause_and_report_through_the_api_and_metrics() {
     assert_eq!(report["mean_resolution"]["objective_seconds"], 10800.0);
     assert_eq!(report["mean_resolution"]["holds"], true);
     assert_eq!(report["window_seconds"], 7 * 86400);
+    let only = expect(
+        app.get("/api/v1/sla?kind=request&priority=P5").await,
+        StatusCode::OK,
+    );
+    let kinds: Vec<&String> = only["kinds"].as_object().unwrap().keys().collect();
+    assert_eq!(kinds, ["request"]);
+    let rows: Vec<&String> = only["kinds"]["request"]["resolution"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(rows, ["P5"]);
+    for bad in ["kind=ticket", "priority=P0", "window=0s", "colour=red"] {
+        let (status, error) = app.get(&format!("/api/v1/sla?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {error}");
+    }
     let (status, error) = app.get("/api/v1/sla?window=soon").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
