@@ -7,6 +7,7 @@ mod auth;
 mod breach;
 mod check;
 mod ctl;
+mod dashboards;
 mod detection;
 mod probe_to_webhook;
 mod probes;

@@ -60,6 +60,26 @@ pub async fn eventually<T>(
     }
 }
 
+/// Polls `check` until it returns `Ok`, failing the test after `deadline` with the last
+/// error, so a timeout says what was still missing.
+pub async fn eventually_ok<T, E: std::fmt::Display>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, E>,
+) -> T {
+    let start = tokio::time::Instant::now();
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(error) => assert!(
+                start.elapsed() < deadline,
+                "timed out waiting for {what}:\n{error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// A loopback HTTP target answering every request with the status the test sets.
 pub struct Target {
     pub addr: SocketAddr,
@@ -571,6 +591,13 @@ pub struct PrometheusServer {
     _dir: tempfile::TempDir,
 }
 
+impl PrometheusServer {
+    /// What Prometheus logged so far, for a failing test to show.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+}
+
 impl Drop for PrometheusServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -595,6 +622,48 @@ pub fn find_binary(name: &str) -> Option<PathBuf> {
 /// where nothing listens (job `dead`) every second; waits until it is ready. `None` (with
 /// a message) when the binary is missing and interop is not required.
 pub async fn start_prometheus() -> Option<PrometheusServer> {
+    // The `dead` job scrapes where nothing listens: it is down for sure.
+    let dead = refused_addr().to_string();
+    start_prometheus_with(|port| {
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+             scrape_configs:\n\
+             \x20 - job_name: self\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n\
+             \x20 - job_name: dead\n    static_configs: [{{targets: ['{dead}']}}]\n"
+        )
+    })
+    .await
+}
+
+/// Starts `prometheus` on a free loopback port, scraping each `(job, address)` of `targets`
+/// every second and evaluating `rule_files` every second; waits until it is ready. `None`
+/// (with a message) when the binary is missing and interop is not required.
+pub async fn start_prometheus_scraping(
+    targets: &[(&str, SocketAddr)],
+    rule_files: &[&Path],
+) -> Option<PrometheusServer> {
+    // YAML single-quoted scalars: a quote is written twice.
+    let quoted = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    let mut config =
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\nrule_files:\n".to_owned();
+    for file in rule_files {
+        let file = std::path::absolute(file).unwrap();
+        config.push_str(&format!("  - {}\n", quoted(&file.display().to_string())));
+    }
+    config.push_str("scrape_configs:\n");
+    for (job, addr) in targets {
+        config.push_str(&format!(
+            "  - job_name: {}\n    static_configs: [{{targets: [{}]}}]\n",
+            quoted(job),
+            quoted(&addr.to_string())
+        ));
+    }
+    start_prometheus_with(|_port| config.clone()).await
+}
+
+/// Starts `prometheus` with the configuration `config(port)` makes for the port it listens
+/// on; `None` when the binary is missing and interop is not required.
+async fn start_prometheus_with(config: impl Fn(u16) -> String) -> Option<PrometheusServer> {
     let Some(binary) = find_binary("prometheus") else {
         assert!(
             !interop_required(),
@@ -605,12 +674,10 @@ pub async fn start_prometheus() -> Option<PrometheusServer> {
         );
         return None;
     };
-    // The `dead` job scrapes where nothing listens: it is down for sure.
-    let dead = refused_addr().to_string();
     // The free port may be taken by another test before Prometheus binds it: start again
     // on another one when Prometheus exits early.
     for attempt in 1.. {
-        let server = spawn_prometheus(&binary, &dead);
+        let server = spawn_prometheus(&binary, &config);
         match wait_ready(server).await {
             Ok(server) => return Some(server),
             Err(log) if attempt < 5 && log.contains("address already in use") => continue,
@@ -620,17 +687,11 @@ pub async fn start_prometheus() -> Option<PrometheusServer> {
     unreachable!("the loop returns or panics")
 }
 
-fn spawn_prometheus(binary: &std::path::Path, dead: &str) -> PrometheusServer {
+fn spawn_prometheus(binary: &std::path::Path, config: &impl Fn(u16) -> String) -> PrometheusServer {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = format!(
-        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-         scrape_configs:\n\
-         \x20 - job_name: self\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n\
-         \x20 - job_name: dead\n    static_configs: [{{targets: ['{dead}']}}]\n"
-    );
     let config_path = dir.path().join("prometheus.yml");
-    std::fs::write(&config_path, config).unwrap();
+    std::fs::write(&config_path, config(port)).unwrap();
     let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
     let child = std::process::Command::new(binary)
         .arg(format!("--config.file={}", config_path.display()))
