@@ -118,6 +118,12 @@ impl Scheduler {
             scheduler: self,
         });
         for probe in probes {
+            // Present at 0 from the start: `rate()` and `increase()` see the first drop.
+            shared
+                .scheduler
+                .metrics
+                .probe_results_dropped_total
+                .with_label_values(&[&probe.name]);
             let probe = probe.clone();
             let shared = shared.clone();
             let stop = stop.clone();
