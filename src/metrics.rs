@@ -19,6 +19,11 @@ const TAT_BUCKETS: &[f64] = &[
     172_800.0, 259_200.0, 604_800.0,
 ];
 
+/// The `Content-Type` of [`Metrics::render`]: the text exposition format 0.0.4, which is
+/// UTF-8 (label values and help texts may carry any character). `prometheus::TEXT_FORMAT`
+/// leaves the charset out, and a client that assumes ISO-8859-1 would garble them.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 const PROBE_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];

@@ -107,7 +107,7 @@ async fn method_not_allowed() -> ApiError {
 
 async fn metrics(State(state): State<ApiState>) -> Response {
     (
-        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
         .into_response()

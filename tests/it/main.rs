@@ -8,6 +8,7 @@ mod breach;
 mod check;
 mod ctl;
 mod detection;
+mod exporter;
 mod probe_to_webhook;
 mod probes;
 mod restart;
