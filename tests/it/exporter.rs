@@ -2,7 +2,8 @@
 //! the HTTP API, a webhook consumer that refuses connections, an HTTP and a TLS probe and a
 //! rule, so every metric family has samples; then the exposition must pass the real
 //! `promtool check metrics` without a word, carry the text-format content type, and never
-//! carry an incident id in a label.
+//! carry an incident id in a label. And the gauges that describe stored state (open
+//! incidents, open SLA clocks, pending webhooks) come back the same after a restart.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -123,16 +124,11 @@ fn promtool_check(text: &str) -> Option<(std::process::ExitStatus, String)> {
     Some((output.status, printed))
 }
 
-#[tokio::test]
-async fn metrics_pass_promtool_with_every_family_present() {
-    let target = Target::start(200).await;
-    let tls = tls_fixture().await;
-    let dir = ConfigDir::new(&config(), &[("probes.yaml", &rules(&target, &tls))]);
-    let env = HashMap::from([(SECRET_ENV.to_owned(), secret_value())]);
-    let app = TestApp::spawn(&dir, env).await;
-
+/// Opens a ticket and takes it through acknowledge, escalate, hold, resume, resolve and
+/// reopen, over the HTTP API.
+async fn drive_one_incident(app: &TestApp) {
     let opened = post(
-        &app,
+        app,
         "/api/v1/incidents",
         Some(json!({
             "title": "VPN drops every 5 minutes",
@@ -147,17 +143,28 @@ async fn metrics_pass_promtool_with_every_family_present() {
     let id = opened["id"].as_str().unwrap().to_owned();
     let verb = |verb: &str| format!("/api/v1/incidents/{id}/{verb}");
     let ok = StatusCode::OK;
-    post(&app, &verb("acknowledge"), None, ok).await;
+    post(app, &verb("acknowledge"), None, ok).await;
     let reason = json!({"reason": "needs the network team"});
-    post(&app, &verb("escalate"), Some(reason), ok).await;
+    post(app, &verb("escalate"), Some(reason), ok).await;
     let reason = json!({"reason": "waiting for the ISP"});
-    post(&app, &verb("hold"), Some(reason), ok).await;
-    post(&app, &verb("resume"), None, ok).await;
+    post(app, &verb("hold"), Some(reason), ok).await;
+    post(app, &verb("resume"), None, ok).await;
     let resolution = json!({"resolution": "replaced the router"});
-    post(&app, &verb("resolve"), Some(resolution), ok).await;
+    post(app, &verb("resolve"), Some(resolution), ok).await;
     let reason = json!({"reason": "it dropped again"});
-    let reopened = post(&app, &verb("reopen"), Some(reason), ok).await;
+    let reopened = post(app, &verb("reopen"), Some(reason), ok).await;
     assert_ne!(reopened["state"], "resolved", "{reopened}");
+}
+
+#[tokio::test]
+async fn metrics_pass_promtool_with_every_family_present() {
+    let target = Target::start(200).await;
+    let tls = tls_fixture().await;
+    let dir = ConfigDir::new(&config(), &[("probes.yaml", &rules(&target, &tls))]);
+    let env = HashMap::from([(SECRET_ENV.to_owned(), secret_value())]);
+    let app = TestApp::spawn(&dir, env).await;
+
+    drive_one_incident(&app).await;
 
     // The probes have run and the webhook worker has failed at least once.
     eventually("probe and webhook samples", DEADLINE, async || {
@@ -201,4 +208,45 @@ async fn metrics_pass_promtool_with_every_family_present() {
             "promtool check metrics ({status}):\n{printed}\non:\n{text}"
         );
     }
+}
+
+/// The samples of the gauges that describe stored state, but those at 0: the running app
+/// keeps at 0 the `incidentd_incidents_open` series an incident has left, a restarted one
+/// has only those with incidents.
+fn stored_state_gauges(text: &str) -> Vec<String> {
+    let gauges = [
+        "incidentd_incidents_open{",
+        "incidentd_sla_open{",
+        "incidentd_webhook_pending{",
+    ];
+    text.lines()
+        .filter(|line| gauges.iter().any(|gauge| line.starts_with(gauge)))
+        .filter(|line| !line.ends_with(" 0"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn gauges_of_stored_state_are_rebuilt_at_start() {
+    let dir = ConfigDir::new(&config(), &[]);
+    let env = HashMap::from([(SECRET_ENV.to_owned(), secret_value())]);
+    let app = TestApp::spawn(&dir, env.clone()).await;
+    drive_one_incident(&app).await;
+    let before = stored_state_gauges(&app.metrics().await);
+    // One open incident, its running resolution clock, its undelivered events.
+    for gauge in [
+        "incidentd_incidents_open{",
+        "incidentd_sla_open{",
+        "incidentd_webhook_pending{",
+    ] {
+        assert_eq!(
+            before.iter().filter(|line| line.starts_with(gauge)).count(),
+            1,
+            "{gauge}: {before:#?}"
+        );
+    }
+    app.stop().await;
+
+    let app = TestApp::spawn(&dir, env).await;
+    assert_eq!(stored_state_gauges(&app.metrics().await), before);
 }
