@@ -98,6 +98,13 @@ impl App {
             .expect("a bound listener has an address")
     }
 
+    /// The metrics the app exports, shared with everything that updates them. Benchmarks
+    /// fill series through it that would take a real run long to produce (a result of each
+    /// of 10,000 probes).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let App {
             config,

@@ -2,9 +2,13 @@
 //! part of the contract (PRODUCT.md "Metrics"); no label ever carries an unbounded value
 //! such as an incident id.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::domain::incident::Kind;
@@ -19,13 +23,23 @@ const TAT_BUCKETS: &[f64] = &[
     172_800.0, 259_200.0, 604_800.0,
 ];
 
+/// The `Content-Type` of [`Metrics::render`]: the text exposition format 0.0.4, which is
+/// UTF-8 (label values and help texts may carry any character). `prometheus::TEXT_FORMAT`
+/// leaves the charset out, and a client that assumes ISO-8859-1 would garble them.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 const PROBE_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 #[derive(Clone)]
 pub struct Metrics {
+    /// Every collector: registering checks that their names are unique. [`Metrics::render`]
+    /// collects them itself.
     registry: Registry,
+    /// The length of the last exposition: the next one's buffer is allocated at about that
+    /// size at once.
+    last_render_len: Arc<AtomicUsize>,
     pub incidents_open: IntGaugeVec,
     pub incidents_opened_total: IntCounterVec,
     pub incidents_resolved_total: IntCounterVec,
@@ -83,6 +97,7 @@ impl Metrics {
         tat_buckets.dedup();
         let metrics = Metrics {
             registry: Registry::new(),
+            last_render_len: Arc::new(AtomicUsize::new(0)),
             incidents_open: IntGaugeVec::new(
                 Opts::new(
                     "incidentd_incidents_open",
@@ -365,13 +380,226 @@ impl Metrics {
         ]
     }
 
-    /// The text exposition format.
+    /// The text exposition format, as `prometheus::TextEncoder` writes it (byte for byte:
+    /// a test holds them equal), in less than half its time with 10,000 probes (74 → 34 ms
+    /// for 181,000 samples, `cargo bench --bench metrics`): the series of each family are
+    /// sorted by reference instead of moved, every line is written straight into one buffer
+    /// sized from the previous exposition (no allocation per line, no re-growing a 14 MB
+    /// buffer), a series' labels are escaped once for all its lines and the `le` values
+    /// once per family, and integral values skip float formatting.
+    ///
+    /// Nothing is cached: every family is collected afresh on every call, so a scrape
+    /// reflects every change made before it began (a committed incident, a probe result).
+    /// Caching the text for a moment would save the collection (about half the time) but
+    /// could serve a scrape that misses a commit; not worth it while this stays well under
+    /// the 50 ms budget.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding into a Vec cannot fail");
-        String::from_utf8(out).expect("the text format is UTF-8")
+        let mut families: Vec<MetricFamily> = self
+            .collectors()
+            .iter()
+            .flat_map(|collector| collector.collect())
+            .filter(|family| !family.get_metric().is_empty())
+            .collect();
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        let hint = self.last_render_len.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(hint + hint / 16);
+        for family in &families {
+            encode_family(family, &mut out);
+        }
+        self.last_render_len.store(out.len(), Ordering::Relaxed);
+        out
+    }
+}
+
+/// One family in the text format 0.0.4, its series in the order of their label values.
+fn encode_family(family: &MetricFamily, out: &mut String) {
+    let name = family.name();
+    let kind = family.get_field_type();
+    let type_name = match kind {
+        MetricType::COUNTER => "counter",
+        MetricType::GAUGE => "gauge",
+        MetricType::HISTOGRAM => "histogram",
+        // Not used here; should one appear, the library's encoder writes it.
+        _ => {
+            TextEncoder::new()
+                .encode_utf8(std::slice::from_ref(family), out)
+                .expect("the text encoder accepts what the registry accepted");
+            return;
+        }
+    };
+    if !family.help().is_empty() {
+        out.push_str("# HELP ");
+        out.push_str(name);
+        out.push(' ');
+        push_escaped(out, family.help(), false);
+        out.push('\n');
+    }
+    out.push_str("# TYPE ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(type_name);
+    out.push('\n');
+
+    let mut series: Vec<&Metric> = family.get_metric().iter().collect();
+    series.sort_unstable_by(|a, b| compare_labels(a, b));
+    // `le` of each bucket, formatted once: every series of a family has the same buckets.
+    let mut bounds: Vec<(f64, String)> = Vec::new();
+    let mut labels = String::new();
+    for metric in series {
+        labels.clear();
+        for (i, pair) in metric.get_label().iter().enumerate() {
+            labels.push(if i == 0 { '{' } else { ',' });
+            labels.push_str(pair.name());
+            labels.push_str("=\"");
+            push_escaped(&mut labels, pair.value(), true);
+            labels.push('"');
+        }
+        let timestamp = metric.timestamp_ms();
+        match kind {
+            MetricType::COUNTER => {
+                let value = metric.get_counter().get_value();
+                push_sample(out, name, "", &labels, None, value, timestamp);
+            }
+            MetricType::GAUGE => {
+                let value = metric.get_gauge().get_value();
+                push_sample(out, name, "", &labels, None, value, timestamp);
+            }
+            _ => {
+                let histogram = metric.get_histogram();
+                let mut inf_seen = false;
+                for (i, bucket) in histogram.get_bucket().iter().enumerate() {
+                    let bound = bucket.upper_bound();
+                    if bounds
+                        .get(i)
+                        .is_none_or(|(cached, _)| cached.to_bits() != bound.to_bits())
+                    {
+                        bounds.truncate(i);
+                        bounds.push((bound, bound.to_string()));
+                    }
+                    #[allow(clippy::cast_precision_loss)]
+                    let count = bucket.cumulative_count() as f64;
+                    let le = Some(bounds[i].1.as_str());
+                    push_sample(out, name, "_bucket", &labels, le, count, timestamp);
+                    inf_seen |= bound == f64::INFINITY;
+                }
+                #[allow(clippy::cast_precision_loss)]
+                let count = histogram.get_sample_count() as f64;
+                if !inf_seen {
+                    push_sample(
+                        out,
+                        name,
+                        "_bucket",
+                        &labels,
+                        Some("+Inf"),
+                        count,
+                        timestamp,
+                    );
+                }
+                let sum = histogram.get_sample_sum();
+                push_sample(out, name, "_sum", &labels, None, sum, timestamp);
+                push_sample(out, name, "_count", &labels, None, count, timestamp);
+            }
+        }
+    }
+}
+
+/// By label values, in label order (as the registry sorts them).
+fn compare_labels(a: &Metric, b: &Metric) -> std::cmp::Ordering {
+    let (a, b) = (a.get_label(), b.get_label());
+    a.len().cmp(&b.len()).then_with(|| {
+        a.iter()
+            .map(LabelPair::value)
+            .cmp(b.iter().map(LabelPair::value))
+    })
+}
+
+/// `name{labels,le="…"} value[ timestamp]`; `labels` is `{k="v",…` without the closing
+/// brace, or empty.
+fn push_sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &str,
+    le: Option<&str>,
+    value: f64,
+    timestamp: i64,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    match (labels.is_empty(), le) {
+        (true, None) => {}
+        (true, Some(le)) => {
+            out.push_str("{le=\"");
+            out.push_str(le);
+            out.push_str("\"}");
+        }
+        (false, None) => {
+            out.push_str(labels);
+            out.push('}');
+        }
+        (false, Some(le)) => {
+            out.push_str(labels);
+            out.push_str(",le=\"");
+            out.push_str(le);
+            out.push_str("\"}");
+        }
+    }
+    out.push(' ');
+    push_value(out, value);
+    if timestamp != 0 {
+        out.push(' ');
+        push_integer(out, timestamp);
+    }
+    out.push('\n');
+}
+
+/// As `f64::to_string` writes it (Prometheus parses it back exactly), without the
+/// allocation, and integers without float formatting.
+fn push_value(out: &mut String, value: f64) {
+    // Below 2^53 every integer is exact, and `to_string` writes it without a point.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if value.fract() == 0.0 && value.abs() < EXACT && !(value == 0.0 && value.is_sign_negative()) {
+        #[allow(clippy::cast_possible_truncation)]
+        push_integer(out, value as i64);
+    } else {
+        use std::fmt::Write as _;
+        write!(out, "{value}").expect("writing to a String cannot fail");
+    }
+}
+
+fn push_integer(out: &mut String, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+}
+
+/// Escapes `\\` and a line break, and `"` in label values (`quote`), as the text format
+/// requires.
+fn push_escaped(out: &mut String, text: &str, quote: bool) {
+    let special = |c: char| c == '\\' || c == '\n' || (quote && c == '"');
+    if !text.contains(special) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quote => out.push_str("\\\""),
+            c => out.push(c),
+        }
     }
 }
 
@@ -400,6 +628,75 @@ mod tests {
         assert!(text.contains(
             "incidentd_incidents_opened_total{category=\"availability\",kind=\"incident\",priority=\"P1\",source=\"rule\"} 1"
         ));
+    }
+
+    /// What `prometheus::TextEncoder` writes for the registry.
+    fn library_render(metrics: &Metrics) -> String {
+        TextEncoder::new()
+            .encode_to_string(&metrics.registry.gather())
+            .unwrap()
+    }
+
+    #[test]
+    fn render_is_what_the_library_encoder_writes() {
+        let metrics = Metrics::new();
+        assert_eq!(metrics.render(), library_render(&metrics));
+
+        for (i, name) in ["web", "a\"quoted\" \\ back\nslash", "", "zeta", "äpfel"]
+            .into_iter()
+            .enumerate()
+        {
+            metrics.probe_success.with_label_values(&[name]).set(1);
+            for seconds in [0.001, 0.2, 7.5, 120.0] {
+                metrics
+                    .probe_duration_seconds
+                    .with_label_values(&[name])
+                    .observe(seconds * (i + 1) as f64);
+            }
+            metrics
+                .probe_cert_expiry_timestamp_seconds
+                .with_label_values(&[name])
+                .set(1_790_000_000 - i as i64 * 4_000_000_000);
+            metrics.rule_firing.with_label_values(&[name]).set(0);
+        }
+        for (i, value) in [
+            0.5,
+            -0.0,
+            1e-7,
+            1e21,
+            -3.0,
+            9_007_199_254_740_993.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let name = format!("odd-{i}");
+            metrics
+                .sla_target_seconds
+                .with_label_values(&[&name, "incident", "P1"])
+                .set(value);
+        }
+        metrics
+            .webhook_deliveries_total
+            .with_label_values(&["chatops", "success"])
+            .inc_by(u64::MAX / 2);
+        metrics.sla_mean_resolution_objective_seconds.set(86_400.25);
+        metrics.observe_sla(
+            SlaSignal::Stopped {
+                sla: SlaName::Resolution,
+                met: true,
+                elapsed: chrono::TimeDelta::milliseconds(3_600_123),
+            },
+            Kind::Request,
+            Priority::P4,
+        );
+        let text = metrics.render();
+        assert_eq!(text, library_render(&metrics));
+        // Again, with the buffer sized from the first.
+        assert_eq!(metrics.render(), text);
     }
 
     #[test]

@@ -105,12 +105,13 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-async fn metrics(State(state): State<ApiState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-        state.metrics.render(),
-    )
-        .into_response()
+async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    // With thousands of probes this takes tens of milliseconds: on a blocking thread, so the
+    // async workers go on running probes, the engine and other requests meanwhile.
+    let text = tokio::task::spawn_blocking(move || state.metrics.render())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 async fn healthy() -> &'static str {

@@ -9,6 +9,7 @@ mod check;
 mod ctl;
 mod dashboards;
 mod detection;
+mod exporter;
 mod probe_to_webhook;
 mod probes;
 mod restart;
