@@ -316,6 +316,10 @@ async fn clocks_warn_breach_pause_and_report_through_the_api_and_metrics() {
     assert_eq!(report["mean_resolution"]["objective_seconds"], 10800.0);
     assert_eq!(report["mean_resolution"]["holds"], true);
     assert_eq!(report["window_seconds"], 7 * 86400);
+    assert_eq!(
+        report["kinds"]["incident"]["breach_notification"]["all"]["completed"], 0,
+        "no data breach here"
+    );
     let only = expect(
         app.get("/api/v1/sla?kind=request&priority=P5").await,
         StatusCode::OK,
