@@ -106,6 +106,17 @@ pub enum Verb {
     Open(OpenArgs),
     /// Change an incident's title, category, impact, urgency, priority or service (audited).
     Update(UpdateArgs),
+    /// TAT compliance: met and breached SLA clocks per kind, clock and priority.
+    Sla {
+        /// e.g. `7d`, `30d` (the server's default is 30d).
+        #[arg(long)]
+        window: Option<String>,
+        #[arg(long, value_parser = KINDS)]
+        kind: Option<String>,
+        /// e.g. `P1,P2`
+        #[arg(long)]
+        priority: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +257,8 @@ pub enum Shape {
     Show,
     /// A change: one line saying what was done (`acknowledged INC-1 …`).
     Change(&'static str),
+    /// The SLA report.
+    Sla,
 }
 
 /// A JSON object of the fields that are set.
@@ -293,6 +306,19 @@ pub fn plan(verb: &Verb) -> (Call, Shape) {
     match verb {
         Verb::List(args) => (list_call(args, None), Shape::Show),
         Verb::Show { id } => (Call::incident(M::GET, id, None), Shape::Show),
+        Verb::Sla {
+            window,
+            kind,
+            priority,
+        } => {
+            let mut call = Call::new(M::GET, &["api", "v1", "sla"]);
+            for (name, value) in [("window", window), ("kind", kind), ("priority", priority)] {
+                if let Some(value) = value {
+                    call.query.push((name, value.clone()));
+                }
+            }
+            (call, Shape::Sla)
+        }
         Verb::Ack { id } => (
             Call::incident(M::POST, id, Some("acknowledge")),
             Shape::Change("acknowledged"),
@@ -586,6 +612,7 @@ async fn execute(args: &CtlArgs) -> Result<String, Failure> {
         (Output::Json, _) => pretty(&answer.raw),
         (Output::Table, Shape::Show) => render_show(&answer.json),
         (Output::Table, Shape::Change(action)) => render_change(action, &answer.json),
+        (Output::Table, Shape::Sla) => render_sla(&answer.json),
     })
 }
 
@@ -747,6 +774,93 @@ pub fn render_list(incidents: &[Value]) -> String {
         ]);
     }
     table(&rows)
+}
+
+/// The SLA report as a table: a row per kind, clock and priority (and `all`) that has any
+/// clock, then the mean resolution against its objective.
+pub fn render_sla(report: &Value) -> String {
+    let seconds = |value: &Value| {
+        value.as_f64().map_or_else(
+            || "-".to_owned(),
+            |s| {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let whole = s.max(0.0).round() as u64;
+                crate::domain::duration::format_duration(std::time::Duration::from_secs(whole))
+            },
+        )
+    };
+    let mut rows = vec![
+        [
+            "KIND",
+            "CLOCK",
+            "PRI",
+            "TARGET",
+            "MET",
+            "BREACHED",
+            "COMPLIANCE",
+            "MEAN",
+            "P90",
+            "OPEN",
+            "AT RISK",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    let empty = serde_json::Map::new();
+    for (kind, clocks) in report["kinds"].as_object().unwrap_or(&empty) {
+        for (clock, priorities) in clocks.as_object().unwrap_or(&empty) {
+            for (priority, figures) in priorities.as_object().unwrap_or(&empty) {
+                let open = &figures["open"];
+                let count = |v: &Value| v.as_u64().unwrap_or(0);
+                let open_total = count(&open["ok"])
+                    + count(&open["at_risk"])
+                    + count(&open["breached"])
+                    + count(&open["paused"]);
+                let decided = count(&figures["met"]) + count(&figures["breached"]);
+                if decided == 0 && open_total == 0 {
+                    continue;
+                }
+                rows.push(vec![
+                    kind.clone(),
+                    clock.clone(),
+                    priority.clone(),
+                    seconds(&figures["target_seconds"]),
+                    count(&figures["met"]).to_string(),
+                    count(&figures["breached"]).to_string(),
+                    figures["compliance"]
+                        .as_f64()
+                        .map_or_else(|| "-".to_owned(), |c| format!("{:.1}%", c * 100.0)),
+                    seconds(&figures["mean_seconds"]),
+                    seconds(&figures["p90_seconds"]),
+                    open_total.to_string(),
+                    count(&open["at_risk"]).to_string(),
+                ]);
+            }
+        }
+    }
+    let mut out = format!(
+        "window {} → {}\n",
+        when(&report["from"], false),
+        when(&report["to"], false)
+    );
+    if rows.len() == 1 {
+        out.push_str("no SLA clocks stopped in the window or running now\n");
+    } else {
+        out.push_str(&table(&rows));
+    }
+    let mean = &report["mean_resolution"];
+    let verdict = match mean["holds"].as_bool() {
+        Some(true) => "holds",
+        Some(false) => "MISSED",
+        None => "no resolutions",
+    };
+    out.push_str(&format!(
+        "mean resolution of incidents: {} over {} (objective {}): {verdict}\n",
+        seconds(&mean["mean_seconds"]),
+        mean["resolved"].as_u64().unwrap_or(0),
+        seconds(&mean["objective_seconds"]),
+    ));
+    out
 }
 
 /// One line after a change: `acknowledged INC-1 (acknowledged, P2, L1): Web down (503)`.
@@ -1297,6 +1411,86 @@ timeline:
   2026-03-02T09:00:00Z system opened: rule web-down: [STATUS] != 200 (status 503)
   2026-03-02T09:10:00Z oncall-bot acknowledged: state open → acknowledged
 "
+        );
+    }
+
+    #[test]
+    fn sla_plans_the_report_with_its_filters() {
+        let (call, shape) = planned(&[
+            "sla",
+            "--window",
+            "7d",
+            "--kind",
+            "incident",
+            "--priority",
+            "P1,P2",
+        ]);
+        assert_eq!(shape, Shape::Sla);
+        assert_eq!(
+            (call.method, call.segments.join("/")),
+            (Method::GET, "api/v1/sla".to_owned())
+        );
+        assert_eq!(
+            call.query,
+            [
+                ("window", "7d".to_owned()),
+                ("kind", "incident".to_owned()),
+                ("priority", "P1,P2".to_owned())
+            ]
+        );
+        assert!(planned(&["sla"]).0.query.is_empty());
+    }
+
+    #[test]
+    fn sla_report_renders_active_rows_totals_and_the_mean_objective() {
+        let figures = |met: u64, breached: u64, compliance: Value, at_risk: u64| {
+            json!({
+                "target_seconds": 14400.0, "met": met, "breached": breached,
+                "compliance": compliance, "completed": met + breached,
+                "mean_seconds": 5400.0, "p50_seconds": 3600.0, "p90_seconds": 9000.0,
+                "open": {"ok": 0, "at_risk": at_risk, "breached": 0, "paused": 0}
+            })
+        };
+        let report = json!({
+            "window_seconds": 604800,
+            "from": "2026-02-23T09:00:00Z",
+            "to": "2026-03-02T09:00:00Z",
+            "kinds": {"incident": {"resolution": {
+                "P1": figures(3, 1, json!(0.75), 1),
+                "P2": figures(0, 0, Value::Null, 0),
+                "all": figures(3, 1, json!(0.75), 1),
+            }}},
+            "mean_resolution": {"objective_seconds": 86400.0, "resolved": 4, "mean_seconds": 5400.0, "holds": true}
+        });
+        let text = render_sla(&report);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "window Mon 2026-02-23 09:00 UTC → Mon 2026-03-02 09:00 UTC"
+        );
+        assert!(lines[1].starts_with("KIND"), "{text}");
+        assert_eq!(lines.len(), 5, "P2 has nothing: no row\n{text}");
+        let p1: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(
+            p1,
+            [
+                "incident",
+                "resolution",
+                "P1",
+                "4h",
+                "3",
+                "1",
+                "75.0%",
+                "1h30m",
+                "2h30m",
+                "1",
+                "1"
+            ]
+        );
+        assert!(lines[3].contains(" all "), "{text}");
+        assert_eq!(
+            lines[4],
+            "mean resolution of incidents: 1h30m over 4 (objective 1d): holds"
         );
     }
 
