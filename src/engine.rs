@@ -1430,7 +1430,7 @@ impl Engine {
         let policies = &self.workflow.sla;
         let mut wanted = Vec::new();
         for (name, clock) in incident.sla.iter() {
-            let calendar = policies.calendar(name, incident.kind, incident.priority);
+            let calendar = policies.calendar(name, incident.kind, clock.priority);
             if !clock.warned
                 && let Some(due) = clock.warn_due_at(calendar, policies)
             {

@@ -390,8 +390,8 @@ pub fn start(incident: &mut Incident, policies: &SlaPolicies) {
 
 /// Brings every clock in line with the incident as it is now: starts the breach
 /// notification clock of a restricted incident, follows a priority change (the new
-/// policy's target applies to the whole clock, as when it was opened so), and pauses,
-/// resumes or stops each clock as the state asks. A clock that stops past its target
+/// policy's target applies to the whole of a clock still counting, as when it was opened
+/// so), and pauses, resumes or stops each clock as the state asks. A clock that stops past its target
 /// without its timer having fired is breached now.
 pub fn reconcile(
     incident: &mut Incident,
@@ -413,12 +413,8 @@ pub fn reconcile(
         let Some(clock) = incident.sla.get_mut(sla) else {
             continue;
         };
-        if sla != SlaName::BreachNotification && clock.priority != priority {
-            clock.checkpoint(policies.calendar(sla, kind, clock.priority), now);
-            clock.priority = priority;
-            clock.target = policies.target(sla, kind, priority);
-        }
-        let calendar = policies.calendar(sla, kind, priority);
+        // The clock's own policy until it takes the new priority's (below).
+        let calendar = policies.calendar(sla, kind, clock.priority);
         match (clock.phase(), sla.wanted(state)) {
             (Phase::Running, Phase::Paused) => {
                 clock.checkpoint(calendar, now);
@@ -447,6 +443,16 @@ pub fn reconcile(
             (Phase::Stopped, Phase::Paused) => clock.stopped_at = None,
             _ => {}
         }
+        // A new priority applies to a clock still counting; a stopped clock's outcome is
+        // final.
+        if sla != SlaName::BreachNotification
+            && clock.priority != priority
+            && clock.phase() != Phase::Stopped
+        {
+            clock.checkpoint(calendar, now);
+            clock.priority = priority;
+            clock.target = policies.target(sla, kind, priority);
+        }
     }
     effects
 }
@@ -460,10 +466,11 @@ pub fn timer_fired(
     policies: &SlaPolicies,
     now: DateTime<Utc>,
 ) -> Vec<Effect> {
-    let calendar = policies.calendar(sla, incident.kind, incident.priority);
+    let kind = incident.kind;
     let Some(clock) = incident.sla.get_mut(sla) else {
         return Vec::new();
     };
+    let calendar = policies.calendar(sla, kind, clock.priority);
     if clock.phase() != Phase::Running
         || (if warning {
             clock.warned

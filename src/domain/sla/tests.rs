@@ -559,3 +559,46 @@ fn hold_and_resume_in_business_hours_count_only_working_time() {
     assert_eq!(resolution.elapsed_at(&calendar, at(h(24 + 10))), hours(2));
     assert_eq!(resolution.due_at(&calendar), Some(at(h(24 + 12))));
 }
+
+#[test]
+fn a_stopped_clock_keeps_its_target_when_the_priority_changes_later() {
+    let policies = SlaPolicies::default();
+    let mut incident = open(Kind::Incident, Priority::P3, at(0), &policies);
+    // First response after 90m: met against P3's 2h.
+    step(&mut incident, &policies, at(5400), ack);
+    incident.priority = Priority::P1;
+    assert!(reconcile(&mut incident, &policies, false, at(h(2))).is_empty());
+    let first = clock(&incident, SlaName::FirstResponse);
+    assert_eq!((first.priority, first.target), (Priority::P3, hours(2)));
+    assert_eq!(first.state(), ClockState::Met, "the outcome is final");
+    let resolution = clock(&incident, SlaName::Resolution);
+    assert_eq!(
+        (resolution.priority, resolution.target),
+        (Priority::P1, hours(4))
+    );
+    assert_eq!(resolution.elapsed, hours(2), "counted up to the change");
+}
+
+#[test]
+fn a_reopened_clock_takes_the_priority_it_was_raised_to() {
+    let policies = SlaPolicies::default();
+    let mut incident = open(Kind::Incident, Priority::P4, at(0), &policies);
+    step(&mut incident, &policies, at(h(1)), ack);
+    step(&mut incident, &policies, at(h(2)), resolve);
+    incident
+        .reopen("system", "the outage came back", at(h(3)))
+        .unwrap();
+    incident.priority = Priority::P1;
+    reconcile(&mut incident, &policies, false, at(h(3)));
+    let resolution = clock(&incident, SlaName::Resolution);
+    assert_eq!(resolution.state(), ClockState::Running);
+    assert_eq!(
+        (resolution.priority, resolution.target),
+        (Priority::P1, hours(4))
+    );
+    assert_eq!(
+        resolution.due_at(&Calendar::Always),
+        Some(at(h(5))),
+        "2h used before the reopen, 2h left"
+    );
+}
