@@ -602,3 +602,32 @@ fn a_reopened_clock_takes_the_priority_it_was_raised_to() {
         "2h used before the reopen, 2h left"
     );
 }
+
+#[test]
+fn reopening_in_business_hours_resumes_at_the_next_opening() {
+    let utc = chrono_tz::UTC;
+    let policies = with_calendar(business(utc, 9, 17, &[]));
+    let calendar = policies.incident[0].calendar.clone();
+    // Friday 2026-01-09 15:00 UTC: resolved at 16:00 (1h used of P1's 4h).
+    let friday = |hh: i64| at(h(4 * 24 + hh));
+    let mut incident = open(Kind::Incident, Priority::P1, friday(15), &policies);
+    step(
+        &mut incident,
+        &policies,
+        friday(15) + TimeDelta::minutes(10),
+        ack,
+    );
+    step(&mut incident, &policies, friday(16), resolve);
+    // Reopened Friday 20:00, after hours: the clock runs again but counts from Monday 09:00.
+    step(&mut incident, &policies, friday(20), reopen);
+    let resolution = clock(&incident, SlaName::Resolution);
+    assert_eq!(
+        resolution.elapsed_at(&calendar, friday(24 + 24 + 9)),
+        hours(1)
+    );
+    assert_eq!(
+        resolution.due_at(&calendar),
+        Some(at(h(7 * 24 + 12))),
+        "Monday 12:00: 3h left from the 09:00 opening"
+    );
+}
