@@ -473,6 +473,25 @@ struct Pending {
     reopened: Vec<&'static str>,
 }
 
+impl Pending {
+    /// Counts an event in the counter it feeds, if any: what is counted is exactly what
+    /// was announced.
+    fn count(&mut self, event_type: &str, incident: &Incident) {
+        let priority = incident.priority.as_str();
+        match event_type {
+            "incident.opened" => self.opened.push([
+                priority.to_owned(),
+                incident.category.clone(),
+                incident.source.type_str().to_owned(),
+                incident.kind.as_str().to_owned(),
+            ]),
+            "incident.resolved" => self.resolutions.push((priority, incident.category.clone())),
+            "incident.reopened" => self.reopened.push(priority),
+            _ => {}
+        }
+    }
+}
+
 impl Engine {
     /// Loads the state from the store and starts the engine task.
     pub fn start(
@@ -681,28 +700,17 @@ impl Engine {
                 Ok(Reply::Done)
             }
             Command::Acknowledge { id, actor } => {
-                let incident = self.incident_mut(id)?;
-                let before = gauges(incident);
-                let effects = incident.acknowledge(&actor, now)?;
-                pending.touched.entry(id.0).or_insert(before);
-                Ok(Reply::Incident(Box::new(
-                    self.commit_effects(id, &actor, effects, now, batch, pending),
-                )))
+                self.transition(id, &actor, now, batch, pending, |incident| {
+                    incident.acknowledge(&actor, now)
+                })
             }
             Command::Resolve {
                 id,
                 actor,
                 resolution,
-            } => {
-                let incident = self.incident_mut(id)?;
-                let before = gauges(incident);
-                let effects = incident.resolve(&actor, resolution, now)?;
-                pending.touched.entry(id.0).or_insert(before);
-                self.note_resolution(id, pending);
-                let incident = self.commit_effects(id, &actor, effects, now, batch, pending);
-                self.reindex(id);
-                Ok(Reply::Incident(Box::new(incident)))
-            }
+            } => self.transition(id, &actor, now, batch, pending, |incident| {
+                incident.resolve(&actor, resolution, now)
+            }),
             Command::OpenTicket { ticket, actor } => {
                 self.open_ticket(ticket, &actor, now, batch, pending)
             }
@@ -963,12 +971,6 @@ impl Engine {
             now,
         );
         tracing::info!(incident = %id, kind = incident.kind.as_str(), priority = %incident.priority, "ticket opened");
-        pending.opened.push([
-            incident.priority.as_str().to_owned(),
-            incident.category.clone(),
-            incident.source.type_str().to_owned(),
-            incident.kind.as_str().to_owned(),
-        ]);
         pending.touched.entry(id.0).or_default();
         self.state
             .active_by_group
@@ -977,16 +979,6 @@ impl Engine {
         Ok(Reply::Incident(Box::new(
             self.commit_effects(id, actor, effects, now, batch, pending),
         )))
-    }
-
-    fn note_resolution(&mut self, id: IncidentId, pending: &mut Pending) {
-        let incident = &self.state.incidents[&id.0];
-        if self.state.active_by_group.get(&incident.group) == Some(&id) {
-            self.state.active_by_group.remove(&incident.group);
-        }
-        pending
-            .resolutions
-            .push((incident.priority.as_str(), incident.category.clone()));
     }
 
     /// Evaluates the probe's rules on a new result of one subject (or takes it as clean)
@@ -1211,12 +1203,6 @@ impl Engine {
             .and_then(|detector| detector.symptom_since)
             .filter(|since| *since < now);
         tracing::info!(incident = %id, rule = %rule.name, priority = %incident.priority, "incident opened");
-        pending.opened.push([
-            incident.priority.as_str().to_owned(),
-            incident.category.clone(),
-            incident.source.type_str().to_owned(),
-            incident.kind.as_str().to_owned(),
-        ]);
         pending.touched.entry(id.0).or_default();
         self.state.active_by_group.insert(group, id);
         self.state.incidents.insert(id.0, incident);
@@ -1252,17 +1238,15 @@ impl Engine {
         let before = gauges(incident);
         let was_active = incident.state.is_active();
         let effects = incident.rule_recovered(&name, observation, auto_resolve, now);
-        let resolved = was_active && !incident.state.is_active();
         if effects.is_empty() {
             // Still firing for another rule: store the smaller set of firing rules.
             batch.put_incident(incident);
             return;
         }
-        pending.touched.entry(id.0).or_insert(before);
-        if resolved {
+        if was_active && !incident.state.is_active() {
             tracing::info!(incident = %id, rule = %name, "incident resolved: rule recovered");
-            self.note_resolution(id, pending);
         }
+        pending.touched.entry(id.0).or_insert(before);
         self.commit_effects(id, SYSTEM, effects, now, batch, pending);
         self.reindex(id);
     }
@@ -1356,9 +1340,7 @@ impl Engine {
                     self.state.counters.next_timeline_seq += 1;
                 }
                 Effect::Event(event_type) => {
-                    if event_type == "incident.reopened" {
-                        pending.reopened.push(incident.priority.as_str());
-                    }
+                    pending.count(event_type, &incident);
                     self.enqueue_event(event_type, None, actor, &incident, now, batch, pending);
                 }
                 Effect::SlaEvent { event, sla } => {
