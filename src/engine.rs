@@ -29,7 +29,7 @@ use crate::domain::observation::{History, Observation};
 use crate::domain::priority::{Level, Priority};
 use crate::domain::sla::{self, SlaSignal};
 use crate::domain::suppression::{Silence, in_maintenance};
-use crate::domain::timer::{Timer, TimerKind, take_due};
+use crate::domain::timer::{Timer, TimerKind, Timers};
 use crate::metrics::Metrics;
 use crate::store::{Batch, Counters, OutboxEntry, Store, StoreError};
 use crate::view::{Clearance, Restrictions, timestamp};
@@ -410,8 +410,8 @@ struct State {
     /// Group → its most recent incident that is resolved but not closed: a rule that
     /// fires again for the group reopens it instead of opening a new one.
     resolved_by_group: HashMap<String, IncidentId>,
-    /// Armed durable timers, earliest first.
-    timers: std::collections::BTreeSet<Timer>,
+    /// Armed durable timers, earliest first and by incident.
+    timers: Timers,
     /// Key: rule, or `rule{subject labels}`.
     detectors: HashMap<String, Detector>,
     /// Subject labels of each detector key (for the rules API).
@@ -1365,8 +1365,9 @@ impl Engine {
         let armed = |kind| {
             self.state
                 .timers
+                .of(incident.id)
                 .iter()
-                .any(|t| t.incident == incident.id && t.kind == kind)
+                .any(|t| t.kind == kind)
         };
         let mut wanted = Vec::new();
         let policy = self.workflow.escalation.policy(incident.priority);
@@ -1399,8 +1400,7 @@ impl Engine {
                 incident: incident.id,
                 kind,
             };
-            batch.arm_timer(timer);
-            self.state.timers.insert(timer);
+            self.arm(timer, batch);
         }
         self.sync_sla_timers(incident, batch);
     }
@@ -1435,22 +1435,24 @@ impl Engine {
         let armed: Vec<Timer> = self
             .state
             .timers
+            .of(incident.id)
             .iter()
-            .filter(|t| t.incident == incident.id && t.kind.sla().is_some())
+            .filter(|t| t.kind.sla().is_some())
             .copied()
             .collect();
-        for timer in &armed {
-            if !wanted.contains(timer) {
-                batch.disarm_timer(*timer);
-                self.state.timers.remove(timer);
-            }
+        for timer in armed.iter().filter(|t| !wanted.contains(t)) {
+            batch.disarm_timer(*timer);
+            self.state.timers.remove(timer);
         }
-        for timer in wanted {
-            if !armed.contains(&timer) {
-                batch.arm_timer(timer);
-                self.state.timers.insert(timer);
-            }
+        for timer in wanted.into_iter().filter(|t| !armed.contains(t)) {
+            self.arm(timer, batch);
         }
+    }
+
+    /// Arms a durable timer: stored with the change, kept in memory for the tick.
+    fn arm(&mut self, timer: Timer, batch: &mut Batch) {
+        batch.arm_timer(timer);
+        self.state.timers.insert(timer);
     }
 
     /// Fires the timers that are due: each is deleted in the same transaction as what it
@@ -1458,7 +1460,7 @@ impl Engine {
     fn tick(&mut self, now: DateTime<Utc>, batch: &mut Batch, pending: &mut Pending) {
         let quiet = chrono::Duration::from_std(self.workflow.closure_quiet_period)
             .unwrap_or(chrono::Duration::MAX);
-        for timer in take_due(&mut self.state.timers, now) {
+        for timer in self.state.timers.take_due(now) {
             batch.disarm_timer(timer);
             let id = timer.incident;
             if self.incident_mut(id).is_err() {

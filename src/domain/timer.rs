@@ -4,6 +4,8 @@
 //! change that arms them and deleted with the change they cause, so each fires exactly once, also across a restart. A timer that finds
 //! its reason gone (the incident was acknowledged meanwhile) does nothing.
 
+use std::collections::{BTreeSet, HashMap};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -78,23 +80,80 @@ pub struct Timer {
     pub kind: TimerKind,
 }
 
-/// Removes and returns the timers due at `now` (earliest first) from an ordered set.
-pub fn take_due(timers: &mut std::collections::BTreeSet<Timer>, now: DateTime<Utc>) -> Vec<Timer> {
-    let mut due = Vec::new();
-    while let Some(first) = timers.first().copied() {
-        if first.due > now {
-            break;
+/// The armed timers, earliest first, also found by incident: arming and re-arming an
+/// incident's timers on each of its changes looks at its own few, not at every timer.
+#[derive(Debug, Default)]
+pub struct Timers {
+    by_due: BTreeSet<Timer>,
+    by_incident: HashMap<IncidentId, Vec<Timer>>,
+}
+
+impl Timers {
+    /// False when it was armed already.
+    pub fn insert(&mut self, timer: Timer) -> bool {
+        if !self.by_due.insert(timer) {
+            return false;
         }
-        timers.pop_first();
-        due.push(first);
+        self.by_incident
+            .entry(timer.incident)
+            .or_default()
+            .push(timer);
+        true
     }
-    due
+
+    /// False when it was not armed.
+    pub fn remove(&mut self, timer: &Timer) -> bool {
+        if !self.by_due.remove(timer) {
+            return false;
+        }
+        if let Some(armed) = self.by_incident.get_mut(&timer.incident) {
+            armed.retain(|t| t != timer);
+            if armed.is_empty() {
+                self.by_incident.remove(&timer.incident);
+            }
+        }
+        true
+    }
+
+    /// The incident's armed timers.
+    pub fn of(&self, incident: IncidentId) -> &[Timer] {
+        self.by_incident.get(&incident).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_due.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_due.is_empty()
+    }
+
+    /// Removes and returns the timers due at `now`, earliest first.
+    pub fn take_due(&mut self, now: DateTime<Utc>) -> Vec<Timer> {
+        let mut due = Vec::new();
+        while let Some(first) = self.by_due.first().copied() {
+            if first.due > now {
+                break;
+            }
+            self.remove(&first);
+            due.push(first);
+        }
+        due
+    }
+}
+
+impl FromIterator<Timer> for Timers {
+    fn from_iter<I: IntoIterator<Item = Timer>>(timers: I) -> Self {
+        let mut all = Timers::default();
+        for timer in timers {
+            all.insert(timer);
+        }
+        all
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
 
     fn at(seconds: i64) -> DateTime<Utc> {
@@ -108,21 +167,51 @@ mod tests {
             incident: IncidentId(id),
             kind,
         };
-        let mut timers = BTreeSet::from([
+        let mut timers: Timers = [
             timer(30, 1, TimerKind::Unresolved),
             timer(10, 2, TimerKind::Close),
             timer(20, 1, TimerKind::Unacknowledged),
-        ]);
-        assert!(take_due(&mut timers, at(9)).is_empty());
+        ]
+        .into_iter()
+        .collect();
+        assert!(timers.take_due(at(9)).is_empty());
         assert_eq!(
-            take_due(&mut timers, at(20)),
+            timers.take_due(at(20)),
             [
                 timer(10, 2, TimerKind::Close),
                 timer(20, 1, TimerKind::Unacknowledged)
             ]
         );
         assert_eq!(timers.len(), 1);
-        assert_eq!(take_due(&mut timers, at(100)).len(), 1);
+        assert_eq!(
+            timers.of(IncidentId(1)),
+            [timer(30, 1, TimerKind::Unresolved)]
+        );
+        assert!(
+            timers.of(IncidentId(2)).is_empty(),
+            "taken timers leave the index"
+        );
+        assert_eq!(timers.take_due(at(100)).len(), 1);
         assert!(timers.is_empty());
+    }
+
+    #[test]
+    fn the_incident_index_follows_inserts_and_removals() {
+        let timer = |s, id, kind| Timer {
+            due: at(s),
+            incident: IncidentId(id),
+            kind,
+        };
+        let mut timers = Timers::default();
+        assert!(timers.insert(timer(10, 1, TimerKind::Close)));
+        assert!(!timers.insert(timer(10, 1, TimerKind::Close)), "armed once");
+        assert!(timers.insert(timer(20, 1, TimerKind::Unresolved)));
+        assert_eq!(timers.of(IncidentId(1)).len(), 2);
+        assert!(timers.remove(&timer(10, 1, TimerKind::Close)));
+        assert!(!timers.remove(&timer(10, 1, TimerKind::Close)));
+        assert_eq!(
+            timers.of(IncidentId(1)),
+            [timer(20, 1, TimerKind::Unresolved)]
+        );
     }
 }
