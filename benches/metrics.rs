@@ -24,7 +24,7 @@
 //!
 //! Run: `cargo bench --bench metrics`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -32,20 +32,19 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
+
+mod fixtures;
 use incidentd::app::App;
 use incidentd::clock::ManualClock;
 use incidentd::config::Config;
-use incidentd::domain::incident::{
-    Incident, IncidentId, Kind, Reporter, State, Ticket, Tier, TimelineEntry,
-};
-use incidentd::domain::priority::{Level, Priority};
+use incidentd::domain::incident::{Incident, IncidentId, Kind, State, Tier};
+use incidentd::domain::priority::Priority;
 use incidentd::domain::sla::{self, SlaName, SlaPolicies, SlaSignal};
 use incidentd::metrics::Metrics;
-use incidentd::store::{Batch, Counters, Store};
+use incidentd::store::Store;
 
 const PROBES: usize = 10_000;
 const INCIDENTS: u64 = 100_000;
-const BATCH: u64 = 1_000;
 const CONSUMERS: [&str; 3] = ["chatops", "servicenow", "pager"];
 const CATEGORIES: [&str; 4] = ["availability", "performance", "capacity", "security"];
 const SECRET_ENV: &str = "BENCH_WEBHOOK_SECRET";
@@ -203,20 +202,7 @@ fn incident(id: u64, policies: &SlaPolicies) -> Incident {
         _ => (Kind::Incident, CATEGORIES[(id % 4) as usize]),
     };
     let restricted = category == "data_breach";
-    let ticket = Ticket {
-        title: format!("checkout slow for customers in region {}", id % 7),
-        description: "p99 latency above 2s since the last deploy".to_owned(),
-        reporter: Reporter {
-            name: "Ana".to_owned(),
-            contact: "ana@example.com".to_owned(),
-        },
-        kind,
-        category: category.to_owned(),
-        impact: Level::Medium,
-        urgency: Level::Medium,
-        service: Some(format!("svc-{}", id % 50)),
-        labels: BTreeMap::from([("team".to_owned(), "payments".to_owned())]),
-    };
+    let ticket = fixtures::ticket(id, kind, category);
     let (mut incident, _) = Incident::open_ticket(
         IncidentId(id),
         ticket,
@@ -225,15 +211,7 @@ fn incident(id: u64, policies: &SlaPolicies) -> Incident {
         "desk",
         opened,
     );
-    let (state, priority) = match id % 20 {
-        0 => (State::Open, Priority::P1),
-        10 => (State::Acknowledged, Priority::P2),
-        1 => (State::Open, Priority::P3),
-        2 => (State::Acknowledged, Priority::P4),
-        3 => (State::OnHold, Priority::P5),
-        n if n % 2 == 0 => (State::Resolved, Priority::ALL[(n % 5) as usize]),
-        n => (State::Closed, Priority::ALL[(n % 5) as usize]),
-    };
+    let (state, priority) = fixtures::state_and_priority(id);
     incident.priority = priority;
     incident.tier = Tier::ALL[(id % 3) as usize];
     sla::start(&mut incident, policies);
@@ -285,32 +263,7 @@ fn incident(id: u64, policies: &SlaPolicies) -> Incident {
 
 /// Writes the incidents, four timeline entries each.
 fn fill_store(store: &Store, policies: &SlaPolicies) {
-    let mut seq = 1;
-    for first in (1..=INCIDENTS).step_by(BATCH as usize) {
-        let mut batch = Batch::default();
-        for id in first..first + BATCH {
-            let incident = incident(id, policies);
-            batch.put_incident(&incident);
-            for kind in ["opened", "acknowledged", "note", "resolved"] {
-                let entry = TimelineEntry {
-                    at: incident.opened_at,
-                    actor: "oncall-bot".to_owned(),
-                    kind: kind.to_owned(),
-                    message: format!("{kind}: a message of a typical length for the timeline"),
-                    public: false,
-                };
-                batch.append_timeline(IncidentId(id), seq, entry);
-                seq += 1;
-            }
-        }
-        batch.set_counters(Counters {
-            next_incident_id: first + BATCH,
-            next_timeline_seq: seq,
-            next_outbox_seq: 1,
-            next_silence_id: 1,
-        });
-        store.commit(&batch).unwrap();
-    }
+    fixtures::fill(store, INCIDENTS, |id| incident(id, policies));
 }
 
 /// `incidentd.yaml` on the store, three webhook consumers where nothing listens, and

@@ -9,47 +9,25 @@
 //!
 //! Run: `cargo bench --bench store`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use incidentd::domain::incident::{
-    Incident, IncidentId, Kind, Reporter, State, Ticket, Tier, TimelineEntry,
-};
-use incidentd::domain::priority::{Level, Priority};
-use incidentd::store::{Batch, Counters, Store};
+
+mod fixtures;
+use incidentd::domain::incident::{Incident, IncidentId, Kind, State, Tier};
+use incidentd::domain::priority::Priority;
+use incidentd::store::Store;
 
 const INCIDENTS: u64 = 100_000;
-const BATCH: u64 = 1_000;
 const PAGE: usize = 50;
 
 fn incident(id: u64, now: DateTime<Utc>) -> Incident {
-    let ticket = Ticket {
-        title: format!("checkout slow for customers in region {}", id % 7),
-        description: "p99 latency above 2s since the last deploy".to_owned(),
-        reporter: Reporter {
-            name: "Ana".to_owned(),
-            contact: "ana@example.com".to_owned(),
-        },
-        kind: Kind::Incident,
-        category: ["availability", "performance", "security"][(id % 3) as usize].to_owned(),
-        impact: Level::Medium,
-        urgency: Level::Medium,
-        service: Some(format!("svc-{}", id % 50)),
-        labels: BTreeMap::from([("team".to_owned(), "payments".to_owned())]),
-    };
+    let category = ["availability", "performance", "security"][(id % 3) as usize];
+    let ticket = fixtures::ticket(id, Kind::Incident, category);
     let (mut incident, _) =
         Incident::open_ticket(IncidentId(id), ticket, Priority::P3, Tier::L1, "desk", now);
-    let (state, priority) = match id % 20 {
-        0 => (State::Open, Priority::P1),
-        10 => (State::Acknowledged, Priority::P2),
-        1 => (State::Open, Priority::P3),
-        2 => (State::Acknowledged, Priority::P4),
-        3 => (State::OnHold, Priority::P5),
-        n if n % 2 == 0 => (State::Resolved, Priority::ALL[(n % 5) as usize]),
-        n => (State::Closed, Priority::ALL[(n % 5) as usize]),
-    };
+    let (state, priority) = fixtures::state_and_priority(id);
     incident.state = state;
     incident.priority = priority;
     if matches!(state, State::Resolved | State::Closed) {
@@ -65,32 +43,9 @@ fn incident(id: u64, now: DateTime<Utc>) -> Incident {
 /// Writes the incidents, four timeline entries each.
 fn fill(store: &Store) {
     let start = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-    let mut seq = 1;
-    for first in (1..=INCIDENTS).step_by(BATCH as usize) {
-        let mut batch = Batch::default();
-        for id in first..first + BATCH {
-            let now = start + Duration::minutes(id as i64);
-            batch.put_incident(&incident(id, now));
-            for kind in ["opened", "acknowledged", "note", "resolved"] {
-                let entry = TimelineEntry {
-                    at: now,
-                    actor: "oncall-bot".to_owned(),
-                    kind: kind.to_owned(),
-                    message: format!("{kind}: a message of a typical length for the timeline"),
-                    public: false,
-                };
-                batch.append_timeline(IncidentId(id), seq, entry);
-                seq += 1;
-            }
-        }
-        batch.set_counters(Counters {
-            next_incident_id: first + BATCH,
-            next_timeline_seq: seq,
-            next_outbox_seq: 1,
-            next_silence_id: 1,
-        });
-        store.commit(&batch).unwrap();
-    }
+    fixtures::fill(store, INCIDENTS, |id| {
+        incident(id, start + Duration::minutes(id as i64))
+    });
 }
 
 /// The filter `GET /api/v1/incidents?state=open,acknowledged,on_hold&priority=P1,P2`
