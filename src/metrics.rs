@@ -291,18 +291,16 @@ impl Metrics {
             for kind in KINDS {
                 for priority in Priority::ALL {
                     let target = policies.target(sla, kind, priority);
-                    #[allow(clippy::cast_precision_loss)]
                     metrics
                         .sla_target_seconds
                         .with_label_values(&sla_labels(sla, kind, priority))
-                        .set(target.num_milliseconds() as f64 / 1000.0);
+                        .set(target.as_seconds_f64());
                 }
             }
         }
-        #[allow(clippy::cast_precision_loss)]
         metrics
             .sla_mean_resolution_objective_seconds
-            .set(policies.mean_resolution_objective.num_milliseconds() as f64 / 1000.0);
+            .set(policies.mean_resolution_objective.as_seconds_f64());
         metrics.reset_sla_open();
         metrics
     }
@@ -336,8 +334,7 @@ impl Metrics {
                         .with_label_values(&sla_labels(sla, kind, priority))
                         .inc();
                 }
-                #[allow(clippy::cast_precision_loss)]
-                let seconds = elapsed.num_milliseconds().max(0) as f64 / 1000.0;
+                let seconds = elapsed.as_seconds_f64().max(0.0);
                 let labels = [kind.as_str(), priority.as_str()];
                 match sla {
                     SlaName::FirstResponse => self

@@ -86,7 +86,7 @@ impl Tally {
         let decided = self.met + self.breached;
         #[allow(clippy::cast_precision_loss)]
         Figures {
-            target_seconds: target.map(seconds),
+            target_seconds: target.map(|t| t.as_seconds_f64()),
             met: self.met,
             breached: self.breached,
             compliance: (decided > 0).then(|| self.met as f64 / decided as f64),
@@ -97,12 +97,6 @@ impl Tally {
             open: self.open,
         }
     }
-}
-
-fn seconds(delta: TimeDelta) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
-    let millis = delta.num_milliseconds() as f64;
-    millis / 1000.0
 }
 
 fn mean(sorted: &[TimeDelta]) -> Option<f64> {
@@ -128,7 +122,7 @@ fn quantile(sorted: &[TimeDelta], q: f64) -> Option<f64> {
         clippy::cast_precision_loss
     )]
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    Some(seconds(sorted[rank - 1]))
+    Some(sorted[rank - 1].as_seconds_f64())
 }
 
 /// The report over `[now - window, now]`.
@@ -197,7 +191,7 @@ pub fn report<'a>(
         kinds.insert(kind.as_str(), clocks);
     }
     let mean_seconds = mean(&resolutions);
-    let objective = seconds(policies.mean_resolution_objective);
+    let objective = policies.mean_resolution_objective.as_seconds_f64();
     Report {
         window_seconds: window.num_seconds(),
         from: crate::view::timestamp(from),

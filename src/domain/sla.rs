@@ -176,8 +176,10 @@ impl SlaPolicies {
             .collect();
         seconds.sort_unstable();
         seconds.dedup();
-        #[allow(clippy::cast_precision_loss)]
-        seconds.into_iter().map(|ms| ms as f64 / 1000.0).collect()
+        seconds
+            .into_iter()
+            .map(|ms| TimeDelta::milliseconds(ms).as_seconds_f64())
+            .collect()
     }
 }
 
@@ -427,7 +429,7 @@ pub fn reconcile(
                 let met = !clock.breached && clock.elapsed <= clock.target;
                 if !met && !clock.breached {
                     clock.breached = true;
-                    effects.extend(announce(sla, clock, false, now));
+                    effects.extend(announce(sla, clock, false, None, now));
                 }
                 effects.push(Effect::Sla(SlaSignal::Stopped {
                     sla,
@@ -496,14 +498,12 @@ pub fn timer_fired(
         clock.warned = true;
     }
     let due = clock.due_at(calendar);
-    announce_due(sla, clock, warning, due, now)
+    announce(sla, clock, warning, due, now)
 }
 
-fn announce(sla: SlaName, clock: &SlaClock, warning: bool, now: DateTime<Utc>) -> Vec<Effect> {
-    announce_due(sla, clock, warning, None, now)
-}
-
-fn announce_due(
+/// The timeline entry, the event and the signal of a warning (with the due time, when
+/// known) or a breach.
+fn announce(
     sla: SlaName,
     clock: &SlaClock,
     warning: bool,
