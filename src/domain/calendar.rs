@@ -381,7 +381,8 @@ pub fn parse_timezone(text: &str) -> Result<Tz, String> {
         .filter_map(|timezone| {
             let name = timezone.name().to_ascii_lowercase();
             let city = name.rsplit('/').next().unwrap_or(&name);
-            let distance = edit_distance(&name, &wanted).min(edit_distance(city, &wanted));
+            let distance =
+                strsim::levenshtein(&name, &wanted).min(strsim::levenshtein(city, &wanted));
             (distance <= tolerance).then_some((distance, timezone.name()))
         })
         .collect();
@@ -399,22 +400,6 @@ pub fn parse_timezone(text: &str) -> Result<Tz, String> {
             first.join(", ")
         ),
     })
-}
-
-/// Levenshtein distance over bytes; zone names are ASCII.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b = b.as_bytes();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, x) in a.bytes().enumerate() {
-        let mut current = Vec::with_capacity(b.len() + 1);
-        current.push(i + 1);
-        for (j, y) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(x != *y);
-            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 /// "2026-12-25" → NaiveDate; exactly YYYY-MM-DD.

@@ -2109,30 +2109,12 @@ fn unknown_function_message(name: &str) -> String {
 /// suggests `[STATUS]`; short names need a closer match (`[CODE]` is not a typo of `[BODY]`,
 /// nor `min` of `max`).
 fn closest(typed: &str, candidates: impl Iterator<Item = &'static str>) -> Option<&'static str> {
-    let typed: Vec<char> = typed.to_lowercase().chars().collect();
+    let typed = typed.to_lowercase();
     candidates
-        .map(|name| {
-            let candidate: Vec<char> = name.to_lowercase().chars().collect();
-            (edit_distance(&typed, &candidate), name)
-        })
+        .map(|name| (strsim::levenshtein(&typed, &name.to_lowercase()), name))
         .filter(|&(distance, candidate)| distance <= if candidate.len() >= 5 { 2 } else { 1 })
         .min_by_key(|&(distance, _)| distance)
         .map(|(_, name)| name)
-}
-
-/// Levenshtein distance over characters.
-fn edit_distance(a: &[char], b: &[char]) -> usize {
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, &ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
 }
 
 // ---------------------------------------------------------------------------------------------
