@@ -18,7 +18,7 @@ use incidentd::config::{
 use incidentd::domain::condition::Condition;
 use incidentd::domain::observation::Observation;
 use incidentd::domain::priority::Level;
-use incidentd::engine::{Command, Engine, EngineHandle};
+use incidentd::engine::{Engine, EngineHandle, ProbeRun};
 use incidentd::metrics::Metrics;
 use incidentd::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -91,11 +91,13 @@ fn observation(status: u16) -> Observation {
 async fn caller(engine: EngineHandle, probe: String, calls: u64) {
     for n in 0..calls {
         let status = if n % 2 == 0 { 503 } else { 200 };
+        let observation = observation(status);
         engine
-            .call(Command::Observe {
+            .run(ProbeRun {
                 probe: probe.clone(),
-                subject: BTreeMap::new(),
-                observation: observation(status),
+                at: observation.at,
+                results: vec![(BTreeMap::new(), observation)],
+                complete: false,
             })
             .await
             .expect("committed");
@@ -115,7 +117,7 @@ fn bench(c: &mut Criterion) {
         let config = config(callers, dir.path());
         let store = Store::open(&config.storage_path).unwrap();
         let stop = CancellationToken::new();
-        let (engine, _task) = runtime.block_on(async {
+        let (engine, _read, _task) = runtime.block_on(async {
             Engine::start(
                 store,
                 &config,

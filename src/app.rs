@@ -18,15 +18,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, ApiState, Tokens};
+use crate::api::{self, ApiState, Live, Tokens};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::engine::{Engine, EngineHandle, Wakers};
+use crate::engine::{Engine, EngineHandle, ReadModel, Wakers};
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, Stopping};
 use crate::probe::{ProbeBoard, Scheduler};
 use crate::store::Store;
-use crate::view::Restrictions;
 
 /// How long pending webhooks may still be delivered at shutdown.
 const DELIVERY_GRACE: Duration = Duration::from_secs(5);
@@ -40,6 +39,7 @@ pub struct App {
     store: Store,
     metrics: Metrics,
     engine: EngineHandle,
+    read: ReadModel,
     engine_task: tokio::task::JoinHandle<()>,
     engine_stop: CancellationToken,
     wakers: Wakers,
@@ -66,7 +66,7 @@ impl App {
                 .collect::<HashMap<_, _>>(),
         );
         let engine_stop = CancellationToken::new();
-        let (engine, engine_task) = Engine::start(
+        let (engine, read, engine_task) = Engine::start(
             store.clone(),
             &config,
             clock.clone(),
@@ -85,6 +85,7 @@ impl App {
             store,
             metrics,
             engine,
+            read,
             engine_task,
             engine_stop,
             wakers,
@@ -113,6 +114,7 @@ impl App {
             store,
             metrics,
             engine,
+            read,
             engine_task,
             engine_stop,
             wakers,
@@ -153,9 +155,12 @@ impl App {
             store,
             metrics,
             probes: board,
-            tokens: Arc::new(Tokens(config.auth.tokens.clone())),
-            restrictions: Arc::new(Restrictions::from_workflow(&config.workflow)),
-            services: Arc::new(status_services(&config)),
+            live: Arc::new(std::sync::RwLock::new(Arc::new(Live {
+                tokens: Tokens(config.auth.tokens.clone()),
+                services: status_services(&config),
+            }))),
+            read,
+            status_page: Arc::default(),
             ready: ready.clone(),
             clock: clock.clone(),
         };

@@ -14,7 +14,8 @@
 //!   the HTTP API's command-line client.
 //! - [`ruletest`]: `incidentd test`, rule unit tests run on the real engine.
 //! - [`sla_report`]: `GET /api/v1/sla`, TAT compliance over a window.
-//! - [`status`]: the public status page (`/status.json`, `/`), restricted incidents hidden.
+//! - [`web`]: pages for people — the public status page (`/status.json`, `/`), built from
+//!   the engine's read model, restricted incidents hidden.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -30,6 +31,6 @@ pub mod notify;
 pub mod probe;
 pub mod ruletest;
 pub mod sla_report;
-pub mod status;
 pub mod store;
 pub mod view;
+pub mod web;

@@ -47,7 +47,7 @@
 //!
 //! # How it finds what happened
 //!
-//! Each instant, the clock is set and each result is sent as [`Command::Observe`], awaiting
+//! Each instant, the clock is set and each result is sent as a one-result probe run (`EngineHandle::run`), awaiting
 //! its commit; then the incidents are read from the store (a snapshot per instant). At the
 //! end, each incident's timeline entries `opened`, `resolved`, `reopened` and
 //! `priority_changed` are placed at the instant of their timestamp, hence at a step of the
@@ -85,7 +85,7 @@ use crate::domain::duration::format_duration;
 use crate::domain::incident::{Incident, IncidentId, Source, Tier, TimelineEntry};
 use crate::domain::observation::{BODY_LIMIT, Observation};
 use crate::domain::priority::Priority;
-use crate::engine::{Command, Engine, EngineError};
+use crate::engine::{Engine, EngineError, ProbeRun};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
@@ -275,7 +275,7 @@ async fn run_test(file: &RuleTestFile, test: &RuleTest) -> Result<Vec<Happened>,
         .map_err(|join| RunError::Crashed(join.to_string()))??;
     let clock = ManualClock::new(test.start);
     let stop = CancellationToken::new();
-    let (engine, task) = Engine::start(
+    let (engine, _read, task) = Engine::start(
         store.clone(),
         &config,
         Arc::new(clock.clone()),
@@ -301,17 +301,18 @@ async fn run_test(file: &RuleTestFile, test: &RuleTest) -> Result<Vec<Happened>,
             clock.set(at);
             // Timers due by now fire first, deterministically (the engine's own ticker
             // runs on real time and would fire them whenever it happens to look).
-            engine.call(Command::Tick).await?;
+            engine.tick().await?;
             for &(series, step) in &tick.feeds {
                 let series = &test.series[series];
                 let result = &series.results[step as usize - 1];
                 // The one place a result becomes a command.
-                let command = Command::Observe {
+                let run = ProbeRun {
                     probe: series.probe.clone(),
-                    subject: result.subject.clone(),
-                    observation: observation(result, at),
+                    at,
+                    results: vec![(result.subject.clone(), observation(result, at))],
+                    complete: false,
                 };
-                engine.call(command).await?;
+                engine.run(run).await?;
             }
             let (incidents, _) = read(&store, |store| {
                 store.list_incidents(None, usize::MAX, |_| true)

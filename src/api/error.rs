@@ -58,6 +58,9 @@ impl From<EngineError> for ApiError {
                 ApiError::not_found(error.to_string())
             }
             EngineError::Invalid(_) => ApiError::bad_request(error.to_string()),
+            EngineError::Restricted { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", error.to_string())
+            }
             EngineError::Transition(TransitionError::NotPermitted(message)) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", message.clone())
             }

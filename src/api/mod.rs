@@ -5,7 +5,6 @@
 
 mod auth;
 mod error;
-mod status;
 mod workflow;
 
 use std::sync::Arc;
@@ -22,11 +21,12 @@ use serde_json::json;
 pub use auth::Tokens;
 use auth::{Caller, Need};
 pub use error::ApiError;
+use workflow::act;
 
 use crate::domain::incident::{Incident, IncidentId, State as IncidentState, Tier};
 use crate::domain::priority::Priority;
 use crate::domain::suppression::Silence;
-use crate::engine::{Command, EngineHandle, Reply};
+use crate::engine::{EngineHandle, NewSilence, ReadModel};
 use crate::metrics::Metrics;
 use crate::probe::ProbeBoard;
 use crate::store::Store;
@@ -44,16 +44,40 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// The probes' latest results, written by the scheduler.
     pub probes: ProbeBoard,
-    pub tokens: Arc<Tokens>,
-    /// Which incidents are restricted (data breaches); see [`Restrictions::view`].
-    pub restrictions: Arc<Restrictions>,
-    /// The services the status page lists even when all is well: the probes' `service`
-    /// labels, or their names.
-    pub services: Arc<Vec<String>>,
+    /// What a reload replaces: tokens and the status page's services.
+    pub live: Arc<std::sync::RwLock<Arc<Live>>>,
+    /// The engine's read model: active incidents, rules, silences as of the last commit.
+    pub read: ReadModel,
+    /// The status page of the latest snapshot, built once per snapshot.
+    pub status_page: Arc<crate::web::status::PageCache>,
     /// False while starting and once shutting down: `/-/ready` answers 503.
     pub ready: Arc<AtomicBool>,
     /// What "now" is for the SLA clocks the views report.
     pub clock: Arc<dyn crate::clock::Clock>,
+}
+
+/// The part of the API's setup a reload replaces.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub tokens: Tokens,
+    /// The services the status page lists even when all is well: the probes' `service`
+    /// labels, or their names.
+    pub services: Vec<String>,
+}
+
+impl ApiState {
+    /// The current tokens and services.
+    pub fn live(&self) -> Arc<Live> {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Which incidents are restricted (data breaches) now; see [`Restrictions::view`].
+    pub fn restrictions(&self) -> Arc<Restrictions> {
+        self.read.borrow().restrictions.clone()
+    }
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -67,16 +91,31 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             "/api/v1/incidents/{id}",
-            get(get_incident).patch(workflow::update),
+            get(get_incident).patch(act::<workflow::Update>),
         )
-        .route("/api/v1/incidents/{id}/acknowledge", post(acknowledge))
-        .route("/api/v1/incidents/{id}/resolve", post(resolve))
-        .route("/api/v1/incidents/{id}/notes", post(workflow::note))
-        .route("/api/v1/incidents/{id}/hold", post(workflow::hold))
-        .route("/api/v1/incidents/{id}/resume", post(workflow::resume))
-        .route("/api/v1/incidents/{id}/escalate", post(workflow::escalate))
-        .route("/api/v1/incidents/{id}/close", post(workflow::close))
-        .route("/api/v1/incidents/{id}/reopen", post(workflow::reopen))
+        .route(
+            "/api/v1/incidents/{id}/acknowledge",
+            post(act::<workflow::Acknowledge>),
+        )
+        .route(
+            "/api/v1/incidents/{id}/resolve",
+            post(act::<workflow::Resolve>),
+        )
+        .route("/api/v1/incidents/{id}/notes", post(act::<workflow::Note>))
+        .route("/api/v1/incidents/{id}/hold", post(act::<workflow::Hold>))
+        .route(
+            "/api/v1/incidents/{id}/resume",
+            post(act::<workflow::Resume>),
+        )
+        .route(
+            "/api/v1/incidents/{id}/escalate",
+            post(act::<workflow::Escalate>),
+        )
+        .route("/api/v1/incidents/{id}/close", post(act::<workflow::Close>))
+        .route(
+            "/api/v1/incidents/{id}/reopen",
+            post(act::<workflow::Reopen>),
+        )
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/silences", get(silences).post(create_silence))
         .route(
@@ -85,8 +124,8 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/probes", get(list_probes))
         .route("/api/v1/sla", get(sla_report))
-        .route("/", get(status::page))
-        .route("/status.json", get(status::json))
+        .route("/", get(crate::web::status::page))
+        .route("/status.json", get(crate::web::status::json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -228,9 +267,10 @@ async fn list_incidents(
             .map_err(ApiError::internal)?;
     let clearance = caller.clearance();
     let now = state.clock.now();
+    let restrictions = state.restrictions();
     let incidents: Vec<_> = page
         .iter()
-        .map(|i| state.restrictions.view(i, None, clearance, now))
+        .map(|i| restrictions.view(i, None, clearance, now))
         .collect();
     Ok(Json(json!({
         "incidents": incidents,
@@ -276,8 +316,9 @@ async fn get_incident(
     let (incident, timeline, similar) =
         found.ok_or_else(|| ApiError::not_found(format!("incident {id} not found")))?;
     let clearance = caller.clearance();
-    if clearance == Clearance::None && state.restrictions.is_restricted(&incident) {
-        return Ok(Json(state.restrictions.view(
+    let restrictions = state.restrictions();
+    if clearance == Clearance::None && restrictions.is_restricted(&incident) {
+        return Ok(Json(restrictions.view(
             &incident,
             Some(&timeline),
             clearance,
@@ -287,131 +328,17 @@ async fn get_incident(
     // A similar incident that is restricted is shown only to callers with clearance.
     let similar: Vec<Incident> = similar
         .into_iter()
-        .filter(|other| {
-            clearance == Clearance::Security || !state.restrictions.is_restricted(other)
-        })
+        .filter(|other| clearance == Clearance::Security || !restrictions.is_restricted(other))
         .collect();
     Ok(Json(json!(
         IncidentView::new(
             &incident,
             Some(&timeline),
-            state.restrictions.sla(),
+            restrictions.sla(),
             state.clock.now()
         )
         .with_similar(&similar)
     )))
-}
-
-/// Refuses (403) a workflow verb on a restricted incident unless the caller has
-/// clearance. A missing incident passes: the engine answers 404.
-async fn check_clearance(
-    state: &ApiState,
-    caller: &Caller,
-    id: IncidentId,
-) -> Result<(), ApiError> {
-    if caller.clearance() == Clearance::Security {
-        return Ok(());
-    }
-    let store = state.store.clone();
-    let found = tokio::task::spawn_blocking(move || store.get_incident_with_timeline(id))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    match found {
-        Some((incident, _)) if state.restrictions.is_restricted(&incident) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "incident {id} is restricted; token `{}` may not act on it",
-                caller.name
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// A JSON body that may be absent (workflow verbs without required fields).
-fn optional_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Empty {}
-
-async fn acknowledge(
-    caller: Caller,
-    State(state): State<ApiState>,
-    Path(raw): Path<String>,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Need::Respond)?;
-    let id = parse_id(&raw)?;
-    let Empty {} = optional_body(&body?)?;
-    check_clearance(&state, &caller, id).await?;
-    let clearance = caller.clearance();
-    let reply = state
-        .engine
-        .call(Command::Acknowledge {
-            id,
-            actor: caller.name,
-        })
-        .await?;
-    incident_reply(&state, reply, clearance)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResolveBody {
-    resolution: String,
-}
-
-async fn resolve(
-    caller: Caller,
-    State(state): State<ApiState>,
-    Path(raw): Path<String>,
-    body: Result<Json<ResolveBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Need::Respond)?;
-    let id = parse_id(&raw)?;
-    let Json(body) = body?;
-    if body.resolution.trim().is_empty() {
-        return Err(ApiError::bad_request("`resolution` must say what was done"));
-    }
-    check_clearance(&state, &caller, id).await?;
-    let clearance = caller.clearance();
-    let reply = state
-        .engine
-        .call(Command::Resolve {
-            id,
-            actor: caller.name,
-            resolution: Some(body.resolution),
-        })
-        .await?;
-    incident_reply(&state, reply, clearance)
-}
-
-/// The incident a verb answers, as the caller may see it.
-fn incident_reply(
-    state: &ApiState,
-    reply: Reply,
-    clearance: Clearance,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    match reply {
-        Reply::Incident(incident) => Ok(Json(state.restrictions.view(
-            &incident,
-            None,
-            clearance,
-            state.clock.now(),
-        ))),
-        _ => Err(ApiError::internal(
-            "the engine answered without an incident",
-        )),
-    }
 }
 
 async fn rules(
@@ -419,10 +346,10 @@ async fn rules(
     State(state): State<ApiState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Need::Read)?;
-    match state.engine.call(Command::Rules).await? {
-        Reply::Rules(rules) => Ok(Json(json!({ "rules": rules }))),
-        _ => Err(ApiError::internal("the engine answered without rules")),
-    }
+    let snapshot = state.read.borrow().clone();
+    Ok(Json(
+        json!({ "rules": snapshot.rules_at(state.clock.now()) }),
+    ))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -469,7 +396,7 @@ async fn sla_report(
                 priority: *priority,
                 sla,
             }),
-        state.restrictions.sla(),
+        state.restrictions().sla(),
         window,
         state.clock.now(),
     );
@@ -530,12 +457,11 @@ async fn silences(
     State(state): State<ApiState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Need::Read)?;
-    match state.engine.call(Command::Silences).await? {
-        Reply::Silences(silences) => Ok(Json(json!({
-            "silences": silences.iter().map(silence_json).collect::<Vec<_>>()
-        }))),
-        _ => Err(ApiError::internal("the engine answered without silences")),
-    }
+    let snapshot = state.read.borrow().clone();
+    let silences = snapshot.silences_at(state.clock.now());
+    Ok(Json(json!({
+        "silences": silences.iter().map(silence_json).collect::<Vec<_>>()
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -555,17 +481,17 @@ async fn create_silence(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(Need::Respond)?;
     let Json(body) = body?;
-    let command = Command::Silence {
-        matchers: body.matchers,
-        starts_at: body.starts_at,
-        ends_at: body.ends_at,
-        created_by: caller.name,
-        comment: body.comment,
-    };
-    match state.engine.call(command).await? {
-        Reply::Silence(silence) => Ok((StatusCode::CREATED, Json(silence_json(&silence)))),
-        _ => Err(ApiError::internal("the engine answered without a silence")),
-    }
+    let silence = state
+        .engine
+        .silence(NewSilence {
+            matchers: body.matchers,
+            starts_at: body.starts_at,
+            ends_at: body.ends_at,
+            created_by: caller.name,
+            comment: body.comment,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(silence_json(&silence))))
 }
 
 async fn expire_silence(
@@ -577,8 +503,6 @@ async fn expire_silence(
     let id = raw
         .parse()
         .map_err(|_| ApiError::not_found(format!("silence {raw} not found")))?;
-    match state.engine.call(Command::Expire { id }).await? {
-        Reply::Silence(silence) => Ok(Json(silence_json(&silence))),
-        _ => Err(ApiError::internal("the engine answered without a silence")),
-    }
+    let silence = state.engine.expire(id).await?;
+    Ok(Json(silence_json(&silence)))
 }

@@ -1,6 +1,8 @@
-//! The service-desk verbs: tickets, notes, hold/resume, escalate, `PATCH`, close and
-//! reopen. Each handler checks the caller and the body, then sends one command to the
-//! engine and answers the incident as it is once the change is durable.
+//! The service-desk verbs: tickets, and every verb on one incident (acknowledge, notes,
+//! hold/resume, escalate, `PATCH`, resolve, close, reopen) through one path: [`act`] checks
+//! the caller, reads the verb's body ([`VerbBody`]), sends one command to the engine and
+//! answers the incident as it is once the change is durable. The engine refuses a
+//! restricted incident to a caller without clearance.
 
 use std::collections::BTreeMap;
 
@@ -8,26 +10,34 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::auth::{Caller, Need};
-use super::{ApiError, ApiState, Empty, check_clearance, incident_reply, optional_body, parse_id};
-use crate::domain::incident::{Changes, IncidentId, Kind, Reporter, Tier};
+use super::{ApiError, ApiState, parse_id};
+use crate::domain::incident::{Changes, Kind, Reporter, Tier};
 use crate::domain::priority::{Level, Priority};
-use crate::engine::{Command, NewTicket, Reply};
+use crate::engine::{NewTicket, Verb};
 
 type Body = Result<Bytes, BytesRejection>;
 type Answer = Result<Json<serde_json::Value>, ApiError>;
 
 /// A required JSON body; unknown fields and wrong types are 400.
-fn required_body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
-    let bytes = body?;
+fn required_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("a JSON body is required"));
     }
-    serde_json::from_slice(&bytes)
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// A JSON body that may be absent (verbs without required fields).
+fn optional_body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
@@ -40,10 +50,111 @@ fn non_empty(field: &str, text: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Sends a verb on `id` to the engine once the caller may act on that incident.
-async fn run(state: &ApiState, caller: &Caller, id: IncidentId, command: Command) -> Answer {
-    check_clearance(state, caller, id).await?;
-    incident_reply(state, state.engine.call(command).await?, caller.clearance())
+/// 415 unless the request says its body is JSON.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Expected request with `Content-Type: application/json`",
+        ))
+    }
+}
+
+/// How a verb reads its request.
+pub(super) trait VerbBody {
+    fn verb(caller: &Caller, headers: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError>;
+}
+
+/// `POST /api/v1/incidents/{id}/<verb>` and `PATCH /api/v1/incidents/{id}`: the one path
+/// of every verb on an incident.
+pub(super) async fn act<V: VerbBody>(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    caller.require(Need::Respond)?;
+    let id = parse_id(&raw)?;
+    let verb = V::verb(&caller, &headers, &body?)?;
+    let clearance = caller.clearance();
+    let incident = state
+        .engine
+        .workflow(id, caller.name, clearance, verb)
+        .await?;
+    let snapshot = state.read.borrow().clone();
+    Ok(Json(snapshot.restrictions.view(
+        &incident,
+        None,
+        clearance,
+        state.clock.now(),
+    )))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Acknowledge {}
+
+impl VerbBody for Acknowledge {
+    fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
+        let Acknowledge {} = optional_body(body)?;
+        Ok(Verb::Acknowledge)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Resume {}
+
+impl VerbBody for Resume {
+    fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
+        let Resume {} = optional_body(body)?;
+        Ok(Verb::Resume)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Close {}
+
+impl VerbBody for Close {
+    fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
+        let Close {} = optional_body(body)?;
+        Ok(Verb::Close)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Resolve {
+    resolution: String,
+}
+
+impl VerbBody for Resolve {
+    fn verb(_: &Caller, headers: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
+        // As axum's `Json` reads it: 415 without the JSON content type, 400 when the body
+        // is not JSON, 422 when it lacks `resolution`.
+        require_json(headers)?;
+        let Json(Resolve { resolution }) = Json::from_bytes(body)?;
+        if resolution.trim().is_empty() {
+            return Err(ApiError::bad_request("`resolution` must say what was done"));
+        }
+        Ok(Verb::Resolve {
+            resolution: Some(resolution),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,7 +188,7 @@ pub(super) async fn open_ticket(
     body: Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(Need::Respond)?;
-    let body: TicketBody = required_body(body)?;
+    let body: TicketBody = required_body(&body?)?;
     non_empty("title", &body.title)?;
     non_empty("reporter.name", &body.reporter.name)?;
     let ticket = NewTicket {
@@ -95,122 +206,89 @@ pub(super) async fn open_ticket(
         labels: body.labels,
     };
     let clearance = caller.clearance();
-    let command = Command::OpenTicket {
-        ticket,
-        actor: caller.name.clone(),
-    };
-    match state.engine.call(command).await? {
-        Reply::Incident(incident) => Ok((
-            StatusCode::CREATED,
-            Json(
-                state
-                    .restrictions
-                    .view(&incident, None, clearance, state.clock.now()),
-            ),
-        )),
-        _ => Err(ApiError::internal(
-            "the engine answered without an incident",
-        )),
-    }
+    let incident = state.engine.open_ticket(ticket, caller.name).await?;
+    let snapshot = state.read.borrow().clone();
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            snapshot
+                .restrictions
+                .view(&incident, None, clearance, state.clock.now()),
+        ),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct NoteBody {
+pub(super) struct Note {
     text: String,
     #[serde(default)]
     public: bool,
 }
 
-pub(super) async fn note(
-    caller: Caller,
-    State(state): State<ApiState>,
-    Path(raw): Path<String>,
-    body: Body,
-) -> Answer {
-    caller.require(Need::Respond)?;
-    let id = parse_id(&raw)?;
-    let body: NoteBody = required_body(body)?;
-    non_empty("text", &body.text)?;
-    let command = Command::Note {
-        id,
-        actor: caller.name.clone(),
-        text: body.text,
-        public: body.public,
-    };
-    run(&state, &caller, id, command).await
+impl VerbBody for Note {
+    fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
+        let Note { text, public } = required_body(body)?;
+        non_empty("text", &text)?;
+        Ok(Verb::Note { text, public })
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ReasonBody {
+struct ReasonBody {
     reason: String,
 }
 
-pub(super) async fn hold(
-    caller: Caller,
-    State(state): State<ApiState>,
-    Path(raw): Path<String>,
-    body: Body,
-) -> Answer {
-    caller.require(Need::Respond)?;
-    let id = parse_id(&raw)?;
+fn reason(body: &[u8]) -> Result<String, ApiError> {
     let ReasonBody { reason } = required_body(body)?;
     non_empty("reason", &reason)?;
-    let command = Command::Hold {
-        id,
-        actor: caller.name.clone(),
-        reason,
-    };
-    run(&state, &caller, id, command).await
+    Ok(reason)
 }
 
-pub(super) async fn resume(
-    caller: Caller,
-    State(state): State<ApiState>,
-    Path(raw): Path<String>,
-    body: Body,
-) -> Answer {
-    caller.require(Need::Respond)?;
-    let id = parse_id(&raw)?;
-    let Empty {} = optional_body(&body?)?;
-    let command = Command::Resume {
-        id,
-        actor: caller.name.clone(),
-    };
-    run(&state, &caller, id, command).await
+pub(super) struct Hold;
+
+impl VerbBody for Hold {
+    fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
+        Ok(Verb::Hold {
+            reason: reason(body)?,
+        })
+    }
+}
+
+pub(super) struct Reopen;
+
+impl VerbBody for Reopen {
+    fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
+        Ok(Verb::Reopen {
+            reason: reason(body)?,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct EscalateBody {
+pub(super) struct Escalate {
     reason: String,
     tier: Option<Tier>,
 }
 
-pub(super) async fn escalate(
-    caller: Caller,
-    State(state): State<ApiState>,
-    Path(raw): Path<String>,
-    body: Body,
-) -> Answer {
-    caller.require(Need::Respond)?;
-    let id = parse_id(&raw)?;
-    let body: EscalateBody = required_body(body)?;
-    non_empty("reason", &body.reason)?;
-    let command = Command::Escalate {
-        id,
-        may_lower: caller.is_admin(),
-        actor: caller.name.clone(),
-        reason: body.reason,
-        tier: body.tier,
-    };
-    run(&state, &caller, id, command).await
+impl VerbBody for Escalate {
+    fn verb(caller: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
+        let Escalate { reason, tier } = required_body(body)?;
+        non_empty("reason", &reason)?;
+        Ok(Verb::Escalate {
+            reason,
+            tier,
+            may_lower: caller.is_admin(),
+        })
+    }
 }
 
+/// `PATCH /api/v1/incidents/{id}`: audited changes, each with the reason.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct UpdateBody {
+pub(super) struct Update {
     title: Option<String>,
     category: Option<String>,
     impact: Option<Level>,
@@ -220,69 +298,26 @@ pub(super) struct UpdateBody {
     reason: String,
 }
 
-/// `PATCH /api/v1/incidents/{id}`: audited changes, each with the reason.
-pub(super) async fn update(
-    caller: Caller,
-    State(state): State<ApiState>,
-    Path(raw): Path<String>,
-    body: Body,
-) -> Answer {
-    caller.require(Need::Respond)?;
-    let id = parse_id(&raw)?;
-    let body: UpdateBody = required_body(body)?;
-    non_empty("reason", &body.reason)?;
-    let changes = Changes {
-        title: body.title,
-        category: body.category,
-        impact: body.impact,
-        urgency: body.urgency,
-        priority: body.priority,
-        service: body.service,
-    };
-    if changes == Changes::default() {
-        return Err(ApiError::bad_request(
-            "nothing to change: give at least one of title, category, impact, urgency, priority, service",
-        ));
+impl VerbBody for Update {
+    fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
+        let body: Update = required_body(body)?;
+        non_empty("reason", &body.reason)?;
+        let changes = Changes {
+            title: body.title,
+            category: body.category,
+            impact: body.impact,
+            urgency: body.urgency,
+            priority: body.priority,
+            service: body.service,
+        };
+        if changes == Changes::default() {
+            return Err(ApiError::bad_request(
+                "nothing to change: give at least one of title, category, impact, urgency, priority, service",
+            ));
+        }
+        Ok(Verb::Update {
+            changes,
+            reason: body.reason,
+        })
     }
-    let command = Command::Update {
-        id,
-        actor: caller.name.clone(),
-        changes,
-        reason: body.reason,
-    };
-    run(&state, &caller, id, command).await
-}
-
-pub(super) async fn close(
-    caller: Caller,
-    State(state): State<ApiState>,
-    Path(raw): Path<String>,
-    body: Body,
-) -> Answer {
-    caller.require(Need::Respond)?;
-    let id = parse_id(&raw)?;
-    let Empty {} = optional_body(&body?)?;
-    let command = Command::Close {
-        id,
-        actor: caller.name.clone(),
-    };
-    run(&state, &caller, id, command).await
-}
-
-pub(super) async fn reopen(
-    caller: Caller,
-    State(state): State<ApiState>,
-    Path(raw): Path<String>,
-    body: Body,
-) -> Answer {
-    caller.require(Need::Respond)?;
-    let id = parse_id(&raw)?;
-    let ReasonBody { reason } = required_body(body)?;
-    non_empty("reason", &reason)?;
-    let command = Command::Reopen {
-        id,
-        actor: caller.name.clone(),
-        reason,
-    };
-    run(&state, &caller, id, command).await
 }

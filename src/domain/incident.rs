@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::observation::Observation;
 use super::priority::{Level, Priority};
+use super::signal::Signal;
 use super::sla::{SlaClocks, SlaSignal};
 
 /// `INC-<n>`, assigned in order, never reused.
@@ -331,53 +332,35 @@ pub struct RuleSignal<'a> {
 pub const SYSTEM: &str = "system";
 
 impl Incident {
-    /// Opens an incident for a rule that just fired.
-    pub fn open_from_rule(
-        id: IncidentId,
-        signal: &RuleSignal<'_>,
-        now: DateTime<Utc>,
-    ) -> (Incident, Vec<Effect>) {
+    /// Opens an incident for a signal that just fired.
+    pub fn open(id: IncidentId, signal: &Signal, now: DateTime<Utc>) -> (Incident, Vec<Effect>) {
         let priority = signal.priority;
-        let mut labels = signal.probe_labels.clone();
-        labels.extend(signal.subject.iter().map(|(k, v)| (k.clone(), v.clone())));
-        labels.insert("rule".to_owned(), signal.rule.to_owned());
-        labels.insert("probe".to_owned(), signal.probe.to_owned());
-        let title = render_title(signal);
-        let description = format!(
-            "Rule `{}` fired for probe `{}`: {}",
-            signal.rule,
-            signal.probe,
-            describe(signal.observation)
-        );
         let incident = Incident {
             id,
             kind: Kind::Incident,
-            title,
-            description,
+            title: signal.title.clone(),
+            description: signal.description.clone(),
             state: State::Open,
             tier: signal.start_tier,
             priority,
             impact: signal.impact,
             urgency: signal.urgency,
-            category: signal.category.to_owned(),
-            service: signal.probe_labels.get("service").cloned(),
-            fingerprint: signal_fingerprint(signal),
-            group: signal.group.to_owned(),
-            firing_rules: BTreeSet::from([signal.rule.to_owned()]),
-            labels,
-            source: Source::Rule {
-                rule: signal.rule.to_owned(),
-                probe: signal.probe.to_owned(),
-            },
+            category: signal.category.clone(),
+            service: signal.service.clone(),
+            fingerprint: signal.fingerprint.clone(),
+            group: signal.group.clone(),
+            firing_rules: BTreeSet::from([signal.key.clone()]),
+            labels: signal.labels.clone(),
+            source: signal.source.clone(),
             reporter: None,
             verification: None,
-            evidence: vec![Evidence::probe_result(signal)],
+            evidence: vec![signal.evidence.clone()],
             resolution: None,
             opened_at: now,
             acknowledged_at: None,
             resolved_at: None,
             closed_at: None,
-            detected_at: None,
+            detected_at: signal.detected_at.filter(|since| *since < now),
             sla: SlaClocks::default(),
         };
         let effects = vec![
@@ -386,11 +369,11 @@ impl Incident {
                 SYSTEM,
                 "opened",
                 format!(
-                    "opened as {} at {} by rule `{}`: {}",
+                    "opened as {} at {} by {}: {}",
                     incident.priority,
                     incident.tier.as_str(),
-                    signal.rule,
-                    describe(signal.observation)
+                    signal.origin(),
+                    signal.summary
                 ),
             ),
             Effect::Event("incident.opened"),
@@ -401,9 +384,9 @@ impl Incident {
     /// Another rule fired for the same group while this incident is active: keep its
     /// evidence, and raise the priority when the new symptom is worse (an early symptom
     /// followed by the outage). A raise to P1 moves the incident to L3.
-    pub fn raise(&mut self, signal: &RuleSignal<'_>, now: DateTime<Utc>) -> Vec<Effect> {
-        self.firing_rules.insert(signal.rule.to_owned());
-        self.evidence.push(Evidence::probe_result(signal));
+    pub fn raise(&mut self, signal: &Signal, now: DateTime<Utc>) -> Vec<Effect> {
+        self.firing_rules.insert(signal.key.clone());
+        self.evidence.push(signal.evidence.clone());
         if signal.priority < self.priority {
             return self.raise_priority(signal, now);
         }
@@ -411,32 +394,28 @@ impl Incident {
             now,
             SYSTEM,
             "symptom",
-            format!(
-                "rule `{}` fired too: {}",
-                signal.rule,
-                describe(signal.observation)
-            ),
+            format!("{} fired too: {}", signal.origin(), signal.summary),
         )]
     }
 
     /// The signal's priority is higher: take it (and its title), and move up to its start
     /// tier if that is higher.
-    fn raise_priority(&mut self, signal: &RuleSignal<'_>, now: DateTime<Utc>) -> Vec<Effect> {
+    fn raise_priority(&mut self, signal: &Signal, now: DateTime<Utc>) -> Vec<Effect> {
         let priority = signal.priority;
         let mut effects = Vec::new();
         let old = self.priority;
         self.priority = priority;
         self.impact = signal.impact;
         self.urgency = signal.urgency;
-        let title = render_title(signal);
+        let title = signal.title.clone();
         effects.push(timeline(
             now,
             SYSTEM,
             "priority_changed",
             format!(
-                "priority {old} → {priority}: rule `{}` fired ({}); title \"{}\" → \"{title}\"",
-                signal.rule,
-                describe(signal.observation),
+                "priority {old} → {priority}: {} fired ({}); title \"{}\" → \"{title}\"",
+                signal.origin(),
+                signal.summary,
                 self.title
             ),
         ));
@@ -471,7 +450,7 @@ impl Incident {
     pub fn rule_recovered(
         &mut self,
         rule: &str,
-        observation: &Observation,
+        summary: &str,
         auto_resolve: bool,
         now: DateTime<Utc>,
     ) -> Vec<Effect> {
@@ -487,26 +466,20 @@ impl Incident {
                 now,
                 SYSTEM,
                 "verified",
-                format!(
-                    "verification pending → verified: rule `{rule}` recovered ({})",
-                    describe(observation)
-                ),
+                format!("verification pending → verified: rule `{rule}` recovered ({summary})"),
             )];
         }
         if !self.state.is_active() {
             return Vec::new();
         }
         if auto_resolve {
-            self.recover(observation, now)
+            self.recover(summary, now)
         } else {
             vec![timeline(
                 now,
                 SYSTEM,
                 "recovered",
-                format!(
-                    "rule `{rule}` recovered ({}); resolve it when done",
-                    describe(observation)
-                ),
+                format!("rule `{rule}` recovered ({summary}); resolve it when done"),
             )]
         }
     }
@@ -577,14 +550,13 @@ impl Incident {
 
     /// The rule that opened the incident recovered on its own: auto-resolve. An incident
     /// already resolved by hand is left as it is.
-    pub fn recover(&mut self, observation: &Observation, now: DateTime<Utc>) -> Vec<Effect> {
+    pub fn recover(&mut self, summary: &str, now: DateTime<Utc>) -> Vec<Effect> {
         if !self.state.is_active() {
             return Vec::new();
         }
         let message = format!(
-            "state {} → resolved: the rule recovered ({})",
-            self.state,
-            describe(observation)
+            "state {} → resolved: the rule recovered ({summary})",
+            self.state
         );
         self.state = State::Resolved;
         self.resolved_at = Some(now);
@@ -917,6 +889,36 @@ impl Incident {
         ])
     }
 
+    /// Rules of this incident were removed from the configuration: they no longer fire
+    /// for it, and no probe will confirm their recovery. The incident stays as it is for a
+    /// person to resolve (or, if resolved while waiting for verification, to close).
+    pub fn rules_removed(&mut self, rules: &[String], now: DateTime<Utc>) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for rule in rules {
+            if self.firing_rules.remove(rule) {
+                effects.push(timeline(
+                    now,
+                    SYSTEM,
+                    "rule_removed",
+                    format!("rule `{rule}` was removed from the configuration; it no longer watches this incident"),
+                ));
+            }
+        }
+        if !effects.is_empty()
+            && self.firing_rules.is_empty()
+            && self.verification == Some(Verification::Pending)
+        {
+            self.verification = None;
+            effects.push(timeline(
+                now,
+                SYSTEM,
+                "verification",
+                "verification pending → none: no rule is left to confirm the recovery".to_owned(),
+            ));
+        }
+        effects
+    }
+
     /// Reopens a resolved or closed incident by hand: back to acknowledged.
     pub fn reopen(
         &mut self,
@@ -933,21 +935,13 @@ impl Incident {
 
     /// The symptom came back before closure: the resolved incident is reopened (not
     /// duplicated) with the new evidence. `None` unless the incident is resolved.
-    pub fn symptom_returned(
-        &mut self,
-        signal: &RuleSignal<'_>,
-        now: DateTime<Utc>,
-    ) -> Option<Vec<Effect>> {
+    pub fn symptom_returned(&mut self, signal: &Signal, now: DateTime<Utc>) -> Option<Vec<Effect>> {
         if self.state != State::Resolved {
             return None;
         }
-        self.firing_rules.insert(signal.rule.to_owned());
-        self.evidence.push(Evidence::probe_result(signal));
-        let reason = format!(
-            "rule `{}` fired again ({})",
-            signal.rule,
-            describe(signal.observation)
-        );
+        self.firing_rules.insert(signal.key.clone());
+        self.evidence.push(signal.evidence.clone());
+        let reason = format!("{} fired again ({})", signal.origin(), signal.summary);
         let mut effects = self.reopened(SYSTEM, &reason, now);
         // What came back may be worse than what was resolved (the outage after the
         // early symptom): the reopened incident takes its priority.
@@ -1057,7 +1051,7 @@ fn format_millis(duration: Duration) -> String {
 
 /// Renders `{{ status }}`, `{{ probe }}`, `{{ rule }}`, `{{ response_time }}` and
 /// `{{ error }}` in a title template; unknown names are left as written.
-fn render_title(signal: &RuleSignal<'_>) -> String {
+pub(super) fn render_title(signal: &RuleSignal<'_>) -> String {
     let Some(template) = signal.title_template else {
         return format!("{} on {}", signal.rule, signal.probe);
     };
@@ -1127,6 +1121,7 @@ pub fn fingerprint(labels: &[(&str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::signal::Status;
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_767_225_600 + seconds, 0).unwrap()
@@ -1159,7 +1154,11 @@ mod tests {
             subject: &BTreeMap::new(),
             observation: &observation,
         };
-        Incident::open_from_rule(IncidentId(7), &signal, at(0))
+        Incident::open(
+            IncidentId(7),
+            &Signal::from_rule(&signal, Status::Firing, None),
+            at(0),
+        )
     }
 
     fn events(effects: &[Effect]) -> Vec<&'static str> {
@@ -1227,7 +1226,7 @@ mod tests {
             match action {
                 "ack" => incident.acknowledge("alice", at(60)),
                 "resolve" => incident.resolve("alice", Some("restarted".into()), at(120)),
-                "recover" => Ok(incident.recover(&failing(), at(180))),
+                "recover" => Ok(incident.recover(&describe(&failing()), at(180))),
                 _ => unreachable!(),
             }
         }
@@ -1257,7 +1256,7 @@ mod tests {
     fn recover_resolves_active_incidents_only() {
         let (mut incident, _) = open(Level::Low, Level::Low, None);
         incident.resolve("alice", None, at(10)).unwrap();
-        assert!(incident.recover(&failing(), at(20)).is_empty());
+        assert!(incident.recover(&describe(&failing()), at(20)).is_empty());
         assert_eq!(
             incident.resolved_at,
             Some(at(10)),
@@ -1501,7 +1500,7 @@ mod tests {
         let err = incident.close("alice", at(11)).unwrap_err();
         assert!(err.to_string().contains("verification is pending"), "{err}");
 
-        let effects = incident.rule_recovered("checkout-down", &failing(), true, at(20));
+        let effects = incident.rule_recovered("checkout-down", &describe(&failing()), true, at(20));
         assert_eq!(incident.verification, Some(Verification::Verified));
         assert_eq!(incident.state, State::Resolved);
         assert_eq!(
@@ -1515,7 +1514,7 @@ mod tests {
 
         // Resolved while no rule fires: verified at once. A ticket has no verification.
         let (mut quiet, _) = open(Level::Low, Level::Low, None);
-        quiet.rule_recovered("checkout-down", &failing(), false, at(5));
+        quiet.rule_recovered("checkout-down", &describe(&failing()), false, at(5));
         quiet.resolve("alice", None, at(6)).unwrap();
         assert_eq!(quiet.verification, Some(Verification::Verified));
         let mut t = ticket("availability");
@@ -1542,12 +1541,13 @@ mod tests {
             subject: &labels,
             observation: &observation,
         };
+        let signal = Signal::from_rule(&signal, Status::Firing, None);
         let (mut incident, _) = open(Level::Low, Level::Low, None);
         assert!(
             incident.symptom_returned(&signal, at(1)).is_none(),
             "open: not reopened"
         );
-        incident.rule_recovered("checkout-down", &failing(), true, at(2));
+        incident.rule_recovered("checkout-down", &describe(&failing()), true, at(2));
         assert_eq!(incident.state, State::Resolved);
         let effects = incident.symptom_returned(&signal, at(3)).unwrap();
         assert_eq!(events(&effects), ["incident.reopened"]);
@@ -1578,7 +1578,7 @@ mod tests {
             subject: &labels,
             observation: &observation,
         };
-        let effects = incident.raise(&signal, at(1));
+        let effects = incident.raise(&Signal::from_rule(&signal, Status::Firing, None), at(1));
         assert!(effects.contains(&Effect::Escalated {
             from: Tier::L1,
             to: Tier::L3,
@@ -1611,7 +1611,12 @@ mod tests {
             t: i64,
         ) -> Result<Vec<Effect>, TransitionError> {
             match action {
-                "recover" => Ok(incident.rule_recovered("checkout-down", &failing(), true, at(t))),
+                "recover" => Ok(incident.rule_recovered(
+                    "checkout-down",
+                    &describe(&failing()),
+                    true,
+                    at(t),
+                )),
                 other => step(incident, other, t),
             }
         }

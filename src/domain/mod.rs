@@ -5,11 +5,13 @@
 
 pub mod calendar;
 pub mod condition;
+pub mod correlate;
 pub mod detector;
 pub mod duration;
 pub mod incident;
 pub mod observation;
 pub mod priority;
+pub mod signal;
 pub mod similar;
 pub mod sla;
 pub mod suppression;

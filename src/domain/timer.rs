@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::incident::IncidentId;
-use super::sla::SlaName;
+use super::incident::{Incident, IncidentId, Kind, State, Verification};
+use super::sla::{SlaName, SlaPolicies};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -70,6 +70,75 @@ impl TimerKind {
             _ => None,
         }
     }
+}
+
+/// What decides an incident's timers.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    /// Escalate when not acknowledged this long (the incident's priority's policy).
+    pub unacknowledged_after: Option<std::time::Duration>,
+    /// Escalate when not resolved this long.
+    pub unresolved_after: Option<std::time::Duration>,
+    /// Close a resolved (and verified) incident after this long.
+    pub quiet_period: std::time::Duration,
+    pub sla: &'a SlaPolicies,
+}
+
+/// The timers the incident wants as it is now: escalation while it is active (an incident,
+/// not a request, below the top tier), closure once it is resolved and verified, and each
+/// running SLA clock's warning and breach at the instants its calendar says. Escalation and
+/// closure are due counted from `now` (the caller keeps one already armed); SLA timers are
+/// exact (the caller re-arms them when they move).
+pub fn wanted(incident: &Incident, policy: Policy<'_>, now: DateTime<Utc>) -> Vec<Timer> {
+    let mut wanted = Vec::new();
+    let mut after = |kind, after: std::time::Duration| {
+        if let Ok(after) = chrono::Duration::from_std(after)
+            && let Some(due) = now.checked_add_signed(after)
+        {
+            wanted.push(Timer {
+                due,
+                incident: incident.id,
+                kind,
+            });
+        }
+    };
+    if incident.kind == Kind::Incident && incident.tier.next().is_some() {
+        if incident.state == State::Open
+            && let Some(delay) = policy.unacknowledged_after
+        {
+            after(TimerKind::Unacknowledged, delay);
+        }
+        if incident.state.is_active()
+            && let Some(delay) = policy.unresolved_after
+        {
+            after(TimerKind::Unresolved, delay);
+        }
+    }
+    if incident.state == State::Resolved && incident.verification != Some(Verification::Pending) {
+        after(TimerKind::Close, policy.quiet_period);
+    }
+    for (name, clock) in incident.sla.iter() {
+        let calendar = policy.sla.calendar(name, incident.kind, clock.priority);
+        if !clock.warned
+            && let Some(due) = clock.warn_due_at(calendar, policy.sla)
+        {
+            wanted.push(Timer {
+                due,
+                incident: incident.id,
+                kind: TimerKind::SlaWarning(name),
+            });
+        }
+        if !clock.breached
+            && let Some(due) = clock.due_at(calendar)
+        {
+            wanted.push(Timer {
+                due,
+                incident: incident.id,
+                kind: TimerKind::SlaBreach(name),
+            });
+        }
+    }
+    wanted
 }
 
 /// One armed timer. Ordered by due time first, so the earliest is the first of a set.

@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::WebhookConfig;
-use crate::engine::{Command, EngineHandle, Wakers};
+use crate::engine::{EngineHandle, Wakers};
 use crate::metrics::Metrics;
 use crate::store::{OutboxEntry, Store};
 
@@ -98,11 +98,8 @@ impl Notifier {
             for entry in page {
                 match self.deliver(&consumer, &entry, &stopping.stop).await {
                     Outcome::Delivered | Outcome::Gone => {
-                        let done = Command::Delivered {
-                            consumer: consumer.name.clone(),
-                            seq: entry.seq,
-                        };
-                        if self.engine.call(done).await.is_err() {
+                        let done = self.engine.delivered(consumer.name.clone(), entry.seq);
+                        if done.await.is_err() {
                             return; // the engine stopped; the entry will be sent again
                         }
                     }

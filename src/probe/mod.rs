@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -39,7 +38,7 @@ pub use tls::TlsSetup;
 use crate::clock::Clock;
 use crate::config::{ProbeConfig, ProbeTarget};
 use crate::domain::observation::{BODY_LIMIT, Observation};
-use crate::engine::{Command, EngineHandle};
+use crate::engine::{EngineHandle, ProbeRun, Refused};
 use crate::metrics::Metrics;
 
 /// A subject's labels: a Prometheus series' labels; empty for single-target probes.
@@ -194,41 +193,26 @@ impl Shared {
         board.record(name, summary);
         // A successful Prometheus query lists every series there is: the ones it no longer
         // returns have recovered (as an alert resolves when its series disappears).
-        let listed = matches!(probe.target, ProbeTarget::Prometheus(_))
-            .then(|| {
-                results
-                    .iter()
-                    .all(|(_, o)| o.connected && o.error.is_none())
-                    .then(|| results.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>())
-            })
-            .flatten();
-        let mut commands: Vec<Command> = results
-            .into_iter()
-            .map(|(subject, observation)| Command::Observe {
-                probe: probe.name.clone(),
-                subject,
-                observation,
-            })
-            .collect();
-        if let Some(present) = listed {
-            commands.push(Command::Subjects {
-                probe: probe.name.clone(),
-                present,
-                at,
-            });
-        }
-        for command in commands {
-            match engine.try_send(command) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    metrics
-                        .probe_results_dropped_total
-                        .with_label_values(&[name])
-                        .inc();
-                    tracing::warn!(probe = name, "engine queue full: probe result dropped");
-                }
-                Err(TrySendError::Closed(_)) => return false,
+        let complete = matches!(probe.target, ProbeTarget::Prometheus(_))
+            && results
+                .iter()
+                .all(|(_, o)| o.connected && o.error.is_none());
+        let run = ProbeRun {
+            probe: probe.name.clone(),
+            at,
+            complete,
+            results,
+        };
+        match engine.offer(run) {
+            Ok(_verdict) => {}
+            Err(Refused::Full) => {
+                metrics
+                    .probe_results_dropped_total
+                    .with_label_values(&[name])
+                    .inc();
+                tracing::warn!(probe = name, "engine queue full: probe result dropped");
             }
+            Err(Refused::Stopped) => return false,
         }
         true
     }

@@ -107,6 +107,7 @@ pub struct Batch {
     incidents: BTreeMap<u64, Incident>,
     timeline: Vec<(u64, u64, TimelineEntry)>,
     detectors: BTreeMap<String, DetectorV1>,
+    detectors_deleted: Vec<String>,
     outbox_put: Vec<OutboxEntry>,
     outbox_delete: Vec<(String, u64)>,
     silences: BTreeMap<u64, Silence>,
@@ -120,6 +121,7 @@ impl Batch {
         self.incidents.is_empty()
             && self.timeline.is_empty()
             && self.detectors.is_empty()
+            && self.detectors_deleted.is_empty()
             && self.outbox_put.is_empty()
             && self.outbox_delete.is_empty()
             && self.silences.is_empty()
@@ -143,8 +145,15 @@ impl Batch {
         subject: &BTreeMap<String, String>,
         detector: Detector,
     ) {
+        self.detectors_deleted.retain(|deleted| deleted != key);
         self.detectors
             .insert(key.to_owned(), DetectorV1::new(subject, detector));
+    }
+
+    /// Forgets a detector (its rule was removed or changed by a reload).
+    pub fn delete_detector(&mut self, key: &str) {
+        self.detectors.remove(key);
+        self.detectors_deleted.push(key.to_owned());
     }
 
     pub fn enqueue(&mut self, entry: OutboxEntry) {
@@ -297,6 +306,9 @@ impl Store {
                     .insert(key.as_str(), bytes.as_slice())
                     .map_err(db_err)?;
             }
+            for key in &batch.detectors_deleted {
+                detectors.remove(key.as_str()).map_err(db_err)?;
+            }
             let mut outbox = txn.open_table(OUTBOX).map_err(db_err)?;
             for entry in &batch.outbox_put {
                 let bytes = encode(entry);
@@ -362,6 +374,37 @@ impl Store {
             entries.push(entry.into());
         }
         Ok(Some((record.into(), entries)))
+    }
+
+    /// The public timeline entries (public notes) of each of `ids` that has any, oldest
+    /// first: the read model's status-page updates at start. Reads each incident's own
+    /// timeline range, never the whole table.
+    pub fn public_updates(
+        &self,
+        ids: &[IncidentId],
+    ) -> Result<BTreeMap<u64, Vec<TimelineEntry>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let timeline = txn.open_table(TIMELINE).map_err(db_err)?;
+        let mut updates = BTreeMap::new();
+        for id in ids {
+            let mut public = Vec::new();
+            for row in timeline
+                .range((id.0, 0)..=(id.0, u64::MAX))
+                .map_err(db_err)?
+            {
+                let (key, value) = row.map_err(db_err)?;
+                let (_, seq) = key.value();
+                let entry: TimelineEntryV1 = decode("timeline.v1", seq, value.value())?;
+                let entry = TimelineEntry::from(entry);
+                if entry.public {
+                    public.push(entry);
+                }
+            }
+            if !public.is_empty() {
+                updates.insert(id.0, public);
+            }
+        }
+        Ok(updates)
     }
 
     /// The past incidents most like `incident` ([`crate::domain::similar`]), best first.

@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use incidentd::clock::{Clock, ManualClock};
 use incidentd::domain::incident::{Incident, TimelineEntry};
 use incidentd::domain::observation::Observation;
-use incidentd::engine::{Command, Engine, EngineHandle, Reply};
+use incidentd::engine::{Engine, EngineHandle, NewSilence, NewTicket, ProbeRun, ReadModel, Verb};
 use incidentd::metrics::Metrics;
 use incidentd::store::Store;
+use incidentd::view::Clearance;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{ConfigDir, start_time};
@@ -22,6 +23,7 @@ struct Harness {
     clock: ManualClock,
     store: Store,
     engine: EngineHandle,
+    read: ReadModel,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -58,7 +60,7 @@ impl Harness {
             .unwrap_or_else(|errors| panic!("{errors}"));
         let store = Store::open(&config.storage_path).unwrap();
         let stop = CancellationToken::new();
-        let (engine, task) = Engine::start(
+        let (engine, read, task) = Engine::start(
             store.clone(),
             &config,
             Arc::new(clock.clone()),
@@ -72,6 +74,7 @@ impl Harness {
             clock,
             store,
             engine,
+            read,
             stop,
             task,
         }
@@ -86,10 +89,11 @@ impl Harness {
             ..Observation::new(self.clock.now())
         };
         self.engine
-            .call(Command::Observe {
+            .run(ProbeRun {
                 probe: probe.to_owned(),
-                subject: BTreeMap::new(),
-                observation,
+                at: observation.at,
+                results: vec![(BTreeMap::new(), observation)],
+                complete: false,
             })
             .await
             .unwrap();
@@ -116,10 +120,8 @@ impl Harness {
     }
 
     async fn rules(&self) -> serde_json::Value {
-        match self.engine.call(Command::Rules).await.unwrap() {
-            Reply::Rules(rules) => serde_json::json!({ "rules": rules }),
-            other => panic!("{other:?}"),
-        }
+        let snapshot = self.read.borrow().clone();
+        serde_json::json!({ "rules": snapshot.rules_at(self.clock.now()) })
     }
 }
 
@@ -268,9 +270,9 @@ rules:
 "#,
     );
     let ends_at: DateTime<Utc> = h.clock.now() + chrono::Duration::minutes(30);
-    let reply = h
+    let silence = h
         .engine
-        .call(Command::Silence {
+        .silence(NewSilence {
             matchers: BTreeMap::from([("service".to_owned(), "web".to_owned())]),
             starts_at: None,
             ends_at,
@@ -279,7 +281,7 @@ rules:
         })
         .await
         .unwrap();
-    assert!(matches!(reply, Reply::Silence(_)));
+    assert_eq!(silence.ends_at, ends_at);
 
     h.feed("web", 500, 10).await; // 09:00:00, silenced
     h.feed("batch", 500, 10).await; // 09:00:10, in maintenance
@@ -366,26 +368,23 @@ rules:
     );
     let series = |instance: &str| BTreeMap::from([("instance".to_owned(), instance.to_owned())]);
     let run = async |present: &[&str]| {
-        for instance in present {
-            let observation = Observation {
-                connected: true,
-                value: Some(1.0),
-                ..Observation::new(h.clock.now())
-            };
-            h.engine
-                .call(Command::Observe {
-                    probe: "prom".to_owned(),
-                    subject: series(instance),
-                    observation,
-                })
-                .await
-                .unwrap();
-        }
+        let results = present
+            .iter()
+            .map(|instance| {
+                let observation = Observation {
+                    connected: true,
+                    value: Some(1.0),
+                    ..Observation::new(h.clock.now())
+                };
+                (series(instance), observation)
+            })
+            .collect();
         h.engine
-            .call(Command::Subjects {
+            .run(ProbeRun {
                 probe: "prom".to_owned(),
-                present: present.iter().map(|i| series(i)).collect(),
                 at: h.clock.now(),
+                results,
+                complete: true,
             })
             .await
             .unwrap();
@@ -403,23 +402,36 @@ rules:
     assert_eq!(incidents[1].0.state.as_str(), "resolved", "b disappeared");
 }
 
-fn ticket(title: &str) -> Command {
-    Command::OpenTicket {
-        ticket: incidentd::engine::NewTicket {
-            title: title.to_owned(),
-            description: "the printer is on fire".to_owned(),
-            reporter: incidentd::domain::incident::Reporter {
-                name: "Dana".to_owned(),
-                contact: "dana@example.com".to_owned(),
-            },
-            kind: None,
-            category: None,
-            impact: None,
-            urgency: None,
-            service: None,
-            labels: BTreeMap::new(),
+impl Harness {
+    async fn ticket(&self, title: &str) {
+        self.engine
+            .open_ticket(ticket(title), "oncall".to_owned())
+            .await
+            .unwrap();
+    }
+
+    async fn verb(&self, id: incidentd::domain::incident::IncidentId, verb: Verb) {
+        self.engine
+            .workflow(id, "oncall".to_owned(), Clearance::Security, verb)
+            .await
+            .unwrap();
+    }
+}
+
+fn ticket(title: &str) -> NewTicket {
+    NewTicket {
+        title: title.to_owned(),
+        description: "the printer is on fire".to_owned(),
+        reporter: incidentd::domain::incident::Reporter {
+            name: "Dana".to_owned(),
+            contact: "dana@example.com".to_owned(),
         },
-        actor: "oncall".to_owned(),
+        kind: None,
+        category: None,
+        impact: None,
+        urgency: None,
+        service: None,
+        labels: BTreeMap::new(),
     }
 }
 
@@ -427,7 +439,7 @@ impl Harness {
     /// Moves the clock and fires what is due, as the engine's ticker does.
     async fn advance(&self, by: Duration) {
         self.clock.advance(by);
-        self.engine.call(Command::Tick).await.unwrap();
+        self.engine.tick().await.unwrap();
     }
 
     fn timeline_kinds(&self) -> Vec<String> {
@@ -439,7 +451,7 @@ impl Harness {
 #[tokio::test]
 async fn escalation_timers_fire_once_each_across_restarts() {
     let h = Harness::start("probes: []\n");
-    h.engine.call(ticket("Printer on fire")).await.unwrap(); // P3, L1
+    h.ticket("Printer on fire").await; // P3, L1
     h.advance(Duration::from_secs(29 * 60)).await;
     assert_eq!(
         h.incidents()[0].0.tier.as_str(),
@@ -460,13 +472,7 @@ async fn escalation_timers_fire_once_each_across_restarts() {
     );
     // Acknowledged: the unacknowledged timer has no reason any more.
     let id = h.incidents()[0].0.id;
-    h.engine
-        .call(Command::Acknowledge {
-            id,
-            actor: "oncall".to_owned(),
-        })
-        .await
-        .unwrap();
+    h.verb(id, Verb::Acknowledge).await;
     h.advance(Duration::from_secs(3600)).await;
     assert_eq!(h.incidents()[0].0.tier.as_str(), "L2");
     // Not resolved within 8 h: one more tier.
@@ -478,16 +484,15 @@ async fn escalation_timers_fire_once_each_across_restarts() {
 #[tokio::test]
 async fn a_resolved_incident_closes_after_the_quiet_period() {
     let h = Harness::start("probes: []\n");
-    h.engine.call(ticket("Printer on fire")).await.unwrap();
+    h.ticket("Printer on fire").await;
     let id = h.incidents()[0].0.id;
-    h.engine
-        .call(Command::Resolve {
-            id,
-            actor: "oncall".to_owned(),
+    h.verb(
+        id,
+        Verb::Resolve {
             resolution: Some("extinguished".to_owned()),
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await;
     h.advance(Duration::from_secs(59 * 60)).await;
     assert_eq!(h.incidents()[0].0.state.as_str(), "resolved");
     let h = h.restart().await;

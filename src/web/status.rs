@@ -1,16 +1,25 @@
-//! The public status page (PRODUCT.md "Communication"): which services are operational,
-//! degraded or out, the active incidents and their public notes. Pure: built from
-//! incidents and their timelines, rendered as JSON (`/status.json`) or as a small
-//! self-contained HTML page (`/`). A restricted incident (a data breach) shows only as one
-//! generic notice — no id, no title, and it does not colour any service.
+//! The public status page: which services are operational, degraded or out, the active
+//! incidents and their public notes, as JSON (`GET /status.json`) or as a small
+//! self-contained HTML page (`GET /`), without auth. A restricted incident (a data breach)
+//! shows only as one generic notice — no id, no title, and it does not colour any service.
+//!
+//! Built from the engine's read model, never from the store: a request costs the same
+//! with a million stored incidents as with ten. The page of a snapshot is built once and
+//! served from memory until the next commit changes it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
 
+use axum::Json;
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
+use crate::api::ApiState;
 use crate::domain::incident::{Incident, TimelineEntry};
 use crate::domain::priority::Priority;
+use crate::engine::Snapshot;
 use crate::view::{Restrictions, timestamp};
 
 /// What the generic notice of restricted incidents says.
@@ -78,11 +87,77 @@ pub struct Update {
     pub message: String,
 }
 
+/// The last page built, and what it was built from.
+#[derive(Default)]
+pub struct PageCache(Mutex<Option<Cached>>);
+
+struct Cached {
+    version: u64,
+    services: Arc<crate::api::Live>,
+    page: Arc<StatusPage>,
+    html: Arc<str>,
+}
+
+impl PageCache {
+    /// The page (and its HTML) of the current snapshot and services.
+    fn get(&self, state: &ApiState) -> (Arc<StatusPage>, Arc<str>) {
+        let snapshot = state.read.borrow().clone();
+        let live = state.live();
+        let mut cached = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = cached.as_ref()
+            && c.version == snapshot.version
+            && Arc::ptr_eq(&c.services, &live)
+        {
+            return (c.page.clone(), c.html.clone());
+        }
+        let page = Arc::new(from_snapshot(&live.services, &snapshot));
+        let html: Arc<str> = render_html(&page).into();
+        *cached = Some(Cached {
+            version: snapshot.version,
+            services: live,
+            page: page.clone(),
+            html: html.clone(),
+        });
+        (page, html)
+    }
+}
+
+/// `GET /status.json`.
+pub async fn json(State(state): State<ApiState>) -> Response {
+    let (page, _) = state.status_page.get(&state);
+    Json(page.as_ref()).into_response()
+}
+
+/// `GET /`.
+pub async fn page(State(state): State<ApiState>) -> Html<String> {
+    Html(state.status_page.get(&state).1.to_string())
+}
+
+/// The page of a snapshot: its active incidents, newest first, with their public notes.
+pub fn from_snapshot(services: &[String], snapshot: &Snapshot) -> StatusPage {
+    let none = Vec::new();
+    let active: Vec<(&Incident, &[TimelineEntry])> = snapshot
+        .active()
+        .rev()
+        .map(|incident| {
+            let updates = snapshot
+                .public_updates
+                .get(&incident.id.0)
+                .map_or(none.as_slice(), |u| u.as_slice());
+            (incident.as_ref(), updates)
+        })
+        .collect();
+    build(services, &active, &snapshot.restrictions)
+}
+
 /// Builds the page from `services` (always listed) and the active incidents with their
-/// timelines (newest first, as the store lists them).
+/// public notes (newest incident first).
 pub fn build(
     services: &[String],
-    active: &[(Incident, Vec<TimelineEntry>)],
+    active: &[(&Incident, &[TimelineEntry])],
     restrictions: &Restrictions,
 ) -> StatusPage {
     let mut statuses: BTreeMap<String, ServiceStatus> = services
@@ -91,7 +166,7 @@ pub fn build(
         .collect();
     let mut incidents = Vec::new();
     let mut any_restricted = false;
-    for (incident, timeline) in active.iter().filter(|(i, _)| i.state.is_active()) {
+    for &(incident, timeline) in active.iter().filter(|(i, _)| i.state.is_active()) {
         if restrictions.is_restricted(incident) {
             any_restricted = true;
             continue;

@@ -1,0 +1,290 @@
+//! The engine's commands, one typed reply each, and the handle callers send them through.
+//! A command that answers is answered only after the transaction holding its effects is
+//! durable; a probe result is offered without waiting (a probe never waits for the store).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::domain::incident::{
+    Changes, Incident, IncidentId, Kind, Reporter, Tier, TransitionError,
+};
+use crate::domain::observation::Observation;
+use crate::domain::priority::Level;
+use crate::domain::suppression::Silence;
+use crate::store::StoreError;
+use crate::view::Clearance;
+
+/// A subject's labels: a Prometheus series' labels; empty for single-target probes.
+pub type Subject = BTreeMap<String, String>;
+
+/// Where an answer goes once the batch is durable.
+pub(super) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
+
+/// One run of one probe: a result per subject.
+#[derive(Debug)]
+pub struct ProbeRun {
+    pub probe: String,
+    /// When the run started.
+    pub at: DateTime<Utc>,
+    pub results: Vec<(Subject, Observation)>,
+    /// The run lists every subject there is (a successful Prometheus query): subjects it no
+    /// longer returns are gone, which counts as a clean result for each.
+    pub complete: bool,
+}
+
+/// What the engine made of a probe run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunVerdict {
+    /// A rule of the probe is between its first symptomatic result and `after`, or between
+    /// its first clean result and `recover_after`: run again after `confirm_interval`.
+    pub confirm: bool,
+}
+
+/// A workflow verb on one incident.
+#[derive(Debug, Clone)]
+pub enum Verb {
+    Acknowledge,
+    Resolve {
+        resolution: Option<String>,
+    },
+    Note {
+        text: String,
+        public: bool,
+    },
+    Hold {
+        reason: String,
+    },
+    Resume,
+    /// To `tier`, or the next one. `may_lower`: the caller is an admin.
+    Escalate {
+        reason: String,
+        tier: Option<Tier>,
+        may_lower: bool,
+    },
+    /// `PATCH`: audited field changes.
+    Update {
+        changes: Changes,
+        reason: String,
+    },
+    Close,
+    Reopen {
+        reason: String,
+    },
+}
+
+/// A ticket as the API received it; the engine settles category, kind and priority.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub title: String,
+    pub description: String,
+    pub reporter: Reporter,
+    pub kind: Option<Kind>,
+    pub category: Option<String>,
+    pub impact: Option<Level>,
+    pub urgency: Option<Level>,
+    pub service: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A silence as the API received it.
+#[derive(Debug, Clone)]
+pub struct NewSilence {
+    pub matchers: BTreeMap<String, String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
+    pub comment: String,
+}
+
+/// What a reload changed in the engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    pub rules_added: Vec<String>,
+    pub rules_changed: Vec<String>,
+    pub rules_removed: Vec<String>,
+}
+
+pub(super) enum Command {
+    Run {
+        run: ProbeRun,
+        reply: Option<Reply<RunVerdict>>,
+    },
+    Workflow {
+        id: IncidentId,
+        actor: String,
+        /// What the caller may see: a restricted incident refuses callers without clearance.
+        clearance: Clearance,
+        verb: Verb,
+        reply: Reply<Incident>,
+    },
+    OpenTicket {
+        ticket: NewTicket,
+        actor: String,
+        reply: Reply<Incident>,
+    },
+    /// A webhook consumer answered 2xx (or 410): drop the entry from the outbox.
+    Delivered {
+        consumer: String,
+        seq: u64,
+        reply: Reply<()>,
+    },
+    Silence {
+        silence: NewSilence,
+        reply: Reply<Silence>,
+    },
+    Expire {
+        id: u64,
+        reply: Reply<Silence>,
+    },
+    /// Fire the durable timers that are due.
+    Tick {
+        reply: Option<Reply<()>>,
+    },
+    /// A reloaded configuration: rules, workflow policies and webhook consumers.
+    Reconfigure {
+        config: Box<Config>,
+        reply: Reply<Reconfigured>,
+    },
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    #[error("incident {0} not found")]
+    NotFound(IncidentId),
+    #[error("silence {0} not found")]
+    SilenceNotFound(u64),
+    #[error("incident {id} is restricted; token `{actor}` may not act on it")]
+    Restricted { id: IncidentId, actor: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("the change could not be stored: {0}")]
+    Store(Arc<StoreError>),
+    #[error("incidentd is shutting down")]
+    Stopped,
+}
+
+/// Why a probe run was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue is full: the run is dropped (and counted by the caller).
+    Full,
+    /// The engine has stopped.
+    Stopped,
+}
+
+/// The way in: cheap to clone, one per caller.
+#[derive(Clone)]
+pub struct EngineHandle {
+    pub(super) tx: mpsc::Sender<Command>,
+}
+
+impl EngineHandle {
+    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(command(reply))
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        answer.await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// A workflow verb; answers the incident as it is once the change is durable.
+    pub async fn workflow(
+        &self,
+        id: IncidentId,
+        actor: String,
+        clearance: Clearance,
+        verb: Verb,
+    ) -> Result<Incident, EngineError> {
+        self.ask(|reply| Command::Workflow {
+            id,
+            actor,
+            clearance,
+            verb,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn open_ticket(
+        &self,
+        ticket: NewTicket,
+        actor: String,
+    ) -> Result<Incident, EngineError> {
+        self.ask(|reply| Command::OpenTicket {
+            ticket,
+            actor,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn silence(&self, silence: NewSilence) -> Result<Silence, EngineError> {
+        self.ask(|reply| Command::Silence { silence, reply }).await
+    }
+
+    /// Ends a silence now.
+    pub async fn expire(&self, id: u64) -> Result<Silence, EngineError> {
+        self.ask(|reply| Command::Expire { id, reply }).await
+    }
+
+    /// Fires the timers due by the clock's now, and waits until that is durable.
+    pub async fn tick(&self) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Tick { reply: Some(reply) }).await
+    }
+
+    /// Applies a reloaded configuration to rules, policies and consumers.
+    pub async fn reconfigure(&self, config: Config) -> Result<Reconfigured, EngineError> {
+        self.ask(|reply| Command::Reconfigure {
+            config: Box::new(config),
+            reply,
+        })
+        .await
+    }
+
+    /// A probe run, waiting until what it caused is durable (rule tests, benchmarks).
+    pub async fn run(&self, run: ProbeRun) -> Result<RunVerdict, EngineError> {
+        self.ask(|reply| Command::Run {
+            run,
+            reply: Some(reply),
+        })
+        .await
+    }
+
+    /// Offers a probe run without ever waiting: the receiver learns the engine's verdict
+    /// once the run is durable (dropped unanswered if the engine stops first).
+    pub fn offer(
+        &self,
+        run: ProbeRun,
+    ) -> Result<oneshot::Receiver<Result<RunVerdict, EngineError>>, Refused> {
+        use mpsc::error::TrySendError;
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .try_send(Command::Run {
+                run,
+                reply: Some(reply),
+            })
+            .map_err(|error| match error {
+                TrySendError::Full(_) => Refused::Full,
+                TrySendError::Closed(_) => Refused::Stopped,
+            })?;
+        Ok(answer)
+    }
+
+    /// A webhook consumer took an outbox entry: delete it, and wait until that is durable
+    /// (the worker's next read of the outbox must not find it again).
+    pub async fn delivered(&self, consumer: String, seq: u64) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Delivered {
+            consumer,
+            seq,
+            reply,
+        })
+        .await
+    }
+}

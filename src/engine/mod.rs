@@ -1,0 +1,1044 @@
+//! The engine: the single writer. One task takes [`Command`]s from a channel, decides what
+//! each does through the pure domain (the detectors' verdicts become [`Signal`]s, the
+//! [`Correlator`] turns signals into incident changes, the incident state machine runs the
+//! workflow), and writes everything a batch of commands changed — incidents, timeline
+//! entries, detector state, timers and the webhook outbox — in **one** store transaction
+//! (group commit). Callers get their answer only after that commit, so a 2xx from the API
+//! means the change is on disk, and an event is in the outbox exactly when its change is.
+//! After each commit it publishes a [`Snapshot`] for readers.
+//!
+//! Batching is what makes durable writes fast: while one commit is being synced, new
+//! commands queue up and the next commit carries all of them.
+
+mod command;
+mod outbox;
+mod read_model;
+mod rules;
+mod txn;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+pub use command::{
+    EngineError, EngineHandle, NewSilence, NewTicket, ProbeRun, Reconfigured, Refused, RunVerdict,
+    Subject, Verb,
+};
+pub use read_model::{ReadModel, RuleStatus, Snapshot, SubjectStatus};
+
+use crate::clock::Clock;
+use crate::config::{Config, WebhookConfig, WorkflowConfig};
+use crate::domain::correlate::{Change, Correlator, Outcome, Suppressions};
+use crate::domain::detector::{Detector, Transition};
+use crate::domain::incident::{
+    Effect, Incident, IncidentId, Kind, SYSTEM, State as IncidentState, Ticket, TimelineEntry,
+};
+use crate::domain::observation::{History, Observation};
+use crate::domain::priority::Level;
+use crate::domain::signal::{Signal, Status};
+use crate::domain::sla;
+use crate::domain::suppression::Silence;
+use crate::domain::timer::{Timer, TimerKind, Timers};
+use crate::metrics::Metrics;
+use crate::store::{Counters, Store, StoreError};
+use crate::view::{Clearance, Restrictions};
+
+use command::Command;
+use outbox::Event;
+use rules::{DetectorKey, HistoryKey, Rule, RuleBook};
+use txn::{Gauges, Txn};
+
+/// How often due timers are looked for.
+const TICK: std::time::Duration = std::time::Duration::from_millis(250);
+/// How many queued commands one transaction may carry.
+const MAX_BATCH: usize = 4096;
+/// Commands waiting for the engine before senders wait.
+const QUEUE: usize = 16 * 1024;
+
+/// Wakes the webhook worker of each consumer after a commit that enqueued for it.
+pub type Wakers = Arc<HashMap<String, Arc<Notify>>>;
+
+/// What the engine decides with: rules, workflow policies, webhook consumers. Replaced
+/// whole by a reload.
+struct Setup {
+    rules: Arc<RuleBook>,
+    consumers: Vec<WebhookConfig>,
+    workflow: WorkflowConfig,
+    /// Which incidents are restricted: their events reach only `security` consumers in full.
+    restrictions: Arc<Restrictions>,
+}
+
+impl Setup {
+    fn new(config: &Config) -> Setup {
+        Setup {
+            rules: Arc::new(RuleBook::new(config)),
+            consumers: config.webhooks.clone(),
+            workflow: config.workflow.clone(),
+            restrictions: Arc::new(Restrictions::from_workflow(&config.workflow)),
+        }
+    }
+}
+
+pub struct Engine {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    setup: Setup,
+    wakers: Wakers,
+    state: State,
+    /// The read model as of the last commit, and where it is published.
+    snapshot: Snapshot,
+    published: watch::Sender<Arc<Snapshot>>,
+}
+
+/// The in-memory state, rebuilt from the store at start (and after a failed commit).
+#[derive(Default)]
+struct State {
+    /// Every incident that is not closed, with the group indexes of correlation.
+    incidents: Correlator,
+    /// Armed durable timers, earliest first and by incident.
+    timers: Timers,
+    detectors: HashMap<DetectorKey, Detector>,
+    /// Recent results per probe subject, as long as the longest window of its rules needs.
+    histories: HashMap<HistoryKey, History>,
+    /// Silences that have not ended.
+    silences: BTreeMap<u64, Silence>,
+    counters: Counters,
+}
+
+impl Engine {
+    /// Loads the state from the store and starts the engine task. The read model is ready
+    /// (with the loaded state) when this returns.
+    pub fn start(
+        store: Store,
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+        wakers: Wakers,
+        shutdown: CancellationToken,
+    ) -> Result<(EngineHandle, ReadModel, tokio::task::JoinHandle<()>), StoreError> {
+        let setup = Setup::new(config);
+        let snapshot = Snapshot {
+            version: 0,
+            incidents: imbl::OrdMap::new(),
+            public_updates: imbl::OrdMap::new(),
+            detectors: imbl::OrdMap::new(),
+            silences: Arc::default(),
+            rules: setup.rules.clone(),
+            restrictions: setup.restrictions.clone(),
+        };
+        let (published, read) = watch::channel(Arc::new(snapshot.clone()));
+        let mut engine = Engine {
+            store,
+            clock,
+            metrics,
+            setup,
+            wakers,
+            state: State::default(),
+            snapshot,
+            published,
+        };
+        engine.load()?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(engine.run(rx, shutdown));
+        Ok((EngineHandle { tx }, read, task))
+    }
+
+    /// Rebuilds the in-memory state, the gauges and the read model from the store.
+    fn load(&mut self) -> Result<(), StoreError> {
+        let loaded = self.store.load()?;
+        let now = self.clock.now();
+        let active: Vec<IncidentId> = loaded.incidents.iter().map(|i| i.id).collect();
+        let public_updates = self.store.public_updates(&active)?;
+        self.metrics.incidents_open.reset();
+        self.metrics.reset_sla_open();
+        for incident in &loaded.incidents {
+            Gauges::of(incident).add_to(&self.metrics);
+        }
+        let detectors: HashMap<DetectorKey, Detector> = loaded
+            .detectors
+            .into_iter()
+            .map(|(key, (subject, detector))| (DetectorKey::from_stored(&key, subject), detector))
+            .collect();
+        self.state = State {
+            counters: Counters {
+                next_incident_id: loaded.next_incident_id,
+                next_timeline_seq: loaded.next_timeline_seq,
+                next_outbox_seq: loaded.next_outbox_seq,
+                next_silence_id: loaded.next_silence_id,
+            },
+            silences: loaded
+                .silences
+                .into_iter()
+                .filter(|s| s.ends_at > now)
+                .map(|s| (s.id, s))
+                .collect(),
+            timers: loaded.timers.into_iter().collect(),
+            incidents: Correlator::new(loaded.incidents),
+            detectors,
+            histories: HashMap::new(),
+        };
+        self.set_rule_gauges();
+        self.metrics.webhook_pending.reset();
+        let counts = self.store.outbox_counts()?;
+        for consumer in &self.setup.consumers {
+            let count = counts.get(&consumer.name).copied().unwrap_or(0);
+            self.metrics
+                .webhook_pending
+                .with_label_values(&[&consumer.name])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        self.snapshot = Snapshot {
+            version: self.snapshot.version + 1,
+            incidents: self
+                .state
+                .incidents
+                .iter()
+                .map(|i| (i.id.0, Arc::new(i.clone())))
+                .collect(),
+            public_updates: public_updates
+                .into_iter()
+                .map(|(id, entries)| (id, Arc::new(entries)))
+                .collect(),
+            detectors: self
+                .state
+                .detectors
+                .iter()
+                .map(|(k, d)| (k.clone(), *d))
+                .collect(),
+            silences: Arc::new(self.state.silences.clone()),
+            rules: self.setup.rules.clone(),
+            restrictions: self.setup.restrictions.clone(),
+        };
+        self.published.send_replace(Arc::new(self.snapshot.clone()));
+        Ok(())
+    }
+
+    /// `incidentd_rule_firing` of every rule, from its detectors.
+    fn set_rule_gauges(&self) {
+        let firing: HashSet<&str> = self
+            .state
+            .detectors
+            .iter()
+            .filter(|(_, d)| d.firing)
+            .map(|(key, _)| key.rule.as_str())
+            .collect();
+        for rule in &self.setup.rules.rules {
+            self.metrics
+                .rule_firing
+                .with_label_values(&[&rule.name])
+                .set(i64::from(firing.contains(rule.name.as_str())));
+        }
+    }
+
+    /// Whether any subject of the rule is firing.
+    fn rule_firing(&self, rule: &str) -> bool {
+        self.state
+            .detectors
+            .iter()
+            .any(|(key, detector)| detector.firing && key.rule == rule)
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        let mut commands = Vec::with_capacity(MAX_BATCH);
+        // Durable timers are checked against the clock every tick (the clock, not tokio's
+        // time, says when they are due: a manual clock drives them in tests).
+        let mut ticks = tokio::time::interval(TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let first = tokio::select! {
+                command = rx.recv() => command,
+                _ = ticks.tick() => Some(Command::Tick { reply: None }),
+                () = shutdown.cancelled() => {
+                    // Refuse new commands, then drain what is already queued.
+                    rx.close();
+                    rx.recv().await
+                }
+            };
+            let Some(first) = first else { break };
+            commands.push(first);
+            while commands.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(command) => commands.push(command),
+                    Err(_) => break,
+                }
+            }
+            self.process(&mut commands).await;
+        }
+        tracing::debug!("engine stopped");
+    }
+
+    async fn process(&mut self, commands: &mut Vec<Command>) {
+        let mut txn = Txn::new(self.clock.now());
+        for command in commands.drain(..) {
+            txn.now = self.clock.now();
+            self.apply(command, &mut txn);
+        }
+        let replies = txn.take_replies();
+        let Txn {
+            mut batch, pending, ..
+        } = txn;
+        let committed = if batch.is_empty() {
+            Ok(())
+        } else {
+            batch.set_counters(self.state.counters);
+            let store = self.store.clone();
+            match tokio::task::spawn_blocking(move || store.commit(&batch)).await {
+                Ok(result) => result,
+                Err(join) => std::panic::resume_unwind(join.into_panic()),
+            }
+        };
+        match committed {
+            Ok(()) => {
+                self.publish_snapshot(&pending);
+                let incidents = &self.state.incidents;
+                pending.publish(&self.metrics, &self.wakers, |id| {
+                    incidents.get(IncidentId(id))
+                });
+                replies.send(None);
+            }
+            Err(error) => {
+                tracing::error!(%error, "commit failed; the batch's commands are refused and the state is reloaded from the store");
+                let error = Arc::new(error);
+                replies.send(Some(&error));
+                if let Err(error) = self.load() {
+                    tracing::error!(%error, "reloading the state failed");
+                }
+            }
+        }
+    }
+
+    /// Brings the read model up to date with a durable batch: only what it touched.
+    fn publish_snapshot(&mut self, pending: &txn::Pending) {
+        if pending.touched.is_empty() && !pending.detectors_changed && !pending.silences_changed {
+            return;
+        }
+        let snapshot = &mut self.snapshot;
+        for &id in pending.touched.keys() {
+            match self.state.incidents.get(IncidentId(id)) {
+                Some(incident) => {
+                    snapshot.incidents.insert(id, Arc::new(incident.clone()));
+                }
+                None => {
+                    snapshot.incidents.remove(&id);
+                    snapshot.public_updates.remove(&id);
+                }
+            }
+        }
+        if pending.silences_changed {
+            snapshot.silences = Arc::new(self.state.silences.clone());
+        }
+        snapshot.version += 1;
+        self.published.send_replace(Arc::new(snapshot.clone()));
+    }
+
+    fn apply(&mut self, command: Command, txn: &mut Txn) {
+        match command {
+            Command::Run { run, reply } => {
+                let verdict = self.probe_run(run, txn);
+                if let Some(reply) = reply {
+                    txn.reply(reply, Ok(verdict));
+                }
+            }
+            Command::Workflow {
+                id,
+                actor,
+                clearance,
+                verb,
+                reply,
+            } => {
+                let outcome = self.workflow(id, &actor, clearance, verb, txn);
+                txn.reply(reply, outcome);
+            }
+            Command::OpenTicket {
+                ticket,
+                actor,
+                reply,
+            } => {
+                let outcome = self.open_ticket(ticket, &actor, txn);
+                txn.reply(reply, outcome);
+            }
+            Command::Delivered {
+                consumer,
+                seq,
+                reply,
+            } => {
+                txn.batch.delete_outbox(&consumer, seq);
+                *txn.pending.outbox.entry(consumer).or_insert(0) -= 1;
+                txn.reply(reply, Ok(()));
+            }
+            Command::Silence { silence, reply } => {
+                let outcome = self.add_silence(silence, txn);
+                txn.reply(reply, outcome);
+            }
+            Command::Expire { id, reply } => {
+                let outcome = self.expire_silence(id, txn);
+                txn.reply(reply, outcome);
+            }
+            Command::Tick { reply } => {
+                self.tick(txn);
+                if let Some(reply) = reply {
+                    txn.reply(reply, Ok(()));
+                }
+            }
+            Command::Reconfigure { config, reply } => {
+                let outcome = self.reconfigure(&config, txn);
+                txn.reply(reply, Ok(outcome));
+            }
+        }
+    }
+
+    fn add_silence(&mut self, new: NewSilence, txn: &mut Txn) -> Result<Silence, EngineError> {
+        let now = txn.now;
+        let starts_at = new.starts_at.unwrap_or(now);
+        if new.matchers.is_empty() {
+            return Err(EngineError::Invalid(
+                "a silence needs at least one matcher".to_owned(),
+            ));
+        }
+        if new.ends_at <= starts_at || new.ends_at <= now {
+            return Err(EngineError::Invalid(
+                "ends_at must be after starts_at and in the future".to_owned(),
+            ));
+        }
+        let silence = Silence {
+            id: self.state.counters.next_silence_id,
+            matchers: new.matchers,
+            starts_at,
+            ends_at: new.ends_at,
+            created_by: new.created_by,
+            comment: new.comment,
+        };
+        self.state.counters.next_silence_id += 1;
+        txn.batch.put_silence(&silence);
+        self.state.silences.insert(silence.id, silence.clone());
+        txn.pending.silences_changed = true;
+        Ok(silence)
+    }
+
+    fn expire_silence(&mut self, id: u64, txn: &mut Txn) -> Result<Silence, EngineError> {
+        let silence = self
+            .state
+            .silences
+            .remove(&id)
+            .ok_or(EngineError::SilenceNotFound(id))?;
+        let expired = Silence {
+            ends_at: txn.now.max(silence.starts_at),
+            ..silence
+        };
+        txn.batch.put_silence(&expired);
+        txn.pending.silences_changed = true;
+        Ok(expired)
+    }
+
+    /// Makes sure the incident is in memory: closed incidents live in the store only.
+    fn load_incident(&mut self, id: IncidentId) -> Result<(), EngineError> {
+        if !self.state.incidents.contains(id) {
+            let stored = self
+                .store
+                .get_incident(id)
+                .map_err(|e| EngineError::Store(Arc::new(e)))?
+                .ok_or(EngineError::NotFound(id))?;
+            self.state.incidents.insert(stored);
+        }
+        Ok(())
+    }
+
+    /// Runs one workflow verb on an incident and stores what it did.
+    fn workflow(
+        &mut self,
+        id: IncidentId,
+        actor: &str,
+        clearance: Clearance,
+        verb: Verb,
+        txn: &mut Txn,
+    ) -> Result<Incident, EngineError> {
+        let now = txn.now;
+        if let Verb::Update {
+            changes:
+                crate::domain::incident::Changes {
+                    category: Some(category),
+                    ..
+                },
+            ..
+        } = &verb
+        {
+            self.check_category(category)?;
+        }
+        self.load_incident(id)?;
+        let matrix = self.setup.workflow.priority_matrix;
+        let restrictions = self.setup.restrictions.clone();
+        let incident = self.state.incidents.get_mut(id).expect("loaded above");
+        if clearance != Clearance::Security && restrictions.is_restricted(incident) {
+            self.state.incidents.reindex(id); // drops a closed incident loaded for nothing
+            return Err(EngineError::Restricted {
+                id,
+                actor: actor.to_owned(),
+            });
+        }
+        let before = Gauges::of(incident);
+        let result = match verb {
+            Verb::Acknowledge => incident.acknowledge(actor, now),
+            Verb::Resolve { resolution } => incident.resolve(actor, resolution, now),
+            Verb::Note { text, public } => incident.add_note(actor, &text, public, now),
+            Verb::Hold { reason } => incident.hold(actor, &reason, now),
+            Verb::Resume => incident.resume(actor, now),
+            Verb::Escalate {
+                reason,
+                tier,
+                may_lower,
+            } => incident.escalate(actor, &reason, tier, may_lower, now),
+            Verb::Update { changes, reason } => incident.update(
+                actor,
+                changes,
+                &reason,
+                |impact, urgency| matrix.priority(impact, urgency),
+                now,
+            ),
+            Verb::Close => incident.close(actor, now),
+            Verb::Reopen { reason } => incident.reopen(actor, &reason, now),
+        };
+        let effects = match result {
+            Ok(effects) => effects,
+            Err(error) => {
+                self.state.incidents.reindex(id);
+                return Err(error.into());
+            }
+        };
+        txn.pending.touched.entry(id.0).or_insert(before);
+        Ok(self.commit_effects(id, actor, effects, txn))
+    }
+
+    fn check_category(&self, name: &str) -> Result<(), EngineError> {
+        let workflow = &self.setup.workflow;
+        if workflow.category(name).is_some() {
+            return Ok(());
+        }
+        let valid: Vec<&str> = workflow
+            .categories
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        Err(EngineError::Invalid(format!(
+            "unknown category `{name}`; valid: {}",
+            valid.join(", ")
+        )))
+    }
+
+    fn next_incident_id(counters: &mut Counters) -> IncidentId {
+        let id = IncidentId(counters.next_incident_id);
+        counters.next_incident_id += 1;
+        id
+    }
+
+    /// A person's ticket: never deduplicated (each report is someone's), so it opens an
+    /// incident of its own, its category, kind and priority settled by the policies.
+    fn open_ticket(
+        &mut self,
+        ticket: NewTicket,
+        actor: &str,
+        txn: &mut Txn,
+    ) -> Result<Incident, EngineError> {
+        let workflow = &self.setup.workflow;
+        // Without a category: the first configured one of the ticket's kind.
+        let wanted = ticket.kind.unwrap_or(Kind::Incident);
+        let category = match ticket.category {
+            Some(name) => {
+                self.check_category(&name)?;
+                workflow.category(&name).expect("checked").clone()
+            }
+            None => workflow
+                .categories
+                .iter()
+                .find(|c| c.kind == wanted)
+                .or(workflow.categories.first())
+                .cloned()
+                .ok_or_else(|| EngineError::Invalid("no categories are configured".to_owned()))?,
+        };
+        let kind = ticket.kind.unwrap_or(category.kind);
+        let impact = ticket.impact.unwrap_or(Level::Medium);
+        let urgency = ticket.urgency.unwrap_or(Level::Medium);
+        let priority = workflow.priority_matrix.priority(impact, urgency);
+        let start_tier = workflow.escalation.policy(priority).start_tier;
+        let id = Self::next_incident_id(&mut self.state.counters);
+        let (incident, effects) = Incident::open_ticket(
+            id,
+            Ticket {
+                title: ticket.title,
+                description: ticket.description,
+                reporter: ticket.reporter,
+                kind,
+                category: category.name,
+                impact,
+                urgency,
+                service: ticket.service,
+                labels: ticket.labels,
+            },
+            priority,
+            start_tier,
+            actor,
+            txn.now,
+        );
+        tracing::info!(incident = %id, kind = incident.kind.as_str(), priority = %incident.priority, "ticket opened");
+        txn.pending.touch_new(id.0);
+        self.state.incidents.insert(incident);
+        Ok(self.commit_effects(id, actor, effects, txn))
+    }
+
+    /// A probe run: each subject's result through the probe's rules, then the subjects a
+    /// complete run no longer lists as clean results.
+    fn probe_run(&mut self, run: ProbeRun, txn: &mut Txn) -> RunVerdict {
+        let rules = self.setup.rules.clone();
+        let rules = rules.of_probe(&run.probe);
+        if rules.is_empty() {
+            return RunVerdict::default();
+        }
+        let mut confirm = false;
+        let present: Option<HashSet<Subject>> = run
+            .complete
+            .then(|| run.results.iter().map(|(s, _)| s.clone()).collect());
+        for (subject, observation) in run.results {
+            confirm |= self.observe(rules, &run.probe, subject, observation, true, txn);
+        }
+        if let Some(present) = present {
+            self.vanished(rules, &run.probe, &present, run.at, txn);
+        }
+        RunVerdict { confirm }
+    }
+
+    /// Evaluates the probe's rules on a new result of one subject (or takes it as clean:
+    /// `evaluate` false) and correlates what the detectors say. True when a rule of the
+    /// subject is confirming (between its first verdict and its threshold).
+    fn observe(
+        &mut self,
+        rules: &[Arc<Rule>],
+        probe: &str,
+        subject: Subject,
+        observation: Observation,
+        evaluate: bool,
+        txn: &mut Txn,
+    ) -> bool {
+        let keep = rules
+            .iter()
+            .filter_map(|rule| rule.when.window())
+            .max()
+            .and_then(|window| chrono::Duration::from_std(window).ok());
+        let history_key = HistoryKey {
+            probe: probe.to_owned(),
+            subject,
+        };
+        let mut history = self
+            .state
+            .histories
+            .remove(&history_key)
+            .unwrap_or_default();
+        // Keep bodies only for the newest result: windows read numbers.
+        if let Some(previous) = history.back_mut() {
+            *previous = previous.summary();
+        }
+        let newest = observation.at;
+        history.push_back(observation);
+        while history.len() > 1
+            && history
+                .front()
+                .is_some_and(|oldest| keep.is_none_or(|keep| oldest.at < newest - keep))
+        {
+            history.pop_front();
+        }
+        let subject = &history_key.subject;
+        // The newest result is the last of the history (moved there, not copied).
+        let observation = history.back().expect("just pushed");
+        let mut confirming = false;
+        for rule in rules {
+            let symptom = evaluate && rule.when.eval(&history);
+            let key = DetectorKey {
+                rule: rule.name.clone(),
+                subject: subject.clone(),
+            };
+            let detector = self.state.detectors.entry(key.clone()).or_default();
+            let before = *detector;
+            let transition = detector.observe(symptom, observation.at, rule.thresholds);
+            let detector = *detector;
+            confirming |= (!detector.firing && detector.symptomatic_streak > 0)
+                || (detector.firing && detector.clean_streak > 0);
+            if detector.differs_beyond_history(&before) {
+                txn.batch.put_detector(&key.stored(), subject, detector);
+                self.snapshot.detectors.insert(key, detector);
+                txn.pending.detectors_changed = true;
+            }
+            if transition.is_some() {
+                let firing = self.rule_firing(&rule.name);
+                txn.pending.rules.insert(rule.name.clone(), firing);
+            }
+            let group = rule.group(subject);
+            // The gauges of the incident correlation may change, as they are before it
+            // (a symptom it already carries changes nothing: the steady case stays cheap).
+            if (detector.firing || transition == Some(Transition::Recovered))
+                && let Some(incident) = self.state.incidents.of_group(&group)
+                && !(detector.firing && incident.firing_rules.contains(&rule.name))
+            {
+                txn.pending.touch(incident);
+            }
+            let outcome = if detector.firing {
+                let silences = &self.state.silences;
+                let suppressions = Suppressions {
+                    maintenance: rule.in_maintenance(txn.now),
+                    silences,
+                    depends_on: &rule.depends_on,
+                };
+                let counters = &mut self.state.counters;
+                self.state.incidents.fire(
+                    &group,
+                    &rule.name,
+                    || {
+                        let signal = rule.signal(&group, subject, observation);
+                        Signal::from_rule(&signal, Status::Firing, detector.symptom_since)
+                    },
+                    suppressions,
+                    || Self::next_incident_id(counters),
+                    txn.now,
+                )
+            } else if transition == Some(Transition::Recovered) {
+                self.state.incidents.recover(
+                    &group,
+                    &rule.name,
+                    &crate::domain::incident::describe(observation),
+                    rule.auto_resolve,
+                    txn.now,
+                )
+            } else {
+                Outcome::Nothing
+            };
+            if let Outcome::Changed(change) = outcome {
+                self.correlated(change, &rule.name, txn);
+            }
+        }
+        self.state.histories.insert(history_key, history);
+        confirming
+    }
+
+    /// Stores what correlation changed.
+    fn correlated(&mut self, change: Change, rule: &str, txn: &mut Txn) {
+        use crate::domain::correlate::ChangeKind;
+        let id = change.id;
+        let incident = self.state.incidents.get(id);
+        match change.kind {
+            ChangeKind::Opened => {
+                txn.pending.touch_new(id.0);
+                tracing::info!(incident = %id, rule, priority = ?incident.map(|i| i.priority), "incident opened");
+            }
+            ChangeKind::Raised => tracing::info!(incident = %id, rule, "symptom added to incident"),
+            ChangeKind::Reopened => {
+                tracing::info!(incident = %id, rule, "incident reopened: the symptom returned")
+            }
+            ChangeKind::Recovered => {
+                if incident.is_some_and(|i| i.state == IncidentState::Resolved) {
+                    tracing::info!(incident = %id, rule, "incident resolved: rule recovered");
+                }
+            }
+        }
+        self.commit_effects(id, SYSTEM, change.effects, txn);
+    }
+
+    /// Subjects of the probe's rules that a complete run did not return: feed each a
+    /// clean result so that its detector recovers (and its incident resolves) as for any
+    /// other clean result, then forget its history.
+    fn vanished(
+        &mut self,
+        rules: &[Arc<Rule>],
+        probe: &str,
+        present: &HashSet<Subject>,
+        at: DateTime<Utc>,
+        txn: &mut Txn,
+    ) {
+        let mut gone: Vec<Subject> = Vec::new();
+        for rule in rules {
+            for (key, detector) in &self.state.detectors {
+                if key.rule != rule.name
+                    || key.subject.is_empty()
+                    || *detector == Detector::default()
+                {
+                    continue;
+                }
+                if !present.contains(&key.subject) && !gone.contains(&key.subject) {
+                    gone.push(key.subject.clone());
+                }
+            }
+        }
+        for subject in gone {
+            let clean = Observation {
+                connected: true,
+                error: None,
+                ..Observation::new(at)
+            };
+            let history_key = HistoryKey {
+                probe: probe.to_owned(),
+                subject,
+            };
+            // An empty history: a vanished series has no window to read.
+            self.state.histories.remove(&history_key);
+            self.observe(rules, probe, history_key.subject.clone(), clean, false, txn);
+            self.state.histories.remove(&history_key);
+        }
+    }
+
+    /// Writes the incident, its timeline entries and its events (one outbox entry per
+    /// subscribed consumer) into the batch, and arms the timers it now needs; returns the
+    /// incident as it now is. The SLA clocks follow the change first (started at opening,
+    /// then reconciled with the state), so what they did is part of the same transaction.
+    fn commit_effects(
+        &mut self,
+        id: IncidentId,
+        actor: &str,
+        mut effects: Vec<Effect>,
+        txn: &mut Txn,
+    ) -> Incident {
+        let now = txn.now;
+        let incident = self
+            .state
+            .incidents
+            .get_mut(id)
+            .expect("changed incidents are in memory");
+        let policies = &self.setup.workflow.sla;
+        if effects.contains(&Effect::Event("incident.opened")) {
+            sla::start(incident, policies);
+        }
+        let restricted = self.setup.restrictions.is_restricted(incident);
+        effects.extend(sla::reconcile(incident, policies, restricted, now));
+        let incident = incident.clone();
+        txn.batch.put_incident(&incident);
+        for effect in effects {
+            match effect {
+                Effect::Timeline(entry) => {
+                    if entry.public {
+                        self.add_public_update(id, &entry);
+                    }
+                    txn.batch
+                        .append_timeline(id, self.state.counters.next_timeline_seq, entry);
+                    self.state.counters.next_timeline_seq += 1;
+                }
+                Effect::Event(kind) => {
+                    txn.pending.count(kind, &incident);
+                    self.enqueue(kind, None, actor, &incident, txn);
+                }
+                Effect::SlaEvent { event, sla } => {
+                    self.enqueue(event, Some(sla), actor, &incident, txn);
+                }
+                Effect::Sla(signal) => {
+                    txn.pending
+                        .sla
+                        .push((signal, incident.kind, incident.priority));
+                }
+                Effect::Escalated { from, to, reason } => {
+                    txn.pending.escalations.push((from, to, reason));
+                }
+            }
+        }
+        self.schedule(&incident, txn);
+        self.state.incidents.reindex(id);
+        incident
+    }
+
+    fn add_public_update(&mut self, id: IncidentId, entry: &TimelineEntry) {
+        let mut updates = self
+            .snapshot
+            .public_updates
+            .get(&id.0)
+            .map(|u| u.as_ref().clone())
+            .unwrap_or_default();
+        updates.push(entry.clone());
+        self.snapshot.public_updates.insert(id.0, Arc::new(updates));
+    }
+
+    fn enqueue(
+        &mut self,
+        kind: &'static str,
+        sla: Option<&'static str>,
+        actor: &str,
+        incident: &Incident,
+        txn: &mut Txn,
+    ) {
+        outbox::enqueue(
+            Event {
+                kind,
+                sla,
+                actor,
+                incident,
+            },
+            &self.setup.consumers,
+            &self.setup.restrictions,
+            &mut self.state.counters,
+            txn,
+        );
+    }
+
+    /// Arms the durable timers the incident needs now and disarms the SLA timers it no
+    /// longer needs. Timers already armed are kept; one whose reason is gone does nothing
+    /// when it fires.
+    fn schedule(&mut self, incident: &Incident, txn: &mut Txn) {
+        let workflow = &self.setup.workflow;
+        let policy = workflow.escalation.policy(incident.priority);
+        let wanted = crate::domain::timer::wanted(
+            incident,
+            crate::domain::timer::Policy {
+                unacknowledged_after: policy.unacknowledged_after,
+                unresolved_after: policy.unresolved_after,
+                quiet_period: workflow.closure_quiet_period,
+                sla: &workflow.sla,
+            },
+            txn.now,
+        );
+        let armed: Vec<Timer> = self.state.timers.of(incident.id).to_vec();
+        // SLA timers are exact: an armed one not wanted any more is disarmed. The others
+        // are kept once armed (their firing checks whether their reason still holds).
+        for timer in armed
+            .iter()
+            .filter(|t| t.kind.sla().is_some() && !wanted.contains(t))
+        {
+            txn.batch.disarm_timer(*timer);
+            self.state.timers.remove(timer);
+        }
+        for timer in wanted {
+            let same_kind_armed = armed.iter().any(|t| {
+                if timer.kind.sla().is_some() {
+                    *t == timer
+                } else {
+                    t.kind == timer.kind
+                }
+            });
+            if !same_kind_armed {
+                txn.batch.arm_timer(timer);
+                self.state.timers.insert(timer);
+            }
+        }
+    }
+
+    /// Fires the timers that are due: each is deleted in the same transaction as what it
+    /// caused, so it fires exactly once, also across a restart.
+    fn tick(&mut self, txn: &mut Txn) {
+        let now = txn.now;
+        let quiet = chrono::Duration::from_std(self.setup.workflow.closure_quiet_period)
+            .unwrap_or(chrono::Duration::MAX);
+        for timer in self.state.timers.take_due(now) {
+            txn.batch.disarm_timer(timer);
+            let id = timer.incident;
+            if self.load_incident(id).is_err() {
+                continue; // gone (closed and not found): nothing to do
+            }
+            let policies = &self.setup.workflow.sla;
+            let incident = self.state.incidents.get_mut(id).expect("loaded above");
+            let before = Gauges::of(incident);
+            let effects = match timer.kind {
+                TimerKind::Unacknowledged => incident.escalate_by_timer("unacknowledged", now),
+                TimerKind::Unresolved => incident.escalate_by_timer("unresolved", now),
+                TimerKind::SlaWarning(name) => {
+                    sla::timer_fired(incident, name, true, policies, now)
+                }
+                TimerKind::SlaBreach(name) => {
+                    sla::timer_fired(incident, name, false, policies, now)
+                }
+                TimerKind::Close => {
+                    let quiet_since = incident.resolved_at.is_some_and(|at| at + quiet <= now);
+                    if quiet_since {
+                        incident.close(SYSTEM, now).unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    }
+                }
+            };
+            if effects.is_empty() {
+                if timer.kind.sla().is_some() {
+                    // A stale SLA timer: arm the right ones.
+                    let incident = incident.clone();
+                    self.schedule(&incident, txn);
+                }
+                self.state.incidents.reindex(id);
+                continue;
+            }
+            tracing::info!(incident = %id, timer = timer.kind.as_str(), "timer fired");
+            txn.pending.touched.entry(id.0).or_insert(before);
+            self.commit_effects(id, SYSTEM, effects, txn);
+        }
+    }
+
+    /// A reloaded configuration. Rules: unchanged ones keep their detectors; changed ones
+    /// start over; removed ones leave their incidents open, each with a timeline entry
+    /// saying the rule is gone. Workflow policies and consumers apply to new decisions.
+    fn reconfigure(&mut self, config: &Config, txn: &mut Txn) -> Reconfigured {
+        let old = self.setup.rules.clone();
+        self.setup = Setup::new(config);
+        let new = self.setup.rules.clone();
+        let mut report = Reconfigured::default();
+        for rule in &new.rules {
+            match old.get(&rule.name) {
+                None => report.rules_added.push(rule.name.clone()),
+                // Until the config types compare: their debug form says everything they hold.
+                Some(was) if format!("{:?}", was.source) != format!("{:?}", rule.source) => {
+                    report.rules_changed.push(rule.name.clone())
+                }
+                Some(_) => {}
+            }
+        }
+        for rule in &old.rules {
+            if new.get(&rule.name).is_none() {
+                report.rules_removed.push(rule.name.clone());
+            }
+        }
+        // Detectors of changed and removed rules start over (deleted with this batch).
+        let reset: HashSet<&str> = report
+            .rules_changed
+            .iter()
+            .chain(&report.rules_removed)
+            .map(String::as_str)
+            .collect();
+        let stale: Vec<DetectorKey> = self
+            .state
+            .detectors
+            .keys()
+            .filter(|key| reset.contains(key.rule.as_str()))
+            .cloned()
+            .collect();
+        for key in stale {
+            self.state.detectors.remove(&key);
+            self.snapshot.detectors.remove(&key);
+            txn.batch.delete_detector(&key.stored());
+            txn.pending.detectors_changed = true;
+        }
+        // Histories are per probe: a changed window starts over.
+        self.state.histories.clear();
+        // Incidents whose firing rule is gone: say so; they stay open for a person.
+        let orphaned: Vec<(IncidentId, Vec<String>)> = self
+            .state
+            .incidents
+            .iter()
+            .filter_map(|incident| {
+                let gone: Vec<String> = incident
+                    .firing_rules
+                    .iter()
+                    .filter(|rule| report.rules_removed.contains(rule))
+                    .cloned()
+                    .collect();
+                (!gone.is_empty()).then_some((incident.id, gone))
+            })
+            .collect();
+        for (id, gone) in orphaned {
+            let incident = self.state.incidents.get_mut(id).expect("iterated above");
+            txn.pending.touch(incident);
+            let effects = incident.rules_removed(&gone, txn.now);
+            self.commit_effects(id, SYSTEM, effects, txn);
+        }
+        // Rules that stopped firing leave the gauge; new ones appear at 0.
+        for rule in &report.rules_removed {
+            let _ = self.metrics.rule_firing.remove_label_values(&[rule]);
+        }
+        self.set_rule_gauges();
+        self.snapshot.rules = self.setup.rules.clone();
+        self.snapshot.restrictions = self.setup.restrictions.clone();
+        txn.pending.detectors_changed = true;
+        tracing::info!(added = ?report.rules_added, changed = ?report.rules_changed, removed = ?report.rules_removed, "rules reloaded");
+        report
+    }
+}

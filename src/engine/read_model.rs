@@ -1,0 +1,153 @@
+//! The read model: what the engine's last commit left, published as an immutable
+//! [`Snapshot`] on a `watch` channel. Readers — the API's rule, silence and status routes,
+//! the status page — take the latest snapshot and never queue behind the writer.
+//!
+//! Publishing is cheap at any size: the maps are persistent (`imbl`), so a snapshot is a
+//! clone of a few roots, and a commit updates only the entries it touched.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::domain::correlate::{Suppressions, suppression};
+use crate::domain::detector::Detector;
+use crate::domain::duration::format_duration;
+use crate::domain::incident::{Incident, TimelineEntry};
+use crate::domain::suppression::Silence;
+use crate::view::{Restrictions, timestamp};
+
+use super::rules::{DetectorKey, RuleBook};
+
+/// The state after one commit.
+#[derive(Clone)]
+pub struct Snapshot {
+    /// Counts commits: equal versions are equal snapshots.
+    pub version: u64,
+    /// Every incident that is not closed, by id.
+    pub incidents: imbl::OrdMap<u64, Arc<Incident>>,
+    /// The public notes of those incidents, oldest first.
+    pub public_updates: imbl::OrdMap<u64, Arc<Vec<TimelineEntry>>>,
+    /// Each rule's detector per subject, as far as it is shown (firing, streaks, flapping).
+    pub detectors: imbl::OrdMap<DetectorKey, Detector>,
+    /// Silences that had not ended at the commit.
+    pub silences: Arc<BTreeMap<u64, Silence>>,
+    pub rules: Arc<RuleBook>,
+    pub restrictions: Arc<Restrictions>,
+}
+
+/// The receiving end: `borrow()` for the latest snapshot.
+pub type ReadModel = watch::Receiver<Arc<Snapshot>>;
+
+/// One rule as `GET /api/v1/rules` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleStatus {
+    pub name: String,
+    pub probe: String,
+    pub when: String,
+    pub after: u32,
+    pub recover_after: u32,
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+    pub depends_on: Vec<String>,
+    pub firing: bool,
+    pub subjects: Vec<SubjectStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SubjectStatus {
+    pub labels: BTreeMap<String, String>,
+    pub firing: bool,
+    pub flapping: bool,
+    pub symptomatic_streak: u32,
+    pub clean_streak: u32,
+    pub symptom_since: Option<String>,
+    /// Why a firing subject has no incident: `maintenance`, `silenced`, `depends_on`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+}
+
+impl Snapshot {
+    /// The incidents that are active (open, acknowledged, on hold), by id.
+    pub fn active(&self) -> impl DoubleEndedIterator<Item = &Arc<Incident>> {
+        self.incidents.values().filter(|i| i.state.is_active())
+    }
+
+    /// The silences that have not ended at `now`.
+    pub fn silences_at(&self, now: DateTime<Utc>) -> Vec<Silence> {
+        self.silences
+            .values()
+            .filter(|s| s.ends_at > now)
+            .cloned()
+            .collect()
+    }
+
+    /// Every rule's state per subject.
+    pub fn rules_at(&self, now: DateTime<Utc>) -> Vec<RuleStatus> {
+        let by_group: HashMap<&str, &Incident> = self
+            .active()
+            .map(|incident| (incident.group.as_str(), incident.as_ref()))
+            .collect();
+        self.rules
+            .rules
+            .iter()
+            .map(|rule| {
+                let from = DetectorKey {
+                    rule: rule.name.clone(),
+                    subject: BTreeMap::new(),
+                };
+                let subjects: Vec<SubjectStatus> = self
+                    .detectors
+                    .range(from..)
+                    .take_while(|(key, _)| key.rule == rule.name)
+                    .map(|(key, detector)| {
+                        let incident = by_group
+                            .get(rule.group(&key.subject).as_str())
+                            .filter(|incident| incident.firing_rules.contains(&rule.name))
+                            .map(|incident| incident.id.to_string());
+                        let suppressed = (detector.firing && incident.is_none())
+                            .then(|| {
+                                suppression(
+                                    self.active().map(AsRef::as_ref),
+                                    &rule.labels(&key.subject),
+                                    Suppressions {
+                                        maintenance: rule.in_maintenance(now),
+                                        silences: &self.silences,
+                                        depends_on: &rule.depends_on,
+                                    },
+                                    now,
+                                )
+                            })
+                            .flatten()
+                            .map(|why| why.as_str());
+                        SubjectStatus {
+                            labels: key.subject.clone(),
+                            firing: detector.firing,
+                            flapping: detector.flapping,
+                            symptomatic_streak: detector.symptomatic_streak,
+                            clean_streak: detector.clean_streak,
+                            symptom_since: detector.symptom_since.map(timestamp),
+                            suppressed,
+                            incident,
+                        }
+                    })
+                    .collect();
+                RuleStatus {
+                    name: rule.name.clone(),
+                    probe: rule.probe.clone(),
+                    when: rule.when.source().to_owned(),
+                    after: rule.thresholds.after,
+                    recover_after: rule.thresholds.recover_after,
+                    for_: rule.thresholds.for_.map(format_duration),
+                    depends_on: rule.depends_on.clone(),
+                    firing: subjects.iter().any(|s| s.firing),
+                    subjects,
+                }
+            })
+            .collect()
+    }
+}

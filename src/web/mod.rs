@@ -1,0 +1,3 @@
+//! HTML and other pages for people: the public status page.
+
+pub mod status;
