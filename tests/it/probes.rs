@@ -628,7 +628,17 @@ async fn the_app_runs_every_probe_type_and_reports_them() {
     ] {
         assert!(metrics.contains(line), "{line} missing in:\n{metrics}");
     }
-    assert!(metrics.contains("incidentd_probe_duration_seconds_count{probe=\"resolver\"}"));
+    assert!(metrics.contains("incidentd_probe_last_duration_seconds{probe=\"resolver\"} "));
+    // By default one duration histogram over every probe, and the schedule's lag.
+    assert!(!metrics.contains("incidentd_probe_duration_seconds_count{"));
+    for family in [
+        "incidentd_probe_duration_seconds_count ",
+        "incidentd_probe_schedule_lag_seconds_count ",
+        "incidentd_probe_runs_skipped_total ",
+        "incidentd_probe_results_dropped_total 0",
+    ] {
+        assert!(metrics.contains(family), "{family} missing in:\n{metrics}");
+    }
     assert!(!metrics.contains("incidentd_probe_cert_expiry_timestamp_seconds{probe=\"web\"}"));
     app.stop().await;
 }
