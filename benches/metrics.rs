@@ -1,11 +1,14 @@
-//! `/metrics` at scale: 10,000 probes (each with `incidentd_probe_success`, an observed
-//! `incidentd_probe_duration_seconds` and `incidentd_probe_cert_expiry_timestamp_seconds`),
-//! 10,000 rules, every SLA and incident series the engine makes, a few webhook consumers,
-//! and a store of 100,000 incidents carrying SLA clocks. Four cases:
+//! `/metrics` at scale: 10,000 and 100,000 probes (each with `incidentd_probe_success`,
+//! `incidentd_probe_last_duration_seconds` and `incidentd_probe_cert_expiry_timestamp_seconds`,
+//! and runs observed in `incidentd_probe_duration_seconds`), as many rules, every SLA and
+//! incident series the engine makes, a few webhook consumers, and a store of 100,000
+//! incidents carrying SLA clocks. Four cases:
 //!
-//! - (a) `Metrics::render` alone. Target: < 50 ms.
+//! - (a) `Metrics::render` alone: 10,000 probes and rules, the same with the opt-in
+//!   per-probe duration histograms, and 100,000 probes and rules. Targets: < 50 ms at
+//!   10,000; < 150 ms and < 25 MB at 100,000.
 //! - (b) `GET /metrics` from the running app (`App::build` + `run_until_stopped`, port 0)
-//!   on that store, with the 10,000 probes and rules configured, over loopback HTTP.
+//!   on that store, with 10,000 probes and rules configured, over loopback HTTP.
 //! - (c) start-up: `App::build` on that store (open the store, rebuild the engine's state
 //!   and the gauges that describe it, bind). Target: < 2 s.
 //! - (d) `GET /api/v1/sla`'s work: `Store::incident_clocks` + `sla_report::report` over
@@ -19,8 +22,8 @@
 //! armed: the engine would fire them all at start.
 //!
 //! The probes in (b) point at a loopback port where nothing listens, every hour, so each
-//! runs about once an hour at a random moment; their series are filled through the app's
-//! `Metrics` handle, as a run of each would.
+//! runs about once an hour at a random moment; once they are scheduled, their series are
+//! filled through the app's `Metrics` handle, as a run of each would.
 //!
 //! Run: `cargo bench --bench metrics`.
 
@@ -40,10 +43,13 @@ use incidentd::config::Config;
 use incidentd::domain::incident::{Incident, IncidentId, Kind, State, Tier};
 use incidentd::domain::priority::Priority;
 use incidentd::domain::sla::{self, SlaName, SlaPolicies, SlaSignal};
-use incidentd::metrics::Metrics;
+use incidentd::metrics::{Metrics, ProbeDurationHistogram};
 use incidentd::store::Store;
 
+/// Probes and rules of the running app, and of the first render case.
 const PROBES: usize = 10_000;
+/// Probes and rules of the large render case.
+const MANY_PROBES: usize = 100_000;
 const INCIDENTS: u64 = 100_000;
 const CONSUMERS: [&str; 3] = ["chatops", "servicenow", "pager"];
 const CATEGORIES: [&str; 4] = ["availability", "performance", "capacity", "security"];
@@ -71,30 +77,22 @@ fn duration_of(i: usize, run: usize) -> f64 {
     ((i * 7_919 + run * 104_729) % 1_500) as f64 / 1_000.0 + 0.002
 }
 
-/// What 10,000 probe runs, 10,000 rules and a few webhook consumers leave in the metrics.
-fn fill_probes_and_webhooks(metrics: &Metrics) {
-    for i in 0..PROBES {
-        let name = probe_name(i);
-        let labels = [name.as_str()];
-        metrics
-            .probe_success
-            .with_label_values(&labels)
-            .set(i64::from(!i.is_multiple_of(50)));
+/// What three runs of each of `probes` probes and a few webhook consumers leave in the
+/// metrics.
+fn fill_probes_and_webhooks(metrics: &Metrics, probes: usize) {
+    for i in 0..probes {
+        let probe = metrics.add_probe(&probe_name(i));
         for run in 0..3 {
-            metrics
-                .probe_duration_seconds
-                .with_label_values(&labels)
-                .observe(duration_of(i, run));
+            let expiry = DateTime::from_timestamp(1_790_000_000 + (i as i64) * 3_600, 0);
+            probe.observe_start(StdDuration::from_micros((i * 37 % 5_000) as u64), 0);
+            probe.observe_run(
+                !i.is_multiple_of(50),
+                StdDuration::from_secs_f64(duration_of(i, run)),
+                expiry,
+            );
         }
-        metrics
-            .probe_cert_expiry_timestamp_seconds
-            .with_label_values(&labels)
-            .set(1_790_000_000 + (i as i64) * 3_600);
         if i.is_multiple_of(1_000) {
-            metrics
-                .probe_results_dropped_total
-                .with_label_values(&labels)
-                .inc();
+            probe.result_dropped();
         }
     }
     for (n, consumer) in CONSUMERS.into_iter().enumerate() {
@@ -114,8 +112,8 @@ fn fill_probes_and_webhooks(metrics: &Metrics) {
 /// What the engine makes of a busy desk: every `incidents_open` combination, the counters
 /// of opening, resolving, reopening and escalating, and the SLA signals (on top of the
 /// series `Metrics::with_sla` creates).
-fn fill_desk(metrics: &Metrics) {
-    for i in 0..PROBES {
+fn fill_desk(metrics: &Metrics, rules: usize) {
+    for i in 0..rules {
         metrics
             .rule_firing
             .with_label_values(&[&rule_name(i)])
@@ -319,15 +317,35 @@ fn write_config(dir: &Path, store: &Path) -> Config {
 
 fn bench(c: &mut Criterion) {
     // (a) The exposition alone.
-    let metrics = Metrics::with_sla(&SlaPolicies::default());
-    fill_probes_and_webhooks(&metrics);
-    fill_desk(&metrics);
-    let (samples, bytes) = size(&metrics.render());
-    eprintln!("render: {samples} samples, {bytes} bytes");
-    c.bench_function("render (10,000 probes and rules)", |b| {
-        b.iter(|| metrics.render());
-    });
-    drop(metrics);
+    for (probes, durations, name) in [
+        (
+            PROBES,
+            ProbeDurationHistogram::Aggregate,
+            "render (10,000 probes and rules)",
+        ),
+        (
+            PROBES,
+            ProbeDurationHistogram::PerProbe,
+            "render (10,000 probes and rules, per-probe duration histograms)",
+        ),
+        (
+            MANY_PROBES,
+            ProbeDurationHistogram::Aggregate,
+            "render (100,000 probes and rules)",
+        ),
+    ] {
+        let metrics = Metrics::with_options(&SlaPolicies::default(), durations);
+        fill_probes_and_webhooks(&metrics, probes);
+        fill_desk(&metrics, probes);
+        let (samples, bytes) = size(&metrics.render());
+        eprintln!("{name}: {samples} samples, {bytes} bytes");
+        let mut group = c.benchmark_group("render");
+        group.sample_size(if probes > PROBES { 20 } else { 100 });
+        group.bench_function(name, |b| {
+            b.iter(|| metrics.render());
+        });
+        group.finish();
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data/incidentd.redb");
@@ -400,18 +418,39 @@ fn bench(c: &mut Criterion) {
 
     // (b) `GET /metrics` from the running app.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, task) = runtime.block_on(async {
+    let (addr, task, metrics) = runtime.block_on(async {
         let app = App::build(config.clone(), Arc::new(clock.clone()))
             .await
             .unwrap();
-        fill_probes_and_webhooks(app.metrics());
+        let metrics = app.metrics().clone();
         let addr = app.local_addr();
         let task = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
         }));
-        (addr, task)
+        (addr, task, metrics)
     });
     let client = reqwest::Client::new();
+    // Once every probe is scheduled (on the board), its series are filled as runs would.
+    let probes_url = format!("http://{addr}/api/v1/probes");
+    runtime.block_on(async {
+        let deadline = Instant::now() + StdDuration::from_secs(60);
+        loop {
+            let listed: serde_json::Value = client
+                .get(&probes_url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if listed["probes"].as_array().map(Vec::len) == Some(PROBES) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the probes were not scheduled");
+            tokio::time::sleep(StdDuration::from_millis(50)).await;
+        }
+    });
+    fill_probes_and_webhooks(&metrics, PROBES);
     let url = format!("http://{addr}/metrics");
     let get = || async {
         let response = client.get(&url).send().await.unwrap();

@@ -125,7 +125,7 @@ impl App {
 
         let probes = TaskTracker::new();
         let probes_stop = CancellationToken::new();
-        let board = ProbeBoard::new(&config.probes);
+        let board = ProbeBoard::default();
         let scheduler = Scheduler {
             engine: engine.clone(),
             clock: clock.clone(),
@@ -133,7 +133,8 @@ impl App {
             board: board.clone(),
             concurrency: config.probe_concurrency,
         };
-        scheduler.spawn_all(&config.probes, &probes, probes_stop.clone());
+        // `ProbeSet::apply` changes the running probes (config reload).
+        let _probe_set = scheduler.spawn_all(&config.probes, &probes, probes_stop.clone());
 
         let webhooks = TaskTracker::new();
         let stopping = Stopping {

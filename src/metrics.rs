@@ -1,14 +1,24 @@
 //! Every metric incidentd exports, in one struct with its own registry. Names and labels are
 //! part of the contract (PRODUCT.md "Metrics"); no label ever carries an unbounded value
 //! such as an incident id.
+//!
+//! The per-probe gauges are not `prometheus` vectors but one table ([`ProbeSeries`]) of a
+//! few atomics per probe, written straight into the exposition: with 100,000 probes a
+//! vector's series (each with its own copy of the metric's description and label pairs)
+//! and the protobuf families it is collected into cost hundreds of megabytes and most of a
+//! scrape's time.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
+use chrono::{DateTime, Utc};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Gauge as GaugeProto, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::domain::incident::Kind;
@@ -32,6 +42,24 @@ const PROBE_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Seconds a run starts after its planned start: a few milliseconds normally, whole
+/// intervals when the process cannot keep up.
+const LAG_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// How `incidentd_probe_duration_seconds` is labelled: the config's
+/// `probe_duration_histogram` (`aggregate`, the default, or `per_probe`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProbeDurationHistogram {
+    /// One histogram over every probe's runs, without labels: 15 series in all. Each
+    /// probe's last duration is `incidentd_probe_last_duration_seconds{probe}`.
+    #[default]
+    Aggregate,
+    /// One histogram per probe, `{probe}`: 15 series a probe (about 1 KB of exposition).
+    PerProbe,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     /// Every collector: registering checks that their names are unique. [`Metrics::render`]
@@ -53,10 +81,15 @@ pub struct Metrics {
     pub sla_open: IntGaugeVec,
     pub sla_target_seconds: GaugeVec,
     pub sla_mean_resolution_objective_seconds: Gauge,
-    pub probe_success: IntGaugeVec,
-    pub probe_duration_seconds: HistogramVec,
-    pub probe_cert_expiry_timestamp_seconds: IntGaugeVec,
-    pub probe_results_dropped_total: IntCounterVec,
+    /// `incidentd_probe_success`, `incidentd_probe_last_duration_seconds` and
+    /// `incidentd_probe_cert_expiry_timestamp_seconds`, by probe.
+    probes: ProbeSeries,
+    probe_duration_histogram: ProbeDurationHistogram,
+    /// Labelled by `probe` or by nothing, as `probe_duration_histogram` says.
+    probe_duration_seconds: HistogramVec,
+    pub probe_schedule_lag_seconds: Histogram,
+    pub probe_runs_skipped_total: IntCounter,
+    pub probe_results_dropped_total: IntCounter,
     pub rule_firing: IntGaugeVec,
     pub webhook_deliveries_total: IntCounterVec,
     pub webhook_pending: IntGaugeVec,
@@ -90,7 +123,18 @@ impl Metrics {
     }
 
     /// The histogram buckets include every configured target; the targets are exported.
+    /// `incidentd_probe_duration_seconds` is one histogram over all probes.
     pub fn with_sla(policies: &SlaPolicies) -> Self {
+        Metrics::with_options(policies, ProbeDurationHistogram::default())
+    }
+
+    /// As [`Metrics::with_sla`], with `incidentd_probe_duration_seconds` labelled as
+    /// `probe_durations` says.
+    pub fn with_options(policies: &SlaPolicies, probe_durations: ProbeDurationHistogram) -> Self {
+        let duration_labels: &[&str] = match probe_durations {
+            ProbeDurationHistogram::Aggregate => &[],
+            ProbeDurationHistogram::PerProbe => &["probe"],
+        };
         let mut tat_buckets = TAT_BUCKETS.to_vec();
         tat_buckets.extend(policies.target_seconds());
         tat_buckets.sort_by(f64::total_cmp);
@@ -195,38 +239,37 @@ impl Metrics {
                 "The objective for the mean resolution time of incidents.",
             ))
             .expect("valid metric"),
-            probe_success: IntGaugeVec::new(
-                Opts::new(
-                    "incidentd_probe_success",
-                    "Whether the last run of the probe succeeded (1) or not (0): connected, no error, HTTP status below 400, DNS NOERROR.",
-                ),
-                &["probe"],
-            )
-            .expect("valid metric"),
+            probes: ProbeSeries::default(),
+            probe_duration_histogram: probe_durations,
             probe_duration_seconds: HistogramVec::new(
                 HistogramOpts::new(
                     "incidentd_probe_duration_seconds",
-                    "Duration of probe runs.",
+                    match probe_durations {
+                        ProbeDurationHistogram::Aggregate => "Duration of probe runs, over all probes (probe_duration_histogram: per_probe labels it by probe).",
+                        ProbeDurationHistogram::PerProbe => "Duration of probe runs.",
+                    },
                 )
                 .buckets(PROBE_BUCKETS.to_vec()),
-                &["probe"],
+                duration_labels,
             )
             .expect("valid metric"),
-            probe_cert_expiry_timestamp_seconds: IntGaugeVec::new(
-                Opts::new(
-                    "incidentd_probe_cert_expiry_timestamp_seconds",
-                    "The earliest notAfter of the certificates the probe's target presented, as a Unix timestamp.",
-                ),
-                &["probe"],
+            probe_schedule_lag_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "incidentd_probe_schedule_lag_seconds",
+                    "How late probe runs started after their planned start (the interval's tick), waiting for a free run slot included.",
+                )
+                .buckets(LAG_BUCKETS.to_vec()),
             )
             .expect("valid metric"),
-            probe_results_dropped_total: IntCounterVec::new(
-                Opts::new(
-                    "incidentd_probe_results_dropped_total",
-                    "Probe results dropped because the engine's queue was full.",
-                ),
-                &["probe"],
-            )
+            probe_runs_skipped_total: IntCounter::with_opts(Opts::new(
+                "incidentd_probe_runs_skipped_total",
+                "Planned probe runs skipped because the previous run of the probe started or ended more than an interval late.",
+            ))
+            .expect("valid metric"),
+            probe_results_dropped_total: IntCounter::with_opts(Opts::new(
+                "incidentd_probe_results_dropped_total",
+                "Probe results dropped because the engine's queue was full.",
+            ))
             .expect("valid metric"),
             rule_firing: IntGaugeVec::new(
                 Opts::new(
@@ -263,6 +306,18 @@ impl Metrics {
                 .registry
                 .register(collector)
                 .expect("unique metric names");
+        }
+        // Registered so that names stay unique and `registry.gather()` (the tests' reference
+        // encoder) sees them; `render` writes them from the table itself.
+        metrics
+            .registry
+            .register(Box::new(metrics.probes.clone()))
+            .expect("unique metric names");
+        if probe_durations == ProbeDurationHistogram::Aggregate {
+            // Present from the start, as one series.
+            metrics
+                .probe_duration_seconds
+                .with_label_values::<&str>(&[]);
         }
         metrics
             .build_info
@@ -351,6 +406,36 @@ impl Metrics {
         }
     }
 
+    /// A probe's series, new (a probe's earlier series of that name are dropped): the
+    /// probe's task records through the handle. The gauges appear with the first run.
+    pub fn add_probe(&self, name: &str) -> ProbeMetrics {
+        let duration = match self.probe_duration_histogram {
+            ProbeDurationHistogram::Aggregate => {
+                self.probe_duration_seconds.with_label_values::<&str>(&[])
+            }
+            ProbeDurationHistogram::PerProbe => {
+                // A restarted probe's histogram starts again from 0, like its gauges.
+                let _ = self.probe_duration_seconds.remove_label_values(&[name]);
+                self.probe_duration_seconds.with_label_values(&[name])
+            }
+        };
+        ProbeMetrics {
+            series: self.probes.add(name),
+            duration,
+            lag: self.probe_schedule_lag_seconds.clone(),
+            skipped: self.probe_runs_skipped_total.clone(),
+            dropped: self.probe_results_dropped_total.clone(),
+        }
+    }
+
+    /// Drops every series of the probe; a handle still held records into nothing.
+    pub fn remove_probe(&self, name: &str) {
+        self.probes.remove(name);
+        if self.probe_duration_histogram == ProbeDurationHistogram::PerProbe {
+            let _ = self.probe_duration_seconds.remove_label_values(&[name]);
+        }
+    }
+
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         vec![
             Box::new(self.incidents_open.clone()),
@@ -366,9 +451,9 @@ impl Metrics {
             Box::new(self.sla_open.clone()),
             Box::new(self.sla_target_seconds.clone()),
             Box::new(self.sla_mean_resolution_objective_seconds.clone()),
-            Box::new(self.probe_success.clone()),
             Box::new(self.probe_duration_seconds.clone()),
-            Box::new(self.probe_cert_expiry_timestamp_seconds.clone()),
+            Box::new(self.probe_schedule_lag_seconds.clone()),
+            Box::new(self.probe_runs_skipped_total.clone()),
             Box::new(self.probe_results_dropped_total.clone()),
             Box::new(self.rule_firing.clone()),
             Box::new(self.webhook_deliveries_total.clone()),
@@ -390,21 +475,290 @@ impl Metrics {
     /// Caching the text for a moment would save the collection (about half the time) but
     /// could serve a scrape that misses a commit; not worth it while this stays well under
     /// the 50 ms budget.
+    ///
+    /// The per-probe gauges are written from their table without that detour: 100,000
+    /// probes are 200,000 samples or more, and building a protobuf message for each only to
+    /// print it would cost more than the printing (and tens of megabytes meanwhile).
     pub fn render(&self) -> String {
-        let mut families: Vec<MetricFamily> = self
+        let families: Vec<MetricFamily> = self
             .collectors()
             .iter()
             .flat_map(|collector| collector.collect())
             .filter(|family| !family.get_metric().is_empty())
             .collect();
-        families.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut sections: Vec<Section<'_>> = families
+            .iter()
+            .map(Section::Collected)
+            .chain(ProbeFamily::ALL.into_iter().map(Section::Probes))
+            .collect();
+        sections.sort_by(|a, b| a.name().cmp(b.name()));
         let hint = self.last_render_len.load(Ordering::Relaxed);
         let mut out = String::with_capacity(hint + hint / 16);
-        for family in &families {
-            encode_family(family, &mut out);
+        let table = self.probes.lock();
+        for section in sections {
+            match section {
+                Section::Collected(family) => encode_family(family, &mut out),
+                Section::Probes(family) => encode_probe_family(family, &table, &mut out),
+            }
         }
+        drop(table);
         self.last_render_len.store(out.len(), Ordering::Relaxed);
         out
+    }
+}
+
+/// A family of the exposition: collected from a `prometheus` collector, or written from
+/// the probe table.
+enum Section<'a> {
+    Collected(&'a MetricFamily),
+    Probes(ProbeFamily),
+}
+
+impl Section<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Section::Collected(family) => family.name(),
+            Section::Probes(family) => family.name(),
+        }
+    }
+}
+
+/// The gauges of one probe, written by its task and read by [`Metrics::render`]; the
+/// handle [`Metrics::add_probe`] gives out records into them.
+#[derive(Clone)]
+pub struct ProbeMetrics {
+    series: Arc<ProbeCell>,
+    duration: Histogram,
+    lag: Histogram,
+    skipped: IntCounter,
+    dropped: IntCounter,
+}
+
+impl ProbeMetrics {
+    /// A run began `lag` after its planned start, `skipped` planned starts after the last
+    /// one (0 when on time).
+    pub fn observe_start(&self, lag: Duration, skipped: u64) {
+        self.lag.observe(lag.as_secs_f64());
+        if skipped > 0 {
+            self.skipped.inc_by(skipped);
+        }
+    }
+
+    /// A run's outcome. A run without a certificate (a refused connection, a plain-HTTP
+    /// target) leaves the last expiry seen.
+    pub fn observe_run(
+        &self,
+        success: bool,
+        duration: Duration,
+        certificate_expiry: Option<DateTime<Utc>>,
+    ) {
+        let seconds = duration.as_secs_f64();
+        self.duration.observe(seconds);
+        let cell = &self.series;
+        cell.success.store(i64::from(success), Ordering::Relaxed);
+        cell.last_duration
+            .store(seconds.to_bits(), Ordering::Relaxed);
+        if let Some(expiry) = certificate_expiry {
+            cell.cert_expiry
+                .store(expiry.timestamp(), Ordering::Relaxed);
+        }
+    }
+
+    /// A result the engine's queue had no room for.
+    pub fn result_dropped(&self) {
+        self.dropped.inc();
+    }
+}
+
+/// One probe's gauges, as atomics: about 40 bytes where a `prometheus` series of each
+/// would take several hundred.
+struct ProbeCell {
+    /// 0 or 1; [`NO_VALUE`] before the first run.
+    success: AtomicI64,
+    /// `f64` bits of seconds; NaN before the first run.
+    last_duration: AtomicU64,
+    /// Unix seconds; [`NO_VALUE`] until a certificate is seen.
+    cert_expiry: AtomicI64,
+}
+
+/// "Not measured yet": no sample is exported.
+const NO_VALUE: i64 = i64::MIN;
+
+impl ProbeCell {
+    fn new() -> ProbeCell {
+        ProbeCell {
+            success: AtomicI64::new(NO_VALUE),
+            last_duration: AtomicU64::new(f64::NAN.to_bits()),
+            cert_expiry: AtomicI64::new(NO_VALUE),
+        }
+    }
+}
+
+/// The per-probe gauge families, in the table's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProbeFamily {
+    Success,
+    LastDuration,
+    CertExpiry,
+}
+
+impl ProbeFamily {
+    const ALL: [ProbeFamily; 3] = [
+        ProbeFamily::Success,
+        ProbeFamily::LastDuration,
+        ProbeFamily::CertExpiry,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            ProbeFamily::Success => "incidentd_probe_success",
+            ProbeFamily::LastDuration => "incidentd_probe_last_duration_seconds",
+            ProbeFamily::CertExpiry => "incidentd_probe_cert_expiry_timestamp_seconds",
+        }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            ProbeFamily::Success => {
+                "Whether the last run of the probe succeeded (1) or not (0): connected, no error, HTTP status below 400, DNS NOERROR."
+            }
+            ProbeFamily::LastDuration => "Duration of the last run of the probe.",
+            ProbeFamily::CertExpiry => {
+                "The earliest notAfter of the certificates the probe's target presented, as a Unix timestamp."
+            }
+        }
+    }
+
+    /// The probe's sample, if it has one yet.
+    fn value(self, cell: &ProbeCell) -> Option<f64> {
+        #[allow(clippy::cast_precision_loss)] // 0/1 and Unix seconds: exact
+        let integer = |value: &AtomicI64| {
+            let value = value.load(Ordering::Relaxed);
+            (value != NO_VALUE).then_some(value as f64)
+        };
+        match self {
+            ProbeFamily::Success => integer(&cell.success),
+            ProbeFamily::LastDuration => {
+                let seconds = f64::from_bits(cell.last_duration.load(Ordering::Relaxed));
+                (!seconds.is_nan()).then_some(seconds)
+            }
+            ProbeFamily::CertExpiry => integer(&cell.cert_expiry),
+        }
+    }
+}
+
+type ProbeTable = BTreeMap<String, Arc<ProbeCell>>;
+
+/// Every probe's [`ProbeCell`] by name: sorted, as the exposition lists series. Probes
+/// are added and removed when the probe set changes; runs write their cells without
+/// touching the table.
+#[derive(Clone)]
+struct ProbeSeries {
+    table: Arc<Mutex<ProbeTable>>,
+    /// For [`Collector::desc`], in [`ProbeFamily::ALL`]'s order.
+    descs: Arc<Vec<Desc>>,
+}
+
+impl Default for ProbeSeries {
+    fn default() -> Self {
+        let descs = ProbeFamily::ALL
+            .into_iter()
+            .map(|family| {
+                Desc::new(
+                    family.name().to_owned(),
+                    family.help().to_owned(),
+                    vec!["probe".to_owned()],
+                    HashMap::new(),
+                )
+                .expect("valid metric")
+            })
+            .collect();
+        ProbeSeries {
+            table: Arc::default(),
+            descs: Arc::new(descs),
+        }
+    }
+}
+
+impl ProbeSeries {
+    fn lock(&self) -> MutexGuard<'_, ProbeTable> {
+        // Atomics and a map: nothing a panic elsewhere could leave half-written.
+        self.table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn add(&self, name: &str) -> Arc<ProbeCell> {
+        let cell = Arc::new(ProbeCell::new());
+        self.lock().insert(name.to_owned(), cell.clone());
+        cell
+    }
+
+    fn remove(&self, name: &str) {
+        self.lock().remove(name);
+    }
+}
+
+/// The same families as [`encode_probe_family`] writes, for `registry.gather()`.
+impl Collector for ProbeSeries {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let table = self.lock();
+        ProbeFamily::ALL
+            .into_iter()
+            .map(|family| {
+                let metrics = table
+                    .iter()
+                    .filter_map(|(name, cell)| {
+                        let value = family.value(cell)?;
+                        let mut label = LabelPair::default();
+                        label.set_name("probe".to_owned());
+                        label.set_value(name.clone());
+                        let mut gauge = GaugeProto::default();
+                        gauge.set_value(value);
+                        let mut metric = Metric::default();
+                        metric.set_label(vec![label]);
+                        metric.set_gauge(gauge);
+                        Some(metric)
+                    })
+                    .collect();
+                let mut out = MetricFamily::default();
+                out.set_name(family.name().to_owned());
+                out.set_help(family.help().to_owned());
+                out.set_field_type(MetricType::GAUGE);
+                out.set_metric(metrics);
+                out
+            })
+            .collect()
+    }
+}
+
+/// One per-probe gauge family from the table, as [`encode_family`] would write it.
+fn encode_probe_family(family: ProbeFamily, table: &ProbeTable, out: &mut String) {
+    let mut samples = table
+        .iter()
+        .filter_map(|(name, cell)| Some((name, family.value(cell)?)))
+        .peekable();
+    if samples.peek().is_none() {
+        return;
+    }
+    out.push_str("# HELP ");
+    out.push_str(family.name());
+    out.push(' ');
+    push_escaped(out, family.help(), false);
+    out.push_str("\n# TYPE ");
+    out.push_str(family.name());
+    out.push_str(" gauge\n");
+    for (name, value) in samples {
+        out.push_str(family.name());
+        out.push_str("{probe=\"");
+        push_escaped(out, name, true);
+        out.push_str("\"} ");
+        push_value(out, value);
+        out.push('\n');
     }
 }
 
@@ -636,26 +990,39 @@ mod tests {
 
     #[test]
     fn render_is_what_the_library_encoder_writes() {
-        let metrics = Metrics::new();
+        for mode in [
+            ProbeDurationHistogram::Aggregate,
+            ProbeDurationHistogram::PerProbe,
+        ] {
+            check_render(mode);
+        }
+    }
+
+    #[track_caller]
+    fn check_render(mode: ProbeDurationHistogram) {
+        let metrics = Metrics::with_options(&SlaPolicies::default(), mode);
+        assert_eq!(metrics.render(), library_render(&metrics));
+        // Added, never run: no sample yet.
+        metrics.add_probe("never-run");
         assert_eq!(metrics.render(), library_render(&metrics));
 
         for (i, name) in ["web", "a\"quoted\" \\ back\nslash", "", "zeta", "äpfel"]
             .into_iter()
             .enumerate()
         {
-            metrics.probe_success.with_label_values(&[name]).set(1);
+            let probe = metrics.add_probe(name);
             for seconds in [0.001, 0.2, 7.5, 120.0] {
-                metrics
-                    .probe_duration_seconds
-                    .with_label_values(&[name])
-                    .observe(seconds * (i + 1) as f64);
+                let expiry = DateTime::from_timestamp(1_790_000_000 - i as i64 * 4_000_000_000, 0);
+                probe.observe_run(
+                    i != 1,
+                    Duration::from_secs_f64(seconds * (i + 1) as f64),
+                    expiry,
+                );
+                probe.observe_start(Duration::from_secs_f64(seconds / 100.0), i as u64);
             }
-            metrics
-                .probe_cert_expiry_timestamp_seconds
-                .with_label_values(&[name])
-                .set(1_790_000_000 - i as i64 * 4_000_000_000);
             metrics.rule_firing.with_label_values(&[name]).set(0);
         }
+        metrics.add_probe("dropping").result_dropped();
         for (i, value) in [
             0.5,
             -0.0,
@@ -694,6 +1061,108 @@ mod tests {
         assert_eq!(text, library_render(&metrics));
         // Again, with the buffer sized from the first.
         assert_eq!(metrics.render(), text);
+        // Removed probes leave no series behind.
+        for name in [
+            "web",
+            "a\"quoted\" \\ back\nslash",
+            "",
+            "zeta",
+            "äpfel",
+            "never-run",
+            "dropping",
+        ] {
+            metrics.remove_probe(name);
+        }
+        let text = metrics.render();
+        assert_eq!(text, library_render(&metrics));
+        assert!(!text.contains("probe=\""), "{text}");
+    }
+
+    /// The series of a probe, one per line, without HELP and TYPE.
+    fn probe_lines(metrics: &Metrics, probe: &str) -> Vec<String> {
+        let label = format!("probe=\"{probe}\"");
+        metrics
+            .render()
+            .lines()
+            .filter(|line| line.contains(&label))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn a_probe_has_its_gauges_and_by_default_shares_one_duration_histogram() {
+        let metrics = Metrics::new();
+        let web = metrics.add_probe("web");
+        assert_eq!(
+            probe_lines(&metrics, "web"),
+            Vec::<String>::new(),
+            "before a run"
+        );
+        let expiry = DateTime::from_timestamp(1_893_542_400, 0);
+        web.observe_run(true, Duration::from_millis(250), expiry);
+        web.observe_run(false, Duration::from_millis(1500), None);
+        web.observe_start(Duration::from_millis(3), 0);
+        web.observe_start(Duration::from_secs(12), 2);
+        web.result_dropped();
+        assert_eq!(
+            probe_lines(&metrics, "web"),
+            [
+                r#"incidentd_probe_cert_expiry_timestamp_seconds{probe="web"} 1893542400"#,
+                r#"incidentd_probe_last_duration_seconds{probe="web"} 1.5"#,
+                r#"incidentd_probe_success{probe="web"} 0"#,
+            ]
+        );
+        let text = metrics.render();
+        for line in [
+            "incidentd_probe_duration_seconds_count 2",
+            r#"incidentd_probe_duration_seconds_bucket{le="0.25"} 1"#,
+            "incidentd_probe_schedule_lag_seconds_count 2",
+            r#"incidentd_probe_schedule_lag_seconds_bucket{le="0.005"} 1"#,
+            "incidentd_probe_runs_skipped_total 2",
+            "incidentd_probe_results_dropped_total 1",
+        ] {
+            assert!(text.contains(line), "missing `{line}` in\n{text}");
+        }
+
+        // Restarted: new series from nothing; the old handle records into nothing.
+        let again = metrics.add_probe("web");
+        web.observe_run(true, Duration::from_millis(1), None);
+        assert_eq!(probe_lines(&metrics, "web"), Vec::<String>::new());
+        again.observe_run(true, Duration::from_millis(2), None);
+        assert_eq!(
+            probe_lines(&metrics, "web"),
+            [
+                r#"incidentd_probe_last_duration_seconds{probe="web"} 0.002"#,
+                r#"incidentd_probe_success{probe="web"} 1"#,
+            ]
+        );
+        metrics.remove_probe("web");
+        assert_eq!(probe_lines(&metrics, "web"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn per_probe_duration_histograms_are_opt_in() {
+        let metrics =
+            Metrics::with_options(&SlaPolicies::default(), ProbeDurationHistogram::PerProbe);
+        let web = metrics.add_probe("web");
+        web.observe_run(true, Duration::from_millis(40), None);
+        let lines = probe_lines(&metrics, "web");
+        assert!(
+            lines.contains(
+                &r#"incidentd_probe_duration_seconds_bucket{probe="web",le="0.05"} 1"#.to_owned()
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.contains(&r#"incidentd_probe_duration_seconds_count{probe="web"} 1"#.to_owned())
+        );
+        assert!(
+            !metrics
+                .render()
+                .contains("incidentd_probe_duration_seconds_count ")
+        );
+        metrics.remove_probe("web");
+        assert_eq!(probe_lines(&metrics, "web"), Vec::<String>::new());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #
 #   tools/probe-load.sh                     # 10,000 probes; windows at 30 s and 210 s, 60 s each
 #   PROBES=2000 STEADY=0 WINDOW=30 tools/probe-load.sh     # quick: one window after the warm-up
+#   PROBES=100000 INTERVAL=60 WARMUP=75 STEADY=0 BLACKBOX=0 tools/probe-load.sh   # 100,000 at 60 s
 #
 # Environment (seconds unless noted):
 #   PROBES       probes, one rule each (10000)
@@ -20,12 +21,23 @@
 #   CONCURRENCY  blackbox requests in flight at most (256)
 #   SCRAPE       scrape incidentd's /metrics this often while it runs, as Prometheus would
 #                (15; 0: never, except the two reads around each window)
+#   BLACKBOX     1: phase 2 runs blackbox_exporter for comparison; 0: incidentd only (1)
+#   RULES        1: one rule per probe; 0: probes only, to tell the rules' share (1)
+#   READS        timed GETs of /metrics after the last window (5)
+#   BIN          a directory with incidentd and the two examples, built elsewhere (an older
+#                commit, to compare): nothing is built then
 #   KEEP=1       keep the temp dir (configs, logs)
 #
-# Phase 1: the target and incidentd (N probes, one rule `[STATUS] != 200` each). In each
-# window: incidentd's CPU (utime+stime of /proc/PID/stat), its RSS (VmRSS, once a second,
-# peak), and the probes it ran (delta of the sum of incidentd_probe_duration_seconds_count
-# on /metrics; the scrapes are outside the CPU window). incidentd is then stopped.
+# Phase 1: the target and incidentd (N probes, one rule `[STATUS] != 200` each). First the
+# time `incidentd check` takes on the same files (loading the configuration, the first part
+# of start-up), then the time from `incidentd serve` to its "incidentd started" log line
+# (ready: listening, every probe scheduled) and its RSS then. In each window: incidentd's CPU
+# (utime+stime of /proc/PID/stat), its RSS (VmRSS, once a second, peak), the probes it ran
+# (delta of incidentd_probe_duration_seconds_count on /metrics, summed over its series; the
+# scrapes are outside the CPU window) and how late runs started against their schedule (the
+# window's increase of incidentd_probe_schedule_lag_seconds: mean, and the bucket holding
+# the 99th percentile). After the last window, READS timed GETs of /metrics: size, median
+# and slowest time. incidentd is then stopped.
 # Phase 2: blackbox_exporter (module http_2xx) on the same target, driven at N/INTERVAL
 # probes per second by examples/blackbox_driver.rs (blackbox only probes when scraped: the
 # driver plays Prometheus), for one window; its CPU and RSS are sampled the same way, and
@@ -42,10 +54,14 @@ WINDOW=${WINDOW:-60}
 BB_WARMUP=${BB_WARMUP:-5}
 CONCURRENCY=${CONCURRENCY:-256}
 SCRAPE=${SCRAPE:-15}
+BLACKBOX=${BLACKBOX:-1}
+RULES=${RULES:-1}
+READS=${READS:-5}
+BIN=${BIN:-}
 KEEP=${KEEP:-0}
 
-for name in PROBES INTERVAL WARMUP STEADY WINDOW BB_WARMUP CONCURRENCY SCRAPE; do
-    if ! [[ ${!name} =~ ^[0-9]+$ ]] || { [[ $name != STEADY && $name != SCRAPE ]] && ((${!name} < 1)); }; then
+for name in PROBES INTERVAL WARMUP STEADY WINDOW BB_WARMUP CONCURRENCY SCRAPE BLACKBOX RULES READS; do
+    if ! [[ ${!name} =~ ^[0-9]+$ ]] || { [[ ! $name =~ ^(STEADY|SCRAPE|BLACKBOX|RULES)$ ]] && ((${!name} < 1)); }; then
         echo "error: $name must be a positive integer (got '${!name}')" >&2
         exit 2
     fi
@@ -56,7 +72,8 @@ fi
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-release="$repo/target/release"
+release=${BIN:-$repo/target/release}
+examples=${BIN:-$release/examples}
 tick_hz=$(getconf CLK_TCK)
 
 log() { printf '[probe-load %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -184,11 +201,13 @@ sample_rss() {
 # ---------------------------------------------------------------------------------------
 # Build and install.
 
-log "building (cargo build --release --examples --bin incidentd)"
-cargo build --release --examples --bin incidentd
+if [[ -z $BIN ]]; then
+    log "building (cargo build --release --examples --bin incidentd)"
+    cargo build --release --examples --bin incidentd
+fi
 
 blackbox=$(command -v prometheus-blackbox-exporter || true)
-if [[ -z $blackbox ]]; then
+if ((BLACKBOX)) && [[ -z $blackbox ]]; then
     log "installing prometheus-blackbox-exporter with apt"
     sudo=()
     ((EUID != 0)) && sudo=(sudo)
@@ -198,12 +217,14 @@ if [[ -z $blackbox ]]; then
     }
     blackbox=$(command -v prometheus-blackbox-exporter)
 fi
-blackbox_version=$("$blackbox" --version 2>&1 | head -n1)
+if ((BLACKBOX)); then
+    blackbox_version=$("$blackbox" --version 2>&1 | head -n1)
+fi
 
 # ---------------------------------------------------------------------------------------
 # The target.
 
-"$release/examples/load_target" 0 $((WARMUP + STEADY + 4 * WINDOW + 600)) >"$tmp/target.log" 2>&1 &
+"$examples/load_target" 0 $((WARMUP + STEADY + 4 * WINDOW + 600)) >"$tmp/target.log" 2>&1 &
 target_pid=$!
 pids+=("$target_pid")
 wait_for 10 "the load target" grep -q 'listening on' "$tmp/target.log"
@@ -222,12 +243,13 @@ storage:
 rule_files:
   - rules/*.yaml
 EOF
-awk -v n="$PROBES" -v port="$target_port" -v interval="$INTERVAL" 'BEGIN {
+awk -v n="$PROBES" -v port="$target_port" -v interval="$INTERVAL" -v rules="$RULES" 'BEGIN {
     print "probes:"
     for (i = 0; i < n; i++) {
         printf "  - name: load-%d\n    interval: %ds\n    timeout: 2s\n", i, interval
         printf "    http: {url: \"http://127.0.0.1:%d/health?n=%d\"}\n", port, i
     }
+    if (!rules) exit
     print "rules:"
     for (i = 0; i < n; i++) {
         printf "  - name: load-%d-down\n    probe: load-%d\n    when: \x27[STATUS] != 200\x27\n", i, i
@@ -235,15 +257,25 @@ awk -v n="$PROBES" -v port="$target_port" -v interval="$INTERVAL" 'BEGIN {
     }
 }' >"$tmp/incidentd/rules/load.yaml"
 
+rule_file_mb=$(calc "$(stat -c %s "$tmp/incidentd/rules/load.yaml") / 1048576" 1)
+# Loading the configuration is the first part of start-up: `check` does only that.
+check_t0=$(now)
 "$release/incidentd" check --config "$tmp/incidentd/incidentd.yaml" >&2
+config_load_s=$(calc "$(now) - $check_t0" 2)
+log "incidentd check: ${config_load_s}s for a ${rule_file_mb} MB rule file"
+
+started_at=$(now)
 RUST_LOG=info "$release/incidentd" serve --config "$tmp/incidentd/incidentd.yaml" >"$tmp/incidentd.log" 2>&1 &
 incidentd_pid=$!
 pids+=("$incidentd_pid")
-started_at=$(now)
-wait_for 120 "incidentd to start" grep -q 'incidentd started' "$tmp/incidentd.log"
+wait_for 300 "incidentd to start" grep -q 'incidentd started' "$tmp/incidentd.log"
+# Ready: the log line's own timestamp (RFC 3339), not when the poll above saw it.
+ready_at=$(date -d "$(grep -m1 'incidentd started' "$tmp/incidentd.log" | awk '{print $1}' | sed 's/\x1b\[[0-9;]*m//g')" +%s.%N)
+ready_s=$(calc "$ready_at - $started_at" 2)
+ready_rss=$(calc "$(status_kb "$incidentd_pid" VmRSS) / 1024" 1)
 incidentd_port=$(sed -n 's/.*incidentd started.*listen=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/incidentd.log" | head -n1)
 metrics_url="http://127.0.0.1:$incidentd_port/metrics"
-log "incidentd on 127.0.0.1:$incidentd_port (pid $incidentd_pid), $PROBES probes every ${INTERVAL}s"
+log "incidentd on 127.0.0.1:$incidentd_port (pid $incidentd_pid), $PROBES probes every ${INTERVAL}s; ready after ${ready_s}s with ${ready_rss} MB RSS"
 
 # Prometheus scrapes incidentd: its /metrics holds a histogram per probe, and building that
 # answer costs CPU and memory, so it is part of the measurement (SCRAPE=0 leaves it out).
@@ -264,31 +296,67 @@ if ((SCRAPE > 0)); then
     scraper_pid=$!
 fi
 
-# probes_run → "<runs> <failing probes>": the sum of incidentd_probe_duration_seconds_count
-# and the number of probes whose last result did not connect. The scrapes are outside the
-# CPU window (a scrape of N histograms is not free).
+# scrape FILE: incidentd's /metrics into FILE. The scrapes are outside the CPU window (a
+# scrape of N probes is not free).
+scrape() { curl -fsS --max-time 60 -o "$1" "$metrics_url"; }
+
+# probes_run FILE → "<runs> <failing probes>": incidentd_probe_duration_seconds_count summed
+# over its series (one per probe, or one in all) and the probes whose last run failed.
 probes_run() {
-    curl -fsS --max-time 60 "$metrics_url" | awk '
+    awk '
         /^incidentd_probe_duration_seconds_count/ {runs += $NF}
         /^incidentd_probe_success\{/ && $NF == 0 {failing++}
-        END {printf "%d %d\n", runs, failing}'
+        END {printf "%d %d\n", runs, failing}' "$1"
+}
+
+# lag FILE0 FILE1 → "<mean ms> <p99 bucket ms>": how late runs started between the two
+# scrapes, from incidentd_probe_schedule_lag_seconds; "n/a n/a" where it does not exist.
+lag() {
+    awk '
+        function bound(line) { sub(/.*le="/, "", line); sub(/".*/, "", line); return line }
+        FNR == NR && /^incidentd_probe_schedule_lag_seconds_bucket/ {b0[bound($0)] = $NF}
+        FNR == NR && /^incidentd_probe_schedule_lag_seconds_sum/ {s0 = $NF}
+        FNR == NR && /^incidentd_probe_schedule_lag_seconds_count/ {c0 = $NF}
+        FNR != NR && /^incidentd_probe_schedule_lag_seconds_bucket/ {le = bound($0); b1[le] = $NF; order[n++] = le}
+        FNR != NR && /^incidentd_probe_schedule_lag_seconds_sum/ {s1 = $NF}
+        FNR != NR && /^incidentd_probe_schedule_lag_seconds_count/ {c1 = $NF}
+        END {
+            count = c1 - c0
+            if (n == 0 || count <= 0) { print "n/a n/a"; exit }
+            p99 = "n/a"
+            for (i = 0; i < n; i++) {
+                if (b1[order[i]] - b0[order[i]] >= 0.99 * count) {
+                    p99 = order[i] == "+Inf" ? ">max" : sprintf("%g", 1000 * order[i]); break
+                }
+            }
+            printf "%.1f %s\n", 1000 * (s1 - s0) / count, p99
+        }' "$1" "$2"
 }
 
 # measure_incidentd PREFIX: one window of WINDOW seconds.
 measure_incidentd() {
     local runs0 runs1 failing rss
     alive "$incidentd_pid" || { echo "error: incidentd exited; see its log:" >&2; tail -n 20 "$tmp/incidentd.log" >&2; exit 1; }
-    read -r runs0 _ < <(probes_run) || true
-    [[ -n ${runs0:-} ]] || { echo "error: could not read $metrics_url" >&2; exit 1; }
+    scrape "$tmp/metrics0.txt" || { echo "error: could not read $metrics_url" >&2; exit 1; }
+    read -r runs0 _ < <(probes_run "$tmp/metrics0.txt")
     window_begin "$incidentd_pid"
     rss=$(sample_rss "$incidentd_pid" "$WINDOW")
     window_end "$incidentd_pid"
-    read -r runs1 failing < <(probes_run) || true
-    [[ -n ${runs1:-} ]] || { echo "error: could not read $metrics_url" >&2; exit 1; }
+    scrape "$tmp/metrics1.txt" || { echo "error: could not read $metrics_url" >&2; exit 1; }
+    read -r runs1 failing < <(probes_run "$tmp/metrics1.txt")
     figures "$1" $((runs1 - runs0)) "$rss" "$incidentd_pid"
     printf -v "${1}_failing" '%s' "$failing"
     printf -v "${1}_from" '%s' "$(calc "$w_t0 - $started_at" 0)"
     printf -v "${1}_to" '%s' "$(calc "$w_t1 - $started_at" 0)"
+    read -r "${1}_lag_mean" "${1}_lag_p99" < <(lag "$tmp/metrics0.txt" "$tmp/metrics1.txt")
+}
+
+# time_metrics: READS sequential GETs of /metrics → "<bytes> <median ms> <max ms>".
+time_metrics() {
+    local i
+    for ((i = 0; i < READS; i++)); do
+        curl -fsS --max-time 60 -o /dev/null -w '%{size_download} %{time_total}\n' "$metrics_url"
+    done | sort -k2 -g | awk '{bytes = $1; t[NR] = $2} END {printf "%d %.0f %.0f\n", bytes, 1000 * t[int((NR + 1) / 2)], 1000 * t[NR]}'
 }
 
 sleep_until() { # SECONDS since incidentd started
@@ -307,6 +375,7 @@ fi
 sleep_until "$((STEADY > WARMUP ? STEADY : WARMUP))"
 log "measuring incidentd for ${WINDOW}s (steady state)"
 measure_incidentd inc
+read -r metrics_bytes metrics_ms metrics_max_ms < <(time_metrics)
 inc_threads=$(status_kb "$incidentd_pid" Threads)
 inc_errors=$(grep -c -E ' (WARN|ERROR) ' "$tmp/incidentd.log" || true)
 
@@ -317,38 +386,34 @@ log "incidentd: $inc_runs probe runs in ${inc_wall}s, ${inc_cpu_s}s CPU; stopped
 # ---------------------------------------------------------------------------------------
 # Phase 2: blackbox_exporter.
 
-cat >"$tmp/blackbox.yml" <<EOF
-modules:
-  http_2xx:
-    prober: http
-    timeout: 2s
-    http:
-      preferred_ip_protocol: ip4
-EOF
-bb_port=$(free_port)
-"$blackbox" --config.file="$tmp/blackbox.yml" --web.listen-address="127.0.0.1:$bb_port" \
-    >"$tmp/blackbox.log" 2>&1 &
-bb_pid=$!
-pids+=("$bb_pid")
-wait_for 20 "blackbox_exporter to start" curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:$bb_port/-/healthy"
-log "$blackbox_version on 127.0.0.1:$bb_port (pid $bb_pid)"
+if ((BLACKBOX)); then
+    printf '%s\n' "modules:" "  http_2xx:" "    prober: http" "    timeout: 2s" "    http:" \
+        "      preferred_ip_protocol: ip4" >"$tmp/blackbox.yml"
+    bb_port=$(free_port)
+    "$blackbox" --config.file="$tmp/blackbox.yml" --web.listen-address="127.0.0.1:$bb_port" \
+        >"$tmp/blackbox.log" 2>&1 &
+    bb_pid=$!
+    pids+=("$bb_pid")
+    wait_for 20 "blackbox_exporter to start" curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:$bb_port/-/healthy"
+    log "$blackbox_version on 127.0.0.1:$bb_port (pid $bb_pid)"
 
-bb_rate_target=$(calc "$PROBES / $INTERVAL" 3)
-driver=("$release/examples/blackbox_driver" "$bb_port" "$target_port" "$bb_rate_target")
-log "warming blackbox up for ${BB_WARMUP}s"
-timeout $((BB_WARMUP + 20)) "${driver[@]}" "$BB_WARMUP" "$PROBES" "$CONCURRENCY" >"$tmp/driver-warmup.out"
+    bb_rate_target=$(calc "$PROBES / $INTERVAL" 3)
+    driver=("$examples/blackbox_driver" "$bb_port" "$target_port" "$bb_rate_target")
+    log "warming blackbox up for ${BB_WARMUP}s"
+    timeout $((BB_WARMUP + 20)) "${driver[@]}" "$BB_WARMUP" "$PROBES" "$CONCURRENCY" >"$tmp/driver-warmup.out"
 
-log "measuring blackbox_exporter for ${WINDOW}s at $bb_rate_target probes/s"
-window_begin "$bb_pid"
-timeout $((WINDOW + 30)) "${driver[@]}" "$WINDOW" "$PROBES" "$CONCURRENCY" >"$tmp/driver.out" &
-driver_pid=$!
-pids+=("$driver_pid")
-bb_rss_peak=$(sample_rss "$bb_pid" $((WINDOW + 30)) "$driver_pid")
-wait "$driver_pid" || { echo "error: the blackbox driver failed" >&2; exit 1; }
-window_end "$bb_pid"
-bb_threads=$(status_kb "$bb_pid" Threads)
-read -r bb_completed bb_failing < <(sed -n 's/.*completed=\([0-9]*\) failed=\([0-9]*\).*/\1 \2/p' "$tmp/driver.out")
-figures bb $((bb_completed + bb_failing)) "$bb_rss_peak" "$bb_pid"
+    log "measuring blackbox_exporter for ${WINDOW}s at $bb_rate_target probes/s"
+    window_begin "$bb_pid"
+    timeout $((WINDOW + 30)) "${driver[@]}" "$WINDOW" "$PROBES" "$CONCURRENCY" >"$tmp/driver.out" &
+    driver_pid=$!
+    pids+=("$driver_pid")
+    bb_rss_peak=$(sample_rss "$bb_pid" $((WINDOW + 30)) "$driver_pid")
+    wait "$driver_pid" || { echo "error: the blackbox driver failed" >&2; exit 1; }
+    window_end "$bb_pid"
+    bb_threads=$(status_kb "$bb_pid" Threads)
+    read -r bb_completed bb_failing < <(sed -n 's/.*completed=\([0-9]*\) failed=\([0-9]*\).*/\1 \2/p' "$tmp/driver.out")
+    figures bb $((bb_completed + bb_failing)) "$bb_rss_peak" "$bb_pid"
+fi
 
 # ---------------------------------------------------------------------------------------
 # Report (stdout).
@@ -362,12 +427,13 @@ row() { # LABEL PREFIX
     done
     printf '\n'
 }
-ratio=$(calc "$inc_us > 0 ? $bb_us / $inc_us : 0" 1)
 expected=$(calc "$PROBES / $INTERVAL" 1)
 echo
-echo "probe load: $PROBES HTTP probes every ${INTERVAL}s (expected $expected probes/s), windows of ${WINDOW}s, $(nproc) CPUs"
+echo "probe load: $PROBES HTTP probes every ${INTERVAL}s (expected $expected probes/s), $( ((RULES)) && echo "one rule each" || echo "no rules"), windows of ${WINDOW}s, $(nproc) CPUs"
 echo "  incidentd: /metrics scraped every ${SCRAPE}s (0: only around the windows)"
-echo "  blackbox: $blackbox_version, driven at $bb_rate_target probes/s with at most $CONCURRENCY in flight"
+if ((BLACKBOX)); then
+    echo "  blackbox: $blackbox_version, driven at $bb_rate_target probes/s with at most $CONCURRENCY in flight"
+fi
 echo
 printf '  %-34s %12s %12s %12s %12s %12s %12s\n' "" "probes/s" "CPU % 1 core" "CPU µs/probe" "peak RSS MB" "VmHWM MB" "failing"
 if ((have_early)); then
@@ -378,10 +444,17 @@ if ((STEADY > 0)); then
 else
     row "incidentd, t=${inc_from}-${inc_to}s" inc
 fi
-row "blackbox_exporter" bb
+if ((BLACKBOX)); then
+    row "blackbox_exporter" bb
+fi
 echo
-echo "  blackbox µs/probe ÷ incidentd µs/probe (steady) = $ratio   (goal: ≥ 5)"
-echo "  incidentd goals (steady): CPU < 25% of one core: ${inc_cpu_pct}%; RSS < 150 MB: ${inc_rss} MB"
-echo "  target CPU % during the windows: incidentd ${inc_target_pct}%, blackbox ${bb_target_pct}%"
-echo "  whole machine busy, % of $(($(nproc) * 100)): incidentd window ${inc_machine_pct}%, blackbox window ${bb_machine_pct}% (incl. the target and the driver)"
-echo "  threads: incidentd $inc_threads, blackbox $bb_threads; incidentd log: $inc_errors WARN/ERROR line(s) (1 expected: the open-API warning)"
+echo "  start-up: ready ${ready_s}s after \`serve\` (RSS ${ready_rss} MB then); \`check\` alone (config load, ${rule_file_mb} MB rule file) ${config_load_s}s"
+echo "  /metrics: ${metrics_bytes} bytes, median ${metrics_ms} ms, slowest ${metrics_max_ms} ms of $READS GETs after the last window"
+echo "  schedule lag in the last window: mean ${inc_lag_mean} ms, 99 % within ${inc_lag_p99} ms (bucket bound)"
+if ((BLACKBOX)); then
+    ratio=$(calc "$inc_us > 0 ? $bb_us / $inc_us : 0" 1)
+    echo "  blackbox µs/probe ÷ incidentd µs/probe (steady) = $ratio   (goal: ≥ 5)"
+fi
+echo "  target CPU % during the last incidentd window: ${inc_target_pct}%$( ((BLACKBOX)) && echo ", blackbox window ${bb_target_pct}%")"
+echo "  whole machine busy, % of $(($(nproc) * 100)): incidentd window ${inc_machine_pct}%$( ((BLACKBOX)) && echo ", blackbox window ${bb_machine_pct}%") (incl. the target$( ((BLACKBOX)) && echo " and the driver"))"
+echo "  threads: incidentd $inc_threads$( ((BLACKBOX)) && echo ", blackbox $bb_threads"); incidentd log: $inc_errors WARN/ERROR line(s) (1 expected: the open-API warning)"

@@ -3,7 +3,7 @@
 //! (probe results reach the engine as commands, and this view must never wait for it), and
 //! it is not stored: after a restart it fills again from the next runs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -60,74 +60,127 @@ impl RunSummary {
 }
 
 /// Shared by the scheduler (writes) and the API (reads); cheap to clone.
-#[derive(Clone)]
+///
+/// A list of [`Slot`]s in config order. Each probe's task holds its own slot and records
+/// into it without touching the list; the scheduler replaces the list when the probe set
+/// changes. A restarted probe gets a new slot, so a run of its old configuration still
+/// finishing lands in the old slot, which nothing reads any more.
+#[derive(Clone, Default)]
 pub struct ProbeBoard {
-    entries: Arc<Mutex<Vec<Entry>>>,
-    index: Arc<HashMap<String, usize>>,
+    slots: Arc<Mutex<Vec<Arc<Slot>>>>,
 }
 
-struct Entry {
-    name: String,
-    kind: &'static str,
-    target: String,
-    interval: Duration,
-    timeout: Duration,
+/// One probe's entry: its configuration and what its recent runs saw.
+pub struct Slot {
+    config: Arc<ProbeConfig>,
+    runs: Mutex<Runs>,
+}
+
+/// What a probe's recent runs saw.
+#[derive(Default)]
+struct Runs {
     last: Option<RunSummary>,
-    /// (success, response time in µs) of the last [`KEPT_RUNS`] runs, oldest first; 8
-    /// bytes a run, as 10,000 probes keep a million of them.
-    recent: VecDeque<(bool, u32)>,
+    recent: Recent,
+}
+
+/// The last [`KEPT_RUNS`] runs of a probe, oldest first, each packed in 4 bytes (a failure
+/// bit and the response time in µs, up to 35 minutes), with the totals over them kept
+/// as they change: 100,000 probes keep ten million runs.
+#[derive(Default)]
+struct Recent {
+    runs: VecDeque<u32>,
+    failures: usize,
+    micros: u64,
+}
+
+/// Marks a failed run in [`Recent`]; the other 31 bits are µs.
+const FAILED: u32 = 1 << 31;
+
+impl Recent {
+    fn push(&mut self, success: bool, response_time: Duration) {
+        if self.runs.capacity() == 0 {
+            // Allocated at the first run, once: exactly the window.
+            self.runs.reserve_exact(KEPT_RUNS);
+        }
+        if self.runs.len() == KEPT_RUNS
+            && let Some(oldest) = self.runs.pop_front()
+        {
+            self.forget(oldest);
+        }
+        let micros = u32::try_from(response_time.as_micros())
+            .unwrap_or(u32::MAX)
+            .min(FAILED - 1);
+        self.failures += usize::from(!success);
+        self.micros += u64::from(micros);
+        self.runs
+            .push_back(if success { micros } else { micros | FAILED });
+    }
+
+    fn forget(&mut self, run: u32) {
+        self.failures -= usize::from(run & FAILED != 0);
+        self.micros -= u64::from(run & !FAILED);
+    }
+}
+
+impl Slot {
+    /// A probe without results yet.
+    pub fn new(config: Arc<ProbeConfig>) -> Slot {
+        Slot {
+            config,
+            runs: Mutex::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Arc<ProbeConfig> {
+        &self.config
+    }
+
+    pub fn record(&self, run: RunSummary) {
+        let mut runs = lock(&self.runs);
+        runs.recent.push(run.success, run.response_time);
+        runs.last = Some(run);
+    }
+}
+
+/// A panic elsewhere while holding the lock leaves plain data behind; keep serving it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl ProbeBoard {
     /// Every configured probe, in config order, without results yet.
     pub fn new(probes: &[ProbeConfig]) -> ProbeBoard {
-        let entries: Vec<Entry> = probes
-            .iter()
-            .map(|probe| Entry {
-                name: probe.name.clone(),
-                kind: probe.target.kind(),
-                target: target_text(&probe.target),
-                interval: probe.interval,
-                timeout: probe.timeout,
-                last: None,
-                recent: VecDeque::with_capacity(KEPT_RUNS),
-            })
-            .collect();
-        let index = entries
-            .iter()
-            .enumerate()
-            .map(|(i, entry)| (entry.name.clone(), i))
-            .collect();
-        ProbeBoard {
-            entries: Arc::new(Mutex::new(entries)),
-            index: Arc::new(index),
-        }
+        let board = ProbeBoard::default();
+        board.replace(
+            probes
+                .iter()
+                .map(|probe| Arc::new(Slot::new(Arc::new(probe.clone()))))
+                .collect(),
+        );
+        board
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
-        // A panic elsewhere while holding the lock leaves plain data behind; keep serving it.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The probes shown from now on, in this order.
+    pub fn replace(&self, slots: Vec<Arc<Slot>>) {
+        *lock(&self.slots) = slots;
     }
 
-    pub fn record(&self, probe: &str, run: RunSummary) {
-        let Some(&i) = self.index.get(probe) else {
-            return;
-        };
-        let mut entries = self.lock();
-        let entry = &mut entries[i];
-        if entry.recent.len() == KEPT_RUNS {
-            entry.recent.pop_front();
-        }
-        let micros = u32::try_from(run.response_time.as_micros()).unwrap_or(u32::MAX);
-        entry.recent.push_back((run.success, micros));
-        entry.last = Some(run);
+    /// The probe's slot, if it is on the board.
+    pub fn slot(&self, probe: &str) -> Option<Arc<Slot>> {
+        lock(&self.slots)
+            .iter()
+            .find(|slot| slot.config.name == probe)
+            .cloned()
     }
 
     /// The JSON of `GET /api/v1/probes`, in config order.
     pub fn snapshot(&self) -> Vec<ProbeView> {
-        self.lock().iter().map(ProbeView::new).collect()
+        // The list is copied (one pointer a probe) so that runs and the scheduler never
+        // wait for the views to be built.
+        let slots = lock(&self.slots).clone();
+        slots.iter().map(|slot| ProbeView::new(slot)).collect()
     }
 }
 
@@ -190,22 +243,24 @@ pub struct HistoryView {
 }
 
 impl ProbeView {
-    fn new(entry: &Entry) -> ProbeView {
-        let results = entry.recent.len();
-        let failures = entry.recent.iter().filter(|(success, _)| !success).count();
-        let total: Duration = entry
-            .recent
-            .iter()
-            .map(|(_, micros)| Duration::from_micros(u64::from(*micros)))
-            .sum();
+    fn new(slot: &Slot) -> ProbeView {
+        let probe = &slot.config;
+        let runs = lock(&slot.runs);
+        let Recent {
+            runs: recent,
+            failures,
+            micros,
+        } = &runs.recent;
+        let results = recent.len();
+        let total = Duration::from_micros(*micros);
         let ratio = |part: f64| (results > 0).then(|| part / results as f64);
         ProbeView {
-            name: entry.name.clone(),
-            kind: entry.kind,
-            target: entry.target.clone(),
-            interval_seconds: entry.interval.as_secs_f64(),
-            timeout_seconds: entry.timeout.as_secs_f64(),
-            last_result: entry.last.as_ref().map(|run| ResultView {
+            name: probe.name.clone(),
+            kind: probe.target.kind(),
+            target: target_text(&probe.target),
+            interval_seconds: probe.interval.as_secs_f64(),
+            timeout_seconds: probe.timeout.as_secs_f64(),
+            last_result: runs.last.as_ref().map(|run| ResultView {
                 at: timestamp(run.at),
                 success: run.success,
                 connected: run.connected,
@@ -218,7 +273,7 @@ impl ProbeView {
             }),
             history: HistoryView {
                 results,
-                failures,
+                failures: *failures,
                 success_ratio: ratio((results - failures) as f64),
                 avg_response_time_seconds: ratio(total.as_secs_f64()),
             },
@@ -267,11 +322,12 @@ mod tests {
         };
         assert!(a.last_result.is_none() && b.last_result.is_none());
         assert_eq!(a.history.success_ratio, None);
+        let slot = board.slot("a").unwrap();
         for i in 0..KEPT_RUNS + 10 {
             // The 10 oldest runs fail and fall out of the window; then 1 in 4 fails.
-            board.record("a", run(i >= 10 && i % 4 != 0, 100));
+            slot.record(run(i >= 10 && i % 4 != 0, 100));
         }
-        board.record("unknown", run(false, 1));
+        assert!(board.slot("unknown").is_none());
         let a = &board.snapshot()[0];
         assert_eq!(a.history.results, KEPT_RUNS);
         assert_eq!(a.history.failures, 25);

@@ -24,7 +24,8 @@ enum Type {
     Histogram,
 }
 
-/// Every metric incidentd exports (PRODUCT.md "Metrics"), and Prometheus' own `up`.
+/// Every metric incidentd exports (PRODUCT.md "Metrics" and the README's additions), and
+/// Prometheus' own `up`.
 const METRICS: &[(&str, Type)] = &[
     ("incidentd_incidents_open", Type::Gauge),
     ("incidentd_incidents_opened_total", Type::Counter),
@@ -44,8 +45,11 @@ const METRICS: &[(&str, Type)] = &[
     ),
     ("incidentd_probe_success", Type::Gauge),
     ("incidentd_probe_duration_seconds", Type::Histogram),
+    ("incidentd_probe_last_duration_seconds", Type::Gauge),
+    ("incidentd_probe_schedule_lag_seconds", Type::Histogram),
     ("incidentd_probe_cert_expiry_timestamp_seconds", Type::Gauge),
     ("incidentd_probe_results_dropped_total", Type::Counter),
+    ("incidentd_probe_runs_skipped_total", Type::Counter),
     ("incidentd_rule_firing", Type::Gauge),
     ("incidentd_webhook_deliveries_total", Type::Counter),
     ("incidentd_webhook_pending", Type::Gauge),

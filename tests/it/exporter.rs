@@ -20,8 +20,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// The content type of the text exposition format 0.0.4.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Every family the exposition must have: all but `incidentd_probe_results_dropped_total`,
-/// which has a sample only once the engine's queue overflows.
+/// Every family the exposition must have.
 const FAMILIES: &[&str] = &[
     "incidentd_build_info",
     "incidentd_escalations_total",
@@ -32,6 +31,10 @@ const FAMILIES: &[&str] = &[
     "incidentd_incidents_resolved_total",
     "incidentd_probe_cert_expiry_timestamp_seconds",
     "incidentd_probe_duration_seconds",
+    "incidentd_probe_last_duration_seconds",
+    "incidentd_probe_results_dropped_total",
+    "incidentd_probe_runs_skipped_total",
+    "incidentd_probe_schedule_lag_seconds",
     "incidentd_probe_success",
     "incidentd_resolution_seconds",
     "incidentd_rule_firing",

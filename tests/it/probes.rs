@@ -1,20 +1,29 @@
 //! Every probe type against real loopback targets: the probe function called directly
-//! (`probe::run_once`), asserting the Observation's fields, and the running app (scheduler,
-//! metrics, `GET /api/v1/probes`, incidents per Prometheus series).
+//! (`probe::run_once`), asserting the Observation's fields, the running app (scheduler,
+//! metrics, `GET /api/v1/probes`, incidents per Prometheus series), and the scheduler
+//! reconfigured while it runs (`ProbeSet::apply`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::{OriginalUri, State};
 use incidentd::clock::ManualClock;
 use incidentd::config::{
     DnsProbe, HttpProbe, IcmpProbe, ProbeConfig, ProbeTarget, PrometheusProbe, TcpProbe, TlsProbe,
 };
 use incidentd::domain::observation::{BODY_LIMIT, Observation};
-use incidentd::probe::{self, Clients, Subject};
+use incidentd::engine::Engine;
+use incidentd::metrics::Metrics;
+use incidentd::probe::{self, Applied, Clients, ProbeBoard, ProbeSet, Scheduler, Subject};
+use incidentd::store::Store;
 use reqwest::StatusCode;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::support::*;
 
@@ -628,7 +637,17 @@ async fn the_app_runs_every_probe_type_and_reports_them() {
     ] {
         assert!(metrics.contains(line), "{line} missing in:\n{metrics}");
     }
-    assert!(metrics.contains("incidentd_probe_duration_seconds_count{probe=\"resolver\"}"));
+    assert!(metrics.contains("incidentd_probe_last_duration_seconds{probe=\"resolver\"} "));
+    // By default one duration histogram over every probe, and the schedule's lag.
+    assert!(!metrics.contains("incidentd_probe_duration_seconds_count{"));
+    for family in [
+        "incidentd_probe_duration_seconds_count ",
+        "incidentd_probe_schedule_lag_seconds_count ",
+        "incidentd_probe_runs_skipped_total ",
+        "incidentd_probe_results_dropped_total 0",
+    ] {
+        assert!(metrics.contains(family), "{family} missing in:\n{metrics}");
+    }
     assert!(!metrics.contains("incidentd_probe_cert_expiry_timestamp_seconds{probe=\"web\"}"));
     app.stop().await;
 }
@@ -777,4 +796,232 @@ rules:
         );
     }
     app.stop().await;
+}
+
+// ----- reconfigured at run time -----------------------------------------------------------
+
+/// A loopback HTTP target that answers 200 and counts the requests to each path.
+#[derive(Clone, Default)]
+struct Hits(Arc<Mutex<HashMap<String, usize>>>);
+
+impl Hits {
+    async fn serve(&self) -> SocketAddr {
+        let app = Router::new()
+            .fallback(
+                |State(hits): State<Hits>, OriginalUri(uri): OriginalUri| async move {
+                    *hits
+                        .0
+                        .lock()
+                        .unwrap()
+                        .entry(uri.path().to_owned())
+                        .or_default() += 1;
+                    "ok"
+                },
+            )
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        addr
+    }
+
+    fn of(&self, path: &str) -> usize {
+        self.0.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+fn http_probe(name: &str, addr: SocketAddr, path: &str, interval: Duration) -> ProbeConfig {
+    ProbeConfig {
+        name: name.to_owned(),
+        interval,
+        timeout: Duration::from_secs(1),
+        labels: BTreeMap::new(),
+        target: ProbeTarget::Http(http(&format!("http://{addr}{path}"))),
+    }
+}
+
+/// The scheduler on a real engine (temp store, no rules), as the app starts it.
+struct Running {
+    probes: ProbeSet,
+    board: ProbeBoard,
+    metrics: Metrics,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    engine_stop: CancellationToken,
+    engine_task: tokio::task::JoinHandle<()>,
+    _dir: ConfigDir,
+}
+
+impl Running {
+    async fn start(probes: &[ProbeConfig]) -> Running {
+        let dir = ConfigDir::new("listen: 127.0.0.1:0\n", &[]);
+        let config = incidentd::config::load(&dir.config_path(), &|_| None)
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        let store = Store::open(&dir.path().join("data/incidentd.redb")).unwrap();
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let metrics = Metrics::new();
+        let engine_stop = CancellationToken::new();
+        let (engine, _read, engine_task) = Engine::start(
+            store,
+            &config,
+            clock.clone(),
+            metrics.clone(),
+            Arc::default(),
+            engine_stop.clone(),
+        )
+        .unwrap();
+        let board = ProbeBoard::default();
+        let tracker = TaskTracker::new();
+        let stop = CancellationToken::new();
+        let scheduler = Scheduler {
+            engine,
+            clock,
+            metrics: metrics.clone(),
+            board: board.clone(),
+            concurrency: 8,
+        };
+        let probes = scheduler.spawn_all(probes, &tracker, stop.clone());
+        Running {
+            probes,
+            board,
+            metrics,
+            tracker,
+            stop,
+            engine_stop,
+            engine_task,
+            _dir: dir,
+        }
+    }
+
+    /// The board's entry of `name`, if it is on the board.
+    fn entry(&self, name: &str) -> Option<Value> {
+        let views = serde_json::to_value(self.board.snapshot()).unwrap();
+        views
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+    }
+
+    fn results(&self, name: &str) -> u64 {
+        self.entry(name)
+            .and_then(|p| p["history"]["results"].as_u64())
+            .unwrap_or(0)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.board
+            .snapshot()
+            .into_iter()
+            .map(|view| view.name)
+            .collect()
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        tokio::time::timeout(DEADLINE, self.tracker.wait())
+            .await
+            .expect("the probes stop");
+        drop(self.probes);
+        self.engine_stop.cancel();
+        self.engine_task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn reconfiguring_keeps_unchanged_probes_restarts_changed_ones_and_stops_removed_ones() {
+    let hits = Hits::default();
+    let addr = hits.serve().await;
+    let fast = Duration::from_millis(50);
+    let mut running = Running::start(&[
+        http_probe("keep", addr, "/keep", fast),
+        http_probe("change", addr, "/change-old", fast),
+        http_probe("remove", addr, "/remove", fast),
+    ])
+    .await;
+    assert_eq!(running.probes.len(), 3);
+    eventually("a few runs of each probe", DEADLINE, async || {
+        ["keep", "change", "remove"]
+            .iter()
+            .all(|name| running.results(name) >= 5)
+            .then_some(())
+    })
+    .await;
+    let text = running.metrics.render();
+    assert!(
+        text.contains("incidentd_probe_success{probe=\"remove\"} 1"),
+        "{text}"
+    );
+
+    let kept_before = running.results("keep");
+    let applied = running.probes.apply(&[
+        http_probe("new", addr, "/new", fast),
+        // Another URL, and an interval long enough that it runs at most once in this test.
+        http_probe("change", addr, "/change-new", Duration::from_secs(3600)),
+        http_probe("keep", addr, "/keep", fast),
+    ]);
+    let (removed_hits, old_hits) = (hits.of("/remove"), hits.of("/change-old"));
+    assert_eq!(
+        applied,
+        Applied {
+            started: vec!["new".to_owned()],
+            restarted: vec!["change".to_owned()],
+            stopped: vec!["remove".to_owned()],
+            unchanged: 1,
+        }
+    );
+    assert_eq!(running.names(), ["new", "change", "keep"], "the new order");
+
+    // The unchanged probe kept its history; the changed one starts from nothing; the
+    // removed one is gone from the board and from /metrics.
+    assert!(running.results("keep") >= kept_before);
+    let change = running.entry("change").unwrap();
+    assert_eq!(change["target"], format!("http://{addr}/change-new"));
+    assert_eq!(change["interval_seconds"], 3600.0);
+    assert!(
+        change["history"]["results"].as_u64().unwrap() <= 1,
+        "{change}"
+    );
+    assert!(running.entry("remove").is_none());
+    let text = running.metrics.render();
+    assert!(!text.contains("probe=\"remove\""), "{text}");
+
+    // The kept and new probes go on; the removed and the old configuration do not (a run
+    // in flight when they stopped may still have reached the target).
+    eventually("more runs of keep and new", DEADLINE, async || {
+        (running.results("keep") >= kept_before + 5 && running.results("new") >= 5).then_some(())
+    })
+    .await;
+    assert!(
+        hits.of("/remove") <= removed_hits + 1,
+        "the removed probe still runs"
+    );
+    assert!(
+        hits.of("/change-old") <= old_hits + 1,
+        "the old configuration still runs"
+    );
+    assert!(hits.of("/new") >= 5);
+    assert!(running.results("change") <= 1);
+
+    // The same list again changes nothing; an empty one stops everything.
+    let same = running.probes.apply(&[
+        http_probe("new", addr, "/new", fast),
+        http_probe("change", addr, "/change-new", Duration::from_secs(3600)),
+        http_probe("keep", addr, "/keep", fast),
+    ]);
+    assert_eq!(
+        same,
+        Applied {
+            unchanged: 3,
+            ..Applied::default()
+        }
+    );
+    let none = running.probes.apply(&[]);
+    assert_eq!(none.stopped, ["change", "keep", "new"]);
+    assert!(running.probes.is_empty());
+    assert_eq!(running.names(), Vec::<String>::new());
+    let text = running.metrics.render();
+    assert!(!text.contains("incidentd_probe_success{"), "{text}");
+    running.stop().await;
 }
