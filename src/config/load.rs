@@ -2319,25 +2319,10 @@ pub(super) fn closest<'a>(wanted: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .filter(|name| name.chars().count().abs_diff(wanted.chars().count()) <= limit)
-        .map(|name| (edit_distance(wanted, name), *name))
+        .map(|name| (strsim::levenshtein(wanted, name), *name))
         .filter(|(distance, _)| *distance <= limit)
         .min()
         .map(|(_, name)| name)
-}
-
-/// Levenshtein distance, in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(ca != *cb);
-            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]
@@ -3675,12 +3660,12 @@ probes:
         assert!(is_label_name("_x1") && !is_label_name("1x") && !is_label_name("__x"));
         assert!(!is_label_name("") && !is_label_name("a-b"));
         assert!(is_category("perf_2") && !is_category("Perf") && !is_category("2x"));
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
         let known = ["api", "checkout-api", "db"];
         assert_eq!(closest("checkout-apx", &known), Some("checkout-api"));
         assert_eq!(closest("dc", &known), Some("db"));
         assert_eq!(closest("web", &known), None);
+        // Edits are counted in characters, not bytes: one edit here, two in UTF-8.
+        assert_eq!(closest("ééé", &["éée"]), Some("éée"));
     }
 
     // ----- probe types --------------------------------------------------------------------
