@@ -5,6 +5,7 @@
 //! Loading never stops at the first mistake: every problem in every file is collected as a
 //! [`Diagnostic`] with its `FILE:LINE:COL`, so `incidentd check` can print them all.
 
+mod document;
 mod load;
 mod locate;
 mod ruletest;

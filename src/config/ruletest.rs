@@ -15,9 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
-use super::load::{
-    Check, RulePattern, closest, is_label_name, match_rule_files, read, rule_files, sorted,
-};
+use super::document::{Check, read, sorted};
+use super::load::{RulePattern, closest, is_label_name, match_rule_files, rule_files};
 use super::locate::Segment::{self, Index, Key};
 use super::{ConfigErrors, ProbeConfig, ProbeTarget, RuleConfig};
 use crate::domain::duration::parse_duration;
