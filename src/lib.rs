@@ -12,7 +12,7 @@
 //! - [`config`]: strict YAML config, every error with `FILE:LINE:COL`.
 //! - [`app`]: start-up and ordered shutdown; [`cli`]: the commands; [`ctl`]: `incidentd ctl`,
 //!   the HTTP API's command-line client.
-//! - [`ruletest`]: `incidentd test`, rule unit tests run on the real engine.
+//! - [`rule_test_runner`]: `incidentd test`, rule unit tests run on the real engine.
 //! - [`sla_report`]: `GET /api/v1/sla`, TAT compliance over a window.
 //! - [`status`]: the public status page (`/status.json`, `/`), restricted incidents hidden.
 #![forbid(unsafe_code)]
@@ -28,7 +28,7 @@ pub mod engine;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
-pub mod ruletest;
+pub mod rule_test_runner;
 pub mod sla_report;
 pub mod status;
 pub mod store;

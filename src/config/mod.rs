@@ -8,7 +8,7 @@
 mod document;
 mod load;
 mod locate;
-mod ruletest;
+mod rule_test_file;
 mod sla;
 
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ use crate::domain::condition::Condition;
 use crate::domain::priority::Level;
 
 pub use load::{load, load_rule_files, load_with};
-pub use ruletest::{
+pub use rule_test_file::{
     CertificateExpiry, DEFAULT_TEST_START, Expectation, ExpectedEvent, MAX_STEPS, ProbeResult,
     ProbeSeries, RuleTest, RuleTestFile, load_rule_test,
 };
