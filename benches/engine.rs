@@ -72,7 +72,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
         auth: AuthConfig::default(),
         webhooks: Vec::new(),
         probe_concurrency: 256,
-        workflow: incidentd::config::WorkflowConfig::default(),
+        workflow: incidentd::domain::policy::WorkflowConfig::default(),
         probes,
         rules,
     }

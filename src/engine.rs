@@ -17,7 +17,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::config::{Config, MaintenanceWindow, RuleConfig, WebhookConfig, WorkflowConfig};
+use crate::config::{Config, MaintenanceWindow, RuleConfig, WebhookConfig};
 use crate::domain::condition::Condition;
 use crate::domain::detector::{Detector, Thresholds, Transition};
 use crate::domain::duration::format_duration;
@@ -26,6 +26,7 @@ use crate::domain::incident::{
     State as IncidentState, Ticket, Tier, TransitionError, Verification,
 };
 use crate::domain::observation::{History, Observation};
+use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::{Level, Priority};
 use crate::domain::sla::{self, SlaSignal};
 use crate::domain::suppression::{Silence, in_maintenance};

@@ -3,7 +3,8 @@
 //!
 //! Code map (see ARCHITECTURE.md for the invariants):
 //! - [`domain`]: the pure core — condition language, detector, incident state machine,
-//!   SLA clocks and calendars, priority matrix. No I/O; `now` is an argument.
+//!   SLA clocks and calendars, the workflow's policies (categories, priority matrix,
+//!   escalation). No I/O; `now` is an argument.
 //! - [`engine`]: the single owner of incident state; group-commits every change.
 //! - [`store`]: redb tables and their stored record types.
 //! - [`probe`]: probe scheduler and probes; results are values.

@@ -35,9 +35,8 @@ use super::{
     AuthConfig, Config, ConfigErrors, DNS_RECORD_TYPES, Diagnostic, DnsProbe, EVENT_TYPES,
     HttpProbe, IcmpProbe, IcmpUnavailable, IncidentTemplate, MaintenanceWindow, ProbeConfig,
     ProbeTarget, PrometheusProbe, Role, RuleConfig, TcpProbe, TlsProbe, TokenConfig, WebhookConfig,
-    WorkflowConfig, split_host_port,
+    split_host_port,
 };
-use super::{Category, EscalationConfig, EscalationPolicy, PriorityMatrix};
 use std::str::FromStr;
 
 use crate::domain::condition::Condition;
@@ -45,6 +44,9 @@ use crate::domain::detector::MAX_FLAPPING_WINDOW;
 use crate::domain::duration::format_duration;
 use crate::domain::incident::{Kind, Tier};
 use crate::domain::observation::BODY_LIMIT;
+use crate::domain::policy::{
+    Category, EscalationConfig, EscalationPolicy, PriorityMatrix, WorkflowConfig,
+};
 use crate::domain::priority::{Level, Priority};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9750";

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::domain::condition::Condition;
+use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::Level;
 
 pub use load::{load, load_rule_files, load_with};
@@ -80,142 +81,8 @@ pub struct Config {
     pub probe_concurrency: usize,
     pub probes: Vec<ProbeConfig>,
     pub rules: Vec<RuleConfig>,
-    /// Categories, priority matrix, escalation and closure.
+    /// Categories, priority matrix, escalation, closure and SLA policies.
     pub workflow: WorkflowConfig,
-}
-
-/// How the service desk works: `categories`, `priority_matrix`, `escalation`, `closure`, `sla`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkflowConfig {
-    /// The taxonomy; an unknown category is refused with the list of these.
-    pub categories: Vec<Category>,
-    pub priority_matrix: PriorityMatrix,
-    pub escalation: EscalationConfig,
-    /// A resolved (and verified) incident closes after this long without the symptom.
-    pub closure_quiet_period: Duration,
-    /// `sla`: turnaround-time targets, calendars, the warning share, the mean resolution
-    /// objective and the breach-notification deadline of restricted incidents.
-    pub sla: crate::domain::sla::SlaPolicies,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Category {
-    pub name: String,
-    /// What a ticket in this category is, unless the ticket says otherwise.
-    pub kind: crate::domain::incident::Kind,
-    /// Details only for admin tokens and tokens with `security: true` (data breaches).
-    pub restricted: bool,
-}
-
-/// impact × urgency → priority; rows and columns in the order high, medium, low.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PriorityMatrix(pub [[crate::domain::priority::Priority; 3]; 3]);
-
-impl PriorityMatrix {
-    pub fn priority(
-        &self,
-        impact: crate::domain::priority::Level,
-        urgency: crate::domain::priority::Level,
-    ) -> crate::domain::priority::Priority {
-        use crate::domain::priority::Level;
-        let index = |level| match level {
-            Level::High => 0,
-            Level::Medium => 1,
-            Level::Low => 2,
-        };
-        self.0[index(impact)][index(urgency)]
-    }
-}
-
-impl Default for PriorityMatrix {
-    /// The ITIL matrix: priority = impact + urgency − 1.
-    fn default() -> Self {
-        use crate::domain::priority::{Level, Priority};
-        let mut matrix = [[Priority::P1; 3]; 3];
-        for (i, impact) in Level::ALL.into_iter().enumerate() {
-            for (u, urgency) in Level::ALL.into_iter().enumerate() {
-                matrix[i][u] = Priority::from_matrix(impact, urgency);
-            }
-        }
-        PriorityMatrix(matrix)
-    }
-}
-
-/// Per priority; `default` for the rest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EscalationConfig {
-    pub per_priority: BTreeMap<crate::domain::priority::Priority, EscalationPolicy>,
-    pub default: EscalationPolicy,
-}
-
-impl EscalationConfig {
-    pub fn policy(&self, priority: crate::domain::priority::Priority) -> &EscalationPolicy {
-        self.per_priority.get(&priority).unwrap_or(&self.default)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EscalationPolicy {
-    pub start_tier: crate::domain::incident::Tier,
-    /// Escalate one tier when not acknowledged this long after opening.
-    pub unacknowledged_after: Option<Duration>,
-    /// Escalate one tier when not resolved this long after opening.
-    pub unresolved_after: Option<Duration>,
-}
-
-impl Default for EscalationConfig {
-    /// P1 starts at L3; the rest at L1, escalating when not acknowledged in 30 min or not
-    /// resolved in 8 h.
-    fn default() -> Self {
-        use crate::domain::incident::Tier;
-        use crate::domain::priority::Priority;
-        EscalationConfig {
-            per_priority: BTreeMap::from([(
-                Priority::P1,
-                EscalationPolicy {
-                    start_tier: Tier::L3,
-                    unacknowledged_after: None,
-                    unresolved_after: None,
-                },
-            )]),
-            default: EscalationPolicy {
-                start_tier: Tier::L1,
-                unacknowledged_after: Some(Duration::from_secs(30 * 60)),
-                unresolved_after: Some(Duration::from_secs(8 * 3600)),
-            },
-        }
-    }
-}
-
-impl Default for WorkflowConfig {
-    fn default() -> Self {
-        use crate::domain::incident::Kind;
-        let category = |name: &str, kind, restricted| Category {
-            name: name.to_owned(),
-            kind,
-            restricted,
-        };
-        WorkflowConfig {
-            categories: vec![
-                category("availability", Kind::Incident, false),
-                category("performance", Kind::Incident, false),
-                category("capacity", Kind::Incident, false),
-                category("security", Kind::Incident, false),
-                category("data_breach", Kind::Incident, true),
-                category("request", Kind::Request, false),
-            ],
-            priority_matrix: PriorityMatrix::default(),
-            escalation: EscalationConfig::default(),
-            closure_quiet_period: Duration::from_secs(3600),
-            sla: crate::domain::sla::SlaPolicies::default(),
-        }
-    }
-}
-
-impl WorkflowConfig {
-    pub fn category(&self, name: &str) -> Option<&Category> {
-        self.categories.iter().find(|c| c.name == name)
-    }
 }
 
 /// Why this process cannot send ICMP echo requests: neither an unprivileged ICMP socket
