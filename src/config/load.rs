@@ -3429,6 +3429,78 @@ probes:
         assert_eq!(config.rules[N - 1].probe, format!("probe-{}", N - 1));
     }
 
+    // ----- reload ---------------------------------------------------------------------
+
+    const RELOADED_RULES: &str = "\
+probes:
+  - name: api
+    interval: 10s
+    labels: {service: api}
+    http: {url: 'http://127.0.0.1:8080/health', headers: {X-Probe: incidentd}}
+  - {name: db, tcp: {address: 'db.example:5432'}}
+rules:
+  - name: api-down
+    probe: api
+    when: '[STATUS] != 200'
+    after: 3
+    maintenance: [{start: '02:00', duration: 1h}]
+    incident: {title: 'api down', impact: high}
+  - {name: db-down, probe: db, when: '![CONNECTED]', depends_on: [api-down]}
+";
+
+    #[test]
+    fn a_reload_tells_unchanged_probes_and_rules_from_changed_ones() {
+        let (_a, old) = load_ok(&rules(RELOADED_RULES));
+        let (_b, same) = load_ok(&rules(RELOADED_RULES));
+        assert_eq!(old.probes, same.probes);
+        assert_eq!(old.rules, same.rules);
+        let changed = |from: &str, to: &str| {
+            assert!(RELOADED_RULES.contains(from), "{from}");
+            let (_dir, new) = load_ok(&rules(&RELOADED_RULES.replacen(from, to, 1)));
+            let probes: Vec<&str> = (old.probes.iter().zip(&new.probes))
+                .filter(|(old, new)| old != new)
+                .map(|(_, new)| new.name.as_str())
+                .collect();
+            let rules: Vec<&str> = (old.rules.iter().zip(&new.rules))
+                .filter(|(old, new)| old != new)
+                .map(|(_, new)| new.name.as_str())
+                .collect();
+            (probes.join(","), rules.join(","))
+        };
+        let none = (String::new(), String::new());
+        let probe = |name: &str| (name.to_owned(), String::new());
+        let rule = |name: &str| (String::new(), name.to_owned());
+        assert_eq!(changed("interval: 10s", "interval: 10000ms"), none);
+        assert_eq!(changed("interval: 10s", "interval: 20s"), probe("api"));
+        assert_eq!(
+            changed("X-Probe: incidentd", "X-Probe: other"),
+            probe("api")
+        );
+        assert_eq!(changed("{service: api}", "{service: web}"), probe("api"));
+        assert_eq!(changed("db.example:5432", "db.example:5433"), probe("db"));
+        // The condition compares by its text, even when only its spacing changed.
+        assert_eq!(
+            changed("'[STATUS] != 200'", "'[STATUS]!=200'"),
+            rule("api-down")
+        );
+        assert_eq!(changed("after: 3", "after: 4"), rule("api-down"));
+        assert_eq!(changed("duration: 1h", "duration: 2h"), rule("api-down"));
+        assert_eq!(changed("impact: high", "impact: low"), rule("api-down"));
+        assert_eq!(
+            changed("depends_on: [api-down]", "depends_on: []"),
+            rule("db-down")
+        );
+    }
+
+    #[test]
+    fn a_storage_path_relative_to_another_config_directory_needs_a_restart() {
+        let config = "listen: 127.0.0.1:9750\nstorage: {path: data/x.redb}\n";
+        let (_a, old) = load_ok(&[("incidentd.yaml", config)]);
+        let (_b, moved) = load_ok(&[("incidentd.yaml", config)]);
+        assert_eq!(old.restart_required(&moved), ["storage"]);
+        assert_eq!(old.restart_required(&old.clone()), Vec::<&str>::new());
+    }
+
     // ----- small pieces -----------------------------------------------------------------
 
     #[test]

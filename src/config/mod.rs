@@ -85,6 +85,24 @@ pub struct Config {
     pub workflow: WorkflowConfig,
 }
 
+impl Config {
+    /// The keys whose change between this configuration and `new` takes effect only when
+    /// incidentd restarts, in the file's order: `listen` (the socket is bound once) and
+    /// `storage` (the store is opened once, and locked). A reload applies everything else
+    /// and reports these. A `storage.path` written the same but relative to a config file
+    /// in another directory is another store, hence a change.
+    pub fn restart_required(&self, new: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.listen != new.listen {
+            keys.push("listen");
+        }
+        if self.storage_path != new.storage_path {
+            keys.push("storage");
+        }
+        keys
+    }
+}
+
 /// Why this process cannot send ICMP echo requests: neither an unprivileged ICMP socket
 /// (its groups are outside `net.ipv4.ping_group_range`) nor a raw one (no `CAP_NET_RAW`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +185,7 @@ impl WebhookConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeConfig {
     pub name: String,
     /// Start-to-start.
@@ -177,7 +195,7 @@ pub struct ProbeConfig {
     pub target: ProbeTarget,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeTarget {
     Http(HttpProbe),
     Tcp(TcpProbe),
@@ -201,7 +219,7 @@ impl ProbeTarget {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpProbe {
     pub url: reqwest::Url,
     pub method: reqwest::Method,
@@ -215,7 +233,7 @@ pub struct HttpProbe {
     pub follow_redirects: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpProbe {
     /// `host:port` (`[v6]:port`), checked by [`split_host_port`] at load.
     pub address: String,
@@ -226,7 +244,7 @@ pub struct TcpProbe {
     pub expect: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsProbe {
     /// `host:port` (`[v6]:port`), checked by [`split_host_port`] at load.
     pub address: String,
@@ -236,7 +254,7 @@ pub struct TlsProbe {
     pub verify: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsProbe {
     /// The name to query.
     pub name: String,
@@ -277,13 +295,13 @@ pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
     (!host.is_empty() && host.chars().all(plain)).then_some((host, port))
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IcmpProbe {
     /// A host name or an IP address.
     pub host: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrometheusProbe {
     /// The Prometheus server, e.g. `http://127.0.0.1:9090`.
     pub url: reqwest::Url,
@@ -291,7 +309,7 @@ pub struct PrometheusProbe {
     pub query: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleConfig {
     pub name: String,
     pub probe: String,
@@ -328,7 +346,7 @@ pub struct MaintenanceWindow {
     pub utc_offset_seconds: i32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncidentTemplate {
     /// May hold `{{ status }}`, `{{ probe }}`, `{{ rule }}`, `{{ response_time }}`,
     /// `{{ error }}`; `None` gives "<rule> on <probe>".
@@ -357,6 +375,45 @@ pub const EVENT_TYPES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(listen: &str, storage: &str) -> Config {
+        Config {
+            path: PathBuf::from("incidentd.yaml"),
+            listen: listen.parse().expect("an address"),
+            external_url: None,
+            storage_path: PathBuf::from(storage),
+            rule_files: Vec::new(),
+            auth: AuthConfig::default(),
+            webhooks: Vec::new(),
+            probe_concurrency: 256,
+            probes: Vec::new(),
+            rules: Vec::new(),
+            workflow: WorkflowConfig::default(),
+        }
+    }
+
+    #[test]
+    fn only_listen_and_storage_need_a_restart() {
+        let old = config("127.0.0.1:9750", "data/incidentd.redb");
+        let mut reloadable = old.clone();
+        reloadable.external_url = Some("https://incidents.example".to_owned());
+        reloadable.probe_concurrency = 8;
+        reloadable.rule_files = vec![PathBuf::from("rules/new.yaml")];
+        reloadable.workflow.closure_quiet_period = Duration::ZERO;
+        assert_eq!(old.restart_required(&reloadable), Vec::<&str>::new());
+        let check = |listen, storage, expected: &[&str]| {
+            assert_eq!(old.restart_required(&config(listen, storage)), expected);
+        };
+        check("127.0.0.1:9750", "data/incidentd.redb", &[]);
+        check("127.0.0.1:9751", "data/incidentd.redb", &["listen"]);
+        check("0.0.0.0:9750", "data/incidentd.redb", &["listen"]);
+        check("127.0.0.1:9750", "data/other.redb", &["storage"]);
+        check(
+            "[::1]:9750",
+            "/var/lib/incidentd.redb",
+            &["listen", "storage"],
+        );
+    }
 
     #[test]
     fn host_and_port() {
