@@ -30,6 +30,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
         .map(|i| ProbeConfig {
             name: format!("p{i}"),
             interval: Duration::from_secs(10),
+            confirm_interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             labels: BTreeMap::new(),
             target: ProbeTarget::Http(HttpProbe {

@@ -56,6 +56,8 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// The shortest probe interval (the integration tests probe loopback targets every 100ms).
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How soon a probe runs again while a rule confirms a change, unless the interval is shorter.
+const DEFAULT_CONFIRM_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CATEGORY: &str = "availability";
 const DEFAULT_AFTER: u32 = 1;
@@ -383,6 +385,7 @@ struct RuleFileOutline {
 struct ProbeOutline {
     name: Option<Value>,
     interval: Option<Value>,
+    confirm_interval: Option<Value>,
     timeout: Option<Value>,
     labels: Option<Value>,
     http: Option<Value>,
@@ -1330,6 +1333,8 @@ fn probe(
             ),
         );
     }
+    let confirm = check.field::<String>(&at, "confirm_interval", outline.confirm_interval.take());
+    let confirm_interval = confirm_interval(check, index, confirm.as_deref(), interval);
     let timeout = check.field::<String>(&at, "timeout", outline.timeout.take());
     let timeout = probe_timeout(check, index, timeout.as_deref(), interval);
     let labels: BTreeMap<String, String> = check
@@ -1343,10 +1348,52 @@ fn probe(
     Some(ProbeConfig {
         name: name?,
         interval: interval?,
+        confirm_interval: confirm_interval?,
         timeout: timeout?,
         labels,
         target: target?,
     })
+}
+
+/// `confirm_interval`: how soon the probe runs again while one of its rules confirms a change.
+/// More than 0, at least [`MIN_INTERVAL`] as any probe interval, and at most the interval.
+/// Left out, it is 1s or the interval if shorter.
+fn confirm_interval(
+    check: &mut Check<'_>,
+    index: usize,
+    text: Option<&str>,
+    interval: Option<Duration>,
+) -> Option<Duration> {
+    let path = [Key("probes"), Index(index), Key("confirm_interval")];
+    let default = interval.map_or(DEFAULT_CONFIRM_INTERVAL, |i| {
+        i.min(DEFAULT_CONFIRM_INTERVAL)
+    });
+    let confirm = check.duration(&path, text, default)?;
+    if text.is_none() {
+        return Some(confirm);
+    }
+    if confirm.is_zero() {
+        check.at(&path, "confirm_interval must be greater than 0".to_owned());
+    } else if confirm < MIN_INTERVAL {
+        check.at(
+            &path,
+            format!(
+                "confirm_interval must be at least {}, got {}",
+                format_duration(MIN_INTERVAL),
+                format_duration(confirm)
+            ),
+        );
+    } else if let Some(interval) = interval.filter(|interval| confirm > *interval) {
+        check.at(
+            &path,
+            format!(
+                "confirm_interval {} must not be longer than the interval {}",
+                format_duration(confirm),
+                format_duration(interval)
+            ),
+        );
+    }
+    Some(confirm)
 }
 
 /// `timeout`: more than 0 and at most the interval. Left out, it is 10s or the interval if
@@ -3100,7 +3147,62 @@ probes:
                 "rules/web.yaml:12:66: invalid header name `Bad Name`",
                 "rules/web.yaml:12:85: invalid value for header `Ok`",
                 "rules/web.yaml:13:20: invalid type: string \"x:443\", expected a tls probe (a mapping with `address`)",
-                "rules/web.yaml:14:41: unknown field `intervall`, expected one of `name`, `interval`, `timeout`, `labels`, `http`, `tcp`, `dns`, `tls`, `icmp`, `prometheus`",
+                "rules/web.yaml:14:41: unknown field `intervall`, expected one of `name`, `interval`, `confirm_interval`, `timeout`, `labels`, `http`, `tcp`, `dns`, `tls`, `icmp`, `prometheus`",
+            ],
+        );
+    }
+
+    #[test]
+    fn confirm_interval_defaults_to_the_interval_or_1s_whichever_is_shorter() {
+        let text = "\
+probes:
+  - {name: a, interval: 10s, http: {url: 'http://x/'}}
+  - {name: b, interval: 500ms, http: {url: 'http://x/'}}
+  - {name: c, http: {url: 'http://x/'}}
+  - {name: d, interval: 10s, confirm_interval: 2s, http: {url: 'http://x/'}}
+  - {name: e, interval: 10s, confirm_interval: 10s, http: {url: 'http://x/'}}
+  - {name: f, confirm_interval: 100ms, http: {url: 'http://x/'}}
+";
+        let (_dir, config) = load_ok(&rules(text));
+        let confirm: Vec<(&str, Duration)> = config
+            .probes
+            .iter()
+            .map(|probe| (probe.name.as_str(), probe.confirm_interval))
+            .collect();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            confirm,
+            [
+                ("a", ms(1000)),
+                ("b", ms(500)),
+                ("c", ms(1000)),
+                ("d", ms(2000)),
+                ("e", ms(10_000)),
+                ("f", ms(100)),
+            ]
+        );
+    }
+
+    #[test]
+    fn confirm_interval_errors() {
+        let text = "\
+probes:
+  - {name: a, confirm_interval: 0s, http: {url: 'http://x/'}}
+  - {name: b, confirm_interval: 50ms, http: {url: 'http://x/'}}
+  - {name: c, interval: 10s, confirm_interval: 11s, http: {url: 'http://x/'}}
+  - {name: d, confirm_interval: 1 s, http: {url: 'http://x/'}}
+  - {name: e, confirm_interval: [1s], http: {url: 'http://x/'}}
+  - {name: f, interval: 10, confirm_interval: 20s, http: {url: 'http://x/'}}
+";
+        check(
+            &rules(text),
+            &[
+                "rules/web.yaml:2:33: confirm_interval must be greater than 0",
+                "rules/web.yaml:3:33: confirm_interval must be at least 100ms, got 50ms",
+                "rules/web.yaml:4:48: confirm_interval 11s must not be longer than the interval 10s",
+                "rules/web.yaml:5:33: invalid duration `1 s`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/web.yaml:6:33: invalid type: sequence, expected a string",
+                "rules/web.yaml:7:25: invalid duration `10`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
             ],
         );
     }

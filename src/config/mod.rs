@@ -190,6 +190,11 @@ pub struct ProbeConfig {
     pub name: String,
     /// Start-to-start.
     pub interval: Duration,
+    /// Start-to-start while one of the probe's rules is confirming a change: between its
+    /// first symptomatic result and `after`, or its first clean result and `recover_after`
+    /// (Uptime Kuma's retry interval). More than 0 and at most `interval`; by default the
+    /// smaller of `interval` and 1s.
+    pub confirm_interval: Duration,
     pub timeout: Duration,
     pub labels: BTreeMap<String, String>,
     pub target: ProbeTarget,

@@ -24,6 +24,7 @@ fn config(target: ProbeTarget, timeout: Duration) -> ProbeConfig {
     ProbeConfig {
         name: "probe".to_owned(),
         interval: Duration::from_secs(10),
+        confirm_interval: Duration::from_secs(1),
         timeout,
         labels: BTreeMap::new(),
         target,
