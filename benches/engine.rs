@@ -30,6 +30,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
         .map(|i| ProbeConfig {
             name: format!("p{i}"),
             interval: Duration::from_secs(10),
+            confirm_interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             labels: BTreeMap::new(),
             target: ProbeTarget::Http(HttpProbe {
@@ -72,7 +73,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
         auth: AuthConfig::default(),
         webhooks: Vec::new(),
         probe_concurrency: 256,
-        workflow: incidentd::config::WorkflowConfig::default(),
+        workflow: incidentd::domain::policy::WorkflowConfig::default(),
         probes,
         rules,
     }

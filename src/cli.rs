@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::{self, Config};
-use crate::ruletest;
+use crate::rule_test_runner;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,10 +101,10 @@ fn test(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
         .context("starting the runtime")?;
     let (mut passed, mut failed, mut invalid) = (0, 0, 0);
     for file in files {
-        match runtime.block_on(ruletest::run_file(file)) {
+        match runtime.block_on(rule_test_runner::run_file(file)) {
             Ok(reports) => {
                 for report in &reports {
-                    match ruletest::render(file, report) {
+                    match rule_test_runner::render(file, report) {
                         None => passed += 1,
                         Some(failure) => {
                             print!("{failure}");
@@ -121,7 +121,7 @@ fn test(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!("{}", ruletest::summary(passed, failed, invalid));
+    println!("{}", rule_test_runner::summary(passed, failed, invalid));
     Ok(if failed == 0 && invalid == 0 {
         ExitCode::SUCCESS
     } else {

@@ -3,7 +3,8 @@
 //!
 //! Code map (see ARCHITECTURE.md for the invariants):
 //! - [`domain`]: the pure core — condition language, detector, incident state machine,
-//!   SLA clocks and calendars, priority matrix. No I/O; `now` is an argument.
+//!   SLA clocks and calendars, the workflow's policies (categories, priority matrix,
+//!   escalation). No I/O; `now` is an argument.
 //! - [`engine`]: the single owner of incident state; group-commits every change.
 //! - [`store`]: redb tables and their stored record types.
 //! - [`probe`]: probe scheduler and probes; results are values.
@@ -12,7 +13,7 @@
 //! - [`config`]: strict YAML config, every error with `FILE:LINE:COL`.
 //! - [`app`]: start-up and ordered shutdown; [`cli`]: the commands; [`ctl`]: `incidentd ctl`,
 //!   the HTTP API's command-line client.
-//! - [`ruletest`]: `incidentd test`, rule unit tests run on the real engine.
+//! - [`rule_test_runner`]: `incidentd test`, rule unit tests run on the real engine.
 //! - [`sla_report`]: `GET /api/v1/sla`, TAT compliance over a window.
 //! - [`web`]: pages for people — the public status page (`/status.json`, `/`), built from
 //!   the engine's read model, restricted incidents hidden.
@@ -29,7 +30,7 @@ pub mod engine;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
-pub mod ruletest;
+pub mod rule_test_runner;
 pub mod sla_report;
 pub mod store;
 pub mod view;

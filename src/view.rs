@@ -283,7 +283,7 @@ pub struct Restrictions {
 }
 
 impl Restrictions {
-    pub fn from_workflow(workflow: &crate::config::WorkflowConfig) -> Self {
+    pub fn from_workflow(workflow: &crate::domain::policy::WorkflowConfig) -> Self {
         Restrictions {
             categories: workflow
                 .categories

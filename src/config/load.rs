@@ -26,24 +26,27 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
-use serde::de::{DeserializeOwned, Deserializer, IgnoredAny};
+use serde::de::{Deserializer, IgnoredAny};
 use serde_yaml::Value;
 
-use super::locate::{Position, Segment, Segment::Index, Segment::Key, Source, YamlError};
+use super::document::{Check, Document, read, sorted};
+use super::locate::{Segment, Segment::Index, Segment::Key};
 use super::{
     AuthConfig, Config, ConfigErrors, DNS_RECORD_TYPES, Diagnostic, DnsProbe, EVENT_TYPES,
     HttpProbe, IcmpProbe, IcmpUnavailable, IncidentTemplate, MaintenanceWindow, ProbeConfig,
     ProbeTarget, PrometheusProbe, Role, RuleConfig, TcpProbe, TlsProbe, TokenConfig, WebhookConfig,
-    WorkflowConfig, split_host_port,
+    split_host_port,
 };
-use super::{Category, EscalationConfig, EscalationPolicy, PriorityMatrix};
 use std::str::FromStr;
 
 use crate::domain::condition::Condition;
 use crate::domain::detector::MAX_FLAPPING_WINDOW;
-use crate::domain::duration::{format_duration, parse_duration};
+use crate::domain::duration::format_duration;
 use crate::domain::incident::{Kind, Tier};
 use crate::domain::observation::BODY_LIMIT;
+use crate::domain::policy::{
+    Category, EscalationConfig, EscalationPolicy, PriorityMatrix, WorkflowConfig,
+};
 use crate::domain::priority::{Level, Priority};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9750";
@@ -53,6 +56,8 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// The shortest probe interval (the integration tests probe loopback targets every 100ms).
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How soon a probe runs again while a rule confirms a change, unless the interval is shorter.
+const DEFAULT_CONFIRM_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CATEGORY: &str = "availability";
 const DEFAULT_AFTER: u32 = 1;
@@ -176,12 +181,6 @@ fn rule_files_with(
         rules.extend(file.rules.into_iter().filter_map(|entry| entry.config));
     }
     (probes, rules)
-}
-
-/// Every problem, in file, line and column order.
-pub(super) fn sorted(mut diagnostics: Vec<Diagnostic>) -> ConfigErrors {
-    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-    ConfigErrors(diagnostics)
 }
 
 /// Whether this host lets incidentd send ICMP echo requests, asked once and only if needed.
@@ -386,6 +385,7 @@ struct RuleFileOutline {
 struct ProbeOutline {
     name: Option<Value>,
     interval: Option<Value>,
+    confirm_interval: Option<Value>,
     timeout: Option<Value>,
     labels: Option<Value>,
     http: Option<Value>,
@@ -530,173 +530,9 @@ struct IncidentOutline {
 }
 
 // ---------------------------------------------------------------------------------------
-// Files and positions.
-
-/// One YAML file: its path as diagnostics show it, and its text.
-pub(super) struct Document {
-    pub(super) file: PathBuf,
-    pub(super) source: Source,
-}
-
-impl Document {
-    fn diagnostic(&self, at: Position, message: String) -> Diagnostic {
-        // libyaml counts a byte-order mark as a column; editors do not show one.
-        let bom = at.line == 1 && at.column > 1 && self.source.text().starts_with('\u{feff}');
-        Diagnostic {
-            file: self.file.clone(),
-            line: at.line,
-            column: at.column - usize::from(bom),
-            message,
-        }
-    }
-
-    /// Where the node at `path` starts, or its nearest ancestor that exists.
-    fn node(&self, path: &[Segment<'_>]) -> Position {
-        (0..=path.len())
-            .rev()
-            .find_map(|len| self.source.node_position(&path[..len]))
-            .unwrap_or(Position::START)
-    }
-
-    /// `FILE:LINE:COL` of the node at `path`, for "first defined at".
-    fn place(&self, path: &[Segment<'_>]) -> String {
-        let at = self.node(path);
-        format!("{}:{}:{}", self.file.display(), at.line, at.column)
-    }
-
-    fn yaml_error(&self, err: YamlError, fallback: &[Segment<'_>]) -> Diagnostic {
-        let at = err.position.unwrap_or_else(|| self.node(fallback));
-        self.diagnostic(at, err.message)
-    }
-}
-
-/// Reads a file; a file that cannot be read is a diagnostic at its start.
-pub(super) fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<Document> {
-    match std::fs::read_to_string(&file) {
-        Ok(text) => Some(Document {
-            file,
-            source: Source::new(text),
-        }),
-        Err(err) => {
-            diagnostics.push(Diagnostic {
-                file,
-                line: 1,
-                column: 1,
-                message: format!("cannot read file: {err}"),
-            });
-            None
-        }
-    }
-}
-
-/// Problems found in one document.
-pub(super) struct Check<'a> {
-    pub(super) doc: &'a Document,
-    pub(super) out: &'a mut Vec<Diagnostic>,
-}
+// Checks only the loader of incidentd.yaml and rule files needs.
 
 impl Check<'_> {
-    /// A problem with the value at `path`.
-    pub(super) fn at(&mut self, path: &[Segment<'_>], message: String) {
-        let at = self.doc.node(path);
-        self.out.push(self.doc.diagnostic(at, message));
-    }
-
-    /// A problem with the key that ends `path`.
-    pub(super) fn at_key(&mut self, path: &[Segment<'_>], message: String) {
-        let at = self
-            .doc
-            .source
-            .key_position(path)
-            .unwrap_or_else(|| self.doc.node(path));
-        self.out.push(self.doc.diagnostic(at, message));
-    }
-
-    pub(super) fn count(&self) -> usize {
-        self.out.len()
-    }
-
-    /// The outline of the whole file; an empty file is an empty outline.
-    pub(super) fn outline<T: DeserializeOwned + Default>(&mut self) -> Option<T> {
-        let text = self.doc.source.text();
-        match serde_yaml::from_str(text) {
-            Ok(outline) => Some(outline),
-            Err(_) if serde_yaml::Deserializer::from_str(text).next().is_none() => {
-                Some(T::default())
-            }
-            Err(err) => {
-                self.out
-                    .push(self.doc.yaml_error(YamlError::from(&err), &[]));
-                None
-            }
-        }
-    }
-
-    /// `value` (the node at `path`) as the strict type `T`. Fast path: from the value. Only
-    /// when that fails, the node is deserialized again from the text, which either gives the
-    /// error its position or succeeds (the text is more lenient: `30` reads as a string).
-    pub(super) fn strict<T: DeserializeOwned>(
-        &mut self,
-        value: Value,
-        path: &[Segment<'_>],
-    ) -> Option<T> {
-        let fast = match serde_yaml::from_value(value) {
-            Ok(item) => return Some(item),
-            Err(err) => YamlError::from(&err),
-        };
-        match self.doc.source.deserialize_at(path) {
-            Ok(Some(item)) => Some(item),
-            Ok(None) => {
-                self.at(path, fast.message);
-                None
-            }
-            Err(err) => {
-                self.out.push(self.doc.yaml_error(err, path));
-                None
-            }
-        }
-    }
-
-    /// The value of `key` in the mapping at `at` (its `value` in the outline), as the strict
-    /// type `T`. `None` when it is absent, or wrong: then with a diagnostic.
-    pub(super) fn field<T: DeserializeOwned>(
-        &mut self,
-        at: &[Segment<'_>],
-        key: &str,
-        value: Option<Value>,
-    ) -> Option<T> {
-        let path = [at, &[Key(key)]].concat();
-        self.strict(value?, &path)
-    }
-
-    /// [`Check::field`] for a key that must be there (with serde's message when it is not).
-    pub(super) fn required<T: DeserializeOwned>(
-        &mut self,
-        at: &[Segment<'_>],
-        key: &str,
-        value: Option<Value>,
-    ) -> Option<T> {
-        if value.is_none() {
-            self.at(at, format!("missing field `{key}`"));
-        }
-        self.field(at, key, value)
-    }
-
-    /// A duration field; `None` (with a diagnostic) when it does not parse.
-    pub(super) fn duration(
-        &mut self,
-        path: &[Segment<'_>],
-        text: Option<&str>,
-        default: Duration,
-    ) -> Option<Duration> {
-        let Some(text) = text else {
-            return Some(default);
-        };
-        parse_duration(text)
-            .map_err(|message| self.at(path, message))
-            .ok()
-    }
-
     /// An `http`/`https` URL.
     fn http_url(&mut self, path: &[Segment<'_>], text: &str) -> Option<reqwest::Url> {
         match reqwest::Url::parse(text) {
@@ -1497,6 +1333,8 @@ fn probe(
             ),
         );
     }
+    let confirm = check.field::<String>(&at, "confirm_interval", outline.confirm_interval.take());
+    let confirm_interval = confirm_interval(check, index, confirm.as_deref(), interval);
     let timeout = check.field::<String>(&at, "timeout", outline.timeout.take());
     let timeout = probe_timeout(check, index, timeout.as_deref(), interval);
     let labels: BTreeMap<String, String> = check
@@ -1510,10 +1348,52 @@ fn probe(
     Some(ProbeConfig {
         name: name?,
         interval: interval?,
+        confirm_interval: confirm_interval?,
         timeout: timeout?,
         labels,
         target: target?,
     })
+}
+
+/// `confirm_interval`: how soon the probe runs again while one of its rules confirms a change.
+/// More than 0, at least [`MIN_INTERVAL`] as any probe interval, and at most the interval.
+/// Left out, it is 1s or the interval if shorter.
+fn confirm_interval(
+    check: &mut Check<'_>,
+    index: usize,
+    text: Option<&str>,
+    interval: Option<Duration>,
+) -> Option<Duration> {
+    let path = [Key("probes"), Index(index), Key("confirm_interval")];
+    let default = interval.map_or(DEFAULT_CONFIRM_INTERVAL, |i| {
+        i.min(DEFAULT_CONFIRM_INTERVAL)
+    });
+    let confirm = check.duration(&path, text, default)?;
+    if text.is_none() {
+        return Some(confirm);
+    }
+    if confirm.is_zero() {
+        check.at(&path, "confirm_interval must be greater than 0".to_owned());
+    } else if confirm < MIN_INTERVAL {
+        check.at(
+            &path,
+            format!(
+                "confirm_interval must be at least {}, got {}",
+                format_duration(MIN_INTERVAL),
+                format_duration(confirm)
+            ),
+        );
+    } else if let Some(interval) = interval.filter(|interval| confirm > *interval) {
+        check.at(
+            &path,
+            format!(
+                "confirm_interval {} must not be longer than the interval {}",
+                format_duration(confirm),
+                format_duration(interval)
+            ),
+        );
+    }
+    Some(confirm)
 }
 
 /// `timeout`: more than 0 and at most the interval. Left out, it is 10s or the interval if
@@ -2319,25 +2199,10 @@ pub(super) fn closest<'a>(wanted: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .filter(|name| name.chars().count().abs_diff(wanted.chars().count()) <= limit)
-        .map(|name| (edit_distance(wanted, name), *name))
+        .map(|name| (strsim::levenshtein(wanted, name), *name))
         .filter(|(distance, _)| *distance <= limit)
         .min()
         .map(|(_, name)| name)
-}
-
-/// Levenshtein distance, in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(ca != *cb);
-            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]
@@ -3282,7 +3147,62 @@ probes:
                 "rules/web.yaml:12:66: invalid header name `Bad Name`",
                 "rules/web.yaml:12:85: invalid value for header `Ok`",
                 "rules/web.yaml:13:20: invalid type: string \"x:443\", expected a tls probe (a mapping with `address`)",
-                "rules/web.yaml:14:41: unknown field `intervall`, expected one of `name`, `interval`, `timeout`, `labels`, `http`, `tcp`, `dns`, `tls`, `icmp`, `prometheus`",
+                "rules/web.yaml:14:41: unknown field `intervall`, expected one of `name`, `interval`, `confirm_interval`, `timeout`, `labels`, `http`, `tcp`, `dns`, `tls`, `icmp`, `prometheus`",
+            ],
+        );
+    }
+
+    #[test]
+    fn confirm_interval_defaults_to_the_interval_or_1s_whichever_is_shorter() {
+        let text = "\
+probes:
+  - {name: a, interval: 10s, http: {url: 'http://x/'}}
+  - {name: b, interval: 500ms, http: {url: 'http://x/'}}
+  - {name: c, http: {url: 'http://x/'}}
+  - {name: d, interval: 10s, confirm_interval: 2s, http: {url: 'http://x/'}}
+  - {name: e, interval: 10s, confirm_interval: 10s, http: {url: 'http://x/'}}
+  - {name: f, confirm_interval: 100ms, http: {url: 'http://x/'}}
+";
+        let (_dir, config) = load_ok(&rules(text));
+        let confirm: Vec<(&str, Duration)> = config
+            .probes
+            .iter()
+            .map(|probe| (probe.name.as_str(), probe.confirm_interval))
+            .collect();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            confirm,
+            [
+                ("a", ms(1000)),
+                ("b", ms(500)),
+                ("c", ms(1000)),
+                ("d", ms(2000)),
+                ("e", ms(10_000)),
+                ("f", ms(100)),
+            ]
+        );
+    }
+
+    #[test]
+    fn confirm_interval_errors() {
+        let text = "\
+probes:
+  - {name: a, confirm_interval: 0s, http: {url: 'http://x/'}}
+  - {name: b, confirm_interval: 50ms, http: {url: 'http://x/'}}
+  - {name: c, interval: 10s, confirm_interval: 11s, http: {url: 'http://x/'}}
+  - {name: d, confirm_interval: 1 s, http: {url: 'http://x/'}}
+  - {name: e, confirm_interval: [1s], http: {url: 'http://x/'}}
+  - {name: f, interval: 10, confirm_interval: 20s, http: {url: 'http://x/'}}
+";
+        check(
+            &rules(text),
+            &[
+                "rules/web.yaml:2:33: confirm_interval must be greater than 0",
+                "rules/web.yaml:3:33: confirm_interval must be at least 100ms, got 50ms",
+                "rules/web.yaml:4:48: confirm_interval 11s must not be longer than the interval 10s",
+                "rules/web.yaml:5:33: invalid duration `1 s`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/web.yaml:6:33: invalid type: sequence, expected a string",
+                "rules/web.yaml:7:25: invalid duration `10`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
             ],
         );
     }
@@ -3611,6 +3531,78 @@ probes:
         assert_eq!(config.rules[N - 1].probe, format!("probe-{}", N - 1));
     }
 
+    // ----- reload ---------------------------------------------------------------------
+
+    const RELOADED_RULES: &str = "\
+probes:
+  - name: api
+    interval: 10s
+    labels: {service: api}
+    http: {url: 'http://127.0.0.1:8080/health', headers: {X-Probe: incidentd}}
+  - {name: db, tcp: {address: 'db.example:5432'}}
+rules:
+  - name: api-down
+    probe: api
+    when: '[STATUS] != 200'
+    after: 3
+    maintenance: [{start: '02:00', duration: 1h}]
+    incident: {title: 'api down', impact: high}
+  - {name: db-down, probe: db, when: '![CONNECTED]', depends_on: [api-down]}
+";
+
+    #[test]
+    fn a_reload_tells_unchanged_probes_and_rules_from_changed_ones() {
+        let (_a, old) = load_ok(&rules(RELOADED_RULES));
+        let (_b, same) = load_ok(&rules(RELOADED_RULES));
+        assert_eq!(old.probes, same.probes);
+        assert_eq!(old.rules, same.rules);
+        let changed = |from: &str, to: &str| {
+            assert!(RELOADED_RULES.contains(from), "{from}");
+            let (_dir, new) = load_ok(&rules(&RELOADED_RULES.replacen(from, to, 1)));
+            let probes: Vec<&str> = (old.probes.iter().zip(&new.probes))
+                .filter(|(old, new)| old != new)
+                .map(|(_, new)| new.name.as_str())
+                .collect();
+            let rules: Vec<&str> = (old.rules.iter().zip(&new.rules))
+                .filter(|(old, new)| old != new)
+                .map(|(_, new)| new.name.as_str())
+                .collect();
+            (probes.join(","), rules.join(","))
+        };
+        let none = (String::new(), String::new());
+        let probe = |name: &str| (name.to_owned(), String::new());
+        let rule = |name: &str| (String::new(), name.to_owned());
+        assert_eq!(changed("interval: 10s", "interval: 10000ms"), none);
+        assert_eq!(changed("interval: 10s", "interval: 20s"), probe("api"));
+        assert_eq!(
+            changed("X-Probe: incidentd", "X-Probe: other"),
+            probe("api")
+        );
+        assert_eq!(changed("{service: api}", "{service: web}"), probe("api"));
+        assert_eq!(changed("db.example:5432", "db.example:5433"), probe("db"));
+        // The condition compares by its text, even when only its spacing changed.
+        assert_eq!(
+            changed("'[STATUS] != 200'", "'[STATUS]!=200'"),
+            rule("api-down")
+        );
+        assert_eq!(changed("after: 3", "after: 4"), rule("api-down"));
+        assert_eq!(changed("duration: 1h", "duration: 2h"), rule("api-down"));
+        assert_eq!(changed("impact: high", "impact: low"), rule("api-down"));
+        assert_eq!(
+            changed("depends_on: [api-down]", "depends_on: []"),
+            rule("db-down")
+        );
+    }
+
+    #[test]
+    fn a_storage_path_relative_to_another_config_directory_needs_a_restart() {
+        let config = "listen: 127.0.0.1:9750\nstorage: {path: data/x.redb}\n";
+        let (_a, old) = load_ok(&[("incidentd.yaml", config)]);
+        let (_b, moved) = load_ok(&[("incidentd.yaml", config)]);
+        assert_eq!(old.restart_required(&moved), ["storage"]);
+        assert_eq!(old.restart_required(&old.clone()), Vec::<&str>::new());
+    }
+
     // ----- small pieces -----------------------------------------------------------------
 
     #[test]
@@ -3675,12 +3667,12 @@ probes:
         assert!(is_label_name("_x1") && !is_label_name("1x") && !is_label_name("__x"));
         assert!(!is_label_name("") && !is_label_name("a-b"));
         assert!(is_category("perf_2") && !is_category("Perf") && !is_category("2x"));
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
         let known = ["api", "checkout-api", "db"];
         assert_eq!(closest("checkout-apx", &known), Some("checkout-api"));
         assert_eq!(closest("dc", &known), Some("db"));
         assert_eq!(closest("web", &known), None);
+        // Edits are counted in characters, not bytes: one edit here, two in UTF-8.
+        assert_eq!(closest("ééé", &["éée"]), Some("éée"));
     }
 
     // ----- probe types --------------------------------------------------------------------

@@ -5,9 +5,10 @@
 //! Loading never stops at the first mistake: every problem in every file is collected as a
 //! [`Diagnostic`] with its `FILE:LINE:COL`, so `incidentd check` can print them all.
 
+mod document;
 mod load;
 mod locate;
-mod ruletest;
+mod rule_test_file;
 mod sla;
 
 use std::collections::BTreeMap;
@@ -17,10 +18,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::domain::condition::Condition;
+use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::Level;
 
 pub use load::{load, load_rule_files, load_with};
-pub use ruletest::{
+pub use rule_test_file::{
     CertificateExpiry, DEFAULT_TEST_START, Expectation, ExpectedEvent, MAX_STEPS, ProbeResult,
     ProbeSeries, RuleTest, RuleTestFile, load_rule_test,
 };
@@ -79,141 +81,25 @@ pub struct Config {
     pub probe_concurrency: usize,
     pub probes: Vec<ProbeConfig>,
     pub rules: Vec<RuleConfig>,
-    /// Categories, priority matrix, escalation and closure.
+    /// Categories, priority matrix, escalation, closure and SLA policies.
     pub workflow: WorkflowConfig,
 }
 
-/// How the service desk works: `categories`, `priority_matrix`, `escalation`, `closure`, `sla`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkflowConfig {
-    /// The taxonomy; an unknown category is refused with the list of these.
-    pub categories: Vec<Category>,
-    pub priority_matrix: PriorityMatrix,
-    pub escalation: EscalationConfig,
-    /// A resolved (and verified) incident closes after this long without the symptom.
-    pub closure_quiet_period: Duration,
-    /// `sla`: turnaround-time targets, calendars, the warning share, the mean resolution
-    /// objective and the breach-notification deadline of restricted incidents.
-    pub sla: crate::domain::sla::SlaPolicies,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Category {
-    pub name: String,
-    /// What a ticket in this category is, unless the ticket says otherwise.
-    pub kind: crate::domain::incident::Kind,
-    /// Details only for admin tokens and tokens with `security: true` (data breaches).
-    pub restricted: bool,
-}
-
-/// impact × urgency → priority; rows and columns in the order high, medium, low.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PriorityMatrix(pub [[crate::domain::priority::Priority; 3]; 3]);
-
-impl PriorityMatrix {
-    pub fn priority(
-        &self,
-        impact: crate::domain::priority::Level,
-        urgency: crate::domain::priority::Level,
-    ) -> crate::domain::priority::Priority {
-        use crate::domain::priority::Level;
-        let index = |level| match level {
-            Level::High => 0,
-            Level::Medium => 1,
-            Level::Low => 2,
-        };
-        self.0[index(impact)][index(urgency)]
-    }
-}
-
-impl Default for PriorityMatrix {
-    /// The ITIL matrix: priority = impact + urgency − 1.
-    fn default() -> Self {
-        use crate::domain::priority::{Level, Priority};
-        let mut matrix = [[Priority::P1; 3]; 3];
-        for (i, impact) in Level::ALL.into_iter().enumerate() {
-            for (u, urgency) in Level::ALL.into_iter().enumerate() {
-                matrix[i][u] = Priority::from_matrix(impact, urgency);
-            }
+impl Config {
+    /// The keys whose change between this configuration and `new` takes effect only when
+    /// incidentd restarts, in the file's order: `listen` (the socket is bound once) and
+    /// `storage` (the store is opened once, and locked). A reload applies everything else
+    /// and reports these. A `storage.path` written the same but relative to a config file
+    /// in another directory is another store, hence a change.
+    pub fn restart_required(&self, new: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.listen != new.listen {
+            keys.push("listen");
         }
-        PriorityMatrix(matrix)
-    }
-}
-
-/// Per priority; `default` for the rest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EscalationConfig {
-    pub per_priority: BTreeMap<crate::domain::priority::Priority, EscalationPolicy>,
-    pub default: EscalationPolicy,
-}
-
-impl EscalationConfig {
-    pub fn policy(&self, priority: crate::domain::priority::Priority) -> &EscalationPolicy {
-        self.per_priority.get(&priority).unwrap_or(&self.default)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EscalationPolicy {
-    pub start_tier: crate::domain::incident::Tier,
-    /// Escalate one tier when not acknowledged this long after opening.
-    pub unacknowledged_after: Option<Duration>,
-    /// Escalate one tier when not resolved this long after opening.
-    pub unresolved_after: Option<Duration>,
-}
-
-impl Default for EscalationConfig {
-    /// P1 starts at L3; the rest at L1, escalating when not acknowledged in 30 min or not
-    /// resolved in 8 h.
-    fn default() -> Self {
-        use crate::domain::incident::Tier;
-        use crate::domain::priority::Priority;
-        EscalationConfig {
-            per_priority: BTreeMap::from([(
-                Priority::P1,
-                EscalationPolicy {
-                    start_tier: Tier::L3,
-                    unacknowledged_after: None,
-                    unresolved_after: None,
-                },
-            )]),
-            default: EscalationPolicy {
-                start_tier: Tier::L1,
-                unacknowledged_after: Some(Duration::from_secs(30 * 60)),
-                unresolved_after: Some(Duration::from_secs(8 * 3600)),
-            },
+        if self.storage_path != new.storage_path {
+            keys.push("storage");
         }
-    }
-}
-
-impl Default for WorkflowConfig {
-    fn default() -> Self {
-        use crate::domain::incident::Kind;
-        let category = |name: &str, kind, restricted| Category {
-            name: name.to_owned(),
-            kind,
-            restricted,
-        };
-        WorkflowConfig {
-            categories: vec![
-                category("availability", Kind::Incident, false),
-                category("performance", Kind::Incident, false),
-                category("capacity", Kind::Incident, false),
-                category("security", Kind::Incident, false),
-                category("data_breach", Kind::Incident, true),
-                category("request", Kind::Request, false),
-            ],
-            priority_matrix: PriorityMatrix::default(),
-            escalation: EscalationConfig::default(),
-            closure_quiet_period: Duration::from_secs(3600),
-            sla: crate::domain::sla::SlaPolicies::default(),
-        }
-    }
-}
-
-impl WorkflowConfig {
-    pub fn category(&self, name: &str) -> Option<&Category> {
-        self.categories.iter().find(|c| c.name == name)
+        keys
     }
 }
 
@@ -299,17 +185,22 @@ impl WebhookConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeConfig {
     pub name: String,
     /// Start-to-start.
     pub interval: Duration,
+    /// Start-to-start while one of the probe's rules is confirming a change: between its
+    /// first symptomatic result and `after`, or its first clean result and `recover_after`
+    /// (Uptime Kuma's retry interval). More than 0 and at most `interval`; by default the
+    /// smaller of `interval` and 1s.
+    pub confirm_interval: Duration,
     pub timeout: Duration,
     pub labels: BTreeMap<String, String>,
     pub target: ProbeTarget,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeTarget {
     Http(HttpProbe),
     Tcp(TcpProbe),
@@ -333,7 +224,7 @@ impl ProbeTarget {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpProbe {
     pub url: reqwest::Url,
     pub method: reqwest::Method,
@@ -347,7 +238,7 @@ pub struct HttpProbe {
     pub follow_redirects: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpProbe {
     /// `host:port` (`[v6]:port`), checked by [`split_host_port`] at load.
     pub address: String,
@@ -358,7 +249,7 @@ pub struct TcpProbe {
     pub expect: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsProbe {
     /// `host:port` (`[v6]:port`), checked by [`split_host_port`] at load.
     pub address: String,
@@ -368,7 +259,7 @@ pub struct TlsProbe {
     pub verify: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsProbe {
     /// The name to query.
     pub name: String,
@@ -409,13 +300,13 @@ pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
     (!host.is_empty() && host.chars().all(plain)).then_some((host, port))
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IcmpProbe {
     /// A host name or an IP address.
     pub host: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrometheusProbe {
     /// The Prometheus server, e.g. `http://127.0.0.1:9090`.
     pub url: reqwest::Url,
@@ -423,7 +314,7 @@ pub struct PrometheusProbe {
     pub query: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleConfig {
     pub name: String,
     pub probe: String,
@@ -460,7 +351,7 @@ pub struct MaintenanceWindow {
     pub utc_offset_seconds: i32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncidentTemplate {
     /// May hold `{{ status }}`, `{{ probe }}`, `{{ rule }}`, `{{ response_time }}`,
     /// `{{ error }}`; `None` gives "<rule> on <probe>".
@@ -489,6 +380,45 @@ pub const EVENT_TYPES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(listen: &str, storage: &str) -> Config {
+        Config {
+            path: PathBuf::from("incidentd.yaml"),
+            listen: listen.parse().expect("an address"),
+            external_url: None,
+            storage_path: PathBuf::from(storage),
+            rule_files: Vec::new(),
+            auth: AuthConfig::default(),
+            webhooks: Vec::new(),
+            probe_concurrency: 256,
+            probes: Vec::new(),
+            rules: Vec::new(),
+            workflow: WorkflowConfig::default(),
+        }
+    }
+
+    #[test]
+    fn only_listen_and_storage_need_a_restart() {
+        let old = config("127.0.0.1:9750", "data/incidentd.redb");
+        let mut reloadable = old.clone();
+        reloadable.external_url = Some("https://incidents.example".to_owned());
+        reloadable.probe_concurrency = 8;
+        reloadable.rule_files = vec![PathBuf::from("rules/new.yaml")];
+        reloadable.workflow.closure_quiet_period = Duration::ZERO;
+        assert_eq!(old.restart_required(&reloadable), Vec::<&str>::new());
+        let check = |listen, storage, expected: &[&str]| {
+            assert_eq!(old.restart_required(&config(listen, storage)), expected);
+        };
+        check("127.0.0.1:9750", "data/incidentd.redb", &[]);
+        check("127.0.0.1:9751", "data/incidentd.redb", &["listen"]);
+        check("0.0.0.0:9750", "data/incidentd.redb", &["listen"]);
+        check("127.0.0.1:9750", "data/other.redb", &["storage"]);
+        check(
+            "[::1]:9750",
+            "/var/lib/incidentd.redb",
+            &["listen", "storage"],
+        );
+    }
 
     #[test]
     fn host_and_port() {

@@ -12,7 +12,7 @@ use chrono::TimeDelta;
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use super::load::Check;
+use super::document::Check;
 use super::locate::{Segment, Segment::Index, Segment::Key};
 use crate::domain::calendar::{
     BusinessHours, Calendar, parse_days, parse_holiday, parse_hours, parse_timezone,

@@ -152,6 +152,18 @@ impl Condition {
     }
 }
 
+/// Two conditions are equal when they were parsed from the same text: parsing is
+/// deterministic, so the same text always compiles to the same evaluator. Texts that differ
+/// only in spacing are different conditions (a reload treats such a rule as changed, which
+/// costs its state but is never wrong).
+impl PartialEq for Condition {
+    fn eq(&self, other: &Condition) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Condition {}
+
 impl fmt::Display for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)

@@ -1,5 +1,5 @@
 //! The pure core: the condition language, the detector, the incident model and the
-//! priority matrix. Nothing in here does I/O or reads a clock; every function that
+//! service desk's policies (categories, priority matrix, escalation, SLA). Nothing in here does I/O or reads a clock; every function that
 //! needs the time takes `now` as an argument. Decisions come back as values (effects)
 //! for the engine to persist and act on.
 
@@ -10,6 +10,7 @@ pub mod detector;
 pub mod duration;
 pub mod incident;
 pub mod observation;
+pub mod policy;
 pub mod priority;
 pub mod signal;
 pub mod similar;

@@ -30,13 +30,14 @@ pub use command::{
 pub use read_model::{ReadModel, RuleStatus, Snapshot, SubjectStatus};
 
 use crate::clock::Clock;
-use crate::config::{Config, WebhookConfig, WorkflowConfig};
+use crate::config::{Config, WebhookConfig};
 use crate::domain::correlate::{Change, Correlator, Outcome, Suppressions};
 use crate::domain::detector::{Detector, Transition};
 use crate::domain::incident::{
     Effect, Incident, IncidentId, Kind, SYSTEM, State as IncidentState, Ticket, TimelineEntry,
 };
 use crate::domain::observation::{History, Observation};
+use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::Level;
 use crate::domain::signal::{Signal, Status};
 use crate::domain::sla;
@@ -975,8 +976,7 @@ impl Engine {
         for rule in &new.rules {
             match old.get(&rule.name) {
                 None => report.rules_added.push(rule.name.clone()),
-                // Until the config types compare: their debug form says everything they hold.
-                Some(was) if format!("{:?}", was.source) != format!("{:?}", rule.source) => {
+                Some(was) if was.source != rule.source => {
                     report.rules_changed.push(rule.name.clone())
                 }
                 Some(_) => {}

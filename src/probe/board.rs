@@ -292,6 +292,7 @@ mod tests {
         ProbeConfig {
             name: name.to_owned(),
             interval: Duration::from_secs(10),
+            confirm_interval: Duration::from_secs(1),
             timeout: Duration::from_secs(2),
             labels: BTreeMap::new(),
             target: ProbeTarget::Icmp(IcmpProbe {

@@ -84,7 +84,7 @@ fn rules(target: &Target, services: &[&str]) -> String {
     let mut rules = String::from("rules:\n");
     for service in services {
         probes.push_str(&format!(
-            "  - name: {service}\n    interval: 100ms\n    timeout: 100ms\n    \
+            "  - name: {service}\n    interval: 300ms\n    timeout: 300ms\n    \
              labels: {{service: {service}}}\n    http: {{url: \"{}\"}}\n",
             target.url()
         ));

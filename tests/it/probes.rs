@@ -33,6 +33,7 @@ fn config(target: ProbeTarget, timeout: Duration) -> ProbeConfig {
     ProbeConfig {
         name: "probe".to_owned(),
         interval: Duration::from_secs(10),
+        confirm_interval: Duration::from_secs(1),
         timeout,
         labels: BTreeMap::new(),
         target,
@@ -834,6 +835,7 @@ fn http_probe(name: &str, addr: SocketAddr, path: &str, interval: Duration) -> P
     ProbeConfig {
         name: name.to_owned(),
         interval,
+        confirm_interval: interval.min(Duration::from_secs(1)),
         timeout: Duration::from_secs(1),
         labels: BTreeMap::new(),
         target: ProbeTarget::Http(http(&format!("http://{addr}{path}"))),

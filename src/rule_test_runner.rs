@@ -244,7 +244,7 @@ fn engine_config(file: &RuleTestFile, storage_path: &Path) -> Config {
         auth: AuthConfig::default(),
         webhooks: Vec::new(),
         probe_concurrency: 1,
-        workflow: crate::config::WorkflowConfig::default(),
+        workflow: crate::domain::policy::WorkflowConfig::default(),
         probes: file.probes.clone(),
         rules: file.rules.clone(),
     }

@@ -1,6 +1,6 @@
 //! Reading a rule unit-test file (`incidentd test FILE`) into a validated [`RuleTestFile`]:
 //! the rule files it names, loaded by the same code as `incidentd check`, and its tests, with
-//! every repeat expanded. The format is described in [`crate::ruletest`].
+//! every repeat expanded. The format is described in [`crate::rule_test_runner`].
 //!
 //! It is read like the other files of this module: the outline strictly, then each item and
 //! field on its own, so every problem is reported with its `FILE:LINE:COL` and one mistake
@@ -15,9 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
-use super::load::{
-    Check, RulePattern, closest, is_label_name, match_rule_files, read, rule_files, sorted,
-};
+use super::document::{Check, read, sorted};
+use super::load::{RulePattern, closest, is_label_name, match_rule_files, rule_files};
 use super::locate::Segment::{self, Index, Key};
 use super::{ConfigErrors, ProbeConfig, ProbeTarget, RuleConfig};
 use crate::domain::duration::parse_duration;

@@ -1,0 +1,188 @@
+//! One YAML file and the problems found in it: [`Document`] (a file's path and text, and
+//! where its nodes are) and [`Check`] (problems pushed as [`Diagnostic`]s while a file's
+//! values are converted to strict types, each at its node's `FILE:LINE:COL`).
+//!
+//! The loaders of every file kind (`incidentd.yaml`, rule files, the `sla` section, rule
+//! unit-test files) build on this module; it imports none of them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+
+use super::locate::{Position, Segment, Segment::Key, Source, YamlError};
+use super::{ConfigErrors, Diagnostic};
+use crate::domain::duration::parse_duration;
+
+/// One YAML file: its path as diagnostics show it, and its text.
+pub(super) struct Document {
+    pub(super) file: PathBuf,
+    pub(super) source: Source,
+}
+
+impl Document {
+    pub(super) fn diagnostic(&self, at: Position, message: String) -> Diagnostic {
+        // libyaml counts a byte-order mark as a column; editors do not show one.
+        let bom = at.line == 1 && at.column > 1 && self.source.text().starts_with('\u{feff}');
+        Diagnostic {
+            file: self.file.clone(),
+            line: at.line,
+            column: at.column - usize::from(bom),
+            message,
+        }
+    }
+
+    /// Where the node at `path` starts, or its nearest ancestor that exists.
+    pub(super) fn node(&self, path: &[Segment<'_>]) -> Position {
+        (0..=path.len())
+            .rev()
+            .find_map(|len| self.source.node_position(&path[..len]))
+            .unwrap_or(Position::START)
+    }
+
+    /// `FILE:LINE:COL` of the node at `path`, for "first defined at".
+    pub(super) fn place(&self, path: &[Segment<'_>]) -> String {
+        let at = self.node(path);
+        format!("{}:{}:{}", self.file.display(), at.line, at.column)
+    }
+
+    pub(super) fn yaml_error(&self, err: YamlError, fallback: &[Segment<'_>]) -> Diagnostic {
+        let at = err.position.unwrap_or_else(|| self.node(fallback));
+        self.diagnostic(at, err.message)
+    }
+}
+
+/// Reads a file; a file that cannot be read is a diagnostic at its start.
+pub(super) fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<Document> {
+    match std::fs::read_to_string(&file) {
+        Ok(text) => Some(Document {
+            file,
+            source: Source::new(text),
+        }),
+        Err(err) => {
+            diagnostics.push(Diagnostic {
+                file,
+                line: 1,
+                column: 1,
+                message: format!("cannot read file: {err}"),
+            });
+            None
+        }
+    }
+}
+
+/// Problems found in one document.
+pub(super) struct Check<'a> {
+    pub(super) doc: &'a Document,
+    pub(super) out: &'a mut Vec<Diagnostic>,
+}
+
+impl Check<'_> {
+    /// A problem with the value at `path`.
+    pub(super) fn at(&mut self, path: &[Segment<'_>], message: String) {
+        let at = self.doc.node(path);
+        self.out.push(self.doc.diagnostic(at, message));
+    }
+
+    /// A problem with the key that ends `path`.
+    pub(super) fn at_key(&mut self, path: &[Segment<'_>], message: String) {
+        let at = self
+            .doc
+            .source
+            .key_position(path)
+            .unwrap_or_else(|| self.doc.node(path));
+        self.out.push(self.doc.diagnostic(at, message));
+    }
+
+    pub(super) fn count(&self) -> usize {
+        self.out.len()
+    }
+
+    /// The outline of the whole file; an empty file is an empty outline.
+    pub(super) fn outline<T: DeserializeOwned + Default>(&mut self) -> Option<T> {
+        let text = self.doc.source.text();
+        match serde_yaml::from_str(text) {
+            Ok(outline) => Some(outline),
+            Err(_) if serde_yaml::Deserializer::from_str(text).next().is_none() => {
+                Some(T::default())
+            }
+            Err(err) => {
+                self.out
+                    .push(self.doc.yaml_error(YamlError::from(&err), &[]));
+                None
+            }
+        }
+    }
+
+    /// `value` (the node at `path`) as the strict type `T`. Fast path: from the value. Only
+    /// when that fails, the node is deserialized again from the text, which either gives the
+    /// error its position or succeeds (the text is more lenient: `30` reads as a string).
+    pub(super) fn strict<T: DeserializeOwned>(
+        &mut self,
+        value: Value,
+        path: &[Segment<'_>],
+    ) -> Option<T> {
+        let fast = match serde_yaml::from_value(value) {
+            Ok(item) => return Some(item),
+            Err(err) => YamlError::from(&err),
+        };
+        match self.doc.source.deserialize_at(path) {
+            Ok(Some(item)) => Some(item),
+            Ok(None) => {
+                self.at(path, fast.message);
+                None
+            }
+            Err(err) => {
+                self.out.push(self.doc.yaml_error(err, path));
+                None
+            }
+        }
+    }
+
+    /// The value of `key` in the mapping at `at` (its `value` in the outline), as the strict
+    /// type `T`. `None` when it is absent, or wrong: then with a diagnostic.
+    pub(super) fn field<T: DeserializeOwned>(
+        &mut self,
+        at: &[Segment<'_>],
+        key: &str,
+        value: Option<Value>,
+    ) -> Option<T> {
+        let path = [at, &[Key(key)]].concat();
+        self.strict(value?, &path)
+    }
+
+    /// [`Check::field`] for a key that must be there (with serde's message when it is not).
+    pub(super) fn required<T: DeserializeOwned>(
+        &mut self,
+        at: &[Segment<'_>],
+        key: &str,
+        value: Option<Value>,
+    ) -> Option<T> {
+        if value.is_none() {
+            self.at(at, format!("missing field `{key}`"));
+        }
+        self.field(at, key, value)
+    }
+
+    /// A duration field; `None` (with a diagnostic) when it does not parse.
+    pub(super) fn duration(
+        &mut self,
+        path: &[Segment<'_>],
+        text: Option<&str>,
+        default: Duration,
+    ) -> Option<Duration> {
+        let Some(text) = text else {
+            return Some(default);
+        };
+        parse_duration(text)
+            .map_err(|message| self.at(path, message))
+            .ok()
+    }
+}
+
+/// Every problem, in file, line and column order.
+pub(super) fn sorted(mut diagnostics: Vec<Diagnostic>) -> ConfigErrors {
+    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    ConfigErrors(diagnostics)
+}
