@@ -82,7 +82,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .build()
                 .context("starting the runtime")?;
             runtime.block_on(async {
-                let app = App::build(config, Arc::new(SystemClock)).await?;
+                let app = App::build(config, Arc::new(SystemClock))
+                    .await?
+                    .reload_on_sighup();
                 app.run_until_stopped(shutdown_signal()).await
             })?;
             Ok(ExitCode::SUCCESS)

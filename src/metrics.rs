@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Gauge as GaugeProto, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -94,6 +94,9 @@ pub struct Metrics {
     pub webhook_deliveries_total: IntCounterVec,
     pub webhook_pending: IntGaugeVec,
     pub build_info: IntGaugeVec,
+    /// Whether the last configuration reload succeeded (1 at start: the config loaded).
+    pub config_last_reload_successful: IntGauge,
+    pub config_last_reload_success_timestamp_seconds: Gauge,
 }
 
 const KINDS: [Kind; 2] = [Kind::Incident, Kind::Request];
@@ -300,6 +303,16 @@ impl Metrics {
                 &["version"],
             )
             .expect("valid metric"),
+            config_last_reload_successful: IntGauge::new(
+                "incidentd_config_last_reload_successful",
+                "Whether the last configuration reload attempt was successful.",
+            )
+            .expect("valid metric"),
+            config_last_reload_success_timestamp_seconds: Gauge::new(
+                "incidentd_config_last_reload_success_timestamp_seconds",
+                "Timestamp of the last successful configuration reload (or of the start).",
+            )
+            .expect("valid metric"),
         };
         for collector in metrics.collectors() {
             metrics
@@ -459,6 +472,8 @@ impl Metrics {
             Box::new(self.webhook_deliveries_total.clone()),
             Box::new(self.webhook_pending.clone()),
             Box::new(self.build_info.clone()),
+            Box::new(self.config_last_reload_successful.clone()),
+            Box::new(self.config_last_reload_success_timestamp_seconds.clone()),
         ]
     }
 

@@ -20,6 +20,8 @@ pub enum Need {
     Read,
     /// Run the workflow.
     Respond,
+    /// Reload the configuration.
+    Admin,
 }
 
 /// Who is calling: the token's name (the actor on the timeline) and role.
@@ -56,6 +58,7 @@ impl Caller {
                 // Tools that push alerts may read what they caused.
                 Need::Read => true,
                 Need::Respond => matches!(role, Role::Responder | Role::Admin),
+                Need::Admin => role == Role::Admin,
             },
         };
         if allowed {

@@ -5,6 +5,7 @@
 
 mod auth;
 mod error;
+mod reload;
 mod workflow;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use serde_json::json;
 pub use auth::Tokens;
 use auth::{Caller, Need};
 pub use error::ApiError;
+pub use reload::{ReloadError, ReloadReport, ReloadRequest, Reloads};
 use workflow::act;
 
 use crate::domain::incident::{Incident, IncidentId, State as IncidentState, Tier};
@@ -48,6 +50,8 @@ pub struct ApiState {
     pub live: Arc<std::sync::RwLock<Arc<Live>>>,
     /// The engine's read model: active incidents, rules, silences as of the last commit.
     pub read: ReadModel,
+    /// Where `POST /-/reload` asks the app to reload.
+    pub reloads: Reloads,
     /// The status page of the latest snapshot, built once per snapshot.
     pub status_page: Arc<crate::web::status::PageCache>,
     /// False while starting and once shutting down: `/-/ready` answers 503.
@@ -85,6 +89,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload::reload))
         .route(
             "/api/v1/incidents",
             get(list_incidents).post(workflow::open_ticket),

@@ -144,9 +144,11 @@ pub(super) enum Command {
     Tick {
         reply: Option<Reply<()>>,
     },
-    /// A reloaded configuration: rules, workflow policies and webhook consumers.
+    /// A reloaded configuration: rules, workflow policies and webhook consumers (woken
+    /// through `wakers`).
     Reconfigure {
         config: Box<Config>,
+        wakers: super::Wakers,
         reply: Reply<Reconfigured>,
     },
 }
@@ -239,10 +241,16 @@ impl EngineHandle {
         self.ask(|reply| Command::Tick { reply: Some(reply) }).await
     }
 
-    /// Applies a reloaded configuration to rules, policies and consumers.
-    pub async fn reconfigure(&self, config: Config) -> Result<Reconfigured, EngineError> {
+    /// Applies a reloaded configuration to rules, policies and consumers; `wakers` wake
+    /// the consumers' workers.
+    pub async fn reconfigure(
+        &self,
+        config: Config,
+        wakers: super::Wakers,
+    ) -> Result<Reconfigured, EngineError> {
         self.ask(|reply| Command::Reconfigure {
             config: Box::new(config),
+            wakers,
             reply,
         })
         .await

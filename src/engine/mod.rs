@@ -184,14 +184,7 @@ impl Engine {
         };
         self.set_rule_gauges();
         self.metrics.webhook_pending.reset();
-        let counts = self.store.outbox_counts()?;
-        for consumer in &self.setup.consumers {
-            let count = counts.get(&consumer.name).copied().unwrap_or(0);
-            self.metrics
-                .webhook_pending
-                .with_label_values(&[&consumer.name])
-                .set(i64::try_from(count).unwrap_or(i64::MAX));
-        }
+        self.count_pending(&HashSet::new());
         self.snapshot = Snapshot {
             version: self.snapshot.version + 1,
             incidents: self
@@ -216,6 +209,40 @@ impl Engine {
         };
         self.published.send_replace(Arc::new(self.snapshot.clone()));
         Ok(())
+    }
+
+    /// `incidentd_webhook_pending` of each consumer not in `known` (counted from the
+    /// outbox), and no series for a consumer no longer configured.
+    fn count_pending(&self, known: &HashSet<String>) {
+        let configured: HashSet<&str> = self
+            .setup
+            .consumers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        for gone in known
+            .iter()
+            .filter(|name| !configured.contains(name.as_str()))
+        {
+            let _ = self.metrics.webhook_pending.remove_label_values(&[gone]);
+        }
+        if configured.iter().all(|name| known.contains(*name)) {
+            return;
+        }
+        let counts = match self.store.outbox_counts() {
+            Ok(counts) => counts,
+            Err(error) => {
+                tracing::error!(%error, "counting the outbox failed");
+                return;
+            }
+        };
+        for name in configured.into_iter().filter(|name| !known.contains(*name)) {
+            let count = counts.get(name).copied().unwrap_or(0);
+            self.metrics
+                .webhook_pending
+                .with_label_values(&[name])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
     }
 
     /// `incidentd_rule_firing` of every rule, from its detectors.
@@ -385,7 +412,12 @@ impl Engine {
                     txn.reply(reply, Ok(()));
                 }
             }
-            Command::Reconfigure { config, reply } => {
+            Command::Reconfigure {
+                config,
+                wakers,
+                reply,
+            } => {
+                self.wakers = wakers;
                 let outcome = self.reconfigure(&config, txn);
                 txn.reply(reply, Ok(outcome));
             }
@@ -970,7 +1002,14 @@ impl Engine {
     /// saying the rule is gone. Workflow policies and consumers apply to new decisions.
     fn reconfigure(&mut self, config: &Config, txn: &mut Txn) -> Reconfigured {
         let old = self.setup.rules.clone();
+        let old_consumers: HashSet<String> = self
+            .setup
+            .consumers
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
         self.setup = Setup::new(config);
+        self.count_pending(&old_consumers);
         let new = self.setup.rules.clone();
         let mut report = Reconfigured::default();
         for rule in &new.rules {
@@ -1007,8 +1046,20 @@ impl Engine {
             txn.batch.delete_detector(&key.stored());
             txn.pending.detectors_changed = true;
         }
-        // Histories are per probe: a changed window starts over.
-        self.state.histories.clear();
+        // A probe whose rules changed starts its window history over (its windows may
+        // have changed); the others keep theirs.
+        let probes_touched: HashSet<String> = report
+            .rules_added
+            .iter()
+            .chain(&report.rules_changed)
+            .chain(&report.rules_removed)
+            .flat_map(|name| [old.get(name), new.get(name)])
+            .flatten()
+            .map(|rule| rule.probe.clone())
+            .collect();
+        self.state
+            .histories
+            .retain(|key, _| !probes_touched.contains(&key.probe));
         // Incidents whose firing rule is gone: say so; they stay open for a person.
         let orphaned: Vec<(IncidentId, Vec<String>)> = self
             .state

@@ -7,11 +7,13 @@
 
 pub mod signing;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -49,23 +51,114 @@ enum Outcome {
     Stopped,
 }
 
-impl Notifier {
-    pub fn spawn_all(
-        &self,
+/// The running webhook workers, one per consumer; [`Workers::apply`] changes them (a
+/// reload): an unchanged consumer keeps its worker and its waker; a changed one gets a new
+/// worker (what the old one was sending stays in the outbox and is sent again: at least
+/// once); a removed one's worker stops, its undelivered entries kept.
+pub struct Workers {
+    notifier: Notifier,
+    tracker: TaskTracker,
+    stopping: Stopping,
+    running: HashMap<String, Worker>,
+}
+
+struct Worker {
+    consumer: WebhookConfig,
+    waker: Arc<Notify>,
+    /// Stops this worker only; a child of the set's `stop`.
+    stop: CancellationToken,
+}
+
+impl Workers {
+    /// Starts a worker per consumer, each woken through its entry of `wakers`.
+    pub fn start(
+        notifier: Notifier,
         consumers: &[WebhookConfig],
         wakers: &Wakers,
         tracker: &TaskTracker,
         stopping: &Stopping,
-    ) {
+    ) -> Workers {
+        let mut workers = Workers {
+            notifier,
+            tracker: tracker.clone(),
+            stopping: stopping.clone(),
+            running: HashMap::new(),
+        };
         for consumer in consumers {
-            let worker = self.clone();
-            let consumer = consumer.clone();
-            let waker = wakers[&consumer.name].clone();
-            let stopping = stopping.clone();
-            tracker.spawn(async move { worker.run(consumer, waker, stopping).await });
+            let waker = wakers
+                .get(&consumer.name)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Notify::new()));
+            workers.spawn(consumer, waker);
         }
+        workers
     }
 
+    /// Delivers to exactly `consumers` from now on; returns their wakers, for the engine.
+    pub fn apply(&mut self, consumers: &[WebhookConfig]) -> Wakers {
+        let mut old = std::mem::take(&mut self.running);
+        for consumer in consumers {
+            match old.remove(&consumer.name) {
+                Some(worker) if same(&worker.consumer, consumer) => {
+                    self.running.insert(consumer.name.clone(), worker);
+                }
+                Some(worker) => {
+                    worker.stop.cancel();
+                    self.spawn(consumer, worker.waker);
+                }
+                None => self.spawn(consumer, Arc::new(Notify::new())),
+            }
+        }
+        for worker in old.into_values() {
+            worker.stop.cancel();
+        }
+        self.wakers()
+    }
+
+    pub fn wakers(&self) -> Wakers {
+        Arc::new(
+            self.running
+                .iter()
+                .map(|(name, worker)| (name.clone(), worker.waker.clone()))
+                .collect(),
+        )
+    }
+
+    fn spawn(&mut self, consumer: &WebhookConfig, waker: Arc<Notify>) {
+        let stop = self.stopping.stop.child_token();
+        let stopping = Stopping {
+            drain: self.stopping.drain.clone(),
+            stop: stop.clone(),
+        };
+        let worker = self.notifier.clone();
+        let config = consumer.clone();
+        let wake = waker.clone();
+        self.tracker
+            .spawn(async move { worker.run(config, wake, stopping).await });
+        // A new worker looks at the outbox at once: entries may wait from before.
+        waker.notify_one();
+        self.running.insert(
+            consumer.name.clone(),
+            Worker {
+                consumer: consumer.clone(),
+                waker,
+                stop,
+            },
+        );
+    }
+}
+
+/// Whether two configurations of a consumer deliver the same way.
+fn same(a: &WebhookConfig, b: &WebhookConfig) -> bool {
+    a.name == b.name
+        && a.url == b.url
+        && a.secrets == b.secrets
+        && a.events == b.events
+        && a.timeout == b.timeout
+        && a.security == b.security
+}
+
+impl Notifier {
     async fn run(
         self,
         consumer: WebhookConfig,

@@ -51,6 +51,8 @@ enum Access {
     Read,
     /// responder, admin.
     Respond,
+    /// admin.
+    Admin,
 }
 
 /// Every route of the router: (method, path, who may, what a caller who may gets). No
@@ -63,6 +65,8 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/status.json", Access::Open, 200),
     ("GET", "/-/healthy", Access::Open, 200),
     ("GET", "/-/ready", Access::Open, 200),
+    // The configuration is valid, so a reload succeeds (and changes nothing).
+    ("POST", "/-/reload", Access::Admin, 200),
     ("GET", "/api/v1/incidents", Access::Read, 200),
     ("POST", "/api/v1/incidents", Access::Respond, 400),
     ("GET", "/api/v1/incidents/INC-1", Access::Read, 404),
@@ -167,6 +171,7 @@ async fn every_route_checks_the_token_and_its_role() {
                 // Every role may read, ingest included (tools that push alerts may read what they caused).
                 (Access::Read, _) => true,
                 (Access::Respond, role) => role == "responder" || role == "admin",
+                (Access::Admin, role) => role == "admin",
             };
             let want = match (may, role) {
                 (true, _) => allowed,

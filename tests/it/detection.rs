@@ -573,3 +573,93 @@ async fn sla_clocks_start_at_detection_and_follow_a_priority_raise() {
     );
     assert_eq!(resolution.started_at, start_time(), "no fresh start");
 }
+
+impl Harness {
+    /// Reloads the harness's configuration into the engine (after rewriting its files).
+    async fn reload(&self) -> incidentd::engine::Reconfigured {
+        let config = incidentd::config::load(&self._dir.config_path(), &|_| None)
+            .unwrap_or_else(|errors| panic!("{errors}"));
+        self.engine
+            .reconfigure(config, Arc::new(HashMap::new()))
+            .await
+            .unwrap()
+    }
+}
+
+const AFTER_THREE: &str = r#"probes:
+  - {name: web, interval: 10s, labels: {service: web}, http: {url: "http://127.0.0.1:9/"}}
+rules:
+  - {name: web-down, probe: web, when: '[STATUS] != 200', after: 3}
+"#;
+
+#[tokio::test]
+async fn an_unchanged_rule_keeps_its_detector_across_a_reload() {
+    let h = Harness::start(AFTER_THREE);
+    h.feed("web", 500, 10).await; // 1 of 3
+    let report = h.reload().await;
+    assert_eq!(
+        report,
+        incidentd::engine::Reconfigured::default(),
+        "nothing changed"
+    );
+    let rules = h.rules().await;
+    assert_eq!(rules["rules"][0]["subjects"][0]["symptomatic_streak"], 1);
+    h.feed("web", 500, 10).await;
+    assert!(h.incidents().is_empty(), "2 of 3");
+    h.feed("web", 500, 10).await;
+    assert_eq!(
+        h.incidents().len(),
+        1,
+        "the third failure counts the first one too"
+    );
+
+    // A changed rule starts over.
+    std::fs::write(
+        h._dir.path().join("rules/rules.yaml"),
+        AFTER_THREE.replace("after: 3", "after: 4"),
+    )
+    .unwrap();
+    let report = h.reload().await;
+    assert_eq!(report.rules_changed, ["web-down"]);
+    let rules = h.rules().await;
+    assert_eq!(rules["rules"][0]["after"], 4);
+    assert_eq!(rules["rules"][0]["subjects"], serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_during_a_burst_of_results_lose_none() {
+    // 40 failures in a row open the incident: if a reload lost one, nothing would open.
+    let rules = AFTER_THREE.replace("after: 3", "after: 40");
+    let h = Harness::start(&rules);
+    let mut results = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let engine = h.engine.clone();
+        let at = h.clock.now() + chrono::Duration::seconds(n);
+        results.spawn(async move {
+            let observation = Observation {
+                connected: true,
+                status: Some(503),
+                ..Observation::new(at)
+            };
+            engine
+                .run(ProbeRun {
+                    probe: "web".to_owned(),
+                    at,
+                    results: vec![(BTreeMap::new(), observation)],
+                    complete: false,
+                })
+                .await
+        });
+    }
+    // Reloads while the results are queued and applied.
+    for _ in 0..5 {
+        let report = h.reload().await;
+        assert!(report.rules_changed.is_empty());
+        tokio::task::yield_now().await;
+    }
+    let verdicts = results.join_all().await;
+    assert_eq!(verdicts.len(), 40);
+    assert!(verdicts.iter().all(Result::is_ok), "{verdicts:?}");
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1, "all 40 results counted");
+}

@@ -12,6 +12,7 @@ mod detection;
 mod exporter;
 mod probe_to_webhook;
 mod probes;
+mod reload;
 mod restart;
 mod ruletest;
 mod sla;

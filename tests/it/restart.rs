@@ -15,13 +15,13 @@ use crate::support::*;
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The `incidentd serve` process, with the address it logged at start.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     addr: SocketAddr,
 }
 
 impl Server {
-    fn start(dir: &ConfigDir) -> Server {
+    pub(crate) fn start(dir: &ConfigDir) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
             .arg("serve")
             .arg("--config")
@@ -53,7 +53,7 @@ impl Server {
         Server { child, addr }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
@@ -64,6 +64,16 @@ impl Server {
         body["incidents"].as_array().unwrap().clone()
     }
 
+    /// Sends the process a signal (`HUP`, `TERM` …) with `kill`.
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// SIGKILL: no shutdown code runs.
     fn kill(mut self) {
         self.child.kill().unwrap();
@@ -72,12 +82,7 @@ impl Server {
 
     /// SIGTERM, and the exit status of the graceful shutdown.
     fn terminate(mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
+        self.signal("TERM");
         self.child.wait().unwrap()
     }
 }

@@ -244,7 +244,12 @@ impl TestApp {
         let config = incidentd::config::load(&dir.config_path(), &|name| env.get(name).cloned())
             .unwrap_or_else(|errors| panic!("{errors}"));
         let clock = ManualClock::new(start_time());
-        let app = App::build(config, Arc::new(clock.clone())).await.unwrap();
+        let app = App::build(config, Arc::new(clock.clone()))
+            .await
+            .unwrap()
+            .with_loader(Arc::new(move |path| {
+                incidentd::config::load(path, &|name| env.get(name).cloned())
+            }));
         let addr = app.local_addr();
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(app.run_until_stopped(async move {

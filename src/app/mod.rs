@@ -3,7 +3,10 @@
 //! [`App::run_until_stopped`] runs probes, webhook workers and the HTTP server until the
 //! shutdown future completes, then stops them in order: probes and the HTTP server first,
 //! then webhook delivery of what is pending (within a grace period), then the engine (which
-//! commits what is queued), and finally the store is closed.
+//! commits what is queued), and finally the store is closed. Meanwhile [`reload`] applies
+//! configuration reloads (`SIGHUP`, `POST /-/reload`).
+
+mod reload;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,9 +26,11 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{Engine, EngineHandle, ReadModel, Wakers};
 use crate::metrics::Metrics;
-use crate::notify::{Notifier, Stopping};
+use crate::notify::{Notifier, Stopping, Workers};
 use crate::probe::{ProbeBoard, Scheduler};
+
 use crate::store::Store;
+pub use reload::Loader;
 
 /// How long pending webhooks may still be delivered at shutdown.
 const DELIVERY_GRACE: Duration = Duration::from_secs(5);
@@ -43,6 +48,10 @@ pub struct App {
     engine_task: tokio::task::JoinHandle<()>,
     engine_stop: CancellationToken,
     wakers: Wakers,
+    /// How a reload reads the configuration again.
+    loader: Loader,
+    /// Whether `SIGHUP` reloads (the binary; not tests, which share one process).
+    sighup: bool,
 }
 
 impl App {
@@ -89,7 +98,21 @@ impl App {
             engine_task,
             engine_stop,
             wakers,
+            loader: Arc::new(|path| crate::config::load(path, &|name| std::env::var(name).ok())),
+            sighup: false,
         })
+    }
+
+    /// Reloads read the configuration with `loader` (tests give their own environment).
+    pub fn with_loader(mut self, loader: Loader) -> App {
+        self.loader = loader;
+        self
+    }
+
+    /// `SIGHUP` reloads the configuration.
+    pub fn reload_on_sighup(mut self) -> App {
+        self.sighup = true;
+        self
     }
 
     /// The bound address (useful with port 0).
@@ -118,7 +141,13 @@ impl App {
             engine_task,
             engine_stop,
             wakers,
+            loader,
+            sighup,
         } = self;
+        metrics.config_last_reload_successful.set(1);
+        metrics
+            .config_last_reload_success_timestamp_seconds
+            .set(clock.now().timestamp_millis() as f64 / 1000.0);
         if config.auth.tokens.is_empty() {
             tracing::warn!(listen = %config.listen, "no auth tokens configured: the API is open to anyone who can reach this loopback address");
         }
@@ -133,8 +162,7 @@ impl App {
             board: board.clone(),
             concurrency: config.probe_concurrency,
         };
-        // `ProbeSet::apply` changes the running probes (config reload).
-        let _probe_set = scheduler.spawn_all(&config.probes, &probes, probes_stop.clone());
+        let probe_set = scheduler.spawn_all(&config.probes, &probes, probes_stop.clone());
 
         let webhooks = TaskTracker::new();
         let stopping = Stopping {
@@ -148,7 +176,31 @@ impl App {
             metrics: metrics.clone(),
             client: webhook_client(),
         };
-        notifier.spawn_all(&config.webhooks, &wakers, &webhooks, &stopping);
+        let workers = Workers::start(
+            notifier.clone(),
+            &config.webhooks,
+            &wakers,
+            &webhooks,
+            &stopping,
+        );
+        let live = Arc::new(std::sync::RwLock::new(Arc::new(Live {
+            tokens: Tokens(config.auth.tokens.clone()),
+            services: status_services(&config),
+        })));
+        let (reloads, reload_requests) = tokio::sync::mpsc::channel(8);
+        let reload_stop = CancellationToken::new();
+        let reloader = reload::Reloader {
+            path: config.path.clone(),
+            loader,
+            running: config.clone(),
+            engine: engine.clone(),
+            probes: probe_set,
+            webhooks: workers,
+            live: live.clone(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        };
+        let reloading = tokio::spawn(reloader.run(reload_requests, sighup, reload_stop.clone()));
 
         let ready = Arc::new(AtomicBool::new(true));
         let state = ApiState {
@@ -156,11 +208,9 @@ impl App {
             store,
             metrics,
             probes: board,
-            live: Arc::new(std::sync::RwLock::new(Arc::new(Live {
-                tokens: Tokens(config.auth.tokens.clone()),
-                services: status_services(&config),
-            }))),
+            live,
             read,
+            reloads,
             status_page: Arc::default(),
             ready: ready.clone(),
             clock: clock.clone(),
@@ -178,6 +228,9 @@ impl App {
         };
         tracing::info!("shutting down");
         ready.store(false, Ordering::Relaxed);
+        // No reload once stopping: a reload in progress finishes first.
+        reload_stop.cancel();
+        let _ = reloading.await;
 
         probes_stop.cancel();
         probes.close();
