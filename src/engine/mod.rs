@@ -695,8 +695,12 @@ impl Engine {
             let before = *detector;
             let transition = detector.observe(symptom, observation.at, rule.thresholds);
             let detector = *detector;
-            confirming |= (!detector.firing && detector.symptomatic_streak > 0)
-                || (detector.firing && detector.clean_streak > 0);
+            // Between the first verdict of a change and its threshold: confirm it soon.
+            let thresholds = rule.thresholds;
+            confirming |= (!detector.firing
+                && (1..thresholds.after).contains(&detector.symptomatic_streak))
+                || (detector.firing
+                    && (1..thresholds.recover_after).contains(&detector.clean_streak));
             if detector.differs_beyond_history(&before) {
                 txn.batch.put_detector(&key.stored(), subject, detector);
                 self.snapshot.detectors.insert(key, detector);

@@ -34,7 +34,7 @@ use super::board::{ProbeBoard, RunSummary, Slot};
 use super::{Clients, run_once};
 use crate::clock::Clock;
 use crate::config::{ProbeConfig, ProbeTarget};
-use crate::engine::{EngineHandle, ProbeRun, Refused};
+use crate::engine::{EngineError, EngineHandle, ProbeRun, Refused, RunVerdict};
 use crate::metrics::{Metrics, ProbeMetrics};
 
 /// What the scheduler needs besides the probes.
@@ -196,6 +196,17 @@ struct Shared {
     scheduler: Scheduler,
 }
 
+/// The engine's answer to a run, once the run is durable.
+type Verdict = tokio::sync::oneshot::Receiver<Result<RunVerdict, EngineError>>;
+
+/// How a run went, for the schedule.
+enum Ran {
+    /// The results went to the engine (its verdict to come), or were dropped (none).
+    Offered(Option<Verdict>),
+    /// The engine has stopped: we are shutting down.
+    Stopped,
+}
+
 /// What one probe's task holds.
 struct ProbeTask {
     slot: Arc<Slot>,
@@ -204,32 +215,57 @@ struct ProbeTask {
 
 impl Shared {
     async fn schedule(&self, task: &ProbeTask) {
-        let interval = task.slot.config().interval;
+        let config = task.slot.config();
+        let (interval, confirm_interval) = (config.interval, config.confirm_interval);
         let first = Instant::now() + jitter(interval);
         let mut ticks = tokio::time::interval_at(first, interval);
         // A run that overruns its interval (waiting for a permit, mostly) skips the missed
         // starts instead of bursting; they are counted.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut expected = first;
+        // The engine's verdict on the last run, and the confirmation run it asked for.
+        let mut verdict: Option<Verdict> = None;
+        let mut confirm_at: Option<Instant> = None;
+        let mut started = first;
         loop {
-            let planned = ticks.tick().await;
-            let skipped = skipped_starts(expected, planned, interval);
-            expected = planned + interval;
+            let (planned, skipped) = tokio::select! {
+                biased;
+                answer = async { verdict.as_mut().expect("guarded").await }, if verdict.is_some() => {
+                    verdict = None;
+                    if let Ok(Ok(RunVerdict { confirm: true })) = answer {
+                        confirm_at = Some(started + confirm_interval);
+                    }
+                    continue;
+                }
+                () = tokio::time::sleep_until(confirm_at.unwrap_or(first)), if confirm_at.is_some() => {
+                    let planned = confirm_at.take().expect("guarded");
+                    // The regular schedule resumes an interval after the confirmation.
+                    ticks.reset();
+                    expected = Instant::now() + interval;
+                    (planned, 0)
+                }
+                planned = ticks.tick() => {
+                    let skipped = skipped_starts(expected, planned, interval);
+                    expected = planned + interval;
+                    (planned, skipped)
+                }
+            };
             let Ok(_permit) = self.permits.acquire().await else {
                 return; // the semaphore is never closed; if it were, stop probing
             };
             task.metrics.observe_start(planned.elapsed(), skipped);
+            started = Instant::now();
             // Boxed: a run's future is large (an HTTP request's state) and needed only
             // while it runs, so an idle probe's task stays small.
-            if !Box::pin(self.run(task)).await {
-                return;
+            match Box::pin(self.run(task)).await {
+                Ran::Offered(answer) => verdict = answer,
+                Ran::Stopped => return,
             }
         }
     }
 
-    /// One run: results to the engine, the metrics and the board. False once the engine
-    /// has stopped (we are shutting down).
-    async fn run(&self, task: &ProbeTask) -> bool {
+    /// One run: results to the engine, the metrics and the board.
+    async fn run(&self, task: &ProbeTask) -> Ran {
         let Scheduler { engine, clock, .. } = &self.scheduler;
         let probe = task.slot.config();
         let started = std::time::Instant::now();
@@ -257,14 +293,14 @@ impl Shared {
             results,
         };
         match engine.offer(run) {
-            Ok(_verdict) => {}
+            Ok(verdict) => Ran::Offered(Some(verdict)),
             Err(Refused::Full) => {
                 task.metrics.result_dropped();
                 tracing::warn!(probe = name, "engine queue full: probe result dropped");
+                Ran::Offered(None)
             }
-            Err(Refused::Stopped) => return false,
+            Err(Refused::Stopped) => Ran::Stopped,
         }
-        true
     }
 }
 

@@ -663,3 +663,41 @@ async fn reloads_during_a_burst_of_results_lose_none() {
     let incidents = h.incidents();
     assert_eq!(incidents.len(), 1, "all 40 results counted");
 }
+
+#[tokio::test]
+async fn the_engine_asks_for_confirmation_between_a_first_verdict_and_its_threshold() {
+    let rules = AFTER_THREE.replace("after: 3}", "after: 3, recover_after: 2}");
+    let h = Harness::start(&rules);
+    let run = async |status: u16| {
+        let observation = Observation {
+            connected: true,
+            status: Some(status),
+            ..Observation::new(h.clock.now())
+        };
+        h.clock.advance(Duration::from_secs(1));
+        h.engine
+            .run(ProbeRun {
+                probe: "web".to_owned(),
+                at: observation.at,
+                results: vec![(BTreeMap::new(), observation)],
+                complete: false,
+            })
+            .await
+            .unwrap()
+            .confirm
+    };
+    let verdicts = [
+        run(200).await, // clean, nothing pending
+        run(500).await, // 1 of 3
+        run(500).await, // 2 of 3
+        run(500).await, // fired
+        run(500).await, // firing, steady
+        run(200).await, // 1 of 2 clean
+        run(200).await, // recovered
+        run(200).await, // clean, steady
+    ];
+    assert_eq!(
+        verdicts,
+        [false, true, true, false, false, true, false, false]
+    );
+}

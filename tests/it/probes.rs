@@ -1027,3 +1027,46 @@ async fn reconfiguring_keeps_unchanged_probes_restarts_changed_ones_and_stops_re
     assert!(!text.contains("incidentd_probe_success{"), "{text}");
     running.stop().await;
 }
+
+/// Fast confirmation: between a rule's first symptomatic result and `after`, the probe runs
+/// again after `confirm_interval` instead of `interval`. With `interval: 30s` and `after: 3`
+/// the incident opens about 200 ms after the first failing run; at the plain interval it
+/// would take a minute more.
+#[tokio::test]
+async fn a_symptom_is_confirmed_at_the_confirm_interval() {
+    let target = Target::start(503).await;
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0\n",
+        &[(
+            "web.yaml",
+            &format!(
+                "probes:\n  - name: web\n    interval: 30s\n    confirm_interval: 100ms\n    \
+                 timeout: 1s\n    http: {{url: \"{}\"}}\n\
+                 rules:\n  - {{name: web-down, probe: web, when: '[STATUS] != 200', after: 3}}\n",
+                target.url()
+            ),
+        )],
+    );
+    let app = TestApp::spawn(&dir, HashMap::new()).await;
+    // The first run comes within one interval (jittered); without confirmation the third
+    // failing run would come a minute after it, far past the deadline below.
+    eventually("the first run", Duration::from_secs(40), async || {
+        let (_, body) = app.get("/api/v1/probes").await;
+        body["probes"][0]["last_result"].as_object().cloned()
+    })
+    .await;
+    let incident = eventually(
+        "the incident, confirmed well before the next regular run",
+        Duration::from_secs(15),
+        async || {
+            let (_, body) = app.get("/api/v1/incidents").await;
+            body["incidents"].as_array()?.first().cloned()
+        },
+    )
+    .await;
+    assert_eq!(incident["source"]["rule"], "web-down");
+    let (_, probes) = app.get("/api/v1/probes").await;
+    let failures = probes["probes"][0]["history"]["failures"].as_u64().unwrap();
+    assert!(failures >= 3, "after: 3 took three runs: {probes}");
+    app.stop().await;
+}
