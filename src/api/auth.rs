@@ -93,8 +93,8 @@ impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let live = state.live();
-        if live.tokens.0.is_empty() {
+        let tokens = state.tokens();
+        if tokens.0.is_empty() {
             return Ok(Caller {
                 name: "anonymous".to_owned(),
                 role: None,
@@ -113,8 +113,7 @@ impl FromRequestParts<ApiState> for Caller {
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| unauthorized("expected `Authorization: Bearer <token>`"))?;
-        let token = live
-            .tokens
+        let token = tokens
             .find(presented.trim())
             .ok_or_else(|| unauthorized("invalid token"))?;
         Ok(Caller {

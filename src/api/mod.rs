@@ -46,33 +46,24 @@ pub struct ApiState {
     pub metrics: Metrics,
     /// The probes' latest results, written by the scheduler.
     pub probes: ProbeBoard,
-    /// What a reload replaces: tokens and the status page's services.
-    pub live: Arc<std::sync::RwLock<Arc<Live>>>,
+    /// The tokens in force (a reload replaces them).
+    pub tokens: Arc<std::sync::RwLock<Arc<Tokens>>>,
     /// The engine's read model: active incidents, rules, silences as of the last commit.
     pub read: ReadModel,
     /// Where `POST /-/reload` asks the app to reload.
     pub reloads: Reloads,
-    /// The status page of the latest snapshot, built once per snapshot.
-    pub status_page: Arc<crate::web::status::PageCache>,
+    /// The public status page's routes.
+    pub status: crate::web::status::StatusPages,
     /// False while starting and once shutting down: `/-/ready` answers 503.
     pub ready: Arc<AtomicBool>,
     /// What "now" is for the SLA clocks the views report.
     pub clock: Arc<dyn crate::clock::Clock>,
 }
 
-/// The part of the API's setup a reload replaces.
-#[derive(Debug, Default)]
-pub struct Live {
-    pub tokens: Tokens,
-    /// The services the status page lists even when all is well: the probes' `service`
-    /// labels, or their names.
-    pub services: Vec<String>,
-}
-
 impl ApiState {
-    /// The current tokens and services.
-    pub fn live(&self) -> Arc<Live> {
-        self.live
+    /// The tokens in force.
+    pub fn tokens(&self) -> Arc<Tokens> {
+        self.tokens
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -85,6 +76,7 @@ impl ApiState {
 }
 
 pub fn router(state: ApiState) -> Router {
+    let status = state.status.clone().router();
     Router::new()
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
@@ -129,12 +121,11 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/probes", get(list_probes))
         .route("/api/v1/sla", get(sla_report))
-        .route("/", get(crate::web::status::page))
-        .route("/status.json", get(crate::web::status::json))
+        .with_state(state)
+        .merge(status)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
 }
 
 async fn not_found() -> ApiError {

@@ -21,13 +21,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, ApiState, Live, Tokens};
+use crate::api::{self, ApiState, Tokens};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{Engine, EngineHandle, ReadModel, Wakers};
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, Stopping, Workers};
 use crate::probe::{ProbeBoard, Scheduler};
+use crate::web::status::StatusPages;
 
 use crate::store::Store;
 pub use reload::Loader;
@@ -183,10 +184,10 @@ impl App {
             &webhooks,
             &stopping,
         );
-        let live = Arc::new(std::sync::RwLock::new(Arc::new(Live {
-            tokens: Tokens(config.auth.tokens.clone()),
-            services: status_services(&config),
-        })));
+        let tokens = Arc::new(std::sync::RwLock::new(Arc::new(Tokens(
+            config.auth.tokens.clone(),
+        ))));
+        let status = StatusPages::new(read.clone(), status_services(&config));
         let (reloads, reload_requests) = tokio::sync::mpsc::channel(8);
         let reload_stop = CancellationToken::new();
         let reloader = reload::Reloader {
@@ -196,7 +197,8 @@ impl App {
             engine: engine.clone(),
             probes: probe_set,
             webhooks: workers,
-            live: live.clone(),
+            tokens: tokens.clone(),
+            status: status.clone(),
             metrics: metrics.clone(),
             clock: clock.clone(),
         };
@@ -208,10 +210,10 @@ impl App {
             store,
             metrics,
             probes: board,
-            live,
+            tokens,
             read,
             reloads,
-            status_page: Arc::default(),
+            status,
             ready: ready.clone(),
             clock: clock.clone(),
         };

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Live, ReloadError, ReloadReport, ReloadRequest, Tokens};
+use crate::api::{ReloadError, ReloadReport, ReloadRequest, Tokens};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigErrors};
 use crate::engine::EngineHandle;
@@ -31,7 +31,8 @@ pub(super) struct Reloader {
     pub engine: EngineHandle,
     pub probes: ProbeSet,
     pub webhooks: Workers,
-    pub live: Arc<RwLock<Arc<Live>>>,
+    pub tokens: Arc<RwLock<Arc<Tokens>>>,
+    pub status: crate::web::status::StatusPages,
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
 }
@@ -104,14 +105,12 @@ impl Reloader {
                 ReloadError::Unavailable(error.to_string())
             })?;
         let probes = self.probes.apply(&config.probes);
-        let live = Arc::new(Live {
-            tokens: Tokens(config.auth.tokens.clone()),
-            services: super::status_services(&config),
-        });
         *self
-            .live
+            .tokens
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = live;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Arc::new(Tokens(config.auth.tokens.clone()));
+        self.status.set_services(super::status_services(&config));
         self.metrics.config_last_reload_successful.set(1);
         self.metrics
             .config_last_reload_success_timestamp_seconds

@@ -9,17 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::api::ApiState;
 use crate::domain::incident::{Incident, TimelineEntry};
 use crate::domain::priority::Priority;
-use crate::engine::Snapshot;
+use crate::engine::{ReadModel, Snapshot};
 use crate::view::{Restrictions, timestamp};
 
 /// What the generic notice of restricted incidents says.
@@ -87,37 +87,72 @@ pub struct Update {
     pub message: String,
 }
 
-/// The last page built, and what it was built from.
-#[derive(Default)]
-pub struct PageCache(Mutex<Option<Cached>>);
+/// The status page's routes and what they read: the engine's read model and the services
+/// listed even when all is well (replaced by a reload). Cheap to clone.
+#[derive(Clone)]
+pub struct StatusPages {
+    read: ReadModel,
+    services: Arc<RwLock<Arc<Vec<String>>>>,
+    /// The last page built, and what it was built from.
+    cache: Arc<Mutex<Option<Cached>>>,
+}
 
 struct Cached {
     version: u64,
-    services: Arc<crate::api::Live>,
+    services: Arc<Vec<String>>,
     page: Arc<StatusPage>,
     html: Arc<str>,
 }
 
-impl PageCache {
-    /// The page (and its HTML) of the current snapshot and services.
-    fn get(&self, state: &ApiState) -> (Arc<StatusPage>, Arc<str>) {
-        let snapshot = state.read.borrow().clone();
-        let live = state.live();
+impl StatusPages {
+    pub fn new(read: ReadModel, services: Vec<String>) -> StatusPages {
+        StatusPages {
+            read,
+            services: Arc::new(RwLock::new(Arc::new(services))),
+            cache: Arc::default(),
+        }
+    }
+
+    /// The services listed from now on (a reload).
+    pub fn set_services(&self, services: Vec<String>) {
+        *self
+            .services
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(services);
+    }
+
+    /// `GET /` and `GET /status.json`, public (no token).
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/", get(page))
+            .route("/status.json", get(json))
+            .with_state(self)
+    }
+
+    /// The page (and its HTML) of the current snapshot and services, built once per
+    /// snapshot.
+    fn get(&self) -> (Arc<StatusPage>, Arc<str>) {
+        let snapshot = self.read.borrow().clone();
+        let services = self
+            .services
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let mut cached = self
-            .0
+            .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(c) = cached.as_ref()
             && c.version == snapshot.version
-            && Arc::ptr_eq(&c.services, &live)
+            && Arc::ptr_eq(&c.services, &services)
         {
             return (c.page.clone(), c.html.clone());
         }
-        let page = Arc::new(from_snapshot(&live.services, &snapshot));
+        let page = Arc::new(from_snapshot(&services, &snapshot));
         let html: Arc<str> = render_html(&page).into();
         *cached = Some(Cached {
             version: snapshot.version,
-            services: live,
+            services,
             page: page.clone(),
             html: html.clone(),
         });
@@ -125,15 +160,13 @@ impl PageCache {
     }
 }
 
-/// `GET /status.json`.
-pub async fn json(State(state): State<ApiState>) -> Response {
-    let (page, _) = state.status_page.get(&state);
+async fn json(State(pages): State<StatusPages>) -> Response {
+    let (page, _) = pages.get();
     Json(page.as_ref()).into_response()
 }
 
-/// `GET /`.
-pub async fn page(State(state): State<ApiState>) -> Html<String> {
-    Html(state.status_page.get(&state).1.to_string())
+async fn page(State(pages): State<StatusPages>) -> Html<String> {
+    Html(pages.get().1.to_string())
 }
 
 /// The page of a snapshot: its active incidents, newest first, with their public notes.

@@ -122,9 +122,14 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/api/v1/probes", Access::Read, 200),
 ];
 
-/// The route paths `src/api/mod.rs` registers (`.route("…"`), with `{id}` as written.
+/// The route paths the API's router and the status page's register (`.route("…"`), with
+/// `{id}` as written.
 fn routes_in_the_router() -> Vec<String> {
-    let source = include_str!("../../src/api/mod.rs");
+    let source = [
+        include_str!("../../src/api/mod.rs"),
+        include_str!("../../src/web/status.rs"),
+    ]
+    .concat();
     source
         .split(".route(")
         .skip(1)
