@@ -16,7 +16,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 fn probe(name: &str, target: &Target) -> String {
     format!(
-        "probes:\n  - name: {name}\n    interval: 100ms\n    timeout: 100ms\n    \
+        "probes:\n  - name: {name}\n    interval: 300ms\n    timeout: 300ms\n    \
          labels: {{service: {name}}}\n    http: {{url: \"{}\"}}\n\
          rules:\n  - name: {name}-down\n    probe: {name}\n    when: '[STATUS] != 200'\n    \
          incident: {{title: '{name} down', category: availability, impact: high, urgency: high}}\n",
@@ -69,7 +69,11 @@ async fn a_reload_adds_a_probe_and_a_rule_and_they_run() {
 
     let incident = eventually("the new rule's incident", DEADLINE, async || {
         let (_, body) = app.get("/api/v1/incidents").await;
-        body["incidents"].as_array()?.first().cloned()
+        body["incidents"]
+            .as_array()?
+            .iter()
+            .find(|i| i["source"]["rule"] == "api-down")
+            .cloned()
     })
     .await;
     assert_eq!(incident["title"], "api down");

@@ -577,8 +577,8 @@ fn probe_rules(target: &Target) -> String {
     format!(
         r#"probes:
   - name: web
-    interval: 100ms
-    timeout: 100ms
+    interval: 300ms
+    timeout: 300ms
     labels: {{service: web}}
     http: {{url: "{}"}}
 rules:
