@@ -11,10 +11,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, RwLock};
 
+use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::domain::incident::{Incident, TimelineEntry};
@@ -100,8 +102,14 @@ pub struct StatusPages {
 struct Cached {
     version: u64,
     services: Arc<Vec<String>>,
-    page: Arc<StatusPage>,
-    html: Arc<str>,
+    rendered: Rendered,
+}
+
+/// A page in both forms, ready to send (cloning shares the bytes).
+#[derive(Clone)]
+struct Rendered {
+    json: Bytes,
+    html: Bytes,
 }
 
 impl StatusPages {
@@ -129,9 +137,8 @@ impl StatusPages {
             .with_state(self)
     }
 
-    /// The page (and its HTML) of the current snapshot and services, built once per
-    /// snapshot.
-    fn get(&self) -> (Arc<StatusPage>, Arc<str>) {
+    /// The page of the current snapshot and services, built once per snapshot.
+    fn get(&self) -> Rendered {
         let snapshot = self.read.borrow().clone();
         let services = self
             .services
@@ -146,27 +153,30 @@ impl StatusPages {
             && c.version == snapshot.version
             && Arc::ptr_eq(&c.services, &services)
         {
-            return (c.page.clone(), c.html.clone());
+            return c.rendered.clone();
         }
-        let page = Arc::new(from_snapshot(&services, &snapshot));
-        let html: Arc<str> = render_html(&page).into();
+        let page = from_snapshot(&services, &snapshot);
+        let rendered = Rendered {
+            json: serde_json::to_vec(&page)
+                .expect("the status page serializes to JSON")
+                .into(),
+            html: render_html(&page).into(),
+        };
         *cached = Some(Cached {
             version: snapshot.version,
             services,
-            page: page.clone(),
-            html: html.clone(),
+            rendered: rendered.clone(),
         });
-        (page, html)
+        rendered
     }
 }
 
 async fn json(State(pages): State<StatusPages>) -> Response {
-    let (page, _) = pages.get();
-    Json(page.as_ref()).into_response()
+    ([(CONTENT_TYPE, "application/json")], pages.get().json).into_response()
 }
 
-async fn page(State(pages): State<StatusPages>) -> Html<String> {
-    Html(pages.get().1.to_string())
+async fn page(State(pages): State<StatusPages>) -> Html<Bytes> {
+    Html(pages.get().html)
 }
 
 /// The page of a snapshot: its active incidents, newest first, with their public notes.
