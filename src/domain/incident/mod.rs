@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::observation::Observation;
 use super::priority::{Level, Priority};
-use super::signal::Signal;
+use super::signal::{Signal, fingerprint};
 use super::sla::{SlaClocks, SlaSignal};
 
 /// `INC-<n>`, assigned in order, never reused.
@@ -185,30 +185,6 @@ pub enum Evidence {
     Ticket { text: String },
 }
 
-/// How much of a body the evidence keeps.
-pub const EVIDENCE_BODY_EXCERPT: usize = 1024;
-
-impl Evidence {
-    /// The evidence of a rule's verdict: the result, with the body cut to an excerpt.
-    pub fn probe_result(signal: &RuleSignal<'_>) -> Evidence {
-        let mut observation = signal.observation.summary();
-        observation.body = signal.observation.body.as_deref().map(|body| {
-            let mut end = body.len().min(EVIDENCE_BODY_EXCERPT);
-            while !body.is_char_boundary(end) {
-                end -= 1;
-            }
-            body[..end].to_owned()
-        });
-        Evidence::ProbeResult {
-            probe: signal.probe.to_owned(),
-            rule: signal.rule.to_owned(),
-            condition: signal.condition.to_owned(),
-            subject: signal.subject.clone(),
-            observation,
-        }
-    }
-}
-
 /// One line of the append-only timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineEntry {
@@ -305,28 +281,6 @@ pub struct Incident {
     pub detected_at: Option<DateTime<Utc>>,
     /// The SLA clocks; see [`super::sla`].
     pub sla: SlaClocks,
-}
-
-/// What a firing rule knows when it opens or raises an incident.
-#[derive(Debug, Clone)]
-pub struct RuleSignal<'a> {
-    /// See [`Incident::group`].
-    pub group: &'a str,
-    pub rule: &'a str,
-    pub probe: &'a str,
-    pub condition: &'a str,
-    pub title_template: Option<&'a str>,
-    pub category: &'a str,
-    pub impact: Level,
-    pub urgency: Level,
-    /// impact × urgency by the configured matrix.
-    pub priority: Priority,
-    /// Where an incident of this priority starts (the escalation policy).
-    pub start_tier: Tier,
-    pub probe_labels: &'a BTreeMap<String, String>,
-    /// The subject's own labels (a Prometheus series); they join the incident's labels.
-    pub subject: &'a BTreeMap<String, String>,
-    pub observation: &'a Observation,
 }
 
 pub const SYSTEM: &str = "system";
@@ -1045,83 +999,14 @@ pub fn describe(observation: &Observation) -> String {
     }
 }
 
-fn format_millis(duration: Duration) -> String {
+pub(crate) fn format_millis(duration: Duration) -> String {
     format!("{}ms", duration.as_millis())
-}
-
-/// Renders `{{ status }}`, `{{ probe }}`, `{{ rule }}`, `{{ response_time }}` and
-/// `{{ error }}` in a title template; unknown names are left as written.
-pub(super) fn render_title(signal: &RuleSignal<'_>) -> String {
-    let Some(template) = signal.title_template else {
-        return format!("{} on {}", signal.rule, signal.probe);
-    };
-    let observation = signal.observation;
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let name = after[..end].trim();
-        match name {
-            "status" => match observation.status {
-                Some(status) => out.push_str(&status.to_string()),
-                None => out.push_str("no response"),
-            },
-            "probe" => out.push_str(signal.probe),
-            "rule" => out.push_str(signal.rule),
-            "response_time" => out.push_str(&format_millis(observation.response_time)),
-            "error" => out.push_str(observation.error.as_deref().unwrap_or("none")),
-            _ => out.push_str(&rest[start..start + 2 + end + 2]),
-        }
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The fingerprint of a rule's symptom: rule, probe and the subject's labels.
-pub fn signal_fingerprint(signal: &RuleSignal<'_>) -> String {
-    let mut labels: Vec<(&str, &str)> = signal
-        .subject
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    labels.push(("probe", signal.probe));
-    labels.push(("rule", signal.rule));
-    fingerprint(&labels)
-}
-
-/// Alertmanager's fingerprint: FNV-1a 64 over the sorted label pairs, each name and value
-/// followed by 0xFF, printed as 16 hex digits. Using the same function as Alertmanager
-/// keeps our fingerprints comparable with theirs.
-pub fn fingerprint(labels: &[(&str, &str)]) -> String {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut sorted = labels.to_vec();
-    sorted.sort_unstable();
-    let mut hash = OFFSET;
-    for (name, value) in sorted {
-        for byte in name
-            .bytes()
-            .chain([0xFF])
-            .chain(value.bytes())
-            .chain([0xFF])
-        {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(PRIME);
-        }
-    }
-    format!("{hash:016x}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::signal::Status;
+    use crate::domain::signal::{RuleSignal, Status};
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_767_225_600 + seconds, 0).unwrap()
@@ -1190,16 +1075,6 @@ mod tests {
         assert_eq!(incident.priority, Priority::P4);
         assert_eq!(incident.tier, Tier::L1);
         assert_eq!(incident.title, "checkout-down on checkout-api");
-    }
-
-    #[test]
-    fn title_template_keeps_unknown_names_and_unclosed_braces() {
-        let (incident, _) = open(
-            Level::Low,
-            Level::Low,
-            Some("{{ nope }} {{ probe }} {{ rule"),
-        );
-        assert_eq!(incident.title, "{{ nope }} checkout-api {{ rule");
     }
 
     #[test]
@@ -1681,18 +1556,6 @@ mod tests {
                 prop_assert!(timeline_len >= 1);
             }
         }
-    }
-
-    #[test]
-    fn fingerprint_matches_alertmanager() {
-        // Independent of label order, sensitive to values; the empty set hashes to the
-        // FNV-1a offset basis, as in prometheus/common.
-        assert_eq!(
-            fingerprint(&[("b", "2"), ("a", "1")]),
-            fingerprint(&[("a", "1"), ("b", "2")])
-        );
-        assert_ne!(fingerprint(&[("a", "1")]), fingerprint(&[("a", "2")]));
-        assert_eq!(fingerprint(&[]), "cbf29ce484222325");
     }
 
     #[test]
