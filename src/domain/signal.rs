@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::incident::{Evidence, Source, Tier, describe, format_millis};
+use super::incident::model::{Evidence, Source, Tier, describe, format_millis};
 use super::observation::Observation;
 use super::priority::{Level, Priority};
 
