@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::priority::{Level, Priority};
 use super::signal::{Signal, fingerprint};
-use super::sla::{SlaClocks, SlaSignal};
+use super::sla::clock::{SlaClocks, SlaSignal};
 
 pub use model::{
     Evidence, IncidentId, Kind, Reporter, SYSTEM, Source, State, Tier, TimelineEntry, Verification,

@@ -6,372 +6,30 @@
 //! reopened; `breach_notification` (restricted incidents only: data breaches) runs from
 //! opening until closure against the notification deadline, in wall time.
 //!
-//! A clock counts time only inside its policy's [`Calendar`] (24x7 by default, or business
-//! hours). It keeps what it counted so far and when its current run started, so elapsed and
-//! remaining time are computed for any `now`; a breach is decided on durations, never on a
-//! rounded percentage. Warning and breach are one-shot flags set by durable timers (the
-//! engine arms them at [`SlaClock::warn_due_at`] and [`SlaClock::due_at`]); a clock that
-//! stops past its target without the timer having fired is breached then.
+//! A clock counts time only inside its policy's [`Calendar`](super::calendar::Calendar)
+//! (24x7 by default, or business hours). It keeps what it counted so far and when its
+//! current run started, so elapsed and remaining time are computed for any `now`; a breach
+//! is decided on durations, never on a rounded percentage. Warning and breach are one-shot
+//! flags set by durable timers (the engine arms them at [`SlaClock::warn_due_at`] and
+//! [`SlaClock::due_at`]); a clock that stops past its target without the timer having
+//! fired is breached then.
 //!
 //! The clocks follow the incident's state: [`reconcile`] is called after every change and
 //! moves each clock to the phase the state asks for, so no transition has to remember it.
+//!
+//! The clocks' data and arithmetic are in [`clock`], the configured targets and calendars
+//! in [`policy`]; this file holds what drives them from the incident.
+
+pub mod clock;
+pub mod policy;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::calendar::Calendar;
 use super::duration::format_duration;
-use super::incident::{Effect, Incident, Kind, SYSTEM, State, TimelineEntry};
-use super::priority::Priority;
+use super::incident::{Effect, Incident, SYSTEM, State, TimelineEntry};
 
-/// Which clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SlaName {
-    FirstResponse,
-    Resolution,
-    BreachNotification,
-}
-
-impl SlaName {
-    pub const ALL: [SlaName; 3] = [
-        SlaName::FirstResponse,
-        SlaName::Resolution,
-        SlaName::BreachNotification,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SlaName::FirstResponse => "first_response",
-            SlaName::Resolution => "resolution",
-            SlaName::BreachNotification => "breach_notification",
-        }
-    }
-
-    fn title(self) -> &'static str {
-        match self {
-            SlaName::FirstResponse => "first response",
-            SlaName::Resolution => "resolution",
-            SlaName::BreachNotification => "breach notification",
-        }
-    }
-
-    /// The phase the incident's state asks of this clock.
-    fn wanted(self, state: State) -> Phase {
-        match (self, state) {
-            (SlaName::FirstResponse, State::Open) => Phase::Running,
-            (SlaName::FirstResponse, _) => Phase::Stopped,
-            (SlaName::Resolution, State::Open | State::Acknowledged) => Phase::Running,
-            (SlaName::Resolution, State::OnHold) => Phase::Paused,
-            (SlaName::Resolution, State::Resolved | State::Closed) => Phase::Stopped,
-            (SlaName::BreachNotification, State::Closed) => Phase::Stopped,
-            (SlaName::BreachNotification, _) => Phase::Running,
-        }
-    }
-}
-
-/// The targets of one priority of one kind, and the calendar they count in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlaPolicy {
-    pub first_response: TimeDelta,
-    pub resolution: TimeDelta,
-    pub calendar: Calendar,
-}
-
-/// Where clocks start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClockStart {
-    /// When the incident is opened.
-    #[default]
-    Opened,
-    /// Retroactively, when the symptom was first seen (a rule's first symptomatic result,
-    /// an alert's `startsAt`), if that is known and earlier.
-    Detected,
-}
-
-/// `sla` in the configuration, with the contract's defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SlaPolicies {
-    /// The share of a target at which a clock warns (0 < warn_at < 1).
-    pub warn_at: f64,
-    pub start: ClockStart,
-    /// Indexed by priority (P1 first).
-    pub incident: [SlaPolicy; 5],
-    pub request: [SlaPolicy; 5],
-    /// The mean resolution time of incidents should stay within this.
-    pub mean_resolution_objective: TimeDelta,
-    /// How long after opening those affected by a data breach must be notified (wall time).
-    pub breach_notification: TimeDelta,
-}
-
-const HOUR: i64 = 3600;
-
-/// Every second counts: the calendar of the breach-notification deadline.
-static ALWAYS: Calendar = Calendar::Always;
-
-impl Default for SlaPolicies {
-    fn default() -> Self {
-        let policy = |first_response: i64, resolution: i64| SlaPolicy {
-            first_response: TimeDelta::seconds(first_response * HOUR),
-            resolution: TimeDelta::seconds(resolution * HOUR),
-            calendar: Calendar::Always,
-        };
-        SlaPolicies {
-            warn_at: 0.75,
-            start: ClockStart::Opened,
-            incident: [
-                policy(1, 4),
-                policy(1, 8),
-                policy(2, 24),
-                policy(3, 48),
-                policy(3, 72),
-            ],
-            request: std::array::from_fn(|_| policy(3, 72)),
-            mean_resolution_objective: TimeDelta::seconds(24 * HOUR),
-            breach_notification: TimeDelta::seconds(72 * HOUR),
-        }
-    }
-}
-
-impl SlaPolicies {
-    pub fn policy(&self, kind: Kind, priority: Priority) -> &SlaPolicy {
-        let index = priority as usize;
-        match kind {
-            Kind::Incident => &self.incident[index],
-            Kind::Request => &self.request[index],
-        }
-    }
-
-    pub fn target(&self, sla: SlaName, kind: Kind, priority: Priority) -> TimeDelta {
-        match sla {
-            SlaName::FirstResponse => self.policy(kind, priority).first_response,
-            SlaName::Resolution => self.policy(kind, priority).resolution,
-            SlaName::BreachNotification => self.breach_notification,
-        }
-    }
-
-    pub fn calendar(&self, sla: SlaName, kind: Kind, priority: Priority) -> &Calendar {
-        match sla {
-            SlaName::BreachNotification => &ALWAYS,
-            _ => &self.policy(kind, priority).calendar,
-        }
-    }
-
-    /// `warn_at` of `target`, to the millisecond.
-    pub fn warn_threshold(&self, target: TimeDelta) -> TimeDelta {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-        let millis = (target.num_milliseconds() as f64 * self.warn_at).round() as i64;
-        TimeDelta::milliseconds(millis)
-    }
-
-    /// Every configured target in seconds, each once, ascending (histogram buckets).
-    pub fn target_seconds(&self) -> Vec<f64> {
-        let mut seconds: Vec<i64> = self
-            .incident
-            .iter()
-            .chain(&self.request)
-            .flat_map(|p| [p.first_response, p.resolution])
-            .chain([self.breach_notification, self.mean_resolution_objective])
-            .map(|t| t.num_milliseconds())
-            .collect();
-        seconds.sort_unstable();
-        seconds.dedup();
-        seconds
-            .into_iter()
-            .map(|ms| TimeDelta::milliseconds(ms).as_seconds_f64())
-            .collect()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Running,
-    Paused,
-    Stopped,
-}
-
-/// One clock of one incident.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlaClock {
-    /// The priority whose policy the clock follows (its target and calendar).
-    pub priority: Priority,
-    pub target: TimeDelta,
-    pub started_at: DateTime<Utc>,
-    /// Calendar time counted before `running_since` (or in total, when not running).
-    pub elapsed: TimeDelta,
-    /// Wall time counted the same way (pauses excluded).
-    pub wall_elapsed: TimeDelta,
-    /// When the current run began; `None` while paused or stopped.
-    pub running_since: Option<DateTime<Utc>>,
-    pub stopped_at: Option<DateTime<Utc>>,
-    /// The warning fired (it fires once).
-    pub warned: bool,
-    /// The target passed (it is counted once, when it happens).
-    pub breached: bool,
-}
-
-/// What a clock says now, for the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClockState {
-    Running,
-    Paused,
-    Met,
-    Breached,
-}
-
-impl ClockState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClockState::Running => "running",
-            ClockState::Paused => "paused",
-            ClockState::Met => "met",
-            ClockState::Breached => "breached",
-        }
-    }
-}
-
-impl SlaClock {
-    pub fn start(priority: Priority, target: TimeDelta, at: DateTime<Utc>) -> SlaClock {
-        SlaClock {
-            priority,
-            target,
-            started_at: at,
-            elapsed: TimeDelta::zero(),
-            wall_elapsed: TimeDelta::zero(),
-            running_since: Some(at),
-            stopped_at: None,
-            warned: false,
-            breached: false,
-        }
-    }
-
-    pub fn phase(&self) -> Phase {
-        if self.stopped_at.is_some() {
-            Phase::Stopped
-        } else if self.running_since.is_some() {
-            Phase::Running
-        } else {
-            Phase::Paused
-        }
-    }
-
-    /// Calendar time counted up to `now`.
-    pub fn elapsed_at(&self, calendar: &Calendar, now: DateTime<Utc>) -> TimeDelta {
-        match self.running_since {
-            Some(since) => self.elapsed + calendar.working_time(since, now),
-            None => self.elapsed,
-        }
-    }
-
-    /// Wall time counted up to `now` (pauses excluded).
-    pub fn wall_elapsed_at(&self, now: DateTime<Utc>) -> TimeDelta {
-        match self.running_since {
-            Some(since) => self.wall_elapsed + (now - since).max(TimeDelta::zero()),
-            None => self.wall_elapsed,
-        }
-    }
-
-    /// While running: when the counted time reaches `threshold` (now or in the past when it
-    /// already has). `None` while paused or stopped, or when the calendar has no working
-    /// time left.
-    fn reaches(&self, calendar: &Calendar, threshold: TimeDelta) -> Option<DateTime<Utc>> {
-        let since = self.running_since?;
-        let left = threshold - self.elapsed;
-        if left <= TimeDelta::zero() {
-            return Some(since);
-        }
-        calendar.add_working_time(since, left)
-    }
-
-    /// When the target is reached, while the clock runs.
-    pub fn due_at(&self, calendar: &Calendar) -> Option<DateTime<Utc>> {
-        self.reaches(calendar, self.target)
-    }
-
-    /// When the warning is due, while the clock runs.
-    pub fn warn_due_at(
-        &self,
-        calendar: &Calendar,
-        policies: &SlaPolicies,
-    ) -> Option<DateTime<Utc>> {
-        self.reaches(calendar, policies.warn_threshold(self.target))
-    }
-
-    /// Folds the current run into `elapsed`; the run goes on from `now`.
-    fn checkpoint(&mut self, calendar: &Calendar, now: DateTime<Utc>) {
-        if let Some(since) = self.running_since {
-            let now = now.max(since);
-            self.elapsed += calendar.working_time(since, now);
-            self.wall_elapsed += now - since;
-            self.running_since = Some(now);
-        }
-    }
-
-    pub fn state(&self) -> ClockState {
-        match self.phase() {
-            _ if self.breached => ClockState::Breached,
-            Phase::Running => ClockState::Running,
-            Phase::Paused => ClockState::Paused,
-            Phase::Stopped => ClockState::Met,
-        }
-    }
-
-    /// The status `incidentd_sla_open` counts a clock under, while it is not stopped.
-    pub fn open_status(&self) -> Option<&'static str> {
-        match self.phase() {
-            Phase::Stopped => None,
-            _ if self.breached => Some("breached"),
-            _ if self.warned => Some("at_risk"),
-            _ => Some("ok"),
-        }
-    }
-}
-
-/// The clocks of one incident; each is `None` until it starts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SlaClocks {
-    pub first_response: Option<SlaClock>,
-    pub resolution: Option<SlaClock>,
-    pub breach_notification: Option<SlaClock>,
-}
-
-impl SlaClocks {
-    pub fn get(&self, sla: SlaName) -> Option<&SlaClock> {
-        match sla {
-            SlaName::FirstResponse => self.first_response.as_ref(),
-            SlaName::Resolution => self.resolution.as_ref(),
-            SlaName::BreachNotification => self.breach_notification.as_ref(),
-        }
-    }
-
-    pub fn get_mut(&mut self, sla: SlaName) -> Option<&mut SlaClock> {
-        match sla {
-            SlaName::FirstResponse => self.first_response.as_mut(),
-            SlaName::Resolution => self.resolution.as_mut(),
-            SlaName::BreachNotification => self.breach_notification.as_mut(),
-        }
-    }
-
-    /// The clocks that exist, in [`SlaName::ALL`] order.
-    pub fn iter(&self) -> impl Iterator<Item = (SlaName, &SlaClock)> {
-        SlaName::ALL
-            .into_iter()
-            .filter_map(|name| self.get(name).map(|clock| (name, clock)))
-    }
-}
-
-/// What the metrics learn from a clock (beside the timeline and the webhook events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlaSignal {
-    Warned(SlaName),
-    Breached(SlaName),
-    /// The clock stopped: within its target or not, after this much calendar time.
-    Stopped {
-        sla: SlaName,
-        met: bool,
-        elapsed: TimeDelta,
-    },
-}
+pub use clock::{ClockState, Phase, SlaClock, SlaClocks, SlaSignal};
+pub use policy::{ClockStart, SlaName, SlaPolicies, SlaPolicy};
 
 /// Starts the first-response and resolution clocks of a newly opened incident (at its
 /// opening, or retroactively at its detection when configured).
@@ -417,7 +75,7 @@ pub fn reconcile(
         };
         // The clock's own policy until it takes the new priority's (below).
         let calendar = policies.calendar(sla, kind, clock.priority);
-        match (clock.phase(), sla.wanted(state)) {
+        match (clock.phase(), wanted(sla, state)) {
             (Phase::Running, Phase::Paused) => {
                 clock.checkpoint(calendar, now);
                 clock.running_since = None;
@@ -499,6 +157,19 @@ pub fn timer_fired(
     }
     let due = clock.due_at(calendar);
     announce(sla, clock, warning, due, now)
+}
+
+/// The phase the incident's state asks of a clock.
+fn wanted(sla: SlaName, state: State) -> Phase {
+    match (sla, state) {
+        (SlaName::FirstResponse, State::Open) => Phase::Running,
+        (SlaName::FirstResponse, _) => Phase::Stopped,
+        (SlaName::Resolution, State::Open | State::Acknowledged) => Phase::Running,
+        (SlaName::Resolution, State::OnHold) => Phase::Paused,
+        (SlaName::Resolution, State::Resolved | State::Closed) => Phase::Stopped,
+        (SlaName::BreachNotification, State::Closed) => Phase::Stopped,
+        (SlaName::BreachNotification, _) => Phase::Running,
+    }
 }
 
 /// The timeline entry, the event and the signal of a warning (with the due time, when
