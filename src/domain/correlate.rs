@@ -329,10 +329,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::incident::{RuleSignal, SYSTEM, Tier};
+    use crate::domain::incident::{SYSTEM, Tier};
     use crate::domain::observation::Observation;
     use crate::domain::priority::{Level, Priority};
-    use crate::domain::signal::Status;
+    use crate::domain::signal::{RuleSignal, Status};
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_767_225_600 + seconds, 0).unwrap()

@@ -2,14 +2,17 @@
 //! alert that fires or resolves) tells the correlator. Everything an incident needs is in
 //! it, already rendered (title, evidence, labels), so the correlator and the incident state
 //! machine never look at where it came from.
+//!
+//! A rule's verdict on a probe result becomes a signal here ([`Signal::from_rule`]): its
+//! title rendered from the rule's template, its evidence cut to an excerpt, and its
+//! fingerprint computed the way Alertmanager computes one.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::incident::{
-    Evidence, RuleSignal, Source, Tier, describe, render_title, signal_fingerprint,
-};
+use super::incident::model::{Evidence, Source, Tier, describe, format_millis};
+use super::observation::Observation;
 use super::priority::{Level, Priority};
 
 /// Whether the symptom is present.
@@ -85,7 +88,7 @@ impl Signal {
                 "Rule `{}` fired for probe `{}`: {summary}",
                 rule.rule, rule.probe
             ),
-            evidence: Evidence::probe_result(rule),
+            evidence: probe_evidence(rule),
             summary,
             labels,
             category: rule.category.to_owned(),
@@ -95,5 +98,165 @@ impl Signal {
             start_tier: rule.start_tier,
             detected_at,
         }
+    }
+}
+
+/// What a firing rule knows when it opens or raises an incident.
+#[derive(Debug, Clone)]
+pub struct RuleSignal<'a> {
+    /// See [`Signal::group`].
+    pub group: &'a str,
+    pub rule: &'a str,
+    pub probe: &'a str,
+    pub condition: &'a str,
+    pub title_template: Option<&'a str>,
+    pub category: &'a str,
+    pub impact: Level,
+    pub urgency: Level,
+    /// impact × urgency by the configured matrix.
+    pub priority: Priority,
+    /// Where an incident of this priority starts (the escalation policy).
+    pub start_tier: Tier,
+    pub probe_labels: &'a BTreeMap<String, String>,
+    /// The subject's own labels (a Prometheus series); they join the incident's labels.
+    pub subject: &'a BTreeMap<String, String>,
+    pub observation: &'a Observation,
+}
+
+/// How much of a body the evidence keeps.
+pub const EVIDENCE_BODY_EXCERPT: usize = 1024;
+
+/// The evidence of a rule's verdict: the result, with the body cut to an excerpt.
+fn probe_evidence(signal: &RuleSignal<'_>) -> Evidence {
+    let mut observation = signal.observation.summary();
+    observation.body = signal.observation.body.as_deref().map(|body| {
+        let mut end = body.len().min(EVIDENCE_BODY_EXCERPT);
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        body[..end].to_owned()
+    });
+    Evidence::ProbeResult {
+        probe: signal.probe.to_owned(),
+        rule: signal.rule.to_owned(),
+        condition: signal.condition.to_owned(),
+        subject: signal.subject.clone(),
+        observation,
+    }
+}
+
+/// Renders `{{ status }}`, `{{ probe }}`, `{{ rule }}`, `{{ response_time }}` and
+/// `{{ error }}` in a title template; unknown names are left as written.
+fn render_title(signal: &RuleSignal<'_>) -> String {
+    let Some(template) = signal.title_template else {
+        return format!("{} on {}", signal.rule, signal.probe);
+    };
+    let observation = signal.observation;
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let name = after[..end].trim();
+        match name {
+            "status" => match observation.status {
+                Some(status) => out.push_str(&status.to_string()),
+                None => out.push_str("no response"),
+            },
+            "probe" => out.push_str(signal.probe),
+            "rule" => out.push_str(signal.rule),
+            "response_time" => out.push_str(&format_millis(observation.response_time)),
+            "error" => out.push_str(observation.error.as_deref().unwrap_or("none")),
+            _ => out.push_str(&rest[start..start + 2 + end + 2]),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The fingerprint of a rule's symptom: rule, probe and the subject's labels.
+fn signal_fingerprint(signal: &RuleSignal<'_>) -> String {
+    let mut labels: Vec<(&str, &str)> = signal
+        .subject
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    labels.push(("probe", signal.probe));
+    labels.push(("rule", signal.rule));
+    fingerprint(&labels)
+}
+
+/// Alertmanager's fingerprint: FNV-1a 64 over the sorted label pairs, each name and value
+/// followed by 0xFF, printed as 16 hex digits. Using the same function as Alertmanager
+/// keeps our fingerprints comparable with theirs.
+pub fn fingerprint(labels: &[(&str, &str)]) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut sorted = labels.to_vec();
+    sorted.sort_unstable();
+    let mut hash = OFFSET;
+    for (name, value) in sorted {
+        for byte in name
+            .bytes()
+            .chain([0xFF])
+            .chain(value.bytes())
+            .chain([0xFF])
+        {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn title_template_keeps_unknown_names_and_unclosed_braces() {
+        let labels = BTreeMap::new();
+        let observation = Observation {
+            connected: true,
+            status: Some(503),
+            response_time: Duration::from_millis(12),
+            ..Observation::new(DateTime::from_timestamp(1_767_225_600, 0).unwrap())
+        };
+        let rule = RuleSignal {
+            group: "checkout",
+            rule: "checkout-down",
+            probe: "checkout-api",
+            condition: "[STATUS] != 200",
+            title_template: Some("{{ nope }} {{ probe }} {{ rule"),
+            category: "availability",
+            impact: Level::Low,
+            urgency: Level::Low,
+            priority: Priority::from_matrix(Level::Low, Level::Low),
+            start_tier: Tier::L1,
+            probe_labels: &labels,
+            subject: &labels,
+            observation: &observation,
+        };
+        let signal = Signal::from_rule(&rule, Status::Firing, None);
+        assert_eq!(signal.title, "{{ nope }} checkout-api {{ rule");
+    }
+
+    #[test]
+    fn fingerprint_matches_alertmanager() {
+        // Independent of label order, sensitive to values; the empty set hashes to the
+        // FNV-1a offset basis, as in prometheus/common.
+        assert_eq!(
+            fingerprint(&[("b", "2"), ("a", "1")]),
+            fingerprint(&[("a", "1"), ("b", "2")])
+        );
+        assert_ne!(fingerprint(&[("a", "1")]), fingerprint(&[("a", "2")]));
+        assert_eq!(fingerprint(&[]), "cbf29ce484222325");
     }
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use crate::config::{Config, MaintenanceWindow, RuleConfig};
 use crate::domain::condition::Condition;
 use crate::domain::detector::Thresholds;
-use crate::domain::incident::{DATA_BREACH, RuleSignal, Tier};
+use crate::domain::incident::{DATA_BREACH, Tier};
 use crate::domain::observation::Observation;
 use crate::domain::priority::{Level, Priority};
+use crate::domain::signal::RuleSignal;
 use crate::domain::suppression::in_maintenance;
 
 use super::command::Subject;

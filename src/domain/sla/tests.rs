@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 
 use super::*;
-use crate::domain::calendar::BusinessHours;
-use crate::domain::incident::{IncidentId, Reporter, Ticket, Tier};
-use crate::domain::priority::Level;
+use crate::domain::calendar::{BusinessHours, Calendar};
+use crate::domain::incident::{IncidentId, Kind, Reporter, Ticket, Tier};
+use crate::domain::priority::{Level, Priority};
 
 fn at(seconds: i64) -> DateTime<Utc> {
     // 2026-01-05, a Monday, 00:00 UTC.

@@ -1,226 +1,24 @@
 //! The incident model and its state machine. Transitions are methods that take `now` and
 //! the actor, change the incident, and return the [`Effect`]s the engine must persist
 //! (timeline entries, events); an impossible transition is an error naming the state.
+//!
+//! The plain values an incident is made of (its id, state, tier, evidence, …) are in
+//! [`model`], which every other part of the domain may use; they are re-exported here.
+
+pub mod model;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::observation::Observation;
 use super::priority::{Level, Priority};
-use super::signal::Signal;
-use super::sla::{SlaClocks, SlaSignal};
+use super::signal::{Signal, fingerprint};
+use super::sla::clock::{SlaClocks, SlaSignal};
 
-/// `INC-<n>`, assigned in order, never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct IncidentId(pub u64);
-
-impl fmt::Display for IncidentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "INC-{}", self.0)
-    }
-}
-
-impl std::str::FromStr for IncidentId {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        let n = s.strip_prefix("INC-").ok_or(())?;
-        if n.starts_with('+') || n.starts_with('0') {
-            return Err(());
-        }
-        n.parse().map(IncidentId).map_err(|_| ())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Open,
-    Acknowledged,
-    OnHold,
-    Resolved,
-    Closed,
-}
-
-impl State {
-    pub const ALL: [State; 5] = [
-        State::Open,
-        State::Acknowledged,
-        State::OnHold,
-        State::Resolved,
-        State::Closed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Open => "open",
-            State::Acknowledged => "acknowledged",
-            State::OnHold => "on_hold",
-            State::Resolved => "resolved",
-            State::Closed => "closed",
-        }
-    }
-
-    /// Open for work: counted in `incidentd_incidents_open`.
-    pub fn is_active(self) -> bool {
-        matches!(self, State::Open | State::Acknowledged | State::OnHold)
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Tier {
-    L1,
-    L2,
-    L3,
-}
-
-impl Tier {
-    pub const ALL: [Tier; 3] = [Tier::L1, Tier::L2, Tier::L3];
-
-    /// The tier above, if any.
-    pub fn next(self) -> Option<Tier> {
-        match self {
-            Tier::L1 => Some(Tier::L2),
-            Tier::L2 => Some(Tier::L3),
-            Tier::L3 => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::L1 => "L1",
-            Tier::L2 => "L2",
-            Tier::L3 => "L3",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Incident,
-    Request,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Incident => "incident",
-            Kind::Request => "request",
-        }
-    }
-}
-
-/// Where an incident came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Source {
-    Rule {
-        rule: String,
-        probe: String,
-    },
-    /// A person's ticket (`POST /api/v1/incidents`).
-    Ticket,
-}
-
-impl Source {
-    pub fn type_str(&self) -> &'static str {
-        match self {
-            Source::Rule { .. } => "rule",
-            Source::Ticket => "ticket",
-        }
-    }
-}
-
-/// Who reported a ticket and how to reach them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reporter {
-    pub name: String,
-    pub contact: String,
-}
-
-/// Whether the probe confirmed that a resolved rule incident is really over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verification {
-    /// Resolved by hand while its rules still fire: not closable until they recover.
-    Pending,
-    Verified,
-}
-
-impl Verification {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verification::Pending => "pending",
-            Verification::Verified => "verified",
-        }
-    }
-}
-
-/// What was seen: the symptom that opened (or moved) the incident.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-// Nearly all evidence is probe results: boxing them would only add an allocation each.
-#[allow(clippy::large_enum_variant)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Evidence {
-    ProbeResult {
-        probe: String,
-        rule: String,
-        condition: String,
-        /// The subject's labels (a Prometheus probe's series); empty for single-target probes.
-        subject: BTreeMap<String, String>,
-        /// The result, its body cut to an excerpt and without headers.
-        observation: Observation,
-    },
-    /// What the reporter of a ticket wrote.
-    Ticket { text: String },
-}
-
-/// How much of a body the evidence keeps.
-pub const EVIDENCE_BODY_EXCERPT: usize = 1024;
-
-impl Evidence {
-    /// The evidence of a rule's verdict: the result, with the body cut to an excerpt.
-    pub fn probe_result(signal: &RuleSignal<'_>) -> Evidence {
-        let mut observation = signal.observation.summary();
-        observation.body = signal.observation.body.as_deref().map(|body| {
-            let mut end = body.len().min(EVIDENCE_BODY_EXCERPT);
-            while !body.is_char_boundary(end) {
-                end -= 1;
-            }
-            body[..end].to_owned()
-        });
-        Evidence::ProbeResult {
-            probe: signal.probe.to_owned(),
-            rule: signal.rule.to_owned(),
-            condition: signal.condition.to_owned(),
-            subject: signal.subject.clone(),
-            observation,
-        }
-    }
-}
-
-/// One line of the append-only timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TimelineEntry {
-    pub at: DateTime<Utc>,
-    /// A token's name, or `system`.
-    pub actor: String,
-    /// The event type without the `incident.` prefix (`opened`, `acknowledged`, …).
-    pub kind: String,
-    pub message: String,
-    /// A public note: shown on the status page (notes only; false for everything else).
-    pub public: bool,
-}
+pub use model::{
+    Evidence, IncidentId, Kind, Reporter, SYSTEM, Source, State, Tier, TimelineEntry, Verification,
+    describe,
+};
 
 /// What a transition asks the engine to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,30 +104,6 @@ pub struct Incident {
     /// The SLA clocks; see [`super::sla`].
     pub sla: SlaClocks,
 }
-
-/// What a firing rule knows when it opens or raises an incident.
-#[derive(Debug, Clone)]
-pub struct RuleSignal<'a> {
-    /// See [`Incident::group`].
-    pub group: &'a str,
-    pub rule: &'a str,
-    pub probe: &'a str,
-    pub condition: &'a str,
-    pub title_template: Option<&'a str>,
-    pub category: &'a str,
-    pub impact: Level,
-    pub urgency: Level,
-    /// impact × urgency by the configured matrix.
-    pub priority: Priority,
-    /// Where an incident of this priority starts (the escalation policy).
-    pub start_tier: Tier,
-    pub probe_labels: &'a BTreeMap<String, String>,
-    /// The subject's own labels (a Prometheus series); they join the incident's labels.
-    pub subject: &'a BTreeMap<String, String>,
-    pub observation: &'a Observation,
-}
-
-pub const SYSTEM: &str = "system";
 
 impl Incident {
     /// Opens an incident for a signal that just fired.
@@ -1035,93 +809,13 @@ fn timeline(at: DateTime<Utc>, actor: &str, kind: &str, message: String) -> Effe
     })
 }
 
-/// A one-line human description of a probe result.
-pub fn describe(observation: &Observation) -> String {
-    let time = format_millis(observation.response_time);
-    match (&observation.error, observation.status) {
-        (Some(error), _) => format!("not connected after {time}: {error}"),
-        (None, Some(status)) => format!("status {status} in {time}"),
-        (None, None) => format!("connected in {time}"),
-    }
-}
-
-fn format_millis(duration: Duration) -> String {
-    format!("{}ms", duration.as_millis())
-}
-
-/// Renders `{{ status }}`, `{{ probe }}`, `{{ rule }}`, `{{ response_time }}` and
-/// `{{ error }}` in a title template; unknown names are left as written.
-pub(super) fn render_title(signal: &RuleSignal<'_>) -> String {
-    let Some(template) = signal.title_template else {
-        return format!("{} on {}", signal.rule, signal.probe);
-    };
-    let observation = signal.observation;
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let name = after[..end].trim();
-        match name {
-            "status" => match observation.status {
-                Some(status) => out.push_str(&status.to_string()),
-                None => out.push_str("no response"),
-            },
-            "probe" => out.push_str(signal.probe),
-            "rule" => out.push_str(signal.rule),
-            "response_time" => out.push_str(&format_millis(observation.response_time)),
-            "error" => out.push_str(observation.error.as_deref().unwrap_or("none")),
-            _ => out.push_str(&rest[start..start + 2 + end + 2]),
-        }
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The fingerprint of a rule's symptom: rule, probe and the subject's labels.
-pub fn signal_fingerprint(signal: &RuleSignal<'_>) -> String {
-    let mut labels: Vec<(&str, &str)> = signal
-        .subject
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    labels.push(("probe", signal.probe));
-    labels.push(("rule", signal.rule));
-    fingerprint(&labels)
-}
-
-/// Alertmanager's fingerprint: FNV-1a 64 over the sorted label pairs, each name and value
-/// followed by 0xFF, printed as 16 hex digits. Using the same function as Alertmanager
-/// keeps our fingerprints comparable with theirs.
-pub fn fingerprint(labels: &[(&str, &str)]) -> String {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut sorted = labels.to_vec();
-    sorted.sort_unstable();
-    let mut hash = OFFSET;
-    for (name, value) in sorted {
-        for byte in name
-            .bytes()
-            .chain([0xFF])
-            .chain(value.bytes())
-            .chain([0xFF])
-        {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(PRIME);
-        }
-    }
-    format!("{hash:016x}")
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use crate::domain::signal::Status;
+    use crate::domain::observation::Observation;
+    use crate::domain::signal::{RuleSignal, Status};
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_767_225_600 + seconds, 0).unwrap()
@@ -1190,16 +884,6 @@ mod tests {
         assert_eq!(incident.priority, Priority::P4);
         assert_eq!(incident.tier, Tier::L1);
         assert_eq!(incident.title, "checkout-down on checkout-api");
-    }
-
-    #[test]
-    fn title_template_keeps_unknown_names_and_unclosed_braces() {
-        let (incident, _) = open(
-            Level::Low,
-            Level::Low,
-            Some("{{ nope }} {{ probe }} {{ rule"),
-        );
-        assert_eq!(incident.title, "{{ nope }} checkout-api {{ rule");
     }
 
     #[test]
@@ -1680,27 +1364,6 @@ mod tests {
                 }
                 prop_assert!(timeline_len >= 1);
             }
-        }
-    }
-
-    #[test]
-    fn fingerprint_matches_alertmanager() {
-        // Independent of label order, sensitive to values; the empty set hashes to the
-        // FNV-1a offset basis, as in prometheus/common.
-        assert_eq!(
-            fingerprint(&[("b", "2"), ("a", "1")]),
-            fingerprint(&[("a", "1"), ("b", "2")])
-        );
-        assert_ne!(fingerprint(&[("a", "1")]), fingerprint(&[("a", "2")]));
-        assert_eq!(fingerprint(&[]), "cbf29ce484222325");
-    }
-
-    #[test]
-    fn incident_ids_round_trip() {
-        assert_eq!("INC-42".parse::<IncidentId>(), Ok(IncidentId(42)));
-        assert_eq!(IncidentId(42).to_string(), "INC-42");
-        for bad in ["42", "INC-", "INC-x", "INC-042", "INC-+1", "inc-1"] {
-            assert!(bad.parse::<IncidentId>().is_err(), "{bad}");
         }
     }
 }
