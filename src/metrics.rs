@@ -2,11 +2,11 @@
 //! part of the contract (PRODUCT.md "Metrics"); no label ever carries an unbounded value
 //! such as an incident id.
 //!
-//! The per-probe gauges are not `prometheus` vectors but one table ([`ProbeSeries`]) of a
-//! few atomics per probe, written straight into the exposition: with 100,000 probes a
-//! vector's series (each with its own copy of the metric's description and label pairs)
-//! and the protobuf families it is collected into cost hundreds of megabytes and most of a
-//! scrape's time.
+//! The per-probe gauges and `incidentd_rule_firing` are not `prometheus` vectors but tables
+//! ([`ProbeSeries`], [`GaugeTable`]) of a few atomics per probe or rule, written straight
+//! into the exposition: with 100,000 probes and rules a vector's series (each with its own
+//! copy of the metric's description and label pairs) and the protobuf families it is
+//! collected into cost hundreds of megabytes and most of a scrape's time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -90,7 +90,8 @@ pub struct Metrics {
     pub probe_schedule_lag_seconds: Histogram,
     pub probe_runs_skipped_total: IntCounter,
     pub probe_results_dropped_total: IntCounter,
-    pub rule_firing: IntGaugeVec,
+    /// `incidentd_rule_firing{rule}`.
+    pub rule_firing: GaugeTable,
     pub webhook_deliveries_total: IntCounterVec,
     pub webhook_pending: IntGaugeVec,
     pub build_info: IntGaugeVec,
@@ -274,14 +275,11 @@ impl Metrics {
                 "Probe results dropped because the engine's queue was full.",
             ))
             .expect("valid metric"),
-            rule_firing: IntGaugeVec::new(
-                Opts::new(
-                    "incidentd_rule_firing",
-                    "Whether the rule is firing (1) or not (0).",
-                ),
-                &["rule"],
-            )
-            .expect("valid metric"),
+            rule_firing: GaugeTable::new(
+                "incidentd_rule_firing",
+                "Whether the rule is firing (1) or not (0).",
+                "rule",
+            ),
             webhook_deliveries_total: IntCounterVec::new(
                 Opts::new(
                     "incidentd_webhook_deliveries_total",
@@ -325,6 +323,10 @@ impl Metrics {
         metrics
             .registry
             .register(Box::new(metrics.probes.clone()))
+            .expect("unique metric names");
+        metrics
+            .registry
+            .register(Box::new(metrics.rule_firing.clone()))
             .expect("unique metric names");
         if probe_durations == ProbeDurationHistogram::Aggregate {
             // Present from the start, as one series.
@@ -468,7 +470,6 @@ impl Metrics {
             Box::new(self.probe_schedule_lag_seconds.clone()),
             Box::new(self.probe_runs_skipped_total.clone()),
             Box::new(self.probe_results_dropped_total.clone()),
-            Box::new(self.rule_firing.clone()),
             Box::new(self.webhook_deliveries_total.clone()),
             Box::new(self.webhook_pending.clone()),
             Box::new(self.build_info.clone()),
@@ -505,6 +506,7 @@ impl Metrics {
             .iter()
             .map(Section::Collected)
             .chain(ProbeFamily::ALL.into_iter().map(Section::Probes))
+            .chain([Section::Table(&self.rule_firing)])
             .collect();
         sections.sort_by(|a, b| a.name().cmp(b.name()));
         let hint = self.last_render_len.load(Ordering::Relaxed);
@@ -514,6 +516,7 @@ impl Metrics {
             match section {
                 Section::Collected(family) => encode_family(family, &mut out),
                 Section::Probes(family) => encode_probe_family(family, &table, &mut out),
+                Section::Table(gauges) => gauges.encode(&mut out),
             }
         }
         drop(table);
@@ -523,10 +526,11 @@ impl Metrics {
 }
 
 /// A family of the exposition: collected from a `prometheus` collector, or written from
-/// the probe table.
+/// the probe table or a gauge table.
 enum Section<'a> {
     Collected(&'a MetricFamily),
     Probes(ProbeFamily),
+    Table(&'a GaugeTable),
 }
 
 impl Section<'_> {
@@ -534,6 +538,7 @@ impl Section<'_> {
         match self {
             Section::Collected(family) => family.name(),
             Section::Probes(family) => family.name(),
+            Section::Table(gauges) => gauges.name,
         }
     }
 }
@@ -725,27 +730,10 @@ impl Collector for ProbeSeries {
         ProbeFamily::ALL
             .into_iter()
             .map(|family| {
-                let metrics = table
+                let samples = table
                     .iter()
-                    .filter_map(|(name, cell)| {
-                        let value = family.value(cell)?;
-                        let mut label = LabelPair::default();
-                        label.set_name("probe".to_owned());
-                        label.set_value(name.clone());
-                        let mut gauge = GaugeProto::default();
-                        gauge.set_value(value);
-                        let mut metric = Metric::default();
-                        metric.set_label(vec![label]);
-                        metric.set_gauge(gauge);
-                        Some(metric)
-                    })
-                    .collect();
-                let mut out = MetricFamily::default();
-                out.set_name(family.name().to_owned());
-                out.set_help(family.help().to_owned());
-                out.set_field_type(MetricType::GAUGE);
-                out.set_metric(metrics);
-                out
+                    .filter_map(|(name, cell)| Some((name.as_str(), family.value(cell)?)));
+                gauge_family(family.name(), family.help(), "probe", samples)
             })
             .collect()
     }
@@ -753,27 +741,183 @@ impl Collector for ProbeSeries {
 
 /// One per-probe gauge family from the table, as [`encode_family`] would write it.
 fn encode_probe_family(family: ProbeFamily, table: &ProbeTable, out: &mut String) {
-    let mut samples = table
+    let samples = table
         .iter()
-        .filter_map(|(name, cell)| Some((name, family.value(cell)?)))
-        .peekable();
+        .filter_map(|(name, cell)| Some((name.as_str(), family.value(cell)?)));
+    encode_gauges(family.name(), family.help(), "probe", samples, out);
+}
+
+/// A gauge family with one label, its samples in the order of their label values, as
+/// [`encode_family`] would write it; nothing when there is no sample.
+fn encode_gauges<'a>(
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl Iterator<Item = (&'a str, f64)>,
+    out: &mut String,
+) {
+    let mut samples = samples.peekable();
     if samples.peek().is_none() {
         return;
     }
     out.push_str("# HELP ");
-    out.push_str(family.name());
+    out.push_str(name);
     out.push(' ');
-    push_escaped(out, family.help(), false);
+    push_escaped(out, help, false);
     out.push_str("\n# TYPE ");
-    out.push_str(family.name());
+    out.push_str(name);
     out.push_str(" gauge\n");
-    for (name, value) in samples {
-        out.push_str(family.name());
-        out.push_str("{probe=\"");
-        push_escaped(out, name, true);
+    for (value_of_label, value) in samples {
+        out.push_str(name);
+        out.push('{');
+        out.push_str(label);
+        out.push_str("=\"");
+        push_escaped(out, value_of_label, true);
         out.push_str("\"} ");
         push_value(out, value);
         out.push('\n');
+    }
+}
+
+/// A protobuf gauge family with one label, for `registry.gather()`.
+fn gauge_family<'a>(
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl Iterator<Item = (&'a str, f64)>,
+) -> MetricFamily {
+    let metrics = samples
+        .map(|(value_of_label, value)| {
+            let mut pair = LabelPair::default();
+            pair.set_name(label.to_owned());
+            pair.set_value(value_of_label.to_owned());
+            let mut gauge = GaugeProto::default();
+            gauge.set_value(value);
+            let mut metric = Metric::default();
+            metric.set_label(vec![pair]);
+            metric.set_gauge(gauge);
+            metric
+        })
+        .collect();
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_owned());
+    family.set_help(help.to_owned());
+    family.set_field_type(MetricType::GAUGE);
+    family.set_metric(metrics);
+    family
+}
+
+/// An integer gauge with one label, as a sorted map of atomics: a series costs its label
+/// value and a few words, where a `prometheus` vector's costs several hundred bytes.
+///
+/// Its methods have the shape of `IntGaugeVec`'s (`with_label_values(&[v]).set(x)`), so
+/// code written for one works with the other.
+#[derive(Clone)]
+pub struct GaugeTable {
+    name: &'static str,
+    help: &'static str,
+    label: &'static str,
+    desc: Arc<Desc>,
+    series: Arc<Mutex<GaugeSeries>>,
+}
+
+type GaugeSeries = BTreeMap<String, Arc<AtomicI64>>;
+
+impl GaugeTable {
+    fn new(name: &'static str, help: &'static str, label: &'static str) -> GaugeTable {
+        let desc = Desc::new(
+            name.to_owned(),
+            help.to_owned(),
+            vec![label.to_owned()],
+            HashMap::new(),
+        )
+        .expect("valid metric");
+        GaugeTable {
+            name,
+            help,
+            label,
+            desc: Arc::new(desc),
+            series: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GaugeSeries> {
+        self.series
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The series of this label value (the one of `values`), created at 0.
+    ///
+    /// # Panics
+    ///
+    /// Unless `values` holds exactly one value, as `IntGaugeVec` would.
+    pub fn with_label_values<V: AsRef<str>>(&self, values: &[V]) -> TableGauge {
+        let [value] = values else {
+            panic!("{} takes one label value, got {}", self.name, values.len());
+        };
+        let value = value.as_ref();
+        let mut series = self.lock();
+        let cell = match series.get(value) {
+            Some(cell) => cell.clone(),
+            None => series.entry(value.to_owned()).or_default().clone(),
+        };
+        TableGauge(cell)
+    }
+
+    /// Drops the series of this label value.
+    pub fn remove_label_values<V: AsRef<str>>(&self, values: &[V]) {
+        if let [value] = values {
+            self.lock().remove(value.as_ref());
+        }
+    }
+
+    fn samples(series: &GaugeSeries) -> impl Iterator<Item = (&str, f64)> {
+        #[allow(clippy::cast_precision_loss)] // 0/1 gauges
+        series
+            .iter()
+            .map(|(value, cell)| (value.as_str(), cell.load(Ordering::Relaxed) as f64))
+    }
+
+    fn encode(&self, out: &mut String) {
+        let series = self.lock();
+        encode_gauges(
+            self.name,
+            self.help,
+            self.label,
+            GaugeTable::samples(&series),
+            out,
+        );
+    }
+}
+
+/// One series of a [`GaugeTable`].
+pub struct TableGauge(Arc<AtomicI64>);
+
+impl TableGauge {
+    pub fn set(&self, value: i64) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The same family as [`GaugeTable::encode`] writes, for `registry.gather()`.
+impl Collector for GaugeTable {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let series = self.lock();
+        vec![gauge_family(
+            self.name,
+            self.help,
+            self.label,
+            GaugeTable::samples(&series),
+        )]
     }
 }
 
@@ -1153,6 +1297,27 @@ mod tests {
         );
         metrics.remove_probe("web");
         assert_eq!(probe_lines(&metrics, "web"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn rule_firing_is_a_table_with_the_shape_of_a_gauge_vector() {
+        let metrics = Metrics::new();
+        let name = String::from("web-down");
+        metrics.rule_firing.with_label_values(&[&name]).set(1);
+        metrics.rule_firing.with_label_values(&["db-down"]).set(0);
+        assert_eq!(
+            metrics.rule_firing.with_label_values(&["web-down"]).get(),
+            1
+        );
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "# TYPE incidentd_rule_firing gauge\nincidentd_rule_firing{rule=\"db-down\"} 0\nincidentd_rule_firing{rule=\"web-down\"} 1\n"
+            ),
+            "{text}"
+        );
+        metrics.rule_firing.remove_label_values(&["web-down"]);
+        assert!(!metrics.render().contains("web-down"));
     }
 
     #[test]
