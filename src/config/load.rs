@@ -96,7 +96,7 @@ pub fn load_with(
     let mut diagnostics = Vec::new();
     let config_dir = path.parent().unwrap_or(Path::new(""));
     let settings = read(path.to_path_buf(), &mut diagnostics)
-        .map(|doc| settings(&doc, config_dir, env, &mut diagnostics));
+        .map(|doc| settings(&doc, config_dir, Secrets::From(env), &mut diagnostics));
     let Some(settings) = settings else {
         return Err(ConfigErrors(diagnostics));
     };
@@ -104,7 +104,7 @@ pub fn load_with(
     let categories = settings
         .categories_known
         .then_some(&settings.workflow.categories[..]);
-    let (probes, rules) = rule_files_with(
+    let RuleSet { probes, rules, .. } = rule_files_with(
         &settings.rule_files,
         &mut icmp,
         categories,
@@ -128,42 +128,69 @@ pub fn load_with(
     })
 }
 
-/// Loads the rule files at `paths` on their own, without an `incidentd.yaml`: what
-/// `incidentd test` evaluates. Either every probe and rule, valid, or every problem found,
+/// The workflow the `incidentd.yaml` at `path` configures (`categories`, `priority_matrix`,
+/// `escalation`, `closure`, `sla`): what `incidentd test` runs rule tests with, so that they
+/// decide as the server would. Every problem in the file is reported, but the environment
+/// variables it names are not read (a rule test needs no secret) and its rule files are not
+/// loaded (a test file names its own).
+pub fn load_workflow(path: &Path) -> Result<WorkflowConfig, ConfigErrors> {
+    let mut diagnostics = Vec::new();
+    let config_dir = path.parent().unwrap_or(Path::new(""));
+    let settings = read(path.to_path_buf(), &mut diagnostics)
+        .map(|doc| settings(&doc, config_dir, Secrets::Unread, &mut diagnostics));
+    match settings {
+        Some(settings) if diagnostics.is_empty() => Ok(settings.workflow),
+        _ => Err(sorted(diagnostics)),
+    }
+}
+
+/// Loads the rule files at `paths` on their own, without an `incidentd.yaml` (so their
+/// categories are not checked). Either every probe and rule, valid, or every problem found,
 /// sorted by file, line and column.
 pub fn load_rule_files(
     paths: &[PathBuf],
 ) -> Result<(Vec<ProbeConfig>, Vec<RuleConfig>), ConfigErrors> {
     let mut diagnostics = Vec::new();
-    let loaded = rule_files(paths, &mut diagnostics);
+    let loaded = rule_files(paths, None, &mut diagnostics);
     if diagnostics.is_empty() {
-        Ok(loaded)
+        Ok((loaded.probes, loaded.rules))
     } else {
         Err(sorted(diagnostics))
     }
 }
 
-/// Reads and checks rule files, names across all of them included (not their categories:
-/// the taxonomy is in `incidentd.yaml`). What it returns is complete only when it pushed no
-/// diagnostic.
+/// The probes and rules of some rule files, as far as they are valid.
+pub(super) struct RuleSet {
+    pub(super) probes: Vec<ProbeConfig>,
+    pub(super) rules: Vec<RuleConfig>,
+    /// Every probe and rule was read: the only problems, if any, are categories missing from
+    /// the taxonomy. The names the files define are then known for sure.
+    pub(super) complete: bool,
+}
+
+/// Reads and checks rule files, names across all of them included, and every rule's category
+/// against `categories` when given (the taxonomy of `incidentd.yaml`). What it returns is
+/// complete only when it pushed no diagnostic.
 pub(super) fn rule_files(
     paths: &[PathBuf],
+    categories: Option<&[Category]>,
     diagnostics: &mut Vec<Diagnostic>,
-) -> (Vec<ProbeConfig>, Vec<RuleConfig>) {
+) -> RuleSet {
     let mut icmp = IcmpGate {
         access: &crate::probe::icmp::check_access,
         answer: None,
     };
-    rule_files_with(paths, &mut icmp, None, diagnostics)
+    rule_files_with(paths, &mut icmp, categories, diagnostics)
 }
 
-/// [`rule_files`], with every rule's category checked against `categories` when given.
+/// [`rule_files`], with the host's ICMP answer given.
 fn rule_files_with(
     paths: &[PathBuf],
     icmp: &mut IcmpGate<'_>,
     categories: Option<&[Category]>,
     diagnostics: &mut Vec<Diagnostic>,
-) -> (Vec<ProbeConfig>, Vec<RuleConfig>) {
+) -> RuleSet {
+    let before = diagnostics.len();
     let mut files = Vec::new();
     for file in paths {
         if let Some(doc) = read(file.clone(), diagnostics) {
@@ -172,6 +199,7 @@ fn rule_files_with(
     }
     check_names(&files, diagnostics);
     check_dependencies(&files, diagnostics);
+    let complete = diagnostics.len() == before;
     if let Some(categories) = categories {
         check_categories(&files, categories, diagnostics);
     }
@@ -180,7 +208,20 @@ fn rule_files_with(
         probes.extend(file.probes.into_iter().filter_map(|entry| entry.config));
         rules.extend(file.rules.into_iter().filter_map(|entry| entry.config));
     }
-    (probes, rules)
+    RuleSet {
+        probes,
+        rules,
+        complete,
+    }
+}
+
+/// Where the secrets `incidentd.yaml` names come from.
+#[derive(Clone, Copy)]
+enum Secrets<'a> {
+    /// Each environment variable is read, and must be set (`serve`, `check`).
+    From(&'a dyn Fn(&str) -> Option<String>),
+    /// None is read: tokens and webhooks are checked but left out (`incidentd test`).
+    Unread,
 }
 
 /// Whether this host lets incidentd send ICMP echo requests, asked once and only if needed.
@@ -550,14 +591,18 @@ impl Check<'_> {
 
     /// The value of the environment variable `var`, which the field at `path` names; `what`
     /// says which field of what, e.g. "token_env of token `admin`". Never echoes the value.
-    /// Surrounding whitespace (the newline of a secret file) is not part of it.
+    /// Surrounding whitespace (the newline of a secret file) is not part of it. `None`
+    /// without a problem when secrets are not read.
     fn secret(
         &mut self,
         path: &[Segment<'_>],
         var: &str,
         what: &str,
-        env: &dyn Fn(&str) -> Option<String>,
+        secrets: Secrets<'_>,
     ) -> Option<String> {
+        let Secrets::From(env) = secrets else {
+            return None;
+        };
         match env(var) {
             None => {
                 self.at(
@@ -599,7 +644,7 @@ struct Settings {
 fn settings(
     doc: &Document,
     config_dir: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Secrets<'_>,
     out: &mut Vec<Diagnostic>,
 ) -> Settings {
     let mut check = Check { doc, out };
@@ -973,11 +1018,7 @@ fn resolve_glob(config_dir: &Path, glob: &str) -> String {
     Path::new(&dir).join(glob).to_string_lossy().into_owned()
 }
 
-fn tokens(
-    check: &mut Check<'_>,
-    items: Vec<Value>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Vec<TokenConfig> {
+fn tokens(check: &mut Check<'_>, items: Vec<Value>, env: Secrets<'_>) -> Vec<TokenConfig> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut values: HashMap<String, String> = HashMap::new();
     let mut tokens = Vec::new();
@@ -1036,11 +1077,7 @@ fn tokens(
     tokens
 }
 
-fn webhooks(
-    check: &mut Check<'_>,
-    items: Vec<Value>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Vec<WebhookConfig> {
+fn webhooks(check: &mut Check<'_>, items: Vec<Value>, env: Secrets<'_>) -> Vec<WebhookConfig> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut webhooks = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
@@ -1077,7 +1114,7 @@ fn webhook(
     index: usize,
     name: Option<String>,
     outline: WebhookOutline,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Secrets<'_>,
 ) -> Option<WebhookConfig> {
     let at = [Key("webhooks"), Index(index)];
     let field = |key| [Key("webhooks"), Index(index), Key(key)];
@@ -1125,7 +1162,7 @@ fn webhook_keys(
     path: &[Segment<'_>],
     var: &str,
     subject: &str,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Secrets<'_>,
 ) -> Option<Vec<Vec<u8>>> {
     let what = format!("secret_env of {subject}");
     let value = check.secret(path, var, &what, env)?;
@@ -3529,6 +3566,19 @@ probes:
         let (_dir, config) = load_ok(&[("incidentd.yaml", ""), ("rules/big.yaml", &text)]);
         assert_eq!((config.probes.len(), config.rules.len()), (N, N));
         assert_eq!(config.rules[N - 1].probe, format!("probe-{}", N - 1));
+    }
+
+    #[test]
+    fn the_workflow_for_rule_tests_is_the_one_the_server_loads_without_reading_secrets() {
+        let (dir, config) = load_ok(&[
+            ("incidentd.yaml", FULL_CONFIG),
+            ("rules/web.yaml", WEB_RULES),
+            ("extra/db.yaml", DB_RULES),
+        ]);
+        // FULL_CONFIG names T_ADMIN, T_INGEST and HOOK_SECRET: none is needed here.
+        let workflow = load_workflow(&dir.path().join("incidentd.yaml")).expect("valid");
+        assert_eq!(workflow, config.workflow);
+        assert_ne!(workflow, WorkflowConfig::default());
     }
 
     // ----- reload ---------------------------------------------------------------------
