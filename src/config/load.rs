@@ -30,7 +30,7 @@ use serde::de::{Deserializer, IgnoredAny};
 use serde_yaml::Value;
 
 use super::document::{Check, Document, read, sorted};
-use super::locate::{Segment, Segment::Index, Segment::Key};
+use super::locate::{Segment, Segment::Index, Segment::Key, Split};
 use super::{
     AuthConfig, Config, ConfigErrors, DNS_RECORD_TYPES, Diagnostic, DnsProbe, EVENT_TYPES,
     HttpProbe, IcmpProbe, IcmpUnavailable, IncidentTemplate, MaintenanceWindow, ProbeConfig,
@@ -203,7 +203,8 @@ fn rule_files_with(
     if let Some(categories) = categories {
         check_categories(&files, categories, diagnostics);
     }
-    let (mut probes, mut rules) = (Vec::new(), Vec::new());
+    let mut probes = Vec::with_capacity(files.iter().map(|file| file.probes.len()).sum());
+    let mut rules = Vec::with_capacity(files.iter().map(|file| file.rules.len()).sum());
     for file in files {
         probes.extend(file.probes.into_iter().filter_map(|entry| entry.config));
         rules.extend(file.rules.into_iter().filter_map(|entry| entry.config));
@@ -1278,6 +1279,15 @@ struct RuleCategory {
 }
 
 fn rule_file(doc: Document, icmp: &mut IcmpGate<'_>, out: &mut Vec<Diagnostic>) -> RuleFile {
+    let before = out.len();
+    if let Some(split) = doc.source.split_lists(&["probes", "rules"]) {
+        if let Some((probes, rules)) = split_rule_file(&doc, &split, icmp, out) {
+            return RuleFile { doc, probes, rules };
+        }
+        // Some item's lines do not hold exactly one item: the file is read whole.
+        out.truncate(before);
+        doc.source.forget_split();
+    }
     let mut check = Check { doc: &doc, out };
     let outline = check.outline::<RuleFileOutline>().unwrap_or_default();
     let probes = outline
@@ -1295,6 +1305,45 @@ fn rule_file(doc: Document, icmp: &mut IcmpGate<'_>, out: &mut Vec<Diagnostic>) 
         .map(|(index, item)| rule_entry(&mut check, index, item))
         .collect();
     RuleFile { doc, probes, rules }
+}
+
+/// [`rule_file`] with the block lists cut into their items ([`Source::split_lists`]): each
+/// item is parsed from its own lines and checked before the next is parsed, so that a large
+/// file is never in memory as YAML nodes all at once. The same items, positions and problems
+/// as reading the file whole; `None` as soon as an item's lines do not parse as one item.
+fn split_rule_file(
+    doc: &Document,
+    split: &Split,
+    icmp: &mut IcmpGate<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> Option<(Vec<ProbeEntry>, Vec<RuleEntry>)> {
+    let mut check = Check { doc, out };
+    // The cut lists are null in the skeleton; a list it left (a flow list) is in its outline.
+    let Some(outline) = check.outline_of::<RuleFileOutline>(&split.skeleton) else {
+        return Some((Vec::new(), Vec::new()));
+    };
+    let mut probes = Vec::new();
+    for (index, item) in outline.probes.unwrap_or_default().into_iter().enumerate() {
+        probes.push(probe_entry(&mut check, icmp, index, item));
+    }
+    let mut rules = Vec::new();
+    for (index, item) in outline.rules.unwrap_or_default().into_iter().enumerate() {
+        rules.push(rule_entry(&mut check, index, item));
+    }
+    for (key, items) in &split.lists {
+        match *key {
+            "probes" => probes.reserve_exact(items.len()),
+            _ => rules.reserve_exact(items.len()),
+        }
+        for (index, lines) in items.iter().enumerate() {
+            let item = doc.source.split_item(lines)?;
+            match *key {
+                "probes" => probes.push(probe_entry(&mut check, icmp, index, item)),
+                _ => rules.push(rule_entry(&mut check, index, item)),
+            }
+        }
+    }
+    Some((probes, rules))
 }
 
 /// A loose item's mapping, looking through a YAML tag (`!tag {..}`), which serde ignores.
@@ -3651,6 +3700,67 @@ rules:
         let (_b, moved) = load_ok(&[("incidentd.yaml", config)]);
         assert_eq!(old.restart_required(&moved), ["storage"]);
         assert_eq!(old.restart_required(&old.clone()), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn an_error_deep_in_a_large_file_has_its_position() {
+        const N: usize = 10_000;
+        let mut text = String::from("probes:\n");
+        for i in 0..N {
+            let interval = if i == N - 2 { "5 min" } else { "30s" };
+            text.push_str(&format!(
+                "  - name: probe-{i}\n    interval: {interval}\n    http: {{url: 'http://127.0.0.1:8080/{i}'}}\n"
+            ));
+        }
+        text.push_str("rules:\n");
+        for i in 0..N {
+            let probe = if i == N - 1 { "probe-x" } else { "probe-1" };
+            text.push_str(&format!(
+                "- {{name: rule-{i}, probe: {probe}, when: '[STATUS] != 200'}}\n"
+            ));
+        }
+        check(
+            &[("incidentd.yaml", ""), ("rules/big.yaml", &text)],
+            &[
+                "rules/big.yaml:29997:15: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/big.yaml:40002:28: rule `rule-9999` names unknown probe `probe-x`; did you mean `probe-0`?",
+            ],
+        );
+    }
+
+    #[test]
+    fn lists_that_cannot_be_cut_into_items_load_as_a_whole_with_the_same_positions() {
+        // An alias to another item's anchor: that item's lines alone do not parse. Read whole,
+        // the alias is its anchor's node, and is found there.
+        let aliased = "\
+probes:
+  - &web {name: web, interval: 5 min, http: {url: 'http://x/'}}
+  - *web
+rules:
+  - {name: r, probe: web, when: '[STAUS] != 200'}
+";
+        check(
+            &rules(aliased),
+            &[
+                "rules/web.yaml:2:17: duplicate probe name `web`; first defined at rules/web.yaml:2:17",
+                "rules/web.yaml:2:32: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/web.yaml:2:32: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/web.yaml:5:34: unknown placeholder [STAUS]; did you mean [STATUS]?",
+            ],
+        );
+        // A flow list is left in the skeleton, the block list beside it is cut.
+        let flow = "\
+probes: [{name: web, interval: 5 min, http: {url: 'http://x/'}}]
+rules:
+  - {name: r, probe: web, when: '[STAUS] != 200'}
+";
+        check(
+            &rules(flow),
+            &[
+                "rules/web.yaml:1:32: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/web.yaml:3:34: unknown placeholder [STAUS]; did you mean [STATUS]?",
+            ],
+        );
     }
 
     // ----- small pieces -----------------------------------------------------------------
