@@ -15,7 +15,7 @@
 //! asked of that item's lines alone, once they are known to hold exactly that item.
 //!
 //! serde_yaml parses a document whole: every event of it, then every node of a [`Value`], is in
-//! memory at once (about 35 times the text). [`Source::split_lists`] cuts the top-level block
+//! memory at once (about 30 times the text). [`Source::split_lists`] cuts the top-level block
 //! lists of a large file into their items by looking at the text's lines, so that each item is
 //! parsed on its own, and what is left of the document (its *skeleton*) too.
 
@@ -244,8 +244,10 @@ impl Source {
     /// key is there once, and its items are block items (`- ...`) on the lines below.
     ///
     /// A cut can be wrong only where a line that looks like an item starts inside a quoted
-    /// scalar or a flow collection; then that construct is unterminated in the item's lines or
-    /// in the skeleton, and that part does not parse. So the cut holds exactly when the
+    /// scalar or a flow collection (a block scalar ends at a line that is not indented more
+    /// than its item); then that construct is unterminated in the item's lines or in the
+    /// skeleton, and that part does not parse. An alias to an anchor in another item does not
+    /// parse either. So the cut holds exactly when the
     /// skeleton parses with a null under each key (checked here) and each item's lines parse
     /// as one item ([`Source::split_item`], which the caller asks of each item). Until the
     /// caller has done that, or when it gives up ([`Source::forget_split`]), the items' lines
