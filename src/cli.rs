@@ -98,7 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The configuration `serve` and `check` use when not told.
+/// The configuration `serve` and `check` read when not told, and `test` when it exists.
 const DEFAULT_CONFIG: &str = "incidentd.yaml";
 
 /// Runs every test of every file: failures on stdout, promtool-style, problems in the files
