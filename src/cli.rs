@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::{self, Config};
+use crate::domain::policy::WorkflowConfig;
 use crate::rule_test_runner;
 
 #[derive(Debug, Parser)]
@@ -27,16 +28,21 @@ pub struct Cli {
 enum Command {
     /// Run the service.
     Serve {
-        #[arg(long, default_value = "incidentd.yaml")]
+        #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Validate the configuration and every rule file; print every error as FILE:LINE:COL.
     Check {
-        #[arg(long, default_value = "incidentd.yaml")]
+        #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// Run rule unit tests (like `promtool test rules`); exit 1 when any fails.
+    /// Run rule unit tests (like `promtool test rules`) with the workflow of a configuration
+    /// (categories, priority matrix, escalation, SLA); exit 1 when any fails.
     Test {
+        /// The configuration whose workflow the tests run with. Default: incidentd.yaml, or
+        /// the built-in workflow when there is none in the current directory.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Rule test files (see README, "Rule unit tests").
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -89,21 +95,48 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Test { files } => test(&files),
+        Command::Test { config, files } => test(config.as_deref(), &files),
         Command::Ctl(args) => Ok(crate::ctl::run(*args)),
     }
 }
 
+/// The configuration `serve` and `check` read when not told, and `test` when it exists.
+const DEFAULT_CONFIG: &str = "incidentd.yaml";
+
 /// Runs every test of every file: failures on stdout, promtool-style, problems in the files
 /// on stderr as `FILE:LINE:COL: message`, then one summary line. Exit 1 when anything failed.
-fn test(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+///
+/// The tests run with the workflow of `config`; without one, of `incidentd.yaml` when it
+/// exists, else with the built-in workflow (said on stderr). A configuration that cannot be
+/// read or has problems runs no test: its problems on stderr, exit 1.
+fn test(config: Option<&Path>, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let path = match config {
+        Some(path) => Some(path),
+        None if Path::new(DEFAULT_CONFIG).exists() => Some(Path::new(DEFAULT_CONFIG)),
+        None => None,
+    };
+    let workflow = match path.map(config::load_workflow) {
+        Some(Ok(workflow)) => workflow,
+        Some(Err(errors)) => {
+            for diagnostic in &errors.0 {
+                eprintln!("{diagnostic}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        None => {
+            eprintln!(
+                "no {DEFAULT_CONFIG} here: testing with the built-in categories, priority matrix, escalation and SLA policies (--config FILE for a deployment's)"
+            );
+            WorkflowConfig::default()
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     let (mut passed, mut failed, mut invalid) = (0, 0, 0);
     for file in files {
-        match runtime.block_on(rule_test_runner::run_file(file)) {
+        match runtime.block_on(rule_test_runner::run_file(file, &workflow)) {
             Ok(reports) => {
                 for report in &reports {
                     match rule_test_runner::render(file, report) {

@@ -1,7 +1,10 @@
-//! `incidentd test FILE...`: rule unit tests, like `promtool test rules`. A test feeds
-//! made-up probe results, step by step, to the **real engine** (a fresh temporary store, a
-//! [`ManualClock`], no webhooks) and compares the incidents it opened, resolved, reopened or
-//! re-prioritized with what the test expects.
+//! `incidentd test [--config incidentd.yaml] FILE...`: rule unit tests, like `promtool test
+//! rules`. A test feeds made-up probe results, step by step, to the **real engine** (a fresh
+//! temporary store, a [`ManualClock`], no webhooks) and compares the incidents it opened,
+//! resolved, reopened or re-prioritized with what the test expects. The engine runs with the
+//! deployment's workflow (categories, priority matrix, escalation, closure and SLA policies,
+//! from [`config::load_workflow`]), so a test cannot pass while the server would decide
+//! otherwise.
 //!
 //! # The file format
 //!
@@ -84,6 +87,7 @@ use crate::config::{
 use crate::domain::duration::format_duration;
 use crate::domain::incident::{Incident, IncidentId, Source, Tier, TimelineEntry};
 use crate::domain::observation::{BODY_LIMIT, Observation};
+use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::Priority;
 use crate::engine::{Engine, EngineError, ProbeRun};
 use crate::metrics::Metrics;
@@ -118,9 +122,14 @@ impl TestReport {
     }
 }
 
-/// Loads a test file (and its rule files) and runs each of its tests on its own engine.
-pub async fn run_file(path: &Path) -> Result<Vec<TestReport>, ConfigErrors> {
-    let file = config::load_rule_test(path)?;
+/// Loads a test file (and its rule files) and runs each of its tests on its own engine, with
+/// the deployment's `workflow` (categories, priority matrix, escalation, closure, SLA), as
+/// the server would decide.
+pub async fn run_file(
+    path: &Path,
+    workflow: &WorkflowConfig,
+) -> Result<Vec<TestReport>, ConfigErrors> {
+    let file = config::load_rule_test(path, workflow)?;
     let mut reports = Vec::with_capacity(file.tests.len());
     for test in &file.tests {
         let outcome = run_test(&file, test)
@@ -232,8 +241,8 @@ fn observation(result: &ProbeResult, at: DateTime<Utc>) -> Observation {
     }
 }
 
-/// What the engine needs of a configuration: the rule files' probes and rules, nothing to
-/// listen on and no webhooks.
+/// What the engine needs of a configuration: the rule files' probes and rules, the
+/// deployment's workflow, nothing to listen on and no webhooks.
 fn engine_config(file: &RuleTestFile, storage_path: &Path) -> Config {
     Config {
         path: file.path.clone(),
@@ -244,7 +253,7 @@ fn engine_config(file: &RuleTestFile, storage_path: &Path) -> Config {
         auth: AuthConfig::default(),
         webhooks: Vec::new(),
         probe_concurrency: 1,
-        workflow: crate::domain::policy::WorkflowConfig::default(),
+        workflow: file.workflow.clone(),
         probes: file.probes.clone(),
         rules: file.rules.clone(),
     }
@@ -1231,7 +1240,7 @@ rules/tests/t.yaml: test \"down opens\": FAILED
             fs::write(dir.path().join(name), text).expect("write");
         }
         let path: PathBuf = dir.path().join("t.yaml");
-        let reports = run_file(&path)
+        let reports = run_file(&path, &WorkflowConfig::default())
             .await
             .unwrap_or_else(|errors| panic!("{errors}"));
         (dir, reports)

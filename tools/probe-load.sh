@@ -243,19 +243,7 @@ storage:
 rule_files:
   - rules/*.yaml
 EOF
-awk -v n="$PROBES" -v port="$target_port" -v interval="$INTERVAL" -v rules="$RULES" 'BEGIN {
-    print "probes:"
-    for (i = 0; i < n; i++) {
-        printf "  - name: load-%d\n    interval: %ds\n    timeout: 2s\n", i, interval
-        printf "    http: {url: \"http://127.0.0.1:%d/health?n=%d\"}\n", port, i
-    }
-    if (!rules) exit
-    print "rules:"
-    for (i = 0; i < n; i++) {
-        printf "  - name: load-%d-down\n    probe: load-%d\n    when: \x27[STATUS] != 200\x27\n", i, i
-        printf "    incident: {title: \x27load-%d down\x27, category: availability, impact: high, urgency: high}\n", i
-    }
-}' >"$tmp/incidentd/rules/load.yaml"
+"$repo/tools/load-rules.sh" "$PROBES" "$target_port" "$INTERVAL" "$RULES" >"$tmp/incidentd/rules/load.yaml"
 
 rule_file_mb=$(calc "$(stat -c %s "$tmp/incidentd/rules/load.yaml") / 1048576" 1)
 # Loading the configuration is the first part of start-up: `check` does only that.

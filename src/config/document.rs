@@ -101,7 +101,12 @@ impl Check<'_> {
 
     /// The outline of the whole file; an empty file is an empty outline.
     pub(super) fn outline<T: DeserializeOwned + Default>(&mut self) -> Option<T> {
-        let text = self.doc.source.text();
+        self.outline_of(self.doc.source.text())
+    }
+
+    /// [`Check::outline`] of `text`, a text at the same lines and columns as the file's (such as
+    /// a [`Split`](super::locate::Split)'s skeleton).
+    pub(super) fn outline_of<T: DeserializeOwned + Default>(&mut self, text: &str) -> Option<T> {
         match serde_yaml::from_str(text) {
             Ok(outline) => Some(outline),
             Err(_) if serde_yaml::Deserializer::from_str(text).next().is_none() => {

@@ -30,7 +30,7 @@ use serde::de::{Deserializer, IgnoredAny};
 use serde_yaml::Value;
 
 use super::document::{Check, Document, read, sorted};
-use super::locate::{Segment, Segment::Index, Segment::Key};
+use super::locate::{Segment, Segment::Index, Segment::Key, Split};
 use super::{
     AuthConfig, Config, ConfigErrors, DNS_RECORD_TYPES, Diagnostic, DnsProbe, EVENT_TYPES,
     HttpProbe, IcmpProbe, IcmpUnavailable, IncidentTemplate, MaintenanceWindow, ProbeConfig,
@@ -96,7 +96,7 @@ pub fn load_with(
     let mut diagnostics = Vec::new();
     let config_dir = path.parent().unwrap_or(Path::new(""));
     let settings = read(path.to_path_buf(), &mut diagnostics)
-        .map(|doc| settings(&doc, config_dir, env, &mut diagnostics));
+        .map(|doc| settings(&doc, config_dir, Secrets::From(env), &mut diagnostics));
     let Some(settings) = settings else {
         return Err(ConfigErrors(diagnostics));
     };
@@ -104,7 +104,7 @@ pub fn load_with(
     let categories = settings
         .categories_known
         .then_some(&settings.workflow.categories[..]);
-    let (probes, rules) = rule_files_with(
+    let RuleSet { probes, rules, .. } = rule_files_with(
         &settings.rule_files,
         &mut icmp,
         categories,
@@ -128,42 +128,69 @@ pub fn load_with(
     })
 }
 
-/// Loads the rule files at `paths` on their own, without an `incidentd.yaml`: what
-/// `incidentd test` evaluates. Either every probe and rule, valid, or every problem found,
+/// The workflow the `incidentd.yaml` at `path` configures (`categories`, `priority_matrix`,
+/// `escalation`, `closure`, `sla`): what `incidentd test` runs rule tests with, so that they
+/// decide as the server would. Every problem in the file is reported, but the environment
+/// variables it names are not read (a rule test needs no secret) and its rule files are not
+/// loaded (a test file names its own).
+pub fn load_workflow(path: &Path) -> Result<WorkflowConfig, ConfigErrors> {
+    let mut diagnostics = Vec::new();
+    let config_dir = path.parent().unwrap_or(Path::new(""));
+    let settings = read(path.to_path_buf(), &mut diagnostics)
+        .map(|doc| settings(&doc, config_dir, Secrets::Unread, &mut diagnostics));
+    match settings {
+        Some(settings) if diagnostics.is_empty() => Ok(settings.workflow),
+        _ => Err(sorted(diagnostics)),
+    }
+}
+
+/// Loads the rule files at `paths` on their own, without an `incidentd.yaml` (so their
+/// categories are not checked). Either every probe and rule, valid, or every problem found,
 /// sorted by file, line and column.
 pub fn load_rule_files(
     paths: &[PathBuf],
 ) -> Result<(Vec<ProbeConfig>, Vec<RuleConfig>), ConfigErrors> {
     let mut diagnostics = Vec::new();
-    let loaded = rule_files(paths, &mut diagnostics);
+    let loaded = rule_files(paths, None, &mut diagnostics);
     if diagnostics.is_empty() {
-        Ok(loaded)
+        Ok((loaded.probes, loaded.rules))
     } else {
         Err(sorted(diagnostics))
     }
 }
 
-/// Reads and checks rule files, names across all of them included (not their categories:
-/// the taxonomy is in `incidentd.yaml`). What it returns is complete only when it pushed no
-/// diagnostic.
+/// The probes and rules of some rule files, as far as they are valid.
+pub(super) struct RuleSet {
+    pub(super) probes: Vec<ProbeConfig>,
+    pub(super) rules: Vec<RuleConfig>,
+    /// Every probe and rule was read: the only problems, if any, are categories missing from
+    /// the taxonomy. The names the files define are then known for sure.
+    pub(super) complete: bool,
+}
+
+/// Reads and checks rule files, names across all of them included, and every rule's category
+/// against `categories` when given (the taxonomy of `incidentd.yaml`). What it returns is
+/// complete only when it pushed no diagnostic.
 pub(super) fn rule_files(
     paths: &[PathBuf],
+    categories: Option<&[Category]>,
     diagnostics: &mut Vec<Diagnostic>,
-) -> (Vec<ProbeConfig>, Vec<RuleConfig>) {
+) -> RuleSet {
     let mut icmp = IcmpGate {
         access: &crate::probe::icmp::check_access,
         answer: None,
     };
-    rule_files_with(paths, &mut icmp, None, diagnostics)
+    rule_files_with(paths, &mut icmp, categories, diagnostics)
 }
 
-/// [`rule_files`], with every rule's category checked against `categories` when given.
+/// [`rule_files`], with the host's ICMP answer given.
 fn rule_files_with(
     paths: &[PathBuf],
     icmp: &mut IcmpGate<'_>,
     categories: Option<&[Category]>,
     diagnostics: &mut Vec<Diagnostic>,
-) -> (Vec<ProbeConfig>, Vec<RuleConfig>) {
+) -> RuleSet {
+    let before = diagnostics.len();
     let mut files = Vec::new();
     for file in paths {
         if let Some(doc) = read(file.clone(), diagnostics) {
@@ -172,15 +199,30 @@ fn rule_files_with(
     }
     check_names(&files, diagnostics);
     check_dependencies(&files, diagnostics);
+    let complete = diagnostics.len() == before;
     if let Some(categories) = categories {
         check_categories(&files, categories, diagnostics);
     }
-    let (mut probes, mut rules) = (Vec::new(), Vec::new());
+    let mut probes = Vec::with_capacity(files.iter().map(|file| file.probes.len()).sum());
+    let mut rules = Vec::with_capacity(files.iter().map(|file| file.rules.len()).sum());
     for file in files {
         probes.extend(file.probes.into_iter().filter_map(|entry| entry.config));
         rules.extend(file.rules.into_iter().filter_map(|entry| entry.config));
     }
-    (probes, rules)
+    RuleSet {
+        probes,
+        rules,
+        complete,
+    }
+}
+
+/// Where the secrets `incidentd.yaml` names come from.
+#[derive(Clone, Copy)]
+enum Secrets<'a> {
+    /// Each environment variable is read, and must be set (`serve`, `check`).
+    From(&'a dyn Fn(&str) -> Option<String>),
+    /// None is read: tokens and webhooks are checked but left out (`incidentd test`).
+    Unread,
 }
 
 /// Whether this host lets incidentd send ICMP echo requests, asked once and only if needed.
@@ -550,14 +592,18 @@ impl Check<'_> {
 
     /// The value of the environment variable `var`, which the field at `path` names; `what`
     /// says which field of what, e.g. "token_env of token `admin`". Never echoes the value.
-    /// Surrounding whitespace (the newline of a secret file) is not part of it.
+    /// Surrounding whitespace (the newline of a secret file) is not part of it. `None`
+    /// without a problem when secrets are not read.
     fn secret(
         &mut self,
         path: &[Segment<'_>],
         var: &str,
         what: &str,
-        env: &dyn Fn(&str) -> Option<String>,
+        secrets: Secrets<'_>,
     ) -> Option<String> {
+        let Secrets::From(env) = secrets else {
+            return None;
+        };
         match env(var) {
             None => {
                 self.at(
@@ -599,7 +645,7 @@ struct Settings {
 fn settings(
     doc: &Document,
     config_dir: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Secrets<'_>,
     out: &mut Vec<Diagnostic>,
 ) -> Settings {
     let mut check = Check { doc, out };
@@ -973,11 +1019,7 @@ fn resolve_glob(config_dir: &Path, glob: &str) -> String {
     Path::new(&dir).join(glob).to_string_lossy().into_owned()
 }
 
-fn tokens(
-    check: &mut Check<'_>,
-    items: Vec<Value>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Vec<TokenConfig> {
+fn tokens(check: &mut Check<'_>, items: Vec<Value>, env: Secrets<'_>) -> Vec<TokenConfig> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut values: HashMap<String, String> = HashMap::new();
     let mut tokens = Vec::new();
@@ -1036,11 +1078,7 @@ fn tokens(
     tokens
 }
 
-fn webhooks(
-    check: &mut Check<'_>,
-    items: Vec<Value>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Vec<WebhookConfig> {
+fn webhooks(check: &mut Check<'_>, items: Vec<Value>, env: Secrets<'_>) -> Vec<WebhookConfig> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut webhooks = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
@@ -1077,7 +1115,7 @@ fn webhook(
     index: usize,
     name: Option<String>,
     outline: WebhookOutline,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Secrets<'_>,
 ) -> Option<WebhookConfig> {
     let at = [Key("webhooks"), Index(index)];
     let field = |key| [Key("webhooks"), Index(index), Key(key)];
@@ -1125,7 +1163,7 @@ fn webhook_keys(
     path: &[Segment<'_>],
     var: &str,
     subject: &str,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Secrets<'_>,
 ) -> Option<Vec<Vec<u8>>> {
     let what = format!("secret_env of {subject}");
     let value = check.secret(path, var, &what, env)?;
@@ -1241,6 +1279,15 @@ struct RuleCategory {
 }
 
 fn rule_file(doc: Document, icmp: &mut IcmpGate<'_>, out: &mut Vec<Diagnostic>) -> RuleFile {
+    let before = out.len();
+    if let Some(split) = doc.source.split_lists(&["probes", "rules"]) {
+        if let Some((probes, rules)) = split_rule_file(&doc, &split, icmp, out) {
+            return RuleFile { doc, probes, rules };
+        }
+        // Some item's lines do not hold exactly one item: the file is read whole.
+        out.truncate(before);
+        doc.source.forget_split();
+    }
     let mut check = Check { doc: &doc, out };
     let outline = check.outline::<RuleFileOutline>().unwrap_or_default();
     let probes = outline
@@ -1258,6 +1305,45 @@ fn rule_file(doc: Document, icmp: &mut IcmpGate<'_>, out: &mut Vec<Diagnostic>) 
         .map(|(index, item)| rule_entry(&mut check, index, item))
         .collect();
     RuleFile { doc, probes, rules }
+}
+
+/// [`rule_file`] with the block lists cut into their items ([`Source::split_lists`]): each
+/// item is parsed from its own lines and checked before the next is parsed, so that a large
+/// file is never in memory as YAML nodes all at once. The same items, positions and problems
+/// as reading the file whole; `None` as soon as an item's lines do not parse as one item.
+fn split_rule_file(
+    doc: &Document,
+    split: &Split,
+    icmp: &mut IcmpGate<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> Option<(Vec<ProbeEntry>, Vec<RuleEntry>)> {
+    let mut check = Check { doc, out };
+    // The cut lists are null in the skeleton; a list it left (a flow list) is in its outline.
+    let Some(outline) = check.outline_of::<RuleFileOutline>(&split.skeleton) else {
+        return Some((Vec::new(), Vec::new()));
+    };
+    let mut probes = Vec::new();
+    for (index, item) in outline.probes.unwrap_or_default().into_iter().enumerate() {
+        probes.push(probe_entry(&mut check, icmp, index, item));
+    }
+    let mut rules = Vec::new();
+    for (index, item) in outline.rules.unwrap_or_default().into_iter().enumerate() {
+        rules.push(rule_entry(&mut check, index, item));
+    }
+    for (key, items) in &split.lists {
+        match *key {
+            "probes" => probes.reserve_exact(items.len()),
+            _ => rules.reserve_exact(items.len()),
+        }
+        for (index, lines) in items.iter().enumerate() {
+            let item = doc.source.split_item(lines)?;
+            match *key {
+                "probes" => probes.push(probe_entry(&mut check, icmp, index, item)),
+                _ => rules.push(rule_entry(&mut check, index, item)),
+            }
+        }
+    }
+    Some((probes, rules))
 }
 
 /// A loose item's mapping, looking through a YAML tag (`!tag {..}`), which serde ignores.
@@ -3531,6 +3617,19 @@ probes:
         assert_eq!(config.rules[N - 1].probe, format!("probe-{}", N - 1));
     }
 
+    #[test]
+    fn the_workflow_for_rule_tests_is_the_one_the_server_loads_without_reading_secrets() {
+        let (dir, config) = load_ok(&[
+            ("incidentd.yaml", FULL_CONFIG),
+            ("rules/web.yaml", WEB_RULES),
+            ("extra/db.yaml", DB_RULES),
+        ]);
+        // FULL_CONFIG names T_ADMIN, T_INGEST and HOOK_SECRET: none is needed here.
+        let workflow = load_workflow(&dir.path().join("incidentd.yaml")).expect("valid");
+        assert_eq!(workflow, config.workflow);
+        assert_ne!(workflow, WorkflowConfig::default());
+    }
+
     // ----- reload ---------------------------------------------------------------------
 
     const RELOADED_RULES: &str = "\
@@ -3601,6 +3700,67 @@ rules:
         let (_b, moved) = load_ok(&[("incidentd.yaml", config)]);
         assert_eq!(old.restart_required(&moved), ["storage"]);
         assert_eq!(old.restart_required(&old.clone()), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn an_error_deep_in_a_large_file_has_its_position() {
+        const N: usize = 10_000;
+        let mut text = String::from("probes:\n");
+        for i in 0..N {
+            let interval = if i == N - 2 { "5 min" } else { "30s" };
+            text.push_str(&format!(
+                "  - name: probe-{i}\n    interval: {interval}\n    http: {{url: 'http://127.0.0.1:8080/{i}'}}\n"
+            ));
+        }
+        text.push_str("rules:\n");
+        for i in 0..N {
+            let probe = if i == N - 1 { "probe-x" } else { "probe-1" };
+            text.push_str(&format!(
+                "- {{name: rule-{i}, probe: {probe}, when: '[STATUS] != 200'}}\n"
+            ));
+        }
+        check(
+            &[("incidentd.yaml", ""), ("rules/big.yaml", &text)],
+            &[
+                "rules/big.yaml:29997:15: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/big.yaml:40002:28: rule `rule-9999` names unknown probe `probe-x`; did you mean `probe-0`?",
+            ],
+        );
+    }
+
+    #[test]
+    fn lists_that_cannot_be_cut_into_items_load_as_a_whole_with_the_same_positions() {
+        // An alias to another item's anchor: that item's lines alone do not parse. Read whole,
+        // the alias is its anchor's node, and is found there.
+        let aliased = "\
+probes:
+  - &web {name: web, interval: 5 min, http: {url: 'http://x/'}}
+  - *web
+rules:
+  - {name: r, probe: web, when: '[STAUS] != 200'}
+";
+        check(
+            &rules(aliased),
+            &[
+                "rules/web.yaml:2:17: duplicate probe name `web`; first defined at rules/web.yaml:2:17",
+                "rules/web.yaml:2:32: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/web.yaml:2:32: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/web.yaml:5:34: unknown placeholder [STAUS]; did you mean [STATUS]?",
+            ],
+        );
+        // A flow list is left in the skeleton, the block list beside it is cut.
+        let flow = "\
+probes: [{name: web, interval: 5 min, http: {url: 'http://x/'}}]
+rules:
+  - {name: r, probe: web, when: '[STAUS] != 200'}
+";
+        check(
+            &rules(flow),
+            &[
+                "rules/web.yaml:1:32: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "rules/web.yaml:3:34: unknown placeholder [STAUS]; did you mean [STATUS]?",
+            ],
+        );
     }
 
     // ----- small pieces -----------------------------------------------------------------

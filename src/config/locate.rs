@@ -13,6 +13,11 @@
 //! Each question parses text again, so callers ask only about nodes known to be wrong. To keep
 //! that cheap in a large file, a question about an item of a block list (`- ...` lines) is
 //! asked of that item's lines alone, once they are known to hold exactly that item.
+//!
+//! serde_yaml parses a document whole: every event of it, then every node of a [`Value`], is in
+//! memory at once (about 30 times the text). [`Source::split_lists`] cuts the top-level block
+//! lists of a large file into their items by looking at the text's lines, so that each item is
+//! parsed on its own, and what is left of the document (its *skeleton*) too.
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
@@ -77,6 +82,19 @@ pub(crate) struct Source {
     value: OnceCell<Option<Value>>,
     /// Per list (its keys joined), the lines of each block item; `None`: not a block list.
     items: RefCell<HashMap<String, Option<Vec<ItemLines>>>>,
+    /// Per top-level list [`Source::split_lists`] cut, the lines of each item, known to hold
+    /// exactly that item once the caller has parsed each of them.
+    split: RefCell<HashMap<&'static str, Vec<ItemLines>>>,
+}
+
+/// A document cut at the items of some of its top-level block lists, without parsing it.
+pub(crate) struct Split {
+    /// The text with the lines of those lists' items emptied, their line breaks kept: the rest
+    /// of the document at the same lines and columns. Each of those lists is an empty
+    /// (null) value in it.
+    pub(crate) skeleton: String,
+    /// Per list, in the order asked: its key and the lines of each of its items.
+    pub(crate) lists: Vec<(&'static str, Vec<Range<usize>>)>,
 }
 
 /// The message of the marker error. It cannot come from a YAML document: it holds a NUL.
@@ -105,6 +123,7 @@ impl Source {
             line_starts: OnceCell::new(),
             value: OnceCell::new(),
             items: RefCell::new(HashMap::new()),
+            split: RefCell::new(HashMap::new()),
         }
     }
 
@@ -155,6 +174,21 @@ impl Source {
         let (Segment::Index(index), rest) = rest.split_first()? else {
             return None;
         };
+        let mut inner = vec![Segment::Index(0)];
+        inner.extend_from_slice(rest);
+        if let [Segment::Key(key)] = list
+            && let Some(item) = self
+                .split
+                .borrow()
+                .get(key)
+                .and_then(|items| items.get(*index))
+        {
+            return Some(Scope {
+                text: self.text.get(item.bytes.clone())?,
+                path: inner,
+                lines_before: item.first_line,
+            });
+        }
         let item = self.item_lines(list)?.get(*index)?.clone();
         let text = self.text.get(item.bytes)?;
         // The lines must hold exactly this item (a quoted scalar's continuation line can look
@@ -164,8 +198,6 @@ impl Source {
             Ok(Value::Sequence(items)) if items.len() == 1 && items[0] == *expected => {}
             _ => return None,
         }
-        let mut inner = vec![Segment::Index(0)];
-        inner.extend_from_slice(rest);
         Some(Scope {
             text,
             path: inner,
@@ -186,12 +218,8 @@ impl Source {
         if let Some(known) = self.items.borrow().get(&key) {
             return known.clone();
         }
-        // Lines are counted at `\n` only here, so other line breaks YAML knows (a lone `\r`,
-        // NEL, LS, PS) would shift every line after them: no item lines then.
-        let other_breaks = self.text.contains(['\u{85}', '\u{2028}', '\u{2029}'])
-            || self.text.replace("\r\n", "").contains('\r');
         let found = match node_position_in(&self.text, list) {
-            Some(start) if !other_breaks => block_items(&self.text, start),
+            Some(start) if !self.other_line_breaks() => block_items(&self.text, start),
             _ => None,
         };
         // As many items as the list has, or a line was taken for an item start that is not one
@@ -199,6 +227,109 @@ impl Source {
         let found = found.filter(|items| Some(items.len()) == self.list_len(list));
         self.items.borrow_mut().insert(key, found.clone());
         found
+    }
+
+    /// Lines are counted at `\n` only here, so other line breaks YAML knows (a lone `\r`, NEL,
+    /// LS, PS) would shift every line after them: no item lines then.
+    fn other_line_breaks(&self) -> bool {
+        let text = &self.text;
+        text.contains(['\u{85}', '\u{2028}', '\u{2029}'])
+            || text
+                .match_indices('\r')
+                .any(|(at, _)| text.as_bytes().get(at + 1) != Some(&b'\n'))
+    }
+
+    /// Cuts the top-level block lists under `keys` into their items, looking at lines only: a
+    /// list is cut when its key starts a line (`probes:`, nothing after it but a comment), the
+    /// key is there once, and its items are block items (`- ...`) on the lines below.
+    ///
+    /// A cut can be wrong only where a line that looks like an item starts inside a quoted
+    /// scalar or a flow collection (a block scalar ends at a line that is not indented more
+    /// than its item); then that construct is unterminated in the item's lines or in the
+    /// skeleton, and that part does not parse. An alias to an anchor in another item does not
+    /// parse either. So the cut holds exactly when the
+    /// skeleton parses with a null under each key (checked here) and each item's lines parse
+    /// as one item ([`Source::split_item`], which the caller asks of each item). Until the
+    /// caller has done that, or when it gives up ([`Source::forget_split`]), the items' lines
+    /// answer questions about their items.
+    ///
+    /// `None`: no list to cut, or the cut does not hold.
+    pub(crate) fn split_lists(&self, keys: &[&'static str]) -> Option<Split> {
+        if self.other_line_breaks() {
+            return None;
+        }
+        let text = &self.text;
+        let mut lists = Vec::new();
+        for &key in keys {
+            let mut found = text
+                .split_inclusive('\n')
+                .enumerate()
+                .filter(|(index, line)| is_key_line(line, key, *index == 0));
+            let Some((key_line, _)) = found.next() else {
+                continue;
+            };
+            if found.next().is_some() {
+                return None;
+            }
+            let Some(start) = first_item(text, key_line) else {
+                continue;
+            };
+            lists.push((key, block_items(text, start)?));
+        }
+        if lists.is_empty() {
+            return None;
+        }
+        // Every item is whole lines: each becomes as many empty lines.
+        let mut cuts: Vec<&Range<usize>> = lists
+            .iter()
+            .flat_map(|(_, items)| items.iter().map(|item| &item.bytes))
+            .collect();
+        cuts.sort_by_key(|cut| cut.start);
+        let mut skeleton = String::new();
+        let mut kept = 0;
+        for cut in cuts {
+            skeleton.push_str(text.get(kept..cut.start)?);
+            let breaks = text.get(cut.clone())?.matches('\n').count();
+            skeleton.extend(std::iter::repeat_n('\n', breaks));
+            kept = cut.end;
+        }
+        skeleton.push_str(text.get(kept..)?);
+        let outline: Value = serde_yaml::from_str(&skeleton).ok()?;
+        if !lists
+            .iter()
+            .all(|(key, _)| matches!(outline.get(*key), Some(Value::Null)))
+        {
+            return None;
+        }
+        drop(outline);
+        let mut split = self.split.borrow_mut();
+        split.clear();
+        for (key, items) in &lists {
+            split.insert(key, items.clone());
+        }
+        Some(Split {
+            skeleton,
+            lists: lists
+                .into_iter()
+                .map(|(key, items)| (key, items.into_iter().map(|item| item.bytes).collect()))
+                .collect(),
+        })
+    }
+
+    /// The one item an item's lines from [`Split::lists`] hold, parsed. `None` when they do
+    /// not parse as exactly one item: the cut does not hold.
+    pub(crate) fn split_item(&self, lines: &Range<usize>) -> Option<Value> {
+        let text = self.text.get(lines.clone())?;
+        match serde_yaml::from_str::<Value>(text) {
+            Ok(Value::Sequence(mut items)) if items.len() == 1 => items.pop(),
+            _ => None,
+        }
+    }
+
+    /// Forgets the items' lines of [`Source::split_lists`]: questions go to the whole text, as
+    /// before the cut.
+    pub(crate) fn forget_split(&self) {
+        self.split.borrow_mut().clear();
     }
 
     /// The list at `list` (keys only) in the whole document, parsed once.
@@ -272,6 +403,48 @@ impl Source {
             column: content_column + offset,
         })
     }
+}
+
+/// Whether `line` is `KEY:` at the start of a line with nothing after it but whitespace and a
+/// comment: a top-level key whose value is on the lines below. The first line may start with
+/// a byte-order mark.
+fn is_key_line(line: &str, key: &str, first: bool) -> bool {
+    let line = if first {
+        line.strip_prefix('\u{feff}').unwrap_or(line)
+    } else {
+        line
+    };
+    let Some(rest) = line
+        .strip_prefix(key)
+        .and_then(|rest| rest.strip_prefix(':'))
+    else {
+        return false;
+    };
+    let rest = rest.trim_end_matches(['\n', '\r']);
+    rest.is_empty()
+        || (rest.starts_with([' ', '\t']) && {
+            let rest = rest.trim_start_matches([' ', '\t']);
+            rest.is_empty() || rest.starts_with('#')
+        })
+}
+
+/// Where the first item of the block list under the key on line `key_line` (0-based) is: the
+/// first line below it that is neither blank nor a comment, when it is a block item.
+fn first_item(text: &str, key_line: usize) -> Option<Position> {
+    let (index, line) = text
+        .split_inclusive('\n')
+        .enumerate()
+        .skip(key_line + 1)
+        .find(|(_, line)| {
+            let trimmed = line.trim_start_matches(' ').trim_end_matches(['\n', '\r']);
+            !(trimmed.is_empty() || trimmed.starts_with('#'))
+        })?;
+    let content = line.trim_end_matches(['\n', '\r']);
+    let trimmed = content.trim_start_matches(' ');
+    (trimmed == "-" || trimmed.starts_with("- ")).then_some(Position {
+        line: index + 1,
+        column: content.len() - trimmed.len() + 1,
+    })
 }
 
 /// The lines of each item of a block list whose first `-` is at `start`; `None` when the list
@@ -946,6 +1119,214 @@ flow: [{name: f}]
                 }
             }
         }
+    }
+
+    const RULE_FILE: &str = "\
+# generated
+probes:
+  - name: a
+    http: {url: 'http://x/'}
+
+  # between items
+  - name: b
+    labels: {team: t}
+    http:
+      url: \"http://y/\"
+rules:
+- {name: r, probe: a, when: '[STATUS] != 200'}
+- name: s
+  probe: b
+  when: |
+    [STATUS] != 200
+    && [CONNECTED]
+";
+
+    /// The document `split` describes, put together again as a value: the skeleton's, with
+    /// each cut list's items parsed from their own lines. `None` when an item's lines do not
+    /// hold exactly one item.
+    fn reassembled(source: &Source, split: &Split) -> Option<Value> {
+        let mut value: Value = serde_yaml::from_str(&split.skeleton).expect("checked");
+        for (key, items) in &split.lists {
+            let items: Option<Vec<Value>> =
+                items.iter().map(|lines| source.split_item(lines)).collect();
+            value[*key] = Value::Sequence(items?);
+        }
+        Some(value)
+    }
+
+    #[test]
+    fn block_lists_are_cut_into_items_and_the_rest_keeps_its_lines() {
+        let source = Source::new(RULE_FILE.to_owned());
+        let split = source.split_lists(&["probes", "rules"]).expect("a cut");
+        let items: Vec<(&str, Vec<&str>)> = split
+            .lists
+            .iter()
+            .map(|(key, items)| (*key, items.iter().map(|r| &RULE_FILE[r.clone()]).collect()))
+            .collect();
+        assert_eq!(
+            items,
+            [
+                (
+                    "probes",
+                    vec![
+                        "  - name: a\n    http: {url: 'http://x/'}\n\n  # between items\n",
+                        "  - name: b\n    labels: {team: t}\n    http:\n      url: \"http://y/\"\n",
+                    ]
+                ),
+                (
+                    "rules",
+                    vec![
+                        "- {name: r, probe: a, when: '[STATUS] != 200'}\n",
+                        "- name: s\n  probe: b\n  when: |\n    [STATUS] != 200\n    && [CONNECTED]\n",
+                    ]
+                ),
+            ]
+        );
+        assert_eq!(
+            split.skeleton,
+            "# generated\nprobes:\n\n\n\n\n\n\n\n\nrules:\n\n\n\n\n\n\n"
+        );
+        let whole: Value = serde_yaml::from_str(RULE_FILE).expect("valid");
+        assert_eq!(reassembled(&source, &split), Some(whole));
+        // Questions about items are answered from their lines, as the whole text answers.
+        for path in [
+            &[Key("probes"), Index(1), Key("http"), Key("url")][..],
+            &[Key("rules"), Index(1), Key("when")],
+            &[Key("rules"), Index(0), Key("probe")],
+        ] {
+            assert!(source.item_scope(path).is_some(), "{path:?}");
+            assert_eq!(
+                source.node_position(path),
+                node_position_in(RULE_FILE, path),
+                "{path:?}"
+            );
+            assert_eq!(
+                source.key_position(path),
+                key_position_in(RULE_FILE, path),
+                "{path:?}"
+            );
+        }
+        source.forget_split();
+        assert!(source.split.borrow().is_empty());
+    }
+
+    #[test]
+    fn lists_that_cannot_be_cut_safely_are_left_whole() {
+        let cut = |text: &str| {
+            Source::new(text.to_owned())
+                .split_lists(&["probes", "rules"])
+                .map(|split| {
+                    split
+                        .lists
+                        .iter()
+                        .map(|(key, items)| format!("{key}:{}", items.len()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+        };
+        assert_eq!(cut(RULE_FILE).as_deref(), Some("probes:2 rules:2"));
+        assert_eq!(
+            cut("\u{feff}probes:   # a comment\n  - a\n").as_deref(),
+            Some("probes:1")
+        );
+        // A flow list stays in the skeleton; the other one is cut.
+        assert_eq!(
+            cut("probes: [a, b]\nrules:\n  - r\n").as_deref(),
+            Some("rules:1")
+        );
+        for text in [
+            "probes: [a, b]\n",
+            "probes:\n  a: 1\n",
+            "probes: &list\n  - a\n",
+            "probes:\n  - a\nprobes:\n  - b\n",
+            // A line after the list, less indented than its items: the list is not alone.
+            "probes:\n  - a\n b: 1\n",
+            // Line breaks other than \n.
+            "probes:\r  - a\r",
+            "probes:\n  - a\u{2028}\n",
+            // The key inside a quoted scalar that spans lines.
+            "x: \"a\nprobes:\n  - b\nz\"\n",
+            "x: 1\n",
+            "",
+        ] {
+            assert_eq!(cut(text), None, "{text:?}");
+        }
+        // A quoted scalar whose continuation line looks like an item: the cut is made, and the
+        // item's lines do not parse, so the caller reads the file whole.
+        let text = "probes:\n  - name: 'a\n  - b'\n";
+        let source = Source::new(text.to_owned());
+        let split = source.split_lists(&["probes"]).expect("a cut");
+        assert_eq!(source.split_item(&split.lists[0].1[0]), None);
+        assert_eq!(reassembled(&source, &split), None);
+    }
+
+    /// Property: on any text (random edits of [`RULE_FILE`]), a cut whose items all parse
+    /// reads as the whole text does, and answers questions about positions as it does.
+    #[test]
+    fn a_cut_whose_items_parse_is_the_whole_document_on_mutated_input() {
+        const EDITS: [&str; 15] = [
+            "- ",
+            "\n",
+            " ",
+            "'",
+            "\"",
+            "#",
+            ":",
+            "{",
+            "}",
+            "[",
+            "&a ",
+            "*a",
+            "|",
+            "\n- ",
+            "\nrules:\n",
+        ];
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut random = move |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % below as u64).unwrap_or(0)
+        };
+        let mut cut = 0;
+        for _ in 0..400 {
+            let mut text: Vec<char> = RULE_FILE.chars().collect();
+            for _ in 0..1 + random(3) {
+                let at = random(text.len());
+                if random(2) == 0 {
+                    text.remove(at);
+                } else {
+                    text.splice(at..at, EDITS[random(EDITS.len())].chars());
+                }
+            }
+            let text: String = text.into_iter().collect();
+            let source = Source::new(text.clone());
+            let Some(split) = source.split_lists(&["probes", "rules"]) else {
+                continue;
+            };
+            let Some(value) = reassembled(&source, &split) else {
+                continue;
+            };
+            cut += 1;
+            let whole = serde_yaml::from_str::<Value>(&text);
+            assert_eq!(whole.ok(), Some(value), "{text}");
+            for (key, items) in &split.lists {
+                for index in 0..items.len() {
+                    for field in ["name", "when", "http"] {
+                        let path = [Key(key), Index(index), Key(field)];
+                        let context = format!("{path:?} in\n{text}");
+                        let node = node_position_in(&text, &path);
+                        assert_eq!(source.node_position(&path), node, "{context}");
+                        let key = key_position_in(&text, &path);
+                        assert_eq!(source.key_position(&path), key, "{context}");
+                        let full =
+                            deserialize_in::<u8>(&text, &path).map_err(|e| YamlError::from(&e));
+                        assert_eq!(source.deserialize_at::<u8>(&path), full, "{context}");
+                    }
+                }
+            }
+        }
+        assert!(cut > 100, "only {cut} of 400 edits were cut");
     }
 
     #[test]

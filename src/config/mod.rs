@@ -21,7 +21,7 @@ use crate::domain::condition::Condition;
 use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::Level;
 
-pub use load::{load, load_rule_files, load_with};
+pub use load::{load, load_rule_files, load_with, load_workflow};
 pub use rule_test_file::{
     CertificateExpiry, DEFAULT_TEST_START, Expectation, ExpectedEvent, MAX_STEPS, ProbeResult,
     ProbeSeries, RuleTest, RuleTestFile, load_rule_test,

@@ -16,11 +16,12 @@ use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
 use super::document::{Check, read, sorted};
-use super::load::{RulePattern, closest, is_label_name, match_rule_files, rule_files};
+use super::load::{RulePattern, RuleSet, closest, is_label_name, match_rule_files, rule_files};
 use super::locate::Segment::{self, Index, Key};
 use super::{ConfigErrors, ProbeConfig, ProbeTarget, RuleConfig};
 use crate::domain::duration::parse_duration;
 use crate::domain::incident::Tier;
+use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::Priority;
 
 /// Where time starts in a test that does not say (`start:`).
@@ -38,6 +39,9 @@ pub struct RuleTestFile {
     pub rule_files: Vec<PathBuf>,
     pub probes: Vec<ProbeConfig>,
     pub rules: Vec<RuleConfig>,
+    /// The deployment's workflow (categories, priority matrix, escalation, closure, SLA) the
+    /// rules' categories were checked against, and the tests run with.
+    pub workflow: WorkflowConfig,
     pub tests: Vec<RuleTest>,
 }
 
@@ -145,9 +149,13 @@ impl ExpectedEvent {
     }
 }
 
-/// Loads a rule unit-test file and the rule files it names: either everything valid, or
-/// every problem in the test file and in the rule files, sorted by file, line and column.
-pub fn load_rule_test(path: &Path) -> Result<RuleTestFile, ConfigErrors> {
+/// Loads a rule unit-test file and the rule files it names, their categories checked against
+/// `workflow`'s taxonomy as the server would: either everything valid, or every problem in the
+/// test file and in the rule files, sorted by file, line and column.
+pub fn load_rule_test(
+    path: &Path,
+    workflow: &WorkflowConfig,
+) -> Result<RuleTestFile, ConfigErrors> {
     let mut diagnostics = Vec::new();
     let Some(doc) = read(path.to_path_buf(), &mut diagnostics) else {
         return Err(sorted(diagnostics));
@@ -161,11 +169,14 @@ pub fn load_rule_test(path: &Path) -> Result<RuleTestFile, ConfigErrors> {
         return Err(sorted(diagnostics));
     };
     let files = rule_file_paths(&mut check, dir, outline.rule_files);
-    let before = check.count();
-    let (probes, rules) = rule_files(&files, check.out);
+    let RuleSet {
+        probes,
+        rules,
+        complete,
+    } = rule_files(&files, Some(&workflow.categories), check.out);
     // With broken rule files, what names they define is not known for sure: checking the
     // tests' names against them would only add noise.
-    let known = (check.count() == before).then_some(Known {
+    let known = complete.then_some(Known {
         probes: &probes,
         rules: &rules,
     });
@@ -185,6 +196,7 @@ pub fn load_rule_test(path: &Path) -> Result<RuleTestFile, ConfigErrors> {
         rule_files: files,
         probes,
         rules,
+        workflow: workflow.clone(),
         tests,
     })
 }
@@ -775,7 +787,7 @@ rules:
         let path = dir.path().join("rules/tests/t.yaml");
         fs::write(&path, test).expect("write");
         let prefix = format!("{}/", dir.path().display());
-        load_rule_test(&path).map_err(|errors| {
+        load_rule_test(&path, &WorkflowConfig::default()).map_err(|errors| {
             errors
                 .0
                 .iter()
@@ -993,7 +1005,7 @@ tests:
             "rule_files: [bad.yaml]\ntests: [{name: x, probes: {other: [{}]}, expect: [{step: 1, opened: {rule: r}}]}]\n",
         )
         .expect("write");
-        let errors = load_rule_test(&path).unwrap_err();
+        let errors = load_rule_test(&path, &WorkflowConfig::default()).unwrap_err();
         let prefix = format!("{}/", dir.path().display());
         let got: Vec<String> = errors
             .0
@@ -1003,6 +1015,48 @@ tests:
         assert_eq!(
             got,
             ["bad.yaml:2:38: unknown placeholder [STAUS]; did you mean [STATUS]?"]
+        );
+    }
+
+    #[test]
+    fn categories_are_checked_against_the_deployments_taxonomy_and_names_still_are() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(
+            dir.path().join("rules.yaml"),
+            "probes: [{name: web, http: {url: 'http://x/'}}]\nrules:\n  - {name: r, probe: web, when: '[STATUS] != 200', incident: {category: performance}}\n  - {name: s, probe: web, when: '[STATUS] != 200'}\n",
+        )
+        .expect("write");
+        let path = dir.path().join("t.yaml");
+        fs::write(
+            &path,
+            "rule_files: [rules.yaml]\ntests: [{name: x, probes: {other: [{}]}}]\n",
+        )
+        .expect("write");
+        let prefix = format!("{}/", dir.path().display());
+        let load = |workflow: &WorkflowConfig| {
+            load_rule_test(&path, workflow).map_err(|errors| {
+                errors
+                    .0
+                    .iter()
+                    .map(|d| d.to_string().replace(&prefix, ""))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let unknown_probe = "t.yaml:2:28: unknown probe `other`: the rule files do not define it";
+        assert_eq!(
+            load(&WorkflowConfig::default()).unwrap_err(),
+            [unknown_probe]
+        );
+        let mut workflow = WorkflowConfig::default();
+        workflow
+            .categories
+            .retain(|c| c.name == "availability" || c.name == "request");
+        assert_eq!(
+            load(&workflow).unwrap_err(),
+            [
+                "rules.yaml:3:73: unknown category `performance`; valid: availability, request",
+                unknown_probe,
+            ]
         );
     }
 
