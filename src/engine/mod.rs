@@ -52,6 +52,15 @@ use outbox::Event;
 use rules::{DetectorKey, HistoryKey, Rule, RuleBook};
 use txn::{Gauges, Txn};
 
+/// How many subjects of each rule fire.
+fn firing_counts(detectors: &HashMap<DetectorKey, Detector>) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for key in detectors.iter().filter(|(_, d)| d.firing).map(|(k, _)| k) {
+        *counts.entry(key.rule.clone()).or_default() += 1;
+    }
+    counts
+}
+
 /// How often due timers are looked for.
 const TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// How many queued commands one transaction may carry.
@@ -103,6 +112,8 @@ struct State {
     /// Armed durable timers, earliest first and by incident.
     timers: Timers,
     detectors: HashMap<DetectorKey, Detector>,
+    /// How many subjects of each rule fire (`incidentd_rule_firing` without a scan).
+    firing: HashMap<String, usize>,
     /// Recent results per probe subject, as long as the longest window of its rules needs.
     histories: HashMap<HistoryKey, History>,
     /// Silences that have not ended.
@@ -179,6 +190,7 @@ impl Engine {
                 .collect(),
             timers: loaded.timers.into_iter().collect(),
             incidents: Correlator::new(loaded.incidents),
+            firing: firing_counts(&detectors),
             detectors,
             histories: HashMap::new(),
         };
@@ -245,29 +257,19 @@ impl Engine {
         }
     }
 
-    /// `incidentd_rule_firing` of every rule, from its detectors.
+    /// `incidentd_rule_firing` of every rule.
     fn set_rule_gauges(&self) {
-        let firing: HashSet<&str> = self
-            .state
-            .detectors
-            .iter()
-            .filter(|(_, d)| d.firing)
-            .map(|(key, _)| key.rule.as_str())
-            .collect();
         for rule in &self.setup.rules.rules {
             self.metrics
                 .rule_firing
                 .with_label_values(&[&rule.name])
-                .set(i64::from(firing.contains(rule.name.as_str())));
+                .set(i64::from(self.rule_firing(&rule.name)));
         }
     }
 
     /// Whether any subject of the rule is firing.
     fn rule_firing(&self, rule: &str) -> bool {
-        self.state
-            .detectors
-            .iter()
-            .any(|(key, detector)| detector.firing && key.rule == rule)
+        self.state.firing.get(rule).is_some_and(|&n| n > 0)
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
@@ -706,7 +708,12 @@ impl Engine {
                 self.snapshot.detectors.insert(key, detector);
                 txn.pending.detectors_changed = true;
             }
-            if transition.is_some() {
+            if let Some(transition) = transition {
+                let count = self.state.firing.entry(rule.name.clone()).or_default();
+                match transition {
+                    Transition::Fired => *count += 1,
+                    Transition::Recovered => *count = count.saturating_sub(1),
+                }
                 let firing = self.rule_firing(&rule.name);
                 txn.pending.rules.insert(rule.name.clone(), firing);
             }
@@ -791,13 +798,21 @@ impl Engine {
         at: DateTime<Utc>,
         txn: &mut Txn,
     ) {
+        // The snapshot's detectors are ordered by rule: each rule's are one range. Every
+        // detector that ever saw a result is there (a first result always changes it).
         let mut gone: Vec<Subject> = Vec::new();
         for rule in rules {
-            for (key, detector) in &self.state.detectors {
-                if key.rule != rule.name
-                    || key.subject.is_empty()
-                    || *detector == Detector::default()
-                {
+            let from = DetectorKey {
+                rule: rule.name.clone(),
+                subject: Subject::new(),
+            };
+            for (key, detector) in self
+                .snapshot
+                .detectors
+                .range(from..)
+                .take_while(|(key, _)| key.rule == rule.name)
+            {
+                if key.subject.is_empty() || *detector == Detector::default() {
                     continue;
                 }
                 if !present.contains(&key.subject) && !gone.contains(&key.subject) {
@@ -1045,7 +1060,11 @@ impl Engine {
             .cloned()
             .collect();
         for key in stale {
-            self.state.detectors.remove(&key);
+            if self.state.detectors.remove(&key).is_some_and(|d| d.firing)
+                && let Some(count) = self.state.firing.get_mut(&key.rule)
+            {
+                *count = count.saturating_sub(1);
+            }
             self.snapshot.detectors.remove(&key);
             txn.batch.delete_detector(&key.stored());
             txn.pending.detectors_changed = true;
@@ -1087,7 +1106,7 @@ impl Engine {
         }
         // Rules that stopped firing leave the gauge; new ones appear at 0.
         for rule in &report.rules_removed {
-            let _ = self.metrics.rule_firing.remove_label_values(&[rule]);
+            self.metrics.rule_firing.remove_label_values(&[rule]);
         }
         self.set_rule_gauges();
         self.snapshot.rules = self.setup.rules.clone();
