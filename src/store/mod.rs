@@ -32,7 +32,7 @@ use records::{
 
 /// The layout this build reads and writes. A store written by a newer layout is refused
 /// rather than misread.
-const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 1;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents.v1");

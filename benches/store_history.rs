@@ -1,0 +1,221 @@
+//! The store's reads on a long history: 1,000,000 stored incidents, 5% of them not closed
+//! (one in twenty ids, spread evenly, so the active ones are as far apart as they get:
+//! the worst case for a newest-first scan). Every incident has first-response and
+//! resolution clocks moved through its workflow and four timeline entries; incident `n`
+//! opened `n` minutes after 2026-01-01 (about two years in all).
+//!
+//! - start-up: `Store::open` + `Store::load`. Target: < 2 s.
+//! - the first page (50) of `GET /api/v1/incidents?state=open`, and of a list without a
+//!   filter.
+//! - every active incident in pages of 500, as the status page reads them.
+//! - `GET /api/v1/sla?window=30d`'s read and report.
+//!
+//! Filling 1,000,000 incidents takes a while, so the store is kept under
+//! `target/bench-fixtures/`, named by its size and schema version, and reused by later
+//! runs (it is written under a temporary name and renamed when complete). Reads are
+//! measured with the file in the page cache.
+//!
+//! Run: `cargo bench --bench store_history`.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, TimeDelta, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+// Shared with the other store benches; this one has its own mix of states.
+#[allow(dead_code)]
+mod fixtures;
+use incidentd::domain::incident::{Incident, IncidentId, Kind, State, Tier};
+use incidentd::domain::priority::Priority;
+use incidentd::domain::sla::{self, SlaPolicies};
+use incidentd::store::{SCHEMA_VERSION, Store};
+
+const INCIDENTS: u64 = 1_000_000;
+/// One incident in this many is not closed.
+const ACTIVE_EVERY: u64 = 20;
+const ACTIVE_STATES: [State; 4] = [
+    State::Open,
+    State::Acknowledged,
+    State::OnHold,
+    State::Resolved,
+];
+const PAGE: usize = 50;
+/// The status page reads active incidents in pages of this many.
+const STATUS_PAGE: usize = 500;
+
+fn opened_at(id: u64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_767_225_600, 0).unwrap() + Duration::minutes(id as i64)
+}
+
+/// "Now" for the SLA report: a day after the last incident opened.
+fn now() -> DateTime<Utc> {
+    opened_at(INCIDENTS) + Duration::days(1)
+}
+
+fn state_of(id: u64) -> (State, Priority) {
+    if !id.is_multiple_of(ACTIVE_EVERY) {
+        return (State::Closed, Priority::ALL[(id % 5) as usize]);
+    }
+    let k = id / ACTIVE_EVERY;
+    (
+        ACTIVE_STATES[(k % 4) as usize],
+        Priority::ALL[(k / 4 % 5) as usize],
+    )
+}
+
+/// Incident `id` as it stands, its clocks moved through its workflow.
+fn incident(id: u64, policies: &SlaPolicies) -> Incident {
+    let opened = opened_at(id);
+    let category = ["availability", "performance", "security"][(id % 3) as usize];
+    let ticket = fixtures::ticket(id, Kind::Incident, category);
+    let (state, priority) = state_of(id);
+    let (mut incident, _) =
+        Incident::open_ticket(IncidentId(id), ticket, priority, Tier::L1, "desk", opened);
+    sla::start(&mut incident, policies);
+    let acknowledged = opened + Duration::minutes((id % 240) as i64);
+    let resolved = acknowledged + Duration::minutes((id * 37 % 4_000) as i64);
+    let steps: &[(State, DateTime<Utc>)] = match state {
+        State::Open => &[],
+        State::Acknowledged => &[(State::Acknowledged, acknowledged)],
+        State::OnHold => &[
+            (State::Acknowledged, acknowledged),
+            (State::OnHold, acknowledged + Duration::minutes(10)),
+        ],
+        State::Resolved => &[
+            (State::Acknowledged, acknowledged),
+            (State::Resolved, resolved),
+        ],
+        State::Closed => &[
+            (State::Acknowledged, acknowledged),
+            (State::Resolved, resolved),
+            (State::Closed, resolved + Duration::minutes(90)),
+        ],
+    };
+    for &(state, at) in steps {
+        incident.state = state;
+        match state {
+            State::Acknowledged => incident.acknowledged_at = Some(at),
+            State::Resolved => {
+                incident.resolution = Some("rolled back the deploy".to_owned());
+                incident.resolved_at = Some(at);
+            }
+            State::Closed => incident.closed_at = Some(at),
+            _ => {}
+        }
+        sla::reconcile(&mut incident, policies, false, at);
+    }
+    incident
+}
+
+/// The store of 1,000,000 incidents: reused when a complete one of this schema exists.
+fn fixture(policies: &SlaPolicies) -> PathBuf {
+    // target/<profile>/deps/<bench binary>
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap();
+    let dir = target.join("bench-fixtures");
+    let path = dir.join(format!("store-history-{INCIDENTS}-v{SCHEMA_VERSION}.redb"));
+    if path.exists() {
+        eprintln!("reusing {}", path.display());
+        return path;
+    }
+    let partial = path.with_extension("redb.partial");
+    let _ = std::fs::remove_file(&partial);
+    std::fs::create_dir_all(&dir).unwrap();
+    let started = std::time::Instant::now();
+    let store = Store::open(&partial).unwrap();
+    fixtures::fill(&store, INCIDENTS, |id| incident(id, policies));
+    drop(store);
+    std::fs::rename(&partial, &path).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    eprintln!(
+        "wrote {INCIDENTS} incidents in {:.1?} ({} MiB) to {}",
+        started.elapsed(),
+        size >> 20,
+        path.display()
+    );
+    path
+}
+
+/// The filter `GET /api/v1/incidents?state=open` builds.
+fn state_open(incident: &Incident) -> bool {
+    incident.state == State::Open
+}
+
+fn bench(c: &mut Criterion) {
+    let policies = SlaPolicies::default();
+    let path = fixture(&policies);
+
+    let mut group = c.benchmark_group("start-up");
+    group.sample_size(10);
+    group.bench_function("open + load (1M incidents, 5% active)", |b| {
+        b.iter(|| start_up(&path));
+    });
+    group.finish();
+
+    let store = Store::open(&path).unwrap();
+    let mut group = c.benchmark_group("list (1M incidents)");
+    group.bench_function("first page, state=open", |b| {
+        b.iter(|| {
+            let (page, next) = store.list_incidents(None, PAGE, state_open).unwrap();
+            assert_eq!(page.len(), PAGE);
+            assert!(next.is_some());
+        });
+    });
+    group.bench_function("first page, no filter", |b| {
+        b.iter(|| {
+            let (page, next) = store.list_incidents(None, PAGE, |_| true).unwrap();
+            assert_eq!(page.len(), PAGE);
+            assert!(next.is_some());
+        });
+    });
+    group.sample_size(10);
+    group.bench_function("every active incident, pages of 500 (status page)", |b| {
+        b.iter(|| {
+            let mut before = None;
+            let mut count = 0;
+            loop {
+                let (page, next) = store
+                    .list_incidents(before, STATUS_PAGE, |i| i.state.is_active())
+                    .unwrap();
+                count += page.len();
+                match next {
+                    Some(next) => before = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(count as u64, INCIDENTS / ACTIVE_EVERY / 4 * 3);
+        });
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("sla report (1M incidents)");
+    group.sample_size(10);
+    group.bench_function("window=30d: read + report", |b| {
+        b.iter(|| {
+            let clocks = store.incident_clocks().unwrap();
+            let report = incidentd::sla_report::report(
+                clocks
+                    .iter()
+                    .map(|(kind, priority, sla)| incidentd::sla_report::Clocks {
+                        kind: *kind,
+                        priority: *priority,
+                        sla,
+                    }),
+                &policies,
+                TimeDelta::days(30),
+                now(),
+            );
+            assert!(report.mean_resolution.resolved > 0);
+        });
+    });
+    group.finish();
+}
+
+fn start_up(path: &Path) {
+    let store = Store::open(path).unwrap();
+    let loaded = store.load().unwrap();
+    assert_eq!(loaded.incidents.len() as u64, INCIDENTS / ACTIVE_EVERY);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
