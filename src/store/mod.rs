@@ -6,8 +6,14 @@
 //! the commit returns). Anyone may read: redb read transactions see the last commit and
 //! never block the writer. redb has no async API, so async callers go through
 //! `spawn_blocking`.
+//!
+//! What grows with history (incidents, their timelines, expired silences) is read by key
+//! or through an index, never scanned whole: start-up reads the incidents not closed from
+//! `incidents_active.v1`, which every commit keeps in step with `incidents.v1` in the same
+//! transaction.
 
 mod records;
+mod upgrade;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,7 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::detector::Detector;
-use crate::domain::incident::{Incident, IncidentId, Kind, TimelineEntry};
+use crate::domain::incident::{Incident, IncidentId, Kind, State, TimelineEntry};
 use crate::domain::priority::Priority;
 use crate::domain::similar;
 use crate::domain::sla::SlaClocks;
@@ -31,11 +37,17 @@ use records::{
 };
 
 /// The layout this build reads and writes. A store written by a newer layout is refused
-/// rather than misread.
-pub const SCHEMA_VERSION: u64 = 1;
+/// rather than misread; an older one is upgraded when opened (`upgrade.rs`).
+///
+/// 1. The tables below but the indexes.
+/// 2. `incidents_active.v1`.
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents.v1");
+/// Key: the id of every incident not closed (see [`indexed_as_active`]). Written in the
+/// transaction that writes the incident, so the two never disagree, even after a crash.
+const INCIDENTS_ACTIVE: TableDefinition<u64, ()> = TableDefinition::new("incidents_active.v1");
 /// Key: (incident id, timeline sequence). The sequence is global and only grows, so an
 /// incident's entries come back in the order they were written.
 const TIMELINE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("timeline.v1");
@@ -72,6 +84,8 @@ pub enum StoreError {
         "the store has schema version {found}, newer than this incidentd supports ({SCHEMA_VERSION}); upgrade incidentd"
     )]
     NewerSchema { found: u64 },
+    #[error("index {index} names {key}, which is not stored")]
+    Inconsistent { index: &'static str, key: String },
 }
 
 fn db_err(error: impl Into<redb::Error>) -> StoreError {
@@ -197,29 +211,37 @@ impl Store {
         let db = Database::create(path).map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
         {
+            txn.open_table(INCIDENTS).map_err(db_err)?;
+            txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+            txn.open_table(TIMELINE).map_err(db_err)?;
+            txn.open_table(DETECTORS).map_err(db_err)?;
+            txn.open_table(OUTBOX).map_err(db_err)?;
+            txn.open_table(SILENCES).map_err(db_err)?;
+            txn.open_table(TIMERS).map_err(db_err)?;
             let mut meta = txn.open_table(META).map_err(db_err)?;
             let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
             match found {
                 Some(found) if found > SCHEMA_VERSION => {
                     return Err(StoreError::NewerSchema { found });
                 }
-                Some(_) => {}
+                Some(SCHEMA_VERSION) => {}
+                // The upgrade and the new version number commit together, or neither does
+                // and the next open upgrades again.
+                Some(found) => {
+                    upgrade::upgrade(&txn, found)?;
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
+                }
                 None => {
                     meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
                 }
             }
-            txn.open_table(INCIDENTS).map_err(db_err)?;
-            txn.open_table(TIMELINE).map_err(db_err)?;
-            txn.open_table(DETECTORS).map_err(db_err)?;
-            txn.open_table(OUTBOX).map_err(db_err)?;
-            txn.open_table(SILENCES).map_err(db_err)?;
-            txn.open_table(TIMERS).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Store { db: Arc::new(db) })
     }
 
-    /// Reads what the engine keeps in memory.
+    /// Reads what the engine keeps in memory. The incidents come from the index of those
+    /// not closed: how long the history is does not matter.
     pub fn load(&self) -> Result<Loaded, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
@@ -255,9 +277,10 @@ impl Store {
             loaded.silences.push(record.into());
         }
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
-        for row in incidents.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
-            let record: IncidentV1 = decode("incidents.v1", key.value(), value.value())?;
+        let active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+        for row in active.iter().map_err(db_err)? {
+            let (key, _) = row.map_err(db_err)?;
+            let record = get_indexed(&incidents, "incidents_active.v1", key.value())?;
             if record.closed_at.is_none() {
                 loaded.incidents.push(record.into());
             }
@@ -279,9 +302,15 @@ impl Store {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+            let mut active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
             for (id, incident) in &batch.incidents {
                 let bytes = encode(&IncidentV1::from(incident));
                 incidents.insert(id, bytes.as_slice()).map_err(db_err)?;
+                if indexed_as_active(incident.state, incident.closed_at) {
+                    active.insert(id, ()).map_err(db_err)?;
+                } else {
+                    active.remove(id).map_err(db_err)?;
+                }
             }
             let mut timeline = txn.open_table(TIMELINE).map_err(db_err)?;
             for (id, seq, entry) in &batch.timeline {
@@ -489,6 +518,29 @@ impl Store {
     }
 }
 
+/// Whether an incident belongs in `incidents_active.v1`: it is not closed. The domain sets
+/// `closed_at` exactly in state `closed`; the index holds an incident while either says it
+/// is not closed, so it serves both `load` (which asks `closed_at`) and lists by state.
+fn indexed_as_active(state: State, closed_at: Option<chrono::DateTime<chrono::Utc>>) -> bool {
+    state != State::Closed || closed_at.is_none()
+}
+
+/// The incident an index names; its absence is an inconsistency, not a miss.
+fn get_indexed(
+    incidents: &impl ReadableTable<u64, &'static [u8]>,
+    index: &'static str,
+    id: u64,
+) -> Result<IncidentV1, StoreError> {
+    let value = incidents
+        .get(id)
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::Inconsistent {
+            index,
+            key: id.to_string(),
+        })?;
+    decode("incidents.v1", id, value.value())
+}
+
 fn timer_key(timer: &Timer) -> (i64, u64, &'static str) {
     (
         timer.due.timestamp_millis(),
@@ -524,27 +576,4 @@ fn decode<T: DeserializeOwned>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_timer_kind_survives_its_key() {
-        for kind in TimerKind::ALL {
-            let timer = Timer {
-                due: chrono::DateTime::from_timestamp_millis(1_767_225_600_123).unwrap(),
-                incident: IncidentId(7),
-                kind,
-            };
-            let (due, incident, kind) = timer_key(&timer);
-            assert_eq!(timer_from_key(due, incident, kind), Some(timer));
-        }
-        assert_eq!(timer_from_key(0, 1, "someday"), None);
-        // Timers stored before the other SLA clocks existed keep their meaning.
-        assert_eq!(
-            timer_from_key(0, 1, "breach_deadline").map(|t| t.kind),
-            Some(TimerKind::SlaBreach(
-                crate::domain::sla::SlaName::BreachNotification
-            ))
-        );
-    }
-}
+mod tests;

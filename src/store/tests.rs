@@ -1,0 +1,229 @@
+//! The store's own contract: what a commit writes is what the reads find, indexes included,
+//! and stores of an older layout open with the same content.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::*;
+use crate::domain::incident::{Reporter, Ticket, Tier};
+use crate::domain::priority::Level;
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_767_225_600, 0).unwrap() + TimeDelta::minutes(minutes)
+}
+
+/// Incident `id`, opened `id` minutes after the start, standing in `state`.
+fn incident(id: u64, state: State) -> Incident {
+    let ticket = Ticket {
+        title: format!("checkout slow ({id})"),
+        description: "p99 above 2s".to_owned(),
+        reporter: Reporter {
+            name: "Ana".to_owned(),
+            contact: "ana@example.com".to_owned(),
+        },
+        kind: Kind::Incident,
+        category: "performance".to_owned(),
+        impact: Level::Medium,
+        urgency: Level::Medium,
+        service: Some("checkout".to_owned()),
+        labels: BTreeMap::new(),
+    };
+    let opened = at(i64::try_from(id).unwrap());
+    let (mut incident, _) = Incident::open_ticket(
+        IncidentId(id),
+        ticket,
+        Priority::P3,
+        Tier::L1,
+        "desk",
+        opened,
+    );
+    incident.state = state;
+    if state == State::Closed {
+        incident.closed_at = Some(opened + TimeDelta::hours(2));
+    }
+    incident
+}
+
+fn put(store: &Store, incidents: &[Incident]) {
+    let mut batch = Batch::default();
+    for incident in incidents {
+        batch.put_incident(incident);
+    }
+    store.commit(&batch).unwrap();
+}
+
+fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("incidentd.redb")).unwrap();
+    (dir, store)
+}
+
+/// The ids in `incidents_active.v1`.
+fn indexed_active(store: &Store) -> Vec<u64> {
+    let txn = store.db.begin_read().unwrap();
+    let active = txn.open_table(INCIDENTS_ACTIVE).unwrap();
+    active
+        .iter()
+        .unwrap()
+        .map(|r| r.unwrap().0.value())
+        .collect()
+}
+
+/// The ids of the incidents `load` returns.
+fn loaded(store: &Store) -> Vec<u64> {
+    let mut ids: Vec<u64> = (store.load().unwrap().incidents.iter())
+        .map(|i| i.id.0)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn schema_of(store: &Store) -> Option<u64> {
+    let txn = store.db.begin_read().unwrap();
+    let meta = txn.open_table(META).unwrap();
+    meta.get(META_SCHEMA).unwrap().map(|v| v.value())
+}
+
+#[test]
+fn the_active_index_follows_open_closed_reopened() {
+    let (dir, store) = temp_store();
+    put(
+        &store,
+        &[
+            incident(1, State::Open),
+            incident(2, State::Closed),
+            incident(3, State::Resolved),
+        ],
+    );
+    assert_eq!(indexed_active(&store), [1, 3]);
+    assert_eq!(loaded(&store), [1, 3]);
+
+    put(&store, &[incident(1, State::Closed)]);
+    assert_eq!(indexed_active(&store), [3]);
+    assert_eq!(loaded(&store), [3]);
+
+    // Back from closed (the store follows whatever the domain stores).
+    put(&store, &[incident(1, State::Acknowledged)]);
+    assert_eq!(indexed_active(&store), [1, 3]);
+    assert_eq!(loaded(&store), [1, 3]);
+
+    // The last put of an id in a batch is the one indexed.
+    let mut batch = Batch::default();
+    batch.put_incident(&incident(3, State::Acknowledged));
+    batch.put_incident(&incident(3, State::Closed));
+    store.commit(&batch).unwrap();
+    assert_eq!(indexed_active(&store), [1]);
+
+    drop(store);
+    let store = Store::open(&dir.path().join("incidentd.redb")).unwrap();
+    assert_eq!(loaded(&store), [1]);
+    let got = store.load().unwrap();
+    assert_eq!(got.incidents[0], incident(1, State::Acknowledged));
+}
+
+/// What schema 1 wrote: its tables, without an index, and its version number.
+fn write_schema_1_store(path: &std::path::Path, incidents: &[Incident]) {
+    let db = Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut meta = txn.open_table(META).unwrap();
+        meta.insert(META_SCHEMA, 1).unwrap();
+        let next = incidents.iter().map(|i| i.id.0).max().unwrap_or(0) + 1;
+        meta.insert(META_NEXT_INCIDENT, next).unwrap();
+        let mut table = txn.open_table(INCIDENTS).unwrap();
+        for incident in incidents {
+            let bytes = encode(&IncidentV1::from(incident));
+            table.insert(incident.id.0, bytes.as_slice()).unwrap();
+        }
+        txn.open_table(TIMELINE).unwrap();
+        txn.open_table(DETECTORS).unwrap();
+        txn.open_table(OUTBOX).unwrap();
+        txn.open_table(SILENCES).unwrap();
+        txn.open_table(TIMERS).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn a_schema_1_store_is_indexed_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    write_schema_1_store(
+        &path,
+        &[
+            incident(1, State::Closed),
+            incident(2, State::Open),
+            incident(3, State::Resolved),
+            incident(4, State::Closed),
+            incident(5, State::OnHold),
+        ],
+    );
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(schema_of(&store), Some(SCHEMA_VERSION));
+    assert_eq!(indexed_active(&store), [2, 3, 5]);
+    let got = store.load().unwrap();
+    assert_eq!(got.next_incident_id, 6);
+    assert_eq!(got.incidents.len(), 3);
+    assert_eq!(got.incidents[1], incident(3, State::Resolved));
+
+    // From then on, commits keep the index.
+    put(
+        &store,
+        &[incident(2, State::Closed), incident(6, State::Open)],
+    );
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(loaded(&store), [3, 5, 6]);
+}
+
+#[test]
+fn a_store_of_a_newer_schema_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert(META_SCHEMA, SCHEMA_VERSION + 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    match Store::open(&path) {
+        Err(StoreError::NewerSchema { found }) => assert_eq!(found, SCHEMA_VERSION + 1),
+        Err(other) => panic!("expected NewerSchema, got {other}"),
+        Ok(_) => panic!("a store of a newer schema was opened"),
+    }
+    use redb::TableHandle;
+    let db = Database::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let tables: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|t| t.name().to_owned())
+        .collect();
+    assert_eq!(tables, ["meta"]);
+}
+
+#[test]
+fn every_timer_kind_survives_its_key() {
+    for kind in TimerKind::ALL {
+        let timer = Timer {
+            due: chrono::DateTime::from_timestamp_millis(1_767_225_600_123).unwrap(),
+            incident: IncidentId(7),
+            kind,
+        };
+        let (due, incident, kind) = timer_key(&timer);
+        assert_eq!(timer_from_key(due, incident, kind), Some(timer));
+    }
+    assert_eq!(timer_from_key(0, 1, "someday"), None);
+    // Timers stored before the other SLA clocks existed keep their meaning.
+    assert_eq!(
+        timer_from_key(0, 1, "breach_deadline").map(|t| t.kind),
+        Some(TimerKind::SlaBreach(
+            crate::domain::sla::SlaName::BreachNotification
+        ))
+    );
+}

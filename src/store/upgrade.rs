@@ -1,0 +1,44 @@
+//! Bringing a store written by an older layout up to [`SCHEMA_VERSION`](super::SCHEMA_VERSION).
+//! Each step runs in the transaction that opens the store and commits with the new version
+//! number, so a crash mid-upgrade leaves the old layout, upgraded again at the next start.
+
+use std::time::Instant;
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::records::IncidentIndexedV1;
+use super::{INCIDENTS, INCIDENTS_ACTIVE, StoreError, db_err, decode, indexed_as_active};
+
+/// Upgrades a store of schema version `from`.
+pub(super) fn upgrade(txn: &WriteTransaction, from: u64) -> Result<(), StoreError> {
+    if from < 2 {
+        index_incidents(txn)?;
+    }
+    Ok(())
+}
+
+/// Schema 2: the index of the incidents not closed, built once from every stored incident
+/// (only their state and closure are decoded).
+fn index_incidents(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let started = Instant::now();
+    let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+    let mut active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+    let (mut stored, mut not_closed) = (0u64, 0u64);
+    for row in incidents.iter().map_err(db_err)? {
+        let (key, value) = row.map_err(db_err)?;
+        let id = key.value();
+        let record: IncidentIndexedV1 = decode("incidents.v1", id, value.value())?;
+        stored += 1;
+        if indexed_as_active(record.state, record.closed_at) {
+            active.insert(id, ()).map_err(db_err)?;
+            not_closed += 1;
+        }
+    }
+    tracing::info!(
+        incidents = stored,
+        active = not_closed,
+        elapsed_ms = started.elapsed().as_millis(),
+        "store upgraded to schema 2: indexed the incidents not closed"
+    );
+    Ok(())
+}
