@@ -209,6 +209,8 @@ async fn list_incidents(
                 .map_err(|_| ApiError::bad_request(format!("invalid cursor `{cursor}`")))?,
         ),
     };
+    // The store reads only its index of active incidents when no closed ones are wanted.
+    let wanted_states = states.clone();
     let filter = move |incident: &Incident| {
         states.as_ref().is_none_or(|s| s.contains(&incident.state))
             && priorities
@@ -221,11 +223,12 @@ async fn list_incidents(
                 .is_none_or(|c| c.contains(&incident.category))
     };
     let store = state.store.clone();
-    let (page, next) =
-        tokio::task::spawn_blocking(move || store.list_incidents(before, limit, filter))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
+    let (page, next) = tokio::task::spawn_blocking(move || {
+        store.list_incidents_by_state(wanted_states.as_deref(), before, limit, filter)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
     let clearance = caller.clearance();
     let now = state.clock.now();
     let incidents: Vec<_> = page

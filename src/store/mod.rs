@@ -447,33 +447,51 @@ impl Store {
 
     /// Incidents newest first, starting below `before` (a cursor: the last id of the
     /// previous page), keeping those `filter` accepts. Returns the page and the cursor for
-    /// the next one.
+    /// the next one, `None` when no further incident is accepted.
+    ///
+    /// This walks the whole history when few incidents are accepted; a list that wants
+    /// only some states says so with [`Store::list_incidents_by_state`].
     pub fn list_incidents(
         &self,
         before: Option<u64>,
         limit: usize,
         filter: impl Fn(&Incident) -> bool,
     ) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
+        self.list_incidents_by_state(None, before, limit, filter)
+    }
+
+    /// [`Store::list_incidents`] of the incidents whose state is one of `states` (all
+    /// states with `None`). When none of `states` is `closed`, only the index of the
+    /// incidents not closed is walked: the page costs what the active incidents cost,
+    /// however long the history.
+    pub fn list_incidents_by_state(
+        &self,
+        states: Option<&[State]>,
+        before: Option<u64>,
+        limit: usize,
+        filter: impl Fn(&Incident) -> bool,
+    ) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
-        let mut page = Vec::new();
-        let range = incidents
-            .range(..before.unwrap_or(u64::MAX))
-            .map_err(db_err)?;
-        for row in range.rev() {
-            let (key, value) = row.map_err(db_err)?;
-            let record: IncidentV1 = decode("incidents.v1", key.value(), value.value())?;
-            let incident = Incident::from(record);
-            if !filter(&incident) {
-                continue;
+        let below = ..before.unwrap_or(u64::MAX);
+        let wanted = |record: &IncidentV1| states.is_none_or(|s| s.contains(&record.state));
+        match states {
+            Some(states) if !states.contains(&State::Closed) => {
+                let active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+                let rows = active.range(below).map_err(db_err)?.rev().map(|row| {
+                    let (key, _) = row.map_err(db_err)?;
+                    get_indexed(&incidents, "incidents_active.v1", key.value())
+                });
+                page_of(rows, limit, wanted, filter)
             }
-            if page.len() == limit {
-                let last = page.last().map(|i: &Incident| i.id.0);
-                return Ok((page, last));
+            _ => {
+                let rows = incidents.range(below).map_err(db_err)?.rev().map(|row| {
+                    let (key, value) = row.map_err(db_err)?;
+                    decode("incidents.v1", key.value(), value.value())
+                });
+                page_of(rows, limit, wanted, filter)
             }
-            page.push(incident);
         }
-        Ok((page, None))
     }
 
     /// Up to `limit` undelivered entries of one consumer, oldest first.
@@ -516,6 +534,34 @@ impl Store {
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
         incidents.len().map_err(db_err)
     }
+}
+
+/// Up to `limit` incidents of `rows` (newest first) that `wanted` and then `filter`
+/// accept, and the cursor for the next page: the page's last id, when another incident
+/// is accepted after it.
+fn page_of(
+    rows: impl Iterator<Item = Result<IncidentV1, StoreError>>,
+    limit: usize,
+    wanted: impl Fn(&IncidentV1) -> bool,
+    filter: impl Fn(&Incident) -> bool,
+) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
+    let mut page: Vec<Incident> = Vec::new();
+    for record in rows {
+        let record = record?;
+        if !wanted(&record) {
+            continue;
+        }
+        let incident = Incident::from(record);
+        if !filter(&incident) {
+            continue;
+        }
+        if page.len() == limit {
+            let last = page.last().map(|i| i.id.0);
+            return Ok((page, last));
+        }
+        page.push(incident);
+    }
+    Ok((page, None))
 }
 
 /// Whether an incident belongs in `incidents_active.v1`: it is not closed. The domain sets

@@ -122,6 +122,85 @@ fn the_active_index_follows_open_closed_reopened() {
     assert_eq!(got.incidents[0], incident(1, State::Acknowledged));
 }
 
+/// Every page of a list, walked by its cursors: the ids of each page.
+fn pages(
+    store: &Store,
+    states: Option<&[State]>,
+    limit: usize,
+    filter: impl Fn(&Incident) -> bool,
+) -> Vec<Vec<u64>> {
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let (page, next) = store
+            .list_incidents_by_state(states, before, limit, &filter)
+            .unwrap();
+        let ids: Vec<u64> = page.iter().map(|i| i.id.0).collect();
+        // The cursor is the page's last id, present exactly when more follow.
+        if let Some(next) = next {
+            assert_eq!(Some(&next), ids.last());
+        }
+        pages.push(ids);
+        match next {
+            Some(next) => before = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+#[test]
+fn lists_by_state_page_like_a_filter_on_the_state() {
+    const STATES: [State; 5] = [
+        State::Open,
+        State::Acknowledged,
+        State::OnHold,
+        State::Resolved,
+        State::Closed,
+    ];
+    let (_dir, store) = temp_store();
+    let all: Vec<Incident> = (1..=60)
+        .map(|id| {
+            // Mostly closed, as a long history is.
+            let state = if id % 3 == 0 {
+                STATES[(id / 3 % 4) as usize]
+            } else {
+                State::Closed
+            };
+            let mut incident = incident(id, state);
+            incident.priority = Priority::ALL[(id % 5) as usize];
+            incident
+        })
+        .collect();
+    put(&store, &all);
+
+    #[track_caller]
+    fn check(store: &Store, states: &[State], limit: usize, priority: Option<Priority>) {
+        let keep = |i: &Incident| priority.is_none_or(|p| i.priority == p);
+        let got = pages(store, Some(states), limit, keep);
+        let by_filter = pages(store, None, limit, |i| states.contains(&i.state) && keep(i));
+        assert_eq!(got, by_filter);
+        let newest_first: Vec<u64> = (1..=60)
+            .rev()
+            .filter(|&id| {
+                let i = store.get_incident(IncidentId(id)).unwrap().unwrap();
+                states.contains(&i.state) && keep(&i)
+            })
+            .collect();
+        assert_eq!(got.concat(), newest_first);
+        assert!(got.iter().rev().skip(1).all(|page| page.len() == limit));
+    }
+
+    check(&store, &[State::Open], 2, None);
+    check(&store, &[State::Open], 50, None);
+    check(&store, &[State::Acknowledged, State::OnHold], 3, None);
+    check(&store, &[State::Resolved], 1, None);
+    check(&store, &STATES[..4], 4, None);
+    check(&store, &STATES[..4], 4, Some(Priority::P1));
+    check(&store, &[State::Closed], 7, None);
+    check(&store, &[State::Open, State::Closed], 5, Some(Priority::P3));
+    check(&store, &[], 5, None);
+}
+
 /// What schema 1 wrote: its tables, without an index, and its version number.
 fn write_schema_1_store(path: &std::path::Path, incidents: &[Incident]) {
     let db = Database::create(path).unwrap();
