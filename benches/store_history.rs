@@ -194,7 +194,9 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("window=30d: read + report", |b| {
         b.iter(|| {
-            let clocks = store.incident_clocks().unwrap();
+            let clocks = store
+                .incident_clocks_since(now() - TimeDelta::days(30))
+                .unwrap();
             let report = incidentd::sla_report::report(
                 clocks
                     .iter()

@@ -460,7 +460,9 @@ async fn sla_report(
             })?,
     };
     let store = state.store.clone();
-    let clocks = tokio::task::spawn_blocking(move || store.incident_clocks())
+    let now = state.clock.now();
+    // Only incidents with a clock counting or stopped in the window are read.
+    let clocks = tokio::task::spawn_blocking(move || store.incident_clocks_since(now - window))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
@@ -474,7 +476,7 @@ async fn sla_report(
             }),
         state.restrictions.sla(),
         window,
-        state.clock.now(),
+        now,
     );
     let mut report = json!(report);
     if let Some(kind) = query.kind.as_deref() {

@@ -9,8 +9,9 @@
 //!
 //! What grows with history (incidents, their timelines, expired silences) is read by key
 //! or through an index, never scanned whole: start-up reads the incidents not closed from
-//! `incidents_active.v1`, which every commit keeps in step with `incidents.v1` in the same
-//! transaction.
+//! `incidents_active.v1`, and the SLA report over a window reads the incidents whose clocks
+//! count or stopped in it from `incidents_by_sla_stop.v1`; every commit keeps the indexes
+//! in step with `incidents.v1` in the same transaction.
 
 mod records;
 mod upgrade;
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -40,7 +42,7 @@ use records::{
 /// rather than misread; an older one is upgraded when opened (`upgrade.rs`).
 ///
 /// 1. The tables below but the indexes.
-/// 2. `incidents_active.v1`.
+/// 2. `incidents_active.v1`, `incidents_by_sla_stop.v1` and `incident_sla_stop.v1`.
 pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -48,6 +50,14 @@ const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents.v
 /// Key: the id of every incident not closed (see [`indexed_as_active`]). Written in the
 /// transaction that writes the incident, so the two never disagree, even after a crash.
 const INCIDENTS_ACTIVE: TableDefinition<u64, ()> = TableDefinition::new("incidents_active.v1");
+/// Key: (when the incident's last SLA clock stopped, in Unix milliseconds, or `i64::MAX`
+/// while one still counts; incident id), for every incident with clocks (see
+/// [`sla_last_stop`]). A report over a window reads the keys from the window's start on.
+const INCIDENTS_BY_SLA_STOP: TableDefinition<(i64, u64), ()> =
+    TableDefinition::new("incidents_by_sla_stop.v1");
+/// Key: incident id; value: its key's time in `incidents_by_sla_stop.v1`, so a commit finds
+/// the entry it replaces without decoding the incident it overwrites.
+const INCIDENT_SLA_STOP: TableDefinition<u64, i64> = TableDefinition::new("incident_sla_stop.v1");
 /// Key: (incident id, timeline sequence). The sequence is global and only grows, so an
 /// incident's entries come back in the order they were written.
 const TIMELINE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("timeline.v1");
@@ -213,6 +223,8 @@ impl Store {
         {
             txn.open_table(INCIDENTS).map_err(db_err)?;
             txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+            txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
+            txn.open_table(INCIDENT_SLA_STOP).map_err(db_err)?;
             txn.open_table(TIMELINE).map_err(db_err)?;
             txn.open_table(DETECTORS).map_err(db_err)?;
             txn.open_table(OUTBOX).map_err(db_err)?;
@@ -303,6 +315,8 @@ impl Store {
         {
             let mut incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
             let mut active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+            let mut by_sla_stop = txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
+            let mut sla_stop = txn.open_table(INCIDENT_SLA_STOP).map_err(db_err)?;
             for (id, incident) in &batch.incidents {
                 let bytes = encode(&IncidentV1::from(incident));
                 incidents.insert(id, bytes.as_slice()).map_err(db_err)?;
@@ -310,6 +324,21 @@ impl Store {
                     active.insert(id, ()).map_err(db_err)?;
                 } else {
                     active.remove(id).map_err(db_err)?;
+                }
+                let stop = sla_last_stop(&incident.sla);
+                let was = match stop {
+                    Some(stop) => sla_stop.insert(id, stop),
+                    None => sla_stop.remove(id),
+                }
+                .map_err(db_err)?
+                .map(|v| v.value());
+                if was != stop {
+                    if let Some(was) = was {
+                        by_sla_stop.remove((was, *id)).map_err(db_err)?;
+                    }
+                    if let Some(stop) = stop {
+                        by_sla_stop.insert((stop, *id), ()).map_err(db_err)?;
+                    }
                 }
             }
             let mut timeline = txn.open_table(TIMELINE).map_err(db_err)?;
@@ -431,8 +460,43 @@ impl Store {
         Ok(similar::rank(incident, candidates, similar::SHOWN))
     }
 
-    /// The kind, priority and SLA clocks of every incident (for the SLA report); only those
-    /// fields are decoded.
+    /// The kind, priority and SLA clocks of every incident with a clock that still counts
+    /// (running or paused) or stopped after `from`: all that the SLA report over a window
+    /// starting at `from` looks at. Read through `incidents_by_sla_stop.v1`, so the cost
+    /// follows the window and the open clocks, not the history; only those fields are
+    /// decoded.
+    pub fn incident_clocks_since(
+        &self,
+        from: DateTime<Utc>,
+    ) -> Result<Vec<(Kind, Priority, SlaClocks)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        let by_sla_stop = txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
+        let mut found = Vec::new();
+        // Milliseconds round down, so this takes in every clock stopped after `from` (and
+        // perhaps a few stopped in its last millisecond, which the report leaves out).
+        for row in by_sla_stop
+            .range((from.timestamp_millis(), 0)..)
+            .map_err(db_err)?
+        {
+            let (key, _) = row.map_err(db_err)?;
+            let (_, id) = key.value();
+            let value =
+                incidents
+                    .get(id)
+                    .map_err(db_err)?
+                    .ok_or_else(|| StoreError::Inconsistent {
+                        index: "incidents_by_sla_stop.v1",
+                        key: id.to_string(),
+                    })?;
+            let record: IncidentClocksV1 = decode("incidents.v1", id, value.value())?;
+            found.push((record.kind, record.priority, record.sla.into_clocks()));
+        }
+        Ok(found)
+    }
+
+    /// The kind, priority and SLA clocks of every incident, from a walk of the whole
+    /// history; [`Store::incident_clocks_since`] reads only what a window needs.
     pub fn incident_clocks(&self) -> Result<Vec<(Kind, Priority, SlaClocks)>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
@@ -567,8 +631,23 @@ fn page_of(
 /// Whether an incident belongs in `incidents_active.v1`: it is not closed. The domain sets
 /// `closed_at` exactly in state `closed`; the index holds an incident while either says it
 /// is not closed, so it serves both `load` (which asks `closed_at`) and lists by state.
-fn indexed_as_active(state: State, closed_at: Option<chrono::DateTime<chrono::Utc>>) -> bool {
+fn indexed_as_active(state: State, closed_at: Option<DateTime<Utc>>) -> bool {
     state != State::Closed || closed_at.is_none()
+}
+
+/// When the last of an incident's SLA clocks stopped (Unix milliseconds), `i64::MAX` while
+/// one still counts (running or paused), `None` without clocks: the incident's key in
+/// `incidents_by_sla_stop.v1`. A report over a window wants an incident exactly when this
+/// is after the window's start (its other clocks stopped before).
+fn sla_last_stop(clocks: &SlaClocks) -> Option<i64> {
+    clocks
+        .iter()
+        .map(|(_, clock)| {
+            clock
+                .stopped_at
+                .map_or(i64::MAX, |at| at.timestamp_millis())
+        })
+        .max()
 }
 
 /// The incident an index names; its absence is an inconsistency, not a miss.

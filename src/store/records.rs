@@ -34,6 +34,8 @@ pub struct IncidentTraitsV1 {
 pub struct IncidentIndexedV1 {
     pub state: State,
     pub closed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub sla: SlaClocksV1,
 }
 
 /// The fields of an [`IncidentV1`] the SLA report reads; the rest is skipped.

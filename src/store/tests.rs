@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::*;
 use crate::domain::incident::{Reporter, Ticket, Tier};
 use crate::domain::priority::Level;
+use crate::domain::sla::SlaClock;
 
 fn at(minutes: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_767_225_600, 0).unwrap() + TimeDelta::minutes(minutes)
@@ -201,6 +202,135 @@ fn lists_by_state_page_like_a_filter_on_the_state() {
     check(&store, &[], 5, None);
 }
 
+/// A clock started at `started`, stopped at `stopped` or still running.
+fn clock(started: DateTime<Utc>, stopped: Option<DateTime<Utc>>) -> SlaClock {
+    let mut clock = SlaClock::start(Priority::P3, TimeDelta::hours(8), started);
+    if let Some(stopped) = stopped {
+        clock.running_since = None;
+        clock.elapsed = stopped - started;
+        clock.wall_elapsed = clock.elapsed;
+        clock.stopped_at = Some(stopped);
+        clock.breached = clock.elapsed > clock.target;
+    }
+    clock
+}
+
+/// Incident `id` with clocks of every kind: none, both stopped, one still running, one
+/// paused; stopped at times spread over two days.
+fn incident_with_clocks(id: u64) -> Incident {
+    let mut incident = incident(id, State::Resolved);
+    let opened = incident.opened_at;
+    let responded = Some(opened + TimeDelta::minutes(30));
+    let resolved = Some(opened + TimeDelta::hours(i64::try_from(id % 48).unwrap()));
+    match id % 4 {
+        0 => incident.sla = SlaClocks::default(),
+        1 => {
+            incident.sla.first_response = Some(clock(opened, responded));
+            incident.sla.resolution = Some(clock(opened, resolved));
+        }
+        2 => {
+            incident.sla.first_response = Some(clock(opened, responded));
+            incident.sla.resolution = Some(clock(opened, None));
+        }
+        _ => {
+            let mut paused = clock(opened, None);
+            paused.running_since = None;
+            incident.sla.resolution = Some(paused);
+        }
+    }
+    incident
+}
+
+fn report(
+    clocks: &[(Kind, Priority, SlaClocks)],
+    window: TimeDelta,
+    now: DateTime<Utc>,
+) -> crate::sla_report::Report {
+    crate::sla_report::report(
+        clocks
+            .iter()
+            .map(|(kind, priority, sla)| crate::sla_report::Clocks {
+                kind: *kind,
+                priority: *priority,
+                sla,
+            }),
+        &crate::domain::sla::SlaPolicies::default(),
+        window,
+        now,
+    )
+}
+
+#[test]
+fn the_sla_report_over_a_window_reads_only_what_it_counts() {
+    let (_dir, store) = temp_store();
+    let all: Vec<Incident> = (1..=200).map(incident_with_clocks).collect();
+    put(&store, &all);
+    let now = at(200) + TimeDelta::days(2);
+    let everything = store.incident_clocks().unwrap();
+    for window in [
+        TimeDelta::milliseconds(1),
+        TimeDelta::hours(1),
+        TimeDelta::hours(6),
+        TimeDelta::hours(30),
+        TimeDelta::days(30),
+    ] {
+        let since = store.incident_clocks_since(now - window).unwrap();
+        assert_eq!(
+            report(&since, window, now),
+            report(&everything, window, now),
+            "window {window}"
+        );
+    }
+    // A short window reads the incidents with clocks still counting and a few more.
+    let counting = all
+        .iter()
+        .filter(|i| i.sla.iter().any(|(_, c)| c.stopped_at.is_none()))
+        .count();
+    let short = store
+        .incident_clocks_since(now - TimeDelta::hours(6))
+        .unwrap();
+    assert!(short.len() >= counting && short.len() < counting + 10);
+}
+
+#[test]
+fn the_sla_index_follows_clocks_that_stop_resume_and_go() {
+    let (_dir, store) = temp_store();
+    let mut one = incident(1, State::Acknowledged);
+    let opened = one.opened_at;
+    one.sla.resolution = Some(clock(opened, None));
+    put(&store, &[one.clone()]);
+    let found = |from: DateTime<Utc>| store.incident_clocks_since(from).unwrap().len();
+    assert_eq!(found(opened + TimeDelta::days(365)), 1);
+
+    let stopped = opened + TimeDelta::hours(3);
+    one.sla.resolution = Some(clock(opened, Some(stopped)));
+    put(&store, &[one.clone()]);
+    assert_eq!(found(stopped - TimeDelta::milliseconds(1)), 1);
+    assert_eq!(found(stopped + TimeDelta::milliseconds(1)), 0);
+
+    // Reopened: the clock counts again.
+    one.sla.resolution = Some(clock(opened, None));
+    put(&store, &[one.clone()]);
+    assert_eq!(found(opened + TimeDelta::days(365)), 1);
+
+    one.sla = SlaClocks::default();
+    put(&store, &[one]);
+    assert_eq!(found(DateTime::<Utc>::MIN_UTC), 0);
+    let txn = store.db.begin_read().unwrap();
+    assert!(
+        txn.open_table(INCIDENT_SLA_STOP)
+            .unwrap()
+            .is_empty()
+            .unwrap()
+    );
+    assert!(
+        txn.open_table(INCIDENTS_BY_SLA_STOP)
+            .unwrap()
+            .is_empty()
+            .unwrap()
+    );
+}
+
 /// What schema 1 wrote: its tables, without an index, and its version number.
 fn write_schema_1_store(path: &std::path::Path, incidents: &[Incident]) {
     let db = Database::create(path).unwrap();
@@ -228,6 +358,12 @@ fn write_schema_1_store(path: &std::path::Path, incidents: &[Incident]) {
 fn a_schema_1_store_is_indexed_when_opened() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("incidentd.redb");
+    let closed_with_clocks = |id| {
+        let mut incident = incident_with_clocks(id);
+        incident.state = State::Closed;
+        incident.closed_at = Some(incident.opened_at + TimeDelta::days(3));
+        incident
+    };
     write_schema_1_store(
         &path,
         &[
@@ -236,6 +372,9 @@ fn a_schema_1_store_is_indexed_when_opened() {
             incident(3, State::Resolved),
             incident(4, State::Closed),
             incident(5, State::OnHold),
+            // A resolution clock still running; clocks stopped 9 hours after opening.
+            closed_with_clocks(6),
+            closed_with_clocks(9),
         ],
     );
 
@@ -243,18 +382,30 @@ fn a_schema_1_store_is_indexed_when_opened() {
     assert_eq!(schema_of(&store), Some(SCHEMA_VERSION));
     assert_eq!(indexed_active(&store), [2, 3, 5]);
     let got = store.load().unwrap();
-    assert_eq!(got.next_incident_id, 6);
+    assert_eq!(got.next_incident_id, 10);
     assert_eq!(got.incidents.len(), 3);
     assert_eq!(got.incidents[1], incident(3, State::Resolved));
+    let clocks_since = |from| -> Vec<SlaClocks> {
+        let found = store.incident_clocks_since(from).unwrap();
+        found.into_iter().map(|(_, _, clocks)| clocks).collect()
+    };
+    assert_eq!(
+        clocks_since(at(9) + TimeDelta::hours(9) - TimeDelta::seconds(1)),
+        [closed_with_clocks(9).sla, closed_with_clocks(6).sla]
+    );
+    assert_eq!(
+        clocks_since(at(9) + TimeDelta::hours(9) + TimeDelta::seconds(1)),
+        [closed_with_clocks(6).sla]
+    );
 
-    // From then on, commits keep the index.
+    // From then on, commits keep the indexes.
     put(
         &store,
-        &[incident(2, State::Closed), incident(6, State::Open)],
+        &[incident(2, State::Closed), incident(10, State::Open)],
     );
     drop(store);
     let store = Store::open(&path).unwrap();
-    assert_eq!(loaded(&store), [3, 5, 6]);
+    assert_eq!(loaded(&store), [3, 5, 10]);
 }
 
 #[test]

@@ -7,7 +7,10 @@ use std::time::Instant;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::records::IncidentIndexedV1;
-use super::{INCIDENTS, INCIDENTS_ACTIVE, StoreError, db_err, decode, indexed_as_active};
+use super::{
+    INCIDENT_SLA_STOP, INCIDENTS, INCIDENTS_ACTIVE, INCIDENTS_BY_SLA_STOP, StoreError, db_err,
+    decode, indexed_as_active, sla_last_stop,
+};
 
 /// Upgrades a store of schema version `from`.
 pub(super) fn upgrade(txn: &WriteTransaction, from: u64) -> Result<(), StoreError> {
@@ -17,12 +20,15 @@ pub(super) fn upgrade(txn: &WriteTransaction, from: u64) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Schema 2: the index of the incidents not closed, built once from every stored incident
-/// (only their state and closure are decoded).
+/// Schema 2: the index of the incidents not closed and the index by when their SLA clocks
+/// stopped, built once from every stored incident (only its state, closure and clocks are
+/// decoded).
 fn index_incidents(txn: &WriteTransaction) -> Result<(), StoreError> {
     let started = Instant::now();
     let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
     let mut active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+    let mut by_sla_stop = txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
+    let mut sla_stop = txn.open_table(INCIDENT_SLA_STOP).map_err(db_err)?;
     let (mut stored, mut not_closed) = (0u64, 0u64);
     for row in incidents.iter().map_err(db_err)? {
         let (key, value) = row.map_err(db_err)?;
@@ -33,12 +39,16 @@ fn index_incidents(txn: &WriteTransaction) -> Result<(), StoreError> {
             active.insert(id, ()).map_err(db_err)?;
             not_closed += 1;
         }
+        if let Some(stop) = sla_last_stop(&record.sla.into_clocks()) {
+            sla_stop.insert(id, stop).map_err(db_err)?;
+            by_sla_stop.insert((stop, id), ()).map_err(db_err)?;
+        }
     }
     tracing::info!(
         incidents = stored,
         active = not_closed,
         elapsed_ms = started.elapsed().as_millis(),
-        "store upgraded to schema 2: indexed the incidents not closed"
+        "store upgraded to schema 2: indexed the incidents not closed and their SLA clocks"
     );
     Ok(())
 }
