@@ -42,7 +42,8 @@ use records::{
 /// rather than misread; an older one is upgraded when opened (`upgrade.rs`).
 ///
 /// 1. The tables below but the indexes.
-/// 2. `incidents_active.v1`, `incidents_by_sla_stop.v1` and `incident_sla_stop.v1`.
+/// 2. `incidents_active.v1`, `incidents_by_sla_stop.v1`, `incident_sla_stop.v1` and
+///    `silences_by_end.v1`.
 pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -70,6 +71,9 @@ const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbox
 const TIMERS: TableDefinition<(i64, u64, &str), ()> = TableDefinition::new("timers.v1");
 /// Key: silence id. Expired silences are kept for the record.
 const SILENCES: TableDefinition<u64, &[u8]> = TableDefinition::new("silences.v1");
+/// Key: (when the silence ends, in Unix milliseconds; silence id), so that
+/// [`Store::load_at`] reads the silences not ended without the expired ones.
+const SILENCES_BY_END: TableDefinition<(i64, u64), ()> = TableDefinition::new("silences_by_end.v1");
 
 /// How many of the newest incidents [`Store::similar_incidents`] looks through.
 pub const SIMILAR_SCAN: usize = 5_000;
@@ -119,7 +123,8 @@ pub struct Loaded {
     pub next_timeline_seq: u64,
     pub next_outbox_seq: u64,
     pub next_silence_id: u64,
-    /// Every silence stored (the engine keeps those that have not ended).
+    /// Every silence stored (the engine keeps those that have not ended); from
+    /// [`Store::load_at`], only those not ended then.
     pub silences: Vec<Silence>,
     /// Every armed timer.
     pub timers: Vec<Timer>,
@@ -229,6 +234,7 @@ impl Store {
             txn.open_table(DETECTORS).map_err(db_err)?;
             txn.open_table(OUTBOX).map_err(db_err)?;
             txn.open_table(SILENCES).map_err(db_err)?;
+            txn.open_table(SILENCES_BY_END).map_err(db_err)?;
             txn.open_table(TIMERS).map_err(db_err)?;
             let mut meta = txn.open_table(META).map_err(db_err)?;
             let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
@@ -255,6 +261,16 @@ impl Store {
     /// Reads what the engine keeps in memory. The incidents come from the index of those
     /// not closed: how long the history is does not matter.
     pub fn load(&self) -> Result<Loaded, StoreError> {
+        self.load_silences_ending_after(None)
+    }
+
+    /// [`Store::load`] with only the silences that end after `now`: start-up that does
+    /// not grow with the silences that expired.
+    pub fn load_at(&self, now: DateTime<Utc>) -> Result<Loaded, StoreError> {
+        self.load_silences_ending_after(Some(now))
+    }
+
+    fn load_silences_ending_after(&self, now: Option<DateTime<Utc>>) -> Result<Loaded, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let counter = |key: &str| -> Result<u64, StoreError> {
@@ -283,10 +299,34 @@ impl Store {
             }
         }
         let silences = txn.open_table(SILENCES).map_err(db_err)?;
-        for row in silences.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
-            let record: SilenceV1 = decode("silences.v1", key.value(), value.value())?;
-            loaded.silences.push(record.into());
+        if let Some(now) = now {
+            let by_end = txn.open_table(SILENCES_BY_END).map_err(db_err)?;
+            for row in by_end
+                .range((now.timestamp_millis(), 0)..)
+                .map_err(db_err)?
+            {
+                let (key, _) = row.map_err(db_err)?;
+                let (_, id) = key.value();
+                let value =
+                    silences
+                        .get(id)
+                        .map_err(db_err)?
+                        .ok_or_else(|| StoreError::Inconsistent {
+                            index: "silences_by_end.v1",
+                            key: id.to_string(),
+                        })?;
+                let record: SilenceV1 = decode("silences.v1", id, value.value())?;
+                // Milliseconds round down: one that ended in `now`'s millisecond is out.
+                if record.ends_at > now {
+                    loaded.silences.push(record.into());
+                }
+            }
+        } else {
+            for row in silences.iter().map_err(db_err)? {
+                let (key, value) = row.map_err(db_err)?;
+                let record: SilenceV1 = decode("silences.v1", key.value(), value.value())?;
+                loaded.silences.push(record.into());
+            }
         }
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
         let active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
@@ -373,9 +413,23 @@ impl Store {
                 timers.remove(timer_key(timer)).map_err(db_err)?;
             }
             let mut silences = txn.open_table(SILENCES).map_err(db_err)?;
+            let mut by_end = txn.open_table(SILENCES_BY_END).map_err(db_err)?;
             for (id, silence) in &batch.silences {
                 let bytes = encode(&SilenceV1::from(silence));
-                silences.insert(id, bytes.as_slice()).map_err(db_err)?;
+                // A silence ended early is written again: its old entry goes.
+                let ended = match silences.insert(id, bytes.as_slice()).map_err(db_err)? {
+                    Some(old) => {
+                        let old: SilenceV1 = decode("silences.v1", id, old.value())?;
+                        Some(old.ends_at.timestamp_millis())
+                    }
+                    None => None,
+                };
+                if let Some(ended) = ended {
+                    by_end.remove((ended, *id)).map_err(db_err)?;
+                }
+                by_end
+                    .insert((silence.ends_at.timestamp_millis(), *id), ())
+                    .map_err(db_err)?;
             }
             let mut meta = txn.open_table(META).map_err(db_err)?;
             for (key, value) in &batch.meta {

@@ -9,6 +9,7 @@ use super::*;
 use crate::domain::incident::{Reporter, Ticket, Tier};
 use crate::domain::priority::Level;
 use crate::domain::sla::SlaClock;
+use crate::domain::suppression::Silence;
 
 fn at(minutes: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_767_225_600, 0).unwrap() + TimeDelta::minutes(minutes)
@@ -331,8 +332,57 @@ fn the_sla_index_follows_clocks_that_stop_resume_and_go() {
     );
 }
 
+fn silence(id: u64, starts: i64, ends: i64) -> Silence {
+    Silence {
+        id,
+        matchers: BTreeMap::from([("service".to_owned(), "checkout".to_owned())]),
+        starts_at: at(starts),
+        ends_at: at(ends),
+        created_by: "ana".to_owned(),
+        comment: "deploy".to_owned(),
+    }
+}
+
+fn silence_ids(loaded: &Loaded) -> Vec<u64> {
+    let mut ids: Vec<u64> = loaded.silences.iter().map(|s| s.id).collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn start_up_at_a_time_reads_the_silences_not_ended() {
+    let (_dir, store) = temp_store();
+    let mut batch = Batch::default();
+    for (id, starts, ends) in [(1, 0, 60), (2, 0, 120), (3, 100, 200), (4, 300, 400)] {
+        batch.put_silence(&silence(id, starts, ends));
+    }
+    store.commit(&batch).unwrap();
+
+    #[track_caller]
+    fn check(store: &Store, now: i64, want: &[u64]) {
+        assert_eq!(silence_ids(&store.load_at(at(now)).unwrap()), want);
+    }
+    check(&store, 0, &[1, 2, 3, 4]);
+    check(&store, 60, &[2, 3, 4]);
+    check(&store, 150, &[3, 4]);
+    check(&store, 400, &[]);
+    assert_eq!(silence_ids(&store.load().unwrap()), [1, 2, 3, 4]);
+
+    // Ended early (the engine writes it again with the new end), and one made longer.
+    let mut batch = Batch::default();
+    batch.put_silence(&silence(3, 100, 130));
+    batch.put_silence(&silence(1, 0, 500));
+    store.commit(&batch).unwrap();
+    check(&store, 150, &[1, 4]);
+    let loaded = store.load_at(at(140)).unwrap();
+    assert_eq!(loaded.silences[0], silence(4, 300, 400));
+    assert_eq!(loaded.silences[1], silence(1, 0, 500));
+    let txn = store.db.begin_read().unwrap();
+    assert_eq!(txn.open_table(SILENCES_BY_END).unwrap().len().unwrap(), 4);
+}
+
 /// What schema 1 wrote: its tables, without an index, and its version number.
-fn write_schema_1_store(path: &std::path::Path, incidents: &[Incident]) {
+fn write_schema_1_store(path: &std::path::Path, incidents: &[Incident], silences: &[Silence]) {
     let db = Database::create(path).unwrap();
     let txn = db.begin_write().unwrap();
     {
@@ -348,7 +398,11 @@ fn write_schema_1_store(path: &std::path::Path, incidents: &[Incident]) {
         txn.open_table(TIMELINE).unwrap();
         txn.open_table(DETECTORS).unwrap();
         txn.open_table(OUTBOX).unwrap();
-        txn.open_table(SILENCES).unwrap();
+        let mut table = txn.open_table(SILENCES).unwrap();
+        for silence in silences {
+            let bytes = encode(&SilenceV1::from(silence));
+            table.insert(silence.id, bytes.as_slice()).unwrap();
+        }
         txn.open_table(TIMERS).unwrap();
     }
     txn.commit().unwrap();
@@ -376,6 +430,7 @@ fn a_schema_1_store_is_indexed_when_opened() {
             closed_with_clocks(6),
             closed_with_clocks(9),
         ],
+        &[silence(1, 0, 60), silence(2, 0, 120)],
     );
 
     let store = Store::open(&path).unwrap();
@@ -385,6 +440,8 @@ fn a_schema_1_store_is_indexed_when_opened() {
     assert_eq!(got.next_incident_id, 10);
     assert_eq!(got.incidents.len(), 3);
     assert_eq!(got.incidents[1], incident(3, State::Resolved));
+    assert_eq!(silence_ids(&got), [1, 2]);
+    assert_eq!(silence_ids(&store.load_at(at(90)).unwrap()), [2]);
     let clocks_since = |from| -> Vec<SlaClocks> {
         let found = store.incident_clocks_since(from).unwrap();
         found.into_iter().map(|(_, _, clocks)| clocks).collect()

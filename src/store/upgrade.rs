@@ -6,16 +6,17 @@ use std::time::Instant;
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::records::IncidentIndexedV1;
+use super::records::{IncidentIndexedV1, SilenceV1};
 use super::{
-    INCIDENT_SLA_STOP, INCIDENTS, INCIDENTS_ACTIVE, INCIDENTS_BY_SLA_STOP, StoreError, db_err,
-    decode, indexed_as_active, sla_last_stop,
+    INCIDENT_SLA_STOP, INCIDENTS, INCIDENTS_ACTIVE, INCIDENTS_BY_SLA_STOP, SILENCES,
+    SILENCES_BY_END, StoreError, db_err, decode, indexed_as_active, sla_last_stop,
 };
 
 /// Upgrades a store of schema version `from`.
 pub(super) fn upgrade(txn: &WriteTransaction, from: u64) -> Result<(), StoreError> {
     if from < 2 {
         index_incidents(txn)?;
+        index_silences(txn)?;
     }
     Ok(())
 }
@@ -50,5 +51,20 @@ fn index_incidents(txn: &WriteTransaction) -> Result<(), StoreError> {
         elapsed_ms = started.elapsed().as_millis(),
         "store upgraded to schema 2: indexed the incidents not closed and their SLA clocks"
     );
+    Ok(())
+}
+
+/// Schema 2: the index of the silences by when they end.
+fn index_silences(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let silences = txn.open_table(SILENCES).map_err(db_err)?;
+    let mut by_end = txn.open_table(SILENCES_BY_END).map_err(db_err)?;
+    for row in silences.iter().map_err(db_err)? {
+        let (key, value) = row.map_err(db_err)?;
+        let id = key.value();
+        let record: SilenceV1 = decode("silences.v1", id, value.value())?;
+        by_end
+            .insert((record.ends_at.timestamp_millis(), id), ())
+            .map_err(db_err)?;
+    }
     Ok(())
 }
