@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::response::Html;
 
 use super::{ApiError, ApiState};
+use crate::domain::incident::State as IncidentState;
 use crate::status::{StatusPage, build, render_html};
 
 /// Active incidents read per page of the store's list.
@@ -16,10 +17,15 @@ async fn load(state: &ApiState) -> Result<StatusPage, ApiError> {
     let restrictions = state.restrictions.clone();
     let services = state.services.clone();
     tokio::task::spawn_blocking(move || {
+        // Passed to the store, which then reads only its index of incidents not closed.
+        let states: Vec<_> = (IncidentState::ALL.into_iter())
+            .filter(|s| s.is_active())
+            .collect();
         let mut active = Vec::new();
         let mut before = None;
         loop {
-            let (page, next) = store.list_incidents(before, PAGE, |i| i.state.is_active())?;
+            let (page, next) =
+                store.list_incidents_by_state(Some(&states), before, PAGE, |_| true)?;
             for incident in page {
                 if let Some(found) = store.get_incident_with_timeline(incident.id)? {
                     active.push(found);
