@@ -9,6 +9,8 @@
 //!   filter.
 //! - every active incident in pages of 500, as the status page reads them.
 //! - `GET /api/v1/sla?window=30d`'s read and report.
+//! - the one-off upgrade of such a store from schema 1 (a copy of it without the indexes
+//!   that schema 2 added) when it is first opened.
 //!
 //! Filling 1,000,000 incidents takes a while, so the store is kept under
 //! `target/bench-fixtures/`, named by its size and schema version, and reused by later
@@ -20,7 +22,8 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, TimeDelta, Utc};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use redb::{ReadableDatabase, TableDefinition};
 
 // Shared with the other store benches; this one has its own mix of states.
 #[allow(dead_code)]
@@ -215,6 +218,53 @@ fn bench(c: &mut Criterion) {
         });
     });
     group.finish();
+    // Closed, so that its copies are clean.
+    drop(store);
+
+    let mut group = c.benchmark_group("upgrade");
+    group.sample_size(10);
+    let copy = path.with_extension("redb.schema-1");
+    group.bench_function(
+        "open a schema-1 store (1M incidents): build the indexes",
+        |b| {
+            b.iter_batched(
+                || schema_1_copy(&path, &copy),
+                |()| Store::open(&copy).unwrap(),
+                BatchSize::PerIteration,
+            );
+        },
+    );
+    group.finish();
+    // Absent when the upgrade was filtered out.
+    let _ = std::fs::remove_file(&copy);
+}
+
+/// A copy of the store as schema 1 left it: the indexes schema 2 added are dropped and the
+/// version set back.
+fn schema_1_copy(path: &Path, copy: &Path) {
+    std::fs::copy(path, copy).unwrap();
+    let db = redb::Database::open(copy).unwrap();
+    let txn = db.begin_write().unwrap();
+    for table in [
+        "incidents_active.v1",
+        "incidents_by_sla_stop.v1",
+        "incident_sla_stop.v1",
+        "silences_by_end.v1",
+    ] {
+        let definition: TableDefinition<u64, ()> = TableDefinition::new(table);
+        assert!(txn.delete_table(definition).unwrap(), "{table} exists");
+    }
+    let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
+    txn.open_table(meta)
+        .unwrap()
+        .insert("schema_version", 1)
+        .unwrap();
+    txn.commit().unwrap();
+    drop(db);
+    // Nothing of schema 2 is left.
+    let db = redb::Database::open(copy).unwrap();
+    let txn = db.begin_read().unwrap();
+    assert_eq!(txn.list_tables().unwrap().count(), 7);
 }
 
 fn start_up(path: &Path) {
