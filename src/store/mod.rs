@@ -8,10 +8,24 @@
 //! `spawn_blocking`.
 //!
 //! What grows with history (incidents, their timelines, expired silences) is read by key
-//! or through an index, never scanned whole: start-up reads the incidents not closed from
-//! `incidents_active.v1`, and the SLA report over a window reads the incidents whose clocks
-//! count or stopped in it from `incidents_by_sla_stop.v1`; every commit keeps the indexes
-//! in step with `incidents.v1` in the same transaction.
+//! or through an index kept by the commit that writes the record, in the same transaction
+//! (so no crash can leave an index behind its table):
+//!
+//! - start-up ([`Store::load`]) reads the incidents not closed from `incidents_active.v1`;
+//!   [`Store::load_at`] also reads only the silences not ended, from `silences_by_end.v1`;
+//! - a list by state without `closed` walks `incidents_active.v1`
+//!   ([`Store::list_incidents_by_state`]);
+//! - the SLA report over a window reads the incidents whose clocks count or stopped in it
+//!   from `incidents_by_sla_stop.v1` ([`Store::incident_clocks_since`]).
+//!
+//! The rest of start-up is bounded by what is pending, not by history: armed timers (each
+//! deleted by the transaction that carries it out), undelivered outbox entries (deleted on
+//! delivery; [`Store::outbox_counts`] walks their keys), the counters in `meta`. Detectors
+//! are one per (rule, subject) seen: bounded by the rules and their subjects, not by the
+//! incidents; a subject that is gone for good (a Prometheus series) keeps its detector, as
+//! nothing deletes one yet. Lists with a state `closed` or without states, similar
+//! incidents (the newest [`SIMILAR_SCAN`]) and [`Store::incident_clocks`] still walk the
+//! table newest first.
 
 mod records;
 mod upgrade;
