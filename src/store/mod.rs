@@ -55,7 +55,7 @@ use records::{
 /// The layout this build reads and writes. A store written by a newer layout is refused
 /// rather than misread; an older one is upgraded when opened (`upgrade.rs`).
 ///
-/// 1. The tables below but the indexes.
+/// 1. The tables below without the indexes.
 /// 2. `incidents_active.v1`, `incidents_by_sla_stop.v1`, `incident_sla_stop.v1` and
 ///    `silences_by_end.v1`.
 pub const SCHEMA_VERSION: u64 = 2;
@@ -321,15 +321,8 @@ impl Store {
             {
                 let (key, _) = row.map_err(db_err)?;
                 let (_, id) = key.value();
-                let value =
-                    silences
-                        .get(id)
-                        .map_err(db_err)?
-                        .ok_or_else(|| StoreError::Inconsistent {
-                            index: "silences_by_end.v1",
-                            key: id.to_string(),
-                        })?;
-                let record: SilenceV1 = decode("silences.v1", id, value.value())?;
+                let record: SilenceV1 =
+                    get_indexed(&silences, "silences.v1", "silences_by_end.v1", id)?;
                 // Milliseconds round down: one that ended in `now`'s millisecond is out.
                 if record.ends_at > now {
                     loaded.silences.push(record.into());
@@ -346,7 +339,12 @@ impl Store {
         let active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
         for row in active.iter().map_err(db_err)? {
             let (key, _) = row.map_err(db_err)?;
-            let record = get_indexed(&incidents, "incidents_active.v1", key.value())?;
+            let record: IncidentV1 = get_indexed(
+                &incidents,
+                "incidents.v1",
+                "incidents_active.v1",
+                key.value(),
+            )?;
             if record.closed_at.is_none() {
                 loaded.incidents.push(record.into());
             }
@@ -549,15 +547,8 @@ impl Store {
         {
             let (key, _) = row.map_err(db_err)?;
             let (_, id) = key.value();
-            let value =
-                incidents
-                    .get(id)
-                    .map_err(db_err)?
-                    .ok_or_else(|| StoreError::Inconsistent {
-                        index: "incidents_by_sla_stop.v1",
-                        key: id.to_string(),
-                    })?;
-            let record: IncidentClocksV1 = decode("incidents.v1", id, value.value())?;
+            let record: IncidentClocksV1 =
+                get_indexed(&incidents, "incidents.v1", "incidents_by_sla_stop.v1", id)?;
             found.push((record.kind, record.priority, record.sla.into_clocks()));
         }
         Ok(found)
@@ -612,7 +603,12 @@ impl Store {
                 let active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
                 let rows = active.range(below).map_err(db_err)?.rev().map(|row| {
                     let (key, _) = row.map_err(db_err)?;
-                    get_indexed(&incidents, "incidents_active.v1", key.value())
+                    get_indexed(
+                        &incidents,
+                        "incidents.v1",
+                        "incidents_active.v1",
+                        key.value(),
+                    )
                 });
                 page_of(rows, limit, wanted, filter)
             }
@@ -718,20 +714,22 @@ fn sla_last_stop(clocks: &SlaClocks) -> Option<i64> {
         .max()
 }
 
-/// The incident an index names; its absence is an inconsistency, not a miss.
-fn get_indexed(
-    incidents: &impl ReadableTable<u64, &'static [u8]>,
+/// The record (of `table`, named `name`) that an index names; its absence is an
+/// inconsistency, not a miss.
+fn get_indexed<T: DeserializeOwned>(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    name: &'static str,
     index: &'static str,
     id: u64,
-) -> Result<IncidentV1, StoreError> {
-    let value = incidents
+) -> Result<T, StoreError> {
+    let value = table
         .get(id)
         .map_err(db_err)?
         .ok_or_else(|| StoreError::Inconsistent {
             index,
             key: id.to_string(),
         })?;
-    decode("incidents.v1", id, value.value())
+    decode(name, id, value.value())
 }
 
 fn timer_key(timer: &Timer) -> (i64, u64, &'static str) {
