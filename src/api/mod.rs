@@ -244,6 +244,8 @@ async fn list_incidents(
                 .map_err(|_| ApiError::bad_request(format!("invalid cursor `{cursor}`")))?,
         ),
     };
+    // The store reads only its index of active incidents when no closed ones are wanted.
+    let wanted_states = states.clone();
     let filter = move |incident: &Incident| {
         states.as_ref().is_none_or(|s| s.contains(&incident.state))
             && priorities
@@ -256,11 +258,12 @@ async fn list_incidents(
                 .is_none_or(|c| c.contains(&incident.category))
     };
     let store = state.store.clone();
-    let (page, next) =
-        tokio::task::spawn_blocking(move || store.list_incidents(before, limit, filter))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)?;
+    let (page, next) = tokio::task::spawn_blocking(move || {
+        store.list_incidents_by_state(wanted_states.as_deref(), before, limit, filter)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
     let clearance = caller.clearance();
     let now = state.clock.now();
     let restrictions = state.restrictions();
@@ -380,7 +383,9 @@ async fn sla_report(
             })?,
     };
     let store = state.store.clone();
-    let clocks = tokio::task::spawn_blocking(move || store.incident_clocks())
+    let now = state.clock.now();
+    // Only incidents with a clock counting or stopped in the window are read.
+    let clocks = tokio::task::spawn_blocking(move || store.incident_clocks_since(now - window))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
@@ -394,7 +399,7 @@ async fn sla_report(
             }),
         state.restrictions().sla(),
         window,
-        state.clock.now(),
+        now,
     );
     let mut report = json!(report);
     if let Some(kind) = query.kind.as_deref() {

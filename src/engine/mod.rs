@@ -161,8 +161,9 @@ impl Engine {
 
     /// Rebuilds the in-memory state, the gauges and the read model from the store.
     fn load(&mut self) -> Result<(), StoreError> {
-        let loaded = self.store.load()?;
         let now = self.clock.now();
+        // Expired silences stay stored for the record; only those still to end are read.
+        let loaded = self.store.load_at(now)?;
         let active: Vec<IncidentId> = loaded.incidents.iter().map(|i| i.id).collect();
         let public_updates = self.store.public_updates(&active)?;
         self.metrics.incidents_open.reset();

@@ -6,19 +6,41 @@
 //! the commit returns). Anyone may read: redb read transactions see the last commit and
 //! never block the writer. redb has no async API, so async callers go through
 //! `spawn_blocking`.
+//!
+//! What grows with history (incidents, their timelines, expired silences) is read by key
+//! or through an index kept by the commit that writes the record, in the same transaction
+//! (so no crash can leave an index behind its table):
+//!
+//! - start-up ([`Store::load`]) reads the incidents not closed from `incidents_active.v1`;
+//!   [`Store::load_at`] also reads only the silences not ended, from `silences_by_end.v1`;
+//! - a list by state without `closed` walks `incidents_active.v1`
+//!   ([`Store::list_incidents_by_state`]);
+//! - the SLA report over a window reads the incidents whose clocks count or stopped in it
+//!   from `incidents_by_sla_stop.v1` ([`Store::incident_clocks_since`]).
+//!
+//! The rest of start-up is bounded by what is pending, not by history: armed timers (each
+//! deleted by the transaction that carries it out), undelivered outbox entries (deleted on
+//! delivery; [`Store::outbox_counts`] walks their keys), the counters in `meta`. Detectors
+//! are one per (rule, subject) seen: bounded by the rules and their subjects, not by the
+//! incidents; a subject that is gone for good (a Prometheus series) keeps its detector, as
+//! nothing deletes one yet. Lists with a state `closed` or without states, similar
+//! incidents (the newest [`SIMILAR_SCAN`]) and [`Store::incident_clocks`] still walk the
+//! table newest first.
 
 mod records;
+mod upgrade;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::detector::Detector;
-use crate::domain::incident::{Incident, IncidentId, Kind, TimelineEntry};
+use crate::domain::incident::{Incident, IncidentId, Kind, State, TimelineEntry};
 use crate::domain::priority::Priority;
 use crate::domain::similar;
 use crate::domain::sla::SlaClocks;
@@ -31,11 +53,26 @@ use records::{
 };
 
 /// The layout this build reads and writes. A store written by a newer layout is refused
-/// rather than misread.
-const SCHEMA_VERSION: u64 = 1;
+/// rather than misread; an older one is upgraded when opened (`upgrade.rs`).
+///
+/// 1. The tables below without the indexes.
+/// 2. `incidents_active.v1`, `incidents_by_sla_stop.v1`, `incident_sla_stop.v1` and
+///    `silences_by_end.v1`.
+pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents.v1");
+/// Key: the id of every incident not closed (see [`indexed_as_active`]). Written in the
+/// transaction that writes the incident, so the two never disagree, even after a crash.
+const INCIDENTS_ACTIVE: TableDefinition<u64, ()> = TableDefinition::new("incidents_active.v1");
+/// Key: (when the incident's last SLA clock stopped, in Unix milliseconds, or `i64::MAX`
+/// while one still counts; incident id), for every incident with clocks (see
+/// [`sla_last_stop`]). A report over a window reads the keys from the window's start on.
+const INCIDENTS_BY_SLA_STOP: TableDefinition<(i64, u64), ()> =
+    TableDefinition::new("incidents_by_sla_stop.v1");
+/// Key: incident id; value: its key's time in `incidents_by_sla_stop.v1`, so a commit finds
+/// the entry it replaces without decoding the incident it overwrites.
+const INCIDENT_SLA_STOP: TableDefinition<u64, i64> = TableDefinition::new("incident_sla_stop.v1");
 /// Key: (incident id, timeline sequence). The sequence is global and only grows, so an
 /// incident's entries come back in the order they were written.
 const TIMELINE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("timeline.v1");
@@ -48,6 +85,9 @@ const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbox
 const TIMERS: TableDefinition<(i64, u64, &str), ()> = TableDefinition::new("timers.v1");
 /// Key: silence id. Expired silences are kept for the record.
 const SILENCES: TableDefinition<u64, &[u8]> = TableDefinition::new("silences.v1");
+/// Key: (when the silence ends, in Unix milliseconds; silence id), so that
+/// [`Store::load_at`] reads the silences not ended without the expired ones.
+const SILENCES_BY_END: TableDefinition<(i64, u64), ()> = TableDefinition::new("silences_by_end.v1");
 
 /// How many of the newest incidents [`Store::similar_incidents`] looks through.
 pub const SIMILAR_SCAN: usize = 5_000;
@@ -72,6 +112,8 @@ pub enum StoreError {
         "the store has schema version {found}, newer than this incidentd supports ({SCHEMA_VERSION}); upgrade incidentd"
     )]
     NewerSchema { found: u64 },
+    #[error("index {index} names {key}, which is not stored")]
+    Inconsistent { index: &'static str, key: String },
 }
 
 fn db_err(error: impl Into<redb::Error>) -> StoreError {
@@ -95,7 +137,8 @@ pub struct Loaded {
     pub next_timeline_seq: u64,
     pub next_outbox_seq: u64,
     pub next_silence_id: u64,
-    /// Every silence stored (the engine keeps those that have not ended).
+    /// Every silence stored (the engine keeps those that have not ended); from
+    /// [`Store::load_at`], only those not ended then.
     pub silences: Vec<Silence>,
     /// Every armed timer.
     pub timers: Vec<Timer>,
@@ -206,30 +249,51 @@ impl Store {
         let db = Database::create(path).map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
         {
+            txn.open_table(INCIDENTS).map_err(db_err)?;
+            txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+            txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
+            txn.open_table(INCIDENT_SLA_STOP).map_err(db_err)?;
+            txn.open_table(TIMELINE).map_err(db_err)?;
+            txn.open_table(DETECTORS).map_err(db_err)?;
+            txn.open_table(OUTBOX).map_err(db_err)?;
+            txn.open_table(SILENCES).map_err(db_err)?;
+            txn.open_table(SILENCES_BY_END).map_err(db_err)?;
+            txn.open_table(TIMERS).map_err(db_err)?;
             let mut meta = txn.open_table(META).map_err(db_err)?;
             let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
             match found {
                 Some(found) if found > SCHEMA_VERSION => {
                     return Err(StoreError::NewerSchema { found });
                 }
-                Some(_) => {}
+                Some(SCHEMA_VERSION) => {}
+                // The upgrade and the new version number commit together, or neither does
+                // and the next open upgrades again.
+                Some(found) => {
+                    upgrade::upgrade(&txn, found)?;
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
+                }
                 None => {
                     meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
                 }
             }
-            txn.open_table(INCIDENTS).map_err(db_err)?;
-            txn.open_table(TIMELINE).map_err(db_err)?;
-            txn.open_table(DETECTORS).map_err(db_err)?;
-            txn.open_table(OUTBOX).map_err(db_err)?;
-            txn.open_table(SILENCES).map_err(db_err)?;
-            txn.open_table(TIMERS).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Store { db: Arc::new(db) })
     }
 
-    /// Reads what the engine keeps in memory.
+    /// Reads what the engine keeps in memory. The incidents come from the index of those
+    /// not closed: how long the history is does not matter.
     pub fn load(&self) -> Result<Loaded, StoreError> {
+        self.load_silences_ending_after(None)
+    }
+
+    /// [`Store::load`] with only the silences that end after `now`: start-up that does
+    /// not grow with the silences that expired.
+    pub fn load_at(&self, now: DateTime<Utc>) -> Result<Loaded, StoreError> {
+        self.load_silences_ending_after(Some(now))
+    }
+
+    fn load_silences_ending_after(&self, now: Option<DateTime<Utc>>) -> Result<Loaded, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let counter = |key: &str| -> Result<u64, StoreError> {
@@ -258,15 +322,38 @@ impl Store {
             }
         }
         let silences = txn.open_table(SILENCES).map_err(db_err)?;
-        for row in silences.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
-            let record: SilenceV1 = decode("silences.v1", key.value(), value.value())?;
-            loaded.silences.push(record.into());
+        if let Some(now) = now {
+            let by_end = txn.open_table(SILENCES_BY_END).map_err(db_err)?;
+            for row in by_end
+                .range((now.timestamp_millis(), 0)..)
+                .map_err(db_err)?
+            {
+                let (key, _) = row.map_err(db_err)?;
+                let (_, id) = key.value();
+                let record: SilenceV1 =
+                    get_indexed(&silences, "silences.v1", "silences_by_end.v1", id)?;
+                // Milliseconds round down: one that ended in `now`'s millisecond is out.
+                if record.ends_at > now {
+                    loaded.silences.push(record.into());
+                }
+            }
+        } else {
+            for row in silences.iter().map_err(db_err)? {
+                let (key, value) = row.map_err(db_err)?;
+                let record: SilenceV1 = decode("silences.v1", key.value(), value.value())?;
+                loaded.silences.push(record.into());
+            }
         }
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
-        for row in incidents.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
-            let record: IncidentV1 = decode("incidents.v1", key.value(), value.value())?;
+        let active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+        for row in active.iter().map_err(db_err)? {
+            let (key, _) = row.map_err(db_err)?;
+            let record: IncidentV1 = get_indexed(
+                &incidents,
+                "incidents.v1",
+                "incidents_active.v1",
+                key.value(),
+            )?;
             if record.closed_at.is_none() {
                 loaded.incidents.push(record.into());
             }
@@ -288,9 +375,32 @@ impl Store {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+            let mut active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+            let mut by_sla_stop = txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
+            let mut sla_stop = txn.open_table(INCIDENT_SLA_STOP).map_err(db_err)?;
             for (id, incident) in &batch.incidents {
                 let bytes = encode(&IncidentV1::from(incident));
                 incidents.insert(id, bytes.as_slice()).map_err(db_err)?;
+                if indexed_as_active(incident.state, incident.closed_at) {
+                    active.insert(id, ()).map_err(db_err)?;
+                } else {
+                    active.remove(id).map_err(db_err)?;
+                }
+                let stop = sla_last_stop(&incident.sla);
+                let was = match stop {
+                    Some(stop) => sla_stop.insert(id, stop),
+                    None => sla_stop.remove(id),
+                }
+                .map_err(db_err)?
+                .map(|v| v.value());
+                if was != stop {
+                    if let Some(was) = was {
+                        by_sla_stop.remove((was, *id)).map_err(db_err)?;
+                    }
+                    if let Some(stop) = stop {
+                        by_sla_stop.insert((stop, *id), ()).map_err(db_err)?;
+                    }
+                }
             }
             let mut timeline = txn.open_table(TIMELINE).map_err(db_err)?;
             for (id, seq, entry) in &batch.timeline {
@@ -327,9 +437,23 @@ impl Store {
                 timers.remove(timer_key(timer)).map_err(db_err)?;
             }
             let mut silences = txn.open_table(SILENCES).map_err(db_err)?;
+            let mut by_end = txn.open_table(SILENCES_BY_END).map_err(db_err)?;
             for (id, silence) in &batch.silences {
                 let bytes = encode(&SilenceV1::from(silence));
-                silences.insert(id, bytes.as_slice()).map_err(db_err)?;
+                // A silence ended early is written again: its old entry goes.
+                let ended = match silences.insert(id, bytes.as_slice()).map_err(db_err)? {
+                    Some(old) => {
+                        let old: SilenceV1 = decode("silences.v1", id, old.value())?;
+                        Some(old.ends_at.timestamp_millis())
+                    }
+                    None => None,
+                };
+                if let Some(ended) = ended {
+                    by_end.remove((ended, *id)).map_err(db_err)?;
+                }
+                by_end
+                    .insert((silence.ends_at.timestamp_millis(), *id), ())
+                    .map_err(db_err)?;
             }
             let mut meta = txn.open_table(META).map_err(db_err)?;
             for (key, value) in &batch.meta {
@@ -445,8 +569,36 @@ impl Store {
         Ok(similar::rank(incident, candidates, similar::SHOWN))
     }
 
-    /// The kind, priority and SLA clocks of every incident (for the SLA report); only those
-    /// fields are decoded.
+    /// The kind, priority and SLA clocks of every incident with a clock that still counts
+    /// (running or paused) or stopped after `from`: all that the SLA report over a window
+    /// starting at `from` looks at. Read through `incidents_by_sla_stop.v1`, so the cost
+    /// follows the window and the open clocks, not the history; only those fields are
+    /// decoded.
+    pub fn incident_clocks_since(
+        &self,
+        from: DateTime<Utc>,
+    ) -> Result<Vec<(Kind, Priority, SlaClocks)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        let by_sla_stop = txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
+        let mut found = Vec::new();
+        // Milliseconds round down, so this takes in every clock stopped after `from` (and
+        // perhaps a few stopped in its last millisecond, which the report leaves out).
+        for row in by_sla_stop
+            .range((from.timestamp_millis(), 0)..)
+            .map_err(db_err)?
+        {
+            let (key, _) = row.map_err(db_err)?;
+            let (_, id) = key.value();
+            let record: IncidentClocksV1 =
+                get_indexed(&incidents, "incidents.v1", "incidents_by_sla_stop.v1", id)?;
+            found.push((record.kind, record.priority, record.sla.into_clocks()));
+        }
+        Ok(found)
+    }
+
+    /// The kind, priority and SLA clocks of every incident, from a walk of the whole
+    /// history; [`Store::incident_clocks_since`] reads only what a window needs.
     pub fn incident_clocks(&self) -> Result<Vec<(Kind, Priority, SlaClocks)>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
@@ -461,33 +613,56 @@ impl Store {
 
     /// Incidents newest first, starting below `before` (a cursor: the last id of the
     /// previous page), keeping those `filter` accepts. Returns the page and the cursor for
-    /// the next one.
+    /// the next one, `None` when no further incident is accepted.
+    ///
+    /// This walks the whole history when few incidents are accepted; a list that wants
+    /// only some states says so with [`Store::list_incidents_by_state`].
     pub fn list_incidents(
         &self,
         before: Option<u64>,
         limit: usize,
         filter: impl Fn(&Incident) -> bool,
     ) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
+        self.list_incidents_by_state(None, before, limit, filter)
+    }
+
+    /// [`Store::list_incidents`] of the incidents whose state is one of `states` (all
+    /// states with `None`). When none of `states` is `closed`, only the index of the
+    /// incidents not closed is walked: the page costs what the active incidents cost,
+    /// however long the history.
+    pub fn list_incidents_by_state(
+        &self,
+        states: Option<&[State]>,
+        before: Option<u64>,
+        limit: usize,
+        filter: impl Fn(&Incident) -> bool,
+    ) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
-        let mut page = Vec::new();
-        let range = incidents
-            .range(..before.unwrap_or(u64::MAX))
-            .map_err(db_err)?;
-        for row in range.rev() {
-            let (key, value) = row.map_err(db_err)?;
-            let record: IncidentV1 = decode("incidents.v1", key.value(), value.value())?;
-            let incident = Incident::from(record);
-            if !filter(&incident) {
-                continue;
+        let below = ..before.unwrap_or(u64::MAX);
+        let wanted = |record: &IncidentV1| states.is_none_or(|s| s.contains(&record.state));
+        match states {
+            Some(states) if !states.contains(&State::Closed) => {
+                let active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+                let rows = active.range(below).map_err(db_err)?.rev().map(|row| {
+                    let (key, _) = row.map_err(db_err)?;
+                    get_indexed(
+                        &incidents,
+                        "incidents.v1",
+                        "incidents_active.v1",
+                        key.value(),
+                    )
+                });
+                page_of(rows, limit, wanted, filter)
             }
-            if page.len() == limit {
-                let last = page.last().map(|i: &Incident| i.id.0);
-                return Ok((page, last));
+            _ => {
+                let rows = incidents.range(below).map_err(db_err)?.rev().map(|row| {
+                    let (key, value) = row.map_err(db_err)?;
+                    decode("incidents.v1", key.value(), value.value())
+                });
+                page_of(rows, limit, wanted, filter)
             }
-            page.push(incident);
         }
-        Ok((page, None))
     }
 
     /// Up to `limit` undelivered entries of one consumer, oldest first.
@@ -532,6 +707,74 @@ impl Store {
     }
 }
 
+/// Up to `limit` incidents of `rows` (newest first) that `wanted` and then `filter`
+/// accept, and the cursor for the next page: the page's last id, when another incident
+/// is accepted after it.
+fn page_of(
+    rows: impl Iterator<Item = Result<IncidentV1, StoreError>>,
+    limit: usize,
+    wanted: impl Fn(&IncidentV1) -> bool,
+    filter: impl Fn(&Incident) -> bool,
+) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
+    let mut page: Vec<Incident> = Vec::new();
+    for record in rows {
+        let record = record?;
+        if !wanted(&record) {
+            continue;
+        }
+        let incident = Incident::from(record);
+        if !filter(&incident) {
+            continue;
+        }
+        if page.len() == limit {
+            let last = page.last().map(|i| i.id.0);
+            return Ok((page, last));
+        }
+        page.push(incident);
+    }
+    Ok((page, None))
+}
+
+/// Whether an incident belongs in `incidents_active.v1`: it is not closed. The domain sets
+/// `closed_at` exactly in state `closed`; the index holds an incident while either says it
+/// is not closed, so it serves both `load` (which asks `closed_at`) and lists by state.
+fn indexed_as_active(state: State, closed_at: Option<DateTime<Utc>>) -> bool {
+    state != State::Closed || closed_at.is_none()
+}
+
+/// When the last of an incident's SLA clocks stopped (Unix milliseconds), `i64::MAX` while
+/// one still counts (running or paused), `None` without clocks: the incident's key in
+/// `incidents_by_sla_stop.v1`. A report over a window wants an incident exactly when this
+/// is after the window's start (its other clocks stopped before).
+fn sla_last_stop(clocks: &SlaClocks) -> Option<i64> {
+    clocks
+        .iter()
+        .map(|(_, clock)| {
+            clock
+                .stopped_at
+                .map_or(i64::MAX, |at| at.timestamp_millis())
+        })
+        .max()
+}
+
+/// The record (of `table`, named `name`) that an index names; its absence is an
+/// inconsistency, not a miss.
+fn get_indexed<T: DeserializeOwned>(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    name: &'static str,
+    index: &'static str,
+    id: u64,
+) -> Result<T, StoreError> {
+    let value = table
+        .get(id)
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::Inconsistent {
+            index,
+            key: id.to_string(),
+        })?;
+    decode(name, id, value.value())
+}
+
 fn timer_key(timer: &Timer) -> (i64, u64, &'static str) {
     (
         timer.due.timestamp_millis(),
@@ -567,27 +810,4 @@ fn decode<T: DeserializeOwned>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_timer_kind_survives_its_key() {
-        for kind in TimerKind::ALL {
-            let timer = Timer {
-                due: chrono::DateTime::from_timestamp_millis(1_767_225_600_123).unwrap(),
-                incident: IncidentId(7),
-                kind,
-            };
-            let (due, incident, kind) = timer_key(&timer);
-            assert_eq!(timer_from_key(due, incident, kind), Some(timer));
-        }
-        assert_eq!(timer_from_key(0, 1, "someday"), None);
-        // Timers stored before the other SLA clocks existed keep their meaning.
-        assert_eq!(
-            timer_from_key(0, 1, "breach_deadline").map(|t| t.kind),
-            Some(TimerKind::SlaBreach(
-                crate::domain::sla::SlaName::BreachNotification
-            ))
-        );
-    }
-}
+mod tests;

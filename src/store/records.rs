@@ -28,6 +28,16 @@ pub struct IncidentTraitsV1 {
     pub service: Option<String>,
 }
 
+/// The fields of an [`IncidentV1`] its index entries follow (`upgrade.rs` reads them to
+/// index incidents stored before the indexes existed); the rest is skipped.
+#[derive(Debug, Deserialize)]
+pub struct IncidentIndexedV1 {
+    pub state: State,
+    pub closed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub sla: SlaClocksV1,
+}
+
 /// The fields of an [`IncidentV1`] the SLA report reads; the rest is skipped.
 #[derive(Debug, Deserialize)]
 pub struct IncidentClocksV1 {
