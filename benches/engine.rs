@@ -73,6 +73,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
         auth: AuthConfig::default(),
         webhooks: Vec::new(),
         probe_concurrency: 256,
+        probe_duration_histogram: Default::default(),
         workflow: incidentd::domain::policy::WorkflowConfig::default(),
         probes,
         rules,

@@ -253,6 +253,7 @@ fn engine_config(file: &RuleTestFile, storage_path: &Path) -> Config {
         auth: AuthConfig::default(),
         webhooks: Vec::new(),
         probe_concurrency: 1,
+        probe_duration_histogram: Default::default(),
         workflow: file.workflow.clone(),
         probes: file.probes.clone(),
         rules: file.rules.clone(),

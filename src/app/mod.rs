@@ -67,7 +67,7 @@ impl App {
         let store = tokio::task::spawn_blocking(move || Store::open(&path))
             .await?
             .with_context(|| format!("opening the store {}", config.storage_path.display()))?;
-        let metrics = Metrics::with_sla(&config.workflow.sla);
+        let metrics = Metrics::with_options(&config.workflow.sla, config.probe_duration_histogram);
         let wakers: Wakers = Arc::new(
             config
                 .webhooks

@@ -48,6 +48,7 @@ use crate::domain::policy::{
     Category, EscalationConfig, EscalationPolicy, PriorityMatrix, WorkflowConfig,
 };
 use crate::domain::priority::{Level, Priority};
+use crate::metrics::ProbeDurationHistogram;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9750";
 const DEFAULT_STORAGE_PATH: &str = "data/incidentd.redb";
@@ -122,6 +123,7 @@ pub fn load_with(
         auth: settings.auth,
         webhooks: settings.webhooks,
         probe_concurrency: settings.probe_concurrency,
+        probe_duration_histogram: settings.probe_duration_histogram,
         workflow: settings.workflow,
         probes,
         rules,
@@ -251,6 +253,7 @@ struct ConfigOutline {
     auth: Option<AuthOutline>,
     webhooks: Option<Vec<Value>>,
     probe_concurrency: Option<Value>,
+    probe_duration_histogram: Option<Value>,
     categories: Option<Vec<Value>>,
     priority_matrix: Option<Value>,
     escalation: Option<Value>,
@@ -636,6 +639,7 @@ struct Settings {
     auth: AuthConfig,
     webhooks: Vec<WebhookConfig>,
     probe_concurrency: usize,
+    probe_duration_histogram: ProbeDurationHistogram,
     workflow: WorkflowConfig,
     /// Whether `workflow.categories` is the taxonomy as configured, so that the rules'
     /// categories can be checked against it (not when `categories` has a problem).
@@ -660,6 +664,7 @@ fn settings(
             auth: AuthConfig::default(),
             webhooks: Vec::new(),
             probe_concurrency: DEFAULT_PROBE_CONCURRENCY,
+            probe_duration_histogram: ProbeDurationHistogram::default(),
             workflow: WorkflowConfig::default(),
             categories_known: false,
         };
@@ -699,6 +704,10 @@ fn settings(
         },
         webhooks: webhooks(&mut check, outline.webhooks.unwrap_or_default(), env),
         probe_concurrency: probe_concurrency(&mut check, outline.probe_concurrency),
+        probe_duration_histogram: probe_duration_histogram(
+            &mut check,
+            outline.probe_duration_histogram,
+        ),
         workflow,
         categories_known,
     }
@@ -892,6 +901,28 @@ fn probe_concurrency(check: &mut Check<'_>, value: Option<Value>) -> usize {
         }
         Some(limit) => usize::try_from(limit).unwrap_or(usize::MAX),
         None => DEFAULT_PROBE_CONCURRENCY,
+    }
+}
+
+/// `probe_duration_histogram`: `aggregate` (the default: one histogram over all probes) or
+/// `per_probe`.
+fn probe_duration_histogram(check: &mut Check<'_>, value: Option<Value>) -> ProbeDurationHistogram {
+    let path = [Key("probe_duration_histogram")];
+    match value
+        .and_then(|value| check.strict::<String>(value, &path))
+        .as_deref()
+    {
+        None | Some("aggregate") => ProbeDurationHistogram::Aggregate,
+        Some("per_probe") => ProbeDurationHistogram::PerProbe,
+        Some(other) => {
+            check.at(
+                &path,
+                format!(
+                    "probe_duration_histogram must be `aggregate` or `per_probe`, not `{other}`"
+                ),
+            );
+            ProbeDurationHistogram::Aggregate
+        }
     }
 }
 
@@ -2674,7 +2705,7 @@ rules:
         check(
             &[("incidentd.yaml", "listen: 127.0.0.1:1\nlisten_addr: x\n")],
             &[
-                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `status_page`",
+                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `status_page`",
             ],
         );
     }
@@ -2687,7 +2718,7 @@ rules:
                 ("more/a.yaml", "probes: [{name: a}]\n"),
             ],
             &[
-                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `status_page`",
+                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `status_page`",
                 "more/a.yaml:1:10: probe `a` needs one of http, tcp, dns, tls, icmp, prometheus",
             ],
         );
@@ -4105,6 +4136,27 @@ probes:
             .is_ok()
         );
         assert_eq!(asked.get(), 0);
+    }
+
+    #[test]
+    fn probe_duration_histogram() {
+        let (_dir, config) = load_ok(&[("incidentd.yaml", "listen: 127.0.0.1:0\n")]);
+        assert_eq!(
+            config.probe_duration_histogram,
+            ProbeDurationHistogram::Aggregate
+        );
+        let (_dir, config) =
+            load_ok(&[("incidentd.yaml", "probe_duration_histogram: per_probe\n")]);
+        assert_eq!(
+            config.probe_duration_histogram,
+            ProbeDurationHistogram::PerProbe
+        );
+        check(
+            &[("incidentd.yaml", "probe_duration_histogram: both\n")],
+            &[
+                "incidentd.yaml:1:27: probe_duration_histogram must be `aggregate` or `per_probe`, not `both`",
+            ],
+        );
     }
 
     #[test]

@@ -79,6 +79,8 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// How many probe runs may be in flight at once, over all probes (≥ 1).
     pub probe_concurrency: usize,
+    /// How `incidentd_probe_duration_seconds` is labelled (fixed at start).
+    pub probe_duration_histogram: crate::metrics::ProbeDurationHistogram,
     pub probes: Vec<ProbeConfig>,
     pub rules: Vec<RuleConfig>,
     /// Categories, priority matrix, escalation, closure and SLA policies.
@@ -98,6 +100,9 @@ impl Config {
         }
         if self.storage_path != new.storage_path {
             keys.push("storage");
+        }
+        if self.probe_duration_histogram != new.probe_duration_histogram {
+            keys.push("probe_duration_histogram");
         }
         keys
     }
@@ -391,6 +396,7 @@ mod tests {
             auth: AuthConfig::default(),
             webhooks: Vec::new(),
             probe_concurrency: 256,
+            probe_duration_histogram: Default::default(),
             probes: Vec::new(),
             rules: Vec::new(),
             workflow: WorkflowConfig::default(),
