@@ -193,7 +193,12 @@ impl App {
         let reloader = reload::Reloader {
             path: config.path.clone(),
             loader,
-            running: config.clone(),
+            // Only the keys that need a restart are compared: not the probes and rules.
+            running: Config {
+                probes: Vec::new(),
+                rules: Vec::new(),
+                ..config.clone()
+            },
             engine: engine.clone(),
             probes: probe_set,
             webhooks: workers,
@@ -223,6 +228,8 @@ impl App {
             .with_graceful_shutdown(http_stop.clone().cancelled_owned());
         let mut server = tokio::spawn(server.into_future());
         tracing::info!(listen = %local_addr, probes = config.probes.len(), rules = config.rules.len(), webhooks = config.webhooks.len(), "incidentd started");
+        // The probes, the engine and the reloader keep what they need of the configuration.
+        drop(config);
 
         let server_result = tokio::select! {
             () = shutdown => None,
