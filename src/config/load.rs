@@ -57,7 +57,7 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// The shortest probe interval (the integration tests probe loopback targets every 100ms).
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How soon a probe runs again while a rule confirms a change, unless the interval is shorter.
+/// The longest default `confirm_interval` (probes with an interval of 4s or more).
 const DEFAULT_CONFIRM_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_CATEGORY: &str = "availability";
@@ -1474,7 +1474,8 @@ fn probe(
 
 /// `confirm_interval`: how soon the probe runs again while one of its rules confirms a change.
 /// More than 0, at least [`MIN_INTERVAL`] as any probe interval, and at most the interval.
-/// Left out, it is 1s or the interval if shorter.
+/// Left out, it is a quarter of the interval, between [`MIN_INTERVAL`] and 1s (and never
+/// longer than the interval): a 1s probe confirms after 250ms, a 10s or 1m one after 1s.
 fn confirm_interval(
     check: &mut Check<'_>,
     index: usize,
@@ -1483,7 +1484,7 @@ fn confirm_interval(
 ) -> Option<Duration> {
     let path = [Key("probes"), Index(index), Key("confirm_interval")];
     let default = interval.map_or(DEFAULT_CONFIRM_INTERVAL, |i| {
-        i.min(DEFAULT_CONFIRM_INTERVAL)
+        (i / 4).clamp(MIN_INTERVAL, DEFAULT_CONFIRM_INTERVAL).min(i)
     });
     let confirm = check.duration(&path, text, default)?;
     if text.is_none() {
@@ -3270,11 +3271,13 @@ probes:
     }
 
     #[test]
-    fn confirm_interval_defaults_to_the_interval_or_1s_whichever_is_shorter() {
+    fn confirm_interval_defaults_to_a_quarter_of_the_interval_within_100ms_and_1s() {
         let text = "\
 probes:
   - {name: a, interval: 10s, http: {url: 'http://x/'}}
   - {name: b, interval: 500ms, http: {url: 'http://x/'}}
+  - {name: g, interval: 1s, http: {url: 'http://x/'}}
+  - {name: h, interval: 100ms, http: {url: 'http://x/'}}
   - {name: c, http: {url: 'http://x/'}}
   - {name: d, interval: 10s, confirm_interval: 2s, http: {url: 'http://x/'}}
   - {name: e, interval: 10s, confirm_interval: 10s, http: {url: 'http://x/'}}
@@ -3291,7 +3294,9 @@ probes:
             confirm,
             [
                 ("a", ms(1000)),
-                ("b", ms(500)),
+                ("b", ms(125)),
+                ("g", ms(250)),
+                ("h", ms(100)),
                 ("c", ms(1000)),
                 ("d", ms(2000)),
                 ("e", ms(10_000)),

@@ -694,7 +694,10 @@ impl Engine {
                 rule: rule.name.clone(),
                 subject: subject.clone(),
             };
-            let detector = self.state.detectors.entry(key.clone()).or_default();
+            let detector = match self.state.detectors.get_mut(&key) {
+                Some(detector) => detector,
+                None => self.state.detectors.entry(key.clone()).or_default(),
+            };
             let before = *detector;
             let transition = detector.observe(symptom, observation.at, rule.thresholds);
             let detector = *detector;
@@ -706,7 +709,7 @@ impl Engine {
                     && (1..thresholds.recover_after).contains(&detector.clean_streak));
             if detector.differs_beyond_history(&before) {
                 txn.batch.put_detector(&key.stored(), subject, detector);
-                self.snapshot.detectors.insert(key, detector);
+                self.snapshot.detectors.insert(Arc::new(key), detector);
                 txn.pending.detectors_changed = true;
             }
             if let Some(transition) = transition {

@@ -31,7 +31,9 @@ pub struct Snapshot {
     /// The public notes of those incidents, oldest first.
     pub public_updates: imbl::OrdMap<u64, Arc<Vec<TimelineEntry>>>,
     /// Each rule's detector per subject, as far as it is shown (firing, streaks, flapping).
-    pub detectors: imbl::OrdMap<DetectorKey, Detector>,
+    /// Keys are shared: a commit after a publish copies the map's path to what it changes,
+    /// and copying a key is then a reference count, not its strings.
+    pub detectors: imbl::OrdMap<Arc<DetectorKey>, Detector>,
     /// Silences that had not ended at the commit.
     pub silences: Arc<BTreeMap<u64, Silence>>,
     pub rules: Arc<RuleBook>,
