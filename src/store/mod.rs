@@ -240,13 +240,22 @@ pub struct Counters {
     pub next_silence_id: u64,
 }
 
+/// redb's own page cache. Its default (1 GiB) fills with every page a start-up touches and
+/// is not given back: with 1,000,000 stored incidents (50,000 not closed) the server held
+/// 700 MB after start, 500 MB with this; 64 MiB made start-up re-read pages (2.9 s instead of
+/// 1.5 s). Reads beyond it go to the operating system's page cache.
+const CACHE_BYTES: usize = 256 * 1024 * 1024;
+
 impl Store {
     /// Opens (or creates) the store, creating its directory and tables.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| db_err(redb::StorageError::Io(e)))?;
         }
-        let db = Database::create(path).map_err(db_err)?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
         {
             txn.open_table(INCIDENTS).map_err(db_err)?;
