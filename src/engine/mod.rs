@@ -671,10 +671,6 @@ impl Engine {
             .histories
             .remove(&history_key)
             .unwrap_or_default();
-        // Keep bodies only for the newest result: windows read numbers.
-        if let Some(previous) = history.back_mut() {
-            *previous = previous.summary();
-        }
         let newest = observation.at;
         history.push_back(observation);
         while history.len() > 1
@@ -764,7 +760,15 @@ impl Engine {
                 self.correlated(change, &rule.name, txn);
             }
         }
-        self.state.histories.insert(history_key, history);
+        // Only window functions read past results, and only their numbers: a probe whose
+        // rules have no window keeps no history, and a kept one drops bodies and headers
+        // (with 100,000 probes that is a hundred megabytes).
+        if keep.is_some() {
+            if let Some(newest) = history.back_mut() {
+                *newest = newest.summary();
+            }
+            self.state.histories.insert(history_key, history);
+        }
         confirming
     }
 
