@@ -659,7 +659,7 @@ impl Engine {
     ) -> bool {
         let keep = rules
             .iter()
-            .filter_map(|rule| rule.when.window())
+            .filter_map(|rule| rule.when().window())
             .max()
             .and_then(|window| chrono::Duration::from_std(window).ok());
         let history_key = HistoryKey {
@@ -685,7 +685,7 @@ impl Engine {
         let observation = history.back().expect("just pushed");
         let mut confirming = false;
         for rule in rules {
-            let symptom = evaluate && rule.when.eval(&history);
+            let symptom = evaluate && rule.when().eval(&history);
             let key = DetectorKey {
                 rule: rule.name.clone(),
                 subject: subject.clone(),

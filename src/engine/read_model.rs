@@ -141,7 +141,7 @@ impl Snapshot {
                 RuleStatus {
                     name: rule.name.clone(),
                     probe: rule.probe.clone(),
-                    when: rule.when.source().to_owned(),
+                    when: rule.when().source().to_owned(),
                     after: rule.thresholds.after,
                     recover_after: rule.thresholds.recover_after,
                     for_: rule.thresholds.for_.map(format_duration),

@@ -20,7 +20,6 @@ use super::command::Subject;
 pub struct Rule {
     pub name: String,
     pub probe: String,
-    pub when: Condition,
     pub thresholds: Thresholds,
     pub title: Option<String>,
     pub category: String,
@@ -53,7 +52,6 @@ impl Rule {
         Rule {
             name: rule.name.clone(),
             probe: rule.probe.clone(),
-            when: rule.when.clone(),
             thresholds: Thresholds {
                 after: rule.after,
                 recover_after: rule.recover_after,
@@ -83,6 +81,11 @@ impl Rule {
         }
     }
 
+    /// The symptom's condition (held once, in the config it was compiled from).
+    pub fn when(&self) -> &Condition {
+        &self.source.when
+    }
+
     /// What the rule knows about one result of one subject.
     pub fn signal<'a>(
         &'a self,
@@ -94,7 +97,7 @@ impl Rule {
             group,
             rule: &self.name,
             probe: &self.probe,
-            condition: self.when.source(),
+            condition: self.when().source(),
             title_template: self.title.as_deref(),
             category: &self.category,
             impact: self.impact,
