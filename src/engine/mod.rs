@@ -717,11 +717,14 @@ impl Engine {
                 let firing = self.rule_firing(&rule.name);
                 txn.pending.rules.insert(rule.name.clone(), firing);
             }
+            let recovered = transition == Some(Transition::Recovered);
+            if !detector.firing && !recovered {
+                continue; // nothing for correlation: the common case of a healthy probe
+            }
             let group = rule.group(subject);
             // The gauges of the incident correlation may change, as they are before it
             // (a symptom it already carries changes nothing: the steady case stays cheap).
-            if (detector.firing || transition == Some(Transition::Recovered))
-                && let Some(incident) = self.state.incidents.of_group(&group)
+            if let Some(incident) = self.state.incidents.of_group(&group)
                 && !(detector.firing && incident.firing_rules.contains(&rule.name))
             {
                 txn.pending.touch(incident);
@@ -745,7 +748,7 @@ impl Engine {
                     || Self::next_incident_id(counters),
                     txn.now,
                 )
-            } else if transition == Some(Transition::Recovered) {
+            } else {
                 self.state.incidents.recover(
                     &group,
                     &rule.name,
@@ -753,8 +756,6 @@ impl Engine {
                     rule.auto_resolve,
                     txn.now,
                 )
-            } else {
-                Outcome::Nothing
             };
             if let Outcome::Changed(change) = outcome {
                 self.correlated(change, &rule.name, txn);
