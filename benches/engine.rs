@@ -42,6 +42,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
                 follow_redirects: false,
             }),
         })
+        .map(Arc::new)
         .collect();
     let rules = (0..callers)
         .map(|i| RuleConfig {
@@ -63,6 +64,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
                 urgency: Level::Medium,
             },
         })
+        .map(Arc::new)
         .collect();
     Config {
         path: dir.join("incidentd.yaml"),

@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -146,12 +147,13 @@ pub fn load_workflow(path: &Path) -> Result<WorkflowConfig, ConfigErrors> {
     }
 }
 
+/// The probes and rules of valid rule files.
+pub type ProbesAndRules = (Vec<Arc<ProbeConfig>>, Vec<Arc<RuleConfig>>);
+
 /// Loads the rule files at `paths` on their own, without an `incidentd.yaml` (so their
 /// categories are not checked). Either every probe and rule, valid, or every problem found,
 /// sorted by file, line and column.
-pub fn load_rule_files(
-    paths: &[PathBuf],
-) -> Result<(Vec<ProbeConfig>, Vec<RuleConfig>), ConfigErrors> {
+pub fn load_rule_files(paths: &[PathBuf]) -> Result<ProbesAndRules, ConfigErrors> {
     let mut diagnostics = Vec::new();
     let loaded = rule_files(paths, None, &mut diagnostics);
     if diagnostics.is_empty() {
@@ -163,8 +165,8 @@ pub fn load_rule_files(
 
 /// The probes and rules of some rule files, as far as they are valid.
 pub(super) struct RuleSet {
-    pub(super) probes: Vec<ProbeConfig>,
-    pub(super) rules: Vec<RuleConfig>,
+    pub(super) probes: Vec<Arc<ProbeConfig>>,
+    pub(super) rules: Vec<Arc<RuleConfig>>,
     /// Every probe and rule was read: the only problems, if any, are categories missing from
     /// the taxonomy. The names the files define are then known for sure.
     pub(super) complete: bool,
@@ -208,8 +210,16 @@ fn rule_files_with(
     let mut probes = Vec::with_capacity(files.iter().map(|file| file.probes.len()).sum());
     let mut rules = Vec::with_capacity(files.iter().map(|file| file.rules.len()).sum());
     for file in files {
-        probes.extend(file.probes.into_iter().filter_map(|entry| entry.config));
-        rules.extend(file.rules.into_iter().filter_map(|entry| entry.config));
+        probes.extend(
+            file.probes
+                .into_iter()
+                .filter_map(|e| e.config.map(Arc::new)),
+        );
+        rules.extend(
+            file.rules
+                .into_iter()
+                .filter_map(|e| e.config.map(Arc::new)),
+        );
     }
     RuleSet {
         probes,

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::condition::Condition;
@@ -81,8 +82,9 @@ pub struct Config {
     pub probe_concurrency: usize,
     /// How `incidentd_probe_duration_seconds` is labelled (fixed at start).
     pub probe_duration_histogram: crate::metrics::ProbeDurationHistogram,
-    pub probes: Vec<ProbeConfig>,
-    pub rules: Vec<RuleConfig>,
+    /// Shared, not copied, by the probes' tasks, the board and the engine's rules.
+    pub probes: Vec<Arc<ProbeConfig>>,
+    pub rules: Vec<Arc<RuleConfig>>,
     /// Categories, priority matrix, escalation, closure and SLA policies.
     pub workflow: WorkflowConfig,
 }

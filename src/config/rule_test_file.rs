@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -37,8 +38,8 @@ pub struct RuleTestFile {
     pub path: PathBuf,
     /// The rule files it names, resolved against its directory, in load order.
     pub rule_files: Vec<PathBuf>,
-    pub probes: Vec<ProbeConfig>,
-    pub rules: Vec<RuleConfig>,
+    pub probes: Vec<Arc<ProbeConfig>>,
+    pub rules: Vec<Arc<RuleConfig>>,
     /// The deployment's workflow (categories, priority matrix, escalation, closure, SLA) the
     /// rules' categories were checked against, and the tests run with.
     pub workflow: WorkflowConfig,
@@ -293,17 +294,23 @@ struct PriorityChangedOutline {
 
 /// The probes and rules the tests may name (known only when the rule files are valid).
 struct Known<'a> {
-    probes: &'a [ProbeConfig],
-    rules: &'a [RuleConfig],
+    probes: &'a [Arc<ProbeConfig>],
+    rules: &'a [Arc<RuleConfig>],
 }
 
 impl Known<'_> {
     fn probe(&self, name: &str) -> Option<&ProbeConfig> {
-        self.probes.iter().find(|probe| probe.name == name)
+        self.probes
+            .iter()
+            .map(Arc::as_ref)
+            .find(|probe| probe.name == name)
     }
 
     fn rule(&self, name: &str) -> Option<&RuleConfig> {
-        self.rules.iter().find(|rule| rule.name == name)
+        self.rules
+            .iter()
+            .map(Arc::as_ref)
+            .find(|rule| rule.name == name)
     }
 }
 

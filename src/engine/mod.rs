@@ -263,8 +263,8 @@ impl Engine {
         for rule in &self.setup.rules.rules {
             self.metrics
                 .rule_firing
-                .with_label_values(&[&rule.name])
-                .set(i64::from(self.rule_firing(&rule.name)));
+                .with_label_values(&[&rule.config.name])
+                .set(i64::from(self.rule_firing(&rule.config.name)));
         }
     }
 
@@ -687,7 +687,7 @@ impl Engine {
         for rule in rules {
             let symptom = evaluate && rule.when().eval(&history);
             let key = DetectorKey {
-                rule: rule.name.clone(),
+                rule: rule.config.name.clone(),
                 subject: subject.clone(),
             };
             let detector = match self.state.detectors.get_mut(&key) {
@@ -709,13 +709,17 @@ impl Engine {
                 txn.pending.detectors_changed = true;
             }
             if let Some(transition) = transition {
-                let count = self.state.firing.entry(rule.name.clone()).or_default();
+                let count = self
+                    .state
+                    .firing
+                    .entry(rule.config.name.clone())
+                    .or_default();
                 match transition {
                     Transition::Fired => *count += 1,
                     Transition::Recovered => *count = count.saturating_sub(1),
                 }
-                let firing = self.rule_firing(&rule.name);
-                txn.pending.rules.insert(rule.name.clone(), firing);
+                let firing = self.rule_firing(&rule.config.name);
+                txn.pending.rules.insert(rule.config.name.clone(), firing);
             }
             let recovered = transition == Some(Transition::Recovered);
             if !detector.firing && !recovered {
@@ -725,7 +729,7 @@ impl Engine {
             // The gauges of the incident correlation may change, as they are before it
             // (a symptom it already carries changes nothing: the steady case stays cheap).
             if let Some(incident) = self.state.incidents.of_group(&group)
-                && !(detector.firing && incident.firing_rules.contains(&rule.name))
+                && !(detector.firing && incident.firing_rules.contains(&rule.config.name))
             {
                 txn.pending.touch(incident);
             }
@@ -734,12 +738,12 @@ impl Engine {
                 let suppressions = Suppressions {
                     maintenance: rule.in_maintenance(txn.now),
                     silences,
-                    depends_on: &rule.depends_on,
+                    depends_on: &rule.config.depends_on,
                 };
                 let counters = &mut self.state.counters;
                 self.state.incidents.fire(
                     &group,
-                    &rule.name,
+                    &rule.config.name,
                     || {
                         let signal = rule.signal(&group, subject, observation);
                         Signal::from_rule(&signal, Status::Firing, detector.symptom_since)
@@ -751,14 +755,14 @@ impl Engine {
             } else {
                 self.state.incidents.recover(
                     &group,
-                    &rule.name,
+                    &rule.config.name,
                     &crate::domain::incident::describe(observation),
-                    rule.auto_resolve,
+                    rule.config.auto_resolve,
                     txn.now,
                 )
             };
             if let Outcome::Changed(change) = outcome {
-                self.correlated(change, &rule.name, txn);
+                self.correlated(change, &rule.config.name, txn);
             }
         }
         // Only window functions read past results, and only their numbers: a probe whose
@@ -812,14 +816,14 @@ impl Engine {
         let mut gone: Vec<Subject> = Vec::new();
         for rule in rules {
             let from = DetectorKey {
-                rule: rule.name.clone(),
+                rule: rule.config.name.clone(),
                 subject: Subject::new(),
             };
             for (key, detector) in self
                 .snapshot
                 .detectors
                 .range(from..)
-                .take_while(|(key, _)| key.rule == rule.name)
+                .take_while(|(key, _)| key.rule == rule.config.name)
             {
                 if key.subject.is_empty() || *detector == Detector::default() {
                     continue;
@@ -1041,17 +1045,17 @@ impl Engine {
         let new = self.setup.rules.clone();
         let mut report = Reconfigured::default();
         for rule in &new.rules {
-            match old.get(&rule.name) {
-                None => report.rules_added.push(rule.name.clone()),
-                Some(was) if was.source != rule.source => {
-                    report.rules_changed.push(rule.name.clone())
+            match old.get(&rule.config.name) {
+                None => report.rules_added.push(rule.config.name.clone()),
+                Some(was) if was.config != rule.config => {
+                    report.rules_changed.push(rule.config.name.clone())
                 }
                 Some(_) => {}
             }
         }
         for rule in &old.rules {
-            if new.get(&rule.name).is_none() {
-                report.rules_removed.push(rule.name.clone());
+            if new.get(&rule.config.name).is_none() {
+                report.rules_removed.push(rule.config.name.clone());
             }
         }
         // Detectors of changed and removed rules start over (deleted with this batch).
@@ -1087,7 +1091,7 @@ impl Engine {
             .chain(&report.rules_removed)
             .flat_map(|name| [old.get(name), new.get(name)])
             .flatten()
-            .map(|rule| rule.probe.clone())
+            .map(|rule| rule.config.probe.clone())
             .collect();
         self.state
             .histories

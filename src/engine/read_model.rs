@@ -99,17 +99,17 @@ impl Snapshot {
             .iter()
             .map(|rule| {
                 let from = DetectorKey {
-                    rule: rule.name.clone(),
+                    rule: rule.config.name.clone(),
                     subject: BTreeMap::new(),
                 };
                 let subjects: Vec<SubjectStatus> = self
                     .detectors
                     .range(from..)
-                    .take_while(|(key, _)| key.rule == rule.name)
+                    .take_while(|(key, _)| key.rule == rule.config.name)
                     .map(|(key, detector)| {
                         let incident = by_group
                             .get(rule.group(&key.subject).as_str())
-                            .filter(|incident| incident.firing_rules.contains(&rule.name))
+                            .filter(|incident| incident.firing_rules.contains(&rule.config.name))
                             .map(|incident| incident.id.to_string());
                         let suppressed = (detector.firing && incident.is_none())
                             .then(|| {
@@ -119,7 +119,7 @@ impl Snapshot {
                                     Suppressions {
                                         maintenance: rule.in_maintenance(now),
                                         silences: &self.silences,
-                                        depends_on: &rule.depends_on,
+                                        depends_on: &rule.config.depends_on,
                                     },
                                     now,
                                 )
@@ -139,13 +139,13 @@ impl Snapshot {
                     })
                     .collect();
                 RuleStatus {
-                    name: rule.name.clone(),
-                    probe: rule.probe.clone(),
+                    name: rule.config.name.clone(),
+                    probe: rule.config.probe.clone(),
                     when: rule.when().source().to_owned(),
                     after: rule.thresholds.after,
                     recover_after: rule.thresholds.recover_after,
                     for_: rule.thresholds.for_.map(format_duration),
-                    depends_on: rule.depends_on.clone(),
+                    depends_on: rule.config.depends_on.clone(),
                     firing: subjects.iter().any(|s| s.firing),
                     subjects,
                 }

