@@ -42,6 +42,7 @@ use incidentd::clock::ManualClock;
 use incidentd::config::Config;
 use incidentd::domain::incident::{Incident, IncidentId, Kind, State, Tier};
 use incidentd::domain::priority::Priority;
+use incidentd::domain::signal::Signal;
 use incidentd::domain::sla::{self, SlaName, SlaPolicies, SlaSignal};
 use incidentd::metrics::{Metrics, ProbeDurationHistogram};
 use incidentd::store::Store;
@@ -201,14 +202,8 @@ fn incident(id: u64, policies: &SlaPolicies) -> Incident {
     };
     let restricted = category == "data_breach";
     let ticket = fixtures::ticket(id, kind, category);
-    let (mut incident, _) = Incident::open_ticket(
-        IncidentId(id),
-        ticket,
-        Priority::P3,
-        Tier::L1,
-        "desk",
-        opened,
-    );
+    let signal = Signal::from_ticket(IncidentId(id), ticket, Priority::P3, Tier::L1, "desk");
+    let (mut incident, _) = Incident::open(IncidentId(id), &signal, opened);
     let (state, priority) = fixtures::state_and_priority(id);
     incident.priority = priority;
     incident.tier = Tier::ALL[(id % 3) as usize];

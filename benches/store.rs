@@ -19,6 +19,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 mod fixtures;
 use incidentd::domain::incident::{Incident, IncidentId, Kind, State, Tier};
 use incidentd::domain::priority::Priority;
+use incidentd::domain::signal::Signal;
 use incidentd::store::Store;
 
 const INCIDENTS: u64 = 100_000;
@@ -27,8 +28,8 @@ const PAGE: usize = 50;
 fn incident(id: u64, now: DateTime<Utc>) -> Incident {
     let category = ["availability", "performance", "security"][(id % 3) as usize];
     let ticket = fixtures::ticket(id, Kind::Incident, category);
-    let (mut incident, _) =
-        Incident::open_ticket(IncidentId(id), ticket, Priority::P3, Tier::L1, "desk", now);
+    let signal = Signal::from_ticket(IncidentId(id), ticket, Priority::P3, Tier::L1, "desk");
+    let (mut incident, _) = Incident::open(IncidentId(id), &signal, now);
     let (state, priority) = fixtures::state_and_priority(id);
     incident.state = state;
     incident.priority = priority;

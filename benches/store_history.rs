@@ -30,6 +30,7 @@ use redb::{ReadableDatabase, TableDefinition};
 mod fixtures;
 use incidentd::domain::incident::{Incident, IncidentId, Kind, State, Tier};
 use incidentd::domain::priority::Priority;
+use incidentd::domain::signal::Signal;
 use incidentd::domain::sla::{self, SlaPolicies};
 use incidentd::store::{SCHEMA_VERSION, Store};
 
@@ -74,8 +75,8 @@ fn incident(id: u64, policies: &SlaPolicies) -> Incident {
     let category = ["availability", "performance", "security"][(id % 3) as usize];
     let ticket = fixtures::ticket(id, Kind::Incident, category);
     let (state, priority) = state_of(id);
-    let (mut incident, _) =
-        Incident::open_ticket(IncidentId(id), ticket, priority, Tier::L1, "desk", opened);
+    let signal = Signal::from_ticket(IncidentId(id), ticket, priority, Tier::L1, "desk");
+    let (mut incident, _) = Incident::open(IncidentId(id), &signal, opened);
     sla::start(&mut incident, policies);
     let acknowledged = opened + Duration::minutes((id % 240) as i64);
     let resolved = acknowledged + Duration::minutes((id * 37 % 4_000) as i64);

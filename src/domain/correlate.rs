@@ -329,7 +329,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::incident::{SYSTEM, Tier};
+    use crate::domain::incident::{Kind, Reporter, SYSTEM, Ticket, Tier};
     use crate::domain::observation::Observation;
     use crate::domain::priority::{Level, Priority};
     use crate::domain::signal::{RuleSignal, Status};
@@ -388,6 +388,7 @@ mod tests {
     /// did, one line each:
     ///
     /// - `fire GROUP RULE PRIORITY [maintenance] [depends_on=RULE]`
+    /// - `ticket SERVICE PRIORITY` (a person's report; its group is `ticket/ID`)
     /// - `recover GROUP RULE [manual]` (manual: no auto-resolve)
     /// - `resolve ID` / `close ID` (a person)
     /// - `silence LABEL=VALUE` (active from then on)
@@ -423,6 +424,37 @@ mod tests {
                         },
                         now,
                     )
+                }
+                ["ticket", service, priority] => {
+                    // As the engine files a ticket: its id first (its group is its own),
+                    // and nothing holds a person's report back.
+                    let id = IncidentId(next);
+                    next += 1;
+                    let (impact, urgency) = levels(priority);
+                    let ticket = Ticket {
+                        title: format!("{service} is slow"),
+                        description: String::new(),
+                        reporter: Reporter {
+                            name: "Dana".to_owned(),
+                            contact: "dana@example.com".to_owned(),
+                        },
+                        kind: Kind::Incident,
+                        category: "availability".to_owned(),
+                        impact,
+                        urgency,
+                        service: Some((*service).to_owned()),
+                        labels: BTreeMap::from([("service".to_owned(), (*service).to_owned())]),
+                    };
+                    let priority = Priority::from_matrix(impact, urgency);
+                    let signal = Signal::from_ticket(id, ticket, priority, Tier::L1, "desk");
+                    let (group, key) = (signal.group.clone(), signal.key.clone());
+                    let none = BTreeMap::new();
+                    let unsuppressed = Suppressions {
+                        maintenance: false,
+                        silences: &none,
+                        depends_on: &[],
+                    };
+                    correlator.fire(&group, &key, || signal, unsuppressed, || id, now)
                 }
                 ["recover", group, rule, rest @ ..] => correlator.recover(
                     group,
@@ -506,6 +538,27 @@ mod tests {
             .map(|l| format!("{}\n", l.trim()))
             .collect();
         assert_eq!(got, want, "script:\n{script}");
+    }
+
+    #[test]
+    fn a_ticket_is_never_deduplicated_nor_joined_by_a_symptom() {
+        check(
+            "fire web down P3
+             ticket web P2
+             ticket web P2
+             silence service=web
+             ticket web P3
+             fire web slow P3
+             recover ticket/2 ticket
+             recover web down",
+            "opened INC-1 open P3 [opened]
+             opened INC-2 open P2 [opened]
+             opened INC-3 open P2 [opened]
+             opened INC-4 open P3 [opened]
+             raised INC-1 open P3 []
+             nothing
+             recovered INC-1 open P3 []",
+        );
     }
 
     #[test]

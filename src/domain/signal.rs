@@ -5,13 +5,17 @@
 //!
 //! A rule's verdict on a probe result becomes a signal here ([`Signal::from_rule`]): its
 //! title rendered from the rule's template, its evidence cut to an excerpt, and its
-//! fingerprint computed the way Alertmanager computes one.
+//! fingerprint computed the way Alertmanager computes one. A person's ticket becomes one
+//! in [`Signal::from_ticket`]: a group of its own, so that it is never deduplicated.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::incident::model::{Evidence, Source, Tier, describe, format_millis};
+use super::incident::model::{
+    DATA_BREACH, Evidence, IncidentId, Kind, Reporter, SYSTEM, Source, Ticket, Tier, describe,
+    format_millis,
+};
 use super::observation::Observation;
 use super::priority::{Level, Priority};
 
@@ -51,6 +55,12 @@ pub struct Signal {
     pub start_tier: Tier,
     /// When the symptom began, if before the signal (a rule's first symptomatic result).
     pub detected_at: Option<DateTime<Utc>>,
+    /// An incident, or a service request (tickets only).
+    pub kind: Kind,
+    /// Who reported it (tickets only).
+    pub reporter: Option<Reporter>,
+    /// The actor of the timeline entry it opens: `system`, or the caller who filed a ticket.
+    pub raised_by: String,
 }
 
 impl Signal {
@@ -97,6 +107,57 @@ impl Signal {
             priority: rule.priority,
             start_tier: rule.start_tier,
             detected_at,
+            kind: Kind::Incident,
+            reporter: None,
+            raised_by: SYSTEM.to_owned(),
+        }
+    }
+
+    /// A person's ticket, filed by `actor`, as the signal that opens incident `id`: a group
+    /// of its own (each report is someone's: never deduplicated, never joined by a rule's
+    /// symptom). `priority` comes from the configured matrix and `start_tier` from the
+    /// escalation policy; a `data_breach` ticket starts at L3 whatever the policy says.
+    pub fn from_ticket(
+        id: IncidentId,
+        ticket: Ticket,
+        priority: Priority,
+        start_tier: Tier,
+        actor: &str,
+    ) -> Signal {
+        let id_text = id.to_string();
+        let text = if ticket.description.is_empty() {
+            ticket.title.clone()
+        } else {
+            format!("{}\n\n{}", ticket.title, ticket.description)
+        };
+        Signal {
+            source: Source::Ticket,
+            key: "ticket".to_owned(),
+            group: format!("ticket/{id_text}"),
+            status: Status::Firing,
+            fingerprint: fingerprint(&[("ticket", &id_text)]),
+            labels: ticket.labels,
+            service: ticket.service,
+            summary: format!(
+                "reported by {} <{}>",
+                ticket.reporter.name, ticket.reporter.contact
+            ),
+            title: ticket.title,
+            description: ticket.description,
+            evidence: Evidence::Ticket { text },
+            start_tier: if ticket.category == DATA_BREACH {
+                Tier::L3
+            } else {
+                start_tier
+            },
+            category: ticket.category,
+            impact: ticket.impact,
+            urgency: ticket.urgency,
+            priority,
+            detected_at: None,
+            kind: ticket.kind,
+            reporter: Some(ticket.reporter),
+            raised_by: actor.to_owned(),
         }
     }
 }

@@ -86,6 +86,7 @@ mod tests {
     use super::*;
     use crate::domain::incident::{IncidentId, Kind, Reporter, Ticket, Tier};
     use crate::domain::priority::{Level, Priority};
+    use crate::domain::signal::Signal;
 
     /// An incident with the fields similarity looks at.
     fn incident(
@@ -110,8 +111,11 @@ mod tests {
             labels: BTreeMap::new(),
         };
         let now = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        let (mut incident, _) =
-            Incident::open_ticket(IncidentId(id), ticket, Priority::P3, Tier::L1, "desk", now);
+        let (mut incident, _) = Incident::open(
+            IncidentId(id),
+            &Signal::from_ticket(IncidentId(id), ticket, Priority::P3, Tier::L1, "desk"),
+            now,
+        );
         incident.state = state;
         incident.fingerprint = fingerprint.to_owned();
         incident

@@ -600,7 +600,7 @@ impl Engine {
         let priority = workflow.priority_matrix.priority(impact, urgency);
         let start_tier = workflow.escalation.policy(priority).start_tier;
         let id = Self::next_incident_id(&mut self.state.counters);
-        let (incident, effects) = Incident::open_ticket(
+        let signal = Signal::from_ticket(
             id,
             Ticket {
                 title: ticket.title,
@@ -616,12 +616,32 @@ impl Engine {
             priority,
             start_tier,
             actor,
-            txn.now,
         );
-        tracing::info!(incident = %id, kind = incident.kind.as_str(), priority = %incident.priority, "ticket opened");
+        // A person's report is not an alert: silences, maintenance and dependencies do not
+        // hold it back.
+        let no_silences = BTreeMap::new();
+        let unsuppressed = Suppressions {
+            maintenance: false,
+            silences: &no_silences,
+            depends_on: &[],
+        };
+        let (group, key) = (signal.group.clone(), signal.key.clone());
+        let (kind, priority) = (signal.kind, signal.priority);
+        let outcome =
+            self.state
+                .incidents
+                .fire(&group, &key, || signal, unsuppressed, || id, txn.now);
+        // A fresh id is a fresh group: anything but an opened incident means the stored
+        // counters went back (a store restored from an older copy).
+        let Outcome::Changed(change) = outcome else {
+            tracing::error!(incident = %id, ?outcome, "a new ticket's group is taken: the stored id counter is behind");
+            return Err(EngineError::Invalid(format!(
+                "incident id {id} is already in use; the store's counters are behind"
+            )));
+        };
+        tracing::info!(incident = %id, kind = kind.as_str(), %priority, "ticket opened");
         txn.pending.touch_new(id.0);
-        self.state.incidents.insert(incident);
-        Ok(self.commit_effects(id, actor, effects, txn))
+        Ok(self.commit_effects(id, actor, change.effects, txn))
     }
 
     /// A probe run: each subject's result through the probe's rules, then the subjects a

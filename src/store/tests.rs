@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::*;
 use crate::domain::incident::{Reporter, Ticket, Tier};
 use crate::domain::priority::Level;
+use crate::domain::signal::Signal;
 use crate::domain::sla::SlaClock;
 use crate::domain::suppression::Silence;
 
@@ -32,12 +33,9 @@ fn incident(id: u64, state: State) -> Incident {
         labels: BTreeMap::new(),
     };
     let opened = at(i64::try_from(id).unwrap());
-    let (mut incident, _) = Incident::open_ticket(
+    let (mut incident, _) = Incident::open(
         IncidentId(id),
-        ticket,
-        Priority::P3,
-        Tier::L1,
-        "desk",
+        &Signal::from_ticket(IncidentId(id), ticket, Priority::P3, Tier::L1, "desk"),
         opened,
     );
     incident.state = state;

@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 
 use super::priority::{Level, Priority};
-use super::signal::{Signal, fingerprint};
+use super::signal::Signal;
 use super::sla::clock::{SlaClocks, SlaSignal};
 
 pub use model::{
-    Evidence, IncidentId, Kind, Reporter, SYSTEM, Source, State, Tier, TimelineEntry, Verification,
-    describe,
+    DATA_BREACH, Evidence, IncidentId, Kind, Reporter, SYSTEM, Source, State, Ticket, Tier,
+    TimelineEntry, Verification, describe,
 };
 
 /// What a transition asks the engine to do, in order.
@@ -108,25 +108,28 @@ pub struct Incident {
 impl Incident {
     /// Opens an incident for a signal that just fired.
     pub fn open(id: IncidentId, signal: &Signal, now: DateTime<Utc>) -> (Incident, Vec<Effect>) {
-        let priority = signal.priority;
         let incident = Incident {
             id,
-            kind: Kind::Incident,
+            kind: signal.kind,
             title: signal.title.clone(),
             description: signal.description.clone(),
             state: State::Open,
             tier: signal.start_tier,
-            priority,
+            priority: signal.priority,
             impact: signal.impact,
             urgency: signal.urgency,
             category: signal.category.clone(),
             service: signal.service.clone(),
             fingerprint: signal.fingerprint.clone(),
             group: signal.group.clone(),
-            firing_rules: BTreeSet::from([signal.key.clone()]),
+            // A ticket has no symptom that could recover on its own.
+            firing_rules: match signal.source {
+                Source::Ticket => BTreeSet::new(),
+                Source::Rule { .. } => BTreeSet::from([signal.key.clone()]),
+            },
             labels: signal.labels.clone(),
             source: signal.source.clone(),
-            reporter: None,
+            reporter: signal.reporter.clone(),
             verification: None,
             evidence: vec![signal.evidence.clone()],
             resolution: None,
@@ -137,19 +140,26 @@ impl Incident {
             detected_at: signal.detected_at.filter(|since| *since < now),
             sla: SlaClocks::default(),
         };
-        let effects = vec![
-            timeline(
-                now,
-                SYSTEM,
-                "opened",
-                format!(
-                    "opened as {} at {} by {}: {}",
-                    incident.priority,
-                    incident.tier.as_str(),
-                    signal.origin(),
-                    signal.summary
-                ),
+        let message = match &incident.reporter {
+            Some(reporter) => format!(
+                "opened as {} {} at {} ({}) from a ticket by {} <{}>",
+                incident.kind.as_str(),
+                incident.priority,
+                incident.tier.as_str(),
+                incident.category,
+                reporter.name,
+                reporter.contact
             ),
+            None => format!(
+                "opened as {} at {} by {}: {}",
+                incident.priority,
+                incident.tier.as_str(),
+                signal.origin(),
+                signal.summary
+            ),
+        };
+        let effects = vec![
+            timeline(now, &signal.raised_by, "opened", message),
             Effect::Event("incident.opened"),
         ];
         (incident, effects)
@@ -341,78 +351,6 @@ impl Incident {
             timeline(now, SYSTEM, "resolved", message),
             Effect::Event("incident.resolved"),
         ]
-    }
-
-    /// Opens an incident (or request) from a person's ticket. `priority` comes from the
-    /// configured matrix and `start_tier` from the escalation policy; a `data_breach`
-    /// ticket starts at L3 whatever the policy says.
-    pub fn open_ticket(
-        id: IncidentId,
-        ticket: Ticket,
-        priority: Priority,
-        start_tier: Tier,
-        actor: &str,
-        now: DateTime<Utc>,
-    ) -> (Incident, Vec<Effect>) {
-        let tier = if ticket.category == DATA_BREACH {
-            Tier::L3
-        } else {
-            start_tier
-        };
-        let id_text = id.to_string();
-        let text = if ticket.description.is_empty() {
-            ticket.title.clone()
-        } else {
-            format!("{}\n\n{}", ticket.title, ticket.description)
-        };
-        let incident = Incident {
-            id,
-            kind: ticket.kind,
-            title: ticket.title,
-            description: ticket.description,
-            state: State::Open,
-            tier,
-            priority,
-            impact: ticket.impact,
-            urgency: ticket.urgency,
-            category: ticket.category,
-            service: ticket.service,
-            labels: ticket.labels,
-            source: Source::Ticket,
-            fingerprint: fingerprint(&[("ticket", &id_text)]),
-            // A ticket is its own group: rule symptoms never join it.
-            group: format!("ticket/{id_text}"),
-            firing_rules: BTreeSet::new(),
-            reporter: Some(ticket.reporter),
-            verification: None,
-            evidence: vec![Evidence::Ticket { text }],
-            resolution: None,
-            opened_at: now,
-            acknowledged_at: None,
-            resolved_at: None,
-            closed_at: None,
-            detected_at: None,
-            sla: SlaClocks::default(),
-        };
-        let reporter = incident.reporter.as_ref().expect("set above");
-        let effects = vec![
-            timeline(
-                now,
-                actor,
-                "opened",
-                format!(
-                    "opened as {} {} at {} ({}) from a ticket by {} <{}>",
-                    incident.kind.as_str(),
-                    incident.priority,
-                    incident.tier.as_str(),
-                    incident.category,
-                    reporter.name,
-                    reporter.contact
-                ),
-            ),
-            Effect::Event("incident.opened"),
-        ];
-        (incident, effects)
     }
 
     /// A note on the timeline: internal, or public (the status page shows it). Any state
@@ -754,23 +692,6 @@ impl Incident {
     }
 }
 
-/// The category whose incidents are restricted and always start at L3.
-pub const DATA_BREACH: &str = "data_breach";
-
-/// A person's ticket, its category, kind and impact/urgency already settled.
-#[derive(Debug, Clone)]
-pub struct Ticket {
-    pub title: String,
-    pub description: String,
-    pub reporter: Reporter,
-    pub kind: Kind,
-    pub category: String,
-    pub impact: Level,
-    pub urgency: Level,
-    pub service: Option<String>,
-    pub labels: BTreeMap<String, String>,
-}
-
 /// The fields `PATCH` may change; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -974,7 +895,12 @@ mod tests {
             service: Some("vpn".to_owned()),
             labels: BTreeMap::new(),
         };
-        Incident::open_ticket(IncidentId(3), ticket, Priority::P3, Tier::L1, "desk", at(0)).0
+        Incident::open(
+            IncidentId(3),
+            &Signal::from_ticket(IncidentId(3), ticket, Priority::P3, Tier::L1, "desk"),
+            at(0),
+        )
+        .0
     }
 
     /// One workflow step, by name, as the API would run it (`admin` may lower tiers).

@@ -11,6 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::observation::Observation;
+use crate::domain::priority::Level;
+
+/// The category whose incidents are restricted and always start at L3.
+pub const DATA_BREACH: &str = "data_breach";
 
 /// `INC-<n>`, assigned in order, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -144,6 +148,20 @@ impl Source {
 pub struct Reporter {
     pub name: String,
     pub contact: String,
+}
+
+/// A person's ticket, its category, kind and impact/urgency already settled.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub title: String,
+    pub description: String,
+    pub reporter: Reporter,
+    pub kind: Kind,
+    pub category: String,
+    pub impact: Level,
+    pub urgency: Level,
+    pub service: Option<String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Whether the probe confirmed that a resolved rule incident is really over.

@@ -9,6 +9,7 @@ use super::*;
 use crate::domain::calendar::{BusinessHours, Calendar};
 use crate::domain::incident::{IncidentId, Kind, Reporter, Ticket, Tier};
 use crate::domain::priority::{Level, Priority};
+use crate::domain::signal::Signal;
 
 fn at(seconds: i64) -> DateTime<Utc> {
     // 2026-01-05, a Monday, 00:00 UTC.
@@ -38,8 +39,11 @@ fn open(kind: Kind, priority: Priority, opened: DateTime<Utc>, policies: &SlaPol
         service: None,
         labels: BTreeMap::new(),
     };
-    let (mut incident, _) =
-        Incident::open_ticket(IncidentId(1), ticket, priority, Tier::L1, "desk", opened);
+    let (mut incident, _) = Incident::open(
+        IncidentId(1),
+        &Signal::from_ticket(IncidentId(1), ticket, priority, Tier::L1, "desk"),
+        opened,
+    );
     start(&mut incident, policies);
     assert!(reconcile(&mut incident, policies, false, opened).is_empty());
     incident
