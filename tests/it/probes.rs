@@ -1070,3 +1070,92 @@ async fn a_symptom_is_confirmed_at_the_confirm_interval() {
     assert!(failures >= 3, "after: 3 took three runs: {probes}");
     app.stop().await;
 }
+
+/// Wall time that follows tokio's clock, so that a test on paused time (tokio's manual
+/// clock: it moves only when every task waits) stamps results and commits in that time.
+struct TokioClock {
+    base: chrono::DateTime<chrono::Utc>,
+    start: tokio::time::Instant,
+}
+
+impl incidentd::clock::Clock for TokioClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.base + self.start.elapsed()
+    }
+}
+
+/// Fast confirmation on a manual clock: with `interval: 1h`, `confirm_interval: 200ms` and
+/// `after: 3`, the second and third failing runs come 200 ms apart after the first, so the
+/// incident opens 400 ms (in the test's own time) after its first symptom; at the plain
+/// interval it would take two hours. Time is tokio's paused clock, not sleeps: the check is
+/// exact and does not depend on the machine's load.
+#[tokio::test(start_paused = true)]
+async fn confirmation_runs_come_at_the_confirm_interval_on_a_manual_clock() {
+    // A port nothing listens on: each run fails at once (connection refused).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = closed.local_addr().unwrap();
+    drop(closed);
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0\n",
+        &[(
+            "db.yaml",
+            &format!(
+                "probes:\n  - name: db\n    interval: 1h\n    confirm_interval: 200ms\n    \
+                 timeout: 50ms\n    tcp: {{address: \"{address}\"}}\n\
+                 rules:\n  - {{name: db-down, probe: db, when: '[CONNECTED] == false', after: 3}}\n"
+            ),
+        )],
+    );
+    let config = incidentd::config::load(&dir.config_path(), &|_| None)
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    let store = Store::open(&dir.path().join("data/incidentd.redb")).unwrap();
+    let clock = Arc::new(TokioClock {
+        base: start_time(),
+        start: tokio::time::Instant::now(),
+    });
+    let metrics = Metrics::new();
+    let engine_stop = CancellationToken::new();
+    let (engine, read, engine_task) = Engine::start(
+        store,
+        &config,
+        clock.clone(),
+        metrics.clone(),
+        Arc::default(),
+        engine_stop.clone(),
+    )
+    .unwrap();
+    let tracker = TaskTracker::new();
+    let stop = CancellationToken::new();
+    let scheduler = Scheduler {
+        engine,
+        clock,
+        metrics,
+        board: ProbeBoard::default(),
+        concurrency: 8,
+    };
+    let _probes = scheduler.spawn_all(&config.probes, &tracker, stop.clone());
+
+    // The first run comes within one interval (jittered); then two confirmation runs.
+    let mut incident = None;
+    for _ in 0..(2 * 3600 * 10) {
+        incident = read.borrow().incidents.values().next().cloned();
+        if incident.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let incident = incident.expect("an incident within two hours of the test's time");
+    let first_symptom = incident.detected_at.expect("the first symptomatic result");
+    let confirmed_after = incident.opened_at - first_symptom;
+    assert_eq!(
+        confirmed_after,
+        chrono::TimeDelta::milliseconds(400),
+        "two confirmation runs 200 ms apart, then the incident"
+    );
+
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+    engine_stop.cancel();
+    engine_task.await.unwrap();
+}
