@@ -20,7 +20,7 @@ mod fixtures;
 use incidentd::domain::incident::{Incident, IncidentId, Kind, State, Tier};
 use incidentd::domain::priority::Priority;
 use incidentd::domain::signal::Signal;
-use incidentd::store::Store;
+use incidentd::store::{LIST_SCAN_BUDGET, Store};
 
 const INCIDENTS: u64 = 100_000;
 const PAGE: usize = 50;
@@ -85,7 +85,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("list first page of open P1-P2 (100k incidents)", |b| {
         b.iter(|| {
             let (page, next) = store
-                .list_incidents_by_state(Some(&ACTIVE), None, PAGE, open_p1_p2)
+                .list_incidents_by_state(Some(&ACTIVE), None, PAGE, LIST_SCAN_BUDGET, open_p1_p2)
                 .unwrap();
             assert_eq!(page.len(), PAGE);
             assert!(next.is_some());

@@ -32,7 +32,7 @@ use incidentd::domain::incident::{Incident, IncidentId, Kind, State, Tier};
 use incidentd::domain::priority::Priority;
 use incidentd::domain::signal::Signal;
 use incidentd::domain::sla::{self, SlaPolicies};
-use incidentd::store::{SCHEMA_VERSION, Store};
+use incidentd::store::{LIST_SCAN_BUDGET, SCHEMA_VERSION, Store};
 
 const INCIDENTS: u64 = 1_000_000;
 /// One incident in this many is not closed.
@@ -163,7 +163,13 @@ fn bench(c: &mut Criterion) {
     group.bench_function("first page, state=open", |b| {
         b.iter(|| {
             let (page, next) = store
-                .list_incidents_by_state(Some(&[State::Open]), None, PAGE, state_open)
+                .list_incidents_by_state(
+                    Some(&[State::Open]),
+                    None,
+                    PAGE,
+                    LIST_SCAN_BUDGET,
+                    state_open,
+                )
                 .unwrap();
             assert_eq!(page.len(), PAGE);
             assert!(next.is_some());
@@ -183,7 +189,13 @@ fn bench(c: &mut Criterion) {
             let mut count = 0;
             loop {
                 let (page, next) = store
-                    .list_incidents_by_state(Some(&ACTIVE), before, STATUS_PAGE, |_| true)
+                    .list_incidents_by_state(
+                        Some(&ACTIVE),
+                        before,
+                        STATUS_PAGE,
+                        LIST_SCAN_BUDGET,
+                        |_| true,
+                    )
                     .unwrap();
                 count += page.len();
                 match next {

@@ -259,7 +259,13 @@ async fn list_incidents(
     };
     let store = state.store.clone();
     let (page, next) = tokio::task::spawn_blocking(move || {
-        store.list_incidents_by_state(wanted_states.as_deref(), before, limit, filter)
+        store.list_incidents_by_state(
+            wanted_states.as_deref(),
+            before,
+            limit,
+            crate::store::LIST_SCAN_BUDGET,
+            filter,
+        )
     })
     .await
     .map_err(ApiError::internal)?

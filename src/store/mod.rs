@@ -240,6 +240,11 @@ pub struct Counters {
     pub next_silence_id: u64,
 }
 
+/// Stored incidents one list request reads at most ([`Store::list_incidents_by_state`]): a
+/// filter few incidents pass answers a short page with a cursor rather than reading a long
+/// history in one request.
+pub const LIST_SCAN_BUDGET: usize = 10_000;
+
 /// redb's own page cache. Its default (1 GiB) fills with every page a start-up touches and
 /// is not given back: with 1,000,000 stored incidents (50,000 not closed) the server held
 /// 700 MB after start, 500 MB with this; 64 MiB made start-up re-read pages (2.9 s instead of
@@ -625,31 +630,44 @@ impl Store {
     /// the next one, `None` when no further incident is accepted.
     ///
     /// This walks the whole history when few incidents are accepted; a list that wants
-    /// only some states says so with [`Store::list_incidents_by_state`].
+    /// only some states says so with [`Store::list_incidents_by_state`], and a list that
+    /// answers requests bounds its work with a budget there.
     pub fn list_incidents(
         &self,
         before: Option<u64>,
         limit: usize,
         filter: impl Fn(&Incident) -> bool,
     ) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
-        self.list_incidents_by_state(None, before, limit, filter)
+        self.list_incidents_by_state(None, before, limit, usize::MAX, filter)
     }
 
     /// [`Store::list_incidents`] of the incidents whose state is one of `states` (all
-    /// states with `None`). When none of `states` is `closed`, only the index of the
-    /// incidents not closed is walked: the page costs what the active incidents cost,
-    /// however long the history.
+    /// states with `None`), reading at most `budget` stored incidents. When none of
+    /// `states` is `closed`, only the index of the incidents not closed is walked: the page
+    /// costs what the active incidents cost, however long the history.
+    ///
+    /// A filter that few incidents pass would otherwise read the whole history for one
+    /// page: once `budget` incidents are read the page ends, possibly short or empty, with
+    /// a cursor below the last one read, and the next request goes on from there (as a
+    /// DynamoDB scan does with its `LastEvaluatedKey`).
     pub fn list_incidents_by_state(
         &self,
         states: Option<&[State]>,
         before: Option<u64>,
         limit: usize,
+        budget: usize,
         filter: impl Fn(&Incident) -> bool,
     ) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
         let below = ..before.unwrap_or(u64::MAX);
         let wanted = |record: &IncidentV1| states.is_none_or(|s| s.contains(&record.state));
+        let page = Page {
+            limit,
+            budget,
+            wanted,
+            filter,
+        };
         match states {
             Some(states) if !states.contains(&State::Closed) => {
                 let active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
@@ -662,14 +680,14 @@ impl Store {
                         key.value(),
                     )
                 });
-                page_of(rows, limit, wanted, filter)
+                page.of(rows)
             }
             _ => {
                 let rows = incidents.range(below).map_err(db_err)?.rev().map(|row| {
                     let (key, value) = row.map_err(db_err)?;
                     decode("incidents.v1", key.value(), value.value())
                 });
-                page_of(rows, limit, wanted, filter)
+                page.of(rows)
             }
         }
     }
@@ -719,29 +737,46 @@ impl Store {
 /// Up to `limit` incidents of `rows` (newest first) that `wanted` and then `filter`
 /// accept, and the cursor for the next page: the page's last id, when another incident
 /// is accepted after it.
-fn page_of(
-    rows: impl Iterator<Item = Result<IncidentV1, StoreError>>,
+/// How one page of a list is cut from the stored incidents, newest first.
+struct Page<W, F> {
     limit: usize,
-    wanted: impl Fn(&IncidentV1) -> bool,
-    filter: impl Fn(&Incident) -> bool,
-) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
-    let mut page: Vec<Incident> = Vec::new();
-    for record in rows {
-        let record = record?;
-        if !wanted(&record) {
-            continue;
+    /// Stored incidents read at most.
+    budget: usize,
+    /// A check on the stored record (its state), before it is decoded whole.
+    wanted: W,
+    filter: F,
+}
+
+impl<W: Fn(&IncidentV1) -> bool, F: Fn(&Incident) -> bool> Page<W, F> {
+    /// The page, and the cursor below which the next one starts: after the page's last
+    /// incident when the page is full and more is accepted, after the last incident read
+    /// when the budget ran out first.
+    fn of(
+        self,
+        rows: impl Iterator<Item = Result<IncidentV1, StoreError>>,
+    ) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
+        let mut page: Vec<Incident> = Vec::new();
+        for (read, record) in rows.enumerate() {
+            let record = record?;
+            if read == self.budget {
+                // Unread from here on: the next request goes on below the last one read.
+                return Ok((page, Some(record.id + 1)));
+            }
+            if !(self.wanted)(&record) {
+                continue;
+            }
+            let incident = Incident::from(record);
+            if !(self.filter)(&incident) {
+                continue;
+            }
+            if page.len() == self.limit {
+                let last = page.last().map(|i| i.id.0);
+                return Ok((page, last));
+            }
+            page.push(incident);
         }
-        let incident = Incident::from(record);
-        if !filter(&incident) {
-            continue;
-        }
-        if page.len() == limit {
-            let last = page.last().map(|i| i.id.0);
-            return Ok((page, last));
-        }
-        page.push(incident);
+        Ok((page, None))
     }
-    Ok((page, None))
 }
 
 /// Whether an incident belongs in `incidents_active.v1`: it is not closed. The domain sets

@@ -133,7 +133,7 @@ fn pages(
     let mut before = None;
     loop {
         let (page, next) = store
-            .list_incidents_by_state(states, before, limit, &filter)
+            .list_incidents_by_state(states, before, limit, usize::MAX, &filter)
             .unwrap();
         let ids: Vec<u64> = page.iter().map(|i| i.id.0).collect();
         // The cursor is the page's last id, present exactly when more follow.
@@ -199,6 +199,58 @@ fn lists_by_state_page_like_a_filter_on_the_state() {
     check(&store, &[State::Closed], 7, None);
     check(&store, &[State::Open, State::Closed], 5, Some(Priority::P3));
     check(&store, &[], 5, None);
+}
+
+/// A filter few incidents pass reads at most the budget per request: short (even empty)
+/// pages with cursors, which together list exactly what one unbounded walk lists.
+#[test]
+fn a_list_reads_at_most_its_budget_and_goes_on_from_its_cursor() {
+    let (_dir, store) = temp_store();
+    let all: Vec<Incident> = (1..=100)
+        .map(|id| {
+            let mut incident = incident(id, State::Closed);
+            // Rare: ids 7, 35, 63, 91 are P1.
+            incident.priority = if id % 28 == 7 {
+                Priority::P1
+            } else {
+                Priority::P4
+            };
+            incident
+        })
+        .collect();
+    put(&store, &all);
+    let rare = |i: &Incident| i.priority == Priority::P1;
+
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let (page, next) = store
+            .list_incidents_by_state(None, before, 50, 30, rare)
+            .unwrap();
+        pages.push(page.iter().map(|i| i.id.0).collect::<Vec<_>>());
+        match next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    // 100 incidents, 30 read per request: 100..71, 70..41, 40..11, 10..1.
+    assert_eq!(pages, [vec![91], vec![63], vec![35], vec![7]]);
+
+    // A budget the walk does not reach changes nothing.
+    let (page, next) = store
+        .list_incidents_by_state(None, None, 50, 100, rare)
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|i| i.id.0).collect::<Vec<_>>(),
+        [91, 63, 35, 7]
+    );
+    assert_eq!(next, None, "nothing left unread");
+    // A page that fills before the budget ends at its last incident, as without one.
+    let (page, next) = store
+        .list_incidents_by_state(None, None, 2, 1000, rare)
+        .unwrap();
+    assert_eq!(page.iter().map(|i| i.id.0).collect::<Vec<_>>(), [91, 63]);
+    assert_eq!(next, Some(63));
 }
 
 /// A clock started at `started`, stopped at `stopped` or still running.
