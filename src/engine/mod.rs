@@ -822,7 +822,7 @@ impl Engine {
 
     /// Subjects of the probe's rules that a complete run did not return: feed each a
     /// clean result so that its detector recovers (and its incident resolves) as for any
-    /// other clean result, then forget its history.
+    /// other clean result, then forget its history, and its detectors once they are at rest.
     fn vanished(
         &mut self,
         rules: &[Arc<Rule>],
@@ -867,6 +867,26 @@ impl Engine {
             self.state.histories.remove(&history_key);
             self.observe(rules, probe, history_key.subject.clone(), clean, false, txn);
             self.state.histories.remove(&history_key);
+            // Once at rest (recovered, no symptom counting), a vanished series is forgotten:
+            // series come and go (pods, instances) and their detectors must not pile up.
+            // One that comes back starts afresh, as a new series does.
+            for rule in rules {
+                let key = DetectorKey {
+                    rule: rule.config.name.clone(),
+                    subject: history_key.subject.clone(),
+                };
+                let at_rest = self
+                    .state
+                    .detectors
+                    .get(&key)
+                    .is_some_and(|d| !d.firing && d.symptomatic_streak == 0);
+                if at_rest {
+                    self.state.detectors.remove(&key);
+                    self.snapshot.detectors.remove(&key);
+                    txn.batch.delete_detector(&key.stored());
+                    txn.pending.detectors_changed = true;
+                }
+            }
         }
     }
 

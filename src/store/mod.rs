@@ -22,8 +22,8 @@
 //! deleted by the transaction that carries it out), undelivered outbox entries (deleted on
 //! delivery; [`Store::outbox_counts`] walks their keys), the counters in `meta`. Detectors
 //! are one per (rule, subject) seen: bounded by the rules and their subjects, not by the
-//! incidents; a subject that is gone for good (a Prometheus series) keeps its detector, as
-//! nothing deletes one yet. Lists with a state `closed` or without states, similar
+//! incidents; a subject that is gone (a Prometheus series a complete run no longer returns)
+//! loses its detectors once they have recovered. Lists with a state `closed` or without states, similar
 //! incidents (the newest [`SIMILAR_SCAN`]) and [`Store::incident_clocks`] still walk the
 //! table newest first.
 

@@ -400,6 +400,56 @@ rules:
     let incidents = h.incidents();
     assert_eq!(incidents[0].0.state.as_str(), "open", "a is still there");
     assert_eq!(incidents[1].0.state.as_str(), "resolved", "b disappeared");
+
+    // Recovered and gone, b's detector is forgotten (series come and go: their detectors
+    // must not pile up), in the read model and in the store; a's stays.
+    let subjects = |h: &Harness| -> Vec<String> {
+        h.read
+            .borrow()
+            .detectors
+            .keys()
+            .map(|key| key.stored())
+            .collect()
+    };
+    assert_eq!(subjects(&h), [r#"errors{instance="a"}"#]);
+    let h = h.restart().await;
+    assert_eq!(subjects(&h), [r#"errors{instance="a"}"#], "after a restart");
+    // b comes back: a new series, counted from nothing.
+    let series = |instance: &str| BTreeMap::from([("instance".to_owned(), instance.to_owned())]);
+    h.engine
+        .run(ProbeRun {
+            probe: "prom".to_owned(),
+            at: h.clock.now(),
+            results: ["a", "b"]
+                .iter()
+                .map(|instance| {
+                    let observation = Observation {
+                        connected: true,
+                        value: Some(1.0),
+                        ..Observation::new(h.clock.now())
+                    };
+                    (series(instance), observation)
+                })
+                .collect(),
+            complete: true,
+        })
+        .await
+        .unwrap();
+    let incidents = h.incidents();
+    assert_eq!(
+        incidents.len(),
+        2,
+        "b reopened its incident, not a third: {incidents:?}"
+    );
+    assert_eq!(
+        incidents[1].0.state.as_str(),
+        "acknowledged",
+        "b is back: its incident reopened"
+    );
+    assert_eq!(
+        subjects(&h),
+        [r#"errors{instance="a"}"#, r#"errors{instance="b"}"#]
+    );
 }
 
 impl Harness {
