@@ -590,11 +590,11 @@ pub fn run(args: CtlArgs) -> ExitCode {
     };
     match runtime.block_on(execute(&args)) {
         Ok(text) => {
-            print!("{text}");
+            print!("{}", terminal_safe(&text));
             ExitCode::SUCCESS
         }
         Err(failure) => {
-            eprintln!("error: {failure}");
+            eprintln!("error: {}", terminal_safe(&failure.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -623,7 +623,10 @@ async fn execute_list(client: &Client, list: &ListArgs, output: Output) -> Resul
         if let Some(cursor) = &next
             && output == Output::Table
         {
-            eprintln!("more incidents: add --all, or --cursor {cursor}");
+            eprintln!(
+                "more incidents: add --all, or --cursor {}",
+                one_line(cursor)
+            );
         }
         return Ok(match output {
             Output::Json => pretty(&first.raw),
@@ -681,12 +684,40 @@ fn incidents(page: &Value) -> &[Value] {
 // ---------------------------------------------------------------------------------------
 // Rendering (pure)
 
-/// A field as text: strings as they are, `-` for missing or null, other values as JSON.
+/// Text from the server as a terminal may show it: every control character but the line
+/// feed escaped (ESC as `\u{1b}`), so no title or note can move the cursor, clear the
+/// screen, rename the window or hide what precedes it. Everything printed goes through it.
+pub fn terminal_safe(text: &str) -> String {
+    escape_controls(text, |c| c == '\n')
+}
+
+/// [`terminal_safe`] for a value shown on one line: line feeds escaped too.
+fn one_line(text: &str) -> String {
+    escape_controls(text, |_| false)
+}
+
+fn escape_controls(text: &str, keep: impl Fn(char) -> bool) -> String {
+    if !text.chars().any(|c| c.is_control() && !keep(c)) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && !keep(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A field as text: strings on one line ([`one_line`]), `-` for missing or null, other
+/// values as JSON.
 fn field(value: &Value) -> String {
     match value {
         Value::Null => "-".to_owned(),
         Value::String(s) if s.is_empty() => "-".to_owned(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => one_line(s),
         other => other.to_string(),
     }
 }
@@ -717,7 +748,7 @@ fn when(value: &Value, seconds: bool) -> String {
             };
             at.format(format).to_string()
         }
-        Err(_) => raw.to_owned(),
+        Err(_) => one_line(raw),
     }
 }
 
@@ -893,7 +924,7 @@ fn pairs(object: &Map<String, Value>, skip: &[&str]) -> String {
     object
         .iter()
         .filter(|(k, v)| !skip.contains(&k.as_str()) && !v.is_null())
-        .map(|(k, v)| format!("{k}={}", field(v)))
+        .map(|(k, v)| format!("{}={}", one_line(k), field(v)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -931,7 +962,7 @@ fn evidence_line(evidence: &Value) -> String {
             parts.push(took);
         }
         if let Some(error) = evidence["error"].as_str() {
-            parts.push(format!("error: {error}"));
+            parts.push(format!("error: {}", one_line(error)));
         }
         if let Some(rcode) = evidence["dns_rcode"].as_str() {
             parts.push(format!("rcode {rcode}"));
@@ -1123,6 +1154,11 @@ pub fn pretty(raw: &str) -> String {
     };
     while let Some(c) = chars.next() {
         if in_string {
+            if c.is_control() {
+                // Valid JSON holds C1 controls and DEL raw: the same string, escaped.
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+                continue;
+            }
             out.push(c);
             if escaped {
                 escaped = false;
@@ -1814,5 +1850,66 @@ similar:
         assert_eq!(ok.json, json!({"a": 1}));
         assert_eq!(ok.raw, "{\"a\": 1}");
         assert!(interpret("http://x/", StatusCode::OK, "hello".to_owned()).is_err());
+    }
+
+    #[test]
+    fn control_characters_from_the_server_never_reach_the_terminal() {
+        let hostile = json!({
+            "id": "INC-1",
+            "state": "open",
+            "title": "web\u{1b}]0;pwned\u{7}\n\u{1b}[2J down",
+            "category": "avail\u{9b}31m",
+            "opened_at": "2026-03-02T09:00:00Z",
+            "labels": {"te\u{1b}am": "d\rb"},
+            "description": "line one\nline \u{1b}[31mtwo",
+            "timeline": [{"at": "x", "actor": "bot\u{0}", "type": "note", "message": "hi\u{1b}[1A"}],
+        });
+        let list = render_list(std::slice::from_ref(&hostile));
+        let show = render_show(&hostile);
+        let change = render_change("acknowledged", &hostile);
+        let failure = Failure::Api {
+            status: 400,
+            code: "bad_request".to_owned(),
+            message: "unknown category `\u{1b}[2J`".to_owned(),
+        };
+        for text in [&list, &show, &change, &terminal_safe(&failure.to_string())] {
+            assert!(
+                !terminal_safe(text)
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n'),
+                "{text:?}"
+            );
+        }
+        for text in [&list, &show, &change] {
+            let shown = terminal_safe(text);
+            assert!(
+                !shown.contains(['\u{1b}', '\u{9b}', '\u{0}', '\r', '\u{7}']),
+                "{shown:?}"
+            );
+        }
+        // Single-line fields stay on their line, escaped as Rust writes them.
+        assert!(
+            list.contains(r"web\u{1b}]0;pwned\u{7}\n\u{1b}[2J down"),
+            "{list}"
+        );
+        assert!(
+            change.ends_with("): web\\u{1b}]0;pwned\\u{7}\\n\\u{1b}[2J down\n"),
+            "{change}"
+        );
+        assert!(show.contains(r"te\u{1b}am=d\rb"), "{show}");
+        assert!(show.contains(r"bot\u{0} note: hi\u{1b}[1A"), "{show}");
+        // A description keeps its lines.
+        let shown = terminal_safe(&show);
+        assert!(shown.contains("line one\n"), "{shown}");
+        assert!(shown.contains(r"line \u{1b}[31mtwo"), "{shown}");
+        assert_eq!(
+            terminal_safe(&failure.to_string()),
+            r"unknown category `\u{1b}[2J` (400 bad_request)"
+        );
+        // JSON output: a C1 control that JSON allows raw comes out as its JSON escape.
+        assert_eq!(
+            pretty("{\"a\":\"x\u{9b}y\\u001b\"}"),
+            "{\n  \"a\": \"x\\u009by\\u001b\"\n}\n"
+        );
     }
 }
