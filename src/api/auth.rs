@@ -89,6 +89,13 @@ impl Tokens {
     }
 }
 
+/// The token of `Bearer <token>`. The scheme is case-insensitive (RFC 7235 §2.1:
+/// `bearer`, `BEARER`), followed by one or more spaces.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
@@ -111,7 +118,7 @@ impl FromRequestParts<ApiState> for Caller {
         let presented = header
             .to_str()
             .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .ok_or_else(|| unauthorized("expected `Authorization: Bearer <token>`"))?;
         let token = tokens
             .find(presented.trim())
@@ -121,5 +128,21 @@ impl FromRequestParts<ApiState> for Caller {
             role: Some(token.role),
             security: token.security,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR abc"] {
+            assert_eq!(bearer_token(value), Some("abc"), "{value}");
+        }
+        assert_eq!(bearer_token("Bearer  abc").map(str::trim), Some("abc"));
+        for value in ["Basic abc", "Bearerabc", "Bearer", "Token abc"] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
     }
 }
