@@ -89,29 +89,65 @@ impl From<EngineError> for ApiError {
 
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
-        rejection_error(rejection.status(), rejection.body_text())
+        ApiError::from_status(rejection.status(), rejection.body_text())
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        rejection_error(rejection.status(), rejection.body_text())
-    }
-}
-
-fn rejection_error(status: StatusCode, message: String) -> ApiError {
-    {
-        let code = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-            _ => "bad_request",
-        };
-        ApiError::new(status, code, message)
+        ApiError::from_status(rejection.status(), rejection.body_text())
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::bad_request(rejection.body_text())
+        ApiError::from_status(rejection.status(), rejection.body_text())
+    }
+}
+
+impl ApiError {
+    /// An extractor's refusal with its status and the code that goes with it. A body or
+    /// parameter that is malformed or does not fit is 400 `bad_request`, however it is
+    /// wrong: axum's 422 for well-formed JSON of the wrong shape is 400 too, so a client
+    /// branches on one status for "fix the request".
+    pub fn from_status(status: StatusCode, message: String) -> ApiError {
+        let status = match status {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            other => other,
+        };
+        ApiError::new(status, code_for(status), message)
+    }
+}
+
+/// The code of each status the API answers with; `ApiError`s built from a status use it,
+/// so the two never disagree. (`/-/reload` answers a more precise `invalid_config` 400.)
+pub fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        status if status.is_server_error() => "internal",
+        _ => "bad_request",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_errors_are_bad_requests() {
+        let error = ApiError::from_status(StatusCode::UNPROCESSABLE_ENTITY, "missing".into());
+        assert_eq!(
+            (error.status, error.code),
+            (StatusCode::BAD_REQUEST, "bad_request")
+        );
+        let error = ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE, "big".into());
+        assert_eq!(error.code, "payload_too_large");
     }
 }

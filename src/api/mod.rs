@@ -5,13 +5,15 @@
 
 mod auth;
 mod error;
+mod extract;
+mod limits;
 mod reload;
 mod workflow;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,6 +24,8 @@ use serde_json::json;
 pub use auth::Tokens;
 use auth::{Caller, Need};
 pub use error::ApiError;
+use extract::Path;
+use limits::MAX_BODY;
 pub use reload::{ReloadError, ReloadReport, ReloadRequest, Reloads};
 use workflow::act;
 
@@ -34,8 +38,6 @@ use crate::probe::ProbeBoard;
 use crate::store::Store;
 use crate::view::{Clearance, IncidentView, Restrictions, timestamp};
 
-/// Bodies larger than this get 413.
-const MAX_BODY: usize = 1024 * 1024;
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
 
@@ -126,6 +128,7 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(limits::refuse_oversized))
 }
 
 async fn not_found() -> ApiError {
@@ -488,6 +491,13 @@ async fn create_silence(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(Need::Respond)?;
     let Json(body) = body?;
+    limits::check_labels("matchers", &body.matchers)?;
+    limits::check(
+        "comment",
+        &body.comment,
+        limits::COMMENT,
+        limits::Text::Lines,
+    )?;
     let silence = state
         .engine
         .silence(NewSilence {

@@ -8,13 +8,15 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::auth::{Caller, Need};
+use super::extract::Path;
+use super::limits::{self, Text, check, check_some};
 use super::{ApiError, ApiState, parse_id};
 use crate::domain::incident::{Changes, Kind, Reporter, Tier};
 use crate::domain::priority::{Level, Priority};
@@ -145,12 +147,13 @@ pub(super) struct Resolve {
 impl VerbBody for Resolve {
     fn verb(_: &Caller, headers: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
         // As axum's `Json` reads it: 415 without the JSON content type, 400 when the body
-        // is not JSON, 422 when it lacks `resolution`.
+        // is not JSON or lacks `resolution`.
         require_json(headers)?;
         let Json(Resolve { resolution }) = Json::from_bytes(body)?;
         if resolution.trim().is_empty() {
             return Err(ApiError::bad_request("`resolution` must say what was done"));
         }
+        check("resolution", &resolution, limits::TEXT, Text::Lines)?;
         Ok(Verb::Resolve {
             resolution: Some(resolution),
         })
@@ -181,6 +184,39 @@ struct ReporterBody {
     contact: String,
 }
 
+impl TicketBody {
+    /// Every field within [`limits`].
+    fn check(&self) -> Result<(), ApiError> {
+        check("title", &self.title, limits::TITLE, Text::Line)?;
+        check(
+            "description",
+            &self.description,
+            limits::DESCRIPTION,
+            Text::Lines,
+        )?;
+        check(
+            "reporter.name",
+            &self.reporter.name,
+            limits::NAME,
+            Text::Line,
+        )?;
+        check(
+            "reporter.contact",
+            &self.reporter.contact,
+            limits::CONTACT,
+            Text::Line,
+        )?;
+        check_some(
+            "category",
+            self.category.as_deref(),
+            limits::NAME,
+            Text::Line,
+        )?;
+        check_some("service", self.service.as_deref(), limits::NAME, Text::Line)?;
+        limits::check_labels("labels", &self.labels)
+    }
+}
+
 /// `POST /api/v1/incidents`: a ticket from a person → 201 with the incident.
 pub(super) async fn open_ticket(
     caller: Caller,
@@ -191,6 +227,7 @@ pub(super) async fn open_ticket(
     let body: TicketBody = required_body(&body?)?;
     non_empty("title", &body.title)?;
     non_empty("reporter.name", &body.reporter.name)?;
+    body.check()?;
     let ticket = NewTicket {
         title: body.title,
         description: body.description,
@@ -230,6 +267,7 @@ impl VerbBody for Note {
     fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
         let Note { text, public } = required_body(body)?;
         non_empty("text", &text)?;
+        check("text", &text, limits::TEXT, Text::Lines)?;
         Ok(Verb::Note { text, public })
     }
 }
@@ -243,6 +281,7 @@ struct ReasonBody {
 fn reason(body: &[u8]) -> Result<String, ApiError> {
     let ReasonBody { reason } = required_body(body)?;
     non_empty("reason", &reason)?;
+    check("reason", &reason, limits::REASON, Text::Line)?;
     Ok(reason)
 }
 
@@ -277,6 +316,7 @@ impl VerbBody for Escalate {
     fn verb(caller: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
         let Escalate { reason, tier } = required_body(body)?;
         non_empty("reason", &reason)?;
+        check("reason", &reason, limits::REASON, Text::Line)?;
         Ok(Verb::Escalate {
             reason,
             tier,
@@ -302,6 +342,15 @@ impl VerbBody for Update {
     fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
         let body: Update = required_body(body)?;
         non_empty("reason", &body.reason)?;
+        check("reason", &body.reason, limits::REASON, Text::Line)?;
+        check_some("title", body.title.as_deref(), limits::TITLE, Text::Line)?;
+        check_some(
+            "category",
+            body.category.as_deref(),
+            limits::NAME,
+            Text::Line,
+        )?;
+        check_some("service", body.service.as_deref(), limits::NAME, Text::Line)?;
         let changes = Changes {
             title: body.title,
             category: body.category,

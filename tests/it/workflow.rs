@@ -211,7 +211,7 @@ async fn a_ticket_runs_the_whole_workflow_and_every_step_is_an_event() {
             Some(json!({})),
         )
         .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::BAD_REQUEST,
     );
     app.clock.advance(Duration::from_secs(600));
     let resolved = expect(
