@@ -24,7 +24,7 @@ use super::locate::{Position, YamlError};
 /// The largest config or rule file read (a rule file of 100,000 probes is about 28 MB).
 pub(crate) const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// The deepest nesting of collections (block and flow together) a file may have; the
-/// shipped files use 5.
+/// shipped files stay under 10.
 pub(crate) const MAX_NESTING: usize = 64;
 /// How many times its own size a document may grow to when its aliases are expanded.
 pub(crate) const EXPANSION_FACTOR: u64 = 10;
