@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
+use super::limits;
 use super::locate::{Position, Segment, Segment::Key, Source, YamlError};
 use super::{ConfigErrors, Diagnostic};
 use crate::domain::duration::parse_duration;
@@ -29,7 +30,7 @@ impl Document {
             file: self.file.clone(),
             line: at.line,
             column: at.column - usize::from(bom),
-            message,
+            message: limits::excerpt(message),
         }
     }
 
@@ -53,22 +54,35 @@ impl Document {
     }
 }
 
-/// Reads a file; a file that cannot be read is a diagnostic at its start.
+/// Reads a file; a file that cannot be read, or that is too deeply nested or expands too
+/// much to be parsed ([`limits`]), is one diagnostic and no document.
 pub(super) fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<Document> {
-    match std::fs::read_to_string(&file) {
-        Ok(text) => Some(Document {
-            file,
-            source: Source::new(text),
-        }),
+    let text = match limits::read_text(&file) {
+        Ok(text) => text,
         Err(err) => {
             diagnostics.push(Diagnostic {
                 file,
                 line: 1,
                 column: 1,
-                message: format!("cannot read file: {err}"),
+                message: limits::excerpt(format!("cannot read file: {err}")),
             });
+            return None;
+        }
+    };
+    let scan = limits::scan(&text);
+    let refusal = scan
+        .too_deep
+        .or_else(|| scan.may_alias.then(|| limits::expansion(&text)).flatten());
+    let doc = Document {
+        file,
+        source: Source::new(text),
+    };
+    match refusal {
+        Some(refusal) => {
+            diagnostics.push(doc.diagnostic(refusal.at, refusal.message));
             None
         }
+        None => Some(doc),
     }
 }
 

@@ -3568,7 +3568,7 @@ probes:
         let dir = dir_with(&[("incidentd.yaml", ""), ("rules/web.yaml/keep", "")]);
         assert_eq!(
             load_dir(&dir, &env_with(&[])).unwrap_err(),
-            ["rules/web.yaml:1:1: cannot read file: Is a directory (os error 21)"]
+            ["rules/web.yaml:1:1: cannot read file: not a regular file (a directory)"]
         );
         let dir = dir_with(&[]);
         assert_eq!(

@@ -6,6 +6,7 @@
 //! [`Diagnostic`] with its `FILE:LINE:COL`, so `incidentd check` can print them all.
 
 mod document;
+mod limits;
 mod load;
 mod locate;
 mod rule_test_file;
