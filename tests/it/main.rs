@@ -16,4 +16,5 @@ mod reload;
 mod restart;
 mod ruletest;
 mod sla;
+mod store;
 mod workflow;
