@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -188,4 +188,118 @@ fn a_first_start_on_a_full_disk_leaves_no_store_behind() {
     std::fs::remove_file(filler).unwrap();
     let store = incidentd::store::Store::open(&path).unwrap();
     assert_eq!(store.incident_count().unwrap(), 0);
+}
+
+fn incidentd(dir: &ConfigDir, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_incidentd"))
+        .current_dir(dir.path())
+        .args(args)
+        .args(["--config", "incidentd.yaml"])
+        .output()
+        .expect("running incidentd")
+}
+
+/// Overwrites four 4 KiB pages from the middle of the file with pseudo-random bytes (a
+/// fixed seed: the same damage every run).
+fn damage_middle_pages(path: &Path) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let len = file.metadata().unwrap().len();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let bytes: Vec<u8> = (0..4 * 4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    file.write_all_at(&bytes, len / 2 / 4096 * 4096).unwrap();
+    file.sync_all().unwrap();
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn a_damaged_store_is_refused_unchanged_checked_and_repaired_on_request() {
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0\nstorage: {path: data/incidentd.redb}\n",
+        &[],
+    );
+    let path = dir.path().join("data/incidentd.redb");
+    let app = TestApp::spawn(&dir, HashMap::new()).await;
+    for n in 0..300 {
+        let (status, body) = app.post("/api/v1/incidents", Some(ticket(n))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    app.stop().await;
+    let sound = incidentd(&dir, &["store", "check"]);
+    assert_eq!(sound.status.code(), Some(0), "{}", text(&sound.stderr));
+    assert_eq!(text(&sound.stdout), "data/incidentd.redb: sound\n");
+
+    damage_middle_pages(&path);
+    let damaged = std::fs::read(&path).unwrap();
+
+    let serve = incidentd(&dir, &["serve"]);
+    let stderr = text(&serve.stderr);
+    assert_eq!(serve.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("the store data/incidentd.redb is damaged")
+            && stderr.contains("nothing was written to it")
+            && stderr.contains("incidentd store repair"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == damaged,
+        "serve wrote to the damaged store"
+    );
+
+    let check = incidentd(&dir, &["store", "check"]);
+    let stderr = text(&check.stderr);
+    assert_eq!(check.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("data/incidentd.redb: damaged: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        std::fs::read(&path).unwrap() == damaged,
+        "check wrote to the store"
+    );
+
+    let repair = incidentd(&dir, &["store", "repair"]);
+    let (stdout, stderr) = (text(&repair.stdout), text(&repair.stderr));
+    eprintln!("store repair: {}\n{stdout}{stderr}", repair.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let backups: Vec<PathBuf> = std::fs::read_dir(dir.path().join("data"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("incidentd.redb.backup-"))
+        .collect();
+    assert_eq!(backups.len(), 1, "one backup: {backups:?}");
+    assert!(
+        std::fs::read(&backups[0]).unwrap() == damaged,
+        "the backup is the damaged file as it was"
+    );
+    match repair.status.code() {
+        Some(0) => {
+            assert!(
+                stdout.contains("repaired; the file as it was is in"),
+                "{stdout}"
+            );
+            let check = incidentd(&dir, &["store", "check"]);
+            assert_eq!(check.status.code(), Some(0), "{}", text(&check.stderr));
+            let app = TestApp::spawn(&dir, HashMap::new()).await;
+            assert_eq!(app.get("/-/ready").await.0, StatusCode::OK);
+            app.stop().await;
+        }
+        Some(1) => assert!(
+            stderr.contains("could not repair") || stderr.contains("still damaged"),
+            "{stderr}"
+        ),
+        other => panic!("store repair exited with {other:?}: {stderr}"),
+    }
 }
