@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `test` and `ctl` (the API client, in [`crate::ctl`]).
+//! The command line: `serve`, `check`, `test`, `ctl` (the API client, in [`crate::ctl`])
+//! and `store check|repair`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use crate::clock::SystemClock;
 use crate::config::{self, Config};
 use crate::domain::policy::WorkflowConfig;
 use crate::rule_test_runner;
+use crate::store::{Health, Repaired};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,6 +52,24 @@ enum Command {
     /// Talk to a running incidentd over its HTTP API: list, show, ack, escalate, note, hold,
     /// resume, resolve, close, reopen, open, update.
     Ctl(Box<crate::ctl::CtlArgs>),
+    /// Verify or repair the store of a stopped incidentd (`storage.path`).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Verify every page of the store without writing to it; exit 0 if it is sound, 1 if not.
+    Check {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Copy the store to `<path>.backup-<timestamp>`, then let redb repair it in place;
+    /// exit 0 if the store is sound afterwards, 1 if not.
+    Repair {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
 }
 
 impl Cli {
@@ -58,7 +78,7 @@ impl Cli {
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
             Command::Test { .. } | Command::Ctl(_) => "warn",
-            Command::Serve { .. } | Command::Check { .. } => "info",
+            Command::Serve { .. } | Command::Check { .. } | Command::Store(_) => "info",
         }
     }
 }
@@ -97,6 +117,72 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Test { config, files } => test(config.as_deref(), &files),
         Command::Ctl(args) => Ok(crate::ctl::run(*args)),
+        Command::Store(command) => Ok(store(command)),
+    }
+}
+
+/// `store check` and `store repair`: the verdict on stdout when the store is sound, the
+/// problem on stderr (exit 1) when not.
+fn store(command: StoreCommand) -> ExitCode {
+    let (StoreCommand::Check { config } | StoreCommand::Repair { config }) = &command;
+    let Some(config) = load(config) else {
+        return ExitCode::FAILURE;
+    };
+    let path = &config.storage_path;
+    if !path.exists() {
+        eprintln!("{}: no store here", path.display());
+        return ExitCode::FAILURE;
+    }
+    let health = match crate::store::check(path) {
+        Ok(health) => health,
+        Err(error) => {
+            eprintln!("{}: cannot be checked: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match (command, health) {
+        (_, Health::Sound) => {
+            println!("{}: sound", path.display());
+            ExitCode::SUCCESS
+        }
+        (StoreCommand::Check { .. }, Health::Damaged(reason)) => {
+            eprintln!(
+                "{}: damaged: {reason}\n`incidentd store repair` repairs it after making a backup",
+                path.display()
+            );
+            ExitCode::FAILURE
+        }
+        (StoreCommand::Repair { .. }, Health::Damaged(reason)) => {
+            eprintln!("{}: damaged: {reason}; repairing", path.display());
+            match crate::store::repair(path, chrono::Utc::now()) {
+                Ok(Repaired {
+                    backup,
+                    health: Health::Sound,
+                }) => {
+                    println!(
+                        "{}: repaired; the file as it was is in {} (what the repair dropped is lost from the store: compare with the backup before deleting it)",
+                        path.display(),
+                        backup.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(Repaired {
+                    backup,
+                    health: Health::Damaged(reason),
+                }) => {
+                    eprintln!(
+                        "{}: still damaged after the repair: {reason}; the file as it was is in {}",
+                        path.display(),
+                        backup.display()
+                    );
+                    ExitCode::FAILURE
+                }
+                Err(error) => {
+                    eprintln!("{}: {error}", path.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

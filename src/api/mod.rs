@@ -156,11 +156,19 @@ async fn healthy() -> &'static str {
     "incidentd is healthy.\n"
 }
 
+/// 503 while starting, once shutting down, and while the store refuses writes (a full
+/// disk): the engine opens it again and answers 200 once a write went through.
 async fn ready(State(state): State<ApiState>) -> Response {
-    if state.ready.load(Ordering::Relaxed) {
-        "incidentd is ready.\n".into_response()
-    } else {
+    if !state.ready.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "incidentd is not ready.\n").into_response()
+    } else if !state.engine.store_writable() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "incidentd is not ready: the store does not take writes.\n",
+        )
+            .into_response()
+    } else {
+        "incidentd is ready.\n".into_response()
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
@@ -153,6 +154,40 @@ pub(super) enum Command {
     },
 }
 
+impl Command {
+    /// Answers the command with the store's error without carrying it out: the store does
+    /// not take writes.
+    pub(super) fn refuse(self, error: &Arc<StoreError>) {
+        fn refused<T>(reply: Reply<T>, error: &Arc<StoreError>) {
+            let _ = reply.send(Err(EngineError::Store(error.clone())));
+        }
+        match self {
+            Command::Run { reply, .. } => {
+                if let Some(reply) = reply {
+                    refused(reply, error);
+                }
+            }
+            Command::Workflow { reply, .. } | Command::OpenTicket { reply, .. } => {
+                refused(reply, error);
+            }
+            Command::Delivered { reply, .. } => {
+                refused(reply, error);
+            }
+            Command::Silence { reply, .. } | Command::Expire { reply, .. } => {
+                refused(reply, error);
+            }
+            Command::Tick { reply } => {
+                if let Some(reply) = reply {
+                    refused(reply, error);
+                }
+            }
+            Command::Reconfigure { reply, .. } => {
+                refused(reply, error);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     #[error("incident {0} not found")]
@@ -184,9 +219,17 @@ pub enum Refused {
 #[derive(Clone)]
 pub struct EngineHandle {
     pub(super) tx: mpsc::Sender<Command>,
+    /// False from a failed commit until the store is open again and takes writes.
+    pub(super) writable: Arc<AtomicBool>,
 }
 
 impl EngineHandle {
+    /// Whether the store takes writes: false after a failed commit (a full disk) until the
+    /// engine has opened it again and a write went through. `/-/ready` answers 503 meanwhile.
+    pub fn store_writable(&self) -> bool {
+        self.writable.load(Ordering::Relaxed)
+    }
+
     async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, EngineError> {
         let (reply, answer) = oneshot::channel();
         self.tx

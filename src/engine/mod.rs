@@ -18,6 +18,8 @@ mod txn;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, mpsc, watch};
@@ -52,6 +54,14 @@ use outbox::Event;
 use rules::{DetectorKey, HistoryKey, Rule, RuleBook};
 use txn::{Gauges, Txn};
 
+/// Completes at `deadline`; never without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// How many subjects of each rule fire.
 fn firing_counts(detectors: &HashMap<DetectorKey, Detector>) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
@@ -67,6 +77,18 @@ const TICK: std::time::Duration = std::time::Duration::from_millis(250);
 const MAX_BATCH: usize = 4096;
 /// Commands waiting for the engine before senders wait.
 const QUEUE: usize = 16 * 1024;
+/// After a failed commit the store is opened again at once, then after this wait, which
+/// doubles up to [`RETRY_MAX`] while the store still refuses writes.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The store stopped taking writes (a commit failed): commands are refused with `error`
+/// until the store is open again, a write went through and the state is reloaded.
+struct Degraded {
+    error: Arc<StoreError>,
+    retry_at: tokio::time::Instant,
+    backoff: Duration,
+}
 
 /// Wakes the webhook worker of each consumer after a commit that enqueued for it.
 pub type Wakers = Arc<HashMap<String, Arc<Notify>>>;
@@ -102,6 +124,9 @@ pub struct Engine {
     /// The read model as of the last commit, and where it is published.
     snapshot: Snapshot,
     published: watch::Sender<Arc<Snapshot>>,
+    /// Shared with every [`EngineHandle`]: `/-/ready` reads it.
+    writable: Arc<AtomicBool>,
+    degraded: Option<Degraded>,
 }
 
 /// The in-memory state, rebuilt from the store at start (and after a failed commit).
@@ -152,11 +177,14 @@ impl Engine {
             state: State::default(),
             snapshot,
             published,
+            writable: Arc::new(AtomicBool::new(true)),
+            degraded: None,
         };
         engine.load()?;
         let (tx, rx) = mpsc::channel(QUEUE);
+        let writable = engine.writable.clone();
         let task = tokio::spawn(engine.run(rx, shutdown));
-        Ok((EngineHandle { tx }, read, task))
+        Ok((EngineHandle { tx, writable }, read, task))
     }
 
     /// Rebuilds the in-memory state, the gauges and the read model from the store.
@@ -280,9 +308,14 @@ impl Engine {
         let mut ticks = tokio::time::interval(TICK);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            let retry_at = self.degraded.as_ref().map(|d| d.retry_at);
             let first = tokio::select! {
                 command = rx.recv() => command,
                 _ = ticks.tick() => Some(Command::Tick { reply: None }),
+                () = until(retry_at) => {
+                    self.recover().await;
+                    continue;
+                }
                 () = shutdown.cancelled() => {
                     // Refuse new commands, then drain what is already queued.
                     rx.close();
@@ -303,6 +336,14 @@ impl Engine {
     }
 
     async fn process(&mut self, commands: &mut Vec<Command>) {
+        if let Some(degraded) = &self.degraded {
+            // Nothing can be stored, and the state may be ahead of the store until it is
+            // reloaded: refuse at once rather than keep callers waiting.
+            for command in commands.drain(..) {
+                command.refuse(&degraded.error);
+            }
+            return;
+        }
         let mut txn = Txn::new(self.clock.now());
         for command in commands.drain(..) {
             txn.now = self.clock.now();
@@ -332,12 +373,44 @@ impl Engine {
                 replies.send(None);
             }
             Err(error) => {
-                tracing::error!(%error, "commit failed; the batch's commands are refused and the state is reloaded from the store");
+                tracing::error!(%error, "commit failed; the batch's commands are refused, the store is opened again and the state reloaded from it");
                 let error = Arc::new(error);
                 replies.send(Some(&error));
-                if let Err(error) = self.load() {
-                    tracing::error!(%error, "reloading the state failed");
-                }
+                self.writable.store(false, Ordering::Relaxed);
+                self.degraded = Some(Degraded {
+                    error,
+                    retry_at: tokio::time::Instant::now(),
+                    backoff: RETRY_FIRST,
+                });
+                self.recover().await;
+            }
+        }
+    }
+
+    /// After a failed commit: opens the store again, proves that a write goes through and
+    /// reloads the state from it (memory never runs ahead of disk). Until all of it
+    /// succeeds, commands are refused and this is tried again later, waiting longer each
+    /// time.
+    async fn recover(&mut self) {
+        let store = self.store.clone();
+        let reopened = match tokio::task::spawn_blocking(move || store.reopen()).await {
+            Ok(result) => result,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        };
+        match reopened.and_then(|()| self.load()) {
+            Ok(()) => {
+                self.degraded = None;
+                self.writable.store(true, Ordering::Relaxed);
+                tracing::info!("the store takes writes again");
+            }
+            Err(error) => {
+                let Some(degraded) = self.degraded.as_mut() else {
+                    return;
+                };
+                tracing::warn!(%error, retry_in_ms = degraded.backoff.as_millis(), "the store still refuses writes; commands are refused until it takes them");
+                degraded.error = Arc::new(error);
+                degraded.retry_at = tokio::time::Instant::now() + degraded.backoff;
+                degraded.backoff = (degraded.backoff * 2).min(RETRY_MAX);
             }
         }
     }

@@ -27,15 +27,19 @@
 //! incidents (the newest [`SIMILAR_SCAN`]) and [`Store::incident_clocks`] still walk the
 //! table newest first.
 
+mod health;
 mod records;
 mod upgrade;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -47,6 +51,7 @@ use crate::domain::sla::SlaClocks;
 use crate::domain::suppression::Silence;
 use crate::domain::timer::{Timer, TimerKind};
 
+pub use health::{Health, RepairError, Repaired, check, repair};
 pub use records::OutboxEntry;
 use records::{
     DetectorV1, IncidentClocksV1, IncidentTraitsV1, IncidentV1, SilenceV1, TimelineEntryV1,
@@ -114,16 +119,31 @@ pub enum StoreError {
     NewerSchema { found: u64 },
     #[error("index {index} names {key}, which is not stored")]
     Inconsistent { index: &'static str, key: String },
+    #[error(
+        "the store {path} is damaged ({reason}); nothing was written to it. `incidentd store check` verifies it, `incidentd store repair` repairs it after making a backup"
+    )]
+    Damaged { path: PathBuf, reason: String },
+    #[error("the storage engine failed: {message}")]
+    Panicked { message: String },
+    #[error("the store is closed after a failed write and being opened again")]
+    Closed,
 }
 
 fn db_err(error: impl Into<redb::Error>) -> StoreError {
     StoreError::Redb(error.into())
 }
 
-/// Shared handle to the database; cheap to clone.
+/// Shared handle to the database; cheap to clone. Every clone sees the same database, also
+/// after [`Store::reopen`] replaced it.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    inner: Arc<Handle>,
+}
+
+struct Handle {
+    path: PathBuf,
+    /// `None` only while [`Store::reopen`] is between closing and opening the file.
+    db: RwLock<Option<Database>>,
 }
 
 /// Everything the engine needs at start.
@@ -253,46 +273,91 @@ const CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 impl Store {
     /// Opens (or creates) the store, creating its directory and tables.
+    ///
+    /// A new store is created under a temporary name and renamed into place once complete,
+    /// so a failed first start (a full disk) leaves no file that later starts refuse. A file
+    /// of zeros only, which such a start left before, is replaced. An existing store is
+    /// verified first without writing to it ([`check`]): a damaged one is refused with
+    /// [`StoreError::Damaged`] and left as it is.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| db_err(redb::StorageError::Io(e)))?;
+            std::fs::create_dir_all(dir).map_err(io_err)?;
         }
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(db_err)?;
-        let txn = db.begin_write().map_err(db_err)?;
-        {
-            txn.open_table(INCIDENTS).map_err(db_err)?;
-            txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
-            txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
-            txn.open_table(INCIDENT_SLA_STOP).map_err(db_err)?;
-            txn.open_table(TIMELINE).map_err(db_err)?;
-            txn.open_table(DETECTORS).map_err(db_err)?;
-            txn.open_table(OUTBOX).map_err(db_err)?;
-            txn.open_table(SILENCES).map_err(db_err)?;
-            txn.open_table(SILENCES_BY_END).map_err(db_err)?;
-            txn.open_table(TIMERS).map_err(db_err)?;
-            let mut meta = txn.open_table(META).map_err(db_err)?;
-            let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
-            match found {
-                Some(found) if found > SCHEMA_VERSION => {
-                    return Err(StoreError::NewerSchema { found });
-                }
-                Some(SCHEMA_VERSION) => {}
-                // The upgrade and the new version number commit together, or neither does
-                // and the next open upgrades again.
-                Some(found) => {
-                    upgrade::upgrade(&txn, found)?;
-                    meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
-                }
-                None => {
-                    meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
+        match std::fs::metadata(path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => create(path)?,
+            Err(error) => return Err(io_err(error)),
+            Ok(_) if health::all_zero(path).map_err(io_err)? => {
+                tracing::warn!(path = %path.display(), "the store holds only zeros (left by a first start that failed, e.g. on a full disk): creating a new one in its place");
+                create(path)?;
+            }
+            Ok(_) => {
+                if let Health::Damaged(reason) = check(path)? {
+                    return Err(StoreError::Damaged {
+                        path: path.to_owned(),
+                        reason,
+                    });
                 }
             }
         }
-        txn.commit().map_err(db_err)?;
-        Ok(Store { db: Arc::new(db) })
+        let db = health::guarded(|| open_database(path))?;
+        Ok(Store {
+            inner: Arc::new(Handle {
+                path: path.to_owned(),
+                db: RwLock::new(Some(db)),
+            }),
+        })
+    }
+
+    /// Closes the database and opens it again, then writes to it once to prove that writes
+    /// go through. After a failed write (a full disk) redb refuses every later one until
+    /// the file is opened again. Readers use the new database as soon as it is open, also
+    /// when the proving write fails.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let old = self.write_handle().take();
+        if let Some(old) = old
+            && let Err(error) = old.close()
+        {
+            tracing::debug!(%error, "closing the store reported an error");
+        }
+        let db = health::guarded(|| open_database(&self.inner.path))?;
+        *self.write_handle() = Some(db);
+        let txn = self.begin_write()?;
+        txn.open_table(META)
+            .map_err(db_err)?
+            .insert(META_SCHEMA, SCHEMA_VERSION)
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    fn write_handle(&self) -> std::sync::RwLockWriteGuard<'_, Option<Database>> {
+        self.inner
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        let db = self
+            .inner
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        db.as_ref()
+            .ok_or(StoreError::Closed)?
+            .begin_read()
+            .map_err(db_err)
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        let db = self
+            .inner
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        db.as_ref()
+            .ok_or(StoreError::Closed)?
+            .begin_write()
+            .map_err(db_err)
     }
 
     /// Reads what the engine keeps in memory. The incidents come from the index of those
@@ -308,7 +373,12 @@ impl Store {
     }
 
     fn load_silences_ending_after(&self, now: Option<DateTime<Utc>>) -> Result<Loaded, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        // Start-up reads much of the file: a panic inside redb is an error, not a crash.
+        health::guarded(|| self.read_loaded(now))
+    }
+
+    fn read_loaded(&self, now: Option<DateTime<Utc>>) -> Result<Loaded, StoreError> {
+        let txn = self.begin_read()?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let counter = |key: &str| -> Result<u64, StoreError> {
             Ok(meta.get(key).map_err(db_err)?.map_or(1, |v| v.value()))
@@ -386,7 +456,7 @@ impl Store {
 
     /// Writes a batch in one durable transaction.
     pub fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
+        let txn = self.begin_write()?;
         {
             let mut incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
             let mut active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
@@ -478,7 +548,7 @@ impl Store {
     }
 
     pub fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.begin_read()?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
         match incidents.get(id.0).map_err(db_err)? {
             Some(value) => {
@@ -494,7 +564,7 @@ impl Store {
         &self,
         id: IncidentId,
     ) -> Result<Option<(Incident, Vec<TimelineEntry>)>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.begin_read()?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
         let Some(value) = incidents.get(id.0).map_err(db_err)? else {
             return Ok(None);
@@ -521,7 +591,7 @@ impl Store {
         &self,
         ids: &[IncidentId],
     ) -> Result<BTreeMap<u64, Vec<TimelineEntry>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.begin_read()?;
         let timeline = txn.open_table(TIMELINE).map_err(db_err)?;
         let mut updates = BTreeMap::new();
         for id in ids {
@@ -549,7 +619,7 @@ impl Store {
     /// Only the newest [`SIMILAR_SCAN`] incidents are looked at, so the answer stays quick
     /// on a store of any size; older look-alikes are not found.
     pub fn similar_incidents(&self, incident: &Incident) -> Result<Vec<Incident>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.begin_read()?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
         // Newest first, so the first `SHOWN` of each relevance are the ones to show: only
         // those are decoded in full, and a full set of same-fingerprint ones ends the scan.
@@ -592,7 +662,7 @@ impl Store {
         &self,
         from: DateTime<Utc>,
     ) -> Result<Vec<(Kind, Priority, SlaClocks)>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.begin_read()?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
         let by_sla_stop = txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
         let mut found = Vec::new();
@@ -614,7 +684,7 @@ impl Store {
     /// The kind, priority and SLA clocks of every incident, from a walk of the whole
     /// history; [`Store::incident_clocks_since`] reads only what a window needs.
     pub fn incident_clocks(&self) -> Result<Vec<(Kind, Priority, SlaClocks)>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.begin_read()?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
         let mut all = Vec::new();
         for row in incidents.iter().map_err(db_err)? {
@@ -658,7 +728,7 @@ impl Store {
         budget: usize,
         filter: impl Fn(&Incident) -> bool,
     ) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.begin_read()?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
         let below = ..before.unwrap_or(u64::MAX);
         let wanted = |record: &IncidentV1| states.is_none_or(|s| s.contains(&record.state));
@@ -698,7 +768,7 @@ impl Store {
         consumer: &str,
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.begin_read()?;
         let outbox = txn.open_table(OUTBOX).map_err(db_err)?;
         let mut entries = Vec::new();
         for row in outbox
@@ -715,7 +785,7 @@ impl Store {
 
     /// Undelivered entries per consumer.
     pub fn outbox_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.begin_read()?;
         let outbox = txn.open_table(OUTBOX).map_err(db_err)?;
         let mut counts = BTreeMap::new();
         for row in outbox.iter().map_err(db_err)? {
@@ -728,10 +798,97 @@ impl Store {
 
     /// Number of incidents stored (all states).
     pub fn incident_count(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
+        let txn = self.begin_read()?;
         let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
         incidents.len().map_err(db_err)
     }
+}
+
+fn io_err(error: std::io::Error) -> StoreError {
+    db_err(redb::StorageError::Io(error))
+}
+
+/// Opens an existing store and brings its tables and layout up to date.
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    let db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .open(path)
+        .map_err(db_err)?;
+    init_tables(&db)?;
+    Ok(db)
+}
+
+/// Creates a new store at `path` atomically: complete under `<path>.new` (synced), then
+/// renamed into place and the directory synced. On failure the temporary file is removed
+/// and nothing is at `path`.
+fn create(path: &Path) -> Result<(), StoreError> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let temporary = PathBuf::from(temporary);
+    let created = (|| {
+        match std::fs::remove_file(&temporary) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err(error));
+            }
+            _ => {}
+        }
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&temporary)
+            .map_err(db_err)?;
+        init_tables(&db)?;
+        db.close().map_err(db_err)?;
+        std::fs::File::open(&temporary)
+            .and_then(|file| file.sync_all())
+            .map_err(io_err)?;
+        std::fs::rename(&temporary, path).map_err(io_err)?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io_err)
+    })();
+    if created.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    created
+}
+
+/// Creates the tables a store has, and records or upgrades its layout, in one transaction.
+fn init_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(db_err)?;
+    {
+        txn.open_table(INCIDENTS).map_err(db_err)?;
+        txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+        txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
+        txn.open_table(INCIDENT_SLA_STOP).map_err(db_err)?;
+        txn.open_table(TIMELINE).map_err(db_err)?;
+        txn.open_table(DETECTORS).map_err(db_err)?;
+        txn.open_table(OUTBOX).map_err(db_err)?;
+        txn.open_table(SILENCES).map_err(db_err)?;
+        txn.open_table(SILENCES_BY_END).map_err(db_err)?;
+        txn.open_table(TIMERS).map_err(db_err)?;
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
+        match found {
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema { found });
+            }
+            Some(SCHEMA_VERSION) => {}
+            // The upgrade and the new version number commit together, or neither does
+            // and the next open upgrades again.
+            Some(found) => {
+                upgrade::upgrade(&txn, found)?;
+                meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
+            }
+            None => {
+                meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
+            }
+        }
+    }
+    txn.commit().map_err(db_err)
 }
 
 /// Up to `limit` incidents of `rows` (newest first) that `wanted` and then `filter`

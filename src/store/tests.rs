@@ -61,7 +61,7 @@ fn temp_store() -> (tempfile::TempDir, Store) {
 
 /// The ids in `incidents_active.v1`.
 fn indexed_active(store: &Store) -> Vec<u64> {
-    let txn = store.db.begin_read().unwrap();
+    let txn = store.begin_read().unwrap();
     let active = txn.open_table(INCIDENTS_ACTIVE).unwrap();
     active
         .iter()
@@ -80,7 +80,7 @@ fn loaded(store: &Store) -> Vec<u64> {
 }
 
 fn schema_of(store: &Store) -> Option<u64> {
-    let txn = store.db.begin_read().unwrap();
+    let txn = store.begin_read().unwrap();
     let meta = txn.open_table(META).unwrap();
     meta.get(META_SCHEMA).unwrap().map(|v| v.value())
 }
@@ -367,7 +367,7 @@ fn the_sla_index_follows_clocks_that_stop_resume_and_go() {
     one.sla = SlaClocks::default();
     put(&store, &[one]);
     assert_eq!(found(DateTime::<Utc>::MIN_UTC), 0);
-    let txn = store.db.begin_read().unwrap();
+    let txn = store.begin_read().unwrap();
     assert!(
         txn.open_table(INCIDENT_SLA_STOP)
             .unwrap()
@@ -427,7 +427,7 @@ fn start_up_at_a_time_reads_the_silences_not_ended() {
     let loaded = store.load_at(at(140)).unwrap();
     assert_eq!(loaded.silences[0], silence(4, 300, 400));
     assert_eq!(loaded.silences[1], silence(1, 0, 500));
-    let txn = store.db.begin_read().unwrap();
+    let txn = store.begin_read().unwrap();
     assert_eq!(txn.open_table(SILENCES_BY_END).unwrap().len().unwrap(), 4);
 }
 
@@ -563,4 +563,98 @@ fn every_timer_kind_survives_its_key() {
             crate::domain::sla::SlaName::BreachNotification
         ))
     );
+}
+
+/// Overwrites `pages` 4 KiB pages from the middle of the file with pseudo-random bytes
+/// (a fixed seed: the same damage every run).
+fn damage_middle_pages(path: &Path, pages: u64) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let len = file.metadata().unwrap().len();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut bytes = vec![0u8; usize::try_from(pages * 4096).unwrap()];
+    for byte in &mut bytes {
+        // xorshift64
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    let start = (len / 2) / 4096 * 4096;
+    file.write_all_at(&bytes, start).unwrap();
+    file.sync_all().unwrap();
+}
+
+fn many_incidents(store: &Store, count: u64) {
+    for chunk in (1..=count).collect::<Vec<_>>().chunks(100) {
+        let incidents: Vec<Incident> = chunk.iter().map(|&id| incident(id, State::Open)).collect();
+        put(store, &incidents);
+    }
+}
+
+#[test]
+fn a_zero_filled_store_left_by_a_failed_first_start_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    std::fs::write(&path, vec![0u8; 8 * 1024]).unwrap();
+    let store = Store::open(&path).unwrap();
+    put(&store, &[incident(1, State::Open)]);
+    assert_eq!(store.incident_count().unwrap(), 1);
+    drop(store);
+    assert!(!dir.path().join("incidentd.redb.new").exists());
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.incident_count().unwrap(), 1);
+}
+
+#[test]
+fn a_damaged_store_is_refused_and_left_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    let store = Store::open(&path).unwrap();
+    many_incidents(&store, 2_000);
+    drop(store);
+    damage_middle_pages(&path, 4);
+    let before = std::fs::read(&path).unwrap();
+
+    assert!(matches!(check(&path).unwrap(), Health::Damaged(_)));
+    let error = Store::open(&path)
+        .err()
+        .expect("a damaged store is refused");
+    assert!(
+        matches!(error, StoreError::Damaged { .. }),
+        "{error}: expected StoreError::Damaged"
+    );
+    assert!(
+        error.to_string().contains("incidentd store repair"),
+        "{error}"
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "the refused store was written to"
+    );
+}
+
+#[test]
+fn a_store_left_by_a_crash_is_sound_and_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    let crashed = dir.path().join("crashed.redb");
+    let store = Store::open(&path).unwrap();
+    many_incidents(&store, 300);
+    // A copy taken while the database is open is what a crash leaves: not shut down.
+    std::fs::copy(&path, &crashed).unwrap();
+    drop(store);
+    assert_eq!(check(&crashed).unwrap(), Health::Sound);
+    let store = Store::open(&crashed).unwrap();
+    assert_eq!(store.incident_count().unwrap(), 300);
+}
+
+#[test]
+fn reopen_is_seen_by_every_clone() {
+    let (_dir, store) = temp_store();
+    let reader = store.clone();
+    put(&store, &[incident(1, State::Open)]);
+    store.reopen().unwrap();
+    put(&store, &[incident(2, State::Open)]);
+    assert_eq!(reader.incident_count().unwrap(), 2);
 }

@@ -17,4 +17,5 @@ mod reload;
 mod restart;
 mod ruletest;
 mod sla;
+mod store;
 mod workflow;
