@@ -5,6 +5,7 @@
 
 mod auth;
 mod error;
+mod guard;
 mod reload;
 mod workflow;
 
@@ -22,6 +23,7 @@ use serde_json::json;
 pub use auth::Tokens;
 use auth::{Caller, Need};
 pub use error::ApiError;
+pub use guard::Site;
 pub use reload::{ReloadError, ReloadReport, ReloadRequest, Reloads};
 use workflow::act;
 
@@ -58,6 +60,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// What "now" is for the SLA clocks the views report.
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// Where this server is, for the guard's Host and Origin checks.
+    pub site: Arc<Site>,
 }
 
 impl ApiState {
@@ -77,6 +81,7 @@ impl ApiState {
 
 pub fn router(state: ApiState) -> Router {
     let status = state.status.clone().router();
+    let guard_state = state.clone();
     Router::new()
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
@@ -126,6 +131,10 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            guard_state,
+            guard::guard,
+        ))
 }
 
 async fn not_found() -> ApiError {

@@ -188,6 +188,10 @@ impl App {
             config.auth.tokens.clone(),
         ))));
         let status = StatusPages::new(read.clone(), status_services(&config));
+        let site = Arc::new(api::Site::new(
+            listener.local_addr().context("reading the bound address")?,
+            config.external_url.as_deref(),
+        ));
         let (reloads, reload_requests) = tokio::sync::mpsc::channel(8);
         let reload_stop = CancellationToken::new();
         let reloader = reload::Reloader {
@@ -203,6 +207,7 @@ impl App {
             probes: probe_set,
             webhooks: workers,
             tokens: tokens.clone(),
+            site: site.clone(),
             status: status.clone(),
             metrics: metrics.clone(),
             clock: clock.clone(),
@@ -221,6 +226,7 @@ impl App {
             status,
             ready: ready.clone(),
             clock: clock.clone(),
+            site,
         };
         let http_stop = CancellationToken::new();
         let local_addr = listener.local_addr().context("reading the bound address")?;

@@ -10,6 +10,7 @@ mod ctl;
 mod dashboards;
 mod detection;
 mod exporter;
+mod hardening_edge;
 mod probe_to_webhook;
 mod probes;
 mod reload;
