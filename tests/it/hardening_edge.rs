@@ -364,3 +364,180 @@ async fn a_bearer_token_is_not_a_browser_credential() {
     assert_eq!(status, 200);
     app.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Silent and idle connections
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn limited(max_connections: usize, header_read_timeout: &str, idle_timeout: &str) -> ConfigDir {
+    ConfigDir::new(
+        &format!(
+            "listen: 127.0.0.1:0\nhttp: {{max_connections: {max_connections}, header_read_timeout: {header_read_timeout}, idle_timeout: {idle_timeout}}}\n"
+        ),
+        &[],
+    )
+}
+
+/// Waits until the server closes `stream` (EOF or reset), whatever it wrote before.
+async fn closed_by_server(mut stream: TcpStream, what: &str) {
+    let mut sink = Vec::new();
+    match tokio::time::timeout(DEADLINE, stream.read_to_end(&mut sink)).await {
+        Ok(_) => {}
+        Err(_) => panic!("the server never closed {what}"),
+    }
+}
+
+async fn healthy(app_addr: SocketAddr, timeout: Duration) -> Result<u16, reqwest::Error> {
+    let client = reqwest::Client::builder().timeout(timeout).build().unwrap();
+    let response = client
+        .get(format!("http://{app_addr}/-/healthy"))
+        .send()
+        .await?;
+    Ok(response.status().as_u16())
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_header_read_timeout() {
+    let dir = limited(64, "1s", "1h");
+    let app = TestApp::spawn(&dir, HashMap::new()).await;
+    let silent = TcpStream::connect(app.addr).await.unwrap();
+    // A slow client: a head that never ends.
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(format!("GET /-/healthy HTTP/1.1\r\nHost: {}\r\n", app.addr).as_bytes())
+        .await
+        .unwrap();
+    // A kept-alive connection waiting for its next request.
+    let mut kept = TcpStream::connect(app.addr).await.unwrap();
+    kept.write_all(format!("GET /-/healthy HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr).as_bytes())
+        .await
+        .unwrap();
+    let mut answer = [0; 12];
+    kept.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    closed_by_server(silent, "a silent connection").await;
+    closed_by_server(slow, "a connection with an unfinished head").await;
+    closed_by_server(kept, "an idle kept-alive connection").await;
+    assert_eq!(healthy(app.addr, DEADLINE).await.unwrap(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_cut_after_the_idle_timeout() {
+    let dir = limited(64, "1h", "1s");
+    let app = TestApp::spawn(&dir, HashMap::new()).await;
+    let mut stalled = TcpStream::connect(app.addr).await.unwrap();
+    stalled
+        .write_all(
+            format!(
+                "POST /api/v1/incidents HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"title\"",
+                app.addr
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    closed_by_server(stalled, "a connection whose body stalled").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_wait_for_a_free_one() {
+    let dir = limited(4, "1h", "1h");
+    let app = TestApp::spawn(&dir, HashMap::new()).await;
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(TcpStream::connect(app.addr).await.unwrap());
+    }
+    // The fifth waits in the listen backlog: no answer while the four hold their places.
+    assert!(
+        healthy(app.addr, Duration::from_secs(1)).await.is_err(),
+        "a fifth connection was served beside four silent ones with max_connections: 4"
+    );
+    // One leaves: the server serves the next one waiting.
+    drop(silent.pop());
+    assert_eq!(healthy(app.addr, DEADLINE).await.unwrap(), 200);
+    drop(silent);
+    app.stop().await;
+}
+
+/// The real binary at `ulimit -n 200`, with the default `max_connections` (1,024): more
+/// silent connections than it has file descriptors do not lock `/-/healthy` out, and the
+/// log says the limit was hit.
+#[tokio::test]
+async fn silent_connections_beyond_the_open_files_limit_do_not_lock_the_service_out() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0\nhttp: {header_read_timeout: 1s}\nrule_files: []\n",
+        &[],
+    );
+    let mut child = Killed(
+        Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 200 && exec \"$0\" serve --config \"$1\"")
+            .arg(env!("CARGO_BIN_EXE_incidentd"))
+            .arg(dir.config_path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting incidentd"),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let lines = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            lines.lock().unwrap().push_str(&line);
+            lines.lock().unwrap().push('\n');
+            if line.contains("incidentd started")
+                && let Some(addr) = line
+                    .split_whitespace()
+                    .find_map(|word| word.strip_prefix("listen="))
+            {
+                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(DEADLINE).expect("incidentd started");
+
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await
+        {
+            silent.push(stream);
+        }
+    }
+    eventually_ok("/-/healthy to answer", DEADLINE, async || {
+        healthy(addr, Duration::from_secs(5))
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    drop(silent);
+    drop(child);
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.contains("connection limit reached"),
+        "the log says the limit was hit:\n{log}"
+    );
+    assert!(
+        !log.contains("Too many open files"),
+        "the server ran out of file descriptors:\n{log}"
+    );
+}
+
+/// A child process killed when the test ends, passed or failed.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
