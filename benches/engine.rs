@@ -79,6 +79,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
         workflow: incidentd::domain::policy::WorkflowConfig::default(),
         probes,
         rules,
+        http: Default::default(),
     }
 }
 

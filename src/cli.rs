@@ -103,6 +103,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let Some(config) = load(&config) else {
                 return Ok(ExitCode::FAILURE);
             };
+            // Before anything opens a file: the connection limit is derived from it.
+            crate::app::raise_open_files_limit();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -257,6 +257,7 @@ fn engine_config(file: &RuleTestFile, storage_path: &Path) -> Config {
         workflow: file.workflow.clone(),
         probes: file.probes.clone(),
         rules: file.rules.clone(),
+        http: Default::default(),
     }
 }
 

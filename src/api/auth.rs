@@ -77,7 +77,7 @@ impl Caller {
 pub struct Tokens(pub Vec<TokenConfig>);
 
 impl Tokens {
-    fn find(&self, presented: &str) -> Option<&TokenConfig> {
+    pub(super) fn find(&self, presented: &str) -> Option<&TokenConfig> {
         // Check every token so the time taken does not tell which one nearly matched.
         let mut found = None;
         for token in &self.0 {

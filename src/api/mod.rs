@@ -6,6 +6,7 @@
 mod auth;
 mod error;
 mod extract;
+mod guard;
 mod limits;
 mod reload;
 mod workflow;
@@ -25,6 +26,7 @@ pub use auth::Tokens;
 use auth::{Caller, Need};
 pub use error::ApiError;
 use extract::Path;
+pub use guard::Site;
 use limits::MAX_BODY;
 pub use reload::{ReloadError, ReloadReport, ReloadRequest, Reloads};
 use workflow::act;
@@ -60,6 +62,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// What "now" is for the SLA clocks the views report.
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// Where this server is, for the guard's Host and Origin checks.
+    pub site: Arc<Site>,
 }
 
 impl ApiState {
@@ -79,6 +83,7 @@ impl ApiState {
 
 pub fn router(state: ApiState) -> Router {
     let status = state.status.clone().router();
+    let guard_state = state.clone();
     Router::new()
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
@@ -129,6 +134,11 @@ pub fn router(state: ApiState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(limits::refuse_oversized))
+        // Outermost: a request from the wrong site or host is refused before anything else.
+        .layer(axum::middleware::from_fn_with_state(
+            guard_state,
+            guard::guard,
+        ))
 }
 
 async fn not_found() -> ApiError {

@@ -6,6 +6,7 @@
 //! commits what is queued), and finally the store is closed. Meanwhile [`reload`] applies
 //! configuration reloads (`SIGHUP`, `POST /-/reload`).
 
+mod http;
 mod reload;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use crate::probe::{ProbeBoard, Scheduler};
 use crate::web::status::StatusPages;
 
 use crate::store::Store;
+pub use http::raise_open_files_limit;
 pub use reload::Loader;
 
 /// How long pending webhooks may still be delivered at shutdown.
@@ -188,6 +190,10 @@ impl App {
             config.auth.tokens.clone(),
         ))));
         let status = StatusPages::new(read.clone(), status_services(&config));
+        let site = Arc::new(api::Site::new(
+            listener.local_addr().context("reading the bound address")?,
+            config.external_url.as_deref(),
+        ));
         let (reloads, reload_requests) = tokio::sync::mpsc::channel(8);
         let reload_stop = CancellationToken::new();
         let reloader = reload::Reloader {
@@ -203,6 +209,7 @@ impl App {
             probes: probe_set,
             webhooks: workers,
             tokens: tokens.clone(),
+            site: site.clone(),
             status: status.clone(),
             metrics: metrics.clone(),
             clock: clock.clone(),
@@ -221,13 +228,23 @@ impl App {
             status,
             ready: ready.clone(),
             clock: clock.clone(),
+            site,
         };
         let http_stop = CancellationToken::new();
         let local_addr = listener.local_addr().context("reading the bound address")?;
-        let server = axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(http_stop.clone().cancelled_owned());
-        let mut server = tokio::spawn(server.into_future());
-        tracing::info!(listen = %local_addr, probes = config.probes.len(), rules = config.rules.len(), webhooks = config.webhooks.len(), "incidentd started");
+        // Probe runs in flight hold a socket each: at most one per probe.
+        let max_connections = http::connection_limit(
+            config.http.max_connections,
+            config.probe_concurrency.min(config.probes.len()),
+        );
+        let mut server = tokio::spawn(http::serve(
+            listener,
+            api::router(state),
+            max_connections,
+            config.http,
+            http_stop.clone(),
+        ));
+        tracing::info!(listen = %local_addr, max_connections, probes = config.probes.len(), rules = config.rules.len(), webhooks = config.webhooks.len(), "incidentd started");
         // The probes, the engine and the reloader keep what they need of the configuration.
         drop(config);
 
@@ -252,7 +269,7 @@ impl App {
                 Err(_) => {
                     tracing::warn!("in-flight requests did not finish in time");
                     server.abort();
-                    Ok(Ok(()))
+                    Ok(())
                 }
             },
         };
@@ -274,9 +291,7 @@ impl App {
         // file when the database is dropped.
         drop(notifier);
         tracing::info!("incidentd stopped");
-        server_result
-            .context("the HTTP server task failed")?
-            .context("the HTTP server failed")
+        server_result.context("the HTTP server task failed")
     }
 }
 

@@ -32,6 +32,7 @@ pub(super) struct Reloader {
     pub probes: ProbeSet,
     pub webhooks: Workers,
     pub tokens: Arc<RwLock<Arc<Tokens>>>,
+    pub site: Arc<crate::api::Site>,
     pub status: crate::web::status::StatusPages,
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
@@ -110,6 +111,7 @@ impl Reloader {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Arc::new(Tokens(config.auth.tokens.clone()));
+        self.site.set_external_url(config.external_url.as_deref());
         self.status.set_services(super::status_services(&config));
         self.metrics.config_last_reload_successful.set(1);
         self.metrics

@@ -34,9 +34,9 @@ use super::document::{Check, Document, read, sorted};
 use super::locate::{Segment, Segment::Index, Segment::Key, Split};
 use super::{
     AuthConfig, Config, ConfigErrors, DNS_RECORD_TYPES, Diagnostic, DnsProbe, EVENT_TYPES,
-    HttpProbe, IcmpProbe, IcmpUnavailable, IncidentTemplate, MaintenanceWindow, ProbeConfig,
-    ProbeTarget, PrometheusProbe, Role, RuleConfig, TcpProbe, TlsProbe, TokenConfig, WebhookConfig,
-    split_host_port,
+    HttpConfig, HttpProbe, IcmpProbe, IcmpUnavailable, IncidentTemplate, MaintenanceWindow,
+    ProbeConfig, ProbeTarget, PrometheusProbe, Role, RuleConfig, TcpProbe, TlsProbe, TokenConfig,
+    WebhookConfig, split_host_port,
 };
 use std::str::FromStr;
 
@@ -128,6 +128,7 @@ pub fn load_with(
         workflow: settings.workflow,
         probes,
         rules,
+        http: settings.http,
     })
 }
 
@@ -269,6 +270,7 @@ struct ConfigOutline {
     escalation: Option<Value>,
     sla: Option<Value>,
     closure: Option<Value>,
+    http: Option<Value>,
     // Keys of the contract this version does not implement yet: known, so not "unknown".
     #[serde(default, deserialize_with = "present")]
     status_page: bool,
@@ -422,6 +424,17 @@ struct PolicyOutline {
 )]
 struct ClosureOutline {
     quiet_period: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "HTTP server settings (a mapping with `max_connections`, `header_read_timeout`, `idle_timeout`)"
+)]
+struct HttpServerOutline {
+    max_connections: Option<Value>,
+    header_read_timeout: Option<Value>,
+    idle_timeout: Option<Value>,
 }
 
 /// A rule file, outline.
@@ -651,6 +664,7 @@ struct Settings {
     probe_concurrency: usize,
     probe_duration_histogram: ProbeDurationHistogram,
     workflow: WorkflowConfig,
+    http: HttpConfig,
     /// Whether `workflow.categories` is the taxonomy as configured, so that the rules'
     /// categories can be checked against it (not when `categories` has a problem).
     categories_known: bool,
@@ -676,6 +690,7 @@ fn settings(
             probe_concurrency: DEFAULT_PROBE_CONCURRENCY,
             probe_duration_histogram: ProbeDurationHistogram::default(),
             workflow: WorkflowConfig::default(),
+            http: HttpConfig::default(),
             categories_known: false,
         };
     };
@@ -719,6 +734,7 @@ fn settings(
             outline.probe_duration_histogram,
         ),
         workflow,
+        http: http(&mut check, outline.http),
         categories_known,
     }
 }
@@ -933,6 +949,52 @@ fn probe_duration_histogram(check: &mut Check<'_>, value: Option<Value>) -> Prob
             );
             ProbeDurationHistogram::Aggregate
         }
+    }
+}
+
+/// `http`: the server's connection limit and timeouts, each optional (defaults in
+/// [`HttpConfig::default`]).
+fn http(check: &mut Check<'_>, value: Option<Value>) -> HttpConfig {
+    let default = HttpConfig::default();
+    let at = [Key("http")];
+    let Some(outline) = value.and_then(|value| check.strict::<HttpServerOutline>(value, &at))
+    else {
+        return default;
+    };
+    let max_connections = match check.field::<u32>(&at, "max_connections", outline.max_connections)
+    {
+        Some(0) => {
+            check.at(
+                &[Key("http"), Key("max_connections")],
+                "max_connections must be at least 1".to_owned(),
+            );
+            default.max_connections
+        }
+        Some(limit) => usize::try_from(limit).unwrap_or(usize::MAX),
+        None => default.max_connections,
+    };
+    let mut timeout = |field: &str, value: Option<Value>, default: Duration| {
+        let Some(text) = check.field::<String>(&at, field, value) else {
+            return default;
+        };
+        let path = [Key("http"), Key(field)];
+        match check.duration(&path, Some(&text), default) {
+            Some(duration) if duration.is_zero() => {
+                check.at(&path, format!("{field} must be greater than 0"));
+                default
+            }
+            Some(duration) => duration,
+            None => default,
+        }
+    };
+    HttpConfig {
+        max_connections,
+        header_read_timeout: timeout(
+            "header_read_timeout",
+            outline.header_read_timeout,
+            default.header_read_timeout,
+        ),
+        idle_timeout: timeout("idle_timeout", outline.idle_timeout, default.idle_timeout),
     }
 }
 
@@ -2716,7 +2778,7 @@ rules:
         check(
             &[("incidentd.yaml", "listen: 127.0.0.1:1\nlisten_addr: x\n")],
             &[
-                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `status_page`",
+                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `status_page`",
             ],
         );
     }
@@ -2729,7 +2791,7 @@ rules:
                 ("more/a.yaml", "probes: [{name: a}]\n"),
             ],
             &[
-                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `status_page`",
+                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `status_page`",
                 "more/a.yaml:1:10: probe `a` needs one of http, tcp, dns, tls, icmp, prometheus",
             ],
         );
@@ -4185,6 +4247,41 @@ probes:
         check(
             &[("incidentd.yaml", "probe_concurrency: many\n")],
             &["incidentd.yaml:1:20: invalid type: string \"many\", expected u32"],
+        );
+    }
+
+    #[test]
+    fn http_server_settings() {
+        let (_dir, config) = load_ok(&[("incidentd.yaml", "listen: 127.0.0.1:0\n")]);
+        assert_eq!(config.http, HttpConfig::default());
+        let (_dir, config) = load_ok(&[(
+            "incidentd.yaml",
+            "http: {max_connections: 8, header_read_timeout: 1s, idle_timeout: 2m}\n",
+        )]);
+        assert_eq!(
+            config.http,
+            HttpConfig {
+                max_connections: 8,
+                header_read_timeout: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(120),
+            }
+        );
+        check(
+            &[(
+                "incidentd.yaml",
+                "http:\n  max_connections: 0\n  header_read_timeout: 0s\n  idle_timeout: soon\n",
+            )],
+            &[
+                "incidentd.yaml:2:20: max_connections must be at least 1",
+                "incidentd.yaml:3:24: header_read_timeout must be greater than 0",
+                "incidentd.yaml:4:17: invalid duration `soon`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+            ],
+        );
+        check(
+            &[("incidentd.yaml", "http: {read_timeout: 1s}\n")],
+            &[
+                "incidentd.yaml:1:8: unknown field `read_timeout`, expected one of `max_connections`, `header_read_timeout`, `idle_timeout`",
+            ],
         );
     }
 }

@@ -88,6 +88,32 @@ pub struct Config {
     pub rules: Vec<Arc<RuleConfig>>,
     /// Categories, priority matrix, escalation, closure and SLA policies.
     pub workflow: WorkflowConfig,
+    /// The HTTP server's connection limit and timeouts (fixed at start).
+    pub http: HttpConfig,
+}
+
+/// `http`: what a connection may hold of the server (see `app::http`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Connections served at once; more wait in the listen backlog (≥ 1). Lowered at start
+    /// if the open-files limit cannot hold them.
+    pub max_connections: usize,
+    /// How long a client has to send a request's head, from the moment the server waits for
+    /// it: a new connection, or a kept-alive one after its previous answer (> 0).
+    pub header_read_timeout: std::time::Duration,
+    /// A connection on which nothing is read or written for this long is closed, whatever
+    /// it is doing (a stalled body, say) (> 0).
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: 1024,
+            header_read_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 impl Config {
@@ -106,6 +132,9 @@ impl Config {
         }
         if self.probe_duration_histogram != new.probe_duration_histogram {
             keys.push("probe_duration_histogram");
+        }
+        if self.http != new.http {
+            keys.push("http");
         }
         keys
     }
@@ -403,6 +432,7 @@ mod tests {
             probes: Vec::new(),
             rules: Vec::new(),
             workflow: WorkflowConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 

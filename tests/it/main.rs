@@ -10,6 +10,7 @@ mod ctl;
 mod dashboards;
 mod detection;
 mod exporter;
+mod hardening_edge;
 mod hardening_limits;
 mod probe_to_webhook;
 mod probes;
