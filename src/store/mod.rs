@@ -276,9 +276,10 @@ impl Store {
     ///
     /// A new store is created under a temporary name and renamed into place once complete,
     /// so a failed first start (a full disk) leaves no file that later starts refuse. A file
-    /// of zeros only, which such a start left before, is replaced. An existing store is
-    /// verified first without writing to it ([`check`]): a damaged one is refused with
-    /// [`StoreError::Damaged`] and left as it is.
+    /// of zeros only, which such a start left before, is replaced. What start-up reads of an
+    /// existing store is verified first without writing to it ([`health::readable`]): a
+    /// damaged one is refused with [`StoreError::Damaged`] and left as it is. Every page is
+    /// verified only on request ([`check`], `incidentd store check`).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io_err)?;
@@ -291,7 +292,7 @@ impl Store {
                 create(path)?;
             }
             Ok(_) => {
-                if let Health::Damaged(reason) = check(path)? {
+                if let Health::Damaged(reason) = health::readable(path)? {
                     return Err(StoreError::Damaged {
                         path: path.to_owned(),
                         reason,
@@ -374,84 +375,7 @@ impl Store {
 
     fn load_silences_ending_after(&self, now: Option<DateTime<Utc>>) -> Result<Loaded, StoreError> {
         // Start-up reads much of the file: a panic inside redb is an error, not a crash.
-        health::guarded(|| self.read_loaded(now))
-    }
-
-    fn read_loaded(&self, now: Option<DateTime<Utc>>) -> Result<Loaded, StoreError> {
-        let txn = self.begin_read()?;
-        let meta = txn.open_table(META).map_err(db_err)?;
-        let counter = |key: &str| -> Result<u64, StoreError> {
-            Ok(meta.get(key).map_err(db_err)?.map_or(1, |v| v.value()))
-        };
-        let mut loaded = Loaded {
-            next_incident_id: counter(META_NEXT_INCIDENT)?,
-            next_timeline_seq: counter(META_NEXT_TIMELINE)?,
-            next_outbox_seq: counter(META_NEXT_OUTBOX)?,
-            next_silence_id: counter(META_NEXT_SILENCE)?,
-            ..Loaded::default()
-        };
-        let timers = txn.open_table(TIMERS).map_err(db_err)?;
-        for row in timers.iter().map_err(db_err)? {
-            let (key, _) = row.map_err(db_err)?;
-            let (due, incident, kind) = key.value();
-            if let Some(timer) = timer_from_key(due, incident, kind) {
-                loaded.timers.push(timer);
-            } else {
-                tracing::warn!(
-                    due,
-                    incident,
-                    kind,
-                    "ignoring a stored timer of an unknown kind"
-                );
-            }
-        }
-        let silences = txn.open_table(SILENCES).map_err(db_err)?;
-        if let Some(now) = now {
-            let by_end = txn.open_table(SILENCES_BY_END).map_err(db_err)?;
-            for row in by_end
-                .range((now.timestamp_millis(), 0)..)
-                .map_err(db_err)?
-            {
-                let (key, _) = row.map_err(db_err)?;
-                let (_, id) = key.value();
-                let record: SilenceV1 =
-                    get_indexed(&silences, "silences.v1", "silences_by_end.v1", id)?;
-                // Milliseconds round down: one that ended in `now`'s millisecond is out.
-                if record.ends_at > now {
-                    loaded.silences.push(record.into());
-                }
-            }
-        } else {
-            for row in silences.iter().map_err(db_err)? {
-                let (key, value) = row.map_err(db_err)?;
-                let record: SilenceV1 = decode("silences.v1", key.value(), value.value())?;
-                loaded.silences.push(record.into());
-            }
-        }
-        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
-        let active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
-        for row in active.iter().map_err(db_err)? {
-            let (key, _) = row.map_err(db_err)?;
-            let record: IncidentV1 = get_indexed(
-                &incidents,
-                "incidents.v1",
-                "incidents_active.v1",
-                key.value(),
-            )?;
-            if record.closed_at.is_none() {
-                loaded.incidents.push(record.into());
-            }
-        }
-        let detectors = txn.open_table(DETECTORS).map_err(db_err)?;
-        for row in detectors.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
-            let record: DetectorV1 = decode("detectors.v1", key.value(), value.value())?;
-            let subject = record.subject.clone();
-            loaded
-                .detectors
-                .insert(key.value().to_owned(), (subject, record.into()));
-        }
-        Ok(loaded)
+        health::guarded(|| read_loaded(&self.begin_read()?, now))
     }
 
     /// Writes a batch in one durable transaction.
@@ -934,6 +858,84 @@ impl<W: Fn(&IncidentV1) -> bool, F: Fn(&Incident) -> bool> Page<W, F> {
         }
         Ok((page, None))
     }
+}
+
+/// What start-up reads of the store ([`Store::load_at`]), in one read transaction: also how a
+/// store is verified before it is opened for writing ([`health::readable`]).
+fn read_loaded(txn: &ReadTransaction, now: Option<DateTime<Utc>>) -> Result<Loaded, StoreError> {
+    let meta = txn.open_table(META).map_err(db_err)?;
+    let counter = |key: &str| -> Result<u64, StoreError> {
+        Ok(meta.get(key).map_err(db_err)?.map_or(1, |v| v.value()))
+    };
+    let mut loaded = Loaded {
+        next_incident_id: counter(META_NEXT_INCIDENT)?,
+        next_timeline_seq: counter(META_NEXT_TIMELINE)?,
+        next_outbox_seq: counter(META_NEXT_OUTBOX)?,
+        next_silence_id: counter(META_NEXT_SILENCE)?,
+        ..Loaded::default()
+    };
+    let timers = txn.open_table(TIMERS).map_err(db_err)?;
+    for row in timers.iter().map_err(db_err)? {
+        let (key, _) = row.map_err(db_err)?;
+        let (due, incident, kind) = key.value();
+        if let Some(timer) = timer_from_key(due, incident, kind) {
+            loaded.timers.push(timer);
+        } else {
+            tracing::warn!(
+                due,
+                incident,
+                kind,
+                "ignoring a stored timer of an unknown kind"
+            );
+        }
+    }
+    let silences = txn.open_table(SILENCES).map_err(db_err)?;
+    if let Some(now) = now {
+        let by_end = txn.open_table(SILENCES_BY_END).map_err(db_err)?;
+        for row in by_end
+            .range((now.timestamp_millis(), 0)..)
+            .map_err(db_err)?
+        {
+            let (key, _) = row.map_err(db_err)?;
+            let (_, id) = key.value();
+            let record: SilenceV1 =
+                get_indexed(&silences, "silences.v1", "silences_by_end.v1", id)?;
+            // Milliseconds round down: one that ended in `now`'s millisecond is out.
+            if record.ends_at > now {
+                loaded.silences.push(record.into());
+            }
+        }
+    } else {
+        for row in silences.iter().map_err(db_err)? {
+            let (key, value) = row.map_err(db_err)?;
+            let record: SilenceV1 = decode("silences.v1", key.value(), value.value())?;
+            loaded.silences.push(record.into());
+        }
+    }
+    let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+    let active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
+    for row in active.iter().map_err(db_err)? {
+        let (key, _) = row.map_err(db_err)?;
+        let record: IncidentV1 = get_indexed(
+            &incidents,
+            "incidents.v1",
+            "incidents_active.v1",
+            key.value(),
+        )?;
+        if record.closed_at.is_none() {
+            loaded.incidents.push(record.into());
+        }
+    }
+    let detectors = txn.open_table(DETECTORS).map_err(db_err)?;
+    for row in detectors.iter().map_err(db_err)? {
+        let (key, value) = row.map_err(db_err)?;
+        let record: DetectorV1 = decode("detectors.v1", key.value(), value.value())?;
+        let subject = record.subject.clone();
+        loaded
+            .detectors
+            .insert(key.value().to_owned(), (subject, record.into()));
+    }
+    Ok(loaded)
 }
 
 /// Whether an incident belongs in `incidents_active.v1`: it is not closed. The domain sets
