@@ -508,7 +508,14 @@ async fn create_silence(
     body: Result<Json<SilenceBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(Need::Respond)?;
-    let Json(body) = body?;
+    // A body not declared JSON is refused at the edge (415, `guard`): what is left without
+    // the content type is no body at all, answered as every route with a required body.
+    let Json(body) = body.map_err(|rejection| match rejection {
+        axum::extract::rejection::JsonRejection::MissingJsonContentType(_) => {
+            ApiError::bad_request("a JSON body is required")
+        }
+        other => other.into(),
+    })?;
     limits::check_labels("matchers", &body.matchers)?;
     limits::check(
         "comment",

@@ -57,8 +57,7 @@ enum Access {
 
 /// Every route of the router: (method, path, who may, what a caller who may gets). No
 /// body is sent and INC-1 and silence 1 do not exist, so a caller who passed auth gets
-/// 404 (no such incident), 400 (a required body is missing) or 415 (no JSON body) —
-/// anything but 401/403.
+/// 404 (no such incident) or 400 (a required body is missing) — anything but 401/403.
 const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/metrics", Access::Open, 200),
     ("GET", "/", Access::Open, 200),
@@ -81,7 +80,7 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
         "POST",
         "/api/v1/incidents/INC-1/resolve",
         Access::Respond,
-        415,
+        400,
     ),
     (
         "POST",
@@ -117,7 +116,7 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/api/v1/rules", Access::Read, 200),
     ("GET", "/api/v1/sla", Access::Read, 200),
     ("GET", "/api/v1/silences", Access::Read, 200),
-    ("POST", "/api/v1/silences", Access::Respond, 415),
+    ("POST", "/api/v1/silences", Access::Respond, 400),
     ("DELETE", "/api/v1/silences/1", Access::Respond, 404),
     ("GET", "/api/v1/probes", Access::Read, 200),
 ];
