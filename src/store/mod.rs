@@ -338,27 +338,24 @@ impl Store {
     }
 
     fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
-        let db = self
-            .inner
-            .db
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        db.as_ref()
-            .ok_or(StoreError::Closed)?
-            .begin_read()
-            .map_err(db_err)
+        self.with_database(|db| db.begin_read().map_err(db_err))
     }
 
     fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        self.with_database(|db| db.begin_write().map_err(db_err))
+    }
+
+    /// The open database, or [`StoreError::Closed`] while [`Store::reopen`] replaces it.
+    fn with_database<T>(
+        &self,
+        begin: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let db = self
             .inner
             .db
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        db.as_ref()
-            .ok_or(StoreError::Closed)?
-            .begin_write()
-            .map_err(db_err)
+        begin(db.as_ref().ok_or(StoreError::Closed)?)
     }
 
     /// Reads what the engine keeps in memory. The incidents come from the index of those

@@ -357,6 +357,33 @@ rules:
     assert_eq!(h.incidents().len(), 1, "same service: one incident");
 }
 
+/// A complete run of the Prometheus probe `prom` returning `present` series, each with a
+/// value of 1; the clock then moves 10 s.
+async fn prom_run(h: &Harness, present: &[&str]) {
+    let results = present
+        .iter()
+        .map(|instance| {
+            let observation = Observation {
+                connected: true,
+                value: Some(1.0),
+                ..Observation::new(h.clock.now())
+            };
+            let series = BTreeMap::from([("instance".to_owned(), (*instance).to_owned())]);
+            (series, observation)
+        })
+        .collect();
+    h.engine
+        .run(ProbeRun {
+            probe: "prom".to_owned(),
+            at: h.clock.now(),
+            results,
+            complete: true,
+        })
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(10));
+}
+
 #[tokio::test]
 async fn a_series_that_disappears_recovers_its_incident() {
     let h = Harness::start(
@@ -366,37 +393,13 @@ rules:
   - {name: errors, probe: prom, when: '[VALUE] > 0.5', recover_after: 2}
 "#,
     );
-    let series = |instance: &str| BTreeMap::from([("instance".to_owned(), instance.to_owned())]);
-    let run = async |present: &[&str]| {
-        let results = present
-            .iter()
-            .map(|instance| {
-                let observation = Observation {
-                    connected: true,
-                    value: Some(1.0),
-                    ..Observation::new(h.clock.now())
-                };
-                (series(instance), observation)
-            })
-            .collect();
-        h.engine
-            .run(ProbeRun {
-                probe: "prom".to_owned(),
-                at: h.clock.now(),
-                results,
-                complete: true,
-            })
-            .await
-            .unwrap();
-        h.clock.advance(Duration::from_secs(10));
-    };
-    run(&["a", "b"]).await;
+    prom_run(&h, &["a", "b"]).await;
     let incidents = h.incidents();
     assert_eq!(incidents.len(), 2, "one incident per series");
     assert_eq!(incidents[1].0.labels["instance"], "b");
 
-    run(&["a"]).await;
-    run(&["a"]).await; // b has been gone for two runs (recover_after: 2)
+    prom_run(&h, &["a"]).await;
+    prom_run(&h, &["a"]).await; // b has been gone for two runs (recover_after: 2)
     let incidents = h.incidents();
     assert_eq!(incidents[0].0.state.as_str(), "open", "a is still there");
     assert_eq!(incidents[1].0.state.as_str(), "resolved", "b disappeared");
@@ -415,26 +418,7 @@ rules:
     let h = h.restart().await;
     assert_eq!(subjects(&h), [r#"errors{instance="a"}"#], "after a restart");
     // b comes back: a new series, counted from nothing.
-    let series = |instance: &str| BTreeMap::from([("instance".to_owned(), instance.to_owned())]);
-    h.engine
-        .run(ProbeRun {
-            probe: "prom".to_owned(),
-            at: h.clock.now(),
-            results: ["a", "b"]
-                .iter()
-                .map(|instance| {
-                    let observation = Observation {
-                        connected: true,
-                        value: Some(1.0),
-                        ..Observation::new(h.clock.now())
-                    };
-                    (series(instance), observation)
-                })
-                .collect(),
-            complete: true,
-        })
-        .await
-        .unwrap();
+    prom_run(&h, &["a", "b"]).await;
     let incidents = h.incidents();
     assert_eq!(
         incidents.len(),

@@ -847,6 +847,7 @@ struct Running {
     probes: ProbeSet,
     board: ProbeBoard,
     metrics: Metrics,
+    read: incidentd::engine::ReadModel,
     tracker: TaskTracker,
     stop: CancellationToken,
     engine_stop: CancellationToken,
@@ -857,13 +858,22 @@ struct Running {
 impl Running {
     async fn start(probes: &[Arc<ProbeConfig>]) -> Running {
         let dir = ConfigDir::new("listen: 127.0.0.1:0\n", &[]);
+        Running::start_in(dir, Arc::new(ManualClock::new(start_time())), Some(probes))
+    }
+
+    /// The engine of the configuration in `dir` (its rules, on a store in `dir`) and the
+    /// scheduler running `probes`, or the configuration's own.
+    fn start_in(
+        dir: ConfigDir,
+        clock: Arc<dyn incidentd::clock::Clock>,
+        probes: Option<&[Arc<ProbeConfig>]>,
+    ) -> Running {
         let config = incidentd::config::load(&dir.config_path(), &|_| None)
             .unwrap_or_else(|errors| panic!("{errors}"));
         let store = Store::open(&dir.path().join("data/incidentd.redb")).unwrap();
-        let clock = Arc::new(ManualClock::new(start_time()));
         let metrics = Metrics::new();
         let engine_stop = CancellationToken::new();
-        let (engine, _read, engine_task) = Engine::start(
+        let (engine, read, engine_task) = Engine::start(
             store,
             &config,
             clock.clone(),
@@ -882,11 +892,12 @@ impl Running {
             board: board.clone(),
             concurrency: 8,
         };
-        let probes = scheduler.spawn_all(probes, &tracker, stop.clone());
+        let probes = scheduler.spawn_all(probes.unwrap_or(&config.probes), &tracker, stop.clone());
         Running {
             probes,
             board,
             metrics,
+            read,
             tracker,
             stop,
             engine_stop,
@@ -1106,39 +1117,16 @@ async fn confirmation_runs_come_at_the_confirm_interval_on_a_manual_clock() {
             ),
         )],
     );
-    let config = incidentd::config::load(&dir.config_path(), &|_| None)
-        .unwrap_or_else(|errors| panic!("{errors}"));
-    let store = Store::open(&dir.path().join("data/incidentd.redb")).unwrap();
     let clock = Arc::new(TokioClock {
         base: start_time(),
         start: tokio::time::Instant::now(),
     });
-    let metrics = Metrics::new();
-    let engine_stop = CancellationToken::new();
-    let (engine, read, engine_task) = Engine::start(
-        store,
-        &config,
-        clock.clone(),
-        metrics.clone(),
-        Arc::default(),
-        engine_stop.clone(),
-    )
-    .unwrap();
-    let tracker = TaskTracker::new();
-    let stop = CancellationToken::new();
-    let scheduler = Scheduler {
-        engine,
-        clock,
-        metrics,
-        board: ProbeBoard::default(),
-        concurrency: 8,
-    };
-    let _probes = scheduler.spawn_all(&config.probes, &tracker, stop.clone());
+    let running = Running::start_in(dir, clock, None);
 
     // The first run comes within one interval (jittered); then two confirmation runs.
     let mut incident = None;
     for _ in 0..(2 * 3600 * 10) {
-        incident = read.borrow().incidents.values().next().cloned();
+        incident = running.read.borrow().incidents.values().next().cloned();
         if incident.is_some() {
             break;
         }
@@ -1153,9 +1141,5 @@ async fn confirmation_runs_come_at_the_confirm_interval_on_a_manual_clock() {
         "two confirmation runs 200 ms apart, then the incident"
     );
 
-    stop.cancel();
-    tracker.close();
-    tracker.wait().await;
-    engine_stop.cancel();
-    engine_task.await.unwrap();
+    running.stop().await;
 }
