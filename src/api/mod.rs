@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod guard;
 mod limits;
+mod matchers;
 mod reload;
 mod workflow;
 
@@ -472,7 +473,7 @@ async fn sla_report(
 fn silence_json(silence: &Silence) -> serde_json::Value {
     json!({
         "id": silence.id.to_string(),
-        "matchers": silence.matchers,
+        "matchers": matchers::to_json(&silence.matchers),
         "starts_at": timestamp(silence.starts_at),
         "ends_at": timestamp(silence.ends_at),
         "created_by": silence.created_by,
@@ -495,8 +496,8 @@ async fn silences(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SilenceBody {
-    /// Label name → value; an incident is silenced when it has them all.
-    matchers: std::collections::BTreeMap<String, String>,
+    /// An incident is silenced when it meets them all; the forms [`matchers::read`] reads.
+    matchers: serde_json::Value,
     starts_at: Option<chrono::DateTime<chrono::Utc>>,
     ends_at: chrono::DateTime<chrono::Utc>,
     comment: String,
@@ -516,7 +517,7 @@ async fn create_silence(
         }
         other => other.into(),
     })?;
-    limits::check_labels("matchers", &body.matchers)?;
+    let matchers = matchers::read(body.matchers)?;
     limits::check(
         "comment",
         &body.comment,
@@ -526,7 +527,7 @@ async fn create_silence(
     let silence = state
         .engine
         .silence(NewSilence {
-            matchers: body.matchers,
+            matchers,
             starts_at: body.starts_at,
             ends_at: body.ends_at,
             created_by: caller.name,

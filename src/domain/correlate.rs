@@ -481,13 +481,14 @@ mod tests {
                     continue;
                 }
                 ["silence", matcher] => {
-                    let (name, value) = matcher.split_once('=').unwrap();
                     let id = silences.len() as u64 + 1;
                     silences.insert(
                         id,
                         Silence {
                             id,
-                            matchers: BTreeMap::from([(name.to_owned(), value.to_owned())]),
+                            matchers: vec![
+                                crate::domain::suppression::Matcher::parse(matcher).unwrap(),
+                            ],
                             starts_at: now,
                             ends_at: at(3600),
                             created_by: "alice".to_owned(),

@@ -15,7 +15,7 @@ use crate::domain::incident::{
 };
 use crate::domain::observation::Observation;
 use crate::domain::priority::Level;
-use crate::domain::suppression::Silence;
+use crate::domain::suppression::{Matcher, Silence};
 use crate::store::StoreError;
 use crate::view::Clearance;
 
@@ -94,7 +94,7 @@ pub struct NewTicket {
 /// A silence as the API received it.
 #[derive(Debug, Clone)]
 pub struct NewSilence {
-    pub matchers: BTreeMap<String, String>,
+    pub matchers: Vec<Matcher>,
     pub starts_at: Option<DateTime<Utc>>,
     pub ends_at: DateTime<Utc>,
     pub created_by: String,

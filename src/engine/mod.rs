@@ -503,11 +503,7 @@ impl Engine {
     fn add_silence(&mut self, new: NewSilence, txn: &mut Txn) -> Result<Silence, EngineError> {
         let now = txn.now;
         let starts_at = new.starts_at.unwrap_or(now);
-        if new.matchers.is_empty() {
-            return Err(EngineError::Invalid(
-                "a silence needs at least one matcher".to_owned(),
-            ));
-        }
+        crate::domain::suppression::check_matchers(&new.matchers).map_err(EngineError::Invalid)?;
         if new.ends_at <= starts_at || new.ends_at <= now {
             return Err(EngineError::Invalid(
                 "ends_at must be after starts_at and in the future".to_owned(),

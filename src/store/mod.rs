@@ -899,14 +899,14 @@ fn read_loaded(txn: &ReadTransaction, now: Option<DateTime<Utc>>) -> Result<Load
                 get_indexed(&silences, "silences.v1", "silences_by_end.v1", id)?;
             // Milliseconds round down: one that ended in `now`'s millisecond is out.
             if record.ends_at > now {
-                loaded.silences.push(record.into());
+                loaded.silences.push(silence_of(id, record)?);
             }
         }
     } else {
         for row in silences.iter().map_err(db_err)? {
             let (key, value) = row.map_err(db_err)?;
             let record: SilenceV1 = decode("silences.v1", key.value(), value.value())?;
-            loaded.silences.push(record.into());
+            loaded.silences.push(silence_of(key.value(), record)?);
         }
     }
     let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
@@ -995,6 +995,16 @@ fn timer_from_key(due: i64, incident: u64, kind: &str) -> Option<Timer> {
 fn encode(record: &impl Serialize) -> Vec<u8> {
     // Serializing plain data structs with string keys to JSON cannot fail.
     serde_json::to_vec(record).expect("records serialize to JSON")
+}
+
+/// The silence a record stores; a regular expression that does not compile is as corrupt
+/// as bytes that do not decode.
+fn silence_of(id: u64, record: SilenceV1) -> Result<Silence, StoreError> {
+    Silence::try_from(record).map_err(|error| StoreError::Corrupt {
+        table: "silences.v1",
+        key: id.to_string(),
+        source: serde::de::Error::custom(error),
+    })
 }
 
 fn decode<T: DeserializeOwned>(

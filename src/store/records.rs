@@ -17,7 +17,7 @@ use crate::domain::incident::{
 use crate::domain::observation::Observation;
 use crate::domain::priority::{Level, Priority};
 use crate::domain::sla::{SlaClock, SlaClocks};
-use crate::domain::suppression::Silence;
+use crate::domain::suppression::{MatchOp, Matcher, Silence};
 
 /// The fields of an [`IncidentV1`] that similarity looks at; the rest is skipped.
 #[derive(Debug, Deserialize)]
@@ -483,18 +483,60 @@ impl From<DetectorV1> for Detector {
 #[serde(deny_unknown_fields)]
 pub struct SilenceV1 {
     pub id: u64,
-    pub matchers: BTreeMap<String, String>,
+    pub matchers: MatchersV1,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub created_by: String,
     pub comment: String,
 }
 
+/// A silence's matchers. Before operators (issue 12) a silence stored a map of label name
+/// → value, every one an equality; that form is still read, and still written when it can
+/// say the same, so that a previous incidentd reads every silence of equalities only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MatchersV1 {
+    Equal(BTreeMap<String, String>),
+    List(Vec<MatcherV1>),
+}
+
+/// One matcher, as Alertmanager API v2 spells it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MatcherV1 {
+    pub name: String,
+    pub value: String,
+    pub is_regex: bool,
+    pub is_equal: bool,
+}
+
 impl From<&Silence> for SilenceV1 {
     fn from(s: &Silence) -> Self {
+        let equal: BTreeMap<String, String> = s
+            .matchers
+            .iter()
+            .filter(|m| m.op() == MatchOp::Equal)
+            .map(|m| (m.name().to_owned(), m.value().to_owned()))
+            .collect();
+        // The map says the same only when every matcher is an equality on its own label.
+        let matchers = if equal.len() == s.matchers.len() {
+            MatchersV1::Equal(equal)
+        } else {
+            MatchersV1::List(
+                s.matchers
+                    .iter()
+                    .map(|m| MatcherV1 {
+                        name: m.name().to_owned(),
+                        value: m.value().to_owned(),
+                        is_regex: m.op().is_regex(),
+                        is_equal: m.op().is_equal(),
+                    })
+                    .collect(),
+            )
+        };
         SilenceV1 {
             id: s.id,
-            matchers: s.matchers.clone(),
+            matchers,
             starts_at: s.starts_at,
             ends_at: s.ends_at,
             created_by: s.created_by.clone(),
@@ -503,15 +545,28 @@ impl From<&Silence> for SilenceV1 {
     }
 }
 
-impl From<SilenceV1> for Silence {
-    fn from(s: SilenceV1) -> Self {
-        Silence {
+impl TryFrom<SilenceV1> for Silence {
+    /// A stored regular expression that no longer compiles (it was checked when made).
+    type Error = String;
+
+    fn try_from(s: SilenceV1) -> Result<Self, Self::Error> {
+        let matchers = match s.matchers {
+            MatchersV1::Equal(map) => map
+                .into_iter()
+                .map(|(name, value)| Matcher::equal(name, value))
+                .collect(),
+            MatchersV1::List(list) => list
+                .into_iter()
+                .map(|m| Matcher::new(m.name, m.value, MatchOp::from_flags(m.is_regex, m.is_equal)))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Silence {
             id: s.id,
-            matchers: s.matchers,
+            matchers,
             starts_at: s.starts_at,
             ends_at: s.ends_at,
             created_by: s.created_by,
             comment: s.comment,
-        }
+        })
     }
 }

@@ -10,7 +10,7 @@ use crate::domain::incident::{Reporter, Ticket, Tier};
 use crate::domain::priority::Level;
 use crate::domain::signal::Signal;
 use crate::domain::sla::SlaClock;
-use crate::domain::suppression::Silence;
+use crate::domain::suppression::{Matcher, Silence};
 
 fn at(minutes: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_767_225_600, 0).unwrap() + TimeDelta::minutes(minutes)
@@ -385,7 +385,7 @@ fn the_sla_index_follows_clocks_that_stop_resume_and_go() {
 fn silence(id: u64, starts: i64, ends: i64) -> Silence {
     Silence {
         id,
-        matchers: BTreeMap::from([("service".to_owned(), "checkout".to_owned())]),
+        matchers: vec![Matcher::equal("service", "checkout")],
         starts_at: at(starts),
         ends_at: at(ends),
         created_by: "ana".to_owned(),
@@ -456,6 +456,92 @@ fn write_schema_1_store(path: &std::path::Path, incidents: &[Incident], silences
         txn.open_table(TIMERS).unwrap();
     }
     txn.commit().unwrap();
+}
+
+/// A silence as the previous version wrote it, byte for byte: equality matchers as a map.
+const SILENCE_BEFORE_OPERATORS: &str = r#"{"id":7,"matchers":{"service":"checkout","team":"pay"},"starts_at":"2026-01-01T00:00:00Z","ends_at":"2026-01-01T02:00:00Z","created_by":"ana","comment":"deploy"}"#;
+
+#[test]
+fn a_silence_stored_before_operators_loads_and_still_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    write_schema_1_store(&path, &[], &[]);
+    {
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(SILENCES)
+            .unwrap()
+            .insert(7, SILENCE_BEFORE_OPERATORS.as_bytes())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    let store = Store::open(&path).unwrap();
+    let loaded = store.load_at(at(60)).unwrap();
+    assert_eq!(silence_ids(&loaded), [7]);
+    let silence = &loaded.silences[0];
+    assert_eq!(
+        silence.matchers,
+        [
+            Matcher::equal("service", "checkout"),
+            Matcher::equal("team", "pay")
+        ]
+    );
+    let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let checkout = labels(&[("service", "checkout"), ("team", "pay"), ("rule", "down")]);
+    assert!(silence.matches(&checkout, at(60)));
+    assert!(!silence.matches(&labels(&[("service", "checkout")]), at(60)));
+    // Written again unchanged (ended early), it keeps the form a previous version reads.
+    let mut batch = Batch::default();
+    batch.put_silence(&Silence {
+        ends_at: at(90),
+        ..silence.clone()
+    });
+    store.commit(&batch).unwrap();
+    let txn = store.begin_read().unwrap();
+    let stored = txn.open_table(SILENCES).unwrap().get(7).unwrap().unwrap();
+    assert_eq!(
+        std::str::from_utf8(stored.value()).unwrap(),
+        SILENCE_BEFORE_OPERATORS.replace("02:00:00", "01:30:00")
+    );
+}
+
+#[test]
+fn silences_with_operators_are_stored_as_alertmanager_matchers() {
+    let (_dir, store) = temp_store();
+    let matchers = vec![
+        Matcher::parse(r#"service=~"check.*|pay""#).unwrap(),
+        Matcher::parse("env!=staging").unwrap(),
+        Matcher::parse("team!~db").unwrap(),
+        Matcher::equal("region", "eu"),
+    ];
+    let mut batch = Batch::default();
+    batch.put_silence(&Silence {
+        matchers: matchers.clone(),
+        ..silence(1, 0, 60)
+    });
+    store.commit(&batch).unwrap();
+
+    let loaded = store.load_at(at(30)).unwrap();
+    assert_eq!(loaded.silences[0].matchers, matchers);
+    let labels = BTreeMap::from([
+        ("service".to_owned(), "checkout".to_owned()),
+        ("region".to_owned(), "eu".to_owned()),
+    ]);
+    assert!(loaded.silences[0].matches(&labels, at(30)));
+    let txn = store.begin_read().unwrap();
+    let stored = txn.open_table(SILENCES).unwrap().get(1).unwrap().unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(stored.value()).unwrap();
+    assert_eq!(
+        stored["matchers"][0],
+        serde_json::json!({"name": "service", "value": "check.*|pay", "isRegex": true, "isEqual": true})
+    );
+    assert_eq!(stored["matchers"][2]["isEqual"], false);
 }
 
 #[test]

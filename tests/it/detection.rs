@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use incidentd::clock::{Clock, ManualClock};
 use incidentd::domain::incident::{Incident, TimelineEntry};
 use incidentd::domain::observation::Observation;
+use incidentd::domain::suppression::Matcher;
 use incidentd::engine::{Engine, EngineHandle, NewSilence, NewTicket, ProbeRun, ReadModel, Verb};
 use incidentd::metrics::Metrics;
 use incidentd::store::Store;
@@ -273,7 +274,7 @@ rules:
     let silence = h
         .engine
         .silence(NewSilence {
-            matchers: BTreeMap::from([("service".to_owned(), "web".to_owned())]),
+            matchers: vec![Matcher::equal("service", "web")],
             starts_at: None,
             ends_at,
             created_by: "alice".to_owned(),
@@ -303,6 +304,70 @@ rules:
     let incidents = h.incidents();
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0].0.labels["rule"], "web-down");
+}
+
+#[tokio::test]
+async fn a_silence_with_operators_suppresses_the_rules_it_matches() {
+    let h = Harness::start(
+        r#"probes:
+  - {name: web, interval: 10s, labels: {service: web, env: prod}, http: {url: "http://127.0.0.1:9/"}}
+  - {name: api, interval: 10s, labels: {service: api, env: staging}, http: {url: "http://127.0.0.1:9/"}}
+  - {name: db, interval: 10s, labels: {service: db, env: prod}, http: {url: "http://127.0.0.1:9/"}}
+rules:
+  - {name: web-down, probe: web, when: '[STATUS] != 200'}
+  - {name: api-down, probe: api, when: '[STATUS] != 200'}
+  - {name: db-down, probe: db, when: '[STATUS] != 200'}
+"#,
+    );
+    // web and api by a regex, but not staging: only web is silenced.
+    h.engine
+        .silence(NewSilence {
+            matchers: vec![
+                Matcher::parse(r#"service=~"web|api""#).unwrap(),
+                Matcher::parse(r#"env!~"stag.*""#).unwrap(),
+            ],
+            starts_at: None,
+            ends_at: h.clock.now() + chrono::Duration::minutes(30),
+            created_by: "alice".to_owned(),
+            comment: "deploy".to_owned(),
+        })
+        .await
+        .unwrap();
+
+    for probe in ["web", "api", "db"] {
+        h.feed(probe, 500, 10).await;
+    }
+    let mut opened: Vec<String> = h
+        .incidents()
+        .iter()
+        .map(|(incident, _)| incident.labels["rule"].clone())
+        .collect();
+    opened.sort();
+    assert_eq!(opened, ["api-down", "db-down"]);
+    let rules = h.rules().await;
+    let suppressed = |rule: usize| rules["rules"][rule]["subjects"][0]["suppressed"].clone();
+    assert_eq!(rules["rules"][0]["name"], "web-down");
+    assert_eq!(suppressed(0), "silenced");
+    assert_eq!(suppressed(1), serde_json::Value::Null);
+
+    // A matcher matching everything, alone, is refused: it would silence nearly all.
+    let refused = h
+        .engine
+        .silence(NewSilence {
+            matchers: vec![Matcher::parse("team!=db").unwrap()],
+            starts_at: None,
+            ends_at: h.clock.now() + chrono::Duration::minutes(30),
+            created_by: "alice".to_owned(),
+            comment: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("does not match the empty string"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]

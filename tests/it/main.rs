@@ -17,6 +17,7 @@ mod probes;
 mod reload;
 mod restart;
 mod ruletest;
+mod silences;
 mod sla;
 mod store;
 mod workflow;

@@ -321,6 +321,11 @@ async fn silences_and_rules_over_http() {
     let (status, list) = app.get("/api/v1/silences").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["silences"].as_array().unwrap().len(), 1);
+    // Made in the map form, shown in Alertmanager's list form.
+    assert_eq!(
+        list["silences"][0]["matchers"],
+        json!([{"name": "service", "value": "web", "isRegex": false, "isEqual": true}])
+    );
 
     // Expire it: the still-failing target opens its incident.
     let id = silence["id"].as_str().unwrap();
