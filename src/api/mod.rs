@@ -9,6 +9,7 @@ mod extract;
 mod guard;
 mod limits;
 mod reload;
+mod webhooks;
 mod workflow;
 
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct ApiState {
     pub clock: Arc<dyn crate::clock::Clock>,
     /// Where this server is, for the guard's Host and Origin checks.
     pub site: Arc<Site>,
+    /// The configured webhook consumers (`GET /api/v1/webhooks`).
+    pub consumers: crate::notify::ConsumerNames,
 }
 
 impl ApiState {
@@ -128,6 +131,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/probes", get(list_probes))
         .route("/api/v1/sla", get(sla_report))
+        .merge(webhooks::routes())
         .with_state(state)
         .merge(status)
         .fallback(not_found)
