@@ -19,4 +19,5 @@ mod restart;
 mod ruletest;
 mod sla;
 mod store;
+mod webhooks_delivery;
 mod workflow;
