@@ -94,6 +94,9 @@ pub struct Metrics {
     pub rule_firing: GaugeTable,
     pub webhook_deliveries_total: IntCounterVec,
     pub webhook_pending: IntGaugeVec,
+    pub webhook_dead_letters: IntGaugeVec,
+    pub webhook_oldest_pending_age_seconds: GaugeVec,
+    pub webhook_consumer_enabled: IntGaugeVec,
     pub build_info: IntGaugeVec,
     /// Whether the last configuration reload succeeded (1 at start: the config loaded).
     pub config_last_reload_successful: IntGauge,
@@ -283,7 +286,7 @@ impl Metrics {
             webhook_deliveries_total: IntCounterVec::new(
                 Opts::new(
                     "incidentd_webhook_deliveries_total",
-                    "Webhook delivery attempts by outcome (success, retry, gone).",
+                    "Webhook delivery attempts by outcome (success, retry, dead, gone).",
                 ),
                 &["consumer", "outcome"],
             )
@@ -292,6 +295,30 @@ impl Metrics {
                 Opts::new(
                     "incidentd_webhook_pending",
                     "Events in the outbox not yet delivered to the consumer.",
+                ),
+                &["consumer"],
+            )
+            .expect("valid metric"),
+            webhook_dead_letters: IntGaugeVec::new(
+                Opts::new(
+                    "incidentd_webhook_dead_letters",
+                    "Events given up after max_age, kept for replay.",
+                ),
+                &["consumer"],
+            )
+            .expect("valid metric"),
+            webhook_oldest_pending_age_seconds: GaugeVec::new(
+                Opts::new(
+                    "incidentd_webhook_oldest_pending_age_seconds",
+                    "Age of the oldest event not yet delivered to the consumer (0 when none).",
+                ),
+                &["consumer"],
+            )
+            .expect("valid metric"),
+            webhook_consumer_enabled: IntGaugeVec::new(
+                Opts::new(
+                    "incidentd_webhook_consumer_enabled",
+                    "Whether the consumer is enabled (1) or disabled by a 410 Gone (0).",
                 ),
                 &["consumer"],
             )
@@ -472,6 +499,9 @@ impl Metrics {
             Box::new(self.probe_results_dropped_total.clone()),
             Box::new(self.webhook_deliveries_total.clone()),
             Box::new(self.webhook_pending.clone()),
+            Box::new(self.webhook_dead_letters.clone()),
+            Box::new(self.webhook_oldest_pending_age_seconds.clone()),
+            Box::new(self.webhook_consumer_enabled.clone()),
             Box::new(self.build_info.clone()),
             Box::new(self.config_last_reload_successful.clone()),
             Box::new(self.config_last_reload_success_timestamp_seconds.clone()),

@@ -10,6 +10,7 @@ mod guard;
 mod limits;
 mod matchers;
 mod reload;
+mod webhooks;
 mod workflow;
 
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub struct ApiState {
     pub clock: Arc<dyn crate::clock::Clock>,
     /// Where this server is, for the guard's Host and Origin checks.
     pub site: Arc<Site>,
+    /// The configured webhook consumers (`GET /api/v1/webhooks`).
+    pub consumers: crate::notify::ConsumerNames,
 }
 
 impl ApiState {
@@ -129,6 +132,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/probes", get(list_probes))
         .route("/api/v1/sla", get(sla_report))
+        .merge(webhooks::routes())
         .with_state(state)
         .merge(status)
         .fallback(not_found)

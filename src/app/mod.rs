@@ -186,6 +186,7 @@ impl App {
             &webhooks,
             &stopping,
         );
+        let consumers = workers.names();
         let tokens = Arc::new(std::sync::RwLock::new(Arc::new(Tokens(
             config.auth.tokens.clone(),
         ))));
@@ -229,6 +230,7 @@ impl App {
             ready: ready.clone(),
             clock: clock.clone(),
             site,
+            consumers,
         };
         let http_stop = CancellationToken::new();
         let local_addr = listener.local_addr().context("reading the bound address")?;

@@ -33,10 +33,11 @@ use serde_yaml::Value;
 use super::document::{Check, Document, read, sorted};
 use super::locate::{Segment, Segment::Index, Segment::Key, Split};
 use super::{
-    AuthConfig, Config, ConfigErrors, DNS_RECORD_TYPES, Diagnostic, DnsProbe, EVENT_TYPES,
-    HttpConfig, HttpProbe, IcmpProbe, IcmpUnavailable, IncidentTemplate, MaintenanceWindow,
-    ProbeConfig, ProbeTarget, PrometheusProbe, Role, RuleConfig, TcpProbe, TlsProbe, TokenConfig,
-    WebhookConfig, split_host_port,
+    AuthConfig, Config, ConfigErrors, DEFAULT_RETRY_SCHEDULE, DEFAULT_WEBHOOK_MAX_AGE,
+    DEFAULT_WEBHOOK_RETENTION, DNS_RECORD_TYPES, Diagnostic, DnsProbe, EVENT_TYPES, HttpConfig,
+    HttpProbe, IcmpProbe, IcmpUnavailable, IncidentTemplate, MaintenanceWindow, ProbeConfig,
+    ProbeTarget, PrometheusProbe, Role, RuleConfig, TcpProbe, TlsProbe, TokenConfig, WebhookConfig,
+    split_host_port,
 };
 use std::str::FromStr;
 
@@ -351,6 +352,13 @@ struct WebhookOutline {
     events: Option<Value>,
     timeout: Option<Value>,
     security: Option<Value>,
+    min_priority: Option<Value>,
+    kinds: Option<Value>,
+    categories: Option<Value>,
+    services: Option<Value>,
+    max_age: Option<Value>,
+    retry_schedule: Option<Value>,
+    retention: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -727,7 +735,12 @@ fn settings(
                 env,
             ),
         },
-        webhooks: webhooks(&mut check, outline.webhooks.unwrap_or_default(), env),
+        webhooks: webhooks(
+            &mut check,
+            outline.webhooks.unwrap_or_default(),
+            categories_known.then_some(&workflow.categories[..]),
+            env,
+        ),
         probe_concurrency: probe_concurrency(&mut check, outline.probe_concurrency),
         probe_duration_histogram: probe_duration_histogram(
             &mut check,
@@ -1181,7 +1194,12 @@ fn tokens(check: &mut Check<'_>, items: Vec<Value>, env: Secrets<'_>) -> Vec<Tok
     tokens
 }
 
-fn webhooks(check: &mut Check<'_>, items: Vec<Value>, env: Secrets<'_>) -> Vec<WebhookConfig> {
+fn webhooks(
+    check: &mut Check<'_>,
+    items: Vec<Value>,
+    taxonomy: Option<&[Category]>,
+    env: Secrets<'_>,
+) -> Vec<WebhookConfig> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut webhooks = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
@@ -1206,7 +1224,7 @@ fn webhooks(check: &mut Check<'_>, items: Vec<Value>, env: Secrets<'_>) -> Vec<W
                 }
             }
         }
-        if let Some(webhook) = webhook(check, index, name, outline, env) {
+        if let Some(webhook) = webhook(check, index, name, outline, taxonomy, env) {
             webhooks.push(webhook);
         }
     }
@@ -1218,6 +1236,7 @@ fn webhook(
     index: usize,
     name: Option<String>,
     outline: WebhookOutline,
+    taxonomy: Option<&[Category]>,
     env: Secrets<'_>,
 ) -> Option<WebhookConfig> {
     let at = [Key("webhooks"), Index(index)];
@@ -1247,6 +1266,92 @@ fn webhook(
         );
     }
     let security = check.field(&at, "security", outline.security);
+    let min_priority = check.field(&at, "min_priority", outline.min_priority);
+    let kinds: Option<Vec<Kind>> = check.field(&at, "kinds", outline.kinds);
+    let categories: Option<Vec<String>> = check.field(&at, "categories", outline.categories);
+    let services: Option<Vec<String>> = check.field(&at, "services", outline.services);
+    for (key, empty) in [
+        ("kinds", kinds.as_ref().is_some_and(Vec::is_empty)),
+        ("categories", categories.as_ref().is_some_and(Vec::is_empty)),
+        ("services", services.as_ref().is_some_and(Vec::is_empty)),
+    ] {
+        if empty {
+            check.at(
+                &field(key),
+                format!("{key} must not be empty; leave it out to receive every incident"),
+            );
+        }
+    }
+    if let (Some(categories), Some(taxonomy)) = (&categories, taxonomy) {
+        for (position, category) in categories.iter().enumerate() {
+            if !taxonomy.iter().any(|known| &known.name == category) {
+                check.at(
+                    &[
+                        Key("webhooks"),
+                        Index(index),
+                        Key("categories"),
+                        Index(position),
+                    ],
+                    format!(
+                        "unknown category `{category}`; expected one of {}",
+                        taxonomy
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    let positive = |check: &mut Check<'_>, key: &'static str, value, default| {
+        let text = check.field::<String>(&at, key, value);
+        let duration = check.duration(&field(key), text.as_deref(), default);
+        if duration == Some(Duration::ZERO) {
+            check.at(&field(key), format!("{key} must be greater than 0"));
+        }
+        duration
+    };
+    let max_age = positive(check, "max_age", outline.max_age, DEFAULT_WEBHOOK_MAX_AGE);
+    let retention = positive(
+        check,
+        "retention",
+        outline.retention,
+        DEFAULT_WEBHOOK_RETENTION,
+    );
+    let retry_schedule = match outline.retry_schedule {
+        None => Some(DEFAULT_RETRY_SCHEDULE.to_vec()),
+        Some(value) => {
+            let texts: Option<Vec<String>> = check.strict(value, &field("retry_schedule"));
+            texts.and_then(|texts| {
+                if texts.is_empty() {
+                    check.at(
+                        &field("retry_schedule"),
+                        "retry_schedule must not be empty; leave it out for the default".to_owned(),
+                    );
+                    return None;
+                }
+                let mut waits = Vec::new();
+                for (position, text) in texts.iter().enumerate() {
+                    let path = [
+                        Key("webhooks"),
+                        Index(index),
+                        Key("retry_schedule"),
+                        Index(position),
+                    ];
+                    match check.duration(&path, Some(text), Duration::ZERO) {
+                        Some(Duration::ZERO) => check.at(
+                            &path,
+                            "a wait in retry_schedule must be greater than 0".to_owned(),
+                        ),
+                        Some(wait) => waits.push(wait),
+                        None => {}
+                    }
+                }
+                (waits.len() == texts.len()).then_some(waits)
+            })
+        }
+    };
     if check.count() > before {
         return None;
     }
@@ -1257,6 +1362,13 @@ fn webhook(
         events,
         timeout: timeout?,
         security: security.unwrap_or(false),
+        min_priority,
+        kinds,
+        categories,
+        services,
+        max_age: max_age?,
+        retry_schedule: retry_schedule?,
+        retention: retention?,
     })
 }
 
@@ -3238,10 +3350,63 @@ webhooks:
                 "incidentd.yaml:5:75: timeout must be greater than 0",
                 "incidentd.yaml:6:12: duplicate webhook name `d`; first defined at incidentd.yaml:5:12",
                 "incidentd.yaml:6:67: invalid duration `5 min`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
-                "incidentd.yaml:7:58: unknown field `retries`, expected one of `name`, `url`, `secret_env`, `events`, `timeout`, `security`",
+                "incidentd.yaml:7:58: unknown field `retries`, expected one of `name`, `url`, `secret_env`, `events`, `timeout`, `security`, `min_priority`, `kinds`, `categories`, `services`, `max_age`, `retry_schedule`, `retention`",
                 "incidentd.yaml:8:68: invalid type: string \"maybe\", expected a boolean",
             ],
         );
+    }
+
+    #[test]
+    fn webhook_filter_errors() {
+        let config = "\
+webhooks:
+  - {name: a, url: 'http://x/', secret_env: HOOK_SECRET, min_priority: P9, kinds: [ticket]}
+  - {name: b, url: 'http://x/', secret_env: HOOK_SECRET, categories: [availability, nope], services: []}
+  - {name: c, url: 'http://x/', secret_env: HOOK_SECRET, max_age: 0s, retention: forever}
+  - {name: d, url: 'http://x/', secret_env: HOOK_SECRET, retry_schedule: [1s, 0s, soon]}
+  - {name: e, url: 'http://x/', secret_env: HOOK_SECRET, min_priority: P2, kinds: [incident], categories: [security], services: [checkout], max_age: 1h, retry_schedule: [1s, 1m], retention: 1d}
+";
+        check_env(
+            &[("incidentd.yaml", config)],
+            &[],
+            &[
+                "incidentd.yaml:2:72: unknown variant `P9`, expected one of `P1`, `P2`, `P3`, `P4`, `P5`",
+                "incidentd.yaml:2:84: unknown variant `ticket`, expected `incident` or `request`",
+                "incidentd.yaml:3:85: unknown category `nope`; expected one of availability, performance, capacity, security, data_breach, request",
+                "incidentd.yaml:3:102: services must not be empty; leave it out to receive every incident",
+                "incidentd.yaml:4:67: max_age must be greater than 0",
+                "incidentd.yaml:4:82: invalid duration `forever`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "incidentd.yaml:5:79: a wait in retry_schedule must be greater than 0",
+                "incidentd.yaml:5:83: invalid duration `soon`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+            ],
+        );
+    }
+
+    #[test]
+    fn webhook_filters() {
+        let dir = dir_with(&[(
+            "incidentd.yaml",
+            "webhooks:\n  - {name: e, url: 'http://x/', secret_env: W, min_priority: P2, kinds: [incident], categories: [security], services: [checkout], max_age: 1h, retry_schedule: [1s, 1m], retention: 1d}\n  - {name: f, url: 'http://x/', secret_env: W}\n",
+        )]);
+        let env = env_with(&[("W", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]);
+        let config = load_dir(&dir, &env).unwrap();
+        let [e, f] = &config.webhooks[..] else {
+            panic!("{:?}", config.webhooks)
+        };
+        assert_eq!(e.min_priority, Some(Priority::P2));
+        assert_eq!(e.kinds, Some(vec![Kind::Incident]));
+        assert_eq!(e.categories, Some(vec!["security".to_owned()]));
+        assert_eq!(e.services, Some(vec!["checkout".to_owned()]));
+        assert_eq!(e.max_age, Duration::from_secs(3600));
+        assert_eq!(
+            e.retry_schedule,
+            [Duration::from_secs(1), Duration::from_secs(60)]
+        );
+        assert_eq!(e.retention, Duration::from_secs(86_400));
+        assert_eq!(f.min_priority, None);
+        assert_eq!(f.max_age, DEFAULT_WEBHOOK_MAX_AGE);
+        assert_eq!(f.retry_schedule, DEFAULT_RETRY_SCHEDULE);
+        assert_eq!(f.retention, DEFAULT_WEBHOOK_RETENTION);
     }
 
     #[test]

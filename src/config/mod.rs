@@ -20,8 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::condition::Condition;
+use crate::domain::incident::Incident;
+use crate::domain::incident::Kind;
 use crate::domain::policy::WorkflowConfig;
-use crate::domain::priority::Level;
+use crate::domain::priority::{Level, Priority};
 
 pub use load::{load, load_rule_files, load_with, load_workflow};
 pub use rule_test_file::{
@@ -183,7 +185,7 @@ pub enum Role {
     Admin,
 }
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct WebhookConfig {
     pub name: String,
     pub url: reqwest::Url,
@@ -196,7 +198,35 @@ pub struct WebhookConfig {
     /// May receive the details of restricted incidents (a restricted category, such as
     /// `data_breach`); other consumers get them redacted. Default false.
     pub security: bool,
+    /// Only incidents of this priority or more urgent (`P2`: P1 and P2); `None`: all.
+    pub min_priority: Option<Priority>,
+    /// Only incidents of these kinds; `None`: all.
+    pub kinds: Option<Vec<Kind>>,
+    /// Only incidents of these categories; `None`: all.
+    pub categories: Option<Vec<String>>,
+    /// Only incidents of these services; `None`: all (incidents without a service too).
+    pub services: Option<Vec<String>>,
+    /// How long after its event an undelivered entry is still retried; then it is a dead
+    /// letter. Default 24h.
+    pub max_age: Duration,
+    /// The waits between attempts (the last repeats), before jitter. Default Svix's: 5s,
+    /// 5m, 30m, 2h, 5h, 10h.
+    pub retry_schedule: Vec<Duration>,
+    /// How long the delivery log and delivered events (for replay) are kept. Default 7d.
+    pub retention: Duration,
 }
+
+/// Svix's schedule after the first attempt; the last wait repeats until `max_age`.
+pub const DEFAULT_RETRY_SCHEDULE: [Duration; 6] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+];
+pub const DEFAULT_WEBHOOK_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_WEBHOOK_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -210,6 +240,13 @@ impl fmt::Debug for WebhookConfig {
             .field("events", &self.events)
             .field("timeout", &self.timeout)
             .field("security", &self.security)
+            .field("min_priority", &self.min_priority)
+            .field("kinds", &self.kinds)
+            .field("categories", &self.categories)
+            .field("services", &self.services)
+            .field("max_age", &self.max_age)
+            .field("retry_schedule", &self.retry_schedule)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -219,6 +256,26 @@ impl WebhookConfig {
         self.events
             .as_ref()
             .is_none_or(|events| events.iter().any(|e| e == event_type))
+    }
+
+    /// Whether the consumer's filters let this incident's events through (as the incident
+    /// is after the change: a priority raised to P1 passes `min_priority: P1` from then on).
+    pub fn accepts(&self, incident: &Incident) -> bool {
+        self.min_priority.is_none_or(|min| incident.priority <= min)
+            && self
+                .kinds
+                .as_ref()
+                .is_none_or(|kinds| kinds.contains(&incident.kind))
+            && self
+                .categories
+                .as_ref()
+                .is_none_or(|categories| categories.contains(&incident.category))
+            && self.services.as_ref().is_none_or(|services| {
+                incident
+                    .service
+                    .as_ref()
+                    .is_some_and(|service| services.contains(service))
+            })
     }
 }
 

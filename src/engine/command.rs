@@ -16,7 +16,7 @@ use crate::domain::incident::{
 use crate::domain::observation::Observation;
 use crate::domain::priority::Level;
 use crate::domain::suppression::{Matcher, Silence};
-use crate::store::StoreError;
+use crate::store::{ConsumerState, DeadLetter, DeliveryAttempt, OutboxEntry, StoreError};
 use crate::view::Clearance;
 
 /// A subject's labels: a Prometheus series' labels; empty for single-target probes.
@@ -35,6 +35,21 @@ pub struct ProbeRun {
     /// The run lists every subject there is (a successful Prometheus query): subjects it no
     /// longer returns are gone, which counts as a clean result for each.
     pub complete: bool,
+}
+
+/// What a webhook worker learned since its last report, carried out in one commit (with
+/// whatever else is in the batch): acknowledging deliveries in batches is what keeps a
+/// fast consumer from waiting for an fsync per event.
+#[derive(Debug, Default)]
+pub struct DeliveryReport {
+    pub consumer: String,
+    pub delivered: Vec<OutboxEntry>,
+    pub dead: Vec<DeadLetter>,
+    pub attempts: Vec<DeliveryAttempt>,
+    /// The consumer answered 410 Gone: disabled until an admin enables it.
+    pub disable: Option<ConsumerState>,
+    /// Forget the consumer's delivery log, delivered events and dead letters older than this.
+    pub prune_before: Option<DateTime<Utc>>,
 }
 
 /// What the engine made of a probe run.
@@ -127,10 +142,23 @@ pub(super) enum Command {
         actor: String,
         reply: Reply<Incident>,
     },
-    /// A webhook consumer answered 2xx (or 410): drop the entry from the outbox.
-    Delivered {
+    /// What a webhook worker did since its last report: entries delivered or given up,
+    /// attempts for the log, the consumer disabled (410), old history to prune.
+    Deliveries {
+        report: DeliveryReport,
+        reply: Reply<()>,
+    },
+    /// Queue stored events again for a consumer (same `webhook-id`, a new sequence); dead
+    /// letters among them leave the dead letters. Answers the event ids queued.
+    Replay {
         consumer: String,
-        seq: u64,
+        entries: Vec<(OutboxEntry, bool)>,
+        reply: Reply<Vec<String>>,
+    },
+    /// An admin enables (or the worker disables) a consumer.
+    SetConsumer {
+        consumer: String,
+        state: ConsumerState,
         reply: Reply<()>,
     },
     Silence {
@@ -170,7 +198,10 @@ impl Command {
             Command::Workflow { reply, .. } | Command::OpenTicket { reply, .. } => {
                 refused(reply, error);
             }
-            Command::Delivered { reply, .. } => {
+            Command::Deliveries { reply, .. } | Command::SetConsumer { reply, .. } => {
+                refused(reply, error);
+            }
+            Command::Replay { reply, .. } => {
                 refused(reply, error);
             }
             Command::Silence { reply, .. } | Command::Expire { reply, .. } => {
@@ -328,12 +359,36 @@ impl EngineHandle {
         Ok(answer)
     }
 
-    /// A webhook consumer took an outbox entry: delete it, and wait until that is durable
-    /// (the worker's next read of the outbox must not find it again).
-    pub async fn delivered(&self, consumer: String, seq: u64) -> Result<(), EngineError> {
-        self.ask(|reply| Command::Delivered {
+    /// A webhook worker's report (many deliveries acknowledged at once), waiting until it
+    /// is durable.
+    pub async fn report_deliveries(&self, report: DeliveryReport) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Deliveries { report, reply })
+            .await
+    }
+
+    /// Queues stored events again for `consumer`; answers the event ids queued.
+    pub async fn replay(
+        &self,
+        consumer: String,
+        entries: Vec<(OutboxEntry, bool)>,
+    ) -> Result<Vec<String>, EngineError> {
+        self.ask(|reply| Command::Replay {
             consumer,
-            seq,
+            entries,
+            reply,
+        })
+        .await
+    }
+
+    /// Enables or disables a consumer (persisted).
+    pub async fn set_consumer(
+        &self,
+        consumer: String,
+        state: ConsumerState,
+    ) -> Result<(), EngineError> {
+        self.ask(|reply| Command::SetConsumer {
+            consumer,
+            state,
             reply,
         })
         .await

@@ -15,6 +15,7 @@ mod outbox;
 mod read_model;
 mod rules;
 mod txn;
+mod webhooks;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -26,8 +27,8 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use command::{
-    EngineError, EngineHandle, NewSilence, NewTicket, ProbeRun, Reconfigured, Refused, RunVerdict,
-    Subject, Verb,
+    DeliveryReport, EngineError, EngineHandle, NewSilence, NewTicket, ProbeRun, Reconfigured,
+    Refused, RunVerdict, Subject, Verb,
 };
 pub use read_model::{ReadModel, RuleStatus, Snapshot, SubjectStatus};
 
@@ -98,6 +99,8 @@ pub type Wakers = Arc<HashMap<String, Arc<Notify>>>;
 struct Setup {
     rules: Arc<RuleBook>,
     consumers: Vec<WebhookConfig>,
+    /// The base of the `url` in event bodies.
+    external_url: Option<String>,
     workflow: WorkflowConfig,
     /// Which incidents are restricted: their events reach only `security` consumers in full.
     restrictions: Arc<Restrictions>,
@@ -108,6 +111,7 @@ impl Setup {
         Setup {
             rules: Arc::new(RuleBook::new(config)),
             consumers: config.webhooks.clone(),
+            external_url: config.external_url.clone(),
             workflow: config.workflow.clone(),
             restrictions: Arc::new(Restrictions::from_workflow(&config.workflow)),
         }
@@ -465,13 +469,24 @@ impl Engine {
                 let outcome = self.open_ticket(ticket, &actor, txn);
                 txn.reply(reply, outcome);
             }
-            Command::Delivered {
+            Command::Deliveries { report, reply } => {
+                webhooks::report(report, txn);
+                txn.reply(reply, Ok(()));
+            }
+            Command::Replay {
                 consumer,
-                seq,
+                entries,
                 reply,
             } => {
-                txn.batch.delete_outbox(&consumer, seq);
-                *txn.pending.outbox.entry(consumer).or_insert(0) -= 1;
+                let queued = webhooks::replay(&consumer, entries, &mut self.state.counters, txn);
+                txn.reply(reply, Ok(queued));
+            }
+            Command::SetConsumer {
+                consumer,
+                state,
+                reply,
+            } => {
+                txn.batch.set_consumer_state(&consumer, state);
                 txn.reply(reply, Ok(()));
             }
             Command::Silence { silence, reply } => {
@@ -1043,6 +1058,7 @@ impl Engine {
                 incident,
             },
             &self.setup.consumers,
+            self.setup.external_url.as_deref(),
             &self.setup.restrictions,
             &mut self.state.counters,
             txn,

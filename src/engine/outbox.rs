@@ -1,6 +1,7 @@
-//! Events into the outbox: one entry per subscribed consumer, its body rendered once per
-//! clearance (in full for `security` consumers, redacted through [`Restrictions::view`] for
-//! the others when the incident is restricted).
+//! Events into the outbox: one entry per consumer that subscribes to the event type and
+//! whose filters (priority, kind, category, service) let the incident through, its body
+//! rendered once per clearance (in full for `security` consumers, redacted through
+//! [`Restrictions::view`] for the others when the incident is restricted).
 
 use serde::Serialize;
 
@@ -11,8 +12,9 @@ use crate::view::{Clearance, Restrictions, timestamp};
 
 use super::txn::Txn;
 
-/// The webhook body: `{"id", "type", "occurred_at", "actor", "incident"}`, plus `sla`
-/// (which clock) on SLA events.
+/// The webhook body: `{"id", "type", "occurred_at", "actor", "url", "incident"}`, plus `sla`
+/// (which clock) on SLA events. `url` is the incident's public page,
+/// `{external_url}/incidents/{id}`, left out when `external_url` is not configured.
 #[derive(Serialize)]
 struct EventBody<'a> {
     id: &'a str,
@@ -22,6 +24,8 @@ struct EventBody<'a> {
     actor: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     sla: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
     incident: serde_json::Value,
 }
 
@@ -38,17 +42,22 @@ pub(super) struct Event<'a> {
 pub(super) fn enqueue(
     event: Event<'_>,
     consumers: &[WebhookConfig],
+    external_url: Option<&str>,
     restrictions: &Restrictions,
     counters: &mut Counters,
     txn: &mut Txn,
 ) {
-    let mut subscribers = consumers.iter().filter(|c| c.wants(event.kind)).peekable();
+    let mut subscribers = consumers
+        .iter()
+        .filter(|c| c.wants(event.kind) && c.accepts(event.incident))
+        .peekable();
     if subscribers.peek().is_none() {
         return;
     }
     let now = txn.now;
     let event_id = format!("evt_{:032x}", rand::random::<u128>());
     let occurred_at = timestamp(now);
+    let url = external_url.map(|base| incident_url(base, &event.incident.id.to_string()));
     let body_for = |clearance| {
         serde_json::to_string(&EventBody {
             id: &event_id,
@@ -56,6 +65,7 @@ pub(super) fn enqueue(
             occurred_at: occurred_at.clone(),
             actor: event.actor,
             sla: event.sla,
+            url: url.clone(),
             incident: restrictions.view(event.incident, None, clearance, now),
         })
         .expect("events serialize to JSON")
@@ -80,5 +90,29 @@ pub(super) fn enqueue(
         });
         counters.next_outbox_seq += 1;
         *txn.pending.outbox.entry(consumer.name.clone()).or_insert(0) += 1;
+    }
+}
+
+/// `{external_url}/incidents/{id}`: the incident's page (one slash between the two).
+pub(super) fn incident_url(external_url: &str, id: &str) -> String {
+    format!("{}/incidents/{id}", external_url.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::incident_url;
+
+    #[test]
+    fn url_joins_with_one_slash() {
+        for base in ["https://incidents.example", "https://incidents.example/"] {
+            assert_eq!(
+                incident_url(base, "INC-7"),
+                "https://incidents.example/incidents/INC-7"
+            );
+        }
+        assert_eq!(
+            incident_url("https://x.example/desk/", "INC-1"),
+            "https://x.example/desk/incidents/INC-1"
+        );
     }
 }

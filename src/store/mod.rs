@@ -30,6 +30,7 @@
 mod health;
 mod records;
 mod upgrade;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,7 @@ pub use records::OutboxEntry;
 use records::{
     DetectorV1, IncidentClocksV1, IncidentTraitsV1, IncidentV1, SilenceV1, TimelineEntryV1,
 };
+pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt, ReplaySelection};
 
 /// The layout this build reads and writes. A store written by a newer layout is refused
 /// rather than misread; an older one is upgraded when opened (`upgrade.rs`).
@@ -177,6 +179,7 @@ pub struct Batch {
     timers_armed: Vec<Timer>,
     timers_done: Vec<Timer>,
     meta: BTreeMap<&'static str, u64>,
+    webhooks: webhooks::WebhookWrites,
 }
 
 impl Batch {
@@ -191,6 +194,7 @@ impl Batch {
             && self.timers_armed.is_empty()
             && self.timers_done.is_empty()
             && self.meta.is_empty()
+            && self.webhooks.is_empty()
     }
 
     /// Stores the incident as it is now (the last put of an id in a batch wins).
@@ -465,6 +469,7 @@ impl Store {
                 meta.insert(*key, value).map_err(db_err)?;
             }
         }
+        webhooks::write(&txn, &batch.webhooks)?;
         txn.commit().map_err(db_err)
     }
 
@@ -791,6 +796,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(SILENCES).map_err(db_err)?;
         txn.open_table(SILENCES_BY_END).map_err(db_err)?;
         txn.open_table(TIMERS).map_err(db_err)?;
+        webhooks::init_tables(&txn)?;
         let mut meta = txn.open_table(META).map_err(db_err)?;
         let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
         match found {

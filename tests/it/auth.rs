@@ -119,6 +119,11 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("POST", "/api/v1/silences", Access::Respond, 400),
     ("DELETE", "/api/v1/silences/1", Access::Respond, 404),
     ("GET", "/api/v1/probes", Access::Read, 200),
+    // No consumer `hook` is configured: 404, or 400 for a replay without its body.
+    ("GET", "/api/v1/webhooks", Access::Read, 200),
+    ("GET", "/api/v1/webhooks/hook/deliveries", Access::Read, 404),
+    ("POST", "/api/v1/webhooks/hook/replay", Access::Admin, 400),
+    ("POST", "/api/v1/webhooks/hook/enable", Access::Admin, 404),
 ];
 
 /// The route paths the API's router and the status page's register (`.route("…"`), with
@@ -126,6 +131,7 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
 fn routes_in_the_router() -> Vec<String> {
     let source = [
         include_str!("../../src/api/mod.rs"),
+        include_str!("../../src/api/webhooks.rs"),
         include_str!("../../src/web/status.rs"),
     ]
     .concat();
@@ -146,6 +152,7 @@ fn the_matrix_covers_every_route_of_the_router() {
         .map(|(_, path, _, _)| {
             path.replace("INC-1", "{id}")
                 .replace("/silences/1", "/silences/{id}")
+                .replace("/webhooks/hook/", "/webhooks/{consumer}/")
         })
         .collect();
     tested.sort();

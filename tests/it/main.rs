@@ -20,4 +20,5 @@ mod ruletest;
 mod silences;
 mod sla;
 mod store;
+mod webhooks_delivery;
 mod workflow;

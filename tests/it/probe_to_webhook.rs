@@ -241,7 +241,7 @@ async fn api_errors_are_json_with_the_right_status() {
 }
 
 #[tokio::test]
-async fn consumer_errors_are_retried_and_410_drops_the_event() {
+async fn consumer_errors_are_retried_and_410_disables_the_consumer() {
     let target = Target::start(503).await;
     let receiver = Receiver::start(503).await;
     let dir = ConfigDir::new(&config(&receiver), &[("web.yaml", &rules(&target))]);
@@ -269,18 +269,49 @@ async fn consumer_errors_are_retried_and_410_drops_the_event() {
     .await;
     assert_eq!(delivered.event_type(), "incident.opened");
 
-    // 410 Gone: the consumer will never take it; the event is dropped, not retried forever.
+    // 410 Gone: the consumer is disabled (persisted, visible) and the event waits in the
+    // outbox, not retried, until an admin enables the consumer again.
     receiver.set(410);
     let (status, _) = app.post("/api/v1/incidents/INC-1/acknowledge", None).await;
     assert_eq!(status, StatusCode::OK);
     eventually(
-        "the 410 counted and the outbox empty",
+        "the 410 counted and the consumer disabled",
         DEADLINE,
         async || {
             let metrics = app.metrics().await;
             (metrics.contains(
                 "incidentd_webhook_deliveries_total{consumer=\"receiver\",outcome=\"gone\"} 1",
-            ) && metrics.contains("incidentd_webhook_pending{consumer=\"receiver\"} 0"))
+            ) && metrics.contains("incidentd_webhook_pending{consumer=\"receiver\"} 1")
+                && metrics.contains("incidentd_webhook_consumer_enabled{consumer=\"receiver\"} 0"))
+            .then_some(())
+        },
+    )
+    .await;
+    let list = eventually("the API shows it disabled", DEADLINE, async || {
+        let (_, list) = app.get("/api/v1/webhooks").await;
+        (list["webhooks"][0]["enabled"] == false).then_some(list)
+    })
+    .await;
+    assert_eq!(list["webhooks"][0]["pending"], 1, "{list}");
+    assert_eq!(
+        list["webhooks"][0]["disabled_reason"],
+        "the consumer answered 410 Gone"
+    );
+    receiver.set(200);
+    let (status, body) = app.post("/api/v1/webhooks/receiver/enable", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let acknowledged = eventually("delivery after enable", DEADLINE, async || {
+        receiver.accepted().into_iter().nth(1)
+    })
+    .await;
+    assert_eq!(acknowledged.event_type(), "incident.acknowledged");
+    eventually(
+        "the outbox empty, the consumer enabled",
+        DEADLINE,
+        async || {
+            let metrics = app.metrics().await;
+            (metrics.contains("incidentd_webhook_pending{consumer=\"receiver\"} 0")
+                && metrics.contains("incidentd_webhook_consumer_enabled{consumer=\"receiver\"} 1"))
             .then_some(())
         },
     )

@@ -1,0 +1,378 @@
+//! What webhook delivery keeps beside the outbox: events delivered (kept for replay until
+//! the consumer's retention), dead letters (events that ran out of `max_age`), the delivery
+//! log (one record per attempt) and each consumer's enabled flag (a `410 Gone` disables).
+//! Written only by the engine, in the same group commit as everything else; read by the
+//! webhook workers and the API.
+
+use chrono::{DateTime, Utc};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::records::OutboxEntry;
+use super::{OUTBOX, Store, StoreError, db_err, decode, encode};
+
+/// Key: (consumer, outbox sequence). Events delivered, kept for replay until retention.
+pub(super) const OUTBOX_DONE: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("outbox_done.v1");
+/// Key: (consumer, outbox sequence). Events given up after `max_age`.
+pub(super) const DEAD_LETTERS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("dead_letters.v1");
+/// Key: (consumer, attempt time in Unix microseconds, outbox sequence). One per attempt.
+pub(super) const DELIVERIES: TableDefinition<(&str, i64, u64), &[u8]> =
+    TableDefinition::new("deliveries.v1");
+/// Key: consumer. Absent means enabled.
+pub(super) const CONSUMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("consumers.v1");
+
+/// An event given up on: the entry as it was, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetter {
+    pub entry: OutboxEntry,
+    pub dead_at: DateTime<Utc>,
+    pub last_error: String,
+}
+
+/// One delivery attempt, for the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryAttempt {
+    pub consumer: String,
+    pub seq: u64,
+    pub event_id: String,
+    pub event_type: String,
+    pub incident: u64,
+    pub at: DateTime<Utc>,
+    /// `success`, `retry` (failed, will retry), `dead` (failed, given up), `gone` (410).
+    pub outcome: String,
+    /// The HTTP status, when the consumer answered.
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+}
+
+/// A consumer's enabled flag as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerState {
+    pub enabled: bool,
+    pub changed_at: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// What one consumer looks like in the store now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerOverview {
+    /// `None`: never disabled.
+    pub state: Option<ConsumerState>,
+    pub pending: u64,
+    pub oldest_pending: Option<DateTime<Utc>>,
+    pub dead_letters: u64,
+}
+
+impl ConsumerOverview {
+    pub fn enabled(&self) -> bool {
+        self.state.as_ref().is_none_or(|state| state.enabled)
+    }
+}
+
+/// Which stored events a replay sends again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaySelection {
+    Event(String),
+    Since(DateTime<Utc>),
+    DeadLetters,
+}
+
+/// The webhook writes of one group commit.
+#[derive(Debug, Default)]
+pub(super) struct WebhookWrites {
+    delivered: Vec<OutboxEntry>,
+    dead: Vec<DeadLetter>,
+    dead_replayed: Vec<(String, u64)>,
+    attempts: Vec<DeliveryAttempt>,
+    consumers: Vec<(String, ConsumerState)>,
+    prune: Vec<(String, DateTime<Utc>)>,
+}
+
+impl WebhookWrites {
+    pub(super) fn is_empty(&self) -> bool {
+        self.delivered.is_empty()
+            && self.dead.is_empty()
+            && self.dead_replayed.is_empty()
+            && self.attempts.is_empty()
+            && self.consumers.is_empty()
+            && self.prune.is_empty()
+    }
+}
+
+impl super::Batch {
+    /// The consumer took the entry: out of the outbox, kept for replay.
+    pub fn delivered(&mut self, entry: OutboxEntry) {
+        self.delete_outbox(&entry.consumer, entry.seq);
+        self.webhooks.delivered.push(entry);
+    }
+
+    /// The entry ran out of time: out of the outbox, into the dead letters.
+    pub fn dead_letter(&mut self, dead: DeadLetter) {
+        self.delete_outbox(&dead.entry.consumer, dead.entry.seq);
+        self.webhooks.dead.push(dead);
+    }
+
+    /// A dead letter was queued again.
+    pub fn forget_dead_letter(&mut self, consumer: &str, seq: u64) {
+        self.webhooks.dead_replayed.push((consumer.to_owned(), seq));
+    }
+
+    pub fn log_attempt(&mut self, attempt: DeliveryAttempt) {
+        self.webhooks.attempts.push(attempt);
+    }
+
+    pub fn set_consumer_state(&mut self, consumer: &str, state: ConsumerState) {
+        self.webhooks.consumers.push((consumer.to_owned(), state));
+    }
+
+    /// Forgets the consumer's delivery log, delivered events and dead letters older than
+    /// `before`.
+    pub fn prune_webhooks(&mut self, consumer: &str, before: DateTime<Utc>) {
+        self.webhooks.prune.push((consumer.to_owned(), before));
+    }
+}
+
+/// Most records one prune deletes per table, so a commit stays short; the rest goes next time.
+const PRUNE_BUDGET: usize = 10_000;
+
+pub(super) fn write(txn: &WriteTransaction, writes: &WebhookWrites) -> Result<(), StoreError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let mut done = txn.open_table(OUTBOX_DONE).map_err(db_err)?;
+    for entry in &writes.delivered {
+        done.insert(
+            (entry.consumer.as_str(), entry.seq),
+            encode(entry).as_slice(),
+        )
+        .map_err(db_err)?;
+    }
+    let mut dead = txn.open_table(DEAD_LETTERS).map_err(db_err)?;
+    for letter in &writes.dead {
+        dead.insert(
+            (letter.entry.consumer.as_str(), letter.entry.seq),
+            encode(letter).as_slice(),
+        )
+        .map_err(db_err)?;
+    }
+    for (consumer, seq) in &writes.dead_replayed {
+        dead.remove((consumer.as_str(), *seq)).map_err(db_err)?;
+    }
+    let mut deliveries = txn.open_table(DELIVERIES).map_err(db_err)?;
+    for attempt in &writes.attempts {
+        deliveries
+            .insert(
+                (
+                    attempt.consumer.as_str(),
+                    attempt.at.timestamp_micros(),
+                    attempt.seq,
+                ),
+                encode(attempt).as_slice(),
+            )
+            .map_err(db_err)?;
+    }
+    let mut consumers = txn.open_table(CONSUMERS).map_err(db_err)?;
+    for (consumer, state) in &writes.consumers {
+        consumers
+            .insert(consumer.as_str(), encode(state).as_slice())
+            .map_err(db_err)?;
+    }
+    for (consumer, before) in &writes.prune {
+        let consumer = consumer.as_str();
+        let cutoff = before.timestamp_micros();
+        let old: Vec<(i64, u64)> = deliveries
+            .range((consumer, i64::MIN, 0)..(consumer, cutoff, 0))
+            .map_err(db_err)?
+            .take(PRUNE_BUDGET)
+            .map(|row| row.map(|(key, _)| (key.value().1, key.value().2)))
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        for (at, seq) in old {
+            deliveries.remove((consumer, at, seq)).map_err(db_err)?;
+        }
+        // Sequences grow with time (a replay gets a new one), so the old ones come first.
+        let mut old = Vec::new();
+        for row in done
+            .range((consumer, 0)..=(consumer, u64::MAX))
+            .map_err(db_err)?
+            .take(PRUNE_BUDGET)
+        {
+            let (key, value) = row.map_err(db_err)?;
+            let entry: OutboxEntry = decode("outbox_done.v1", key.value().1, value.value())?;
+            if entry.created_at >= *before {
+                break;
+            }
+            old.push(key.value().1);
+        }
+        for seq in old {
+            done.remove((consumer, seq)).map_err(db_err)?;
+        }
+        let mut old = Vec::new();
+        for row in dead
+            .range((consumer, 0)..=(consumer, u64::MAX))
+            .map_err(db_err)?
+            .take(PRUNE_BUDGET)
+        {
+            let (key, value) = row.map_err(db_err)?;
+            let letter: DeadLetter = decode("dead_letters.v1", key.value().1, value.value())?;
+            if letter.dead_at < *before {
+                old.push(key.value().1);
+            }
+        }
+        for seq in old {
+            dead.remove((consumer, seq)).map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates the tables (a store from before them gets them when opened read-write).
+pub(super) fn init_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(OUTBOX_DONE).map_err(db_err)?;
+    txn.open_table(DEAD_LETTERS).map_err(db_err)?;
+    txn.open_table(DELIVERIES).map_err(db_err)?;
+    txn.open_table(CONSUMERS).map_err(db_err)?;
+    Ok(())
+}
+
+impl Store {
+    /// Up to `limit` undelivered entries of one consumer after sequence `after`, oldest first.
+    pub fn pending_outbox_after(
+        &self,
+        consumer: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let txn = self.begin_read()?;
+        let outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+        let start = after.map_or(0, |seq| seq.saturating_add(1));
+        let mut entries = Vec::new();
+        for row in outbox
+            .range((consumer, start)..=(consumer, u64::MAX))
+            .map_err(db_err)?
+            .take(limit)
+        {
+            let (key, value) = row.map_err(db_err)?;
+            entries.push(decode("outbox.v1", key.value().1, value.value())?);
+        }
+        Ok(entries)
+    }
+
+    /// The consumer's enabled flag, backlog and dead letters, in one snapshot.
+    pub fn consumer_overview(&self, consumer: &str) -> Result<ConsumerOverview, StoreError> {
+        let txn = self.begin_read()?;
+        let mut overview = ConsumerOverview::default();
+        let consumers = txn.open_table(CONSUMERS).map_err(db_err)?;
+        if let Some(value) = consumers.get(consumer).map_err(db_err)? {
+            overview.state = Some(decode("consumers.v1", consumer, value.value())?);
+        }
+        let outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+        let mut pending = outbox
+            .range((consumer, 0)..=(consumer, u64::MAX))
+            .map_err(db_err)?;
+        if let Some(row) = pending.next() {
+            let (key, value) = row.map_err(db_err)?;
+            let entry: OutboxEntry = decode("outbox.v1", key.value().1, value.value())?;
+            overview.oldest_pending = Some(entry.created_at);
+            overview.pending = 1 + pending.count() as u64;
+        }
+        let dead = txn.open_table(DEAD_LETTERS).map_err(db_err)?;
+        overview.dead_letters = dead
+            .range((consumer, 0)..=(consumer, u64::MAX))
+            .map_err(db_err)?
+            .count() as u64;
+        Ok(overview)
+    }
+
+    /// The consumer's delivery attempts from `since` on, oldest first, at most `limit`.
+    pub fn deliveries(
+        &self,
+        consumer: &str,
+        since: Option<DateTime<Utc>>,
+        outcome: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let txn = self.begin_read()?;
+        let deliveries = txn.open_table(DELIVERIES).map_err(db_err)?;
+        let start = since.map_or(i64::MIN, |since| since.timestamp_micros());
+        let mut attempts = Vec::new();
+        for row in deliveries
+            .range((consumer, start, 0)..=(consumer, i64::MAX, u64::MAX))
+            .map_err(db_err)?
+        {
+            let (key, value) = row.map_err(db_err)?;
+            let attempt: DeliveryAttempt = decode("deliveries.v1", key.value().2, value.value())?;
+            if outcome.is_none_or(|outcome| attempt.outcome == outcome) {
+                attempts.push(attempt);
+                if attempts.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(attempts)
+    }
+
+    /// The consumer's dead letters, oldest first.
+    pub fn dead_letters(&self, consumer: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        let txn = self.begin_read()?;
+        let dead = txn.open_table(DEAD_LETTERS).map_err(db_err)?;
+        let mut letters = Vec::new();
+        for row in dead
+            .range((consumer, 0)..=(consumer, u64::MAX))
+            .map_err(db_err)?
+        {
+            let (key, value) = row.map_err(db_err)?;
+            letters.push(decode("dead_letters.v1", key.value().1, value.value())?);
+        }
+        Ok(letters)
+    }
+
+    /// The stored events a replay sends again, oldest first, each with whether it is a dead
+    /// letter (which the replay removes). Looks through what retention keeps: delivered
+    /// events and dead letters (an event still pending is on its way anyway).
+    pub fn replay_candidates(
+        &self,
+        consumer: &str,
+        selection: &ReplaySelection,
+    ) -> Result<Vec<(OutboxEntry, bool)>, StoreError> {
+        let txn = self.begin_read()?;
+        let mut found = Vec::new();
+        let wanted = |entry: &OutboxEntry| match selection {
+            ReplaySelection::Event(id) => &entry.event_id == id,
+            ReplaySelection::Since(since) => entry.created_at >= *since,
+            ReplaySelection::DeadLetters => false,
+        };
+        if !matches!(selection, ReplaySelection::DeadLetters) {
+            let done = txn.open_table(OUTBOX_DONE).map_err(db_err)?;
+            for row in done
+                .range((consumer, 0)..=(consumer, u64::MAX))
+                .map_err(db_err)?
+            {
+                let (key, value) = row.map_err(db_err)?;
+                let entry: OutboxEntry = decode("outbox_done.v1", key.value().1, value.value())?;
+                if wanted(&entry) {
+                    found.push((entry, false));
+                }
+            }
+        }
+        let dead = txn.open_table(DEAD_LETTERS).map_err(db_err)?;
+        for row in dead
+            .range((consumer, 0)..=(consumer, u64::MAX))
+            .map_err(db_err)?
+        {
+            let (key, value) = row.map_err(db_err)?;
+            let letter: DeadLetter = decode("dead_letters.v1", key.value().1, value.value())?;
+            if matches!(selection, ReplaySelection::DeadLetters) || wanted(&letter.entry) {
+                found.push((letter.entry, true));
+            }
+        }
+        found.sort_by_key(|(entry, _)| entry.seq);
+        Ok(found)
+    }
+}
