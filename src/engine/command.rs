@@ -415,3 +415,35 @@ impl EngineHandle {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn alerts_are_refused_as_busy_when_the_queue_stays_full() {
+        // A queue of one, already holding a command nobody takes: the batch waits at most
+        // `wait` and is refused (the route answers 429 with Retry-After), never queued
+        // without bound.
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.try_send(Command::Tick { reply: None }).unwrap();
+        let handle = EngineHandle {
+            tx,
+            writable: Arc::new(AtomicBool::new(true)),
+        };
+        let refused = handle
+            .alerts(Vec::new(), std::time::Duration::from_millis(20))
+            .await;
+        assert!(matches!(refused, Err(IngestError::Busy)), "{refused:?}");
+        // Room again: the command is queued (and answered by whoever runs the engine).
+        rx.recv().await.unwrap();
+        drop(rx);
+        let stopped = handle
+            .alerts(Vec::new(), std::time::Duration::from_millis(20))
+            .await;
+        assert!(
+            matches!(stopped, Err(IngestError::Engine(EngineError::Stopped))),
+            "{stopped:?}"
+        );
+    }
+}

@@ -33,7 +33,7 @@ pub use read_model::{ReadModel, RuleStatus, Snapshot, SubjectStatus};
 
 use crate::clock::Clock;
 use crate::config::{Config, WebhookConfig};
-use crate::domain::alert::{Alert, AlertMapping, AlertStatus, Templates};
+use crate::domain::alert::{Alert, AlertMapping, AlertSource, AlertStatus, Templates};
 use crate::domain::correlate::{Change, Correlator, Outcome, Suppressions};
 use crate::domain::detector::{Detector, Transition};
 use crate::domain::incident::{
@@ -791,8 +791,17 @@ impl Engine {
                     Outcome::Suppressed(_) => return AlertOutcome::Suppressed,
                     Outcome::Nothing => return AlertOutcome::Ignored,
                 };
+                // A push without `endsAt` resolves after `resolve_timeout` unless refreshed.
+                let ends_at = match (alert.ends_at, alert.source) {
+                    (None, AlertSource::ApiV2) => {
+                        chrono::Duration::from_std(self.setup.alerts.resolve_timeout)
+                            .ok()
+                            .and_then(|timeout| now.checked_add_signed(timeout))
+                    }
+                    (ends_at, _) => ends_at,
+                };
                 let incident = self.state.incidents.get_mut(id).expect("correlated");
-                let refreshed = incident.alert_seen(&key, alert.ends_at, &evidence);
+                let refreshed = incident.alert_seen(&key, ends_at, &evidence);
                 match change {
                     Some(change) => {
                         self.correlated(change, "alert", txn);
