@@ -482,3 +482,83 @@ async fn the_expiry_timer_survives_a_restart() {
     stop.cancel();
     task.await.unwrap();
 }
+
+/// Interop: the real Prometheus, alerting to incidentd as to an Alertmanager (`api_version:
+/// v2`), opens an incident with its labels, annotations and `generatorURL`.
+#[tokio::test]
+async fn prometheus_sends_its_alerts_straight_to_incidentd() {
+    let dir = ConfigDir::new("listen: 127.0.0.1:0\n", &[]);
+    let app = TestApp::spawn(&dir, HashMap::new()).await;
+    let rules = tempfile::tempdir().unwrap();
+    let rule_file = rules.path().join("rules.yml");
+    std::fs::write(
+        &rule_file,
+        "groups:
+  - name: it
+    rules:
+      - alert: CheckoutDown
+        expr: vector(1)
+        # Fires once the notifier has discovered incidentd (discovery updates every 5 s):
+        # before, Prometheus drops the alert and sends it again only after the resend
+        # delay (1m).
+        for: 8s
+        labels: {severity: critical, service: checkout}
+        annotations:
+          summary: 'Checkout is down'
+          runbook_url: https://runbooks.example/checkout
+",
+    )
+    .unwrap();
+    let incidentd = app.addr;
+    let rule_path = rule_file.display().to_string();
+    let Some(prometheus) = start_prometheus_with(|_port| {
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+             rule_files: ['{rule_path}']\n\
+             alerting:\n  alertmanagers:\n    - api_version: v2\n      static_configs: [{{targets: ['{incidentd}']}}]\n"
+        )
+    })
+    .await
+    else {
+        return;
+    };
+    let opened = eventually_ok(
+        "Prometheus's alert opens an incident",
+        Duration::from_secs(30),
+        async || {
+            let (status, body) = app.get("/api/v1/incidents/INC-1").await;
+            if status == StatusCode::OK {
+                Ok(body)
+            } else {
+                let metrics = app.metrics().await;
+                let received: Vec<&str> = metrics
+                    .lines()
+                    .filter(|l| l.contains("alerts_received"))
+                    .collect();
+                Err(format!(
+                    "{status}: {body}\n{received:?}\n{}",
+                    prometheus.log()
+                ))
+            }
+        },
+    )
+    .await;
+    assert_eq!(opened["title"], "Checkout is down");
+    assert_eq!(
+        opened["source"],
+        json!({"type": "alert", "source": "api_v2"})
+    );
+    assert_eq!(opened["priority"], "P1");
+    assert_eq!(opened["service"], "checkout");
+    assert_eq!(opened["labels"]["alertname"], "CheckoutDown");
+    let evidence = &opened["evidence"][0];
+    assert_eq!(evidence["runbook_url"], "https://runbooks.example/checkout");
+    assert!(
+        evidence["generator_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http"),
+        "{evidence}"
+    );
+    app.stop().await;
+}
