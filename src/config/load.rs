@@ -130,6 +130,7 @@ pub fn load_with(
         probes,
         rules,
         http: settings.http,
+        alerts: settings.alerts,
     })
 }
 
@@ -272,6 +273,7 @@ struct ConfigOutline {
     sla: Option<Value>,
     closure: Option<Value>,
     http: Option<Value>,
+    alerts: Option<Value>,
     // Keys of the contract this version does not implement yet: known, so not "unknown".
     #[serde(default, deserialize_with = "present")]
     status_page: bool,
@@ -673,6 +675,7 @@ struct Settings {
     probe_duration_histogram: ProbeDurationHistogram,
     workflow: WorkflowConfig,
     http: HttpConfig,
+    alerts: crate::domain::alert::AlertMapping,
     /// Whether `workflow.categories` is the taxonomy as configured, so that the rules'
     /// categories can be checked against it (not when `categories` has a problem).
     categories_known: bool,
@@ -699,6 +702,7 @@ fn settings(
             probe_duration_histogram: ProbeDurationHistogram::default(),
             workflow: WorkflowConfig::default(),
             http: HttpConfig::default(),
+            alerts: Default::default(),
             categories_known: false,
         };
     };
@@ -718,6 +722,11 @@ fn settings(
         closure_quiet_period: closure_quiet_period(&mut check, outline.closure),
         sla: super::sla::sla(&mut check, outline.sla),
     };
+    let alerts = super::alerts::alerts(
+        &mut check,
+        outline.alerts,
+        categories_known.then_some(&workflow.categories[..]),
+    );
     Settings {
         listen: listen(&mut check, outline.listen),
         external_url: outline
@@ -748,6 +757,7 @@ fn settings(
         ),
         workflow,
         http: http(&mut check, outline.http),
+        alerts,
         categories_known,
     }
 }
@@ -2890,7 +2900,7 @@ rules:
         check(
             &[("incidentd.yaml", "listen: 127.0.0.1:1\nlisten_addr: x\n")],
             &[
-                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `status_page`",
+                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `alerts`, `status_page`",
             ],
         );
     }
@@ -2903,7 +2913,7 @@ rules:
                 ("more/a.yaml", "probes: [{name: a}]\n"),
             ],
             &[
-                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `status_page`",
+                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `alerts`, `status_page`",
                 "more/a.yaml:1:10: probe `a` needs one of http, tcp, dns, tls, icmp, prometheus",
             ],
         );
@@ -3120,6 +3130,88 @@ escalation:
                 "escalation:\n  default: {unresolved_after: 0s}\n",
             )],
             &["incidentd.yaml:2:31: unresolved_after must be greater than 0"],
+        );
+    }
+
+    #[test]
+    fn alerts_section_loads_with_defaults_merged() {
+        let (_dir, config) = load_ok(&[(
+            "incidentd.yaml",
+            "alerts:
+  resolve_timeout: 10m
+  group_by: group_key
+  title: '{{ labels.alertname }}: {{ annotations.summary }}'
+  service_label: app
+  severity: {page: {impact: high, urgency: high}, warning: {impact: low, urgency: medium}}
+  unknown_severity: {impact: low, urgency: low}
+  category: performance
+",
+        )]);
+        let alerts = &config.alerts;
+        assert_eq!(alerts.resolve_timeout, Duration::from_secs(600));
+        assert_eq!(alerts.group_by, crate::domain::alert::GroupBy::GroupKey);
+        assert_eq!(alerts.service_label, "app");
+        assert_eq!(alerts.category, "performance");
+        assert_eq!(
+            alerts.severity.len(),
+            4,
+            "merged over critical, warning, info"
+        );
+        assert_eq!(alerts.severity["warning"].impact, Level::Low);
+        assert_eq!(alerts.unknown_severity.urgency, Level::Low);
+        let (_dir, config) = load_ok(&[("incidentd.yaml", "alerts: {}\n")]);
+        assert_eq!(config.alerts, crate::domain::alert::AlertMapping::default());
+    }
+
+    #[test]
+    fn alerts_errors() {
+        check(
+            &[(
+                "incidentd.yaml",
+                "alerts:
+  resolve_timeout: 0s
+  group_by: label
+  title: '{{ annotations.summary'
+  service_label: 'not a label'
+  severity: {critical: {impact: huge, urgency: high}}
+  category: outage
+  bogus: 1
+",
+            )],
+            &[
+                "incidentd.yaml:8:3: unknown field `bogus`, expected one of `resolve_timeout`, `group_by`, `title`, `description`, `service_label`, `severity`, `unknown_severity`, `category`",
+            ],
+        );
+        check(
+            &[(
+                "incidentd.yaml",
+                "alerts:
+  resolve_timeout: 0s
+  group_by: label
+  title: '{{ annotations.summary'
+  service_label: 'not a label'
+  severity: {critical: {impact: huge, urgency: high}}
+  category: outage
+",
+            )],
+            &[
+                "incidentd.yaml:2:20: alerts.resolve_timeout must be more than 0",
+                "incidentd.yaml:3:13: alerts.group_by must be `fingerprint` or `group_key`, not `label`",
+                "incidentd.yaml:4:10: invalid title template: syntax error: unexpected end of input, expected end of variable block (in title:1)",
+                "incidentd.yaml:5:18: alerts.service_label `not a label` is not a valid label name",
+                "incidentd.yaml:6:33: unknown variant `huge`, expected one of `high`, `medium`, `low`",
+                "incidentd.yaml:7:13: unknown category `outage`; valid: availability, performance, capacity, security, data_breach, request",
+            ],
+        );
+        // The default category must be in a taxonomy that replaces the built-in one.
+        check(
+            &[(
+                "incidentd.yaml",
+                "categories: [{name: outage}]\nalerts: {}\n",
+            )],
+            &[
+                "incidentd.yaml:2:9: unknown category `availability` (the default when `alerts.category` is left out); valid: outage",
+            ],
         );
     }
 

@@ -668,7 +668,7 @@ pub async fn start_prometheus_scraping(
 
 /// Starts `prometheus` with the configuration `config(port)` makes for the port it listens
 /// on; `None` when the binary is missing and interop is not required.
-async fn start_prometheus_with(config: impl Fn(u16) -> String) -> Option<PrometheusServer> {
+pub async fn start_prometheus_with(config: impl Fn(u16) -> String) -> Option<PrometheusServer> {
     let Some(binary) = find_binary("prometheus") else {
         assert!(
             !interop_required(),
