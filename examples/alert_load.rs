@@ -16,8 +16,9 @@
 //! A bearer token is sent when `ALERT_LOAD_TOKEN` is set.
 //!
 //! Prints one line: `connections=… batch=… seconds=… requests=… alerts=… errors=…
-//! requests_per_s=… alerts_per_s=… p50_ms=… p99_ms=… max_ms=…`, latencies being those of
-//! the requests answered 2xx. An error is a request not answered 2xx (the first few are
+//! requests_per_s=… alerts_per_s=… p50_ms=… p99_ms=… max_ms=… cpu_ticks=…`, latencies being
+//! those of the requests answered 2xx, `cpu_ticks` the generator's own CPU time (utime +
+//! stime from `/proc/self/stat`, in clock ticks; absent elsewhere than on Linux). An error is a request not answered 2xx (the first few are
 //! shown on stderr). It runs on one thread, so that it leaves the other cores to the server.
 
 use std::fmt::Write as _;
@@ -142,14 +143,25 @@ async fn main() -> anyhow::Result<()> {
     #[allow(clippy::cast_precision_loss)]
     let (requests_per_s, alerts_per_s) = (requests as f64 / elapsed, total.alerts as f64 / elapsed);
     println!(
-        "connections={connections} batch={batch} seconds={elapsed:.3} requests={requests} alerts={} errors={} requests_per_s={requests_per_s:.1} alerts_per_s={alerts_per_s:.1} p50_ms={:.3} p99_ms={:.3} max_ms={:.3}",
+        "connections={connections} batch={batch} seconds={elapsed:.3} requests={requests} alerts={} errors={} requests_per_s={requests_per_s:.1} alerts_per_s={alerts_per_s:.1} p50_ms={:.3} p99_ms={:.3} max_ms={:.3} cpu_ticks={}",
         total.alerts,
         total.errors,
         quantile_ms(0.50),
         quantile_ms(0.99),
         quantile_ms(1.0),
+        own_cpu_ticks().map_or_else(|| "-".to_owned(), |t| t.to_string()),
     );
     Ok(())
+}
+
+/// This process' utime + stime in clock ticks, from `/proc/self/stat` (fields 14 and 15,
+/// after the command name, which may hold spaces).
+fn own_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let mut fields = stat.rsplit_once(") ")?.1.split(' ').skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// What one worker did: alerts accepted, requests refused or failed, and the latency of each

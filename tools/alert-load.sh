@@ -209,11 +209,15 @@ run_case() {
     stop_pid "$server_pid"
     [[ -s $dir/generator.err ]] && sed "s/^/  [$server] /" "$dir/generator.err" >&2
     field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$out"; }
-    results+=("$(printf '  %-13s %5s %6s %12s %12s %9s %9s %9s %8s %8s' \
+    local generator_ticks
+    generator_ticks=$(field cpu_ticks)
+    [[ $generator_ticks =~ ^[0-9]+$ ]] || generator_ticks=0
+    results+=("$(printf '  %-13s %5s %6s %12s %12s %9s %9s %9s %8s %9s %8s' \
         "$server" "$connections" "$batch" \
         "$(calc "$(field alerts_per_s)" 0)" "$(calc "$(field requests_per_s)" 0)" \
         "$(field p50_ms)" "$(field p99_ms)" "$(field errors)" \
         "$(calc "100 * ($cpu1 - $cpu0) / $tick_hz / ($t1 - $t0)" 0)" \
+        "$(calc "100 * $generator_ticks / $tick_hz / ($t1 - $t0)" 0)" \
         "$(calc "100 * $(nproc) * ($busy1 - $busy0) / ($busy1 - $busy0 + $idle1 - $idle0)" 0)")")
 }
 
@@ -234,8 +238,9 @@ echo "alert load: POST /api/v2/alerts for ${SECONDS_PER_CASE}s per case, $( ((KE
 echo "  incidentd: $incidentd_version (release, open mode, redb store)"
 ((ALERTMANAGER)) && echo "  alertmanager: $alertmanager_version (clustering off, a receiver with no integrations)"
 echo
-printf '  %-13s %5s %6s %12s %12s %9s %9s %9s %8s %8s\n' server conns batch "alerts/s" "requests/s" "p50 ms" "p99 ms" errors "CPU %" "machine"
+printf '  %-13s %5s %6s %12s %12s %9s %9s %9s %8s %9s %8s\n' server conns batch "alerts/s" "requests/s" "p50 ms" "p99 ms" errors "CPU %" "generator" "machine"
 printf '%s\n' "${results[@]}"
 echo
-echo "  CPU %: the server's utime+stime over the case (100 = one core busy); machine: the whole"
-echo "  machine busy, % of $(($(nproc) * 100)), the generator (one thread) and anything else running included."
+echo "  CPU %: the server's utime+stime over the case (100 = one core busy); generator: the load"
+echo "  generator's (one thread), likewise; machine: the whole machine busy, % of $(($(nproc) * 100)), both"
+echo "  and anything else running included. Server and generator share the machine's CPUs."
