@@ -80,6 +80,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
         probes,
         rules,
         http: Default::default(),
+        alerts: Default::default(),
     }
 }
 

@@ -27,6 +27,7 @@ pub mod config;
 pub mod ctl;
 pub mod domain;
 pub mod engine;
+pub mod ingest;
 pub mod metrics;
 pub mod notify;
 pub mod probe;

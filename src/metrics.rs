@@ -93,6 +93,8 @@ pub struct Metrics {
     /// `incidentd_rule_firing{rule}`.
     pub rule_firing: GaugeTable,
     pub webhook_deliveries_total: IntCounterVec,
+    /// `incidentd_alerts_received_total{source,outcome}`: see [`Metrics::alert_received`].
+    pub alerts_received_total: IntCounterVec,
     pub webhook_pending: IntGaugeVec,
     pub build_info: IntGaugeVec,
     /// Whether the last configuration reload succeeded (1 at start: the config loaded).
@@ -121,6 +123,14 @@ fn sla_series() -> impl Iterator<Item = [&'static str; 3]> {
 const SLA_STATUSES: [&str; 3] = ["ok", "at_risk", "breached"];
 
 impl Metrics {
+    /// Counts `count` alerts received through `source` with `outcome` (`accepted`,
+    /// `duplicate`, `suppressed`, `ignored`, `rejected`, `throttled`): bounded labels only.
+    pub fn alert_received(&self, source: &'static str, outcome: &'static str, count: usize) {
+        self.alerts_received_total
+            .with_label_values(&[source, outcome])
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+    }
+
     /// With the default SLA policies.
     pub fn new() -> Self {
         Metrics::with_sla(&SlaPolicies::default())
@@ -286,6 +296,14 @@ impl Metrics {
                     "Webhook delivery attempts by outcome (success, retry, gone).",
                 ),
                 &["consumer", "outcome"],
+            )
+            .expect("valid metric"),
+            alerts_received_total: IntCounterVec::new(
+                Opts::new(
+                    "incidentd_alerts_received_total",
+                    "Alerts received by source (alertmanager, api_v2, events) and outcome (accepted, duplicate, suppressed, ignored, rejected, throttled).",
+                ),
+                &["source", "outcome"],
             )
             .expect("valid metric"),
             webhook_pending: IntGaugeVec::new(
@@ -471,6 +489,7 @@ impl Metrics {
             Box::new(self.probe_runs_skipped_total.clone()),
             Box::new(self.probe_results_dropped_total.clone()),
             Box::new(self.webhook_deliveries_total.clone()),
+            Box::new(self.alerts_received_total.clone()),
             Box::new(self.webhook_pending.clone()),
             Box::new(self.build_info.clone()),
             Box::new(self.config_last_reload_successful.clone()),

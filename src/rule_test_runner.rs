@@ -258,6 +258,7 @@ fn engine_config(file: &RuleTestFile, storage_path: &Path) -> Config {
         probes: file.probes.clone(),
         rules: file.rules.clone(),
         http: Default::default(),
+        alerts: Default::default(),
     }
 }
 

@@ -147,8 +147,15 @@ impl<'a> SimilarView<'a> {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceView<'a> {
-    Rule { rule: &'a str, probe: &'a str },
+    Rule {
+        rule: &'a str,
+        probe: &'a str,
+    },
     Ticket {},
+    /// `source`: `alertmanager`, `api_v2` or `events`.
+    Alert {
+        source: &'static str,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -176,6 +183,9 @@ pub enum EvidenceView<'a> {
     },
     /// What the reporter of a ticket wrote.
     Ticket { text: &'a str },
+    /// An alert: labels, annotations (values over 1024 bytes cut, `truncated: true`),
+    /// `starts_at`/`ends_at`, and the links `generator_url` and `runbook_url`.
+    Alert(&'a crate::domain::incident::model::AlertEvidence),
 }
 
 #[derive(Debug, Serialize)]
@@ -222,6 +232,9 @@ impl<'a> IncidentView<'a> {
             source: match &incident.source {
                 Source::Rule { rule, probe } => SourceView::Rule { rule, probe },
                 Source::Ticket => SourceView::Ticket {},
+                Source::Alert { source } => SourceView::Alert {
+                    source: source.as_str(),
+                },
             },
             fingerprint: &incident.fingerprint,
             reporter: incident.reporter.as_ref(),
@@ -345,6 +358,7 @@ impl<'a> EvidenceView<'a> {
                 value: observation.value,
             },
             Evidence::Ticket { text } => EvidenceView::Ticket { text },
+            Evidence::Alert(alert) => EvidenceView::Alert(alert),
         }
     }
 }

@@ -18,6 +18,8 @@ use crate::view::Clearance;
 pub enum Need {
     /// Read incidents, probes, rules.
     Read,
+    /// Send alerts (`ingest` role or higher).
+    Ingest,
     /// Run the workflow.
     Respond,
     /// Reload the configuration.
@@ -57,6 +59,7 @@ impl Caller {
             Some(role) => match need {
                 // Tools that push alerts may read what they caused.
                 Need::Read => true,
+                Need::Ingest => role != Role::Viewer,
                 Need::Respond => matches!(role, Role::Responder | Role::Admin),
                 Need::Admin => role == Role::Admin,
             },
@@ -96,10 +99,15 @@ fn bearer_token(value: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
-impl FromRequestParts<ApiState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+impl Caller {
+    /// The caller of a request with these headers; without an `Authorization` header,
+    /// `key` is tried as a token (PagerDuty's `routing_key`: tools that cannot set
+    /// headers carry an ingest token there).
+    pub(super) fn from_headers(
+        headers: &axum::http::HeaderMap,
+        state: &ApiState,
+        key: Option<&str>,
+    ) -> Result<Caller, ApiError> {
         let tokens = state.tokens();
         if tokens.0.is_empty() {
             return Ok(Caller {
@@ -108,11 +116,30 @@ impl FromRequestParts<ApiState> for Caller {
                 security: false,
             });
         }
+        if headers.get(AUTHORIZATION).is_none()
+            && let Some(key) = key
+        {
+            let token = tokens.find(key.trim()).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "missing `Authorization: Bearer <token>`, and `routing_key` is not a token",
+                )
+            })?;
+            return Ok(Caller {
+                name: token.name.clone(),
+                role: Some(token.role),
+                security: token.security,
+            });
+        }
+        Self::from_bearer(headers, &tokens)
+    }
+
+    fn from_bearer(headers: &axum::http::HeaderMap, tokens: &Tokens) -> Result<Caller, ApiError> {
         let unauthorized = |message: &str| {
             ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message.to_owned())
         };
-        let header = parts
-            .headers
+        let header = headers
             .get(AUTHORIZATION)
             .ok_or_else(|| unauthorized("missing `Authorization: Bearer <token>`"))?;
         let presented = header
@@ -128,6 +155,22 @@ impl FromRequestParts<ApiState> for Caller {
             role: Some(token.role),
             security: token.security,
         })
+    }
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let tokens = state.tokens();
+        if tokens.0.is_empty() {
+            return Ok(Caller {
+                name: "anonymous".to_owned(),
+                role: None,
+                security: false,
+            });
+        }
+        Caller::from_bearer(&parts.headers, &tokens)
     }
 }
 

@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod extract;
 mod guard;
+mod ingest;
 mod limits;
 mod reload;
 mod workflow;
@@ -128,6 +129,10 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/probes", get(list_probes))
         .route("/api/v1/sla", get(sla_report))
+        .route("/api/v1/alertmanager", post(ingest::alertmanager))
+        .route("/api/v2/alerts", post(ingest::api_v2))
+        .route("/api/v1/events", post(ingest::events))
+        .route("/v2/enqueue", post(ingest::events))
         .with_state(state)
         .merge(status)
         .fallback(not_found)

@@ -129,6 +129,7 @@ pub fn load_with(
         probes,
         rules,
         http: settings.http,
+        alerts: settings.alerts,
     })
 }
 
@@ -271,6 +272,7 @@ struct ConfigOutline {
     sla: Option<Value>,
     closure: Option<Value>,
     http: Option<Value>,
+    alerts: Option<Value>,
     // Keys of the contract this version does not implement yet: known, so not "unknown".
     #[serde(default, deserialize_with = "present")]
     status_page: bool,
@@ -665,6 +667,7 @@ struct Settings {
     probe_duration_histogram: ProbeDurationHistogram,
     workflow: WorkflowConfig,
     http: HttpConfig,
+    alerts: crate::domain::alert::AlertMapping,
     /// Whether `workflow.categories` is the taxonomy as configured, so that the rules'
     /// categories can be checked against it (not when `categories` has a problem).
     categories_known: bool,
@@ -691,6 +694,7 @@ fn settings(
             probe_duration_histogram: ProbeDurationHistogram::default(),
             workflow: WorkflowConfig::default(),
             http: HttpConfig::default(),
+            alerts: Default::default(),
             categories_known: false,
         };
     };
@@ -710,6 +714,11 @@ fn settings(
         closure_quiet_period: closure_quiet_period(&mut check, outline.closure),
         sla: super::sla::sla(&mut check, outline.sla),
     };
+    let alerts = super::alerts::alerts(
+        &mut check,
+        outline.alerts,
+        categories_known.then_some(&workflow.categories[..]),
+    );
     Settings {
         listen: listen(&mut check, outline.listen),
         external_url: outline
@@ -735,6 +744,7 @@ fn settings(
         ),
         workflow,
         http: http(&mut check, outline.http),
+        alerts,
         categories_known,
     }
 }
@@ -2778,7 +2788,7 @@ rules:
         check(
             &[("incidentd.yaml", "listen: 127.0.0.1:1\nlisten_addr: x\n")],
             &[
-                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `status_page`",
+                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `alerts`, `status_page`",
             ],
         );
     }
@@ -2791,7 +2801,7 @@ rules:
                 ("more/a.yaml", "probes: [{name: a}]\n"),
             ],
             &[
-                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `status_page`",
+                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `alerts`, `status_page`",
                 "more/a.yaml:1:10: probe `a` needs one of http, tcp, dns, tls, icmp, prometheus",
             ],
         );

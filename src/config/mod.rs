@@ -5,6 +5,7 @@
 //! Loading never stops at the first mistake: every problem in every file is collected as a
 //! [`Diagnostic`] with its `FILE:LINE:COL`, so `incidentd check` can print them all.
 
+mod alerts;
 mod document;
 mod limits;
 mod load;
@@ -90,6 +91,8 @@ pub struct Config {
     pub workflow: WorkflowConfig,
     /// The HTTP server's connection limit and timeouts (fixed at start).
     pub http: HttpConfig,
+    /// `alerts:`: how alerts from Alertmanager, pushes and events become incidents.
+    pub alerts: crate::domain::alert::AlertMapping,
 }
 
 /// `http`: what a connection may hold of the server (see `app::http`).
@@ -433,6 +436,7 @@ mod tests {
             rules: Vec::new(),
             workflow: WorkflowConfig::default(),
             http: HttpConfig::default(),
+            alerts: Default::default(),
         }
     }
 

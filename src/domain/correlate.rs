@@ -392,6 +392,8 @@ mod tests {
     /// - `recover GROUP RULE [manual]` (manual: no auto-resolve)
     /// - `resolve ID` / `close ID` (a person)
     /// - `silence LABEL=VALUE` (active from then on)
+    /// - `alert firing|resolved ALERTNAME [SEVERITY] [group=GROUPKEY]` (an Alertmanager
+    ///   alert; with `group=`, grouped by that `groupKey`)
     #[track_caller]
     fn check(script: &str, want: &str) {
         let mut correlator = Correlator::default();
@@ -455,6 +457,66 @@ mod tests {
                         depends_on: &[],
                     };
                     correlator.fire(&group, &key, || signal, unsuppressed, || id, now)
+                }
+                ["alert", status, name, rest @ ..] => {
+                    use crate::domain::alert::{
+                        Alert, AlertMapping, AlertSource, AlertStatus, DEFAULT_DESCRIPTION,
+                        DEFAULT_TITLE, GroupBy, Templates,
+                    };
+                    let group_key = rest.iter().find_map(|w| w.strip_prefix("group="));
+                    let mapping = AlertMapping {
+                        group_by: if group_key.is_some() {
+                            GroupBy::GroupKey
+                        } else {
+                            GroupBy::Fingerprint
+                        },
+                        ..AlertMapping::default()
+                    };
+                    let severity = rest.iter().find(|w| !w.contains('=')).unwrap_or(&"warning");
+                    let alert = Alert {
+                        source: AlertSource::Alertmanager,
+                        status: if *status == "firing" {
+                            AlertStatus::Firing
+                        } else {
+                            AlertStatus::Resolved
+                        },
+                        labels: BTreeMap::from([
+                            ("alertname".to_owned(), (*name).to_owned()),
+                            ("severity".to_owned(), (*severity).to_owned()),
+                        ]),
+                        annotations: BTreeMap::new(),
+                        starts_at: None,
+                        ends_at: None,
+                        generator_url: None,
+                        group_key: group_key.map(str::to_owned),
+                        dedup_key: None,
+                    };
+                    let level = mapping.severity_of(&alert);
+                    let priority = Priority::from_matrix(level.impact, level.urgency);
+                    let templates = Templates::compile(DEFAULT_TITLE, DEFAULT_DESCRIPTION).unwrap();
+                    let signal =
+                        Signal::from_alert(&alert, &mapping, &templates, priority, Tier::L1);
+                    let (group, key) = (signal.group.clone(), signal.key.clone());
+                    if alert.status == AlertStatus::Firing {
+                        correlator.fire(
+                            &group,
+                            &key,
+                            || signal,
+                            Suppressions {
+                                maintenance: false,
+                                silences: &silences,
+                                depends_on: &[],
+                            },
+                            || {
+                                next += 1;
+                                IncidentId(next - 1)
+                            },
+                            now,
+                        )
+                    } else {
+                        // An alert's resolution is verified recovery: always auto-resolve.
+                        correlator.recover(&group, &key, &signal.summary, true, now)
+                    }
                 }
                 ["recover", group, rule, rest @ ..] => correlator.recover(
                     group,
@@ -570,6 +632,57 @@ mod tests {
             "opened INC-1 open P3 [opened]
              duplicate INC-1
              duplicate INC-1",
+        );
+    }
+
+    #[test]
+    fn an_alert_opens_dedups_resolves_verified_and_reopens() {
+        check(
+            "alert firing Down critical
+             alert firing Down critical
+             alert firing Slow
+             alert resolved Down critical
+             alert resolved Down critical
+             alert firing Down critical",
+            "opened INC-1 open P1 [opened]
+             duplicate INC-1
+             opened INC-2 open P3 [opened]
+             recovered INC-1 resolved P1 verified [resolved]
+             nothing
+             reopened INC-1 acknowledged P1 [reopened]",
+        );
+    }
+
+    #[test]
+    fn a_resolved_alert_that_never_fired_does_nothing() {
+        // Alertmanager sends resolved alerts that fired before incidentd was wired (or
+        // while silenced here): there is nothing to resolve, and nothing is opened.
+        check(
+            "alert resolved Down
+             silence alertname=Slow
+             alert firing Slow
+             alert resolved Slow",
+            "nothing
+             suppressed silenced
+             nothing",
+        );
+    }
+
+    #[test]
+    fn resolved_alerts_mixed_in_a_group_resolve_it_when_the_last_one_does() {
+        check(
+            "alert firing A warning group=g
+             alert firing B critical group=g
+             alert resolved A warning group=g
+             alert resolved A warning group=g
+             alert firing C warning group=other
+             alert resolved B critical group=g",
+            "opened INC-1 open P3 [opened]
+             raised INC-1 open P1 [priority_changed]
+             recovered INC-1 open P1 []
+             nothing
+             opened INC-2 open P3 [opened]
+             recovered INC-1 resolved P1 verified [resolved]",
         );
     }
 

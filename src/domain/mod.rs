@@ -3,6 +3,7 @@
 //! needs the time takes `now` as an argument. Decisions come back as values (effects)
 //! for the engine to persist and act on.
 
+pub mod alert;
 pub mod calendar;
 pub mod condition;
 pub mod correlate;

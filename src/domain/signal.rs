@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use super::alert::{Alert, AlertMapping, AlertStatus, Templates};
 use super::incident::model::{
-    DATA_BREACH, Evidence, IncidentId, Kind, Reporter, SYSTEM, Source, Ticket, Tier, describe,
-    format_millis,
+    AlertEvidence, DATA_BREACH, EVIDENCE_VALUE_EXCERPT, Evidence, IncidentId, Kind, Reporter,
+    SYSTEM, Source, Ticket, Tier, describe, format_millis,
 };
 use super::observation::Observation;
 use super::priority::{Level, Priority};
@@ -69,6 +70,63 @@ impl Signal {
         match &self.source {
             Source::Rule { rule, .. } => format!("rule `{rule}`"),
             Source::Ticket => "a ticket".to_owned(),
+            Source::Alert { source } => format!("{} alert", source.as_str()),
+        }
+    }
+
+    /// An alert that fires or resolves, mapped by the `alerts:` configuration: the group is
+    /// the alert's identity (its fingerprint, or its Alertmanager group with `group_by:
+    /// group_key`), the key its fingerprint; title and description from the templates,
+    /// service, impact and urgency from its labels. `priority` and `start_tier` come from
+    /// the policies for that impact and urgency (see [`AlertMapping::severity_of`]).
+    pub fn from_alert(
+        alert: &Alert,
+        mapping: &AlertMapping,
+        templates: &Templates,
+        priority: Priority,
+        start_tier: Tier,
+    ) -> Signal {
+        let severity = mapping.severity_of(alert);
+        let fingerprint = alert.fingerprint();
+        let status = match alert.status {
+            AlertStatus::Resolved => Status::Recovered,
+            AlertStatus::Firing | AlertStatus::Acknowledged => Status::Firing,
+        };
+        Signal {
+            source: Source::Alert {
+                source: alert.source,
+            },
+            key: fingerprint.clone(),
+            group: alert.group(mapping.group_by),
+            status,
+            summary: format!(
+                "alert `{}` {}",
+                alert.name(),
+                match alert.status {
+                    AlertStatus::Firing => "firing",
+                    AlertStatus::Resolved => "resolved",
+                    AlertStatus::Acknowledged => "acknowledged",
+                }
+            ),
+            evidence: alert_evidence(alert, &fingerprint),
+            fingerprint,
+            labels: alert.labels.clone(),
+            service: alert.labels.get(&mapping.service_label).cloned(),
+            title: templates.title(alert),
+            description: templates.description(alert),
+            category: mapping.category.clone(),
+            impact: severity.impact,
+            urgency: severity.urgency,
+            priority,
+            start_tier: if mapping.category == DATA_BREACH {
+                Tier::L3
+            } else {
+                start_tier
+            },
+            detected_at: alert.starts_at,
+            kind: Kind::Incident,
+            reporter: None,
+            raised_by: SYSTEM.to_owned(),
         }
     }
 
@@ -204,6 +262,46 @@ fn probe_evidence(signal: &RuleSignal<'_>) -> Evidence {
         subject: signal.subject.clone(),
         observation,
     }
+}
+
+/// The evidence of an alert: labels and annotations with each value cut to
+/// [`EVIDENCE_VALUE_EXCERPT`] bytes (`truncated` says so), and its links.
+fn alert_evidence(alert: &Alert, fingerprint: &str) -> Evidence {
+    let mut truncated = false;
+    let mut cut = |map: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        map.iter()
+            .map(|(k, v)| {
+                if v.len() <= EVIDENCE_VALUE_EXCERPT {
+                    return (k.clone(), v.clone());
+                }
+                truncated = true;
+                let mut end = EVIDENCE_VALUE_EXCERPT;
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                (k.clone(), format!("{}…", &v[..end]))
+            })
+            .collect()
+    };
+    let labels = cut(&alert.labels);
+    let annotations = cut(&alert.annotations);
+    Evidence::Alert(AlertEvidence {
+        source: alert.source,
+        status: match alert.status {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+            AlertStatus::Acknowledged => "acknowledged",
+        }
+        .to_owned(),
+        fingerprint: fingerprint.to_owned(),
+        labels,
+        annotations,
+        starts_at: alert.starts_at,
+        ends_at: alert.ends_at,
+        generator_url: alert.generator_url.clone(),
+        runbook_url: alert.annotations.get("runbook_url").cloned(),
+        truncated,
+    })
 }
 
 /// Renders `{{ status }}`, `{{ probe }}`, `{{ rule }}`, `{{ response_time }}` and

@@ -25,6 +25,8 @@ pub enum TimerKind {
     SlaWarning(SlaName),
     /// The SLA clock reaches its target.
     SlaBreach(SlaName),
+    /// A firing alert of the incident reaches its `endsAt` without a refresh: it resolves.
+    AlertExpiry,
 }
 
 impl TimerKind {
@@ -41,11 +43,13 @@ impl TimerKind {
             TimerKind::SlaBreach(SlaName::FirstResponse) => "first_response_breach",
             TimerKind::SlaWarning(SlaName::Resolution) => "resolution_warning",
             TimerKind::SlaBreach(SlaName::Resolution) => "resolution_breach",
+            TimerKind::AlertExpiry => "alert_expiry",
         }
     }
 
     /// Every kind, for the store's key codec.
-    pub const ALL: [TimerKind; 9] = [
+    pub const ALL: [TimerKind; 10] = [
+        TimerKind::AlertExpiry,
         TimerKind::Unacknowledged,
         TimerKind::Unresolved,
         TimerKind::Close,
@@ -69,6 +73,12 @@ impl TimerKind {
             TimerKind::SlaWarning(sla) | TimerKind::SlaBreach(sla) => Some(sla),
             _ => None,
         }
+    }
+
+    /// Exact timers are re-armed when their instant moves (SLA clocks, alert expiry); the
+    /// others are kept once armed and check their reason when they fire.
+    pub fn exact(self) -> bool {
+        self.sla().is_some() || self == TimerKind::AlertExpiry
     }
 }
 
@@ -116,6 +126,17 @@ pub fn wanted(incident: &Incident, policy: Policy<'_>, now: DateTime<Utc>) -> Ve
     }
     if incident.state == State::Resolved && incident.verification != Some(Verification::Pending) {
         after(TimerKind::Close, policy.quiet_period);
+    }
+    // The earliest firing alert's `endsAt` (a resolved incident waiting for verification
+    // still has its alerts' expiries).
+    if incident.state != State::Closed
+        && let Some(&due) = incident.alert_expiry.values().min()
+    {
+        wanted.push(Timer {
+            due,
+            incident: incident.id,
+            kind: TimerKind::AlertExpiry,
+        });
     }
     for (name, clock) in incident.sla.iter() {
         let calendar = policy.sla.calendar(name, incident.kind, clock.priority);

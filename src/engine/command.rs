@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
+use crate::domain::alert::Alert;
 use crate::domain::incident::{
     Changes, Incident, IncidentId, Kind, Reporter, Tier, TransitionError,
 };
@@ -109,7 +110,60 @@ pub struct Reconfigured {
     pub rules_removed: Vec<String>,
 }
 
+/// What one alert of a batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertOutcome {
+    /// Opened, joined, reopened, refreshed, resolved or acknowledged an incident.
+    Accepted(IncidentId),
+    /// The incident already carries the alert as it is: nothing changed.
+    Duplicate(IncidentId),
+    /// Firing, but silenced: no incident.
+    Suppressed,
+    /// A resolve or acknowledge that no incident waited for (never fired, or closed).
+    Ignored,
+}
+
+impl AlertOutcome {
+    /// The `outcome` of `incidentd_alerts_received_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertOutcome::Accepted(_) => "accepted",
+            AlertOutcome::Duplicate(_) => "duplicate",
+            AlertOutcome::Suppressed => "suppressed",
+            AlertOutcome::Ignored => "ignored",
+        }
+    }
+
+    pub fn incident(self) -> Option<IncidentId> {
+        match self {
+            AlertOutcome::Accepted(id) | AlertOutcome::Duplicate(id) => Some(id),
+            AlertOutcome::Suppressed | AlertOutcome::Ignored => None,
+        }
+    }
+}
+
+/// What a batch of alerts did, one outcome per alert in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertsOutcome {
+    pub alerts: Vec<AlertOutcome>,
+}
+
+/// Why an ingest command was not taken.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    /// The queue stayed full for the whole wait: the caller answers 429.
+    #[error("incidentd is busy; retry later")]
+    Busy,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
 pub(super) enum Command {
+    /// A batch of alerts: all of it in one transaction, or none.
+    Alerts {
+        alerts: Vec<Alert>,
+        reply: Reply<AlertsOutcome>,
+    },
     Run {
         run: ProbeRun,
         reply: Option<Reply<RunVerdict>>,
@@ -170,6 +224,7 @@ impl Command {
             Command::Workflow { reply, .. } | Command::OpenTicket { reply, .. } => {
                 refused(reply, error);
             }
+            Command::Alerts { reply, .. } => refused(reply, error),
             Command::Delivered { reply, .. } => {
                 refused(reply, error);
             }
@@ -328,6 +383,27 @@ impl EngineHandle {
         Ok(answer)
     }
 
+    /// A batch of alerts, applied in one transaction (or not at all, when the commit
+    /// fails), answered once durable. A full queue is waited on for at most `wait`, then
+    /// refused with [`IngestError::Busy`]: the senders retry (Alertmanager and Prometheus
+    /// do), and memory stays bounded by the queue.
+    pub async fn alerts(
+        &self,
+        alerts: Vec<Alert>,
+        wait: std::time::Duration,
+    ) -> Result<AlertsOutcome, IngestError> {
+        use mpsc::error::SendTimeoutError;
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send_timeout(Command::Alerts { alerts, reply }, wait)
+            .await
+            .map_err(|error| match error {
+                SendTimeoutError::Timeout(_) => IngestError::Busy,
+                SendTimeoutError::Closed(_) => IngestError::Engine(EngineError::Stopped),
+            })?;
+        Ok(answer.await.map_err(|_| EngineError::Stopped)??)
+    }
+
     /// A webhook consumer took an outbox entry: delete it, and wait until that is durable
     /// (the worker's next read of the outbox must not find it again).
     pub async fn delivered(&self, consumer: String, seq: u64) -> Result<(), EngineError> {
@@ -337,5 +413,37 @@ impl EngineHandle {
             reply,
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn alerts_are_refused_as_busy_when_the_queue_stays_full() {
+        // A queue of one, already holding a command nobody takes: the batch waits at most
+        // `wait` and is refused (the route answers 429 with Retry-After), never queued
+        // without bound.
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.try_send(Command::Tick { reply: None }).unwrap();
+        let handle = EngineHandle {
+            tx,
+            writable: Arc::new(AtomicBool::new(true)),
+        };
+        let refused = handle
+            .alerts(Vec::new(), std::time::Duration::from_millis(20))
+            .await;
+        assert!(matches!(refused, Err(IngestError::Busy)), "{refused:?}");
+        // Room again: the command is queued (and answered by whoever runs the engine).
+        rx.recv().await.unwrap();
+        drop(rx);
+        let stopped = handle
+            .alerts(Vec::new(), std::time::Duration::from_millis(20))
+            .await;
+        assert!(
+            matches!(stopped, Err(IngestError::Engine(EngineError::Stopped))),
+            "{stopped:?}"
+        );
     }
 }

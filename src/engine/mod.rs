@@ -26,13 +26,14 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use command::{
-    EngineError, EngineHandle, NewSilence, NewTicket, ProbeRun, Reconfigured, Refused, RunVerdict,
-    Subject, Verb,
+    AlertOutcome, AlertsOutcome, EngineError, EngineHandle, IngestError, NewSilence, NewTicket,
+    ProbeRun, Reconfigured, Refused, RunVerdict, Subject, Verb,
 };
 pub use read_model::{ReadModel, RuleStatus, Snapshot, SubjectStatus};
 
 use crate::clock::Clock;
 use crate::config::{Config, WebhookConfig};
+use crate::domain::alert::{Alert, AlertMapping, AlertSource, AlertStatus, Templates};
 use crate::domain::correlate::{Change, Correlator, Outcome, Suppressions};
 use crate::domain::detector::{Detector, Transition};
 use crate::domain::incident::{
@@ -101,11 +102,25 @@ struct Setup {
     workflow: WorkflowConfig,
     /// Which incidents are restricted: their events reach only `security` consumers in full.
     restrictions: Arc<Restrictions>,
+    /// `alerts:`: how alerts map to incidents, and its compiled templates.
+    alerts: AlertMapping,
+    templates: Templates,
 }
 
 impl Setup {
     fn new(config: &Config) -> Setup {
+        let templates = Templates::compile(&config.alerts.title, &config.alerts.description)
+            // Checked when the configuration loaded; the defaults compile.
+            .or_else(|_| {
+                Templates::compile(
+                    crate::domain::alert::DEFAULT_TITLE,
+                    crate::domain::alert::DEFAULT_DESCRIPTION,
+                )
+            })
+            .expect("the default templates compile");
         Setup {
+            alerts: config.alerts.clone(),
+            templates,
             rules: Arc::new(RuleBook::new(config)),
             consumers: config.webhooks.clone(),
             workflow: config.workflow.clone(),
@@ -441,6 +456,10 @@ impl Engine {
 
     fn apply(&mut self, command: Command, txn: &mut Txn) {
         match command {
+            Command::Alerts { alerts, reply } => {
+                let outcome = self.alerts(alerts, txn);
+                txn.reply(reply, Ok(outcome));
+            }
             Command::Run { run, reply } => {
                 let verdict = self.probe_run(run, txn);
                 if let Some(reply) = reply {
@@ -715,6 +734,155 @@ impl Engine {
         tracing::info!(incident = %id, kind = kind.as_str(), %priority, "ticket opened");
         txn.pending.touch_new(id.0);
         Ok(self.commit_effects(id, actor, change.effects, txn))
+    }
+
+    /// A batch of alerts, each through the correlator as a [`Signal`]: firing ones open,
+    /// join, reopen or refresh (their expiry moves, their evidence is the latest push's),
+    /// resolved ones recover their incident (an alert's resolution is verified recovery),
+    /// acknowledged ones (PagerDuty's `acknowledge`) acknowledge an open incident.
+    fn alerts(&mut self, alerts: Vec<Alert>, txn: &mut Txn) -> AlertsOutcome {
+        let mut outcomes = Vec::with_capacity(alerts.len());
+        for alert in &alerts {
+            outcomes.push(self.alert(alert, txn));
+        }
+        AlertsOutcome { alerts: outcomes }
+    }
+
+    fn alert(&mut self, alert: &Alert, txn: &mut Txn) -> AlertOutcome {
+        let now = txn.now;
+        let workflow = &self.setup.workflow;
+        let mapping = &self.setup.alerts;
+        let severity = mapping.severity_of(alert);
+        let priority = workflow
+            .priority_matrix
+            .priority(severity.impact, severity.urgency);
+        let start_tier = workflow.escalation.policy(priority).start_tier;
+        let signal =
+            Signal::from_alert(alert, mapping, &self.setup.templates, priority, start_tier);
+        let (group, key) = (signal.group.clone(), signal.key.clone());
+        if let Some(incident) = self.state.incidents.of_group(&group) {
+            txn.pending.touch(incident);
+        }
+        match alert.status {
+            AlertStatus::Firing => {
+                let suppressions = Suppressions {
+                    maintenance: false,
+                    silences: &self.state.silences,
+                    depends_on: &[],
+                };
+                let counters = &mut self.state.counters;
+                let evidence = signal.evidence.clone();
+                let outcome = self.state.incidents.fire(
+                    &group,
+                    &key,
+                    || signal,
+                    suppressions,
+                    || Self::next_incident_id(counters),
+                    now,
+                );
+                let (id, change) = match outcome {
+                    Outcome::Changed(change) => {
+                        if change.kind == crate::domain::correlate::ChangeKind::Opened {
+                            txn.pending.touch_new(change.id.0);
+                        }
+                        (change.id, Some(change))
+                    }
+                    Outcome::Duplicate(id) => (id, None),
+                    Outcome::Suppressed(_) => return AlertOutcome::Suppressed,
+                    Outcome::Nothing => return AlertOutcome::Ignored,
+                };
+                // A push without `endsAt` resolves after `resolve_timeout` unless refreshed.
+                let ends_at = match (alert.ends_at, alert.source) {
+                    (None, AlertSource::ApiV2) => {
+                        chrono::Duration::from_std(self.setup.alerts.resolve_timeout)
+                            .ok()
+                            .and_then(|timeout| now.checked_add_signed(timeout))
+                    }
+                    (ends_at, _) => ends_at,
+                };
+                let incident = self.state.incidents.get_mut(id).expect("correlated");
+                let refreshed = incident.alert_seen(&key, ends_at, &evidence);
+                match change {
+                    Some(change) => {
+                        self.correlated(change, "alert", txn);
+                        AlertOutcome::Accepted(id)
+                    }
+                    None if refreshed => {
+                        self.commit_effects(id, SYSTEM, Vec::new(), txn);
+                        AlertOutcome::Accepted(id)
+                    }
+                    None => AlertOutcome::Duplicate(id),
+                }
+            }
+            AlertStatus::Resolved => {
+                match self
+                    .state
+                    .incidents
+                    .recover(&group, &key, &signal.summary, true, now)
+                {
+                    Outcome::Changed(change) => {
+                        let id = change.id;
+                        self.correlated(change, "alert", txn);
+                        AlertOutcome::Accepted(id)
+                    }
+                    _ => AlertOutcome::Ignored,
+                }
+            }
+            AlertStatus::Acknowledged => {
+                let Some(id) = self.state.incidents.active_in(&group).map(|i| i.id) else {
+                    return AlertOutcome::Ignored;
+                };
+                let incident = self.state.incidents.get_mut(id).expect("active");
+                let actor = format!("{} alert", alert.source.as_str());
+                match incident.acknowledge(&actor, now) {
+                    Ok(effects) => {
+                        self.commit_effects(id, &actor, effects, txn);
+                        AlertOutcome::Accepted(id)
+                    }
+                    // Acknowledged already (or on hold): nothing to do.
+                    Err(_) => AlertOutcome::Duplicate(id),
+                }
+            }
+        }
+    }
+
+    /// The alert-expiry timer of an incident fired: each of its alerts whose `endsAt`
+    /// passed without a refresh resolves (the last one resolves the incident, verified).
+    fn expire_alerts(&mut self, id: IncidentId, txn: &mut Txn) {
+        let now = txn.now;
+        let Some(incident) = self.state.incidents.get(id) else {
+            return;
+        };
+        let group = incident.group.clone();
+        let before = Gauges::of(incident);
+        let due: Vec<String> = incident
+            .alert_expiry
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut changed = false;
+        for key in due {
+            let outcome = self.state.incidents.recover(
+                &group,
+                &key,
+                "its endsAt passed without a refresh",
+                true,
+                now,
+            );
+            if let Outcome::Changed(change) = outcome {
+                tracing::info!(incident = %id, alert = key, "alert expired");
+                txn.pending.touched.entry(id.0).or_insert(before.clone());
+                self.correlated(change, "alert", txn);
+                changed = true;
+            }
+        }
+        if !changed && let Some(incident) = self.state.incidents.get(id) {
+            // Stale (refreshed meanwhile, or gone): arm the right one.
+            let incident = incident.clone();
+            self.schedule(&incident, txn);
+            self.state.incidents.reindex(id);
+        }
     }
 
     /// A probe run: each subject's result through the probe's rules, then the subjects a
@@ -1074,14 +1242,14 @@ impl Engine {
         // are kept once armed (their firing checks whether their reason still holds).
         for timer in armed
             .iter()
-            .filter(|t| t.kind.sla().is_some() && !wanted.contains(t))
+            .filter(|t| t.kind.exact() && !wanted.contains(t))
         {
             txn.batch.disarm_timer(*timer);
             self.state.timers.remove(timer);
         }
         for timer in wanted {
             let same_kind_armed = armed.iter().any(|t| {
-                if timer.kind.sla().is_some() {
+                if timer.kind.exact() {
                     *t == timer
                 } else {
                     t.kind == timer.kind
@@ -1106,6 +1274,10 @@ impl Engine {
             if self.load_incident(id).is_err() {
                 continue; // gone (closed and not found): nothing to do
             }
+            if timer.kind == TimerKind::AlertExpiry {
+                self.expire_alerts(id, txn);
+                continue;
+            }
             let policies = &self.setup.workflow.sla;
             let incident = self.state.incidents.get_mut(id).expect("loaded above");
             let before = Gauges::of(incident);
@@ -1118,6 +1290,7 @@ impl Engine {
                 TimerKind::SlaBreach(name) => {
                     sla::timer_fired(incident, name, false, policies, now)
                 }
+                TimerKind::AlertExpiry => unreachable!("handled above"),
                 TimerKind::Close => {
                     let quiet_since = incident.resolved_at.is_some_and(|at| at + quiet <= now);
                     if quiet_since {

@@ -70,7 +70,7 @@ impl Txn {
 
 /// The gauge series one incident counts in: `incidentd_incidents_open` (if it is open) and
 /// `incidentd_sla_open` (one per clock not stopped).
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Gauges {
     open: Option<[String; 4]>,
     sla: Vec<[&'static str; 4]>,

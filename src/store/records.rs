@@ -78,6 +78,9 @@ pub struct IncidentV1 {
     pub group: String,
     #[serde(default)]
     pub firing_rules: BTreeSet<String>,
+    /// Alert incidents: firing alert → its `endsAt`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alert_expiry: BTreeMap<String, DateTime<Utc>>,
     /// Tickets only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reporter: Option<ReporterV1>,
@@ -173,8 +176,14 @@ fn legacy_breach_clock(r: &IncidentV1, due: DateTime<Utc>) -> SlaClock {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceV1 {
-    Rule { rule: String, probe: String },
+    Rule {
+        rule: String,
+        probe: String,
+    },
     Ticket,
+    Alert {
+        source: crate::domain::alert::AlertSource,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,6 +219,8 @@ pub enum EvidenceV1 {
     Ticket {
         text: String,
     },
+    /// The domain's plain value as is: labels, annotations, times and links.
+    Alert(crate::domain::incident::model::AlertEvidence),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -280,6 +291,7 @@ impl From<&Incident> for IncidentV1 {
                     probe: probe.clone(),
                 },
                 Source::Ticket => SourceV1::Ticket,
+                Source::Alert { source } => SourceV1::Alert { source: *source },
             },
             fingerprint: i.fingerprint.clone(),
             reporter: i.reporter.as_ref().map(|r| ReporterV1 {
@@ -289,6 +301,7 @@ impl From<&Incident> for IncidentV1 {
             verification: i.verification,
             group: i.group.clone(),
             firing_rules: i.firing_rules.clone(),
+            alert_expiry: i.alert_expiry.clone(),
             evidence: i.evidence.iter().map(EvidenceV1::from).collect(),
             resolution: i.resolution.clone(),
             opened_at: i.opened_at,
@@ -332,6 +345,7 @@ impl From<IncidentV1> for Incident {
             source: match r.source {
                 SourceV1::Rule { rule, probe } => Source::Rule { rule, probe },
                 SourceV1::Ticket => Source::Ticket,
+                SourceV1::Alert { source } => Source::Alert { source },
             },
             fingerprint: r.fingerprint,
             reporter: r.reporter.map(|r| Reporter {
@@ -341,6 +355,7 @@ impl From<IncidentV1> for Incident {
             verification: r.verification,
             group: r.group,
             firing_rules: r.firing_rules,
+            alert_expiry: r.alert_expiry,
             evidence: r.evidence.into_iter().map(Evidence::from).collect(),
             resolution: r.resolution,
             opened_at: r.opened_at,
@@ -383,6 +398,7 @@ impl From<&Evidence> for EvidenceV1 {
                 value: observation.value,
             },
             Evidence::Ticket { text } => EvidenceV1::Ticket { text: text.clone() },
+            Evidence::Alert(alert) => EvidenceV1::Alert(alert.clone()),
         }
     }
 }
@@ -422,6 +438,7 @@ impl From<EvidenceV1> for Evidence {
                 },
             },
             EvidenceV1::Ticket { text } => Evidence::Ticket { text },
+            EvidenceV1::Alert(alert) => Evidence::Alert(alert),
         }
     }
 }

@@ -49,6 +49,8 @@ enum Access {
     Open,
     /// viewer, responder, admin.
     Read,
+    /// ingest, responder, admin (the alert routes).
+    Ingest,
     /// responder, admin.
     Respond,
     /// admin.
@@ -119,6 +121,10 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("POST", "/api/v1/silences", Access::Respond, 400),
     ("DELETE", "/api/v1/silences/1", Access::Respond, 404),
     ("GET", "/api/v1/probes", Access::Read, 200),
+    ("POST", "/api/v1/alertmanager", Access::Ingest, 400),
+    ("POST", "/api/v2/alerts", Access::Ingest, 400),
+    ("POST", "/api/v1/events", Access::Ingest, 400),
+    ("POST", "/v2/enqueue", Access::Ingest, 400),
 ];
 
 /// The route paths the API's router and the status page's register (`.route("…"`), with
@@ -174,6 +180,7 @@ async fn every_route_checks_the_token_and_its_role() {
                 (_, "none" | "wrong token") => false,
                 // Every role may read, ingest included (tools that push alerts may read what they caused).
                 (Access::Read, _) => true,
+                (Access::Ingest, role) => role != "viewer",
                 (Access::Respond, role) => role == "responder" || role == "admin",
                 (Access::Admin, role) => role == "admin",
             };

@@ -92,6 +92,9 @@ pub struct Incident {
     /// Rules whose symptom is present now; a rule incident auto-resolves when the last one
     /// recovers.
     pub firing_rules: BTreeSet<String>,
+    /// Alert incidents: firing alert (key) → when it resolves unless refreshed (`endsAt`).
+    /// A durable timer fires at the earliest (`TimerKind::AlertExpiry`).
+    pub alert_expiry: BTreeMap<String, DateTime<Utc>>,
     pub evidence: Vec<Evidence>,
     pub resolution: Option<String>,
     pub opened_at: DateTime<Utc>,
@@ -125,8 +128,9 @@ impl Incident {
             // A ticket has no symptom that could recover on its own.
             firing_rules: match signal.source {
                 Source::Ticket => BTreeSet::new(),
-                Source::Rule { .. } => BTreeSet::from([signal.key.clone()]),
+                Source::Rule { .. } | Source::Alert { .. } => BTreeSet::from([signal.key.clone()]),
             },
+            alert_expiry: BTreeMap::new(),
             labels: signal.labels.clone(),
             source: signal.source.clone(),
             reporter: signal.reporter.clone(),
@@ -228,6 +232,32 @@ impl Incident {
         effects
     }
 
+    /// An alert carried by this incident was received again (or first): it now resolves at
+    /// `ends_at` unless refreshed (never, without one), and its evidence is the latest
+    /// push's (annotations are overwritten). True when that changed anything.
+    pub fn alert_seen(
+        &mut self,
+        key: &str,
+        ends_at: Option<DateTime<Utc>>,
+        evidence: &Evidence,
+    ) -> bool {
+        let mut changed = match ends_at {
+            Some(at) => self.alert_expiry.insert(key.to_owned(), at) != Some(at),
+            None => self.alert_expiry.remove(key).is_some(),
+        };
+        if let Evidence::Alert(new) = evidence
+            && let Some(old) =
+                self.evidence.iter_mut().rev().find(
+                    |e| matches!(e, Evidence::Alert(old) if old.fingerprint == new.fingerprint),
+                )
+            && old != evidence
+        {
+            *old = evidence.clone();
+            changed = true;
+        }
+        changed
+    }
+
     /// A rule of this incident recovered. When it was the last one firing, the incident is
     /// resolved (`auto_resolve`) or, for an incident a person already resolved, nothing
     /// more happens.
@@ -239,6 +269,7 @@ impl Incident {
         now: DateTime<Utc>,
     ) -> Vec<Effect> {
         self.firing_rules.remove(rule);
+        self.alert_expiry.remove(rule);
         if !self.firing_rules.is_empty() {
             return Vec::new();
         }
@@ -303,9 +334,9 @@ impl Incident {
         // A rule incident is verified by its probe: while a rule still fires, the
         // resolution waits for the recovery (`rule_recovered`).
         let verification = match self.source {
-            Source::Rule { .. } if !self.firing_rules.is_empty() => Some(Verification::Pending),
-            Source::Rule { .. } => Some(Verification::Verified),
-            Source::Ticket => None,
+            _ if !self.source.recovers() => None,
+            _ if !self.firing_rules.is_empty() => Some(Verification::Pending),
+            _ => Some(Verification::Verified),
         };
         let pending = match verification {
             Some(Verification::Pending) => format!(
@@ -345,8 +376,7 @@ impl Incident {
         self.state = State::Resolved;
         self.resolved_at = Some(now);
         self.resolution = Some("recovered: the probe confirms the symptom is gone".to_owned());
-        self.verification =
-            matches!(self.source, Source::Rule { .. }).then_some(Verification::Verified);
+        self.verification = self.source.recovers().then_some(Verification::Verified);
         vec![
             timeline(now, SYSTEM, "resolved", message),
             Effect::Event("incident.resolved"),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::alert::AlertSource;
 use crate::domain::observation::Observation;
 use crate::domain::priority::Level;
 
@@ -132,6 +133,10 @@ pub enum Source {
     },
     /// A person's ticket (`POST /api/v1/incidents`).
     Ticket,
+    /// An alert from Alertmanager, a push (Prometheus) or a PagerDuty-shaped event.
+    Alert {
+        source: AlertSource,
+    },
 }
 
 impl Source {
@@ -139,7 +144,14 @@ impl Source {
         match self {
             Source::Rule { .. } => "rule",
             Source::Ticket => "ticket",
+            Source::Alert { .. } => "alert",
         }
+    }
+
+    /// Whether the incident's symptoms recover on their own (a rule, an alert): a
+    /// resolution is verified by that recovery.
+    pub fn recovers(&self) -> bool {
+        !matches!(self, Source::Ticket)
     }
 }
 
@@ -199,6 +211,35 @@ pub enum Evidence {
     },
     /// What the reporter of a ticket wrote.
     Ticket { text: String },
+    /// An alert as received: its labels and annotations (long values cut), its links.
+    Alert(AlertEvidence),
+}
+
+/// How long an alert's label or annotation value may be in the evidence; longer ones are
+/// cut and the evidence says so (`truncated`).
+pub const EVIDENCE_VALUE_EXCERPT: usize = 1024;
+
+/// An alert's evidence. `generator_url` (the expression in Prometheus) and `runbook_url`
+/// (the `runbook_url` annotation) are the incident's links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertEvidence {
+    pub source: AlertSource,
+    /// `firing`, `resolved` or `acknowledged`: what this push said.
+    pub status: String,
+    pub fingerprint: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_url: Option<String>,
+    /// Some value was longer than [`EVIDENCE_VALUE_EXCERPT`] and is cut.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// One line of the append-only timeline.

@@ -1,0 +1,225 @@
+//! The alert routes: `POST /api/v1/alertmanager` (Alertmanager's webhook, version 4),
+//! `POST /api/v2/alerts` (Alertmanager's push API, so Prometheus can send straight here),
+//! and `POST /api/v1/events` = `POST /v2/enqueue` (PagerDuty Events API v2, answered in
+//! PagerDuty's shape). Each needs the `ingest` role or higher; the events route also takes
+//! an ingest token in `routing_key` when there is no `Authorization` header.
+//!
+//! A request's alerts decode whole or not at all (a malformed one is a 400 naming its
+//! field, and nothing changes), then go to the engine as one command: one transaction,
+//! answered once durable. When the engine's queue stays full for [`QUEUE_WAIT`] the
+//! answer is 429 with `Retry-After` (memory stays bounded by the queue). Every alert is
+//! counted in `incidentd_alerts_received_total{source,outcome}`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::auth::{Caller, Need};
+use super::{ApiError, ApiState};
+use crate::domain::alert::{Alert, AlertSource};
+use crate::engine::{AlertsOutcome, IngestError};
+use crate::ingest;
+
+/// How long a request waits for room in the engine's queue before it is answered 429.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(1);
+/// `Retry-After` of a 429, in seconds.
+const RETRY_AFTER: &str = "5";
+
+fn json_body(body: &Bytes) -> Result<Value, String> {
+    if body.is_empty() {
+        return Err("a JSON body is required".to_owned());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))
+}
+
+fn throttled(message: Value) -> Response {
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, Json(message)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+    response
+}
+
+/// Sends the batch and counts each alert's outcome; `Err` is the response to give.
+async fn apply(
+    state: &ApiState,
+    source: AlertSource,
+    alerts: Vec<Alert>,
+) -> Result<AlertsOutcome, IngestError> {
+    let count = alerts.len();
+    match state.engine.alerts(alerts, QUEUE_WAIT).await {
+        Ok(outcome) => {
+            for alert in &outcome.alerts {
+                state
+                    .metrics
+                    .alert_received(source.as_str(), alert.as_str(), 1);
+            }
+            Ok(outcome)
+        }
+        Err(error) => {
+            let outcome = match error {
+                IngestError::Busy => "throttled",
+                IngestError::Engine(_) => "failed",
+            };
+            state
+                .metrics
+                .alert_received(source.as_str(), outcome, count);
+            Err(error)
+        }
+    }
+}
+
+fn api_error(error: IngestError) -> Response {
+    match error {
+        IngestError::Busy => throttled(json!({"error": {
+            "code": "too_many_requests",
+            "message": "incidentd is busy; retry later",
+        }})),
+        IngestError::Engine(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// What the Alertmanager-shaped routes answer: each alert's outcome and incident.
+fn outcomes(outcome: &AlertsOutcome) -> Value {
+    let alerts: Vec<Value> = outcome
+        .alerts
+        .iter()
+        .map(|a| json!({"outcome": a.as_str(), "incident": a.incident().map(|id| id.to_string())}))
+        .collect();
+    json!({ "alerts": alerts })
+}
+
+/// The number of alerts a refused payload held (1 when it held no list).
+fn rejected(state: &ApiState, source: AlertSource, body: Option<&Value>) {
+    let count = match body {
+        Some(Value::Array(items)) => items.len(),
+        Some(Value::Object(map)) => map
+            .get("alerts")
+            .and_then(Value::as_array)
+            .map_or(1, Vec::len),
+        _ => 1,
+    };
+    state
+        .metrics
+        .alert_received(source.as_str(), "rejected", count.max(1));
+}
+
+/// `POST /api/v1/alertmanager` and `POST /api/v2/alerts`.
+async fn alertmanager_shaped(
+    caller: Caller,
+    state: ApiState,
+    body: Bytes,
+    source: AlertSource,
+) -> Response {
+    if let Err(error) = caller.require(Need::Ingest) {
+        return error.into_response();
+    }
+    let value = match json_body(&body) {
+        Ok(value) => value,
+        Err(message) => {
+            rejected(&state, source, None);
+            return ApiError::bad_request(message).into_response();
+        }
+    };
+    let decoded = match source {
+        AlertSource::Alertmanager => ingest::alertmanager(&value),
+        _ => ingest::api_v2(&value, state.clock.now()),
+    };
+    let alerts = match decoded {
+        Ok(alerts) => alerts,
+        Err(invalid) => {
+            rejected(&state, source, Some(&value));
+            return ApiError::bad_request(invalid.to_string()).into_response();
+        }
+    };
+    match apply(&state, source, alerts).await {
+        Ok(outcome) => (StatusCode::OK, Json(outcomes(&outcome))).into_response(),
+        Err(error) => api_error(error),
+    }
+}
+
+pub(super) async fn alertmanager(
+    caller: Caller,
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Response {
+    alertmanager_shaped(caller, state, body, AlertSource::Alertmanager).await
+}
+
+pub(super) async fn api_v2(caller: Caller, State(state): State<ApiState>, body: Bytes) -> Response {
+    alertmanager_shaped(caller, state, body, AlertSource::ApiV2).await
+}
+
+fn invalid_event(errors: Vec<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({
+            "status": "invalid event",
+            "message": "Event object is invalid",
+            "errors": errors,
+        })),
+    )
+        .into_response()
+}
+
+/// A dedup key for a trigger without one: 32 hex digits, as PagerDuty makes them.
+fn new_dedup_key() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// `POST /api/v1/events` and `POST /v2/enqueue`: PagerDuty Events API v2.
+pub(super) async fn events(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let source = AlertSource::Events;
+    let value = json_body(&body);
+    let routing_key = value
+        .as_ref()
+        .ok()
+        .and_then(|v| v.get("routing_key"))
+        .and_then(Value::as_str);
+    let caller = match Caller::from_headers(&headers, &state, routing_key) {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    if let Err(error) = caller.require(Need::Ingest) {
+        return error.into_response();
+    }
+    let value = match value {
+        Ok(value) => value,
+        Err(message) => {
+            rejected(&state, source, None);
+            return invalid_event(vec![message]);
+        }
+    };
+    let event = match ingest::event(&value, new_dedup_key) {
+        Ok(event) => event,
+        Err(errors) => {
+            rejected(&state, source, None);
+            return invalid_event(errors.iter().map(ToString::to_string).collect());
+        }
+    };
+    match apply(&state, source, vec![event.alert]).await {
+        Ok(_) => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "status": "success",
+                "message": "Event processed",
+                "dedup_key": event.dedup_key,
+            })),
+        )
+            .into_response(),
+        Err(IngestError::Busy) => throttled(json!({
+            "status": "throttle event",
+            "message": "incidentd is busy; retry later",
+        })),
+        Err(error) => api_error(error),
+    }
+}
