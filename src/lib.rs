@@ -8,6 +8,8 @@
 //! - [`engine`]: the single owner of incident state; group-commits every change.
 //! - [`store`]: redb tables and their stored record types.
 //! - [`probe`]: probe scheduler and probes; results are values.
+//! - [`ingest`]: alert payloads (Alertmanager webhook v4, v2 push, PagerDuty Events v2) →
+//!   alerts, every problem naming its field.
 //! - [`notify`]: webhook delivery from the outbox, Standard Webhooks signing.
 //! - [`api`]: the HTTP API; [`view`]: the JSON shape of an incident.
 //! - [`config`]: strict YAML config, every error with `FILE:LINE:COL`.

@@ -48,7 +48,21 @@ pub(super) fn alerts(
 ) -> AlertMapping {
     let mut mapping = AlertMapping::default();
     let at = [Key("alerts")];
-    let Some(outline) = value.and_then(|value| check.strict::<AlertsOutline>(value, &at)) else {
+    let Some(value) = value else {
+        // No `alerts:` section: a taxonomy without the default category gives alerts its
+        // first incident category rather than refusing a configuration that never asked.
+        if let Some(categories) = categories
+            && !categories.iter().any(|c| c.name == mapping.category)
+            && let Some(first) = categories
+                .iter()
+                .find(|c| c.kind == crate::domain::incident::Kind::Incident)
+                .or(categories.first())
+        {
+            mapping.category = first.name.clone();
+        }
+        return mapping;
+    };
+    let Some(outline) = check.strict::<AlertsOutline>(value, &at) else {
         return mapping;
     };
     let text: Option<String> = check.field(&at, "resolve_timeout", outline.resolve_timeout);

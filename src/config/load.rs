@@ -3022,6 +3022,88 @@ escalation:
     }
 
     #[test]
+    fn alerts_section_loads_with_defaults_merged() {
+        let (_dir, config) = load_ok(&[(
+            "incidentd.yaml",
+            "alerts:
+  resolve_timeout: 10m
+  group_by: group_key
+  title: '{{ labels.alertname }}: {{ annotations.summary }}'
+  service_label: app
+  severity: {page: {impact: high, urgency: high}, warning: {impact: low, urgency: medium}}
+  unknown_severity: {impact: low, urgency: low}
+  category: performance
+",
+        )]);
+        let alerts = &config.alerts;
+        assert_eq!(alerts.resolve_timeout, Duration::from_secs(600));
+        assert_eq!(alerts.group_by, crate::domain::alert::GroupBy::GroupKey);
+        assert_eq!(alerts.service_label, "app");
+        assert_eq!(alerts.category, "performance");
+        assert_eq!(
+            alerts.severity.len(),
+            4,
+            "merged over critical, warning, info"
+        );
+        assert_eq!(alerts.severity["warning"].impact, Level::Low);
+        assert_eq!(alerts.unknown_severity.urgency, Level::Low);
+        let (_dir, config) = load_ok(&[("incidentd.yaml", "alerts: {}\n")]);
+        assert_eq!(config.alerts, crate::domain::alert::AlertMapping::default());
+    }
+
+    #[test]
+    fn alerts_errors() {
+        check(
+            &[(
+                "incidentd.yaml",
+                "alerts:
+  resolve_timeout: 0s
+  group_by: label
+  title: '{{ annotations.summary'
+  service_label: 'not a label'
+  severity: {critical: {impact: huge, urgency: high}}
+  category: outage
+  bogus: 1
+",
+            )],
+            &[
+                "incidentd.yaml:8:3: unknown field `bogus`, expected one of `resolve_timeout`, `group_by`, `title`, `description`, `service_label`, `severity`, `unknown_severity`, `category`",
+            ],
+        );
+        check(
+            &[(
+                "incidentd.yaml",
+                "alerts:
+  resolve_timeout: 0s
+  group_by: label
+  title: '{{ annotations.summary'
+  service_label: 'not a label'
+  severity: {critical: {impact: huge, urgency: high}}
+  category: outage
+",
+            )],
+            &[
+                "incidentd.yaml:2:20: alerts.resolve_timeout must be more than 0",
+                "incidentd.yaml:3:13: alerts.group_by must be `fingerprint` or `group_key`, not `label`",
+                "incidentd.yaml:4:10: invalid title template: syntax error: unexpected end of input, expected end of variable block (in title:1)",
+                "incidentd.yaml:5:18: alerts.service_label `not a label` is not a valid label name",
+                "incidentd.yaml:6:33: unknown variant `huge`, expected one of `high`, `medium`, `low`",
+                "incidentd.yaml:7:13: unknown category `outage`; valid: availability, performance, capacity, security, data_breach, request",
+            ],
+        );
+        // The default category must be in a taxonomy that replaces the built-in one.
+        check(
+            &[(
+                "incidentd.yaml",
+                "categories: [{name: outage}]\nalerts: {}\n",
+            )],
+            &[
+                "incidentd.yaml:2:9: unknown category `availability` (the default when `alerts.category` is left out); valid: outage",
+            ],
+        );
+    }
+
+    #[test]
     fn closure_errors() {
         check(
             &[(
