@@ -13,6 +13,7 @@ mod detection;
 mod exporter;
 mod hardening_edge;
 mod hardening_limits;
+mod interop_alerts;
 mod probe_to_webhook;
 mod probes;
 mod reload;

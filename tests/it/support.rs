@@ -1,7 +1,8 @@
 //! Shared test fixtures: the real app on port 0 with a temp store, a fake target whose
 //! answer the test controls, a real webhook receiver that checks signatures, and real
 //! loopback targets for every probe type (HTTP routes, a TCP banner server, a TLS server
-//! with a certificate made here, a DNS server, the real `prometheus` binary).
+//! with a certificate made here, a DNS server, the real `prometheus` and
+//! `prometheus-alertmanager` binaries).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use axum::routing::{any, post};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use incidentd::app::App;
-use incidentd::clock::ManualClock;
+use incidentd::clock::{Clock, ManualClock, SystemClock};
 use incidentd::notify::signing;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -230,10 +231,11 @@ impl ConfigDir {
     }
 }
 
-/// The app running in this process with a manual clock.
-pub struct TestApp {
+/// The app running in this process, on a manual clock (`spawn`) or on the real time
+/// (`spawn_on_system_clock`, for talking to real servers that stamp alerts with it).
+pub struct TestApp<C = ManualClock> {
     pub addr: SocketAddr,
-    pub clock: ManualClock,
+    pub clock: C,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -241,9 +243,25 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(dir: &ConfigDir, env: HashMap<String, String>) -> TestApp {
+        TestApp::spawn_with(dir, env, ManualClock::new(start_time())).await
+    }
+}
+
+impl TestApp<SystemClock> {
+    /// The app on the real time: Prometheus and Alertmanager stamp `startsAt`/`endsAt` with
+    /// it, and whether an alert has ended depends on it.
+    pub async fn spawn_on_system_clock(
+        dir: &ConfigDir,
+        env: HashMap<String, String>,
+    ) -> TestApp<SystemClock> {
+        TestApp::spawn_with(dir, env, SystemClock).await
+    }
+}
+
+impl<C: Clock + Clone> TestApp<C> {
+    async fn spawn_with(dir: &ConfigDir, env: HashMap<String, String>, clock: C) -> TestApp<C> {
         let config = incidentd::config::load(&dir.config_path(), &|name| env.get(name).cloned())
             .unwrap_or_else(|errors| panic!("{errors}"));
-        let clock = ManualClock::new(start_time());
         let app = App::build(config, Arc::new(clock.clone()))
             .await
             .unwrap()
@@ -589,21 +607,30 @@ pub fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// The real Prometheus server, stopped (killed) when dropped.
-pub struct PrometheusServer {
+/// A real Prometheus or Alertmanager process on a loopback port, with its config, data and
+/// log in a temp dir; stopped (killed) when dropped.
+pub struct RealServer {
     pub url: String,
+    name: &'static str,
     child: std::process::Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
-impl PrometheusServer {
-    /// What Prometheus logged so far, for a failing test to show.
+pub type PrometheusServer = RealServer;
+pub type AlertmanagerServer = RealServer;
+
+impl RealServer {
+    /// What the server logged so far, for a failing test to show.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join(format!("{}.log", self.name))
     }
 }
 
-impl Drop for PrometheusServer {
+impl Drop for RealServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -669,63 +696,110 @@ pub async fn start_prometheus_scraping(
 /// Starts `prometheus` with the configuration `config(port)` makes for the port it listens
 /// on; `None` when the binary is missing and interop is not required.
 pub async fn start_prometheus_with(config: impl Fn(u16) -> String) -> Option<PrometheusServer> {
-    let Some(binary) = find_binary("prometheus") else {
+    start_real_server(&PROMETHEUS, &config).await
+}
+
+/// Starts `prometheus-alertmanager` with `config` (its YAML) on a free loopback port, its
+/// data in a temp `--storage.path` and clustering off (`--cluster.listen-address=`, as for
+/// a single instance); waits until it is ready. `None` (with a message) when the binary is
+/// missing and interop is not required.
+pub async fn start_alertmanager(config: &str) -> Option<AlertmanagerServer> {
+    start_real_server(&ALERTMANAGER, &|_port| config.to_owned()).await
+}
+
+/// How to start one of the real servers.
+struct Launch {
+    /// The binary, and the name of its log and config files.
+    name: &'static str,
+    /// The Debian package that ships it.
+    package: &'static str,
+    /// Its command line for a port, its config file and a data directory.
+    args: fn(u16, &Path, &Path) -> Vec<String>,
+}
+
+const PROMETHEUS: Launch = Launch {
+    name: "prometheus",
+    package: "prometheus",
+    args: |port, config, data| {
+        vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", data.display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ]
+    },
+};
+
+const ALERTMANAGER: Launch = Launch {
+    name: "prometheus-alertmanager",
+    package: "prometheus-alertmanager",
+    args: |port, config, data| {
+        vec![
+            format!("--config.file={}", config.display()),
+            format!("--storage.path={}", data.display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            // Empty: no gossip, so no peer to wait for and no second port to collide on.
+            "--cluster.listen-address=".to_owned(),
+        ]
+    },
+};
+
+async fn start_real_server(launch: &Launch, config: &dyn Fn(u16) -> String) -> Option<RealServer> {
+    let (name, package) = (launch.name, launch.package);
+    let Some(binary) = find_binary(name) else {
         assert!(
             !interop_required(),
-            "INCIDENTD_REQUIRE_INTEROP=1 but `prometheus` is not on the PATH (apt-get install prometheus)"
+            "INCIDENTD_REQUIRE_INTEROP=1 but `{name}` is not on the PATH (apt-get install {package})"
         );
         eprintln!(
-            "SKIPPED: `prometheus` is not on the PATH; install it (apt-get install prometheus) to run this interop test"
+            "SKIPPED: `{name}` is not on the PATH; install it (apt-get install {package}) to run this interop test"
         );
         return None;
     };
-    // The free port may be taken by another test before Prometheus binds it: start again
-    // on another one when Prometheus exits early.
+    // The free port may be taken by another test before the server binds it: start again
+    // on another one when it exits early.
     for attempt in 1.. {
-        let server = spawn_prometheus(&binary, &config);
+        let server = spawn_real_server(launch, &binary, config);
         match wait_ready(server).await {
             Ok(server) => return Some(server),
             Err(log) if attempt < 5 && log.contains("address already in use") => continue,
-            Err(log) => panic!("prometheus did not start:\n{log}"),
+            Err(log) => panic!("{name} did not start:\n{log}"),
         }
     }
     unreachable!("the loop returns or panics")
 }
 
-fn spawn_prometheus(binary: &std::path::Path, config: &impl Fn(u16) -> String) -> PrometheusServer {
+fn spawn_real_server(launch: &Launch, binary: &Path, config: &dyn Fn(u16) -> String) -> RealServer {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config_path = dir.path().join("prometheus.yml");
+    let config_path = dir.path().join(format!("{}.yml", launch.name));
     std::fs::write(&config_path, config(port)).unwrap();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let log = std::fs::File::create(dir.path().join(format!("{}.log", launch.name))).unwrap();
     let child = std::process::Command::new(binary)
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args((launch.args)(port, &config_path, &dir.path().join("data")))
         .stdout(std::process::Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap();
-    PrometheusServer {
+    RealServer {
         url: format!("http://127.0.0.1:{port}"),
+        name: launch.name,
         child,
-        _dir: dir,
+        dir,
     }
 }
 
-/// Waits until Prometheus is ready; its log if it exited first.
-async fn wait_ready(mut server: PrometheusServer) -> Result<PrometheusServer, String> {
+/// Waits until the server is ready; its log if it exited first.
+async fn wait_ready(mut server: RealServer) -> Result<RealServer, String> {
     let client = reqwest::Client::new();
     let ready = format!("{}/-/ready", server.url);
     let started = tokio::time::Instant::now();
     loop {
         if let Ok(Some(status)) = server.child.try_wait() {
-            let log = std::fs::read_to_string(server._dir.path().join("prometheus.log"))
-                .unwrap_or_default();
-            return Err(format!("prometheus exited with {status}:\n{log}"));
+            return Err(format!(
+                "{} exited with {status}:\n{}",
+                server.name,
+                server.log()
+            ));
         }
         if let Ok(response) = client.get(&ready).send().await
             && response.status().is_success()
@@ -734,7 +808,9 @@ async fn wait_ready(mut server: PrometheusServer) -> Result<PrometheusServer, St
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "prometheus did not become ready"
+            "{} did not become ready:\n{}",
+            server.name,
+            server.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
