@@ -50,7 +50,8 @@ const MAX_PAGE: usize = 500;
 pub struct ApiState {
     pub engine: EngineHandle,
     pub store: Store,
-    pub metrics: Metrics,
+    /// Behind an `Arc`: axum clones the state for every request, and `Metrics` is many handles.
+    pub metrics: Arc<Metrics>,
     /// The probes' latest results, written by the scheduler.
     pub probes: ProbeBoard,
     /// The tokens in force (a reload replaces them).

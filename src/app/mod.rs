@@ -221,7 +221,7 @@ impl App {
         let state = ApiState {
             engine,
             store,
-            metrics,
+            metrics: Arc::new(metrics),
             probes: board,
             tokens,
             read,
