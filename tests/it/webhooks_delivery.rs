@@ -475,3 +475,132 @@ async fn a_stuck_incident_delays_no_other_incident_on_the_same_consumer() {
     }
     app.stop().await;
 }
+
+/// The consumers' filters decide what is queued for each, end to end: three incidents
+/// (P1 availability on `vpn`, P5 availability on `mail`, a P3 request without a service),
+/// each opened and acknowledged, reach exactly the consumers whose filters they pass.
+/// Every body carries `url` when `external_url` is set, and none does when it is not.
+#[tokio::test]
+async fn consumer_filters_decide_what_is_queued_and_bodies_carry_the_url() {
+    let filters = [
+        ("all", ""),
+        ("urgent", "min_priority: P2"),
+        ("requests", "kinds: [request]"),
+        ("availability", "categories: [availability]"),
+        ("vpn", "services: [vpn]"),
+        ("opened", "events: [incident.opened]"),
+    ];
+    let mut receivers = HashMap::new();
+    let mut config = "listen: 127.0.0.1:0\nstorage: {path: data/incidentd.redb}\nexternal_url: https://desk.example/\nwebhooks:\n".to_owned();
+    for (name, filter) in filters {
+        let receiver = Receiver::start(200).await;
+        let filter = if filter.is_empty() {
+            String::new()
+        } else {
+            format!(", {filter}")
+        };
+        config.push_str(&format!(
+            "  - {{name: {name}, url: '{}', secret_env: {SECRET_ENV}{filter}}}\n",
+            receiver.url()
+        ));
+        receivers.insert(name, receiver);
+    }
+    let dir = ConfigDir::new(&config, &[]);
+    let env = HashMap::from([(SECRET_ENV.to_owned(), secret_value())]);
+    let app = TestApp::spawn(&dir, env.clone()).await;
+    let tickets = [
+        json!({"category": "availability", "impact": "high", "urgency": "high", "service": "vpn"}),
+        json!({"category": "availability", "impact": "low", "urgency": "low", "service": "mail"}),
+        json!({"category": "request", "impact": "medium", "urgency": "medium"}),
+    ];
+    let mut ids = Vec::new();
+    for (n, ticket) in tickets.into_iter().enumerate() {
+        let mut ticket = ticket;
+        ticket["title"] = json!(format!("Ticket {n}"));
+        ticket["reporter"] = json!({"name": "Ana", "contact": "ana@example.com"});
+        let (status, body) = app.post("/api/v1/incidents", Some(ticket)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        let (status, body) = app
+            .post(&format!("/api/v1/incidents/{id}/acknowledge"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        ids.push(id);
+    }
+    assert_eq!(ids, ["INC-1", "INC-2", "INC-3"]);
+
+    // Once nothing is pending anywhere, what each consumer got is all it will get.
+    eventually("every consumer's outbox empty", DEADLINE, async || {
+        let (_, list) = app.get("/api/v1/webhooks").await;
+        let rows = list["webhooks"].as_array().cloned().unwrap_or_default();
+        (rows.len() == filters.len() && rows.iter().all(|w| w["pending"] == 0)).then_some(())
+    })
+    .await;
+    let got = |name: &str| {
+        let mut got: Vec<(String, String)> = receivers[name]
+            .accepted()
+            .iter()
+            .map(|d| {
+                let body = d.json();
+                (
+                    body["incident"]["id"].as_str().unwrap().to_owned(),
+                    d.event_type(),
+                )
+            })
+            .collect();
+        got.sort();
+        got.dedup();
+        got
+    };
+    let both = |ids: &[&str]| {
+        let mut events: Vec<(String, String)> = ids
+            .iter()
+            .flat_map(|id| {
+                ["incident.acknowledged", "incident.opened"]
+                    .map(|kind| ((*id).to_owned(), kind.to_owned()))
+            })
+            .collect();
+        events.sort();
+        events
+    };
+    assert_eq!(got("all"), both(&["INC-1", "INC-2", "INC-3"]));
+    assert_eq!(got("urgent"), both(&["INC-1"]), "P1 only (P2 and above)");
+    assert_eq!(got("requests"), both(&["INC-3"]));
+    assert_eq!(got("availability"), both(&["INC-1", "INC-2"]));
+    assert_eq!(got("vpn"), both(&["INC-1"]));
+    let opened: Vec<(String, String)> = ["INC-1", "INC-2", "INC-3"]
+        .map(|id| (id.to_owned(), "incident.opened".to_owned()))
+        .into();
+    assert_eq!(got("opened"), opened);
+    for delivery in receivers["all"].accepted() {
+        let body = delivery.json();
+        let id = body["incident"]["id"].as_str().unwrap();
+        assert_eq!(body["url"], format!("https://desk.example/incidents/{id}"));
+        assert!(delivery.verifies());
+    }
+    app.stop().await;
+
+    // Without external_url, no `url`.
+    let receiver = Receiver::start(200).await;
+    let config = format!(
+        "listen: 127.0.0.1:0\nstorage: {{path: data/incidentd.redb}}\nwebhooks:\n  - {{name: all, url: '{}', secret_env: {SECRET_ENV}}}\n",
+        receiver.url()
+    );
+    let dir = ConfigDir::new(&config, &[]);
+    let app = TestApp::spawn(&dir, env).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/incidents",
+            Some(json!({"title": "VPN down", "reporter": {"name": "Ana", "contact": "ana@example.com"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let delivered = eventually("the event without external_url", DEADLINE, async || {
+        receiver.accepted().into_iter().next()
+    })
+    .await;
+    let body = delivered.json();
+    assert_eq!(body["type"], "incident.opened");
+    assert!(body.get("url").is_none(), "{body}");
+    app.stop().await;
+}
