@@ -89,7 +89,7 @@ pub(super) fn enqueue(
             body: body.clone(),
         });
         counters.next_outbox_seq += 1;
-        *txn.pending.outbox.entry(consumer.name.clone()).or_insert(0) += 1;
+        txn.pending.queued(&consumer.name, 1);
     }
 }
 

@@ -1,7 +1,7 @@
 //! One batch's transaction context: the writes for the store, what the metrics must learn
 //! once the batch is durable, and the replies that wait for it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -144,7 +144,12 @@ pub(super) struct Pending {
     /// What the SLA clocks did, with the incident's kind and priority.
     pub sla: Vec<(SlaSignal, Kind, Priority)>,
     pub rules: BTreeMap<String, bool>,
-    pub outbox: BTreeMap<String, i64>,
+    /// How each consumer's outbox grew (entries queued) or shrank (delivered, dead).
+    outbox: BTreeMap<String, i64>,
+    /// Consumers that got entries in this batch: their workers are woken after the commit,
+    /// whatever the net change (one delivered and one queued in the same batch is a new
+    /// entry all the same).
+    queued: BTreeSet<String>,
     /// (from, to, reason) of each tier change.
     pub escalations: Vec<(Tier, Tier, &'static str)>,
     /// Priorities of reopened incidents.
@@ -166,6 +171,20 @@ impl Pending {
     /// A new incident: counted in no gauge before.
     pub fn touch_new(&mut self, id: u64) {
         self.touched.entry(id).or_default();
+    }
+
+    /// `n` entries were queued for the consumer.
+    pub fn queued(&mut self, consumer: &str, n: usize) {
+        if n == 0 {
+            return;
+        }
+        *self.outbox.entry(consumer.to_owned()).or_insert(0) += n as i64;
+        self.queued.insert(consumer.to_owned());
+    }
+
+    /// `n` of the consumer's entries left the outbox (delivered or dead-lettered).
+    pub fn settled(&mut self, consumer: &str, n: usize) {
+        *self.outbox.entry(consumer.to_owned()).or_insert(0) -= n as i64;
     }
 
     /// Counts an event in the counter it feeds, if any: what is counted is exactly what
@@ -226,11 +245,46 @@ impl Pending {
         }
         for (consumer, delta) in self.outbox {
             m.webhook_pending.with_label_values(&[&consumer]).add(delta);
-            if delta > 0
-                && let Some(waker) = wakers.get(&consumer)
-            {
+        }
+        for consumer in self.queued {
+            if let Some(waker) = wakers.get(&consumer) {
                 waker.notify_one();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// A batch that acknowledges one of the consumer's entries and queues another leaves
+    /// its outbox the same size, yet its worker must look: the new entry is there.
+    #[tokio::test]
+    async fn a_batch_that_queues_wakes_the_worker_whatever_the_net_change() {
+        let waker = Arc::new(Notify::new());
+        let wakers: Wakers = Arc::new(HashMap::from([("hook".to_owned(), waker.clone())]));
+        let metrics = Metrics::new();
+        let mut pending = Pending::default();
+        pending.settled("hook", 1);
+        pending.queued("hook", 1);
+        pending.publish(&metrics, &wakers, |_| None);
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(1), waker.notified());
+        assert!(woken.await.is_ok(), "the worker was not woken");
+        assert_eq!(
+            metrics.webhook_pending.with_label_values(&["hook"]).get(),
+            0
+        );
+
+        // Only acknowledgements: nothing new to read, no wake.
+        let mut pending = Pending::default();
+        pending.settled("hook", 1);
+        pending.publish(&metrics, &wakers, |_| None);
+        let woken = tokio::time::timeout(std::time::Duration::from_millis(50), waker.notified());
+        assert!(woken.await.is_err(), "woken for nothing");
     }
 }

@@ -25,7 +25,7 @@ pub(super) fn report(report: DeliveryReport, txn: &mut Txn) {
     if let Some(before) = report.prune_before {
         txn.batch.prune_webhooks(&consumer, before);
     }
-    *txn.pending.outbox.entry(consumer).or_insert(0) -= gone as i64;
+    txn.pending.settled(&consumer, gone);
 }
 
 /// Queues each entry again under a new sequence (after everything pending, so in order per
@@ -49,6 +49,6 @@ pub(super) fn replay(
         });
         counters.next_outbox_seq += 1;
     }
-    *txn.pending.outbox.entry(consumer.to_owned()).or_insert(0) += queued.len() as i64;
+    txn.pending.queued(consumer, queued.len());
     queued
 }

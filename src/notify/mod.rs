@@ -256,7 +256,11 @@ impl Notifier {
                 }));
             }
             let idle = queues.held == 0 && in_flight.is_empty() && acking.is_none();
-            let wake_at = queues.earliest_retry().filter(|_| enabled);
+            // With every slot taken, a head that is ready waits for a slot (join_next), not
+            // for its time, which has passed: waiting for it would spin.
+            let wake_at = queues
+                .earliest_retry()
+                .filter(|_| enabled && in_flight.len() < IN_FLIGHT);
             tokio::select! {
                 Some(done) = in_flight.join_next() => {
                     let done = match done {

@@ -1,5 +1,6 @@
 //! Durability across a crash: the real binary is killed with SIGKILL while a probe is
-//! failing and its webhook consumer is down, then started again on the same store.
+//! failing and its webhook consumer is down, then started again on the same store; the
+//! same for a burst of events to consumers down, rejecting and gone.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -216,5 +217,173 @@ async fn sla_timers_survive_sigkill_and_fire_once() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(distinct().len(), 2, "no timer fires twice");
     let status = third.terminate();
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+}
+
+/// Webhook delivery across a SIGKILL: events queued for a consumer that is down (nothing
+/// listens on its port) are all delivered after the restart, each with its `webhook-id`,
+/// in order per incident; a consumer's dead letters and a consumer disabled by `410 Gone`
+/// are still so after the restart.
+#[tokio::test]
+async fn sigkill_loses_no_webhook_event_dead_letters_and_disabled_consumers_stay() {
+    const INCIDENTS: usize = 4;
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_addr = down.local_addr().unwrap();
+    drop(down); // refused until the test listens there again
+    let rejecting = Receiver::start(400).await;
+    let gone = Receiver::start(410).await;
+    let consumer = |name: &str, url: &str, max_age: &str| {
+        format!(
+            "  - {{name: {name}, url: '{url}', secret_env: {SECRET_ENV}, retry_schedule: [50ms, 100ms], max_age: {max_age}, timeout: 2s}}\n"
+        )
+    };
+    let config = format!(
+        "listen: 127.0.0.1:0\nwebhooks:\n{}{}{}",
+        consumer("down", &format!("http://{down_addr}/hook"), "1h"),
+        consumer("rejecting", &rejecting.url(), "1s"),
+        consumer("gone", &gone.url(), "1h"),
+    );
+    let dir = ConfigDir::new(&config, &[]);
+    let first = Server::start(&dir);
+    let client = reqwest::Client::new();
+    let post = async |path: String, body: Value| {
+        let response = client
+            .post(first.url(&path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json::<Value>().await.unwrap()
+    };
+    for n in 0..INCIDENTS {
+        let opened = post(
+            "/api/v1/incidents".to_owned(),
+            serde_json::json!({
+                "title": format!("Printer {n} on fire"),
+                "reporter": {"name": "Ana", "contact": "ana@example.com"},
+            }),
+        )
+        .await;
+        let id = opened["id"].as_str().unwrap().to_owned();
+        post(
+            format!("/api/v1/incidents/{id}/acknowledge"),
+            serde_json::json!({}),
+        )
+        .await;
+        post(
+            format!("/api/v1/incidents/{id}/resolve"),
+            serde_json::json!({"resolution": "put out"}),
+        )
+        .await;
+    }
+    let events = 3 * INCIDENTS;
+    let get = async |server: &Server, path: &str| -> Value {
+        reqwest::get(server.url(path))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    // The rejecting consumer's events run out of max_age (1s): every one a dead letter,
+    // which also tells every event's id.
+    let dead = eventually("the dead letters", DEADLINE, async || {
+        let body = get(&first, "/api/v1/webhooks/rejecting/deliveries").await;
+        let dead = body["dead_letters"].as_array().cloned().unwrap_or_default();
+        (dead.len() == events).then_some(dead)
+    })
+    .await;
+    let row = async |server: &Server, name: &str| -> Value {
+        let list = get(server, "/api/v1/webhooks").await;
+        list["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    eventually("the gone consumer disabled", DEADLINE, async || {
+        (row(&first, "gone").await["enabled"] == false).then_some(())
+    })
+    .await;
+    assert_eq!(row(&first, "down").await["pending"], events);
+    let attempts = async |server: &Server| {
+        let body = get(server, "/api/v1/webhooks/gone/deliveries").await;
+        body["deliveries"].as_array().unwrap().len()
+    };
+    let gone_attempts = attempts(&first).await;
+    assert!(gone_attempts >= 1);
+    first.kill();
+
+    let receiver = Receiver::start_on(tokio::net::TcpListener::bind(down_addr).await.unwrap(), 200);
+    let second = Server::start(&dir);
+    let delivered = eventually("every event after the restart", DEADLINE, async || {
+        let got = receiver.accepted();
+        let mut ids: Vec<String> = got.iter().map(|d| d.id.clone()).collect();
+        ids.sort();
+        ids.dedup(); // at least once: a redelivery has the same webhook-id
+        (ids.len() == events).then_some(got)
+    })
+    .await;
+    // None lost: exactly the events that exist (the rejecting consumer's dead letters
+    // have the same ids), each body signed and carrying its own id.
+    let mut known: Vec<String> = dead
+        .iter()
+        .map(|d| d["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    known.sort();
+    let mut ids: Vec<String> = delivered.iter().map(|d| d.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids, known);
+    let mut order: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut seen = std::collections::HashSet::new();
+    for delivery in &delivered {
+        assert!(delivery.verifies());
+        let body = delivery.json();
+        assert_eq!(body["id"], delivery.id.as_str());
+        if seen.insert(delivery.id.clone()) {
+            order
+                .entry(body["incident"]["id"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(delivery.event_type());
+        }
+    }
+    assert_eq!(order.len(), INCIDENTS);
+    for (incident, types) in &order {
+        assert_eq!(
+            types,
+            &[
+                "incident.opened",
+                "incident.acknowledged",
+                "incident.resolved"
+            ],
+            "{incident}"
+        );
+    }
+    eventually("nothing pending", DEADLINE, async || {
+        (row(&second, "down").await["pending"] == 0).then_some(())
+    })
+    .await;
+
+    // Dead letters and the disabled consumer survived the crash.
+    let body = get(&second, "/api/v1/webhooks/rejecting/deliveries").await;
+    assert_eq!(body["dead_letters"].as_array().unwrap().len(), events);
+    let gone_row = row(&second, "gone").await;
+    assert_eq!(gone_row["enabled"], false, "{gone_row}");
+    assert_eq!(gone_row["pending"], events, "{gone_row}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        attempts(&second).await,
+        gone_attempts,
+        "a disabled consumer is not tried after the restart"
+    );
+    let status = second.terminate();
     assert!(status.success(), "graceful shutdown exits 0: {status}");
 }

@@ -157,6 +157,12 @@ struct ReceiverState {
 
 impl Receiver {
     pub async fn start(status: u16) -> Receiver {
+        Receiver::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), status)
+    }
+
+    /// On a listener of the test's own (an address the consumer was configured with while
+    /// nothing listened there).
+    pub fn start_on(listener: TcpListener, status: u16) -> Receiver {
         let state = ReceiverState {
             status: Arc::new(AtomicU16::new(status)),
             received: Arc::new(Mutex::new(Vec::new())),
@@ -164,7 +170,6 @@ impl Receiver {
         let app = Router::new()
             .route("/hook", post(receive))
             .with_state(state.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Receiver {
