@@ -119,6 +119,19 @@ async fn an_alertmanager_webhook_opens_dedups_and_resolves_verified() {
     let after = incident(&app, "INC-1").await;
     assert_eq!(after["state"], "resolved");
     assert_eq!(after["verification"], "verified");
+    // The timeline and the resolution speak of the alert, not of a rule.
+    assert_eq!(after["resolution"], "recovered: the alert resolved");
+    let resolved_entry = after["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "resolved")
+        .unwrap_or_else(|| panic!("a resolved entry: {after}"));
+    let message = resolved_entry["message"].as_str().unwrap();
+    assert!(
+        message.contains("the alert resolved") && !message.contains("rule"),
+        "{message}"
+    );
     // Sent again (Alertmanager retries): nothing more to do.
     let (_, body) = app.post("/api/v1/alertmanager", Some(resolved)).await;
     assert_eq!(body["alerts"][0]["outcome"], "ignored");

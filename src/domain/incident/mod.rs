@@ -281,7 +281,10 @@ impl Incident {
                 now,
                 SYSTEM,
                 "verified",
-                format!("verification pending → verified: rule `{rule}` recovered ({summary})"),
+                format!(
+                    "verification pending → verified: {} recovered ({summary})",
+                    self.source.symptom(rule)
+                ),
             )];
         }
         if !self.state.is_active() {
@@ -294,7 +297,10 @@ impl Incident {
                 now,
                 SYSTEM,
                 "recovered",
-                format!("rule `{rule}` recovered ({summary}); resolve it when done"),
+                format!(
+                    "{} recovered ({summary}); resolve it when done",
+                    self.source.symptom(rule)
+                ),
             )]
         }
     }
@@ -369,13 +375,11 @@ impl Incident {
         if !self.state.is_active() {
             return Vec::new();
         }
-        let message = format!(
-            "state {} → resolved: the rule recovered ({summary})",
-            self.state
-        );
+        let (what, resolution) = self.source.recovery_words();
+        let message = format!("state {} → resolved: {what} ({summary})", self.state);
         self.state = State::Resolved;
         self.resolved_at = Some(now);
-        self.resolution = Some("recovered: the probe confirms the symptom is gone".to_owned());
+        self.resolution = Some(resolution.to_owned());
         self.verification = self.source.recovers().then_some(Verification::Verified);
         vec![
             timeline(now, SYSTEM, "resolved", message),

@@ -153,6 +153,29 @@ impl Source {
     pub fn recovers(&self) -> bool {
         !matches!(self, Source::Ticket)
     }
+
+    /// One of this source's symptoms, by its key, as timeline messages name it: ``rule
+    /// `checkout-down` `` or ``alert `507a62d79ee76c9a` `` (an alert's key is its
+    /// fingerprint).
+    pub fn symptom(&self, key: &str) -> String {
+        match self {
+            Source::Rule { .. } => format!("rule `{key}`"),
+            Source::Alert { .. } => format!("alert `{key}`"),
+            Source::Ticket => "the ticket".to_owned(),
+        }
+    }
+
+    /// How an automatic resolution reads on the timeline, and the resolution it records:
+    /// the probe's clean results ended the symptom, or the alert resolved.
+    pub fn recovery_words(&self) -> (&'static str, &'static str) {
+        match self {
+            Source::Alert { .. } => ("the alert resolved", "recovered: the alert resolved"),
+            _ => (
+                "the rule recovered",
+                "recovered: the probe confirms the symptom is gone",
+            ),
+        }
+    }
 }
 
 /// Who reported a ticket and how to reach them.
