@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, ApiState, Tokens};
+use crate::api::{self, Api, ApiState, Tokens};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::engine::{Engine, EngineHandle, ReadModel, Wakers};
@@ -218,10 +218,10 @@ impl App {
         let reloading = tokio::spawn(reloader.run(reload_requests, sighup, reload_stop.clone()));
 
         let ready = Arc::new(AtomicBool::new(true));
-        let state = ApiState {
+        let state = ApiState::new(Api {
             engine,
             store,
-            metrics: Arc::new(metrics),
+            metrics,
             probes: board,
             tokens,
             read,
@@ -231,7 +231,7 @@ impl App {
             clock: clock.clone(),
             site,
             consumers,
-        };
+        });
         let http_stop = CancellationToken::new();
         let local_addr = listener.local_addr().context("reading the bound address")?;
         // Probe runs in flight hold a socket each: at most one per probe.
