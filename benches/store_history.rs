@@ -78,38 +78,7 @@ fn incident(id: u64, policies: &SlaPolicies) -> Incident {
     let signal = Signal::from_ticket(IncidentId(id), ticket, priority, Tier::L1, "desk");
     let (mut incident, _) = Incident::open(IncidentId(id), &signal, opened);
     sla::start(&mut incident, policies);
-    let acknowledged = opened + Duration::minutes((id % 240) as i64);
-    let resolved = acknowledged + Duration::minutes((id * 37 % 4_000) as i64);
-    let steps: &[(State, DateTime<Utc>)] = match state {
-        State::Open => &[],
-        State::Acknowledged => &[(State::Acknowledged, acknowledged)],
-        State::OnHold => &[
-            (State::Acknowledged, acknowledged),
-            (State::OnHold, acknowledged + Duration::minutes(10)),
-        ],
-        State::Resolved => &[
-            (State::Acknowledged, acknowledged),
-            (State::Resolved, resolved),
-        ],
-        State::Closed => &[
-            (State::Acknowledged, acknowledged),
-            (State::Resolved, resolved),
-            (State::Closed, resolved + Duration::minutes(90)),
-        ],
-    };
-    for &(state, at) in steps {
-        incident.state = state;
-        match state {
-            State::Acknowledged => incident.acknowledged_at = Some(at),
-            State::Resolved => {
-                incident.resolution = Some("rolled back the deploy".to_owned());
-                incident.resolved_at = Some(at);
-            }
-            State::Closed => incident.closed_at = Some(at),
-            _ => {}
-        }
-        sla::reconcile(&mut incident, policies, false, at);
-    }
+    fixtures::walk(&mut incident, id, state, opened, policies, false);
     incident
 }
 
