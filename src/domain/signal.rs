@@ -99,15 +99,7 @@ impl Signal {
             key: fingerprint.clone(),
             group: alert.group(mapping.group_by),
             status,
-            summary: format!(
-                "alert `{}` {}",
-                alert.name(),
-                match alert.status {
-                    AlertStatus::Firing => "firing",
-                    AlertStatus::Resolved => "resolved",
-                    AlertStatus::Acknowledged => "acknowledged",
-                }
-            ),
+            summary: alert_summary(alert),
             evidence: alert_evidence(alert, &fingerprint),
             fingerprint,
             labels: alert.labels.clone(),
@@ -266,7 +258,17 @@ fn probe_evidence(signal: &RuleSignal<'_>) -> Evidence {
 
 /// The evidence of an alert: labels and annotations with each value cut to
 /// [`EVIDENCE_VALUE_EXCERPT`] bytes (`truncated` says so), and its links.
-fn alert_evidence(alert: &Alert, fingerprint: &str) -> Evidence {
+/// One line on an alert for timeline messages: ``alert `Down` firing``.
+pub fn alert_summary(alert: &Alert) -> String {
+    let status = match alert.status {
+        AlertStatus::Firing => "firing",
+        AlertStatus::Resolved => "resolved",
+        AlertStatus::Acknowledged => "acknowledged",
+    };
+    format!("alert `{}` {status}", alert.name())
+}
+
+pub fn alert_evidence(alert: &Alert, fingerprint: &str) -> Evidence {
     let mut truncated = false;
     let mut cut = |map: &BTreeMap<String, String>| -> BTreeMap<String, String> {
         map.iter()

@@ -43,7 +43,7 @@ use crate::domain::incident::{
 use crate::domain::observation::{History, Observation};
 use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::Level;
-use crate::domain::signal::{Signal, Status};
+use crate::domain::signal::{Signal, Status, alert_evidence, alert_summary};
 use crate::domain::sla;
 use crate::domain::suppression::Silence;
 use crate::domain::timer::{Timer, TimerKind, Timers};
@@ -768,9 +768,11 @@ impl Engine {
             .priority_matrix
             .priority(severity.impact, severity.urgency);
         let start_tier = workflow.escalation.policy(priority).start_tier;
-        let signal =
-            Signal::from_alert(alert, mapping, &self.setup.templates, priority, start_tier);
-        let (group, key) = (signal.group.clone(), signal.key.clone());
+        // The alert's identity first: the whole signal (templates rendered) is built only
+        // when the correlator needs it, not for a refresh of an alert it holds.
+        let (group, key) = (alert.group(mapping.group_by), alert.fingerprint());
+        let templates = &self.setup.templates;
+        let signal = || Signal::from_alert(alert, mapping, templates, priority, start_tier);
         if let Some(incident) = self.state.incidents.of_group(&group) {
             txn.pending.touch(incident);
         }
@@ -782,11 +784,11 @@ impl Engine {
                     depends_on: &[],
                 };
                 let counters = &mut self.state.counters;
-                let evidence = signal.evidence.clone();
+                let evidence = alert_evidence(alert, &key);
                 let outcome = self.state.incidents.fire(
                     &group,
                     &key,
-                    || signal,
+                    signal,
                     suppressions,
                     || Self::next_incident_id(counters),
                     now,
@@ -829,7 +831,7 @@ impl Engine {
                 match self
                     .state
                     .incidents
-                    .recover(&group, &key, &signal.summary, true, now)
+                    .recover(&group, &key, &alert_summary(alert), true, now)
                 {
                     Outcome::Changed(change) => {
                         let id = change.id;
