@@ -1080,26 +1080,11 @@ flow: [{name: f}]
         const EDITS: [&str; 12] = [
             "- ", "\n", " ", "'", "\"", "#", ":", "{", "}", "&a ", "*a", "|",
         ];
-        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut random = move |below: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            usize::try_from(seed % below as u64).unwrap_or(0)
-        };
+        let mut random = xorshift(0x2545_F491_4F6C_DD1D);
         let keys = ["list", "top", "tricky"];
         let fields = ["name", "v"];
         for _ in 0..150 {
-            let mut text: Vec<char> = LIST.chars().collect();
-            for _ in 0..1 + random(3) {
-                let at = random(text.len());
-                if random(2) == 0 {
-                    text.remove(at);
-                } else {
-                    text.splice(at..at, EDITS[random(EDITS.len())].chars());
-                }
-            }
-            let text: String = text.into_iter().collect();
+            let text = mutated(LIST, &EDITS, &mut random);
             let source = Source::new(text.clone());
             for key in keys {
                 for index in 0..6 {
@@ -1281,25 +1266,10 @@ rules:
             "\n- ",
             "\nrules:\n",
         ];
-        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut random = move |below: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            usize::try_from(seed % below as u64).unwrap_or(0)
-        };
+        let mut random = xorshift(0x9E37_79B9_7F4A_7C15);
         let mut cut = 0;
         for _ in 0..400 {
-            let mut text: Vec<char> = RULE_FILE.chars().collect();
-            for _ in 0..1 + random(3) {
-                let at = random(text.len());
-                if random(2) == 0 {
-                    text.remove(at);
-                } else {
-                    text.splice(at..at, EDITS[random(EDITS.len())].chars());
-                }
-            }
-            let text: String = text.into_iter().collect();
+            let text = mutated(RULE_FILE, &EDITS, &mut random);
             let source = Source::new(text.clone());
             let Some(split) = source.split_lists(&["probes", "rules"]) else {
                 continue;
@@ -1476,5 +1446,30 @@ h: \"esc\\taped [STAUS]\"
         );
         let start = Position { line: 0, column: 0 };
         assert_eq!(source.position_in_scalar(start, "", 0), start);
+    }
+
+    /// A deterministic xorshift generator: `random(n)` is in `0..n`.
+    fn xorshift(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % below as u64).unwrap_or(0)
+        }
+    }
+
+    /// `base` with one to three random edits: a character removed, or one of `edits`
+    /// inserted.
+    fn mutated(base: &str, edits: &[&str], random: &mut impl FnMut(usize) -> usize) -> String {
+        let mut text: Vec<char> = base.chars().collect();
+        for _ in 0..1 + random(3) {
+            let at = random(text.len());
+            if random(2) == 0 {
+                text.remove(at);
+            } else {
+                text.splice(at..at, edits[random(edits.len())].chars());
+            }
+        }
+        text.into_iter().collect()
     }
 }
