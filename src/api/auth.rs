@@ -162,15 +162,7 @@ impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let tokens = state.tokens();
-        if tokens.0.is_empty() {
-            return Ok(Caller {
-                name: "anonymous".to_owned(),
-                role: None,
-                security: false,
-            });
-        }
-        Caller::from_bearer(&parts.headers, &tokens)
+        Caller::from_headers(&parts.headers, state, None)
     }
 }
 
