@@ -328,13 +328,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let clocks = store.incident_clocks().unwrap();
             let report = incidentd::sla_report::report(
-                clocks
-                    .iter()
-                    .map(|(kind, priority, sla)| incidentd::sla_report::Clocks {
-                        kind: *kind,
-                        priority: *priority,
-                        sla,
-                    }),
+                clocks.iter().map(incidentd::sla_report::Clocks::from),
                 &policies,
                 TimeDelta::days(30),
                 now(),

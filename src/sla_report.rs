@@ -24,6 +24,17 @@ pub struct Clocks<'a> {
     pub sla: &'a SlaClocks,
 }
 
+/// An incident's clocks as the store reads them (`Store::incident_clocks_since`).
+impl<'a> From<&'a (Kind, Priority, SlaClocks)> for Clocks<'a> {
+    fn from((kind, priority, sla): &'a (Kind, Priority, SlaClocks)) -> Clocks<'a> {
+        Clocks {
+            kind: *kind,
+            priority: *priority,
+            sla,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Report {
     pub window_seconds: i64,

@@ -447,13 +447,7 @@ async fn sla_report(
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     let report = crate::sla_report::report(
-        clocks
-            .iter()
-            .map(|(kind, priority, sla)| crate::sla_report::Clocks {
-                kind: *kind,
-                priority: *priority,
-                sla,
-            }),
+        clocks.iter().map(crate::sla_report::Clocks::from),
         state.restrictions().sla(),
         window,
         now,

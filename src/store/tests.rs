@@ -298,13 +298,7 @@ fn report(
     now: DateTime<Utc>,
 ) -> crate::sla_report::Report {
     crate::sla_report::report(
-        clocks
-            .iter()
-            .map(|(kind, priority, sla)| crate::sla_report::Clocks {
-                kind: *kind,
-                priority: *priority,
-                sla,
-            }),
+        clocks.iter().map(crate::sla_report::Clocks::from),
         &crate::domain::sla::SlaPolicies::default(),
         window,
         now,
