@@ -81,6 +81,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
         rules,
         http: Default::default(),
         alerts: Default::default(),
+        status_page: Default::default(),
     }
 }
 

@@ -259,6 +259,7 @@ fn engine_config(file: &RuleTestFile, storage_path: &Path) -> Config {
         rules: file.rules.clone(),
         http: Default::default(),
         alerts: Default::default(),
+        status_page: Default::default(),
     }
 }
 

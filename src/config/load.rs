@@ -27,7 +27,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny};
 use serde_yaml::Value;
 
 use super::document::{Check, Document, read, sorted};
@@ -131,6 +130,7 @@ pub fn load_with(
         rules,
         http: settings.http,
         alerts: settings.alerts,
+        status_page: settings.status_page,
     })
 }
 
@@ -274,24 +274,7 @@ struct ConfigOutline {
     closure: Option<Value>,
     http: Option<Value>,
     alerts: Option<Value>,
-    // Keys of the contract this version does not implement yet: known, so not "unknown".
-    #[serde(default, deserialize_with = "present")]
-    status_page: bool,
-}
-
-impl ConfigOutline {
-    /// The unimplemented sections this file has, in the contract's order.
-    fn unsupported(&self) -> impl Iterator<Item = &'static str> {
-        [("status_page", self.status_page)]
-            .into_iter()
-            .filter_map(|(key, present)| present.then_some(key))
-    }
-}
-
-/// A key that is there, whatever its value (even null).
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    IgnoredAny::deserialize(deserializer)?;
-    Ok(true)
+    status_page: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -676,6 +659,7 @@ struct Settings {
     workflow: WorkflowConfig,
     http: HttpConfig,
     alerts: crate::domain::alert::AlertMapping,
+    status_page: super::StatusPageConfig,
     /// Whether `workflow.categories` is the taxonomy as configured, so that the rules'
     /// categories can be checked against it (not when `categories` has a problem).
     categories_known: bool,
@@ -703,15 +687,10 @@ fn settings(
             workflow: WorkflowConfig::default(),
             http: HttpConfig::default(),
             alerts: Default::default(),
+            status_page: Default::default(),
             categories_known: false,
         };
     };
-    for key in outline.unsupported() {
-        check.at_key(
-            &[Key(key)],
-            format!("`{key}` is not supported by this version of incidentd yet"),
-        );
-    }
     let patterns = rule_patterns(&mut check, outline.rule_files);
     let categories = categories(&mut check, outline.categories);
     let categories_known = categories.is_some();
@@ -758,6 +737,7 @@ fn settings(
         workflow,
         http: http(&mut check, outline.http),
         alerts,
+        status_page: super::status_page::status_page(&mut check, outline.status_page),
         categories_known,
     }
 }
@@ -2920,14 +2900,74 @@ rules:
     }
 
     #[test]
-    fn unsupported_sections_are_named_at_their_key() {
+    fn status_page_section_loads_services_with_default_matchers() {
+        let (_dir, config) = load_ok(&[(
+            "incidentd.yaml",
+            "\
+status_page:
+  title: Example status
+  timezone: Asia/Jakarta
+  services:
+    - {name: checkout, display: Checkout, group: Shop}
+    - {name: search, match: {team: search, env: prod}}
+",
+        )]);
+        let page = &config.status_page;
+        assert_eq!(page.title, "Example status");
+        assert_eq!(page.timezone, chrono_tz::Asia::Jakarta);
+        assert_eq!(page.services.len(), 2);
+        let checkout = &page.services[0];
+        assert_eq!(checkout.display, "Checkout");
+        assert_eq!(checkout.group.as_deref(), Some("Shop"));
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert!(checkout.matches(&labels(&[("service", "checkout"), ("x", "y")])));
+        assert!(!checkout.matches(&labels(&[("service", "search")])));
+        assert!(checkout.matches_incident(Some("checkout"), &BTreeMap::new()));
+        let search = &page.services[1];
+        assert_eq!(search.display, "search");
+        assert!(search.matches(&labels(&[("team", "search"), ("env", "prod")])));
+        assert!(!search.matches(&labels(&[("team", "search")])));
+        assert!(!search.matches_incident(Some("search"), &BTreeMap::new()));
+        let (_dir, config) = load_ok(&[("incidentd.yaml", "status_page:\n")]);
+        assert_eq!(
+            config.status_page,
+            crate::config::StatusPageConfig::default()
+        );
+    }
+
+    #[test]
+    fn status_page_errors_are_all_named_at_their_place() {
         check(
             &[(
                 "incidentd.yaml",
-                "listen: 127.0.0.1:1\nsla:\n  warn_at: 0.75\nclosure: {quiet_period: 1h}\nstatus_page:\n",
+                "\
+status_page:
+  title: ''
+  timezone: Mars/Olympus
+  services:
+    - {name: 'bad name'}
+    - {name: a}
+    - {name: a}
+    - {display: X}
+    - {name: b, match: {}}
+    - {name: c, match: {'bad-label': x}}
+    - {name: d, colour: red}
+",
             )],
             &[
-                "incidentd.yaml:5:1: `status_page` is not supported by this version of incidentd yet",
+                "incidentd.yaml:2:10: status_page.title must be 1 to 200 bytes",
+                "incidentd.yaml:3:13: unknown time zone `Mars/Olympus`; use an IANA name such as Europe/Berlin",
+                "incidentd.yaml:5:14: service name `bad name` must be 1 to 64 letters, digits, `-`, `_` or `.`",
+                "incidentd.yaml:7:14: service `a` is listed twice",
+                "incidentd.yaml:8:7: missing field `name`",
+                "incidentd.yaml:9:24: match must name at least one label (leave it out for `{service: NAME}`)",
+                "incidentd.yaml:10:24: `bad-label` is not a valid label name",
+                "incidentd.yaml:11:17: unknown field `colour`, expected one of `name`, `display`, `description`, `group`, `match`",
             ],
         );
     }

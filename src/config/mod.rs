@@ -12,6 +12,7 @@ mod load;
 mod locate;
 mod rule_test_file;
 mod sla;
+mod status_page;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,6 +32,7 @@ pub use rule_test_file::{
     CertificateExpiry, DEFAULT_TEST_START, Expectation, ExpectedEvent, MAX_STEPS, ProbeResult,
     ProbeSeries, RuleTest, RuleTestFile, load_rule_test,
 };
+pub use status_page::{StatusPageConfig, StatusService};
 
 /// One configuration problem, located in its file. Displays as `FILE:LINE:COL: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +97,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `alerts:`: how alerts from Alertmanager, pushes and events become incidents.
     pub alerts: crate::domain::alert::AlertMapping,
+    /// `status_page:`: the public page's title, time zone and services.
+    pub status_page: StatusPageConfig,
 }
 
 /// `http`: what a connection may hold of the server (see `app::http`).
@@ -494,6 +498,7 @@ mod tests {
             workflow: WorkflowConfig::default(),
             http: HttpConfig::default(),
             alerts: Default::default(),
+            status_page: Default::default(),
         }
     }
 
