@@ -100,6 +100,9 @@ pub struct IncidentV1 {
     /// Written before the SLA clocks existed (now `sla.breach_notification`); read only.
     #[serde(default, skip_serializing)]
     pub breach_notification_due_at: Option<DateTime<Utc>>,
+    /// Tickets published on the status page (absent in older records: not published).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub published: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -315,6 +318,7 @@ impl From<&Incident> for IncidentV1 {
                 breach_notification: i.sla.breach_notification.as_ref().map(SlaClockV1::from),
             },
             breach_notification_due_at: None,
+            published: i.published,
         }
     }
 }
@@ -368,6 +372,7 @@ impl From<IncidentV1> for Incident {
                 resolution: r.sla.resolution.map(SlaClock::from),
                 breach_notification,
             },
+            published: r.published,
         }
     }
 }

@@ -106,6 +106,9 @@ pub struct Incident {
     pub detected_at: Option<DateTime<Utc>>,
     /// The SLA clocks; see [`super::sla`].
     pub sla: SlaClocks,
+    /// A person's ticket shows on the public status page only once a responder publishes
+    /// it (rule and alert incidents of a listed service show without this).
+    pub published: bool,
 }
 
 impl Incident {
@@ -143,6 +146,7 @@ impl Incident {
             closed_at: None,
             detected_at: signal.detected_at.filter(|since| *since < now),
             sla: SlaClocks::default(),
+            published: false,
         };
         let message = match &incident.reporter {
             Some(reporter) => format!(
