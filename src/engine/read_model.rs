@@ -104,7 +104,7 @@ impl Snapshot {
             .values()
             .filter(|m| states.is_none_or(|states| states.contains(&m.state(now))))
             .collect();
-        found.sort_by(|a, b| (b.starts_at, b.id).cmp(&(a.starts_at, a.id)));
+        found.sort_by_key(|m| std::cmp::Reverse((m.starts_at, m.id)));
         found
     }
 
