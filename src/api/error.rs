@@ -54,8 +54,11 @@ impl IntoResponse for ApiError {
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         match &error {
-            EngineError::NotFound(_) | EngineError::SilenceNotFound(_) => {
-                ApiError::not_found(error.to_string())
+            EngineError::NotFound(_)
+            | EngineError::SilenceNotFound(_)
+            | EngineError::MaintenanceNotFound(_) => ApiError::not_found(error.to_string()),
+            EngineError::MaintenanceOver { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
             }
             EngineError::Invalid(_) => ApiError::bad_request(error.to_string()),
             EngineError::Restricted { .. } => {

@@ -1,4 +1,5 @@
-//! The HTTP API (axum): incidents and their workflow, the probes' latest results,
+//! The HTTP API (axum): incidents and their workflow, silences, scheduled maintenances,
+//! the probes' latest results,
 //! `/metrics`, and the Prometheus-style lifecycle endpoints. Handlers read from the store directly (redb read transactions never
 //! block the writer) and send every change to the engine, answering only once it is
 //! durable.
@@ -9,6 +10,7 @@ mod extract;
 mod guard;
 mod ingest;
 mod limits;
+mod maintenances;
 mod matchers;
 mod reload;
 mod webhooks;
@@ -150,6 +152,14 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/api/v1/silences/{id}",
             axum::routing::delete(expire_silence),
+        )
+        .route(
+            "/api/v1/maintenances",
+            get(maintenances::list).post(maintenances::create),
+        )
+        .route(
+            "/api/v1/maintenances/{id}",
+            get(maintenances::get).delete(maintenances::end),
         )
         .route("/api/v1/probes", get(list_probes))
         .route("/api/v1/sla", get(sla_report))

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 
 use super::incident::{Effect, Incident, IncidentId, State};
+use super::maintenance::{Maintenance, ServiceLabel, ServiceResolver, in_maintenance};
 use super::signal::Signal;
 use super::suppression::Silence;
 
@@ -47,9 +48,30 @@ impl Suppressed {
 pub struct Suppressions<'a> {
     /// The symptom's source is in a maintenance window now.
     pub maintenance: bool,
+    /// Maintenances scheduled through the API: one that is active suppresses the symptoms
+    /// of its services.
+    pub maintenances: &'a BTreeMap<u64, Maintenance>,
+    /// Which services a symptom belongs to, from its labels.
+    pub services: &'a dyn ServiceResolver,
     pub silences: &'a BTreeMap<u64, Silence>,
     /// Symptom keys (rule names) whose firing on an active incident suppresses this one.
     pub depends_on: &'a [String],
+}
+
+static NO_MAINTENANCES: BTreeMap<u64, Maintenance> = BTreeMap::new();
+static NO_SILENCES: BTreeMap<u64, Silence> = BTreeMap::new();
+
+impl Suppressions<'static> {
+    /// Nothing holds the symptom back (a person's report).
+    pub fn none() -> Suppressions<'static> {
+        Suppressions {
+            maintenance: false,
+            maintenances: &NO_MAINTENANCES,
+            services: &ServiceLabel::DEFAULT,
+            silences: &NO_SILENCES,
+            depends_on: &[],
+        }
+    }
 }
 
 /// What happened to an incident.
@@ -296,14 +318,22 @@ impl Correlator {
 }
 
 /// Why a firing symptom must not open an incident, judged against `active` incidents:
-/// maintenance first, then silences, then a parent symptom firing on an active incident.
+/// maintenance first (a rule's window, then a scheduled maintenance of its service), then
+/// silences, then a parent symptom firing on an active incident.
 pub fn suppression<'a>(
     mut active: impl Iterator<Item = &'a Incident>,
     labels: &BTreeMap<String, String>,
     suppressions: Suppressions<'_>,
     now: DateTime<Utc>,
 ) -> Option<Suppressed> {
-    if suppressions.maintenance {
+    if suppressions.maintenance
+        || in_maintenance(
+            suppressions.maintenances.values(),
+            labels,
+            suppressions.services,
+            now,
+        )
+    {
         return Some(Suppressed::Maintenance);
     }
     if suppressions
@@ -392,12 +422,15 @@ mod tests {
     /// - `recover GROUP RULE [manual]` (manual: no auto-resolve)
     /// - `resolve ID` / `close ID` (a person)
     /// - `silence LABEL=VALUE` (active from then on)
+    /// - `maintain SERVICE FROM UNTIL` (a scheduled maintenance of SERVICE, from step FROM
+    ///   to step UNTIL, end exclusive)
     /// - `alert firing|resolved ALERTNAME [SEVERITY] [group=GROUPKEY]` (an Alertmanager
     ///   alert; with `group=`, grouped by that `groupKey`)
     #[track_caller]
     fn check(script: &str, want: &str) {
         let mut correlator = Correlator::default();
         let mut silences = BTreeMap::new();
+        let mut maintenances = BTreeMap::new();
         let mut next = 1;
         let mut got = String::new();
         for (step, line) in script.trim().lines().enumerate() {
@@ -412,6 +445,8 @@ mod tests {
                         .collect();
                     let suppressions = Suppressions {
                         maintenance: rest.contains(&"maintenance"),
+                        maintenances: &maintenances,
+                        services: &ServiceLabel::DEFAULT,
                         silences: &silences,
                         depends_on: &depends_on,
                     };
@@ -450,13 +485,7 @@ mod tests {
                     let priority = Priority::from_matrix(impact, urgency);
                     let signal = Signal::from_ticket(id, ticket, priority, Tier::L1, "desk");
                     let (group, key) = (signal.group.clone(), signal.key.clone());
-                    let none = BTreeMap::new();
-                    let unsuppressed = Suppressions {
-                        maintenance: false,
-                        silences: &none,
-                        depends_on: &[],
-                    };
-                    correlator.fire(&group, &key, || signal, unsuppressed, || id, now)
+                    correlator.fire(&group, &key, || signal, Suppressions::none(), || id, now)
                 }
                 ["alert", status, name, rest @ ..] => {
                     use crate::domain::alert::{
@@ -503,9 +532,9 @@ mod tests {
                             &key,
                             || signal,
                             Suppressions {
-                                maintenance: false,
                                 silences: &silences,
-                                depends_on: &[],
+                                maintenances: &maintenances,
+                                ..Suppressions::none()
                             },
                             || {
                                 next += 1;
@@ -555,6 +584,24 @@ mod tests {
                             ends_at: at(3600),
                             created_by: "alice".to_owned(),
                             comment: String::new(),
+                        },
+                    );
+                    continue;
+                }
+                ["maintain", service, from, until] => {
+                    let id = maintenances.len() as u64 + 1;
+                    maintenances.insert(
+                        id,
+                        Maintenance {
+                            id,
+                            title: "upgrade".to_owned(),
+                            message: String::new(),
+                            services: vec![(*service).to_owned()],
+                            starts_at: at(from.parse().unwrap()),
+                            ends_at: at(until.parse().unwrap()),
+                            created_by: "alice".to_owned(),
+                            created_at: now,
+                            cancelled_at: None,
                         },
                     );
                     continue;
@@ -823,6 +870,34 @@ mod tests {
     }
 
     #[test]
+    fn a_scheduled_maintenance_suppresses_its_services_while_active() {
+        // Steps are seconds: the maintenance of `web` runs from step 1 to step 5.
+        check(
+            "maintain web 1 5
+             fire web down P3
+             fire db down P3
+             fire web slow P4
+             fire web down P3
+             fire web down P3
+             fire web slow P4",
+            "suppressed maintenance
+             opened INC-1 open P3 [opened]
+             suppressed maintenance
+             suppressed maintenance
+             opened INC-2 open P3 [opened]
+             raised INC-2 open P3 []",
+        );
+        // Ahead of its start nothing is held back, and an open incident keeps its symptoms.
+        check(
+            "maintain web 2 9
+             fire web down P3
+             fire web slow P4",
+            "opened INC-1 open P3 [opened]
+             raised INC-1 open P3 []",
+        );
+    }
+
+    #[test]
     fn a_child_waits_while_its_parent_fires() {
         check(
             "fire db down P2
@@ -854,12 +929,7 @@ mod tests {
     #[test]
     fn the_index_follows_the_workflow() {
         let mut correlator = Correlator::default();
-        let silences = BTreeMap::new();
-        let none = Suppressions {
-            maintenance: false,
-            silences: &silences,
-            depends_on: &[],
-        };
+        let none = Suppressions::none();
         let fired = correlator.fire(
             "web",
             "down",

@@ -10,6 +10,7 @@ pub mod correlate;
 pub mod detector;
 pub mod duration;
 pub mod incident;
+pub mod maintenance;
 pub mod observation;
 pub mod policy;
 pub mod priority;

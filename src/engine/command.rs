@@ -14,6 +14,7 @@ use crate::domain::alert::Alert;
 use crate::domain::incident::{
     Changes, Incident, IncidentId, Kind, Reporter, Tier, TransitionError,
 };
+use crate::domain::maintenance::{Maintenance, MaintenanceState};
 use crate::domain::observation::Observation;
 use crate::domain::priority::Level;
 use crate::domain::suppression::{Matcher, Silence};
@@ -115,6 +116,17 @@ pub struct NewSilence {
     pub ends_at: DateTime<Utc>,
     pub created_by: String,
     pub comment: String,
+}
+
+/// A maintenance as the API received it (its fields checked there).
+#[derive(Debug, Clone)]
+pub struct NewMaintenance {
+    pub title: String,
+    pub message: String,
+    pub services: Vec<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
 }
 
 /// What a reload changed in the engine.
@@ -223,6 +235,15 @@ pub(super) enum Command {
         id: u64,
         reply: Reply<Silence>,
     },
+    Maintain {
+        maintenance: NewMaintenance,
+        reply: Reply<Maintenance>,
+    },
+    /// Cancels an upcoming maintenance, ends an active one now.
+    EndMaintenance {
+        id: u64,
+        reply: Reply<Maintenance>,
+    },
     /// Fire the durable timers that are due.
     Tick {
         reply: Option<Reply<()>>,
@@ -262,6 +283,9 @@ impl Command {
             Command::Silence { reply, .. } | Command::Expire { reply, .. } => {
                 refused(reply, error);
             }
+            Command::Maintain { reply, .. } | Command::EndMaintenance { reply, .. } => {
+                refused(reply, error);
+            }
             Command::Tick { reply } => {
                 if let Some(reply) = reply {
                     refused(reply, error);
@@ -280,6 +304,10 @@ pub enum EngineError {
     NotFound(IncidentId),
     #[error("silence {0} not found")]
     SilenceNotFound(u64),
+    #[error("maintenance MNT-{0} not found")]
+    MaintenanceNotFound(u64),
+    #[error("maintenance MNT-{id} is {state} already")]
+    MaintenanceOver { id: u64, state: MaintenanceState },
     #[error("incident {id} is restricted; token `{actor}` may not act on it")]
     Restricted { id: IncidentId, actor: String },
     #[error("{0}")]
@@ -363,6 +391,17 @@ impl EngineHandle {
     /// Ends a silence now.
     pub async fn expire(&self, id: u64) -> Result<Silence, EngineError> {
         self.ask(|reply| Command::Expire { id, reply }).await
+    }
+
+    pub async fn maintain(&self, maintenance: NewMaintenance) -> Result<Maintenance, EngineError> {
+        self.ask(|reply| Command::Maintain { maintenance, reply })
+            .await
+    }
+
+    /// Cancels an upcoming maintenance, or ends an active one now.
+    pub async fn end_maintenance(&self, id: u64) -> Result<Maintenance, EngineError> {
+        self.ask(|reply| Command::EndMaintenance { id, reply })
+            .await
     }
 
     /// Fires the timers due by the clock's now, and waits until that is durable.

@@ -28,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use command::{
     AlertOutcome, AlertsOutcome, DeliveryReport, EngineError, EngineHandle, IngestError,
-    NewSilence, NewTicket, ProbeRun, Reconfigured, Refused, RunVerdict, Subject, Verb,
+    NewMaintenance, NewSilence, NewTicket, ProbeRun, Reconfigured, Refused, RunVerdict, Subject,
+    Verb,
 };
 pub use read_model::{ReadModel, RuleStatus, Snapshot, SubjectStatus};
 
@@ -40,6 +41,7 @@ use crate::domain::detector::{Detector, Transition};
 use crate::domain::incident::{
     Effect, Incident, IncidentId, Kind, SYSTEM, State as IncidentState, Ticket, TimelineEntry,
 };
+use crate::domain::maintenance::{Maintenance, ServiceLabel};
 use crate::domain::observation::{History, Observation};
 use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::Level;
@@ -83,6 +85,12 @@ const QUEUE: usize = 16 * 1024;
 /// doubles up to [`RETRY_MAX`] while the store still refuses writes.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Maintenances not yet over (upcoming or active) at most: each is checked against every
+/// new symptom, and the status page lists them all.
+pub const MAX_PENDING_MAINTENANCES: usize = 1_000;
+/// Maintenances over (completed, cancelled) kept in memory and in the read model at most,
+/// the latest; older ones, and any over for more than 90 days, are in the store only.
+const MAX_PAST_MAINTENANCES: usize = 1_000;
 
 /// The store stopped taking writes (a commit failed): commands are refused with `error`
 /// until the store is open again, a write went through and the state is reloaded.
@@ -162,6 +170,8 @@ struct State {
     histories: HashMap<HistoryKey, History>,
     /// Silences that have not ended.
     silences: BTreeMap<u64, Silence>,
+    /// Maintenances not over, and the recent past ones ([`keep_recent`]).
+    maintenances: BTreeMap<u64, Maintenance>,
     counters: Counters,
 }
 
@@ -183,6 +193,7 @@ impl Engine {
             public_updates: imbl::OrdMap::new(),
             detectors: imbl::OrdMap::new(),
             silences: Arc::default(),
+            maintenances: Arc::default(),
             rules: setup.rules.clone(),
             restrictions: setup.restrictions.clone(),
         };
@@ -229,6 +240,7 @@ impl Engine {
                 next_timeline_seq: loaded.next_timeline_seq,
                 next_outbox_seq: loaded.next_outbox_seq,
                 next_silence_id: loaded.next_silence_id,
+                next_maintenance_id: loaded.next_maintenance_id,
             },
             silences: loaded
                 .silences
@@ -236,6 +248,10 @@ impl Engine {
                 .filter(|s| s.ends_at > now)
                 .map(|s| (s.id, s))
                 .collect(),
+            maintenances: keep_recent(
+                loaded.maintenances.into_iter().map(|m| (m.id, m)).collect(),
+                now,
+            ),
             timers: loaded.timers.into_iter().collect(),
             incidents: Correlator::new(loaded.incidents),
             firing: firing_counts(&detectors),
@@ -264,6 +280,7 @@ impl Engine {
                 .map(|(k, d)| (k.clone(), *d))
                 .collect(),
             silences: Arc::new(self.state.silences.clone()),
+            maintenances: Arc::new(self.state.maintenances.clone()),
             rules: self.setup.rules.clone(),
             restrictions: self.setup.restrictions.clone(),
         };
@@ -436,7 +453,11 @@ impl Engine {
 
     /// Brings the read model up to date with a durable batch: only what it touched.
     fn publish_snapshot(&mut self, pending: &txn::Pending) {
-        if pending.touched.is_empty() && !pending.detectors_changed && !pending.silences_changed {
+        if pending.touched.is_empty()
+            && !pending.detectors_changed
+            && !pending.silences_changed
+            && !pending.maintenances_changed
+        {
             return;
         }
         let snapshot = &mut self.snapshot;
@@ -453,6 +474,9 @@ impl Engine {
         }
         if pending.silences_changed {
             snapshot.silences = Arc::new(self.state.silences.clone());
+        }
+        if pending.maintenances_changed {
+            snapshot.maintenances = Arc::new(self.state.maintenances.clone());
         }
         snapshot.version += 1;
         self.published.send_replace(Arc::new(snapshot.clone()));
@@ -516,6 +540,14 @@ impl Engine {
                 let outcome = self.expire_silence(id, txn);
                 txn.reply(reply, outcome);
             }
+            Command::Maintain { maintenance, reply } => {
+                let outcome = self.add_maintenance(maintenance, txn);
+                txn.reply(reply, outcome);
+            }
+            Command::EndMaintenance { id, reply } => {
+                let outcome = self.end_maintenance(id, txn);
+                txn.reply(reply, outcome);
+            }
             Command::Tick { reply } => {
                 self.tick(txn);
                 if let Some(reply) = reply {
@@ -571,6 +603,81 @@ impl Engine {
         txn.batch.put_silence(&expired);
         txn.pending.silences_changed = true;
         Ok(expired)
+    }
+
+    /// Schedules a maintenance. The API checked its fields; the times are checked again
+    /// against the engine's now, and the bound on those not over here, where they are known.
+    fn add_maintenance(
+        &mut self,
+        new: NewMaintenance,
+        txn: &mut Txn,
+    ) -> Result<Maintenance, EngineError> {
+        let now = txn.now;
+        if new.ends_at <= new.starts_at {
+            return Err(EngineError::Invalid(
+                "`ends_at` must be after `starts_at`".to_owned(),
+            ));
+        }
+        if new.ends_at <= now {
+            return Err(EngineError::Invalid("`ends_at` is in the past".to_owned()));
+        }
+        let pending = self
+            .state
+            .maintenances
+            .values()
+            .filter(|m| m.state(now).is_pending())
+            .count();
+        if pending >= MAX_PENDING_MAINTENANCES {
+            return Err(EngineError::Invalid(format!(
+                "{pending} maintenances are upcoming or active; at most {MAX_PENDING_MAINTENANCES}: cancel one first"
+            )));
+        }
+        let maintenance = Maintenance {
+            id: self.state.counters.next_maintenance_id,
+            title: new.title,
+            message: new.message,
+            services: new.services,
+            starts_at: new.starts_at,
+            ends_at: new.ends_at,
+            created_by: new.created_by,
+            created_at: now,
+            cancelled_at: None,
+        };
+        self.state.counters.next_maintenance_id += 1;
+        txn.batch.put_maintenance(&maintenance);
+        self.state
+            .maintenances
+            .insert(maintenance.id, maintenance.clone());
+        self.state.maintenances = keep_recent(std::mem::take(&mut self.state.maintenances), now);
+        txn.pending.maintenances_changed = true;
+        tracing::info!(maintenance = maintenance.id, services = ?maintenance.services, "maintenance scheduled");
+        Ok(maintenance)
+    }
+
+    /// `DELETE`: cancels an upcoming maintenance, ends an active one now; one that is over
+    /// stays as it was (409).
+    fn end_maintenance(&mut self, id: u64, txn: &mut Txn) -> Result<Maintenance, EngineError> {
+        let now = txn.now;
+        let maintenance = match self.state.maintenances.get(&id) {
+            Some(maintenance) => maintenance.clone(),
+            // Over long ago: in the store only, and over all the same.
+            None => self.stored_maintenance(id)?,
+        };
+        let ended = maintenance
+            .end(now)
+            .map_err(|over| EngineError::MaintenanceOver { id, state: over.0 })?;
+        txn.batch.put_maintenance(&ended);
+        self.state.maintenances.insert(id, ended.clone());
+        txn.pending.maintenances_changed = true;
+        tracing::info!(maintenance = id, state = %ended.state(now), "maintenance ended");
+        Ok(ended)
+    }
+
+    fn stored_maintenance(&self, id: u64) -> Result<Maintenance, EngineError> {
+        self.store
+            .get_maintenance(id)
+            .map_err(|e| EngineError::Store(Arc::new(e)))?
+            .ok_or(EngineError::MaintenanceNotFound(id))
     }
 
     /// Makes sure the incident is in memory: closed incidents live in the store only.
@@ -722,12 +829,7 @@ impl Engine {
         );
         // A person's report is not an alert: silences, maintenance and dependencies do not
         // hold it back.
-        let no_silences = BTreeMap::new();
-        let unsuppressed = Suppressions {
-            maintenance: false,
-            silences: &no_silences,
-            depends_on: &[],
-        };
+        let unsuppressed = Suppressions::none();
         let (group, key) = (signal.group.clone(), signal.key.clone());
         let (kind, priority) = (signal.kind, signal.priority);
         let outcome =
@@ -780,6 +882,8 @@ impl Engine {
             AlertStatus::Firing => {
                 let suppressions = Suppressions {
                     maintenance: false,
+                    maintenances: &self.state.maintenances,
+                    services: &ServiceLabel(&mapping.service_label),
                     silences: &self.state.silences,
                     depends_on: &[],
                 };
@@ -1011,6 +1115,8 @@ impl Engine {
                 let silences = &self.state.silences;
                 let suppressions = Suppressions {
                     maintenance: rule.in_maintenance(txn.now),
+                    maintenances: &self.state.maintenances,
+                    services: &ServiceLabel::DEFAULT,
                     silences,
                     depends_on: &rule.config.depends_on,
                 };
@@ -1428,4 +1534,26 @@ impl Engine {
         tracing::info!(added = ?report.rules_added, changed = ?report.rules_changed, removed = ?report.rules_removed, "rules reloaded");
         report
     }
+}
+
+/// The maintenances worth keeping in memory at `now`: every one not over, and of those
+/// over (completed or cancelled) the latest [`MAX_PAST_MAINTENANCES`] that are recent
+/// ([`Maintenance::is_recent`]). The rest stays in the store.
+fn keep_recent(
+    mut maintenances: BTreeMap<u64, Maintenance>,
+    now: DateTime<Utc>,
+) -> BTreeMap<u64, Maintenance> {
+    maintenances.retain(|_, m| m.is_recent(now));
+    let mut past: Vec<(DateTime<Utc>, u64)> = maintenances
+        .values()
+        .filter(|m| !m.state(now).is_pending())
+        .map(|m| (m.over_at(), m.id))
+        .collect();
+    if past.len() > MAX_PAST_MAINTENANCES {
+        past.sort_unstable();
+        for (_, id) in &past[..past.len() - MAX_PAST_MAINTENANCES] {
+            maintenances.remove(id);
+        }
+    }
+    maintenances
 }

@@ -16,6 +16,7 @@ use crate::domain::correlate::{Suppressions, suppression};
 use crate::domain::detector::Detector;
 use crate::domain::duration::format_duration;
 use crate::domain::incident::{Incident, TimelineEntry};
+use crate::domain::maintenance::{Maintenance, MaintenanceState, ServiceLabel};
 use crate::domain::suppression::Silence;
 use crate::view::{Restrictions, timestamp};
 
@@ -36,6 +37,9 @@ pub struct Snapshot {
     pub detectors: imbl::OrdMap<Arc<DetectorKey>, Detector>,
     /// Silences that had not ended at the commit.
     pub silences: Arc<BTreeMap<u64, Silence>>,
+    /// Maintenances upcoming and active, and the latest that are over (completed or
+    /// cancelled in the last 90 days, up to 1,000), by id: what the status page shows.
+    pub maintenances: Arc<BTreeMap<u64, Maintenance>>,
     pub rules: Arc<RuleBook>,
     pub restrictions: Arc<Restrictions>,
 }
@@ -88,6 +92,22 @@ impl Snapshot {
             .collect()
     }
 
+    /// The maintenances in one of `states` at `now` (all with `None`), the latest start
+    /// first (then the highest id).
+    pub fn maintenances_at(
+        &self,
+        states: Option<&[MaintenanceState]>,
+        now: DateTime<Utc>,
+    ) -> Vec<&Maintenance> {
+        let mut found: Vec<&Maintenance> = self
+            .maintenances
+            .values()
+            .filter(|m| states.is_none_or(|states| states.contains(&m.state(now))))
+            .collect();
+        found.sort_by_key(|m| std::cmp::Reverse((m.starts_at, m.id)));
+        found
+    }
+
     /// Every rule's state per subject.
     pub fn rules_at(&self, now: DateTime<Utc>) -> Vec<RuleStatus> {
         let by_group: HashMap<&str, &Incident> = self
@@ -118,6 +138,8 @@ impl Snapshot {
                                     &rule.labels(&key.subject),
                                     Suppressions {
                                         maintenance: rule.in_maintenance(now),
+                                        maintenances: &self.maintenances,
+                                        services: &ServiceLabel::DEFAULT,
                                         silences: &self.silences,
                                         depends_on: &rule.config.depends_on,
                                     },

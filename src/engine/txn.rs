@@ -158,6 +158,8 @@ pub(super) struct Pending {
     pub detectors_changed: bool,
     /// Silences added or ended.
     pub silences_changed: bool,
+    /// Maintenances added, cancelled or ended.
+    pub maintenances_changed: bool,
 }
 
 impl Pending {

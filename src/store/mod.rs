@@ -46,6 +46,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::detector::Detector;
 use crate::domain::incident::{Incident, IncidentId, Kind, State, TimelineEntry};
+use crate::domain::maintenance::{HISTORY_DAYS, Maintenance};
 use crate::domain::priority::Priority;
 use crate::domain::similar;
 use crate::domain::sla::SlaClocks;
@@ -55,7 +56,8 @@ use crate::domain::timer::{Timer, TimerKind};
 pub use health::{Health, RepairError, Repaired, check, repair};
 pub use records::OutboxEntry;
 use records::{
-    DetectorV1, IncidentClocksV1, IncidentTraitsV1, IncidentV1, SilenceV1, TimelineEntryV1,
+    DetectorV1, IncidentClocksV1, IncidentTraitsV1, IncidentV1, MaintenanceV1, SilenceV1,
+    TimelineEntryV1,
 };
 pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt, ReplaySelection};
 
@@ -65,6 +67,9 @@ pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt,
 /// 1. The tables below without the indexes.
 /// 2. `incidents_active.v1`, `incidents_by_sla_stop.v1`, `incident_sla_stop.v1` and
 ///    `silences_by_end.v1`.
+///
+/// A new table with its index written from its first record on (`maintenances.v1`) needs
+/// no new version: opening the store creates it empty, and an older incidentd ignores it.
 pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -95,6 +100,13 @@ const SILENCES: TableDefinition<u64, &[u8]> = TableDefinition::new("silences.v1"
 /// Key: (when the silence ends, in Unix milliseconds; silence id), so that
 /// [`Store::load_at`] reads the silences not ended without the expired ones.
 const SILENCES_BY_END: TableDefinition<(i64, u64), ()> = TableDefinition::new("silences_by_end.v1");
+/// Key: maintenance id. Maintenances over (completed, cancelled) are kept for the record.
+const MAINTENANCES: TableDefinition<u64, &[u8]> = TableDefinition::new("maintenances.v1");
+/// Key: (when the maintenance is over — cancelled, or else its end — in Unix milliseconds;
+/// maintenance id), so that [`Store::load_at`] reads those not over or over for less than
+/// [`HISTORY_DAYS`], whatever the history.
+const MAINTENANCES_BY_OVER: TableDefinition<(i64, u64), ()> =
+    TableDefinition::new("maintenances_by_over.v1");
 
 /// How many of the newest incidents [`Store::similar_incidents`] looks through.
 pub const SIMILAR_SCAN: usize = 5_000;
@@ -104,6 +116,7 @@ const META_NEXT_INCIDENT: &str = "next_incident_id";
 const META_NEXT_TIMELINE: &str = "next_timeline_seq";
 const META_NEXT_OUTBOX: &str = "next_outbox_seq";
 const META_NEXT_SILENCE: &str = "next_silence_id";
+const META_NEXT_MAINTENANCE: &str = "next_maintenance_id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -162,6 +175,10 @@ pub struct Loaded {
     /// Every silence stored (the engine keeps those that have not ended); from
     /// [`Store::load_at`], only those not ended then.
     pub silences: Vec<Silence>,
+    pub next_maintenance_id: u64,
+    /// Every maintenance stored; from [`Store::load_at`], only those not over or over for
+    /// less than [`HISTORY_DAYS`] then.
+    pub maintenances: Vec<Maintenance>,
     /// Every armed timer.
     pub timers: Vec<Timer>,
 }
@@ -176,6 +193,7 @@ pub struct Batch {
     outbox_put: Vec<OutboxEntry>,
     outbox_delete: Vec<(String, u64)>,
     silences: BTreeMap<u64, Silence>,
+    maintenances: BTreeMap<u64, Maintenance>,
     timers_armed: Vec<Timer>,
     timers_done: Vec<Timer>,
     meta: BTreeMap<&'static str, u64>,
@@ -191,6 +209,7 @@ impl Batch {
             && self.outbox_put.is_empty()
             && self.outbox_delete.is_empty()
             && self.silences.is_empty()
+            && self.maintenances.is_empty()
             && self.timers_armed.is_empty()
             && self.timers_done.is_empty()
             && self.meta.is_empty()
@@ -244,6 +263,12 @@ impl Batch {
         self.silences.insert(silence.id, silence.clone());
     }
 
+    /// Stores the maintenance as it is now (created, cancelled or ended early).
+    pub fn put_maintenance(&mut self, maintenance: &Maintenance) {
+        self.maintenances
+            .insert(maintenance.id, maintenance.clone());
+    }
+
     pub fn set_counters(&mut self, counters: Counters) {
         self.meta
             .insert(META_NEXT_INCIDENT, counters.next_incident_id);
@@ -252,6 +277,8 @@ impl Batch {
         self.meta.insert(META_NEXT_OUTBOX, counters.next_outbox_seq);
         self.meta
             .insert(META_NEXT_SILENCE, counters.next_silence_id);
+        self.meta
+            .insert(META_NEXT_MAINTENANCE, counters.next_maintenance_id);
     }
 }
 
@@ -262,6 +289,7 @@ pub struct Counters {
     pub next_timeline_seq: u64,
     pub next_outbox_seq: u64,
     pub next_silence_id: u64,
+    pub next_maintenance_id: u64,
 }
 
 /// Stored incidents one list request reads at most ([`Store::list_incidents_by_state`]): a
@@ -464,6 +492,22 @@ impl Store {
                     .insert((silence.ends_at.timestamp_millis(), *id), ())
                     .map_err(db_err)?;
             }
+            let mut maintenances = txn.open_table(MAINTENANCES).map_err(db_err)?;
+            let mut by_over = txn.open_table(MAINTENANCES_BY_OVER).map_err(db_err)?;
+            for (id, maintenance) in &batch.maintenances {
+                let bytes = encode(&MaintenanceV1::from(maintenance));
+                // One cancelled or ended early is written again: its old entry goes.
+                if let Some(old) = maintenances.insert(id, bytes.as_slice()).map_err(db_err)? {
+                    let old: Maintenance =
+                        decode::<MaintenanceV1>("maintenances.v1", id, old.value())?.into();
+                    by_over
+                        .remove((old.over_at().timestamp_millis(), *id))
+                        .map_err(db_err)?;
+                }
+                by_over
+                    .insert((maintenance.over_at().timestamp_millis(), *id), ())
+                    .map_err(db_err)?;
+            }
             let mut meta = txn.open_table(META).map_err(db_err)?;
             for (key, value) in &batch.meta {
                 meta.insert(*key, value).map_err(db_err)?;
@@ -479,6 +523,19 @@ impl Store {
         match incidents.get(id.0).map_err(db_err)? {
             Some(value) => {
                 let record: IncidentV1 = decode("incidents.v1", id.0, value.value())?;
+                Ok(Some(record.into()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// One maintenance, over or not.
+    pub fn get_maintenance(&self, id: u64) -> Result<Option<Maintenance>, StoreError> {
+        let txn = self.begin_read()?;
+        let maintenances = txn.open_table(MAINTENANCES).map_err(db_err)?;
+        match maintenances.get(id).map_err(db_err)? {
+            Some(value) => {
+                let record: MaintenanceV1 = decode("maintenances.v1", id, value.value())?;
                 Ok(Some(record.into()))
             }
             None => Ok(None),
@@ -795,6 +852,8 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(OUTBOX).map_err(db_err)?;
         txn.open_table(SILENCES).map_err(db_err)?;
         txn.open_table(SILENCES_BY_END).map_err(db_err)?;
+        txn.open_table(MAINTENANCES).map_err(db_err)?;
+        txn.open_table(MAINTENANCES_BY_OVER).map_err(db_err)?;
         txn.open_table(TIMERS).map_err(db_err)?;
         webhooks::init_tables(&txn)?;
         let mut meta = txn.open_table(META).map_err(db_err)?;
@@ -875,6 +934,7 @@ fn read_loaded(txn: &ReadTransaction, now: Option<DateTime<Utc>>) -> Result<Load
         next_timeline_seq: counter(META_NEXT_TIMELINE)?,
         next_outbox_seq: counter(META_NEXT_OUTBOX)?,
         next_silence_id: counter(META_NEXT_SILENCE)?,
+        next_maintenance_id: counter(META_NEXT_MAINTENANCE)?,
         ..Loaded::default()
     };
     let timers = txn.open_table(TIMERS).map_err(db_err)?;
@@ -937,6 +997,36 @@ fn read_loaded(txn: &ReadTransaction, now: Option<DateTime<Utc>>) -> Result<Load
         loaded
             .detectors
             .insert(key.value().to_owned(), (subject, record.into()));
+    }
+    // Last: a store from before maintenances has no such table (`health::readable` takes
+    // that as sound), and everything before it has been read.
+    let maintenances = txn.open_table(MAINTENANCES).map_err(db_err)?;
+    if let Some(now) = now {
+        let by_over = txn.open_table(MAINTENANCES_BY_OVER).map_err(db_err)?;
+        let since = now - chrono::Duration::days(HISTORY_DAYS);
+        for row in by_over
+            .range((since.timestamp_millis(), 0)..)
+            .map_err(db_err)?
+        {
+            let (key, _) = row.map_err(db_err)?;
+            let (_, id) = key.value();
+            let record: MaintenanceV1 = get_indexed(
+                &maintenances,
+                "maintenances.v1",
+                "maintenances_by_over.v1",
+                id,
+            )?;
+            let maintenance = Maintenance::from(record);
+            if maintenance.is_recent(now) {
+                loaded.maintenances.push(maintenance);
+            }
+        }
+    } else {
+        for row in maintenances.iter().map_err(db_err)? {
+            let (key, value) = row.map_err(db_err)?;
+            let record: MaintenanceV1 = decode("maintenances.v1", key.value(), value.value())?;
+            loaded.maintenances.push(record.into());
+        }
     }
     Ok(loaded)
 }

@@ -14,6 +14,7 @@ use crate::domain::incident::{
     Evidence, Incident, IncidentId, Kind, Reporter, Source, State, Tier, TimelineEntry,
     Verification,
 };
+use crate::domain::maintenance::Maintenance;
 use crate::domain::observation::Observation;
 use crate::domain::priority::{Level, Priority};
 use crate::domain::sla::{SlaClock, SlaClocks};
@@ -590,5 +591,52 @@ impl TryFrom<SilenceV1> for Silence {
             created_by: s.created_by,
             comment: s.comment,
         })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceV1 {
+    pub id: u64,
+    pub title: String,
+    pub message: String,
+    pub services: Vec<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Maintenance> for MaintenanceV1 {
+    fn from(m: &Maintenance) -> Self {
+        MaintenanceV1 {
+            id: m.id,
+            title: m.title.clone(),
+            message: m.message.clone(),
+            services: m.services.clone(),
+            starts_at: m.starts_at,
+            ends_at: m.ends_at,
+            created_by: m.created_by.clone(),
+            created_at: m.created_at,
+            cancelled_at: m.cancelled_at,
+        }
+    }
+}
+
+impl From<MaintenanceV1> for Maintenance {
+    fn from(m: MaintenanceV1) -> Self {
+        Maintenance {
+            id: m.id,
+            title: m.title,
+            message: m.message,
+            services: m.services,
+            starts_at: m.starts_at,
+            ends_at: m.ends_at,
+            created_by: m.created_by,
+            created_at: m.created_at,
+            cancelled_at: m.cancelled_at,
+        }
     }
 }

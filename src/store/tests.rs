@@ -425,6 +425,74 @@ fn start_up_at_a_time_reads_the_silences_not_ended() {
     assert_eq!(txn.open_table(SILENCES_BY_END).unwrap().len().unwrap(), 4);
 }
 
+fn maintenance(id: u64, starts: i64, ends: i64, cancelled: Option<i64>) -> Maintenance {
+    Maintenance {
+        id,
+        title: format!("upgrade {id}"),
+        message: "Checkout may be slow.".to_owned(),
+        services: vec!["checkout".to_owned()],
+        starts_at: at(starts),
+        ends_at: at(ends),
+        created_by: "alice".to_owned(),
+        created_at: at(0),
+        cancelled_at: cancelled.map(at),
+    }
+}
+
+#[test]
+fn start_up_reads_the_maintenances_not_over_or_recently_over() {
+    let (_dir, store) = temp_store();
+    let day = 24 * 60;
+    let mut batch = Batch::default();
+    batch.put_maintenance(&maintenance(1, 0, 60, None));
+    batch.put_maintenance(&maintenance(2, 100, 200, None));
+    batch.put_maintenance(&maintenance(3, 100, 200, Some(10)));
+    batch.set_counters(Counters {
+        next_maintenance_id: 4,
+        ..Counters::default()
+    });
+    store.commit(&batch).unwrap();
+
+    #[track_caller]
+    fn check(store: &Store, now: i64, want: &[u64]) {
+        let mut ids: Vec<u64> = store
+            .load_at(at(now))
+            .unwrap()
+            .maintenances
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, want, "at {now}");
+    }
+    check(&store, 0, &[1, 2, 3]);
+    // 90 days after each is over (cancelled at 10, ended at 60, at 200).
+    check(&store, 10 + 90 * day, &[1, 2]);
+    check(&store, 60 + 90 * day, &[2]);
+    check(&store, 200 + 90 * day, &[]);
+    let loaded = store.load().unwrap();
+    assert_eq!(loaded.maintenances.len(), 3, "all, without a time");
+    assert_eq!(loaded.next_maintenance_id, 4);
+    assert_eq!(loaded.maintenances[2], maintenance(3, 100, 200, Some(10)));
+
+    // Ended early: written again, its index entry moves.
+    let mut batch = Batch::default();
+    batch.put_maintenance(&maintenance(2, 100, 150, None));
+    store.commit(&batch).unwrap();
+    check(&store, 150 + 90 * day, &[]);
+    check(&store, 149 + 90 * day, &[2]);
+    assert_eq!(
+        store.get_maintenance(2).unwrap(),
+        Some(maintenance(2, 100, 150, None))
+    );
+    assert_eq!(store.get_maintenance(9).unwrap(), None);
+    let txn = store.begin_read().unwrap();
+    assert_eq!(
+        txn.open_table(MAINTENANCES_BY_OVER).unwrap().len().unwrap(),
+        3
+    );
+}
+
 /// What schema 1 wrote: its tables, without an index, and its version number.
 fn write_schema_1_store(path: &std::path::Path, incidents: &[Incident], silences: &[Silence]) {
     let db = Database::create(path).unwrap();

@@ -58,7 +58,7 @@ enum Access {
 }
 
 /// Every route of the router: (method, path, who may, what a caller who may gets). No
-/// body is sent and INC-1 and silence 1 do not exist, so a caller who passed auth gets
+/// body is sent and INC-1, silence 1 and MNT-1 do not exist, so a caller who passed auth gets
 /// 404 (no such incident) or 400 (a required body is missing) — anything but 401/403.
 const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/metrics", Access::Open, 200),
@@ -120,6 +120,10 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/api/v1/silences", Access::Read, 200),
     ("POST", "/api/v1/silences", Access::Respond, 400),
     ("DELETE", "/api/v1/silences/1", Access::Respond, 404),
+    ("GET", "/api/v1/maintenances", Access::Read, 200),
+    ("POST", "/api/v1/maintenances", Access::Respond, 400),
+    ("GET", "/api/v1/maintenances/MNT-1", Access::Read, 404),
+    ("DELETE", "/api/v1/maintenances/MNT-1", Access::Respond, 404),
     ("GET", "/api/v1/probes", Access::Read, 200),
     // No consumer `hook` is configured: 404, or 400 for a replay without its body.
     ("GET", "/api/v1/webhooks", Access::Read, 200),
@@ -158,6 +162,7 @@ fn the_matrix_covers_every_route_of_the_router() {
         .map(|(_, path, _, _)| {
             path.replace("INC-1", "{id}")
                 .replace("/silences/1", "/silences/{id}")
+                .replace("MNT-1", "{id}")
                 .replace("/webhooks/hook/", "/webhooks/{consumer}/")
         })
         .collect();

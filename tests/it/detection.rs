@@ -9,9 +9,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use incidentd::clock::{Clock, ManualClock};
 use incidentd::domain::incident::{Incident, TimelineEntry};
+use incidentd::domain::maintenance::MaintenanceState;
 use incidentd::domain::observation::Observation;
 use incidentd::domain::suppression::Matcher;
-use incidentd::engine::{Engine, EngineHandle, NewSilence, NewTicket, ProbeRun, ReadModel, Verb};
+use incidentd::engine::{
+    Engine, EngineHandle, NewMaintenance, NewSilence, NewTicket, ProbeRun, ReadModel, Verb,
+};
 use incidentd::metrics::Metrics;
 use incidentd::store::Store;
 use incidentd::view::Clearance;
@@ -304,6 +307,85 @@ rules:
     let incidents = h.incidents();
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0].0.labels["rule"], "web-down");
+}
+
+#[tokio::test]
+async fn a_scheduled_maintenance_holds_its_services_rules_back_across_a_restart() {
+    let h = Harness::start(
+        r#"probes:
+  - {name: checkout, interval: 10s, labels: {service: checkout}, http: {url: "http://127.0.0.1:9/"}}
+  - {name: web, interval: 10s, labels: {service: web}, http: {url: "http://127.0.0.1:9/"}}
+rules:
+  - {name: checkout-down, probe: checkout, when: '[STATUS] != 200'}
+  - {name: web-down, probe: web, when: '[STATUS] != 200'}
+"#,
+    );
+    let now = h.clock.now();
+    let maintenance = h
+        .engine
+        .maintain(NewMaintenance {
+            title: "Database upgrade".to_owned(),
+            message: "Checkout may be slow.".to_owned(),
+            services: vec!["checkout".to_owned()],
+            starts_at: now + chrono::Duration::minutes(1),
+            ends_at: now + chrono::Duration::minutes(30),
+            created_by: "alice".to_owned(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(maintenance.id, 1);
+    assert_eq!(maintenance.state(now), MaintenanceState::Upcoming);
+
+    // Stored and loaded again: still there, still upcoming, then active.
+    let h = h.restart().await;
+    {
+        let snapshot = h.read.borrow().clone();
+        assert_eq!(snapshot.maintenances.get(&1), Some(&maintenance));
+    }
+    h.clock.advance(Duration::from_secs(60));
+    h.feed("checkout", 500, 10).await; // 09:01:00, in maintenance
+    h.feed("web", 500, 10).await; // another service: opens
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].0.labels["rule"], "web-down");
+    let rules = h.rules().await;
+    assert_eq!(
+        rules["rules"][0]["subjects"][0]["firing"], true,
+        "still measured"
+    );
+    assert_eq!(
+        rules["rules"][0]["subjects"][0]["suppressed"],
+        "maintenance"
+    );
+
+    // A restart while it runs keeps holding the symptom back.
+    let h = h.restart().await;
+    h.feed("checkout", 500, 10).await;
+    assert_eq!(h.incidents().len(), 1);
+
+    // At its end the still-failing target opens its incident.
+    h.clock.advance(Duration::from_secs(29 * 60));
+    let snapshot = h.read.borrow().clone();
+    let state = snapshot.maintenances[&1].state(h.clock.now());
+    assert_eq!(state, MaintenanceState::Completed);
+    h.feed("checkout", 500, 10).await;
+    let incidents = h.incidents();
+    assert_eq!(incidents.len(), 2);
+    assert_eq!(incidents[1].0.labels["rule"], "checkout-down");
+    // A second maintenance gets the next id: the counter was stored too.
+    let next = h
+        .engine
+        .maintain(NewMaintenance {
+            title: "Again".to_owned(),
+            message: String::new(),
+            services: vec!["web".to_owned()],
+            starts_at: h.clock.now(),
+            ends_at: h.clock.now() + chrono::Duration::minutes(5),
+            created_by: "alice".to_owned(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(next.id, 2);
 }
 
 #[tokio::test]

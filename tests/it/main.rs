@@ -14,6 +14,7 @@ mod exporter;
 mod hardening_edge;
 mod hardening_limits;
 mod interop_alerts;
+mod maintenances;
 mod probe_to_webhook;
 mod probes;
 mod reload;

@@ -387,3 +387,76 @@ async fn sigkill_loses_no_webhook_event_dead_letters_and_disabled_consumers_stay
     let status = second.terminate();
     assert!(status.success(), "graceful shutdown exits 0: {status}");
 }
+
+/// A maintenance answered 201 is stored: after SIGKILL it is listed again, active, and
+/// still holds its service's alerts back; one cancelled before the crash stays cancelled.
+#[tokio::test]
+async fn sigkill_keeps_scheduled_maintenances() {
+    let dir = ConfigDir::new("listen: 127.0.0.1:0\n", &[]);
+    let client = reqwest::Client::new();
+    let now = chrono::Utc::now();
+    let plan = |service: &str, starts: i64| {
+        serde_json::json!({
+            "title": "Database upgrade",
+            "message": "Checkout may be slow.",
+            "services": [service],
+            "starts_at": (now + chrono::Duration::minutes(starts)).to_rfc3339(),
+            "ends_at": (now + chrono::Duration::hours(2)).to_rfc3339(),
+        })
+    };
+
+    let first = Server::start(&dir);
+    for (service, starts) in [("checkout", -1), ("web", 60)] {
+        let response = client
+            .post(first.url("/api/v1/maintenances"))
+            .json(&plan(service, starts))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let response = client
+        .delete(first.url("/api/v1/maintenances/MNT-2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    first.kill();
+
+    let second = Server::start(&dir);
+    let list: Value = client
+        .get(second.url("/api/v1/maintenances"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let states: Vec<(&str, &str)> = list["maintenances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].as_str().unwrap(), m["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("MNT-2", "cancelled"), ("MNT-1", "active")]);
+    let pushed: Value = client
+        .post(second.url("/api/v2/alerts"))
+        .json(&serde_json::json!([{"labels": {"alertname": "Down", "service": "checkout"}}]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pushed["alerts"][0]["outcome"], "suppressed", "{pushed}");
+    assert!(second.incidents().await.is_empty());
+    let response = client
+        .post(second.url("/api/v1/maintenances"))
+        .json(&plan("api", 0))
+        .send()
+        .await
+        .unwrap();
+    let made: Value = response.json().await.unwrap();
+    assert_eq!(made["id"], "MNT-3", "the id counter survived: {made}");
+    second.kill();
+}
