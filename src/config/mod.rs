@@ -32,7 +32,7 @@ pub use rule_test_file::{
     CertificateExpiry, DEFAULT_TEST_START, Expectation, ExpectedEvent, MAX_STEPS, ProbeResult,
     ProbeSeries, RuleTest, RuleTestFile, load_rule_test,
 };
-pub use status_page::{StatusPageConfig, StatusService};
+pub use status_page::{SignalServices, StatusPageConfig, StatusService};
 
 /// One configuration problem, located in its file. Displays as `FILE:LINE:COL: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]

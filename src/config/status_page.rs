@@ -10,6 +10,7 @@ use serde_yaml::Value;
 use super::document::Check;
 use super::locate::Segment::{Index, Key};
 use crate::domain::calendar::parse_timezone;
+use crate::domain::maintenance::ServiceResolver;
 
 /// At most this many services: the page and its badges stay small and fast.
 pub const MAX_SERVICES: usize = 500;
@@ -74,6 +75,34 @@ impl StatusService {
 
     fn is_default_match(&self) -> bool {
         self.matchers.len() == 1 && self.matchers.get("service") == Some(&self.name)
+    }
+}
+
+/// Which services a signal with these labels belongs to, for maintenances: the listed
+/// services its labels match, and the value of its own service label (a maintenance may
+/// name a service the page does not list).
+#[derive(Debug, Clone, Copy)]
+pub struct SignalServices<'a> {
+    pub page: &'a StatusPageConfig,
+    /// The label that names a signal's service (`service`, or `alerts.service_label`).
+    pub label: &'a str,
+}
+
+impl ServiceResolver for SignalServices<'_> {
+    fn services<'a>(&'a self, labels: &'a BTreeMap<String, String>) -> Vec<&'a str> {
+        let mut services: Vec<&str> = self
+            .page
+            .services
+            .iter()
+            .filter(|s| s.matches(labels))
+            .map(|s| s.name.as_str())
+            .collect();
+        if let Some(own) = labels.get(self.label)
+            && !services.contains(&own.as_str())
+        {
+            services.push(own);
+        }
+        services
     }
 }
 

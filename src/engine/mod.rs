@@ -34,14 +34,14 @@ pub use command::{
 pub use read_model::{ReadModel, RuleStatus, Snapshot, SubjectStatus};
 
 use crate::clock::Clock;
-use crate::config::{Config, WebhookConfig};
+use crate::config::{Config, SignalServices, StatusPageConfig, WebhookConfig};
 use crate::domain::alert::{Alert, AlertMapping, AlertSource, AlertStatus, Templates};
 use crate::domain::correlate::{Change, Correlator, Outcome, Suppressions};
 use crate::domain::detector::{Detector, Transition};
 use crate::domain::incident::{
     Effect, Incident, IncidentId, Kind, SYSTEM, State as IncidentState, Ticket, TimelineEntry,
 };
-use crate::domain::maintenance::{Maintenance, ServiceLabel};
+use crate::domain::maintenance::Maintenance;
 use crate::domain::observation::{History, Observation};
 use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::Level;
@@ -116,6 +116,8 @@ struct Setup {
     /// `alerts:`: how alerts map to incidents, and its compiled templates.
     alerts: AlertMapping,
     templates: Templates,
+    /// `status_page:`: which services a signal belongs to (maintenances).
+    status_page: Arc<StatusPageConfig>,
 }
 
 impl Setup {
@@ -137,6 +139,7 @@ impl Setup {
             external_url: config.external_url.clone(),
             workflow: config.workflow.clone(),
             restrictions: Arc::new(Restrictions::from_workflow(&config.workflow)),
+            status_page: Arc::new(config.status_page.clone()),
         }
     }
 }
@@ -196,6 +199,7 @@ impl Engine {
             maintenances: Arc::default(),
             rules: setup.rules.clone(),
             restrictions: setup.restrictions.clone(),
+            status_page: setup.status_page.clone(),
         };
         let (published, read) = watch::channel(Arc::new(snapshot.clone()));
         let mut engine = Engine {
@@ -283,6 +287,7 @@ impl Engine {
             maintenances: Arc::new(self.state.maintenances.clone()),
             rules: self.setup.rules.clone(),
             restrictions: self.setup.restrictions.clone(),
+            status_page: self.setup.status_page.clone(),
         };
         self.published.send_replace(Arc::new(self.snapshot.clone()));
         Ok(())
@@ -883,7 +888,10 @@ impl Engine {
                 let suppressions = Suppressions {
                     maintenance: false,
                     maintenances: &self.state.maintenances,
-                    services: &ServiceLabel(&mapping.service_label),
+                    services: &SignalServices {
+                        page: &self.setup.status_page,
+                        label: &mapping.service_label,
+                    },
                     silences: &self.state.silences,
                     depends_on: &[],
                 };
@@ -1116,7 +1124,10 @@ impl Engine {
                 let suppressions = Suppressions {
                     maintenance: rule.in_maintenance(txn.now),
                     maintenances: &self.state.maintenances,
-                    services: &ServiceLabel::DEFAULT,
+                    services: &SignalServices {
+                        page: &self.setup.status_page,
+                        label: "service",
+                    },
                     silences,
                     depends_on: &rule.config.depends_on,
                 };
@@ -1530,6 +1541,7 @@ impl Engine {
         self.set_rule_gauges();
         self.snapshot.rules = self.setup.rules.clone();
         self.snapshot.restrictions = self.setup.restrictions.clone();
+        self.snapshot.status_page = self.setup.status_page.clone();
         txn.pending.detectors_changed = true;
         tracing::info!(added = ?report.rules_added, changed = ?report.rules_changed, removed = ?report.rules_removed, "rules reloaded");
         report

@@ -12,11 +12,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::config::{SignalServices, StatusPageConfig};
 use crate::domain::correlate::{Suppressions, suppression};
 use crate::domain::detector::Detector;
 use crate::domain::duration::format_duration;
 use crate::domain::incident::{Incident, TimelineEntry};
-use crate::domain::maintenance::{Maintenance, MaintenanceState, ServiceLabel};
+use crate::domain::maintenance::{Maintenance, MaintenanceState};
 use crate::domain::suppression::Silence;
 use crate::view::{Restrictions, timestamp};
 
@@ -42,6 +43,8 @@ pub struct Snapshot {
     pub maintenances: Arc<BTreeMap<u64, Maintenance>>,
     pub rules: Arc<RuleBook>,
     pub restrictions: Arc<Restrictions>,
+    /// `status_page:`: its services decide which a signal belongs to (maintenances).
+    pub status_page: Arc<StatusPageConfig>,
 }
 
 /// The receiving end: `borrow()` for the latest snapshot.
@@ -139,7 +142,10 @@ impl Snapshot {
                                     Suppressions {
                                         maintenance: rule.in_maintenance(now),
                                         maintenances: &self.maintenances,
-                                        services: &ServiceLabel::DEFAULT,
+                                        services: &SignalServices {
+                                            page: &self.status_page,
+                                            label: "service",
+                                        },
                                         silences: &self.silences,
                                         depends_on: &rule.config.depends_on,
                                     },

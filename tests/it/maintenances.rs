@@ -325,3 +325,31 @@ async fn ending_a_maintenance_early_lets_incidents_open_at_once() {
     assert_eq!(app.clock.now(), start_time() + chrono::Duration::minutes(1));
     app.stop().await;
 }
+
+/// A listed service fed by other labels than `service` (`status_page.services[].match`): a
+/// maintenance of it covers the alerts those labels carry.
+#[tokio::test]
+async fn a_maintenance_covers_what_the_status_page_service_matches() {
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0
+status_page:
+  services:
+    - {name: payments, match: {team: payments}}
+",
+        &[],
+    );
+    let app = TestApp::spawn(&dir, HashMap::new()).await;
+    let (status, _) = app
+        .post(
+            "/api/v1/maintenances",
+            Some(plan(json!(["payments"]), 0, 60)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let push = |team: &str| json!([{"labels": {"alertname": "Down", "team": team}}]);
+    let (_, body) = app.post("/api/v2/alerts", Some(push("payments"))).await;
+    assert_eq!(body["alerts"][0]["outcome"], "suppressed", "{body}");
+    let (_, body) = app.post("/api/v2/alerts", Some(push("search"))).await;
+    assert_eq!(body["alerts"][0]["outcome"], "accepted", "{body}");
+    app.stop().await;
+}
