@@ -359,8 +359,8 @@ pub fn incident_model(
 }
 
 /// The services listed: the configured ones, else the probes' services.
-fn listed(inputs: &PageInputs<'_>) -> Vec<ServiceModel> {
-    let plain = |name: &String| ServiceModel {
+fn listed_one(name: &String) -> ServiceModel {
+    ServiceModel {
         name: name.clone(),
         display: name.clone(),
         description: None,
@@ -369,7 +369,11 @@ fn listed(inputs: &PageInputs<'_>) -> Vec<ServiceModel> {
         uptime_90d: None,
         bar: Vec::new(),
         uptime_text: String::new(),
-    };
+    }
+}
+
+fn listed(inputs: &PageInputs<'_>) -> Vec<ServiceModel> {
+    let plain = listed_one;
     if inputs.page.services.is_empty() {
         return inputs.probe_services.iter().map(plain).collect();
     }
@@ -434,6 +438,22 @@ pub fn build(inputs: &PageInputs<'_>) -> Model {
     let page = inputs.page;
     let tz = page.timezone;
     let mut services = listed(inputs);
+    if page.services.is_empty() {
+        // Without a list, a service named by an active public incident shows too.
+        let mut named: Vec<String> = snapshot
+            .active()
+            .filter(|i| visibility(i, &snapshot.restrictions, page) == Visibility::Public)
+            .filter_map(|i| i.service.clone())
+            .filter(|s| !inputs.probe_services.contains(s))
+            .collect();
+        named.sort();
+        named.dedup();
+        services.extend(named.iter().map(|name| ServiceModel {
+            display: name.clone(),
+            ..listed_one(name)
+        }));
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+    }
     let mut notice = None;
     let mut active = Vec::new();
     let mut resolved = Vec::new();
