@@ -486,11 +486,7 @@ impl Engine {
                 .get(&incident.id.0)
                 .cloned()
                 .unwrap_or_default();
-            read_model::remember_closed(
-                &mut snapshot.recent,
-                Recent { incident, updates },
-                now,
-            );
+            read_model::remember_closed(&mut snapshot.recent, Recent { incident, updates }, now);
         }
         for &id in pending.touched.keys() {
             match self.state.incidents.get(IncidentId(id)) {

@@ -359,10 +359,10 @@ pub fn incident_model(
 }
 
 /// The services listed: the configured ones, else the probes' services.
-fn listed_one(name: &String) -> ServiceModel {
+fn listed_one(name: &str) -> ServiceModel {
     ServiceModel {
-        name: name.clone(),
-        display: name.clone(),
+        name: name.to_owned(),
+        display: name.to_owned(),
         description: None,
         group: None,
         status: ServiceStatus::Operational,
@@ -373,7 +373,7 @@ fn listed_one(name: &String) -> ServiceModel {
 }
 
 fn listed(inputs: &PageInputs<'_>) -> Vec<ServiceModel> {
-    let plain = listed_one;
+    let plain = |name: &String| listed_one(name);
     if inputs.page.services.is_empty() {
         return inputs.probe_services.iter().map(plain).collect();
     }
@@ -479,7 +479,10 @@ pub fn build(inputs: &PageInputs<'_>) -> Model {
         if incident.state.is_active() {
             let fed = services_of(incident, page);
             let status = ServiceStatus::of(incident);
-            for service in services.iter_mut().filter(|s| fed.contains(&s.name.as_str())) {
+            for service in services
+                .iter_mut()
+                .filter(|s| fed.contains(&s.name.as_str()))
+            {
                 service.status = service.status.max(status);
             }
             if active.len() < MAX_INCIDENTS {
@@ -518,7 +521,7 @@ pub fn build(inputs: &PageInputs<'_>) -> Model {
             },
         })
         .collect();
-    maintenances.sort_by(|a, b| a.starts_at.utc.cmp(&b.starts_at.utc));
+    maintenances.sort_by_key(|m| m.starts_at.utc);
     for m in maintenances.iter().filter(|m| m.status == "in_progress") {
         for service in services.iter_mut().filter(|s| m.services.contains(&s.name)) {
             service.status = service.status.max(ServiceStatus::Maintenance);

@@ -57,7 +57,11 @@ struct Index<'a> {
 
 impl Index<'_> {
     fn active(&self) -> Vec<&IncidentModel> {
-        self.model.incidents.iter().filter(|i| i.is_active()).collect()
+        self.model
+            .incidents
+            .iter()
+            .filter(|i| i.is_active())
+            .collect()
     }
 
     fn resolved(&self) -> Vec<&IncidentModel> {

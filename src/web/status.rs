@@ -155,12 +155,12 @@ impl StatusPages {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut updated_at = now;
-        if let Some(c) = cached.as_ref() {
-            if c.version == snapshot.version {
-                updated_at = c.updated_at;
-                if Arc::ptr_eq(&c.settings, &settings) && now - c.built_at < REBUILD_AFTER {
-                    return c.clone();
-                }
+        if let Some(c) = cached.as_ref()
+            && c.version == snapshot.version
+        {
+            updated_at = c.updated_at;
+            if Arc::ptr_eq(&c.settings, &settings) && now - c.built_at < REBUILD_AFTER {
+                return c.clone();
             }
         }
         // Uptime and maintenances plug in here once the read model carries them.
@@ -337,7 +337,11 @@ fn parse_month(text: &str) -> Option<NaiveDate> {
 
 fn month_start(date: NaiveDate, offset: i32) -> Option<NaiveDate> {
     let index = date.year() * 12 + date.month0().cast_signed() + offset;
-    NaiveDate::from_ymd_opt(index.div_euclid(12), index.rem_euclid(12).cast_unsigned() + 1, 1)
+    NaiveDate::from_ymd_opt(
+        index.div_euclid(12),
+        index.rem_euclid(12).cast_unsigned() + 1,
+        1,
+    )
 }
 
 /// `GET /history?month=2026-11`: the public incidents resolved that month (in the page's

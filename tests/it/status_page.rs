@@ -110,7 +110,10 @@ async fn a_ticket_shows_once_published_and_a_breach_only_as_the_notice() {
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("<html lang=\"en\">"), "{html}");
     assert!(html.contains("<main"), "{html}");
-    assert!(html.contains("<header") && html.contains("<footer"), "{html}");
+    assert!(
+        html.contains("<header") && html.contains("<footer"),
+        "{html}"
+    );
     assert!(html.contains("All systems operational"), "{html}");
     assert!(
         html.contains("http-equiv=\"refresh\" content=\"60\""),
@@ -176,21 +179,33 @@ async fn a_ticket_shows_once_published_and_a_breach_only_as_the_notice() {
     assert_eq!(services[0]["group"], "Shop");
     assert_eq!(services[0]["status"], "major_outage");
     assert_eq!(services[2]["name"], "vault");
-    assert_eq!(services[2]["status"], "operational", "the breach colours nothing");
+    assert_eq!(
+        services[2]["status"], "operational",
+        "the breach colours nothing"
+    );
     let incidents = page["incidents"].as_array().unwrap();
     assert_eq!(incidents.len(), 1, "{page}");
     assert_eq!(incidents[0]["id"], "INC-1");
     assert_eq!(incidents[0]["title"], TITLE);
     assert_eq!(incidents[0]["services"], json!(["checkout"]));
-    assert_eq!(incidents[0]["updates"][0]["body"], "Payments fail for some cards");
+    assert_eq!(
+        incidents[0]["updates"][0]["body"],
+        "Payments fail for some cards"
+    );
     assert_eq!(page["notice"], "We are investigating a security matter");
 
     let (_, html) = text(&app, "/").await;
-    assert!(html.contains("Checkout &#60;b&#62;slow") || html.contains("Checkout &lt;b&gt;slow"), "{html}");
+    assert!(
+        html.contains("Checkout &#60;b&#62;slow") || html.contains("Checkout &lt;b&gt;slow"),
+        "{html}"
+    );
     assert!(!html.contains("<b>slow</b>"), "escaped: {html}");
     assert!(html.contains("Payments fail for some cards"), "{html}");
     assert!(html.contains("Major outage"), "{html}");
-    assert!(html.contains("We are investigating a security matter"), "{html}");
+    assert!(
+        html.contains("We are investigating a security matter"),
+        "{html}"
+    );
     let (status, page) = text(&app, "/incidents/INC-1").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Payments fail for some cards"), "{page}");
@@ -246,7 +261,10 @@ async fn feed_and_badges_are_valid_xml_and_answers_are_cacheable() {
         .filter_map(|n| n.attribute("rel"))
         .collect();
     assert_eq!(rels, ["self", "alternate"]);
-    let entries: Vec<_> = root.children().filter(|n| n.has_tag_name("entry")).collect();
+    let entries: Vec<_> = root
+        .children()
+        .filter(|n| n.has_tag_name("entry"))
+        .collect();
     assert_eq!(entries.len(), 1, "one update so far: {feed}");
     let entry = entries[0];
     assert!(child(entry, "id").text().unwrap().starts_with("tag:"));
@@ -256,11 +274,20 @@ async fn feed_and_badges_are_valid_xml_and_answers_are_cacheable() {
     );
     let content = child(entry, "content");
     assert_eq!(content.attribute("type"), Some("html"));
-    assert!(child(entry, "link").attribute("href").unwrap().ends_with("/incidents/INC-1"));
+    assert!(
+        child(entry, "link")
+            .attribute("href")
+            .unwrap()
+            .ends_with("/incidents/INC-1")
+    );
     let (_, other) = text(&app, "/feed/checkout.atom").await;
     let other = roxmltree::Document::parse(&other).unwrap();
     assert_eq!(
-        other.root_element().children().filter(|n| n.has_tag_name("entry")).count(),
+        other
+            .root_element()
+            .children()
+            .filter(|n| n.has_tag_name("entry"))
+            .count(),
         0
     );
 
@@ -295,7 +322,12 @@ async fn feed_and_badges_are_valid_xml_and_answers_are_cacheable() {
     }
 
     // ETag and Last-Modified, and 304 to either.
-    for path in ["/", "/status.json", "/feed.atom", "/badge/search/status.svg"] {
+    for path in [
+        "/",
+        "/status.json",
+        "/feed.atom",
+        "/badge/search/status.svg",
+    ] {
         let response = app.client.get(app.url(path)).send().await.unwrap();
         let etag = response.headers()[ETAG].clone();
         let modified = response.headers()[LAST_MODIFIED].clone();
@@ -334,7 +366,12 @@ async fn feed_and_badges_are_valid_xml_and_answers_are_cacheable() {
     let href = &html[start..start + html[start..].find('"').unwrap()];
     let response = app.client.get(app.url(href)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+    assert!(
+        response.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
     app.stop().await;
 }
 
@@ -373,7 +410,10 @@ async fn resolved_incidents_stay_on_the_page_and_in_the_monthly_history() {
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Old checkout outage"), "{html}");
     assert!(html.contains("href=\"/history?month=2026-02\""), "{html}");
-    assert!(!html.contains("month=2026-04"), "no month after this one: {html}");
+    assert!(
+        !html.contains("month=2026-04"),
+        "no month after this one: {html}"
+    );
     let (_, html) = text(&app, "/history?month=2026-02").await;
     assert!(!html.contains("Old checkout outage"), "{html}");
     assert!(html.contains("href=\"/history?month=2026-03\""), "{html}");
@@ -383,7 +423,8 @@ async fn resolved_incidents_stay_on_the_page_and_in_the_monthly_history() {
     }
 
     // Forty days later it has left the page, not the history.
-    app.clock.advance(std::time::Duration::from_secs(40 * 86_400));
+    app.clock
+        .advance(std::time::Duration::from_secs(40 * 86_400));
     let (_, page) = app.get("/status.json").await;
     assert_eq!(page["incidents"], json!([]), "{page}");
     let (_, html) = text(&app, "/history?month=2026-03").await;
