@@ -24,6 +24,8 @@ pub struct IncidentView<'a> {
     pub urgency: &'static str,
     pub category: &'a str,
     pub service: Option<&'a str>,
+    /// Published on the status page (tickets; rule and alert incidents show by service).
+    pub public: bool,
     pub labels: &'a BTreeMap<String, String>,
     pub source: SourceView<'a>,
     pub fingerprint: &'a str,
@@ -228,6 +230,7 @@ impl<'a> IncidentView<'a> {
             urgency: incident.urgency.as_str(),
             category: &incident.category,
             service: incident.service.as_deref(),
+            public: incident.published,
             labels: &incident.labels,
             source: match &incident.source {
                 Source::Rule { rule, probe } => SourceView::Rule { rule, probe },

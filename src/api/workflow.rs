@@ -312,6 +312,8 @@ pub(super) struct Update {
     urgency: Option<Level>,
     priority: Option<Priority>,
     service: Option<String>,
+    /// Publishes the incident on the status page (or takes it off).
+    public: Option<bool>,
     reason: String,
 }
 
@@ -335,10 +337,11 @@ impl VerbBody for Update {
             urgency: body.urgency,
             priority: body.priority,
             service: body.service,
+            published: body.public,
         };
         if changes == Changes::default() {
             return Err(ApiError::bad_request(
-                "nothing to change: give at least one of title, category, impact, urgency, priority, service",
+                "nothing to change: give at least one of title, category, impact, urgency, priority, service, public",
             ));
         }
         Ok(Verb::Update {

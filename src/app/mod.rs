@@ -29,7 +29,7 @@ use crate::engine::{Engine, EngineHandle, ReadModel, Wakers};
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, Stopping, Workers};
 use crate::probe::{ProbeBoard, Scheduler};
-use crate::web::status::StatusPages;
+use crate::web::status::{PageSettings, StatusPages};
 
 use crate::store::Store;
 pub use http::raise_open_files_limit;
@@ -190,7 +190,15 @@ impl App {
         let tokens = Arc::new(std::sync::RwLock::new(Arc::new(Tokens(
             config.auth.tokens.clone(),
         ))));
-        let status = StatusPages::new(read.clone(), status_services(&config));
+        let status = StatusPages::new(
+            read.clone(),
+            store.clone(),
+            clock.clone(),
+            page_settings(
+                &config,
+                listener.local_addr().context("reading the bound address")?,
+            ),
+        );
         let site = Arc::new(api::Site::new(
             listener.local_addr().context("reading the bound address")?,
             config.external_url.as_deref(),
@@ -212,6 +220,7 @@ impl App {
             tokens: tokens.clone(),
             site: site.clone(),
             status: status.clone(),
+            listen: listener.local_addr().context("reading the bound address")?,
             metrics: metrics.clone(),
             clock: clock.clone(),
         };
@@ -304,6 +313,18 @@ fn webhook_client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("the HTTP client builds with static settings")
+}
+
+/// What the status page is built from besides the read model.
+fn page_settings(config: &Config, listen: SocketAddr) -> PageSettings {
+    PageSettings {
+        page: config.status_page.clone(),
+        probe_services: status_services(config),
+        base_url: config.external_url.as_deref().map_or_else(
+            || format!("http://{listen}"),
+            |url| url.trim_end_matches('/').to_owned(),
+        ),
+    }
 }
 
 /// The services the status page always lists: each probe's `service` label, or its name.

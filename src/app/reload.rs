@@ -34,6 +34,8 @@ pub(super) struct Reloader {
     pub tokens: Arc<RwLock<Arc<Tokens>>>,
     pub site: Arc<crate::api::Site>,
     pub status: crate::web::status::StatusPages,
+    /// The bound address: the status page's links without `external_url`.
+    pub listen: std::net::SocketAddr,
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
 }
@@ -112,7 +114,8 @@ impl Reloader {
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Arc::new(Tokens(config.auth.tokens.clone()));
         self.site.set_external_url(config.external_url.as_deref());
-        self.status.set_services(super::status_services(&config));
+        self.status
+            .set_settings(super::page_settings(&config, self.listen));
         self.metrics.config_last_reload_successful.set(1);
         self.metrics
             .config_last_reload_success_timestamp_seconds

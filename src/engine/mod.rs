@@ -31,7 +31,9 @@ pub use command::{
     NewMaintenance, NewSilence, NewTicket, ProbeRun, Reconfigured, Refused, RunVerdict, Subject,
     Verb,
 };
-pub use read_model::{ReadModel, RuleStatus, Snapshot, SubjectStatus};
+pub use read_model::{
+    RECENT_DAYS, RECENT_MAX, ReadModel, Recent, RuleStatus, Snapshot, SubjectStatus,
+};
 
 use crate::clock::Clock;
 use crate::config::{Config, SignalServices, StatusPageConfig, WebhookConfig};
@@ -194,6 +196,7 @@ impl Engine {
             version: 0,
             incidents: imbl::OrdMap::new(),
             public_updates: imbl::OrdMap::new(),
+            recent: imbl::OrdMap::new(),
             detectors: imbl::OrdMap::new(),
             silences: Arc::default(),
             maintenances: Arc::default(),
@@ -228,6 +231,7 @@ impl Engine {
         let loaded = self.store.load_at(now)?;
         let active: Vec<IncidentId> = loaded.incidents.iter().map(|i| i.id).collect();
         let public_updates = self.store.public_updates(&active)?;
+        let recent = self.load_recent(now)?;
         self.metrics.incidents_open.reset();
         self.metrics.reset_sla_open();
         for incident in &loaded.incidents {
@@ -277,6 +281,7 @@ impl Engine {
                 .into_iter()
                 .map(|(id, entries)| (id, Arc::new(entries)))
                 .collect(),
+            recent,
             detectors: self
                 .state
                 .detectors
@@ -291,6 +296,35 @@ impl Engine {
         };
         self.published.send_replace(Arc::new(self.snapshot.clone()));
         Ok(())
+    }
+
+    /// The incidents closed in the last [`RECENT_DAYS`] with their public notes, from the
+    /// newest stored incidents (a bounded scan: one closed long after it opened may be
+    /// missed, and then shows only in the monthly history).
+    fn load_recent(&self, now: DateTime<Utc>) -> Result<imbl::OrdMap<u64, Recent>, StoreError> {
+        let since = now - chrono::TimeDelta::days(RECENT_DAYS);
+        let (closed, _) = self.store.list_incidents_by_state(
+            Some(&[IncidentState::Closed]),
+            None,
+            RECENT_MAX,
+            crate::store::LIST_SCAN_BUDGET,
+            |incident| incident.closed_at.is_some_and(|at| at >= since),
+        )?;
+        let ids: Vec<IncidentId> = closed.iter().map(|i| i.id).collect();
+        let mut updates = self.store.public_updates(&ids)?;
+        Ok(closed
+            .into_iter()
+            .map(|incident| {
+                let notes = updates.remove(&incident.id.0).unwrap_or_default();
+                (
+                    incident.id.0,
+                    Recent {
+                        incident: Arc::new(incident),
+                        updates: Arc::new(notes),
+                    },
+                )
+            })
+            .collect())
     }
 
     /// `incidentd_webhook_pending` of each consumer not in `known` (counted from the
@@ -394,6 +428,11 @@ impl Engine {
         let Txn {
             mut batch, pending, ..
         } = txn;
+        // Closed incidents leave the state: the read model keeps them as recent history.
+        let closed: Vec<Arc<Incident>> = batch
+            .closed_incidents()
+            .map(|incident| Arc::new(incident.clone()))
+            .collect();
         let committed = if batch.is_empty() {
             Ok(())
         } else {
@@ -406,7 +445,7 @@ impl Engine {
         };
         match committed {
             Ok(()) => {
-                self.publish_snapshot(&pending);
+                self.publish_snapshot(&pending, closed);
                 let incidents = &self.state.incidents;
                 pending.publish(&self.metrics, &self.wakers, |id| {
                     incidents.get(IncidentId(id))
@@ -457,7 +496,7 @@ impl Engine {
     }
 
     /// Brings the read model up to date with a durable batch: only what it touched.
-    fn publish_snapshot(&mut self, pending: &txn::Pending) {
+    fn publish_snapshot(&mut self, pending: &txn::Pending, closed: Vec<Arc<Incident>>) {
         if pending.touched.is_empty()
             && !pending.detectors_changed
             && !pending.silences_changed
@@ -465,7 +504,16 @@ impl Engine {
         {
             return;
         }
+        let now = self.clock.now();
         let snapshot = &mut self.snapshot;
+        for incident in closed {
+            let updates = snapshot
+                .public_updates
+                .get(&incident.id.0)
+                .cloned()
+                .unwrap_or_default();
+            read_model::remember_closed(&mut snapshot.recent, Recent { incident, updates }, now);
+        }
         for &id in pending.touched.keys() {
             match self.state.incidents.get(IncidentId(id)) {
                 Some(incident) => {

@@ -32,6 +32,10 @@ pub struct Snapshot {
     pub incidents: imbl::OrdMap<u64, Arc<Incident>>,
     /// The public notes of those incidents, oldest first.
     pub public_updates: imbl::OrdMap<u64, Arc<Vec<TimelineEntry>>>,
+    /// Incidents closed lately (see [`RECENT_DAYS`], at most [`RECENT_MAX`]), by id, with
+    /// their public notes: the status page's recent history without a store read. Public
+    /// or not: the page decides what the public sees.
+    pub recent: imbl::OrdMap<u64, Recent>,
     /// Each rule's detector per subject, as far as it is shown (firing, streaks, flapping).
     /// Keys are shared: a commit after a publish copies the map's path to what it changes,
     /// and copying a key is then a reference count, not its strings.
@@ -45,6 +49,37 @@ pub struct Snapshot {
     pub restrictions: Arc<Restrictions>,
     /// `status_page:`: its services decide which a signal belongs to (maintenances).
     pub status_page: Arc<StatusPageConfig>,
+}
+
+/// How long a closed incident stays in [`Snapshot::recent`].
+pub const RECENT_DAYS: i64 = 14;
+/// At most this many closed incidents in [`Snapshot::recent`]: the oldest go first.
+pub const RECENT_MAX: usize = 1_000;
+
+/// A closed incident as the read model keeps it.
+#[derive(Clone)]
+pub struct Recent {
+    pub incident: Arc<Incident>,
+    /// Its public notes, oldest first.
+    pub updates: Arc<Vec<TimelineEntry>>,
+}
+
+/// Adds a closed incident to `recent` and drops what is past [`RECENT_DAYS`] or beyond
+/// [`RECENT_MAX`]: the oldest ids first, so the cost follows what goes, not the length.
+pub(super) fn remember_closed(
+    recent: &mut imbl::OrdMap<u64, Recent>,
+    closed: Recent,
+    now: DateTime<Utc>,
+) {
+    recent.insert(closed.incident.id.0, closed);
+    let since = now - chrono::TimeDelta::days(RECENT_DAYS);
+    while let Some(&(id, ref oldest)) = recent.get_min() {
+        let ended = oldest.incident.closed_at.unwrap_or(now);
+        if recent.len() <= RECENT_MAX && ended >= since {
+            break;
+        }
+        recent.remove(&id);
+    }
 }
 
 /// The receiving end: `borrow()` for the latest snapshot.

@@ -216,6 +216,13 @@ impl Batch {
             && self.webhooks.is_empty()
     }
 
+    /// The incidents this batch closes, as they are stored.
+    pub fn closed_incidents(&self) -> impl Iterator<Item = &Incident> {
+        self.incidents
+            .values()
+            .filter(|incident| incident.state == State::Closed)
+    }
+
     /// Stores the incident as it is now (the last put of an id in a batch wins).
     pub fn put_incident(&mut self, incident: &Incident) {
         self.incidents.insert(incident.id.0, incident.clone());

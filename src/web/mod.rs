@@ -1,4 +1,6 @@
-//! HTML and other pages for people: the public status page.
+//! HTML and other pages for people: the public status page, its feeds and badges.
 
+pub mod page;
 pub mod public;
+mod render;
 pub mod status;

@@ -1,330 +1,487 @@
-//! The public status page: which services are operational, degraded or out, the active
-//! incidents and their public notes, as JSON (`GET /status.json`) or as a small
-//! self-contained HTML page (`GET /`), without auth. A restricted incident (a data breach)
-//! shows only as one generic notice — no id, no title, and it does not colour any service.
+//! The public status page's routes, without auth: `/` (HTML), `/status.json`,
+//! `/incidents/{id}`, `/history?month=YYYY-MM`, `/feed.atom`, `/feed/{service}.atom`,
+//! `/badge/{service}/status.svg`, `/badge/{service}/uptime-{7d,30d,90d}.svg` and the
+//! stylesheet. What the public sees is decided by [`super::public::visibility`] only: a
+//! restricted incident (a data breach) shows as one generic notice — no id, no title, and
+//! it does not colour any service.
 //!
-//! Built from the engine's read model, never from the store: a request costs the same
-//! with a million stored incidents as with ten. The page of a snapshot is built once and
-//! served from memory until the next commit changes it.
+//! Built from the engine's read model, never from the store (except the monthly history
+//! and incidents older than the page, read with a bounded query): the page of a snapshot
+//! is built once and served from memory until the next commit changes it, so a request
+//! costs the same with a million stored incidents as with ten. Every answer has a strong
+//! `ETag` and a `Last-Modified` and answers `304` to a matching conditional request.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::{Path, Query, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, TimeZone, Utc};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
-use crate::domain::incident::{Incident, TimelineEntry};
-use crate::domain::priority::Priority;
-use crate::engine::{ReadModel, Snapshot};
-use crate::view::{Restrictions, timestamp};
+use super::page::{self, IncidentModel, MaintenanceView, Model, PageInputs, UptimeView};
+use super::public::{Visibility, visibility};
+use super::render;
+use crate::clock::Clock;
+use crate::config::StatusPageConfig;
+use crate::domain::incident::{Incident, IncidentId};
+use crate::engine::ReadModel;
+use crate::store::{LIST_SCAN_BUDGET, Store};
 
-/// What the generic notice of restricted incidents says.
-pub const RESTRICTED_NOTICE: &str = "We are investigating a security matter";
+pub use super::page::RESTRICTED_NOTICE;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ServiceStatus {
-    Operational,
-    Degraded,
-    Outage,
+/// Cache lifetime of pages, feeds and JSON: short, so a proxy absorbs bursts.
+const PUBLIC_CACHE: &str = "public, max-age=10";
+/// Badges are embedded elsewhere (READMEs, dashboards): always revalidated.
+const BADGE_CACHE: &str = "no-cache";
+/// The stylesheet's name carries its hash.
+const CSS_CACHE: &str = "public, max-age=31536000, immutable";
+/// A page is built again after this long even without a commit: what is "recent" and
+/// which maintenance is in progress depend on the time.
+const REBUILD_AFTER: TimeDelta = TimeDelta::seconds(60);
+/// At most this many incidents on a month of the history.
+const HISTORY_MAX: usize = 200;
+
+/// What the page is built from besides the read model; replaced by a reload.
+#[derive(Debug, Clone, Default)]
+pub struct PageSettings {
+    pub page: StatusPageConfig,
+    /// Listed when `status_page.services` is empty.
+    pub probe_services: Vec<String>,
+    /// `external_url` (without a trailing `/`), else `http://` and the bound address:
+    /// the absolute links of the feeds.
+    pub base_url: String,
 }
 
-impl ServiceStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            ServiceStatus::Operational => "operational",
-            ServiceStatus::Degraded => "degraded",
-            ServiceStatus::Outage => "outage",
-        }
-    }
-
-    /// P1/P2 take a service out; P3–P5 degrade it.
-    fn of(priority: Priority) -> Self {
-        match priority {
-            Priority::P1 | Priority::P2 => ServiceStatus::Outage,
-            _ => ServiceStatus::Degraded,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct StatusPage {
-    pub services: Vec<ServiceEntry>,
-    pub incidents: Vec<StatusIncident>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ServiceEntry {
-    pub name: String,
-    pub status: ServiceStatus,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum StatusIncident {
-    Public {
-        id: String,
-        title: String,
-        state: &'static str,
-        priority: &'static str,
-        opened_at: String,
-        updates: Vec<Update>,
-    },
-    /// Every active restricted incident together, as one notice.
-    Restricted {
-        title: &'static str,
-        restricted: bool,
-    },
-}
-
-#[derive(Debug, Serialize)]
-pub struct Update {
-    pub at: String,
-    pub message: String,
-}
-
-/// The status page's routes and what they read: the engine's read model and the services
-/// listed even when all is well (replaced by a reload). Cheap to clone.
+/// The status page's routes and what they read. Cheap to clone.
 #[derive(Clone)]
 pub struct StatusPages {
     read: ReadModel,
-    services: Arc<RwLock<Arc<Vec<String>>>>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: Arc<RwLock<Arc<PageSettings>>>,
     /// The last page built, and what it was built from.
-    cache: Arc<Mutex<Option<Cached>>>,
+    cache: Arc<Mutex<Option<Arc<Built>>>>,
 }
 
-struct Cached {
-    version: u64,
-    services: Arc<Vec<String>>,
-    rendered: Rendered,
-}
-
-/// A page in both forms, ready to send (cloning shares the bytes).
+/// A body ready to send, with its validator.
 #[derive(Clone)]
-struct Rendered {
-    json: Bytes,
-    html: Bytes,
+struct Body {
+    bytes: Bytes,
+    etag: HeaderValue,
+}
+
+impl Body {
+    fn new(bytes: impl Into<Bytes>) -> Body {
+        let bytes = bytes.into();
+        let hash = Sha256::digest(&bytes);
+        let etag = format!("\"{}\"", &render::hex(&hash)[..32]);
+        Body {
+            bytes,
+            etag: HeaderValue::from_str(&etag).expect("hex is a valid header value"),
+        }
+    }
+}
+
+/// One snapshot's page in every form.
+struct Built {
+    version: u64,
+    settings: Arc<PageSettings>,
+    built_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    model: Model,
+    index: Body,
+    json: Body,
+    feed: Body,
+    not_found: Bytes,
 }
 
 impl StatusPages {
-    pub fn new(read: ReadModel, services: Vec<String>) -> StatusPages {
+    pub fn new(
+        read: ReadModel,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: PageSettings,
+    ) -> StatusPages {
         StatusPages {
             read,
-            services: Arc::new(RwLock::new(Arc::new(services))),
+            store,
+            clock,
+            settings: Arc::new(RwLock::new(Arc::new(settings))),
             cache: Arc::default(),
         }
     }
 
-    /// The services listed from now on (a reload).
-    pub fn set_services(&self, services: Vec<String>) {
+    /// The settings in force from now on (a reload).
+    pub fn set_settings(&self, settings: PageSettings) {
         *self
-            .services
+            .settings
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(services);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(settings);
     }
 
-    /// `GET /` and `GET /status.json`, public (no token).
+    /// The public routes (no token).
     pub fn router(self) -> Router {
         Router::new()
-            .route("/", get(page))
+            .route("/", get(index))
             .route("/status.json", get(json))
+            .route("/static/{file}", get(stylesheet))
+            .route("/incidents/{id}", get(incident))
+            .route("/history", get(history))
+            .route("/feed.atom", get(feed))
+            .route("/feed/{file}", get(service_feed))
+            .route("/badge/{service}/{file}", get(badge))
             .with_state(self)
     }
 
-    /// The page of the current snapshot and services, built once per snapshot.
-    fn get(&self) -> Rendered {
+    /// The page of the current snapshot and settings, built once per snapshot.
+    fn get(&self) -> Arc<Built> {
         let snapshot = self.read.borrow().clone();
-        let services = self
-            .services
+        let settings = self
+            .settings
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        let now = self.clock.now();
         let mut cached = self
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut updated_at = now;
         if let Some(c) = cached.as_ref()
             && c.version == snapshot.version
-            && Arc::ptr_eq(&c.services, &services)
         {
-            return c.rendered.clone();
+            updated_at = c.updated_at;
+            if Arc::ptr_eq(&c.settings, &settings) && now - c.built_at < REBUILD_AFTER {
+                return c.clone();
+            }
         }
-        let page = from_snapshot(&services, &snapshot);
-        let rendered = Rendered {
-            json: serde_json::to_vec(&page)
-                .expect("the status page serializes to JSON")
-                .into(),
-            html: render_html(&page).into(),
-        };
-        *cached = Some(Cached {
+        // Uptime and maintenances plug in here once the read model carries them.
+        let uptime: Option<&UptimeView> = None;
+        let maintenances: &[MaintenanceView] = &[];
+        let mut model = page::build(&PageInputs {
+            snapshot: &snapshot,
+            page: &settings.page,
+            probe_services: &settings.probe_services,
+            uptime,
+            maintenances,
+            updated_at,
+            now,
+        });
+        model.page.url = Some(format!("{}/", settings.base_url));
+        let built = Arc::new(Built {
             version: snapshot.version,
-            services,
-            rendered: rendered.clone(),
+            index: Body::new(render::index(&model)),
+            json: Body::new(serde_json::to_vec(&model).expect("the page serializes to JSON")),
+            feed: Body::new(render::feed(&model, &settings.base_url, None)),
+            not_found: render::not_found(&model).into(),
+            settings,
+            built_at: now,
+            updated_at,
+            model,
         });
-        rendered
+        *cached = Some(built.clone());
+        built
     }
 }
 
-async fn json(State(pages): State<StatusPages>) -> Response {
-    ([(CONTENT_TYPE, "application/json")], pages.get().json).into_response()
+/// `Last-Modified`'s format (RFC 9110 IMF-fixdate).
+fn http_date(at: DateTime<Utc>) -> String {
+    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
-async fn page(State(pages): State<StatusPages>) -> Html<Bytes> {
-    Html(pages.get().html)
+/// Whether the client's copy is current: `If-None-Match` decides when present, else
+/// `If-Modified-Since`.
+fn not_modified(headers: &HeaderMap, etag: &HeaderValue, modified: DateTime<Utc>) -> bool {
+    if let Some(tags) = headers.get(IF_NONE_MATCH) {
+        let Ok(tags) = tags.to_str() else {
+            return false;
+        };
+        let ours = etag.to_str().unwrap_or_default();
+        return tags
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == ours);
+    }
+    headers
+        .get(IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+        .is_some_and(|since| modified.timestamp() <= since.timestamp())
 }
 
-/// The page of a snapshot: its active incidents, newest first, with their public notes.
-pub fn from_snapshot(services: &[String], snapshot: &Snapshot) -> StatusPage {
-    let none = Vec::new();
-    let active: Vec<(&Incident, &[TimelineEntry])> = snapshot
-        .active()
-        .rev()
-        .map(|incident| {
-            let updates = snapshot
-                .public_updates
-                .get(&incident.id.0)
-                .map_or(none.as_slice(), |u| u.as_slice());
-            (incident.as_ref(), updates)
-        })
-        .collect();
-    build(services, &active, &snapshot.restrictions)
+/// A cacheable answer: `304` when the client's copy is current.
+fn respond(
+    headers: &HeaderMap,
+    body: &Body,
+    content_type: &'static str,
+    modified: DateTime<Utc>,
+    cache: &'static str,
+) -> Response {
+    let last_modified =
+        HeaderValue::from_str(&http_date(modified)).expect("a date is a valid header value");
+    let common = [
+        (ETAG, body.etag.clone()),
+        (LAST_MODIFIED, last_modified),
+        (CACHE_CONTROL, HeaderValue::from_static(cache)),
+    ];
+    if not_modified(headers, &body.etag, modified) {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    (
+        common,
+        [(CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body.bytes.clone(),
+    )
+        .into_response()
 }
 
-/// Builds the page from `services` (always listed) and the active incidents with their
-/// public notes (newest incident first).
-pub fn build(
-    services: &[String],
-    active: &[(&Incident, &[TimelineEntry])],
-    restrictions: &Restrictions,
-) -> StatusPage {
-    let mut statuses: BTreeMap<String, ServiceStatus> = services
-        .iter()
-        .map(|s| (s.clone(), ServiceStatus::Operational))
-        .collect();
-    let mut incidents = Vec::new();
-    let mut any_restricted = false;
-    for &(incident, timeline) in active.iter().filter(|(i, _)| i.state.is_active()) {
-        if restrictions.is_restricted(incident) {
-            any_restricted = true;
-            continue;
+const HTML: &str = "text/html; charset=utf-8";
+const ATOM: &str = "application/atom+xml";
+const SVG: &str = "image/svg+xml";
+
+fn not_found(built: &Built) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(CONTENT_TYPE, HTML)],
+        built.not_found.clone(),
+    )
+        .into_response()
+}
+
+async fn index(State(pages): State<StatusPages>, headers: HeaderMap) -> Response {
+    let built = pages.get();
+    respond(&headers, &built.index, HTML, built.updated_at, PUBLIC_CACHE)
+}
+
+async fn json(State(pages): State<StatusPages>, headers: HeaderMap) -> Response {
+    let built = pages.get();
+    respond(
+        &headers,
+        &built.json,
+        "application/json",
+        built.updated_at,
+        PUBLIC_CACHE,
+    )
+}
+
+async fn stylesheet(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    if render::CSS_PATH.strip_prefix("/static/") != Some(file.as_str()) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    static BODY: std::sync::LazyLock<Body> =
+        std::sync::LazyLock::new(|| Body::new(render::CSS.as_bytes()));
+    respond(
+        &headers,
+        &BODY,
+        "text/css; charset=utf-8",
+        DateTime::UNIX_EPOCH,
+        CSS_CACHE,
+    )
+}
+
+/// `GET /incidents/INC-7`: from the page when it is on it, else from the store; the same
+/// 404 for an unknown, hidden or restricted incident.
+async fn incident(
+    State(pages): State<StatusPages>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let built = pages.get();
+    let Ok(parsed) = id.parse::<IncidentId>() else {
+        return not_found(&built);
+    };
+    let model = match built.model.incident(&id) {
+        Some(found) => Some(found.clone()),
+        None => {
+            let store = pages.store.clone();
+            let snapshot = pages.read.borrow().clone();
+            let page = built.settings.page.clone();
+            tokio::task::spawn_blocking(move || {
+                let (incident, timeline) = store.get_incident_with_timeline(parsed).ok()??;
+                (visibility(&incident, &snapshot.restrictions, &page) == Visibility::Public)
+                    .then(|| page::incident_model(&incident, &timeline, &page))
+            })
+            .await
+            .ok()
+            .flatten()
         }
-        if let Some(service) = &incident.service {
-            let status = statuses
-                .entry(service.clone())
-                .or_insert(ServiceStatus::Operational);
-            *status = (*status).max(ServiceStatus::of(incident.priority));
-        }
-        incidents.push(StatusIncident::Public {
-            id: incident.id.to_string(),
-            title: incident.title.clone(),
-            state: incident.state.as_str(),
-            priority: incident.priority.as_str(),
-            opened_at: timestamp(incident.opened_at),
-            updates: timeline
-                .iter()
-                .filter(|e| e.public)
-                .map(|e| Update {
-                    at: timestamp(e.at),
-                    message: e.message.clone(),
-                })
-                .collect(),
-        });
-    }
-    if any_restricted {
-        incidents.push(StatusIncident::Restricted {
-            title: RESTRICTED_NOTICE,
-            restricted: true,
-        });
-    }
-    StatusPage {
-        services: statuses
-            .into_iter()
-            .map(|(name, status)| ServiceEntry { name, status })
-            .collect(),
-        incidents,
-    }
+    };
+    let Some(model) = model else {
+        return not_found(&built);
+    };
+    let body = Body::new(render::incident(&built.model, &model));
+    respond(&headers, &body, HTML, built.updated_at, PUBLIC_CACHE)
 }
 
-/// Escapes text for HTML element content and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+#[derive(Deserialize)]
+struct MonthQuery {
+    month: Option<String>,
 }
 
-/// The page as HTML: no scripts, no external resources, every text escaped.
-pub fn render_html(page: &StatusPage) -> String {
-    let mut html = String::from(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Status</title><style>\
-         body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}\
-         .operational{color:#1a7f37}.degraded{color:#9a6700}.outage{color:#cf222e}\
-         li{margin:.3rem 0}</style></head><body>\n<h1>Status</h1>\n<h2>Services</h2>\n<ul>\n",
-    );
-    for service in &page.services {
-        let status = service.status.as_str();
-        let _ = writeln!(
-            html,
-            "<li>{} — <span class=\"{status}\">{status}</span></li>",
-            escape(&service.name)
-        );
+/// The first day of `YYYY-MM`.
+fn parse_month(text: &str) -> Option<NaiveDate> {
+    let (year, month) = text.split_once('-')?;
+    if year.len() != 4 || month.len() != 2 {
+        return None;
     }
-    html.push_str("</ul>\n<h2>Incidents</h2>\n");
-    if page.incidents.is_empty() {
-        html.push_str("<p>No active incidents.</p>\n");
-    }
-    for incident in &page.incidents {
-        match incident {
-            StatusIncident::Public {
-                id,
-                title,
-                state,
-                priority,
-                opened_at,
-                updates,
-            } => {
-                let _ = writeln!(
-                    html,
-                    "<section><h3>{} — {}</h3><p>{} · {} · since {}</p><ul>",
-                    escape(id),
-                    escape(title),
-                    escape(state),
-                    escape(priority),
-                    escape(opened_at)
-                );
-                for update in updates {
-                    let _ = writeln!(
-                        html,
-                        "<li><time>{}</time> {}</li>",
-                        escape(&update.at),
-                        escape(&update.message)
-                    );
-                }
-                html.push_str("</ul></section>\n");
-            }
-            StatusIncident::Restricted { title, .. } => {
-                let _ = writeln!(html, "<section><h3>{}</h3></section>", escape(title));
-            }
+    NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, 1)
+}
+
+fn month_start(date: NaiveDate, offset: i32) -> Option<NaiveDate> {
+    let index = date.year() * 12 + date.month0().cast_signed() + offset;
+    NaiveDate::from_ymd_opt(
+        index.div_euclid(12),
+        index.rem_euclid(12).cast_unsigned() + 1,
+        1,
+    )
+}
+
+/// `GET /history?month=2026-11`: the public incidents resolved that month (in the page's
+/// time zone), newest first, read from the store through a bounded scan of the newest
+/// incidents; links to the months before and after.
+async fn history(
+    State(pages): State<StatusPages>,
+    Query(query): Query<MonthQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let built = pages.get();
+    let tz = built.settings.page.timezone;
+    let today = pages.clock.now().with_timezone(&tz).date_naive();
+    let this_month = month_start(today, 0).expect("this month exists");
+    let month = match query.month.as_deref() {
+        None => this_month,
+        Some(text) => match parse_month(text).filter(|m| *m <= this_month) {
+            Some(month) => month,
+            None => return not_found(&built),
+        },
+    };
+    let (Some(previous), Some(next)) = (month_start(month, -1), month_start(month, 1)) else {
+        return not_found(&built);
+    };
+    let bound = |date: NaiveDate| {
+        tz.from_local_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight exists"))
+            .earliest()
+            .map(|at| at.with_timezone(&Utc))
+    };
+    let (Some(from), Some(until)) = (bound(month), bound(next)) else {
+        return not_found(&built);
+    };
+    let store = pages.store.clone();
+    let snapshot = pages.read.borrow().clone();
+    let page_config = built.settings.page.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let public = |incident: &Incident| {
+            incident
+                .resolved_at
+                .is_some_and(|at| at >= from && at < until)
+                && visibility(incident, &snapshot.restrictions, &page_config) == Visibility::Public
+        };
+        let (incidents, cursor) =
+            store.list_incidents_by_state(None, None, HISTORY_MAX, LIST_SCAN_BUDGET, public)?;
+        let models: Vec<IncidentModel> = incidents
+            .iter()
+            .map(|i| page::incident_model(i, &[], &page_config))
+            .collect();
+        Ok::<_, crate::store::StoreError>((models, cursor.is_some()))
+    })
+    .await;
+    let (mut incidents, partial) = match found {
+        Ok(Ok(found)) => found,
+        Ok(Err(error)) => {
+            tracing::error!(%error, "reading the incident history failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
-    }
-    html.push_str("</body></html>\n");
-    html
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    incidents.sort_by(|a, b| b.resolved_at.cmp(&a.resolved_at));
+    let label = |m: NaiveDate| m.format("%Y-%m").to_string();
+    let body = Body::new(render::history(
+        &built.model,
+        month.format("%B %Y").to_string(),
+        &incidents,
+        partial,
+        label(previous),
+        (next <= this_month).then(|| label(next)),
+    ));
+    respond(&headers, &body, HTML, built.updated_at, PUBLIC_CACHE)
+}
+
+async fn feed(State(pages): State<StatusPages>, headers: HeaderMap) -> Response {
+    let built = pages.get();
+    respond(&headers, &built.feed, ATOM, built.updated_at, PUBLIC_CACHE)
+}
+
+async fn service_feed(
+    State(pages): State<StatusPages>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let built = pages.get();
+    let Some(service) = file
+        .strip_suffix(".atom")
+        .filter(|s| built.model.service(s).is_some())
+    else {
+        return not_found(&built);
+    };
+    let body = Body::new(render::feed(
+        &built.model,
+        &built.settings.base_url,
+        Some(service),
+    ));
+    respond(&headers, &body, ATOM, built.updated_at, PUBLIC_CACHE)
+}
+
+/// `GET /badge/{service}/status.svg` and `/badge/{service}/uptime-{7d,30d,90d}.svg`.
+async fn badge(
+    State(pages): State<StatusPages>,
+    Path((service, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let built = pages.get();
+    let Some(entry) = built.model.service(&service) else {
+        return not_found(&built);
+    };
+    let svg = match file.as_str() {
+        "status.svg" => render::badge(
+            &entry.name,
+            &entry.status.as_str().replace('_', " "),
+            render::status_colour(entry.status),
+        ),
+        "uptime-7d.svg" | "uptime-30d.svg" | "uptime-90d.svg" => {
+            let days: usize = file
+                .trim_start_matches("uptime-")
+                .trim_end_matches("d.svg")
+                .parse()
+                .unwrap_or(90);
+            // Daily uptime plugs in here with the read model's uptime history.
+            let uptime: Option<&UptimeView> = None;
+            let percent = uptime
+                .and_then(|u| u.ratio(&entry.name, days))
+                .map(|r| r * 100.0);
+            let value = percent.map_or_else(|| "no data".to_owned(), |p| format!("{p:.2}%"));
+            render::badge(
+                &format!("uptime {days}d"),
+                &value,
+                render::uptime_colour(percent),
+            )
+        }
+        _ => return not_found(&built),
+    };
+    respond(
+        &headers,
+        &Body::new(svg),
+        SVG,
+        built.updated_at,
+        BADGE_CACHE,
+    )
 }
 
 #[cfg(test)]
@@ -332,16 +489,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            escape(r#"<script>"a" & 'b'</script>"#),
-            "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
-        );
+    fn months_step_across_years() {
+        let jan = parse_month("2026-01").unwrap();
+        assert_eq!(month_start(jan, -1), NaiveDate::from_ymd_opt(2025, 12, 1));
+        assert_eq!(month_start(jan, 1), NaiveDate::from_ymd_opt(2026, 2, 1));
+        assert_eq!(parse_month("2026-13"), None);
+        assert_eq!(parse_month("26-1"), None);
     }
 
     #[test]
-    fn worst_priority_wins() {
-        assert!(ServiceStatus::of(Priority::P1) > ServiceStatus::of(Priority::P3));
-        assert_eq!(ServiceStatus::of(Priority::P5), ServiceStatus::Degraded);
+    fn conditional_requests() {
+        let body = Body::new("x");
+        let at = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+        let mut headers = HeaderMap::new();
+        assert!(!not_modified(&headers, &body.etag, at));
+        headers.insert(IF_MODIFIED_SINCE, http_date(at).parse().unwrap());
+        assert!(not_modified(&headers, &body.etag, at));
+        headers.insert(IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
+        assert!(!not_modified(&headers, &body.etag, at));
+        headers.insert(IF_NONE_MATCH, body.etag.clone());
+        assert!(not_modified(&headers, &body.etag, at));
     }
 }

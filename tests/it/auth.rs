@@ -64,6 +64,12 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/metrics", Access::Open, 200),
     ("GET", "/", Access::Open, 200),
     ("GET", "/status.json", Access::Open, 200),
+    ("GET", "/static/{file}", Access::Open, 404),
+    ("GET", "/incidents/INC-1", Access::Open, 404),
+    ("GET", "/history", Access::Open, 200),
+    ("GET", "/feed.atom", Access::Open, 200),
+    ("GET", "/feed/{file}", Access::Open, 404),
+    ("GET", "/badge/{service}/{file}", Access::Open, 404),
     ("GET", "/-/healthy", Access::Open, 200),
     ("GET", "/-/ready", Access::Open, 200),
     // The configuration is valid, so a reload succeeds (and changes nothing).

@@ -22,6 +22,7 @@ mod restart;
 mod ruletest;
 mod silences;
 mod sla;
+mod status_page;
 mod store;
 mod webhooks_delivery;
 mod workflow;

@@ -585,6 +585,10 @@ impl Incident {
             audit("service", old, service.clone());
             self.service = Some(service);
         }
+        if let Some(published) = changes.published.filter(|p| *p != self.published) {
+            audit("public", self.published.to_string(), published.to_string());
+            self.published = published;
+        }
         let mut rated = false;
         if let Some(impact) = changes.impact.filter(|i| *i != self.impact) {
             audit("impact", self.impact.to_string(), impact.to_string());
@@ -739,6 +743,8 @@ pub struct Changes {
     pub urgency: Option<Level>,
     pub priority: Option<Priority>,
     pub service: Option<String>,
+    /// Shown on the public status page (a ticket is private until a responder publishes it).
+    pub published: Option<bool>,
 }
 
 fn require_text(field: &str, text: &str) -> Result<(), TransitionError> {
