@@ -18,5 +18,6 @@ pub mod similar;
 pub mod sla;
 pub mod suppression;
 pub mod timer;
+pub mod uptime;
 
 pub use observation::Observation;
