@@ -47,6 +47,7 @@ use crate::domain::signal::{Signal, Status, alert_evidence, alert_summary};
 use crate::domain::sla;
 use crate::domain::suppression::Silence;
 use crate::domain::timer::{Timer, TimerKind, Timers};
+use crate::domain::uptime::{self, Day, UptimeHistory};
 use crate::metrics::Metrics;
 use crate::store::{Counters, Store, StoreError};
 use crate::view::{Clearance, Restrictions};
@@ -108,6 +109,8 @@ struct Setup {
     /// `alerts:`: how alerts map to incidents, and its compiled templates.
     alerts: AlertMapping,
     templates: Templates,
+    /// The names of the configured probes: only their runs count in the uptime history.
+    probes: HashSet<String>,
 }
 
 impl Setup {
@@ -129,6 +132,7 @@ impl Setup {
             external_url: config.external_url.clone(),
             workflow: config.workflow.clone(),
             restrictions: Arc::new(Restrictions::from_workflow(&config.workflow)),
+            probes: config.probes.iter().map(|p| p.name.clone()).collect(),
         }
     }
 }
@@ -163,6 +167,12 @@ struct State {
     /// Silences that have not ended.
     silences: BTreeMap<u64, Silence>,
     counters: Counters,
+    /// Each configured probe's runs per UTC day, as stored.
+    uptime: UptimeHistory,
+    /// The day the stored uptime was last pruned (once a day; `None` after a load).
+    uptime_pruned: Option<Day>,
+    /// Probes with stored days that are no longer configured: deleted by the next prune.
+    uptime_stale: Vec<String>,
 }
 
 impl Engine {
@@ -185,6 +195,7 @@ impl Engine {
             silences: Arc::default(),
             rules: setup.rules.clone(),
             restrictions: setup.restrictions.clone(),
+            uptime: UptimeHistory::default(),
         };
         let (published, read) = watch::channel(Arc::new(snapshot.clone()));
         let mut engine = Engine {
@@ -218,6 +229,17 @@ impl Engine {
         for incident in &loaded.incidents {
             Gauges::of(incident).add_to(&self.metrics);
         }
+        let mut uptime = UptimeHistory::default();
+        let mut uptime_stale = Vec::new();
+        for (probe, days) in loaded.uptime {
+            if !self.setup.probes.contains(&probe) {
+                uptime_stale.push(probe);
+                continue;
+            }
+            for (day, count) in days {
+                uptime.add(&probe, day, count);
+            }
+        }
         let detectors: HashMap<DetectorKey, Detector> = loaded
             .detectors
             .into_iter()
@@ -241,6 +263,9 @@ impl Engine {
             firing: firing_counts(&detectors),
             detectors,
             histories: HashMap::new(),
+            uptime,
+            uptime_pruned: None,
+            uptime_stale,
         };
         self.set_rule_gauges();
         self.metrics.webhook_pending.reset();
@@ -266,6 +291,7 @@ impl Engine {
             silences: Arc::new(self.state.silences.clone()),
             rules: self.setup.rules.clone(),
             restrictions: self.setup.restrictions.clone(),
+            uptime: self.state.uptime.clone(),
         };
         self.published.send_replace(Arc::new(self.snapshot.clone()));
         Ok(())
@@ -368,6 +394,7 @@ impl Engine {
             txn.now = self.clock.now();
             self.apply(command, &mut txn);
         }
+        self.prune_uptime(&mut txn);
         let replies = txn.take_replies();
         let Txn {
             mut batch, pending, ..
@@ -436,7 +463,11 @@ impl Engine {
 
     /// Brings the read model up to date with a durable batch: only what it touched.
     fn publish_snapshot(&mut self, pending: &txn::Pending) {
-        if pending.touched.is_empty() && !pending.detectors_changed && !pending.silences_changed {
+        if pending.touched.is_empty()
+            && !pending.detectors_changed
+            && !pending.silences_changed
+            && !pending.uptime_changed
+        {
             return;
         }
         let snapshot = &mut self.snapshot;
@@ -453,6 +484,10 @@ impl Engine {
         }
         if pending.silences_changed {
             snapshot.silences = Arc::new(self.state.silences.clone());
+        }
+        if pending.uptime_changed {
+            // A persistent map: a root copied, whatever the number of probes.
+            snapshot.uptime = self.state.uptime.clone();
         }
         snapshot.version += 1;
         self.published.send_replace(Arc::new(snapshot.clone()));
@@ -901,6 +936,7 @@ impl Engine {
     /// A probe run: each subject's result through the probe's rules, then the subjects a
     /// complete run no longer lists as clean results.
     fn probe_run(&mut self, run: ProbeRun, txn: &mut Txn) -> RunVerdict {
+        self.count_uptime(&run, txn);
         let rules = self.setup.rules.clone();
         let rules = rules.of_probe(&run.probe);
         if rules.is_empty() {
@@ -917,6 +953,41 @@ impl Engine {
             self.vanished(rules, &run.probe, &present, run.at, txn);
         }
         RunVerdict { confirm }
+    }
+
+    /// Counts the run in its probe's day (with or without rules: a service's uptime is its
+    /// probes'), and puts the day's counts into the batch. A run of a probe no longer
+    /// configured (one that was under way during a reload) is not counted.
+    fn count_uptime(&mut self, run: &ProbeRun, txn: &mut Txn) {
+        if !self.setup.probes.contains(&run.probe) {
+            return;
+        }
+        // The probe's own verdict, as the board and `incidentd_probe_success` have it.
+        let ok = run.results.iter().all(|(_, o)| o.success());
+        if let Some((day, count)) = self.state.uptime.record(&run.probe, run.at, ok) {
+            txn.batch.put_uptime(&run.probe, day, count);
+            txn.pending.uptime_changed = true;
+        }
+    }
+
+    /// Once a UTC day (and at the first batch after a load): forgets the days older than
+    /// [`uptime::KEPT_DAYS`], in memory and in the store, and the stored days of probes no
+    /// longer configured. A seek per probe, in this batch's transaction.
+    fn prune_uptime(&mut self, txn: &mut Txn) {
+        let today = uptime::day_of(txn.now);
+        if self.state.uptime_pruned == Some(today) {
+            return;
+        }
+        let before = today - uptime::KEPT_DAYS + 1;
+        for probe in self.state.uptime.probes() {
+            txn.batch.forget_uptime(probe, before);
+        }
+        for probe in self.state.uptime_stale.drain(..) {
+            txn.batch.forget_uptime(&probe, Day::MAX);
+        }
+        self.state.uptime.prune(before);
+        self.state.uptime_pruned = Some(today);
+        txn.pending.uptime_changed = true;
     }
 
     /// Evaluates the probe's rules on a new result of one subject (or takes it as clean:
@@ -1329,6 +1400,24 @@ impl Engine {
         }
     }
 
+    /// Probes removed by a reload lose their days (in memory and stored); a probe that
+    /// keeps its name keeps them, also when its target changed. A probe configured again
+    /// before its stale days were pruned starts over, as a new one.
+    fn reconfigure_uptime(&mut self, txn: &mut Txn) {
+        let configured = &self.setup.probes;
+        let removed = self.state.uptime.retain(|name| configured.contains(name));
+        let (back, stale): (Vec<String>, Vec<String>) = std::mem::take(&mut self.state.uptime_stale)
+            .into_iter()
+            .partition(|name| configured.contains(name));
+        self.state.uptime_stale = stale;
+        for probe in removed.iter().chain(&back) {
+            txn.batch.forget_uptime(probe, Day::MAX);
+        }
+        if !removed.is_empty() {
+            txn.pending.uptime_changed = true;
+        }
+    }
+
     /// A reloaded configuration. Rules: unchanged ones keep their detectors; changed ones
     /// start over; removed ones leave their incidents open, each with a timeline entry
     /// saying the rule is gone. Workflow policies and consumers apply to new decisions.
@@ -1342,6 +1431,7 @@ impl Engine {
             .collect();
         self.setup = Setup::new(config);
         self.count_pending(&old_consumers);
+        self.reconfigure_uptime(txn);
         let new = self.setup.rules.clone();
         let mut report = Reconfigured::default();
         for rule in &new.rules {

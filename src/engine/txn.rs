@@ -158,6 +158,8 @@ pub(super) struct Pending {
     pub detectors_changed: bool,
     /// Silences added or ended.
     pub silences_changed: bool,
+    /// A probe's day counted a run, or days were forgotten.
+    pub uptime_changed: bool,
 }
 
 impl Pending {

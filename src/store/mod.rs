@@ -274,8 +274,11 @@ impl Batch {
     /// Deletes the probe's stored days before `before` (all of them with `Day::MAX`),
     /// also those put earlier in this batch.
     pub fn forget_uptime(&mut self, probe: &str, before: Day) {
-        self.uptime
-            .retain(|(name, day), _| name != probe || *day >= before);
+        let range = (probe.to_owned(), Day::MIN)..(probe.to_owned(), before);
+        let put: Vec<(String, Day)> = self.uptime.range(range).map(|(k, _)| k.clone()).collect();
+        for key in put {
+            self.uptime.remove(&key);
+        }
         self.uptime_forget.push((probe.to_owned(), before));
     }
 
