@@ -389,9 +389,15 @@ mod tests {
         assert_eq!(days.counts.len(), KEPT_DAYS as usize);
         assert_eq!(days.last(), day_of(start) + 249);
         assert_eq!(h.day("web", day_of(start) + 149), DayCount::default());
-        assert_eq!(h.day("web", day_of(start) + 150), DayCount { runs: 1, ok: 1 });
+        assert_eq!(
+            h.day("web", day_of(start) + 150),
+            DayCount { runs: 1, ok: 1 }
+        );
         // Too old to keep: not counted.
-        assert_eq!(h.record("web", start + chrono::Duration::days(149), true), None);
+        assert_eq!(
+            h.record("web", start + chrono::Duration::days(149), true),
+            None
+        );
         assert_eq!(h.record("web", start, true), None);
         // A jump of years starts over rather than filling the gap.
         let later = start + chrono::Duration::days(5_000);
@@ -406,7 +412,10 @@ mod tests {
         assert!(h.record("web", earlier, false).is_some());
         assert_eq!(h.probes.get("web").expect("kept").counts.len(), 100);
         assert_eq!(h.day("web", day_of(earlier)), DayCount { runs: 1, ok: 0 });
-        assert_eq!(h.record("web", earlier - chrono::Duration::days(1), true), None);
+        assert_eq!(
+            h.record("web", earlier - chrono::Duration::days(1), true),
+            None
+        );
     }
 
     #[test]
@@ -414,8 +423,24 @@ mod tests {
         let mut h = UptimeHistory::default();
         let got = h.add("web", 10, DayCount { runs: 2, ok: 9 });
         assert_eq!(got, Some((10, DayCount { runs: 2, ok: 2 })));
-        let got = h.add("web", 10, DayCount { runs: u32::MAX, ok: 1 });
-        assert_eq!(got, Some((10, DayCount { runs: u32::MAX, ok: 3 })));
+        let got = h.add(
+            "web",
+            10,
+            DayCount {
+                runs: u32::MAX,
+                ok: 1,
+            },
+        );
+        assert_eq!(
+            got,
+            Some((
+                10,
+                DayCount {
+                    runs: u32::MAX,
+                    ok: 3
+                }
+            ))
+        );
     }
 
     #[test]

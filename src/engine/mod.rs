@@ -1406,9 +1406,10 @@ impl Engine {
     fn reconfigure_uptime(&mut self, txn: &mut Txn) {
         let configured = &self.setup.probes;
         let removed = self.state.uptime.retain(|name| configured.contains(name));
-        let (back, stale): (Vec<String>, Vec<String>) = std::mem::take(&mut self.state.uptime_stale)
-            .into_iter()
-            .partition(|name| configured.contains(name));
+        let (back, stale): (Vec<String>, Vec<String>) =
+            std::mem::take(&mut self.state.uptime_stale)
+                .into_iter()
+                .partition(|name| configured.contains(name));
         self.state.uptime_stale = stale;
         for probe in removed.iter().chain(&back) {
             txn.batch.forget_uptime(probe, Day::MAX);

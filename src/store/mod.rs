@@ -510,9 +510,10 @@ impl Store {
             for (probe, before) in &batch.uptime_forget {
                 // A probe's days are one range of keys: a seek, not a scan of the table.
                 uptime
-                    .retain_in((probe.as_str(), Day::MIN)..(probe.as_str(), *before), |_, _| {
-                        false
-                    })
+                    .retain_in(
+                        (probe.as_str(), Day::MIN)..(probe.as_str(), *before),
+                        |_, _| false,
+                    )
                     .map_err(db_err)?;
             }
             for ((probe, day), count) in &batch.uptime {

@@ -824,5 +824,8 @@ fn a_store_without_the_uptime_table_opens_and_keeps_days() {
     let mut batch = Batch::default();
     batch.put_uptime("web", 1, count(1, 1));
     store.commit(&batch).unwrap();
-    assert_eq!(uptime_of(&store), [("web".to_owned(), vec![(1, count(1, 1))])]);
+    assert_eq!(
+        uptime_of(&store),
+        [("web".to_owned(), vec![(1, count(1, 1))])]
+    );
 }

@@ -47,7 +47,10 @@ async fn last_success(app: &TestApp, success: bool) -> Value {
 async fn uptime_until(app: &TestApp, window: &str, accept: impl Fn(f64) -> bool) -> Value {
     eventually(&format!("uptime {window}"), DEADLINE, async || {
         let uptime = probe(app, "web").await["uptime"].clone();
-        uptime[window].as_f64().filter(|r| accept(*r)).map(|_| uptime)
+        uptime[window]
+            .as_f64()
+            .filter(|r| accept(*r))
+            .map(|_| uptime)
     })
     .await
 }
@@ -77,7 +80,10 @@ async fn days_are_counted_shown_and_kept_across_a_restart() {
     target.set(503);
     last_success(&app, false).await;
     let failing = uptime_until(&app, "7d", |r| r < 1.0).await;
-    assert!(failing["7d"].as_f64().unwrap() > 0.0, "day 1 still counts: {failing}");
+    assert!(
+        failing["7d"].as_f64().unwrap() > 0.0,
+        "day 1 still counts: {failing}"
+    );
     // Back up: once a run saw it, every later run does.
     target.set(200);
     last_success(&app, true).await;
@@ -157,5 +163,8 @@ async fn sigkill_keeps_the_days_counted() {
         uptime(&second).await.as_f64().filter(|r| *r > 0.0)
     })
     .await;
-    assert!(ratio < 1.0, "the failures before the crash were lost: {ratio}");
+    assert!(
+        ratio < 1.0,
+        "the failures before the crash were lost: {ratio}"
+    );
 }
