@@ -16,6 +16,7 @@ mod reload;
 mod webhooks;
 mod workflow;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,7 +25,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub use auth::Tokens;
@@ -39,9 +40,10 @@ use workflow::act;
 use crate::domain::incident::{Incident, IncidentId, State as IncidentState, Tier};
 use crate::domain::priority::Priority;
 use crate::domain::suppression::Silence;
+use crate::domain::uptime::UptimeHistory;
 use crate::engine::{EngineHandle, NewSilence, ReadModel};
 use crate::metrics::Metrics;
-use crate::probe::ProbeBoard;
+use crate::probe::{ProbeBoard, ProbeView};
 use crate::store::Store;
 use crate::view::{Clearance, IncidentView, Restrictions, timestamp};
 
@@ -344,16 +346,55 @@ async fn list_incidents(
     })))
 }
 
-/// Every configured probe with its last result and a summary of its recent ones.
+/// Every configured probe with its last result, a summary of its recent ones and its
+/// uptime over the last 7, 30 and 90 UTC days (from the read model, never the store).
 async fn list_probes(
     caller: Caller,
     State(state): State<ApiState>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Need::Read)?;
+    let today = state.clock.now().date_naive();
+    let snapshot = state.read.borrow().clone();
+    let probes: Vec<ProbeWithUptime> = state
+        .probes
+        .snapshot()
+        .into_iter()
+        .map(|probe| ProbeWithUptime {
+            uptime: uptime_windows(&snapshot.uptime, &probe.name, today),
+            probe,
+        })
+        .collect();
     Ok(Json(json!({
-        "probes": state.probes.snapshot(),
+        "probes": probes,
         "history_window": crate::probe::KEPT_RUNS,
     })))
+}
+
+/// A probe as `GET /api/v1/probes` shows it: the board's view and its uptime.
+#[derive(Serialize)]
+struct ProbeWithUptime {
+    #[serde(flatten)]
+    probe: ProbeView,
+    uptime: BTreeMap<&'static str, Option<f64>>,
+}
+
+/// The windows of a probe's `uptime`, in days, today (UTC) included.
+const UPTIME_WINDOWS: [(&str, i64); 3] = [("7d", 7), ("30d", 30), ("90d", 90)];
+
+/// The share of the probe's runs that succeeded in each of [`UPTIME_WINDOWS`]; `null`
+/// for a window without runs.
+fn uptime_windows(
+    history: &UptimeHistory,
+    probe: &str,
+    today: chrono::NaiveDate,
+) -> BTreeMap<&'static str, Option<f64>> {
+    UPTIME_WINDOWS
+        .iter()
+        .map(|&(name, days)| {
+            let since = today - chrono::Duration::days(days - 1);
+            (name, history.ratio(&[probe], since, today))
+        })
+        .collect()
 }
 
 fn parse_id(raw: &str) -> Result<IncidentId, ApiError> {

@@ -19,5 +19,6 @@ pub mod similar;
 pub mod sla;
 pub mod suppression;
 pub mod timer;
+pub mod uptime;
 
 pub use observation::Observation;

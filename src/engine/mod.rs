@@ -51,6 +51,7 @@ use crate::domain::signal::{Signal, Status, alert_evidence, alert_summary};
 use crate::domain::sla;
 use crate::domain::suppression::Silence;
 use crate::domain::timer::{Timer, TimerKind, Timers};
+use crate::domain::uptime::{self, Day, UptimeHistory};
 use crate::metrics::Metrics;
 use crate::store::{Counters, Store, StoreError};
 use crate::view::{Clearance, Restrictions};
@@ -120,6 +121,8 @@ struct Setup {
     templates: Templates,
     /// `status_page:`: which services a signal belongs to (maintenances).
     status_page: Arc<StatusPageConfig>,
+    /// The names of the configured probes: only their runs count in the uptime history.
+    probes: HashSet<String>,
 }
 
 impl Setup {
@@ -142,6 +145,7 @@ impl Setup {
             workflow: config.workflow.clone(),
             restrictions: Arc::new(Restrictions::from_workflow(&config.workflow)),
             status_page: Arc::new(config.status_page.clone()),
+            probes: config.probes.iter().map(|p| p.name.clone()).collect(),
         }
     }
 }
@@ -178,6 +182,12 @@ struct State {
     /// Maintenances not over, and the recent past ones ([`keep_recent`]).
     maintenances: BTreeMap<u64, Maintenance>,
     counters: Counters,
+    /// Each configured probe's runs per UTC day, as stored.
+    uptime: UptimeHistory,
+    /// The day the stored uptime was last pruned (once a day; `None` after a load).
+    uptime_pruned: Option<Day>,
+    /// Probes with stored days that are no longer configured: deleted by the next prune.
+    uptime_stale: Vec<String>,
 }
 
 impl Engine {
@@ -203,6 +213,7 @@ impl Engine {
             rules: setup.rules.clone(),
             restrictions: setup.restrictions.clone(),
             status_page: setup.status_page.clone(),
+            uptime: UptimeHistory::default(),
         };
         let (published, read) = watch::channel(Arc::new(snapshot.clone()));
         let mut engine = Engine {
@@ -237,6 +248,17 @@ impl Engine {
         for incident in &loaded.incidents {
             Gauges::of(incident).add_to(&self.metrics);
         }
+        let mut uptime = UptimeHistory::default();
+        let mut uptime_stale = Vec::new();
+        for (probe, days) in loaded.uptime {
+            if !self.setup.probes.contains(&probe) {
+                uptime_stale.push(probe);
+                continue;
+            }
+            for (day, count) in days {
+                uptime.add(&probe, day, count);
+            }
+        }
         let detectors: HashMap<DetectorKey, Detector> = loaded
             .detectors
             .into_iter()
@@ -265,6 +287,9 @@ impl Engine {
             firing: firing_counts(&detectors),
             detectors,
             histories: HashMap::new(),
+            uptime,
+            uptime_pruned: None,
+            uptime_stale,
         };
         self.set_rule_gauges();
         self.metrics.webhook_pending.reset();
@@ -293,6 +318,7 @@ impl Engine {
             rules: self.setup.rules.clone(),
             restrictions: self.setup.restrictions.clone(),
             status_page: self.setup.status_page.clone(),
+            uptime: self.state.uptime.clone(),
         };
         self.published.send_replace(Arc::new(self.snapshot.clone()));
         Ok(())
@@ -424,6 +450,7 @@ impl Engine {
             txn.now = self.clock.now();
             self.apply(command, &mut txn);
         }
+        self.prune_uptime(&mut txn);
         let replies = txn.take_replies();
         let Txn {
             mut batch, pending, ..
@@ -501,6 +528,7 @@ impl Engine {
             && !pending.detectors_changed
             && !pending.silences_changed
             && !pending.maintenances_changed
+            && !pending.uptime_changed
         {
             return;
         }
@@ -530,6 +558,10 @@ impl Engine {
         }
         if pending.maintenances_changed {
             snapshot.maintenances = Arc::new(self.state.maintenances.clone());
+        }
+        if pending.uptime_changed {
+            // A persistent map: a root copied, whatever the number of probes.
+            snapshot.uptime = self.state.uptime.clone();
         }
         snapshot.version += 1;
         self.published.send_replace(Arc::new(snapshot.clone()));
@@ -1061,6 +1093,7 @@ impl Engine {
     /// A probe run: each subject's result through the probe's rules, then the subjects a
     /// complete run no longer lists as clean results.
     fn probe_run(&mut self, run: ProbeRun, txn: &mut Txn) -> RunVerdict {
+        self.count_uptime(&run, txn);
         let rules = self.setup.rules.clone();
         let rules = rules.of_probe(&run.probe);
         if rules.is_empty() {
@@ -1077,6 +1110,41 @@ impl Engine {
             self.vanished(rules, &run.probe, &present, run.at, txn);
         }
         RunVerdict { confirm }
+    }
+
+    /// Counts the run in its probe's day (with or without rules: a service's uptime is its
+    /// probes'), and puts the day's counts into the batch. A run of a probe no longer
+    /// configured (one that was under way during a reload) is not counted.
+    fn count_uptime(&mut self, run: &ProbeRun, txn: &mut Txn) {
+        if !self.setup.probes.contains(&run.probe) {
+            return;
+        }
+        // The probe's own verdict, as the board and `incidentd_probe_success` have it.
+        let ok = run.results.iter().all(|(_, o)| o.success());
+        if let Some((day, count)) = self.state.uptime.record(&run.probe, run.at, ok) {
+            txn.batch.put_uptime(&run.probe, day, count);
+            txn.pending.uptime_changed = true;
+        }
+    }
+
+    /// Once a UTC day (and at the first batch after a load): forgets the days older than
+    /// [`uptime::KEPT_DAYS`], in memory and in the store, and the stored days of probes no
+    /// longer configured. A seek per probe, in this batch's transaction.
+    fn prune_uptime(&mut self, txn: &mut Txn) {
+        let today = uptime::day_of(txn.now);
+        if self.state.uptime_pruned == Some(today) {
+            return;
+        }
+        let before = today - uptime::KEPT_DAYS + 1;
+        for probe in self.state.uptime.probes() {
+            txn.batch.forget_uptime(probe, before);
+        }
+        for probe in self.state.uptime_stale.drain(..) {
+            txn.batch.forget_uptime(&probe, Day::MAX);
+        }
+        self.state.uptime.prune(before);
+        self.state.uptime_pruned = Some(today);
+        txn.pending.uptime_changed = true;
     }
 
     /// Evaluates the probe's rules on a new result of one subject (or takes it as clean:
@@ -1494,6 +1562,25 @@ impl Engine {
         }
     }
 
+    /// Probes removed by a reload lose their days (in memory and stored); a probe that
+    /// keeps its name keeps them, also when its target changed. A probe configured again
+    /// before its stale days were pruned starts over, as a new one.
+    fn reconfigure_uptime(&mut self, txn: &mut Txn) {
+        let configured = &self.setup.probes;
+        let removed = self.state.uptime.retain(|name| configured.contains(name));
+        let (back, stale): (Vec<String>, Vec<String>) =
+            std::mem::take(&mut self.state.uptime_stale)
+                .into_iter()
+                .partition(|name| configured.contains(name));
+        self.state.uptime_stale = stale;
+        for probe in removed.iter().chain(&back) {
+            txn.batch.forget_uptime(probe, Day::MAX);
+        }
+        if !removed.is_empty() {
+            txn.pending.uptime_changed = true;
+        }
+    }
+
     /// A reloaded configuration. Rules: unchanged ones keep their detectors; changed ones
     /// start over; removed ones leave their incidents open, each with a timeline entry
     /// saying the rule is gone. Workflow policies and consumers apply to new decisions.
@@ -1507,6 +1594,7 @@ impl Engine {
             .collect();
         self.setup = Setup::new(config);
         self.count_pending(&old_consumers);
+        self.reconfigure_uptime(txn);
         let new = self.setup.rules.clone();
         let mut report = Reconfigured::default();
         for rule in &new.rules {

@@ -3,7 +3,8 @@
 //! the status page — take the latest snapshot and never queue behind the writer.
 //!
 //! Publishing is cheap at any size: the maps are persistent (`imbl`), so a snapshot is a
-//! clone of a few roots, and a commit updates only the entries it touched.
+//! clone of a few roots, and a commit updates only the entries it touched (the uptime
+//! history included: a batch of runs copies the days of the probes that ran).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::domain::duration::format_duration;
 use crate::domain::incident::{Incident, TimelineEntry};
 use crate::domain::maintenance::{Maintenance, MaintenanceState};
 use crate::domain::suppression::Silence;
+use crate::domain::uptime::UptimeHistory;
 use crate::view::{Restrictions, timestamp};
 
 use super::rules::{DetectorKey, RuleBook};
@@ -49,6 +51,10 @@ pub struct Snapshot {
     pub restrictions: Arc<Restrictions>,
     /// `status_page:`: its services decide which a signal belongs to (maintenances).
     pub status_page: Arc<StatusPageConfig>,
+    /// Each configured probe's runs and successes per UTC day, as committed: the status
+    /// page's uptime bar and figures, and `GET /api/v1/probes`' `uptime`. A persistent map,
+    /// so publishing it copies a root, and a batch copies only the probes that ran.
+    pub uptime: UptimeHistory,
 }
 
 /// How long a closed incident stays in [`Snapshot::recent`].

@@ -160,6 +160,8 @@ pub(super) struct Pending {
     pub silences_changed: bool,
     /// Maintenances added, cancelled or ended.
     pub maintenances_changed: bool,
+    /// A probe's day counted a run, or days were forgotten.
+    pub uptime_changed: bool,
 }
 
 impl Pending {

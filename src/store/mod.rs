@@ -18,6 +18,10 @@
 //! - the SLA report over a window reads the incidents whose clocks count or stopped in it
 //!   from `incidents_by_sla_stop.v1` ([`Store::incident_clocks_since`]).
 //!
+//! `uptime_daily.v1` (each probe's runs per UTC day) is read whole at start, and bounded
+//! instead: at most [`KEPT_DAYS`] days of the probes configured. The engine deletes the older
+//! days at most once a day and a probe's days when it leaves the configuration.
+//!
 //! The rest of start-up is bounded by what is pending, not by history: armed timers (each
 //! deleted by the transaction that carries it out), undelivered outbox entries (deleted on
 //! delivery; [`Store::outbox_counts`] walks their keys), the counters in `meta`. Detectors
@@ -52,12 +56,13 @@ use crate::domain::similar;
 use crate::domain::sla::SlaClocks;
 use crate::domain::suppression::Silence;
 use crate::domain::timer::{Timer, TimerKind};
+use crate::domain::uptime::{Day, DayCount};
 
 pub use health::{Health, RepairError, Repaired, check, repair};
 pub use records::OutboxEntry;
 use records::{
     DetectorV1, IncidentClocksV1, IncidentTraitsV1, IncidentV1, MaintenanceV1, SilenceV1,
-    TimelineEntryV1,
+    TimelineEntryV1, UptimeDayV1,
 };
 pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt, ReplaySelection};
 
@@ -70,6 +75,8 @@ pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt,
 ///
 /// A new table with its index written from its first record on (`maintenances.v1`) needs
 /// no new version: opening the store creates it empty, and an older incidentd ignores it.
+/// A new table that nothing already stored needs (`uptime_daily.v1`) is created when the
+/// store is opened and changes no version: an older build ignores it.
 pub const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -107,6 +114,10 @@ const MAINTENANCES: TableDefinition<u64, &[u8]> = TableDefinition::new("maintena
 /// [`HISTORY_DAYS`], whatever the history.
 const MAINTENANCES_BY_OVER: TableDefinition<(i64, u64), ()> =
     TableDefinition::new("maintenances_by_over.v1");
+/// Key: (probe name, UTC day as days since 1970-01-01); value: that day's runs and
+/// successes ([`UptimeDayV1`]). A probe's days are one range of keys, oldest first.
+const UPTIME_DAILY: TableDefinition<(&str, i32), UptimeDayV1> =
+    TableDefinition::new("uptime_daily.v1");
 
 /// How many of the newest incidents [`Store::similar_incidents`] looks through.
 pub const SIMILAR_SCAN: usize = 5_000;
@@ -181,6 +192,8 @@ pub struct Loaded {
     pub maintenances: Vec<Maintenance>,
     /// Every armed timer.
     pub timers: Vec<Timer>,
+    /// Each probe's stored days (probes in name order, days oldest first).
+    pub uptime: Vec<(String, Vec<(Day, DayCount)>)>,
 }
 
 /// The writes of one group commit.
@@ -198,6 +211,10 @@ pub struct Batch {
     timers_done: Vec<Timer>,
     meta: BTreeMap<&'static str, u64>,
     webhooks: webhooks::WebhookWrites,
+    /// (probe, day) → the day's counts now.
+    uptime: BTreeMap<(String, Day), DayCount>,
+    /// (probe, day): delete the probe's days before that one (written before `uptime`).
+    uptime_forget: Vec<(String, Day)>,
 }
 
 impl Batch {
@@ -214,6 +231,8 @@ impl Batch {
             && self.timers_done.is_empty()
             && self.meta.is_empty()
             && self.webhooks.is_empty()
+            && self.uptime.is_empty()
+            && self.uptime_forget.is_empty()
     }
 
     /// The incidents this batch closes, as they are stored.
@@ -274,6 +293,23 @@ impl Batch {
     pub fn put_maintenance(&mut self, maintenance: &Maintenance) {
         self.maintenances
             .insert(maintenance.id, maintenance.clone());
+    }
+
+    /// Stores a probe's counts of one day as they are now (the last put wins): a batch
+    /// writes each day it touched once, however many runs it counted.
+    pub fn put_uptime(&mut self, probe: &str, day: Day, count: DayCount) {
+        self.uptime.insert((probe.to_owned(), day), count);
+    }
+
+    /// Deletes the probe's stored days before `before` (all of them with `Day::MAX`),
+    /// also those put earlier in this batch.
+    pub fn forget_uptime(&mut self, probe: &str, before: Day) {
+        let range = (probe.to_owned(), Day::MIN)..(probe.to_owned(), before);
+        let put: Vec<(String, Day)> = self.uptime.range(range).map(|(k, _)| k.clone()).collect();
+        for key in put {
+            self.uptime.remove(&key);
+        }
+        self.uptime_forget.push((probe.to_owned(), before));
     }
 
     pub fn set_counters(&mut self, counters: Counters) {
@@ -518,6 +554,21 @@ impl Store {
             let mut meta = txn.open_table(META).map_err(db_err)?;
             for (key, value) in &batch.meta {
                 meta.insert(*key, value).map_err(db_err)?;
+            }
+            let mut uptime = txn.open_table(UPTIME_DAILY).map_err(db_err)?;
+            for (probe, before) in &batch.uptime_forget {
+                // A probe's days are one range of keys: a seek, not a scan of the table.
+                uptime
+                    .retain_in(
+                        (probe.as_str(), Day::MIN)..(probe.as_str(), *before),
+                        |_, _| false,
+                    )
+                    .map_err(db_err)?;
+            }
+            for ((probe, day), count) in &batch.uptime {
+                uptime
+                    .insert((probe.as_str(), *day), UptimeDayV1::from(*count))
+                    .map_err(db_err)?;
             }
         }
         webhooks::write(&txn, &batch.webhooks)?;
@@ -862,6 +913,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(MAINTENANCES).map_err(db_err)?;
         txn.open_table(MAINTENANCES_BY_OVER).map_err(db_err)?;
         txn.open_table(TIMERS).map_err(db_err)?;
+        txn.open_table(UPTIME_DAILY).map_err(db_err)?;
         webhooks::init_tables(&txn)?;
         let mut meta = txn.open_table(META).map_err(db_err)?;
         let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
@@ -1033,6 +1085,19 @@ fn read_loaded(txn: &ReadTransaction, now: Option<DateTime<Utc>>) -> Result<Load
             let (key, value) = row.map_err(db_err)?;
             let record: MaintenanceV1 = decode("maintenances.v1", key.value(), value.value())?;
             loaded.maintenances.push(record.into());
+        }
+    }
+    // Last: a store written before this table existed has everything else (opening it for
+    // writing creates it).
+    let uptime = txn.open_table(UPTIME_DAILY).map_err(db_err)?;
+    for row in uptime.iter().map_err(db_err)? {
+        let (key, value) = row.map_err(db_err)?;
+        let (probe, day) = key.value();
+        let count = DayCount::from(value.value());
+        // Rows come by probe: one name allocated per probe, not per day.
+        match loaded.uptime.last_mut() {
+            Some((name, days)) if name == probe => days.push((day, count)),
+            _ => loaded.uptime.push((probe.to_owned(), vec![(day, count)])),
         }
     }
     Ok(loaded)

@@ -806,3 +806,94 @@ fn reopen_is_seen_by_every_clone() {
     put(&store, &[incident(2, State::Open)]);
     assert_eq!(reader.incident_count().unwrap(), 2);
 }
+
+fn uptime_of(store: &Store) -> Vec<(String, Vec<(Day, DayCount)>)> {
+    store.load().unwrap().uptime
+}
+
+fn count(runs: u32, ok: u32) -> DayCount {
+    DayCount { runs, ok }
+}
+
+/// A probe's days come back as the last commit left them, across a reopen; a forget
+/// deletes only its probe's days before the day it names, also days put in its own batch.
+#[test]
+fn uptime_days_round_trip_and_are_forgotten_by_probe_and_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    let store = Store::open(&path).unwrap();
+    assert!(uptime_of(&store).is_empty());
+
+    let mut batch = Batch::default();
+    batch.put_uptime("web", 20_000, count(1, 1));
+    batch.put_uptime("web", 20_000, count(2, 1)); // the last put of a day wins
+    batch.put_uptime("web", 19_999, count(5, 5));
+    batch.put_uptime("api", 20_000, count(3, 0));
+    batch.put_uptime("a-b", -3, count(1, 0)); // before 1970: negative days sort first
+    batch.put_uptime("a-b", 4, count(1, 1));
+    assert!(!batch.is_empty());
+    store.commit(&batch).unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        uptime_of(&store),
+        [
+            ("a-b".to_owned(), vec![(-3, count(1, 0)), (4, count(1, 1))]),
+            ("api".to_owned(), vec![(20_000, count(3, 0))]),
+            (
+                "web".to_owned(),
+                vec![(19_999, count(5, 5)), (20_000, count(2, 1))]
+            ),
+        ]
+    );
+
+    let mut batch = Batch::default();
+    batch.put_uptime("web", 20_001, count(1, 1));
+    batch.put_uptime("api", 19_000, count(9, 9));
+    // Before 20,000: web's 19,999 goes, and so does api's day put above, not api's 20,000.
+    batch.forget_uptime("web", 20_000);
+    batch.forget_uptime("api", 20_000);
+    batch.forget_uptime("a-b", Day::MAX);
+    // A probe whose name is a prefix of another's forgets only its own days.
+    batch.forget_uptime("we", Day::MAX);
+    store.commit(&batch).unwrap();
+    assert_eq!(
+        uptime_of(&store),
+        [
+            ("api".to_owned(), vec![(20_000, count(3, 0))]),
+            (
+                "web".to_owned(),
+                vec![(20_000, count(2, 1)), (20_001, count(1, 1))]
+            ),
+        ]
+    );
+}
+
+/// A store written before `uptime_daily.v1` existed opens (the table is created) with no
+/// days, and keeps them from then on.
+#[test]
+fn a_store_without_the_uptime_table_opens_and_keeps_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    let store = Store::open(&path).unwrap();
+    put(&store, &[incident(1, State::Open)]);
+    drop(store);
+    {
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(UPTIME_DAILY).unwrap());
+        txn.commit().unwrap();
+    }
+    assert!(matches!(health::readable(&path), Ok(Health::Sound)));
+    let store = Store::open(&path).unwrap();
+    assert_eq!(schema_of(&store), Some(SCHEMA_VERSION));
+    assert_eq!(loaded(&store), [1]);
+    assert!(uptime_of(&store).is_empty());
+    let mut batch = Batch::default();
+    batch.put_uptime("web", 1, count(1, 1));
+    store.commit(&batch).unwrap();
+    assert_eq!(
+        uptime_of(&store),
+        [("web".to_owned(), vec![(1, count(1, 1))])]
+    );
+}

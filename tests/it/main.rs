@@ -24,5 +24,6 @@ mod silences;
 mod sla;
 mod status_page;
 mod store;
+mod uptime;
 mod webhooks_delivery;
 mod workflow;

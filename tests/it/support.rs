@@ -250,6 +250,15 @@ impl TestApp {
     pub async fn spawn(dir: &ConfigDir, env: HashMap<String, String>) -> TestApp {
         TestApp::spawn_with(dir, env, ManualClock::new(start_time())).await
     }
+
+    /// [`TestApp::spawn`] with the manual clock at `now` (a restart later in time).
+    pub async fn spawn_at(
+        dir: &ConfigDir,
+        env: HashMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> TestApp {
+        TestApp::spawn_with(dir, env, ManualClock::new(now)).await
+    }
 }
 
 impl TestApp<SystemClock> {
