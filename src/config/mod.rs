@@ -10,6 +10,7 @@ mod document;
 mod limits;
 mod load;
 mod locate;
+mod mail;
 mod rule_test_file;
 mod sla;
 mod status_page;
@@ -32,6 +33,7 @@ pub use rule_test_file::{
     CertificateExpiry, DEFAULT_TEST_START, Expectation, ExpectedEvent, MAX_STEPS, ProbeResult,
     ProbeSeries, RuleTest, RuleTestFile, load_rule_test,
 };
+pub use mail::{MailConfig, check_smtp_url};
 pub use status_page::{StatusPageConfig, StatusService};
 
 /// One configuration problem, located in its file. Displays as `FILE:LINE:COL: message`.
@@ -99,6 +101,8 @@ pub struct Config {
     pub alerts: crate::domain::alert::AlertMapping,
     /// `status_page:`: the public page's title, time zone and services.
     pub status_page: StatusPageConfig,
+    /// `mail:`: the SMTP relay for subscriber mail; `None`: email subscriptions are off.
+    pub mail: Option<MailConfig>,
 }
 
 /// `http`: what a connection may hold of the server (see `app::http`).
@@ -499,6 +503,7 @@ mod tests {
             http: HttpConfig::default(),
             alerts: Default::default(),
             status_page: Default::default(),
+            mail: None,
         }
     }
 

@@ -14,6 +14,7 @@ mod command;
 mod outbox;
 mod read_model;
 mod rules;
+pub mod subscriptions;
 mod txn;
 mod webhooks;
 
@@ -108,6 +109,8 @@ struct Setup {
     /// `alerts:`: how alerts map to incidents, and its compiled templates.
     alerts: AlertMapping,
     templates: Templates,
+    /// `status_page:`: which incidents the public (and so subscribers) hear about.
+    status_page: crate::config::StatusPageConfig,
 }
 
 impl Setup {
@@ -129,6 +132,7 @@ impl Setup {
             external_url: config.external_url.clone(),
             workflow: config.workflow.clone(),
             restrictions: Arc::new(Restrictions::from_workflow(&config.workflow)),
+            status_page: config.status_page.clone(),
         }
     }
 }
@@ -145,6 +149,8 @@ pub struct Engine {
     published: watch::Sender<Arc<Snapshot>>,
     /// Shared with every [`EngineHandle`]: `/-/ready` reads it.
     writable: Arc<AtomicBool>,
+    /// Wakes the subscription worker after a commit that wrote an update or a queue entry.
+    subscriptions_wake: Arc<Notify>,
     degraded: Option<Degraded>,
 }
 
@@ -163,6 +169,7 @@ struct State {
     /// Silences that have not ended.
     silences: BTreeMap<u64, Silence>,
     counters: Counters,
+    subscriptions: subscriptions::Subscriptions,
 }
 
 impl Engine {
@@ -197,13 +204,23 @@ impl Engine {
             snapshot,
             published,
             writable: Arc::new(AtomicBool::new(true)),
+            subscriptions_wake: Arc::new(Notify::new()),
             degraded: None,
         };
         engine.load()?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let writable = engine.writable.clone();
+        let subscriptions_wake = engine.subscriptions_wake.clone();
         let task = tokio::spawn(engine.run(rx, shutdown));
-        Ok((EngineHandle { tx, writable }, read, task))
+        Ok((
+            EngineHandle {
+                tx,
+                writable,
+                subscriptions_wake,
+            },
+            read,
+            task,
+        ))
     }
 
     /// Rebuilds the in-memory state, the gauges and the read model from the store.
@@ -213,6 +230,7 @@ impl Engine {
         let loaded = self.store.load_at(now)?;
         let active: Vec<IncidentId> = loaded.incidents.iter().map(|i| i.id).collect();
         let public_updates = self.store.public_updates(&active)?;
+        let subscriptions = subscriptions::Subscriptions::load(self.store.load_subscriptions()?);
         self.metrics.incidents_open.reset();
         self.metrics.reset_sla_open();
         for incident in &loaded.incidents {
@@ -241,7 +259,9 @@ impl Engine {
             firing: firing_counts(&detectors),
             detectors,
             histories: HashMap::new(),
+            subscriptions,
         };
+        self.set_subscriber_gauges();
         self.set_rule_gauges();
         self.metrics.webhook_pending.reset();
         self.count_pending(&HashSet::new());
@@ -390,6 +410,12 @@ impl Engine {
                     incidents.get(IncidentId(id))
                 });
                 replies.send(None);
+                if std::mem::take(&mut self.state.subscriptions.counts_changed) {
+                    self.set_subscriber_gauges();
+                }
+                if std::mem::take(&mut self.state.subscriptions.wake) {
+                    self.subscriptions_wake.notify_one();
+                }
             }
             Err(error) => {
                 tracing::error!(%error, "commit failed; the batch's commands are refused, the store is opened again and the state reloaded from it");
@@ -515,6 +541,10 @@ impl Engine {
             Command::Expire { id, reply } => {
                 let outcome = self.expire_silence(id, txn);
                 txn.reply(reply, outcome);
+            }
+            Command::Subscriptions { op, reply } => {
+                let answer = self.state.subscriptions.apply(op, txn);
+                txn.reply(reply, answer);
             }
             Command::Tick { reply } => {
                 self.tick(txn);
@@ -1174,6 +1204,14 @@ impl Engine {
                 Effect::Timeline(entry) => {
                     if entry.public {
                         self.add_public_update(id, &entry);
+                        self.state.subscriptions.announce(
+                            "incident.note_added",
+                            Some(&entry.message),
+                            &incident,
+                            &self.setup.restrictions,
+                            &self.setup.status_page,
+                            txn,
+                        );
                     }
                     txn.batch
                         .append_timeline(id, self.state.counters.next_timeline_seq, entry);
@@ -1181,6 +1219,14 @@ impl Engine {
                 }
                 Effect::Event(kind) => {
                     txn.pending.count(kind, &incident);
+                    self.state.subscriptions.announce(
+                        kind,
+                        None,
+                        &incident,
+                        &self.setup.restrictions,
+                        &self.setup.status_page,
+                        txn,
+                    );
                     self.enqueue(kind, None, actor, &incident, txn);
                 }
                 Effect::SlaEvent { event, sla } => {
@@ -1199,6 +1245,15 @@ impl Engine {
         self.schedule(&incident, txn);
         self.state.incidents.reindex(id);
         incident
+    }
+
+    fn set_subscriber_gauges(&self) {
+        for ((channel, state), count) in self.state.subscriptions.counts() {
+            self.metrics
+                .status_subscribers
+                .with_label_values(&[channel, state])
+                .set(count);
+        }
     }
 
     fn add_public_update(&mut self, id: IncidentId, entry: &TimelineEntry) {

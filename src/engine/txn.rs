@@ -158,6 +158,8 @@ pub(super) struct Pending {
     pub detectors_changed: bool,
     /// Silences added or ended.
     pub silences_changed: bool,
+    /// (channel, outcome) of each subscriber notification sent or given up.
+    pub notifications: Vec<(crate::store::Channel, &'static str)>,
 }
 
 impl Pending {
@@ -242,6 +244,11 @@ impl Pending {
             m.rule_firing
                 .with_label_values(&[&rule])
                 .set(i64::from(firing));
+        }
+        for (channel, outcome) in self.notifications {
+            m.status_notifications_total
+                .with_label_values(&[channel.as_str(), outcome])
+                .inc();
         }
         for (consumer, delta) in self.outbox {
             m.webhook_pending.with_label_values(&[&consumer]).add(delta);

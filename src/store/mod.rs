@@ -29,6 +29,7 @@
 
 mod health;
 mod records;
+mod subscriptions;
 mod upgrade;
 mod webhooks;
 
@@ -58,6 +59,10 @@ use records::{
     DetectorV1, IncidentClocksV1, IncidentTraitsV1, IncidentV1, SilenceV1, TimelineEntryV1,
 };
 pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt, ReplaySelection};
+pub use subscriptions::{
+    Channel, LoadedSubscriptions, Message, Notification, StatusUpdate, Subscriber,
+    SubscriptionCounters,
+};
 
 /// The layout this build reads and writes. A store written by a newer layout is refused
 /// rather than misread; an older one is upgraded when opened (`upgrade.rs`).
@@ -180,6 +185,7 @@ pub struct Batch {
     timers_done: Vec<Timer>,
     meta: BTreeMap<&'static str, u64>,
     webhooks: webhooks::WebhookWrites,
+    subscriptions: subscriptions::SubscriptionWrites,
 }
 
 impl Batch {
@@ -195,6 +201,7 @@ impl Batch {
             && self.timers_done.is_empty()
             && self.meta.is_empty()
             && self.webhooks.is_empty()
+            && self.subscriptions.is_empty()
     }
 
     /// Stores the incident as it is now (the last put of an id in a batch wins).
@@ -470,6 +477,7 @@ impl Store {
             }
         }
         webhooks::write(&txn, &batch.webhooks)?;
+        subscriptions::write(&txn, &batch.subscriptions)?;
         txn.commit().map_err(db_err)
     }
 
@@ -797,6 +805,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(SILENCES_BY_END).map_err(db_err)?;
         txn.open_table(TIMERS).map_err(db_err)?;
         webhooks::init_tables(&txn)?;
+        subscriptions::init_tables(&txn)?;
         let mut meta = txn.open_table(META).map_err(db_err)?;
         let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
         match found {
