@@ -2,3 +2,4 @@
 
 pub mod public;
 pub mod status;
+pub mod subscribe;
