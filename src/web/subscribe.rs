@@ -195,19 +195,6 @@ async fn subscribe(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let signups = &state.signups;
-    let ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |axum::Extension(ConnectInfo(a))| a.ip());
-    if let Err(wait) = signups.admit(ip, Instant::now()) {
-        let mut response = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many sign-ups from this address; try again later",
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, wait.to_string().parse().expect("digits"));
-        return Ok(response);
-    }
     let (email, url, mut services) = fields(&headers, &body)?;
     services.sort();
     services.dedup();
@@ -263,6 +250,19 @@ async fn subscribe(
             }
         }
     };
+    let ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |axum::Extension(ConnectInfo(a))| a.ip());
+    if let Err(wait) = signups.admit(ip, Instant::now()) {
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many sign-ups from this address; try again later",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, wait.to_string().parse().expect("digits"));
+        return Ok(response);
+    }
     let answer = state
         .engine
         .subscriptions(SubsOp::SignUp(new))

@@ -22,5 +22,6 @@ mod ruletest;
 mod silences;
 mod sla;
 mod store;
+mod subscriptions;
 mod webhooks_delivery;
 mod workflow;
