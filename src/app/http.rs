@@ -147,13 +147,7 @@ pub async fn serve(
         let router = router
             .clone()
             .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-        connections.spawn(connection(
-            stream,
-            router,
-            http,
-            stop.clone(),
-            permit,
-        ));
+        connections.spawn(connection(stream, router, http, stop.clone(), permit));
     }
     drop(listener);
     connections.close();

@@ -234,7 +234,12 @@ impl App {
             consumers,
             signups: crate::web::subscribe::Signups::new(
                 config.mail.is_some(),
-                config.status_page.services.iter().map(|s| s.name.clone()).collect(),
+                config
+                    .status_page
+                    .services
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect(),
             ),
         });
         let subscription_stop = CancellationToken::new();

@@ -29,11 +29,11 @@ use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::{Level, Priority};
 
 pub use load::{load, load_rule_files, load_with, load_workflow};
+pub use mail::{MailConfig, check_smtp_url};
 pub use rule_test_file::{
     CertificateExpiry, DEFAULT_TEST_START, Expectation, ExpectedEvent, MAX_STEPS, ProbeResult,
     ProbeSeries, RuleTest, RuleTestFile, load_rule_test,
 };
-pub use mail::{MailConfig, check_smtp_url};
 pub use status_page::{StatusPageConfig, StatusService};
 
 /// One configuration problem, located in its file. Displays as `FILE:LINE:COL: message`.

@@ -49,10 +49,18 @@ pub enum SignUp {
 /// One sent or given-up notification, or one to try again.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Sent { seq: u64, channel: Channel },
-    Failed { seq: u64, channel: Channel },
+    Sent {
+        seq: u64,
+        channel: Channel,
+    },
+    Failed {
+        seq: u64,
+        channel: Channel,
+    },
     /// The subscriber is gone: the entry is dropped, nothing counted.
-    Dropped { seq: u64 },
+    Dropped {
+        seq: u64,
+    },
     Retry(Notification),
 }
 
@@ -132,7 +140,8 @@ impl Subscriptions {
             address_key(subscriber.channel, &subscriber.address),
             subscriber.id,
         );
-        self.by_token.insert(subscriber.token.clone(), subscriber.id);
+        self.by_token
+            .insert(subscriber.token.clone(), subscriber.id);
         self.subscribers.insert(subscriber.id, subscriber);
     }
 
@@ -217,7 +226,8 @@ impl Subscriptions {
             // A webhook needs no opt-in: whoever gives the URL gets the secret.
             confirmed_at: webhook.then_some(now),
             token: token(),
-            secret: webhook.then(|| format!("whsec_{}", STANDARD.encode(rand::random::<[u8; 32]>()))),
+            secret: webhook
+                .then(|| format!("whsec_{}", STANDARD.encode(rand::random::<[u8; 32]>()))),
             confirmation_sent_at: (!webhook).then_some(now),
         };
         self.counters.next_subscriber_id += 1;

@@ -330,7 +330,10 @@ mod tests {
             &Message::Update(update),
         );
         assert_eq!(subject, "[Acme] Investigating: Checkout API down");
-        assert!(body.contains("https://status.example/incidents/INC-7"), "{body}");
+        assert!(
+            body.contains("https://status.example/incidents/INC-7"),
+            "{body}"
+        );
         assert!(
             body.contains("https://status.example/subscriptions/unsubscribe/TOK"),
             "{body}"

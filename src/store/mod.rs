@@ -58,11 +58,11 @@ pub use records::OutboxEntry;
 use records::{
     DetectorV1, IncidentClocksV1, IncidentTraitsV1, IncidentV1, SilenceV1, TimelineEntryV1,
 };
-pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt, ReplaySelection};
 pub use subscriptions::{
     Channel, LoadedSubscriptions, Message, Notification, StatusUpdate, Subscriber,
     SubscriptionCounters,
 };
+pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt, ReplaySelection};
 
 /// The layout this build reads and writes. A store written by a newer layout is refused
 /// rather than misread; an older one is upgraded when opened (`upgrade.rs`).

@@ -109,7 +109,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 }
 
 /// The sign-up's fields, from a form or JSON.
-fn fields(headers: &HeaderMap, body: &[u8]) -> Result<(Option<String>, Option<String>, Vec<String>), ApiError> {
+fn fields(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Option<String>, Option<String>, Vec<String>), ApiError> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -237,7 +240,9 @@ async fn subscribe(
             let lower = url.to_ascii_lowercase();
             if url.len() > MAX_URL
                 || !(lower.starts_with("http://") || lower.starts_with("https://"))
-                || url.parse::<axum::http::Uri>().map_or(true, |u| u.host().is_none())
+                || url
+                    .parse::<axum::http::Uri>()
+                    .map_or(true, |u| u.host().is_none())
             {
                 return Err(ApiError::bad_request(
                     "webhook_url: must be an http(s) URL of at most 2 KiB",
@@ -250,7 +255,10 @@ async fn subscribe(
             }
         }
     };
-    let ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |axum::Extension(ConnectInfo(a))| a.ip());
+    let ip = peer.map_or(
+        IpAddr::from([0, 0, 0, 0]),
+        |axum::Extension(ConnectInfo(a))| a.ip(),
+    );
     if let Err(wait) = signups.admit(ip, Instant::now()) {
         let mut response = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -258,9 +266,10 @@ async fn subscribe(
             "too many sign-ups from this address; try again later",
         )
         .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, wait.to_string().parse().expect("digits"));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            wait.to_string().parse().expect("digits"),
+        );
         return Ok(response);
     }
     let answer = state
@@ -309,7 +318,11 @@ async fn confirm(
     axum::extract::Path(token): axum::extract::Path<String>,
 ) -> Response {
     if !valid_token(&token) {
-        return page(StatusCode::NOT_FOUND, "Unknown link", "<p>This link is not valid.</p>");
+        return page(
+            StatusCode::NOT_FOUND,
+            "Unknown link",
+            "<p>This link is not valid.</p>",
+        );
     }
     match token_op(&state, SubsOp::Confirm(token)).await {
         Ok(true) => page(
@@ -317,14 +330,22 @@ async fn confirm(
             "Subscription confirmed",
             "<p>You will be told of incidents by email. Every mail has a link to unsubscribe.</p>",
         ),
-        Ok(false) => page(StatusCode::NOT_FOUND, "Unknown link", "<p>This link is not valid (or you unsubscribed).</p>"),
+        Ok(false) => page(
+            StatusCode::NOT_FOUND,
+            "Unknown link",
+            "<p>This link is not valid (or you unsubscribed).</p>",
+        ),
         Err(response) => response,
     }
 }
 
 async fn unsubscribe_page(axum::extract::Path(token): axum::extract::Path<String>) -> Response {
     if !valid_token(&token) {
-        return page(StatusCode::NOT_FOUND, "Unknown link", "<p>This link is not valid.</p>");
+        return page(
+            StatusCode::NOT_FOUND,
+            "Unknown link",
+            "<p>This link is not valid.</p>",
+        );
     }
     page(
         StatusCode::OK,
@@ -341,7 +362,11 @@ async fn unsubscribe(
     axum::extract::Path(token): axum::extract::Path<String>,
 ) -> Response {
     if !valid_token(&token) {
-        return page(StatusCode::NOT_FOUND, "Unknown link", "<p>This link is not valid.</p>");
+        return page(
+            StatusCode::NOT_FOUND,
+            "Unknown link",
+            "<p>This link is not valid.</p>",
+        );
     }
     match token_op(&state, SubsOp::Unsubscribe(token)).await {
         Ok(_) => page(

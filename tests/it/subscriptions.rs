@@ -51,7 +51,9 @@ fn smtp_server() -> (u16, Arc<Mutex<Vec<String>>>) {
 /// breaks undone).
 fn link(mail: &str, kind: &str) -> String {
     let mail = mail.replace("=\r\n", "");
-    let start = mail.find(&format!("/subscriptions/{kind}/")).expect("a link");
+    let start = mail
+        .find(&format!("/subscriptions/{kind}/"))
+        .expect("a link");
     let rest = &mail[start..];
     let end = rest
         .find(|c: char| c.is_whitespace() || c == '>')
@@ -75,10 +77,18 @@ async fn email_double_opt_in_update_and_unsubscribe_over_real_smtp() {
 
     // Unknown service, and a bad address: 400 naming the field.
     let (status, body) = app
-        .post("/subscriptions", Some(json!({"email": "ana@example.com", "services": ["nope"]})))
+        .post(
+            "/subscriptions",
+            Some(json!({"email": "ana@example.com", "services": ["nope"]})),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("services"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("services")
+    );
     // Sign up with the page's form.
     let response = app
         .client
@@ -90,14 +100,24 @@ async fn email_double_opt_in_update_and_unsubscribe_over_real_smtp() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let body = response.text().await.unwrap();
-    assert!(!body.contains("ana@"), "the address is never echoed: {body}");
+    assert!(
+        !body.contains("ana@"),
+        "the address is never echoed: {body}"
+    );
 
-    let confirmation = eventually("the confirmation mail", Duration::from_secs(20), async || {
-        let mails = mails.lock().unwrap();
-        mails.first().cloned()
-    })
+    let confirmation = eventually(
+        "the confirmation mail",
+        Duration::from_secs(20),
+        async || {
+            let mails = mails.lock().unwrap();
+            mails.first().cloned()
+        },
+    )
     .await;
-    assert!(confirmation.contains("Subject: [Acme] Confirm your subscription"), "{confirmation}");
+    assert!(
+        confirmation.contains("Subject: [Acme] Confirm your subscription"),
+        "{confirmation}"
+    );
     assert!(confirmation.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
     let confirm = link(&confirmation, "confirm");
     let page = app.client.get(app.url(&confirm)).send().await.unwrap();
@@ -109,18 +129,27 @@ async fn email_double_opt_in_update_and_unsubscribe_over_real_smtp() {
         .client
         .post(app.url("/api/v2/alerts"))
         .bearer_auth("admin-token")
-        .json(&json!([{"labels": {"alertname": "CheckoutDown", "service": "checkout"},
-                        "annotations": {"summary": "Checkout API down"}}]))
+        .json(
+            &json!([{"labels": {"alertname": "CheckoutDown", "service": "checkout"},
+                        "annotations": {"summary": "Checkout API down"}}]),
+        )
         .send()
         .await
         .unwrap();
-    assert!(alert.status().is_success(), "{}", alert.text().await.unwrap());
+    assert!(
+        alert.status().is_success(),
+        "{}",
+        alert.text().await.unwrap()
+    );
     let update = eventually("the incident's mail", Duration::from_secs(20), async || {
         let mails = mails.lock().unwrap();
         mails.iter().find(|m| m.contains("Investigating")).cloned()
     })
     .await;
-    assert!(update.contains("Subject: [Acme] Investigating:"), "{update}");
+    assert!(
+        update.contains("Subject: [Acme] Investigating:"),
+        "{update}"
+    );
     assert!(update.contains("/incidents/INC-"), "{update}");
     assert!(update.contains("List-Unsubscribe: <http"), "{update}");
 
@@ -147,7 +176,11 @@ async fn email_double_opt_in_update_and_unsubscribe_over_real_smtp() {
         .unwrap();
     assert!(alert.status().is_success());
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(mails.lock().unwrap().len(), count, "no mail after unsubscribing");
+    assert_eq!(
+        mails.lock().unwrap().len(),
+        count,
+        "no mail after unsubscribing"
+    );
 
     // Admin export and delete; the export is admin only.
     let (status, _) = app.get("/api/v1/subscribers").await;
@@ -162,14 +195,21 @@ async fn email_double_opt_in_update_and_unsubscribe_over_real_smtp() {
         .json()
         .await
         .unwrap();
-    assert_eq!(export["subscribers"].as_array().unwrap().len(), 0, "{export}");
+    assert_eq!(
+        export["subscribers"].as_array().unwrap().len(),
+        0,
+        "{export}"
+    );
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_subscriber_gets_a_signed_event_and_sign_ups_are_rate_limited() {
     let receiver = crate::support::Receiver::start(200).await;
-    let dir = ConfigDir::new("listen: 127.0.0.1:0\nstatus_page:\n  services:\n    - {name: checkout}\n", &[]);
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0\nstatus_page:\n  services:\n    - {name: checkout}\n",
+        &[],
+    );
     let app = TestApp::spawn(&dir, HashMap::new()).await;
     // Email is off without `mail:`.
     let (status, body) = app
@@ -177,7 +217,10 @@ async fn webhook_subscriber_gets_a_signed_event_and_sign_ups_are_rate_limited() 
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let (status, body) = app
-        .post("/subscriptions", Some(json!({"webhook_url": receiver.url()})))
+        .post(
+            "/subscriptions",
+            Some(json!({"webhook_url": receiver.url()})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let secret = body["secret"].as_str().unwrap().to_owned();
@@ -189,7 +232,10 @@ async fn webhook_subscriber_gets_a_signed_event_and_sign_ups_are_rate_limited() 
         )
         .await;
     assert!(status.is_success());
-    let delivery = eventually("the signed event", Duration::from_secs(20), async || receiver.accepted().into_iter().next()).await;
+    let delivery = eventually("the signed event", Duration::from_secs(20), async || {
+        receiver.accepted().into_iter().next()
+    })
+    .await;
     assert_eq!(delivery.json()["type"], "status.opened");
     let key = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,
