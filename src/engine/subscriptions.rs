@@ -61,7 +61,7 @@ pub enum Outcome {
     Dropped {
         seq: u64,
     },
-    Retry(Notification),
+    Retry(Box<Notification>),
 }
 
 #[derive(Debug, Clone)]
@@ -344,7 +344,7 @@ impl Subscriptions {
                     txn.pending.notifications.push((channel, "failed"));
                 }
                 Outcome::Dropped { seq } => txn.batch.delete_notification(seq),
-                Outcome::Retry(entry) => txn.batch.put_notification(entry),
+                Outcome::Retry(entry) => txn.batch.put_notification(*entry),
             }
         }
     }

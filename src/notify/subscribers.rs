@@ -216,7 +216,7 @@ impl SubscriptionWorker {
         match retry_at(entry.created_at, now, entry.attempts, rand::random()) {
             Some(at) => {
                 entry.next_at = at;
-                Outcome::Retry(entry)
+                Outcome::Retry(Box::new(entry))
             }
             None => Outcome::Dropped { seq: entry.seq },
         }

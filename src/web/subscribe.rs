@@ -108,11 +108,11 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     (status, Html(html)).into_response()
 }
 
+/// `email`, `webhook_url`, `services`.
+type Fields = (Option<String>, Option<String>, Vec<String>);
+
 /// The sign-up's fields, from a form or JSON.
-fn fields(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Option<String>, Option<String>, Vec<String>), ApiError> {
+fn fields(headers: &HeaderMap, body: &[u8]) -> Result<Fields, ApiError> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
