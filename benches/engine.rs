@@ -82,6 +82,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
         http: Default::default(),
         alerts: Default::default(),
         status_page: Default::default(),
+        mail: None,
     }
 }
 

@@ -96,6 +96,10 @@ pub struct Metrics {
     /// `incidentd_alerts_received_total{source,outcome}`: see [`Metrics::alert_received`].
     pub alerts_received_total: IntCounterVec,
     pub webhook_pending: IntGaugeVec,
+    /// `incidentd_status_subscribers{channel,state}`: confirmed or pending subscribers.
+    pub status_subscribers: IntGaugeVec,
+    /// `incidentd_status_notifications_total{channel,outcome}`: sent or failed (given up).
+    pub status_notifications_total: IntCounterVec,
     pub webhook_dead_letters: IntGaugeVec,
     pub webhook_oldest_pending_age_seconds: GaugeVec,
     pub webhook_consumer_enabled: IntGaugeVec,
@@ -309,6 +313,22 @@ impl Metrics {
                 &["source", "outcome"],
             )
             .expect("valid metric"),
+            status_subscribers: IntGaugeVec::new(
+                Opts::new(
+                    "incidentd_status_subscribers",
+                    "Status page subscribers by channel (email, webhook) and state (confirmed, pending).",
+                ),
+                &["channel", "state"],
+            )
+            .expect("valid metric"),
+            status_notifications_total: IntCounterVec::new(
+                Opts::new(
+                    "incidentd_status_notifications_total",
+                    "Status page notifications by channel (email, webhook) and outcome (sent, failed: given up after 24 h of retries).",
+                ),
+                &["channel", "outcome"],
+            )
+            .expect("valid metric"),
             webhook_pending: IntGaugeVec::new(
                 Opts::new(
                     "incidentd_webhook_pending",
@@ -518,6 +538,8 @@ impl Metrics {
             Box::new(self.webhook_deliveries_total.clone()),
             Box::new(self.alerts_received_total.clone()),
             Box::new(self.webhook_pending.clone()),
+            Box::new(self.status_subscribers.clone()),
+            Box::new(self.status_notifications_total.clone()),
             Box::new(self.webhook_dead_letters.clone()),
             Box::new(self.webhook_oldest_pending_age_seconds.clone()),
             Box::new(self.webhook_consumer_enabled.clone()),

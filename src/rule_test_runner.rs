@@ -260,6 +260,7 @@ fn engine_config(file: &RuleTestFile, storage_path: &Path) -> Config {
         http: Default::default(),
         alerts: Default::default(),
         status_page: Default::default(),
+        mail: None,
     }
 }
 

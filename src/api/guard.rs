@@ -133,6 +133,10 @@ fn check(
     if !bearer {
         check_same_origin(headers, host.as_deref(), external.as_ref())?;
     }
+    // The public sign-up form and one-click unsubscribe (RFC 8058) post forms by design.
+    if uri.path().starts_with("/subscriptions") {
+        return Ok(());
+    }
     check_content_type(headers)
 }
 

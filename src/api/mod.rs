@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub use auth::Tokens;
-use auth::{Caller, Need};
+pub use auth::{Caller, Need};
 pub use error::ApiError;
 use extract::Path;
 pub use guard::Site;
@@ -75,6 +75,8 @@ pub struct Api {
     pub site: Arc<Site>,
     /// The configured webhook consumers (`GET /api/v1/webhooks`).
     pub consumers: crate::notify::ConsumerNames,
+    /// Status-page sign-ups: whether mail is on, the services, the per-IP limit.
+    pub signups: crate::web::subscribe::Signups,
 }
 
 /// The handlers' state: a reference-counted [`Api`], so a request's copy is one count.
@@ -170,6 +172,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/events", post(ingest::events))
         .route("/v2/enqueue", post(ingest::events))
         .merge(webhooks::routes())
+        .merge(crate::web::subscribe::routes())
         .with_state(state)
         .merge(status)
         .fallback(not_found)

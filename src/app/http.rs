@@ -127,9 +127,9 @@ pub async fn serve(
                 }
             }
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) if is_about_one_connection(&error) => continue,
                 Err(error) => {
                     if let Some(suppressed) = accept_failing.due() {
@@ -143,13 +143,11 @@ pub async fn serve(
             },
             () = stop.cancelled() => break,
         };
-        connections.spawn(connection(
-            stream,
-            router.clone(),
-            http,
-            stop.clone(),
-            permit,
-        ));
+        // The peer's address for the routes that limit per client (subscription sign-ups).
+        let router = router
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        connections.spawn(connection(stream, router, http, stop.clone(), permit));
     }
     drop(listener);
     connections.close();

@@ -227,6 +227,7 @@ impl App {
         let reloading = tokio::spawn(reloader.run(reload_requests, sighup, reload_stop.clone()));
 
         let ready = Arc::new(AtomicBool::new(true));
+        let site_addr = listener.local_addr().context("reading the bound address")?;
         let state = ApiState::new(Api {
             engine,
             store,
@@ -240,7 +241,33 @@ impl App {
             clock: clock.clone(),
             site,
             consumers,
+            signups: crate::web::subscribe::Signups::new(
+                config.mail.is_some(),
+                config
+                    .status_page
+                    .services
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect(),
+            ),
         });
+        let subscription_stop = CancellationToken::new();
+        let subscription_worker = crate::notify::subscribers::SubscriptionWorker {
+            store: notifier.store.clone(),
+            engine: notifier.engine.clone(),
+            clock: clock.clone(),
+            client: webhook_client(),
+            mail: match &config.mail {
+                Some(mail) => Some(Arc::new(crate::notify::subscribers::Mailer::new(mail)?)),
+                None => None,
+            },
+            external_url: config
+                .external_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", site_addr)),
+            title: config.status_page.title.clone(),
+        };
+        let subscriptions = tokio::spawn(subscription_worker.run(subscription_stop.clone()));
         let http_stop = CancellationToken::new();
         let local_addr = listener.local_addr().context("reading the bound address")?;
         // Probe runs in flight hold a socket each: at most one per probe.
@@ -296,6 +323,8 @@ impl App {
             webhooks.wait().await;
         }
 
+        subscription_stop.cancel();
+        let _ = subscriptions.await;
         engine_stop.cancel();
         engine_task.await.context("the engine task failed")?;
         // The last handles to the store go with `notifier` and the engine: redb closes the

@@ -131,6 +131,7 @@ pub fn load_with(
         http: settings.http,
         alerts: settings.alerts,
         status_page: settings.status_page,
+        mail: settings.mail,
     })
 }
 
@@ -233,7 +234,7 @@ fn rule_files_with(
 
 /// Where the secrets `incidentd.yaml` names come from.
 #[derive(Clone, Copy)]
-enum Secrets<'a> {
+pub(super) enum Secrets<'a> {
     /// Each environment variable is read, and must be set (`serve`, `check`).
     From(&'a dyn Fn(&str) -> Option<String>),
     /// None is read: tokens and webhooks are checked but left out (`incidentd test`).
@@ -275,6 +276,7 @@ struct ConfigOutline {
     http: Option<Value>,
     alerts: Option<Value>,
     status_page: Option<Value>,
+    mail: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -613,7 +615,7 @@ impl Check<'_> {
     /// says which field of what, e.g. "token_env of token `admin`". Never echoes the value.
     /// Surrounding whitespace (the newline of a secret file) is not part of it. `None`
     /// without a problem when secrets are not read.
-    fn secret(
+    pub(super) fn secret(
         &mut self,
         path: &[Segment<'_>],
         var: &str,
@@ -660,6 +662,7 @@ struct Settings {
     http: HttpConfig,
     alerts: crate::domain::alert::AlertMapping,
     status_page: super::StatusPageConfig,
+    mail: Option<super::MailConfig>,
     /// Whether `workflow.categories` is the taxonomy as configured, so that the rules'
     /// categories can be checked against it (not when `categories` has a problem).
     categories_known: bool,
@@ -688,6 +691,7 @@ fn settings(
             http: HttpConfig::default(),
             alerts: Default::default(),
             status_page: Default::default(),
+            mail: None,
             categories_known: false,
         };
     };
@@ -738,6 +742,7 @@ fn settings(
         http: http(&mut check, outline.http),
         alerts,
         status_page: super::status_page::status_page(&mut check, outline.status_page),
+        mail: super::mail::mail(&mut check, outline.mail, env),
         categories_known,
     }
 }
@@ -2880,7 +2885,7 @@ rules:
         check(
             &[("incidentd.yaml", "listen: 127.0.0.1:1\nlisten_addr: x\n")],
             &[
-                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `alerts`, `status_page`",
+                "incidentd.yaml:2:1: unknown field `listen_addr`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `alerts`, `status_page`, `mail`",
             ],
         );
     }
@@ -2893,7 +2898,7 @@ rules:
                 ("more/a.yaml", "probes: [{name: a}]\n"),
             ],
             &[
-                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `alerts`, `status_page`",
+                "incidentd.yaml:2:1: unknown field `bogus`, expected one of `listen`, `external_url`, `storage`, `rule_files`, `auth`, `webhooks`, `probe_concurrency`, `probe_duration_histogram`, `categories`, `priority_matrix`, `escalation`, `sla`, `closure`, `http`, `alerts`, `status_page`, `mail`",
                 "more/a.yaml:1:10: probe `a` needs one of http, tcp, dns, tls, icmp, prometheus",
             ],
         );

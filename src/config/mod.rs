@@ -10,6 +10,7 @@ mod document;
 mod limits;
 mod load;
 mod locate;
+mod mail;
 mod rule_test_file;
 mod sla;
 mod status_page;
@@ -28,6 +29,7 @@ use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::{Level, Priority};
 
 pub use load::{load, load_rule_files, load_with, load_workflow};
+pub use mail::{MailConfig, check_smtp_url};
 pub use rule_test_file::{
     CertificateExpiry, DEFAULT_TEST_START, Expectation, ExpectedEvent, MAX_STEPS, ProbeResult,
     ProbeSeries, RuleTest, RuleTestFile, load_rule_test,
@@ -99,6 +101,8 @@ pub struct Config {
     pub alerts: crate::domain::alert::AlertMapping,
     /// `status_page:`: the public page's title, time zone and services.
     pub status_page: StatusPageConfig,
+    /// `mail:`: the SMTP relay for subscriber mail; `None`: email subscriptions are off.
+    pub mail: Option<MailConfig>,
 }
 
 /// `http`: what a connection may hold of the server (see `app::http`).
@@ -499,6 +503,7 @@ mod tests {
             http: HttpConfig::default(),
             alerts: Default::default(),
             status_page: Default::default(),
+            mail: None,
         }
     }
 

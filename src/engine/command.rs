@@ -244,6 +244,11 @@ pub(super) enum Command {
         id: u64,
         reply: Reply<Maintenance>,
     },
+    /// A subscription change, a fan-out or the subscription worker's report.
+    Subscriptions {
+        op: super::subscriptions::SubsOp,
+        reply: Reply<super::subscriptions::SubsAnswer>,
+    },
     /// Fire the durable timers that are due.
     Tick {
         reply: Option<Reply<()>>,
@@ -294,6 +299,7 @@ impl Command {
             Command::Reconfigure { reply, .. } => {
                 refused(reply, error);
             }
+            Command::Subscriptions { reply, .. } => refused(reply, error),
         }
     }
 }
@@ -335,6 +341,8 @@ pub struct EngineHandle {
     pub(super) tx: mpsc::Sender<Command>,
     /// False from a failed commit until the store is open again and takes writes.
     pub(super) writable: Arc<AtomicBool>,
+    /// Notified after a commit that gave the subscription worker something to do.
+    pub(super) subscriptions_wake: Arc<tokio::sync::Notify>,
 }
 
 impl EngineHandle {
@@ -402,6 +410,19 @@ impl EngineHandle {
     pub async fn end_maintenance(&self, id: u64) -> Result<Maintenance, EngineError> {
         self.ask(|reply| Command::EndMaintenance { id, reply })
             .await
+    }
+
+    /// A subscription change, answered once durable.
+    pub async fn subscriptions(
+        &self,
+        op: super::subscriptions::SubsOp,
+    ) -> Result<super::subscriptions::SubsAnswer, EngineError> {
+        self.ask(|reply| Command::Subscriptions { op, reply }).await
+    }
+
+    /// What the subscription worker waits on.
+    pub fn subscriptions_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.subscriptions_wake.clone()
     }
 
     /// Fires the timers due by the clock's now, and waits until that is durable.
@@ -524,6 +545,7 @@ mod tests {
         let handle = EngineHandle {
             tx,
             writable: Arc::new(AtomicBool::new(true)),
+            subscriptions_wake: Arc::default(),
         };
         let refused = handle
             .alerts(Vec::new(), std::time::Duration::from_millis(20))

@@ -14,6 +14,7 @@ mod command;
 mod outbox;
 mod read_model;
 mod rules;
+pub mod subscriptions;
 mod txn;
 mod webhooks;
 
@@ -162,6 +163,8 @@ pub struct Engine {
     published: watch::Sender<Arc<Snapshot>>,
     /// Shared with every [`EngineHandle`]: `/-/ready` reads it.
     writable: Arc<AtomicBool>,
+    /// Wakes the subscription worker after a commit that wrote an update or a queue entry.
+    subscriptions_wake: Arc<Notify>,
     degraded: Option<Degraded>,
 }
 
@@ -188,6 +191,7 @@ struct State {
     uptime_pruned: Option<Day>,
     /// Probes with stored days that are no longer configured: deleted by the next prune.
     uptime_stale: Vec<String>,
+    subscriptions: subscriptions::Subscriptions,
 }
 
 impl Engine {
@@ -226,13 +230,23 @@ impl Engine {
             snapshot,
             published,
             writable: Arc::new(AtomicBool::new(true)),
+            subscriptions_wake: Arc::new(Notify::new()),
             degraded: None,
         };
         engine.load()?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let writable = engine.writable.clone();
+        let subscriptions_wake = engine.subscriptions_wake.clone();
         let task = tokio::spawn(engine.run(rx, shutdown));
-        Ok((EngineHandle { tx, writable }, read, task))
+        Ok((
+            EngineHandle {
+                tx,
+                writable,
+                subscriptions_wake,
+            },
+            read,
+            task,
+        ))
     }
 
     /// Rebuilds the in-memory state, the gauges and the read model from the store.
@@ -243,6 +257,7 @@ impl Engine {
         let active: Vec<IncidentId> = loaded.incidents.iter().map(|i| i.id).collect();
         let public_updates = self.store.public_updates(&active)?;
         let recent = self.load_recent(now)?;
+        let subscriptions = subscriptions::Subscriptions::load(self.store.load_subscriptions()?);
         self.metrics.incidents_open.reset();
         self.metrics.reset_sla_open();
         for incident in &loaded.incidents {
@@ -290,7 +305,9 @@ impl Engine {
             uptime,
             uptime_pruned: None,
             uptime_stale,
+            subscriptions,
         };
+        self.set_subscriber_gauges();
         self.set_rule_gauges();
         self.metrics.webhook_pending.reset();
         self.count_pending(&HashSet::new());
@@ -478,6 +495,12 @@ impl Engine {
                     incidents.get(IncidentId(id))
                 });
                 replies.send(None);
+                if std::mem::take(&mut self.state.subscriptions.counts_changed) {
+                    self.set_subscriber_gauges();
+                }
+                if std::mem::take(&mut self.state.subscriptions.wake) {
+                    self.subscriptions_wake.notify_one();
+                }
             }
             Err(error) => {
                 tracing::error!(%error, "commit failed; the batch's commands are refused, the store is opened again and the state reloaded from it");
@@ -632,6 +655,10 @@ impl Engine {
             Command::EndMaintenance { id, reply } => {
                 let outcome = self.end_maintenance(id, txn);
                 txn.reply(reply, outcome);
+            }
+            Command::Subscriptions { op, reply } => {
+                let answer = self.state.subscriptions.apply(op, txn);
+                txn.reply(reply, answer);
             }
             Command::Tick { reply } => {
                 self.tick(txn);
@@ -1407,6 +1434,14 @@ impl Engine {
                 Effect::Timeline(entry) => {
                     if entry.public {
                         self.add_public_update(id, &entry);
+                        self.state.subscriptions.announce(
+                            "incident.note_added",
+                            Some(&entry.message),
+                            &incident,
+                            &self.setup.restrictions,
+                            &self.setup.status_page,
+                            txn,
+                        );
                     }
                     txn.batch
                         .append_timeline(id, self.state.counters.next_timeline_seq, entry);
@@ -1414,6 +1449,14 @@ impl Engine {
                 }
                 Effect::Event(kind) => {
                     txn.pending.count(kind, &incident);
+                    self.state.subscriptions.announce(
+                        kind,
+                        None,
+                        &incident,
+                        &self.setup.restrictions,
+                        &self.setup.status_page,
+                        txn,
+                    );
                     self.enqueue(kind, None, actor, &incident, txn);
                 }
                 Effect::SlaEvent { event, sla } => {
@@ -1432,6 +1475,15 @@ impl Engine {
         self.schedule(&incident, txn);
         self.state.incidents.reindex(id);
         incident
+    }
+
+    fn set_subscriber_gauges(&self) {
+        for ((channel, state), count) in self.state.subscriptions.counts() {
+            self.metrics
+                .status_subscribers
+                .with_label_values(&[channel, state])
+                .set(count);
+        }
     }
 
     fn add_public_update(&mut self, id: IncidentId, entry: &TimelineEntry) {

@@ -162,6 +162,8 @@ pub(super) struct Pending {
     pub maintenances_changed: bool,
     /// A probe's day counted a run, or days were forgotten.
     pub uptime_changed: bool,
+    /// (channel, outcome) of each subscriber notification sent or given up.
+    pub notifications: Vec<(crate::store::Channel, &'static str)>,
 }
 
 impl Pending {
@@ -246,6 +248,11 @@ impl Pending {
             m.rule_firing
                 .with_label_values(&[&rule])
                 .set(i64::from(firing));
+        }
+        for (channel, outcome) in self.notifications {
+            m.status_notifications_total
+                .with_label_values(&[channel.as_str(), outcome])
+                .inc();
         }
         for (consumer, delta) in self.outbox {
             m.webhook_pending.with_label_values(&[&consumer]).add(delta);

@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::store::{ConsumerState, DeadLetter, DeliveryAttempt, OutboxEntry, Store};
 
 pub mod retry;
+pub mod subscribers;
 
 /// Deliveries in flight at once per consumer (each to a different incident).
 pub const IN_FLIGHT: usize = 16;

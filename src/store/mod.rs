@@ -33,6 +33,7 @@
 
 mod health;
 mod records;
+mod subscriptions;
 mod upgrade;
 mod webhooks;
 
@@ -63,6 +64,10 @@ pub use records::OutboxEntry;
 use records::{
     DetectorV1, IncidentClocksV1, IncidentTraitsV1, IncidentV1, MaintenanceV1, SilenceV1,
     TimelineEntryV1, UptimeDayV1,
+};
+pub use subscriptions::{
+    Channel, LoadedSubscriptions, Message, Notification, StatusUpdate, Subscriber,
+    SubscriptionCounters,
 };
 pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt, ReplaySelection};
 
@@ -215,6 +220,7 @@ pub struct Batch {
     uptime: BTreeMap<(String, Day), DayCount>,
     /// (probe, day): delete the probe's days before that one (written before `uptime`).
     uptime_forget: Vec<(String, Day)>,
+    subscriptions: subscriptions::SubscriptionWrites,
 }
 
 impl Batch {
@@ -233,6 +239,7 @@ impl Batch {
             && self.webhooks.is_empty()
             && self.uptime.is_empty()
             && self.uptime_forget.is_empty()
+            && self.subscriptions.is_empty()
     }
 
     /// The incidents this batch closes, as they are stored.
@@ -572,6 +579,7 @@ impl Store {
             }
         }
         webhooks::write(&txn, &batch.webhooks)?;
+        subscriptions::write(&txn, &batch.subscriptions)?;
         txn.commit().map_err(db_err)
     }
 
@@ -915,6 +923,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(TIMERS).map_err(db_err)?;
         txn.open_table(UPTIME_DAILY).map_err(db_err)?;
         webhooks::init_tables(&txn)?;
+        subscriptions::init_tables(&txn)?;
         let mut meta = txn.open_table(META).map_err(db_err)?;
         let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
         match found {

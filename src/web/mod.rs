@@ -4,3 +4,4 @@ pub mod page;
 pub mod public;
 mod render;
 pub mod status;
+pub mod subscribe;

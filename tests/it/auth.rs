@@ -140,6 +140,11 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("POST", "/api/v2/alerts", Access::Ingest, 400),
     ("POST", "/api/v1/events", Access::Ingest, 400),
     ("POST", "/v2/enqueue", Access::Ingest, 400),
+    ("POST", "/subscriptions", Access::Open, 400),
+    ("GET", "/subscriptions/confirm/x", Access::Open, 404),
+    ("GET", "/subscriptions/unsubscribe/x", Access::Open, 404),
+    ("GET", "/api/v1/subscribers", Access::Admin, 200),
+    ("DELETE", "/api/v1/subscribers/1", Access::Admin, 404),
 ];
 
 /// The route paths the API's router and the status page's register (`.route("…"`), with
@@ -149,6 +154,7 @@ fn routes_in_the_router() -> Vec<String> {
         include_str!("../../src/api/mod.rs"),
         include_str!("../../src/api/webhooks.rs"),
         include_str!("../../src/web/status.rs"),
+        include_str!("../../src/web/subscribe.rs"),
     ]
     .concat();
     source
@@ -170,6 +176,9 @@ fn the_matrix_covers_every_route_of_the_router() {
                 .replace("/silences/1", "/silences/{id}")
                 .replace("MNT-1", "{id}")
                 .replace("/webhooks/hook/", "/webhooks/{consumer}/")
+                .replace("/confirm/x", "/confirm/{token}")
+                .replace("/unsubscribe/x", "/unsubscribe/{token}")
+                .replace("/subscribers/1", "/subscribers/{id}")
         })
         .collect();
     tested.sort();

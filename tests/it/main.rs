@@ -24,6 +24,7 @@ mod silences;
 mod sla;
 mod status_page;
 mod store;
+mod subscriptions;
 mod uptime;
 mod webhooks_delivery;
 mod workflow;

@@ -1,0 +1,342 @@
+//! The subscription worker: fans status updates out to the queue (through the engine, one
+//! transaction per batch of updates), then sends what is due — email through the SMTP relay
+//! (lettre), webhooks signed like every other event — at most [`CONCURRENCY`] at once, and
+//! reports to the engine what was sent, given up or is to be tried again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Mail, Tokio1Executor};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::MailConfig;
+use crate::engine::EngineHandle;
+use crate::engine::subscriptions::{Outcome, SubsOp, retry_at};
+use crate::store::{Channel, Message, Notification, StatusUpdate, Store, Subscriber};
+
+/// Sends in flight at once.
+const CONCURRENCY: usize = 16;
+/// Entries read per round.
+const ROUND: usize = 256;
+/// Looked at again at least this often (retries come due without a commit).
+const POLL: Duration = Duration::from_secs(1);
+
+/// What the worker needs; cheap to clone.
+#[derive(Clone)]
+pub struct SubscriptionWorker {
+    pub store: Store,
+    pub engine: EngineHandle,
+    pub clock: Arc<dyn Clock>,
+    pub client: reqwest::Client,
+    pub mail: Option<Arc<Mailer>>,
+    /// `external_url`: the base of every link.
+    pub external_url: String,
+    /// `status_page.title`: the subject's prefix.
+    pub title: String,
+}
+
+/// The SMTP relay and the sender.
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn new(config: &MailConfig) -> anyhow::Result<Mailer> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)
+            .map_err(|_| anyhow::anyhow!("mail.smtp_url_env is not a valid SMTP URL"))?
+            .timeout(Some(Duration::from_secs(30)))
+            .build();
+        Ok(Mailer {
+            transport,
+            from: config.from.parse()?,
+        })
+    }
+}
+
+/// `a***@example.com`: enough to tell addresses apart in a log, not to read one.
+pub fn mask(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            format!("{}***@{domain}", local.chars().next().unwrap_or('*'))
+        }
+        None => "***".to_owned(),
+    }
+}
+
+/// A mail's subject and plain-text body.
+pub fn render_mail(
+    title: &str,
+    external_url: &str,
+    token: &str,
+    message: &Message,
+) -> (String, String) {
+    let base = external_url.trim_end_matches('/');
+    let unsubscribe = format!("{base}/subscriptions/unsubscribe/{token}");
+    match message {
+        Message::Confirm => (
+            format!("[{title}] Confirm your subscription"),
+            format!(
+                "Someone (hopefully you) asked to be told of incidents on {title}.\n\nConfirm: {base}/subscriptions/confirm/{token}\n\nIf it was not you, ignore this mail: nothing will be sent.\n"
+            ),
+        ),
+        Message::Update(update) => {
+            let mut body = format!(
+                "{}: {}\nStatus: {}\n",
+                update.incident, update.title, update.status
+            );
+            if !update.services.is_empty() {
+                body.push_str(&format!("Services: {}\n", update.services.join(", ")));
+            }
+            if let Some(note) = &update.note {
+                body.push_str(&format!("\n{note}\n"));
+            }
+            body.push_str(&format!(
+                "\nDetails: {base}/incidents/{}\n\nUnsubscribe: {unsubscribe}\n",
+                update.incident
+            ));
+            (
+                format!("[{title}] {}: {}", update.status, update.title),
+                body,
+            )
+        }
+    }
+}
+
+/// The signed webhook body: the update (public fields only).
+fn webhook_body(event_id: &str, update: &StatusUpdate, external_url: &str) -> String {
+    serde_json::json!({
+        "id": event_id,
+        "type": format!("status.{}", update.event.trim_start_matches("incident.")),
+        "occurred_at": crate::view::timestamp(update.at),
+        "url": format!("{}/incidents/{}", external_url.trim_end_matches('/'), update.incident),
+        "incident": {
+            "id": update.incident,
+            "title": update.title,
+            "status": update.status,
+            "services": update.services,
+            "note": update.note,
+        },
+    })
+    .to_string()
+}
+
+enum Sent {
+    Ok,
+    Failed(String),
+}
+
+impl SubscriptionWorker {
+    pub async fn run(self, stop: CancellationToken) {
+        let wake = self.engine.subscriptions_wake();
+        loop {
+            if let Err(error) = self.round().await {
+                tracing::warn!(%error, "subscription notifications: a round failed; trying again");
+            }
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Fans out, then sends what is due until nothing is.
+    pub async fn round(&self) -> anyhow::Result<()> {
+        self.engine.subscriptions(SubsOp::FanOut).await?;
+        loop {
+            let now = self.clock.now();
+            let store = self.store.clone();
+            let (due, _) =
+                tokio::task::spawn_blocking(move || store.due_notifications(now, ROUND)).await??;
+            if due.is_empty() {
+                return Ok(());
+            }
+            let mut outcomes = Vec::with_capacity(due.len());
+            let mut sends = JoinSet::new();
+            for entry in due {
+                while sends.len() >= CONCURRENCY {
+                    if let Some(Ok(outcome)) = sends.join_next().await {
+                        outcomes.push(outcome);
+                    }
+                }
+                let worker = self.clone();
+                sends.spawn(async move { worker.deliver(entry).await });
+            }
+            while let Some(outcome) = sends.join_next().await {
+                if let Ok(outcome) = outcome {
+                    outcomes.push(outcome);
+                }
+            }
+            self.engine.subscriptions(SubsOp::Report(outcomes)).await?;
+        }
+    }
+
+    async fn deliver(&self, entry: Notification) -> Outcome {
+        let store = self.store.clone();
+        let id = entry.subscriber;
+        let subscriber = match tokio::task::spawn_blocking(move || store.subscriber(id)).await {
+            Ok(Ok(Some(subscriber))) => subscriber,
+            Ok(Ok(None)) => return Outcome::Dropped { seq: entry.seq },
+            _ => return self.retry(entry, "the store could not be read".to_owned()),
+        };
+        if subscriber.confirmed_at.is_none() && !matches!(entry.message, Message::Confirm) {
+            return Outcome::Dropped { seq: entry.seq };
+        }
+        let sent = match subscriber.channel {
+            Channel::Email => self.mail(&subscriber, &entry).await,
+            Channel::Webhook => self.webhook(&subscriber, &entry).await,
+        };
+        match sent {
+            Sent::Ok => Outcome::Sent {
+                seq: entry.seq,
+                channel: subscriber.channel,
+            },
+            Sent::Failed(error) => {
+                let channel = subscriber.channel;
+                tracing::warn!(subscriber = subscriber.id, channel = channel.as_str(), %error, "a subscriber notification failed");
+                match self.retry(entry, error) {
+                    Outcome::Dropped { seq } => Outcome::Failed { seq, channel },
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// The entry again later, or `Dropped` once 24 h old (counted as failed by the caller).
+    fn retry(&self, mut entry: Notification, _error: String) -> Outcome {
+        let now = self.clock.now();
+        entry.attempts += 1;
+        match retry_at(entry.created_at, now, entry.attempts, rand::random()) {
+            Some(at) => {
+                entry.next_at = at;
+                Outcome::Retry(Box::new(entry))
+            }
+            None => Outcome::Dropped { seq: entry.seq },
+        }
+    }
+
+    async fn mail(&self, subscriber: &Subscriber, entry: &Notification) -> Sent {
+        let Some(mailer) = &self.mail else {
+            return Sent::Failed("mail is not configured".to_owned());
+        };
+        let Ok(to) = subscriber.address.parse::<Mailbox>() else {
+            return Sent::Failed(format!("invalid address {}", mask(&subscriber.address)));
+        };
+        let (subject, body) = render_mail(
+            &self.title,
+            &self.external_url,
+            &subscriber.token,
+            &entry.message,
+        );
+        let unsubscribe = format!(
+            "<{}/subscriptions/unsubscribe/{}>",
+            self.external_url.trim_end_matches('/'),
+            subscriber.token
+        );
+        let mail = Mail::builder()
+            .from(mailer.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .raw_header(lettre::message::header::HeaderValue::new(
+                lettre::message::header::HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                unsubscribe,
+            ))
+            .raw_header(lettre::message::header::HeaderValue::new(
+                lettre::message::header::HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ))
+            .body(body);
+        let mail = match mail {
+            Ok(mail) => mail,
+            Err(error) => return Sent::Failed(error.to_string()),
+        };
+        match mailer.transport.send(mail).await {
+            Ok(_) => Sent::Ok,
+            Err(error) => Sent::Failed(error.to_string()),
+        }
+    }
+
+    async fn webhook(&self, subscriber: &Subscriber, entry: &Notification) -> Sent {
+        let Message::Update(update) = &entry.message else {
+            return Sent::Ok;
+        };
+        let key = subscriber
+            .secret
+            .as_deref()
+            .and_then(|s| s.strip_prefix("whsec_"))
+            .and_then(|s| STANDARD.decode(s).ok())
+            .unwrap_or_default();
+        let body = webhook_body(&entry.event_id, update, &self.external_url);
+        let timestamp = self.clock.now().timestamp();
+        let signature =
+            super::signing::signature_header(&[key], &entry.event_id, timestamp, body.as_bytes());
+        let sent = self
+            .client
+            .post(&subscriber.address)
+            .timeout(Duration::from_secs(10))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", &entry.event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => Sent::Ok,
+            Ok(response) => Sent::Failed(format!("status {}", response.status().as_u16())),
+            Err(_) => Sent::Failed("the request failed".to_owned()),
+        }
+    }
+}
+
+/// When `at` is, for a test's look at the queue.
+pub fn is_due(entry: &Notification, now: DateTime<Utc>) -> bool {
+    entry.next_at <= now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_addresses() {
+        assert_eq!(mask("ana@example.com"), "a***@example.com");
+        assert_eq!(mask("nope"), "***");
+    }
+
+    #[test]
+    fn update_mail_has_subject_links_and_unsubscribe() {
+        let update = StatusUpdate {
+            event: "incident.opened".to_owned(),
+            incident: "INC-7".to_owned(),
+            title: "Checkout API down".to_owned(),
+            status: "Investigating".to_owned(),
+            services: vec!["checkout".to_owned()],
+            note: None,
+            at: Utc::now(),
+        };
+        let (subject, body) = render_mail(
+            "Acme",
+            "https://status.example/",
+            "TOK",
+            &Message::Update(update),
+        );
+        assert_eq!(subject, "[Acme] Investigating: Checkout API down");
+        assert!(
+            body.contains("https://status.example/incidents/INC-7"),
+            "{body}"
+        );
+        assert!(
+            body.contains("https://status.example/subscriptions/unsubscribe/TOK"),
+            "{body}"
+        );
+    }
+}

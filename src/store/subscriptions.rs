@@ -1,0 +1,314 @@
+//! Status-page subscriptions: subscribers (email or webhook), the status updates waiting to
+//! be fanned out, and the per-subscriber notification queue. Written only by the engine in
+//! its group commit, like the webhook outbox; read by the subscription worker and the API.
+//!
+//! An update is written in the transaction of the incident change that caused it; the
+//! fan-out writes one queue entry per matching subscriber and deletes the update in one
+//! transaction; a queue entry leaves the queue only once sent or given up. So a SIGKILL at
+//! any point loses nothing (at least once).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::{META, Store, StoreError, db_err, decode, encode};
+
+/// Key: subscriber id.
+pub(super) const SUBSCRIBERS: TableDefinition<u64, &[u8]> = TableDefinition::new("subscribers.v1");
+/// Key: update sequence. Status updates not yet fanned out.
+pub(super) const STATUS_UPDATES: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("status_updates.v1");
+/// Key: notification sequence. One message for one subscriber, until sent or given up.
+pub(super) const NOTIFICATIONS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("notifications.v1");
+
+const META_NEXT_SUBSCRIBER: &str = "next_subscriber_id";
+const META_NEXT_UPDATE: &str = "next_status_update_seq";
+const META_NEXT_NOTIFICATION: &str = "next_notification_seq";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Webhook,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+/// A subscriber as stored (`subscribers.v1`, version 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscriber {
+    pub id: u64,
+    pub channel: Channel,
+    /// The email address or the webhook URL. Never on a public surface, in logs or metrics.
+    pub address: String,
+    /// Service names; empty: every service.
+    pub services: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// 32 random bytes, base64url: the confirm and unsubscribe links.
+    pub token: String,
+    /// The webhook signing secret (`whsec_…`); `None` for email.
+    pub secret: Option<String>,
+    /// When the last confirmation mail was queued (re-sent at most once an hour).
+    pub confirmation_sent_at: Option<DateTime<Utc>>,
+}
+
+/// What an announcement says, public fields only (see `web::public`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusUpdate {
+    /// `incident.opened`, `incident.note_added`, `incident.resolved`, `incident.reopened`.
+    pub event: String,
+    pub incident: String,
+    pub title: String,
+    /// What visitors read: Investigating, Identified, Monitoring, Resolved.
+    pub status: String,
+    pub services: Vec<String>,
+    /// The public note, for `incident.note_added`.
+    pub note: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// What one queue entry sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Message {
+    /// The double opt-in mail.
+    Confirm,
+    Update(StatusUpdate),
+}
+
+/// One message for one subscriber (`notifications.v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notification {
+    pub seq: u64,
+    pub subscriber: u64,
+    pub message: Message,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub next_at: DateTime<Utc>,
+    /// The webhook id (`evt_…`), the same on every retry.
+    pub event_id: String,
+}
+
+/// The sequences of subscriptions, stored with each commit that hands one out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubscriptionCounters {
+    pub next_subscriber_id: u64,
+    pub next_update_seq: u64,
+    pub next_notification_seq: u64,
+}
+
+/// What the subscriptions hold at start: the engine keeps them in memory.
+#[derive(Debug, Default)]
+pub struct LoadedSubscriptions {
+    pub subscribers: Vec<Subscriber>,
+    pub updates: Vec<(u64, StatusUpdate)>,
+    pub counters: SubscriptionCounters,
+}
+
+/// A batch's subscription writes.
+#[derive(Debug, Default)]
+pub(super) struct SubscriptionWrites {
+    pub subscribers: BTreeMap<u64, Option<Subscriber>>,
+    pub updates: BTreeMap<u64, Option<StatusUpdate>>,
+    pub notifications: BTreeMap<u64, Option<Notification>>,
+    pub counters: Option<SubscriptionCounters>,
+}
+
+impl SubscriptionWrites {
+    pub fn is_empty(&self) -> bool {
+        self.subscribers.is_empty()
+            && self.updates.is_empty()
+            && self.notifications.is_empty()
+            && self.counters.is_none()
+    }
+}
+
+impl super::Batch {
+    pub fn put_subscriber(&mut self, subscriber: &Subscriber) {
+        self.subscriptions
+            .subscribers
+            .insert(subscriber.id, Some(subscriber.clone()));
+    }
+
+    pub fn delete_subscriber(&mut self, id: u64) {
+        self.subscriptions.subscribers.insert(id, None);
+    }
+
+    pub fn put_status_update(&mut self, seq: u64, update: StatusUpdate) {
+        self.subscriptions.updates.insert(seq, Some(update));
+    }
+
+    pub fn delete_status_update(&mut self, seq: u64) {
+        self.subscriptions.updates.insert(seq, None);
+    }
+
+    pub fn put_notification(&mut self, notification: Notification) {
+        self.subscriptions
+            .notifications
+            .insert(notification.seq, Some(notification));
+    }
+
+    pub fn delete_notification(&mut self, seq: u64) {
+        self.subscriptions.notifications.insert(seq, None);
+    }
+
+    pub fn set_subscription_counters(&mut self, counters: SubscriptionCounters) {
+        self.subscriptions.counters = Some(counters);
+    }
+}
+
+pub(super) fn write(txn: &WriteTransaction, writes: &SubscriptionWrites) -> Result<(), StoreError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let mut subscribers = txn.open_table(SUBSCRIBERS).map_err(db_err)?;
+    for (id, subscriber) in &writes.subscribers {
+        match subscriber {
+            Some(subscriber) => {
+                subscribers
+                    .insert(id, encode(subscriber).as_slice())
+                    .map_err(db_err)?;
+            }
+            None => {
+                subscribers.remove(id).map_err(db_err)?;
+            }
+        }
+    }
+    let mut updates = txn.open_table(STATUS_UPDATES).map_err(db_err)?;
+    for (seq, update) in &writes.updates {
+        match update {
+            Some(update) => {
+                updates
+                    .insert(seq, encode(update).as_slice())
+                    .map_err(db_err)?;
+            }
+            None => {
+                updates.remove(seq).map_err(db_err)?;
+            }
+        }
+    }
+    let mut notifications = txn.open_table(NOTIFICATIONS).map_err(db_err)?;
+    for (seq, notification) in &writes.notifications {
+        match notification {
+            Some(notification) => {
+                notifications
+                    .insert(seq, encode(notification).as_slice())
+                    .map_err(db_err)?;
+            }
+            None => {
+                notifications.remove(seq).map_err(db_err)?;
+            }
+        }
+    }
+    if let Some(counters) = writes.counters {
+        let mut meta = txn.open_table(META).map_err(db_err)?;
+        meta.insert(META_NEXT_SUBSCRIBER, counters.next_subscriber_id)
+            .map_err(db_err)?;
+        meta.insert(META_NEXT_UPDATE, counters.next_update_seq)
+            .map_err(db_err)?;
+        meta.insert(META_NEXT_NOTIFICATION, counters.next_notification_seq)
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Creates the tables (a store from before them gets them when opened read-write).
+pub(super) fn init_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(SUBSCRIBERS).map_err(db_err)?;
+    txn.open_table(STATUS_UPDATES).map_err(db_err)?;
+    txn.open_table(NOTIFICATIONS).map_err(db_err)?;
+    Ok(())
+}
+
+impl Store {
+    /// Every subscriber, the updates not fanned out yet and the sequences.
+    pub fn load_subscriptions(&self) -> Result<LoadedSubscriptions, StoreError> {
+        let txn = self.begin_read()?;
+        let mut loaded = LoadedSubscriptions::default();
+        let table = txn.open_table(SUBSCRIBERS).map_err(db_err)?;
+        for row in table.iter().map_err(db_err)? {
+            let (key, value) = row.map_err(db_err)?;
+            loaded
+                .subscribers
+                .push(decode("subscribers.v1", key.value(), value.value())?);
+        }
+        let table = txn.open_table(STATUS_UPDATES).map_err(db_err)?;
+        for row in table.iter().map_err(db_err)? {
+            let (key, value) = row.map_err(db_err)?;
+            let update = decode("status_updates.v1", key.value(), value.value())?;
+            loaded.updates.push((key.value(), update));
+        }
+        let meta = txn.open_table(META).map_err(db_err)?;
+        let read = |key: &str| -> Result<u64, StoreError> {
+            Ok(meta.get(key).map_err(db_err)?.map_or(0, |v| v.value()))
+        };
+        let last_notification = txn
+            .open_table(NOTIFICATIONS)
+            .map_err(db_err)?
+            .last()
+            .map_err(db_err)?
+            .map_or(0, |(key, _)| key.value() + 1);
+        loaded.counters = SubscriptionCounters {
+            next_subscriber_id: read(META_NEXT_SUBSCRIBER)?.max(1),
+            next_update_seq: read(META_NEXT_UPDATE)?,
+            next_notification_seq: read(META_NEXT_NOTIFICATION)?.max(last_notification),
+        };
+        Ok(loaded)
+    }
+
+    pub fn subscriber(&self, id: u64) -> Result<Option<Subscriber>, StoreError> {
+        let txn = self.begin_read()?;
+        let table = txn.open_table(SUBSCRIBERS).map_err(db_err)?;
+        table
+            .get(id)
+            .map_err(db_err)?
+            .map(|value| decode("subscribers.v1", id, value.value()))
+            .transpose()
+    }
+
+    /// Up to `limit` queued notifications due by `now`, oldest first, and the earliest
+    /// `next_at` of those not due (when to look again).
+    pub fn due_notifications(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<(Vec<Notification>, Option<DateTime<Utc>>), StoreError> {
+        let txn = self.begin_read()?;
+        let table = txn.open_table(NOTIFICATIONS).map_err(db_err)?;
+        let mut due = Vec::new();
+        let mut later: Option<DateTime<Utc>> = None;
+        for row in table.iter().map_err(db_err)? {
+            let (key, value) = row.map_err(db_err)?;
+            let entry: Notification = decode("notifications.v1", key.value(), value.value())?;
+            if entry.next_at <= now {
+                if due.len() < limit {
+                    due.push(entry);
+                }
+            } else {
+                later = Some(later.map_or(entry.next_at, |l| l.min(entry.next_at)));
+            }
+        }
+        Ok((due, later))
+    }
+
+    /// How many notifications are queued.
+    pub fn notification_count(&self) -> Result<u64, StoreError> {
+        let txn = self.begin_read()?;
+        let table = txn.open_table(NOTIFICATIONS).map_err(db_err)?;
+        table.len().map_err(db_err)
+    }
+}

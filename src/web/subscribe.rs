@@ -1,0 +1,446 @@
+//! Status-page subscriptions over HTTP. Public:
+//!
+//! - `POST /subscriptions` — form-urlencoded (the page's form) or JSON. Fields: `email` or
+//!   `webhook_url`, and `services` (repeat the field, or a JSON list; none: every service).
+//!   Email: stored unconfirmed, a confirmation mail queued (202); webhook: confirmed at once,
+//!   201 with `{id, secret}` — the secret shown this once. The same address again creates no
+//!   duplicate. At most [`PER_MINUTE`] sign-ups a minute per client IP (429, `Retry-After`).
+//! - `GET /subscriptions/confirm/{token}` — confirms (a small HTML page).
+//! - `GET /subscriptions/unsubscribe/{token}` — a button; `POST` the same path unsubscribes
+//!   (RFC 8058 one-click: mail clients POST `List-Unsubscribe=One-Click`).
+//!
+//! Admin: `GET /api/v1/subscribers` (export), `DELETE /api/v1/subscribers/{id}`.
+//! Addresses never appear in a public answer, a log or a metric.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::api::{ApiError, ApiState};
+use crate::engine::subscriptions::{NewSubscriber, SignUp, SubsAnswer, SubsOp};
+use crate::store::Channel;
+
+/// Sign-ups a client IP may make per minute.
+pub const PER_MINUTE: usize = 5;
+/// Client IPs remembered at most (the oldest window is dropped first).
+const MAX_CLIENTS: usize = 10_000;
+const MAX_URL: usize = 2048;
+const MAX_EMAIL: usize = 254;
+
+/// What the routes need beyond the API's state.
+pub struct Signups {
+    /// Whether `mail:` is configured (email subscriptions are taken).
+    pub mail: bool,
+    /// The configured services; empty: any name.
+    pub services: Vec<String>,
+    limiter: Mutex<HashMap<IpAddr, (Instant, usize)>>,
+}
+
+impl Signups {
+    pub fn new(mail: bool, services: Vec<String>) -> Signups {
+        Signups {
+            mail,
+            services,
+            limiter: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Err(seconds to wait)` when `ip` made [`PER_MINUTE`] sign-ups this minute.
+    fn admit(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+        let mut clients = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        if clients.len() >= MAX_CLIENTS && !clients.contains_key(&ip) {
+            clients.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+            if clients.len() >= MAX_CLIENTS {
+                return Err(60);
+            }
+        }
+        let (start, count) = clients.entry(ip).or_insert((now, 0));
+        if now.duration_since(*start) >= Duration::from_secs(60) {
+            *start = now;
+            *count = 0;
+        }
+        if *count >= PER_MINUTE {
+            let left = Duration::from_secs(60).saturating_sub(now.duration_since(*start));
+            return Err(left.as_secs().max(1));
+        }
+        *count += 1;
+        Ok(())
+    }
+}
+
+pub fn routes() -> axum::Router<ApiState> {
+    axum::Router::new()
+        .route("/subscriptions", post(subscribe))
+        .route("/subscriptions/confirm/{token}", get(confirm))
+        .route(
+            "/subscriptions/unsubscribe/{token}",
+            get(unsubscribe_page).post(unsubscribe),
+        )
+        .route("/api/v1/subscribers", get(export))
+        .route(
+            "/api/v1/subscribers/{id}",
+            axum::routing::delete(delete_subscriber),
+        )
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1>{body}</body></html>",
+        t = escape(title)
+    );
+    (status, Html(html)).into_response()
+}
+
+/// `email`, `webhook_url`, `services`.
+type Fields = (Option<String>, Option<String>, Vec<String>);
+
+/// The sign-up's fields, from a form or JSON.
+fn fields(headers: &HeaderMap, body: &[u8]) -> Result<Fields, ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if json {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+        let text = |key: &str| -> Result<Option<String>, ApiError> {
+            match value.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+                Some(_) => Err(ApiError::bad_request(format!("{key} must be a string"))),
+            }
+        };
+        let services = match value.get("services") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ApiError::bad_request("services must be a list of names"))?,
+            Some(_) => return Err(ApiError::bad_request("services must be a list of names")),
+        };
+        return Ok((text("email")?, text("webhook_url")?, services));
+    }
+    let (mut email, mut url, mut services) = (None, None, Vec::new());
+    for (key, value) in form_pairs(body) {
+        match key.as_str() {
+            "email" if !value.trim().is_empty() => email = Some(value.trim().to_owned()),
+            "webhook_url" if !value.trim().is_empty() => url = Some(value.trim().to_owned()),
+            "services" | "services[]" => services.push(value),
+            _ => {}
+        }
+    }
+    Ok((email, url, services))
+}
+
+/// `application/x-www-form-urlencoded` pairs.
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    fn decode(part: &str) -> String {
+        let bytes = part.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() && part.is_char_boundary(i + 3) => {
+                    match u8::from_str_radix(&part[i + 1..i + 3], 16) {
+                        Ok(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .take(200)
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn valid_email(email: &str) -> bool {
+    email.len() <= MAX_EMAIL
+        && !email.chars().any(|c| c.is_control() || c.is_whitespace())
+        && email.parse::<lettre::Address>().is_ok()
+}
+
+async fn subscribe(
+    State(state): State<ApiState>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let signups = &state.signups;
+    let (email, url, mut services) = fields(&headers, &body)?;
+    services.sort();
+    services.dedup();
+    if services.len() > 500 {
+        return Err(ApiError::bad_request("services: at most 500"));
+    }
+    if !signups.services.is_empty()
+        && let Some(unknown) = services.iter().find(|s| !signups.services.contains(s))
+    {
+        return Err(ApiError::bad_request(format!(
+            "services: unknown service `{}`",
+            escape(&unknown.chars().take(64).collect::<String>())
+        )));
+    }
+    let new = match (email, url) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "email, webhook_url: give one of them, not both",
+            ));
+        }
+        (None, None) => return Err(ApiError::bad_request("email: required (or webhook_url)")),
+        (Some(email), None) => {
+            if !signups.mail {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "mail_unavailable",
+                    "email subscriptions are unavailable: no mail relay is configured",
+                ));
+            }
+            if !valid_email(&email) {
+                return Err(ApiError::bad_request("email: not a valid email address"));
+            }
+            NewSubscriber {
+                channel: Channel::Email,
+                address: email,
+                services,
+            }
+        }
+        (None, Some(url)) => {
+            let lower = url.to_ascii_lowercase();
+            if url.len() > MAX_URL
+                || !(lower.starts_with("http://") || lower.starts_with("https://"))
+                || url
+                    .parse::<axum::http::Uri>()
+                    .map_or(true, |u| u.host().is_none())
+            {
+                return Err(ApiError::bad_request(
+                    "webhook_url: must be an http(s) URL of at most 2 KiB",
+                ));
+            }
+            NewSubscriber {
+                channel: Channel::Webhook,
+                address: url,
+                services,
+            }
+        }
+    };
+    let ip = peer.map_or(
+        IpAddr::from([0, 0, 0, 0]),
+        |axum::Extension(ConnectInfo(a))| a.ip(),
+    );
+    if let Err(wait) = signups.admit(ip, Instant::now()) {
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many sign-ups from this address; try again later",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            wait.to_string().parse().expect("digits"),
+        );
+        return Ok(response);
+    }
+    let answer = state
+        .engine
+        .subscriptions(SubsOp::SignUp(new))
+        .await
+        .map_err(ApiError::from)?;
+    let SubsAnswer::SignUp(signup) = answer else {
+        return Err(ApiError::internal("unexpected answer"));
+    };
+    Ok(match signup {
+        SignUp::Created(s) if s.channel == Channel::Webhook => (
+            StatusCode::CREATED,
+            Json(json!({"id": s.id, "channel": "webhook", "secret": s.secret, "services": s.services})),
+        )
+            .into_response(),
+        // The same answer whether the address was known or not: nobody learns who subscribed.
+        _ => (
+            StatusCode::ACCEPTED,
+            Json(json!({"status": "pending", "message": "check your mailbox for a confirmation link"})),
+        )
+            .into_response(),
+    })
+}
+
+fn valid_token(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+async fn token_op(state: &ApiState, op: SubsOp) -> Result<bool, Response> {
+    match state.engine.subscriptions(op).await {
+        Ok(SubsAnswer::Found(found)) => Ok(found),
+        _ => Err(page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again later",
+            "<p>The change could not be stored. Please try again later.</p>",
+        )),
+    }
+}
+
+async fn confirm(
+    State(state): State<ApiState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    if !valid_token(&token) {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Unknown link",
+            "<p>This link is not valid.</p>",
+        );
+    }
+    match token_op(&state, SubsOp::Confirm(token)).await {
+        Ok(true) => page(
+            StatusCode::OK,
+            "Subscription confirmed",
+            "<p>You will be told of incidents by email. Every mail has a link to unsubscribe.</p>",
+        ),
+        Ok(false) => page(
+            StatusCode::NOT_FOUND,
+            "Unknown link",
+            "<p>This link is not valid (or you unsubscribed).</p>",
+        ),
+        Err(response) => response,
+    }
+}
+
+async fn unsubscribe_page(axum::extract::Path(token): axum::extract::Path<String>) -> Response {
+    if !valid_token(&token) {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Unknown link",
+            "<p>This link is not valid.</p>",
+        );
+    }
+    page(
+        StatusCode::OK,
+        "Unsubscribe",
+        &format!(
+            "<form method=\"post\" action=\"/subscriptions/unsubscribe/{}\"><button type=\"submit\">Unsubscribe</button></form>",
+            escape(&token)
+        ),
+    )
+}
+
+async fn unsubscribe(
+    State(state): State<ApiState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    if !valid_token(&token) {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Unknown link",
+            "<p>This link is not valid.</p>",
+        );
+    }
+    match token_op(&state, SubsOp::Unsubscribe(token)).await {
+        Ok(_) => page(
+            StatusCode::OK,
+            "Unsubscribed",
+            "<p>You will get no more mail from this status page.</p>",
+        ),
+        Err(response) => response,
+    }
+}
+
+async fn export(
+    caller: crate::api::Caller,
+    State(state): State<ApiState>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(crate::api::Need::Admin)?;
+    let store = state.store.clone();
+    let loaded = tokio::task::spawn_blocking(move || store.load_subscriptions())
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let subscribers: Vec<Value> = loaded
+        .subscribers
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "channel": s.channel.as_str(),
+                "address": s.address,
+                "services": s.services,
+                "created_at": crate::view::timestamp(s.created_at),
+                "confirmed_at": s.confirmed_at.map(crate::view::timestamp),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "subscribers": subscribers })))
+}
+
+async fn delete_subscriber(
+    caller: crate::api::Caller,
+    State(state): State<ApiState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(crate::api::Need::Admin)?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("id: must be a subscriber id (a number)"))?;
+    match state.engine.subscriptions(SubsOp::Delete(id)).await? {
+        SubsAnswer::Found(true) => Ok(StatusCode::NO_CONTENT),
+        _ => Err(ApiError::not_found(format!("subscriber {id} not found"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_per_ip() {
+        let signups = Signups::new(true, Vec::new());
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let now = Instant::now();
+        for _ in 0..PER_MINUTE {
+            assert!(signups.admit(ip, now).is_ok());
+        }
+        assert!(signups.admit(ip, now).is_err());
+        assert!(signups.admit(IpAddr::from([127, 0, 0, 2]), now).is_ok());
+        assert!(signups.admit(ip, now + Duration::from_secs(61)).is_ok());
+    }
+
+    #[test]
+    fn form_fields_decode() {
+        let pairs = form_pairs(b"email=ana%40example.com&services=api&services=web+ui");
+        assert_eq!(pairs[0], ("email".to_owned(), "ana@example.com".to_owned()));
+        assert_eq!(pairs[2].1, "web ui");
+    }
+}

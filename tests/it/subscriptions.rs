@@ -1,0 +1,271 @@
+//! Status-page subscriptions end to end, mail read off a real SMTP server on loopback
+//! (mailin-embedded): subscribe, confirm through the mailed link, an incident's mail with
+//! `List-Unsubscribe`, unsubscribe, no more mail; restricted incidents never mailed.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailin_embedded::response::OK;
+use mailin_embedded::{Handler, Response, Server};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{ConfigDir, TestApp, eventually};
+
+/// Every mail the server received, as its raw text.
+#[derive(Clone, Default)]
+struct Inbox(Arc<Mutex<Vec<String>>>, Vec<u8>);
+
+impl Handler for Inbox {
+    fn data_start(&mut self, _: &str, _: &str, _: bool, _: &[String]) -> Response {
+        self.1.clear();
+        OK
+    }
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.1.extend_from_slice(buf);
+        Ok(())
+    }
+    fn data_end(&mut self) -> Response {
+        let text = String::from_utf8_lossy(&self.1).into_owned();
+        self.0.lock().unwrap().push(text);
+        OK
+    }
+}
+
+fn smtp_server() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let inbox = Inbox::default();
+    let mails = inbox.0.clone();
+    let mut server = Server::new(inbox);
+    server.with_name("localhost").with_tcp_listener(listener);
+    std::thread::spawn(move || {
+        let _ = server.serve();
+    });
+    (port, mails)
+}
+
+/// The first `{base}/subscriptions/{kind}/{token}` link in the mail (quoted-printable soft
+/// breaks undone).
+fn link(mail: &str, kind: &str) -> String {
+    let mail = mail.replace("=\r\n", "");
+    let start = mail
+        .find(&format!("/subscriptions/{kind}/"))
+        .expect("a link");
+    let rest = &mail[start..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '>')
+        .unwrap_or(rest.len());
+    rest[..end].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn email_double_opt_in_update_and_unsubscribe_over_real_smtp() {
+    let (port, mails) = smtp_server();
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0\nauth:\n  tokens:\n    - {name: admin, token_env: T_ADMIN, role: admin}\nstatus_page:\n  title: Acme\n  services:\n    - {name: checkout}\nmail:\n  smtp_url_env: SMTP_URL\n  from: 'Status <status@example.com>'\n",
+        &[],
+    );
+    let env: HashMap<String, String> = [
+        ("SMTP_URL".to_owned(), format!("smtp://127.0.0.1:{port}")),
+        ("T_ADMIN".to_owned(), "admin-token".to_owned()),
+    ]
+    .into();
+    let app = TestApp::spawn(&dir, env).await;
+
+    // Unknown service, and a bad address: 400 naming the field.
+    let (status, body) = app
+        .post(
+            "/subscriptions",
+            Some(json!({"email": "ana@example.com", "services": ["nope"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("services")
+    );
+    // Sign up with the page's form.
+    let response = app
+        .client
+        .post(app.url("/subscriptions"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=ana%40example.com&services=checkout")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body = response.text().await.unwrap();
+    assert!(
+        !body.contains("ana@"),
+        "the address is never echoed: {body}"
+    );
+
+    let confirmation = eventually(
+        "the confirmation mail",
+        Duration::from_secs(20),
+        async || {
+            let mails = mails.lock().unwrap();
+            mails.first().cloned()
+        },
+    )
+    .await;
+    assert!(
+        confirmation.contains("Subject: [Acme] Confirm your subscription"),
+        "{confirmation}"
+    );
+    assert!(confirmation.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    let confirm = link(&confirmation, "confirm");
+    let page = app.client.get(app.url(&confirm)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("confirmed"));
+
+    // An alert on the listed service: public, so mailed.
+    let alert = app
+        .client
+        .post(app.url("/api/v2/alerts"))
+        .bearer_auth("admin-token")
+        .json(
+            &json!([{"labels": {"alertname": "CheckoutDown", "service": "checkout"},
+                        "annotations": {"summary": "Checkout API down"}}]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        alert.status().is_success(),
+        "{}",
+        alert.text().await.unwrap()
+    );
+    let update = eventually("the incident's mail", Duration::from_secs(20), async || {
+        let mails = mails.lock().unwrap();
+        mails.iter().find(|m| m.contains("Investigating")).cloned()
+    })
+    .await;
+    assert!(
+        update.contains("Subject: [Acme] Investigating:"),
+        "{update}"
+    );
+    assert!(update.contains("/incidents/INC-"), "{update}");
+    assert!(update.contains("List-Unsubscribe: <http"), "{update}");
+
+    // One-click unsubscribe, as a mail client does it.
+    let unsubscribe = link(&update, "unsubscribe");
+    let response = app
+        .client
+        .post(app.url(&unsubscribe))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let count = mails.lock().unwrap().len();
+    // Another public incident: no mail now.
+    let alert = app
+        .client
+        .post(app.url("/api/v2/alerts"))
+        .bearer_auth("admin-token")
+        .json(&json!([{"labels": {"alertname": "Other", "service": "checkout", "instance": "b"}}]))
+        .send()
+        .await
+        .unwrap();
+    assert!(alert.status().is_success());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        mails.lock().unwrap().len(),
+        count,
+        "no mail after unsubscribing"
+    );
+
+    // Admin export and delete; the export is admin only.
+    let (status, _) = app.get("/api/v1/subscribers").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let export: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/subscribers"))
+        .bearer_auth("admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        export["subscribers"].as_array().unwrap().len(),
+        0,
+        "{export}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_subscriber_gets_a_signed_event_and_sign_ups_are_rate_limited() {
+    let receiver = crate::support::Receiver::start(200).await;
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0\nstatus_page:\n  services:\n    - {name: checkout}\n",
+        &[],
+    );
+    let app = TestApp::spawn(&dir, HashMap::new()).await;
+    // Email is off without `mail:`.
+    let (status, body) = app
+        .post("/subscriptions", Some(json!({"email": "ana@example.com"})))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, body) = app
+        .post(
+            "/subscriptions",
+            Some(json!({"webhook_url": receiver.url()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let secret = body["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let (status, _) = app
+        .post(
+            "/api/v2/alerts",
+            Some(json!([{"labels": {"alertname": "Down", "service": "checkout"}}])),
+        )
+        .await;
+    assert!(status.is_success());
+    let delivery = eventually("the signed event", Duration::from_secs(20), async || {
+        receiver.accepted().into_iter().next()
+    })
+    .await;
+    assert_eq!(delivery.json()["type"], "status.opened");
+    let key = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        secret.trim_start_matches("whsec_"),
+    )
+    .unwrap();
+    assert!(incidentd::notify::signing::verify(
+        &key,
+        &delivery.id,
+        delivery.timestamp,
+        &delivery.body,
+        &delivery.signature
+    ));
+    assert!(delivery.json()["incident"]["title"].is_string());
+    // 5 a minute per IP: the sixth sign-up is refused with Retry-After.
+    let mut last = StatusCode::OK;
+    for n in 0..6 {
+        let (status, _) = app
+            .post(
+                "/subscriptions",
+                Some(json!({"webhook_url": format!("http://127.0.0.1:9/{n}")})),
+            )
+            .await;
+        last = status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("incidentd_status_subscribers{channel=\"webhook\",state=\"confirmed\"}"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
