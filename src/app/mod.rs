@@ -349,11 +349,37 @@ fn page_settings(config: &Config, listen: SocketAddr) -> PageSettings {
     PageSettings {
         page: config.status_page.clone(),
         probe_services: status_services(config),
+        service_probes: service_probes(config),
         base_url: config.external_url.as_deref().map_or_else(
             || format!("http://{listen}"),
             |url| url.trim_end_matches('/').to_owned(),
         ),
     }
+}
+
+/// The probes feeding each service of the page (their uptime is the service's): those
+/// whose labels a listed service matches, or, with none listed, by `service` label or name.
+fn service_probes(config: &Config) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut probes: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for probe in &config.probes {
+        if config.status_page.services.is_empty() {
+            let service = probe.labels.get("service").unwrap_or(&probe.name);
+            probes
+                .entry(service.clone())
+                .or_default()
+                .push(probe.name.clone());
+            continue;
+        }
+        for service in &config.status_page.services {
+            if service.matches(&probe.labels) {
+                probes
+                    .entry(service.name.clone())
+                    .or_default()
+                    .push(probe.name.clone());
+            }
+        }
+    }
+    probes
 }
 
 /// The services the status page always lists: each probe's `service` label, or its name.

@@ -46,11 +46,24 @@ pub struct PageInputs<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct UptimeView {
     pub by_service: BTreeMap<String, Vec<Option<f64>>>,
+    /// Per service, the share of successful runs over each of [`UPTIME_WINDOWS`] days
+    /// (runs weigh alike, not days), `None` without runs.
+    pub windows: BTreeMap<String, BTreeMap<u32, Option<f64>>>,
 }
 
+/// The windows the badges and `status.json` give uptime over, in days.
+pub const UPTIME_WINDOWS: [u32; 3] = [7, 30, 90];
+
 impl UptimeView {
-    /// The mean of the last `days` days with data, `None` without any.
+    /// The share of successful runs over the last `days` days: the window's own figure
+    /// when it is one of [`UPTIME_WINDOWS`], else the mean of the days with data.
     pub fn ratio(&self, service: &str, days: usize) -> Option<f64> {
+        if let Some(ratio) = u32::try_from(days)
+            .ok()
+            .and_then(|d| self.windows.get(service)?.get(&d))
+        {
+            return *ratio;
+        }
         let bar = self.by_service.get(service)?;
         let known: Vec<f64> = bar.iter().rev().take(days).flatten().copied().collect();
         #[allow(clippy::cast_precision_loss)]
@@ -394,7 +407,8 @@ fn listed(inputs: &PageInputs<'_>) -> Vec<ServiceModel> {
 /// there is no uptime view.
 fn uptime_bar(service: &mut ServiceModel, inputs: &PageInputs<'_>) {
     let days = inputs.uptime.and_then(|u| u.by_service.get(&service.name));
-    let today = inputs.now.with_timezone(&inputs.page.timezone).date_naive();
+    // Uptime is counted by UTC day: the bar's days are UTC days.
+    let today = inputs.now.date_naive();
     service.bar = (0..UPTIME_DAYS)
         .map(|i| {
             let ratio = days.and_then(|d| {

@@ -11,6 +11,7 @@
 //! costs the same with a million stored incidents as with ten. Every answer has a strong
 //! `ETag` and a `Last-Modified` and answers `304` to a matching conditional request.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::Router;
@@ -32,7 +33,8 @@ use super::render;
 use crate::clock::Clock;
 use crate::config::StatusPageConfig;
 use crate::domain::incident::{Incident, IncidentId};
-use crate::engine::ReadModel;
+use crate::domain::maintenance::MaintenanceState;
+use crate::engine::{ReadModel, Snapshot};
 use crate::store::{LIST_SCAN_BUDGET, Store};
 
 pub use super::page::RESTRICTED_NOTICE;
@@ -55,6 +57,8 @@ pub struct PageSettings {
     pub page: StatusPageConfig,
     /// Listed when `status_page.services` is empty.
     pub probe_services: Vec<String>,
+    /// The probes feeding each service: its uptime.
+    pub service_probes: BTreeMap<String, Vec<String>>,
     /// `external_url` (without a trailing `/`), else `http://` and the bound address:
     /// the absolute links of the feeds.
     pub base_url: String,
@@ -101,6 +105,8 @@ struct Built {
     json: Body,
     feed: Body,
     not_found: Bytes,
+    /// Each service's daily uptime (the badges').
+    uptime: UptimeView,
 }
 
 impl StatusPages {
@@ -163,15 +169,14 @@ impl StatusPages {
                 return c.clone();
             }
         }
-        // Uptime and maintenances plug in here once the read model carries them.
-        let uptime: Option<&UptimeView> = None;
-        let maintenances: &[MaintenanceView] = &[];
+        let uptime = uptime_view(&snapshot, &settings, now);
+        let maintenances = maintenance_views(&snapshot, now);
         let mut model = page::build(&PageInputs {
             snapshot: &snapshot,
             page: &settings.page,
             probe_services: &settings.probe_services,
-            uptime,
-            maintenances,
+            uptime: Some(&uptime),
+            maintenances: &maintenances,
             updated_at,
             now,
         });
@@ -186,10 +191,56 @@ impl StatusPages {
             built_at: now,
             updated_at,
             model,
+            uptime,
         });
         *cached = Some(built.clone());
         built
     }
+}
+
+/// Each service's daily uptime over [`page::UPTIME_DAYS`] UTC days ending today, and its
+/// share of successful runs over 7, 30 and 90 days, from the probes that feed it.
+fn uptime_view(snapshot: &Snapshot, settings: &PageSettings, now: DateTime<Utc>) -> UptimeView {
+    let today = now.date_naive();
+    let mut view = UptimeView::default();
+    for (service, probes) in &settings.service_probes {
+        let probes: Vec<&str> = probes.iter().map(String::as_str).collect();
+        #[allow(clippy::cast_possible_truncation)]
+        let bar = snapshot
+            .uptime
+            .bar(&probes, today, page::UPTIME_DAYS as u32);
+        view.by_service
+            .insert(service.clone(), bar.iter().map(|d| d.ratio).collect());
+        let windows = page::UPTIME_WINDOWS.map(|days| {
+            let since = today - chrono::TimeDelta::days(i64::from(days) - 1);
+            (days, snapshot.uptime.ratio(&probes, since, today))
+        });
+        view.windows
+            .insert(service.clone(), windows.into_iter().collect());
+    }
+    view
+}
+
+/// The maintenances the page shows: those not over (upcoming and in progress).
+fn maintenance_views(snapshot: &Snapshot, now: DateTime<Utc>) -> Vec<MaintenanceView> {
+    snapshot
+        .maintenances
+        .values()
+        .filter(|m| {
+            matches!(
+                m.state(now),
+                MaintenanceState::Upcoming | MaintenanceState::Active
+            )
+        })
+        .map(|m| MaintenanceView {
+            id: format!("MNT-{}", m.id),
+            title: m.title.clone(),
+            message: m.message.clone(),
+            services: m.services.clone(),
+            starts_at: m.starts_at,
+            ends_at: m.ends_at,
+        })
+        .collect()
 }
 
 /// `Last-Modified`'s format (RFC 9110 IMF-fixdate).
@@ -461,11 +512,7 @@ async fn badge(
                 .trim_end_matches("d.svg")
                 .parse()
                 .unwrap_or(90);
-            // Daily uptime plugs in here with the read model's uptime history.
-            let uptime: Option<&UptimeView> = None;
-            let percent = uptime
-                .and_then(|u| u.ratio(&entry.name, days))
-                .map(|r| r * 100.0);
+            let percent = built.uptime.ratio(&entry.name, days).map(|r| r * 100.0);
             let value = percent.map_or_else(|| "no data".to_owned(), |p| format!("{p:.2}%"));
             render::badge(
                 &format!("uptime {days}d"),

@@ -431,3 +431,99 @@ async fn resolved_incidents_stay_on_the_page_and_in_the_monthly_history() {
     assert!(html.contains("Old checkout outage"), "{html}");
     app.stop().await;
 }
+
+/// The page's uptime comes from the probes that feed each listed service, and a
+/// maintenance in progress shows on its services, on `/`, `/status.json` and the badges.
+#[tokio::test]
+async fn uptime_and_maintenance_show_on_the_page_and_the_badges() {
+    let target = Target::start(200).await;
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0
+status_page:
+  services:
+    - {name: shop, display: Shop, match: {team: shop}}
+    - {name: search, display: Search}
+",
+        &[(
+            "web.yaml",
+            &format!(
+                "probes:\n  - name: web\n    interval: 100ms\n    timeout: 100ms\n    labels: {{team: shop}}\n    http: {{url: \"{}\"}}\n",
+                target.url()
+            ),
+        )],
+    );
+    let app = TestApp::spawn(&dir, HashMap::new()).await;
+
+    // The probe's runs become the shop's uptime; search has no probe: no data.
+    let page = eventually(
+        "uptime on status.json",
+        std::time::Duration::from_secs(30),
+        async || {
+            let (_, page) = app.get("/status.json").await;
+            let shop = page["services"]
+                .as_array()?
+                .iter()
+                .find(|s| s["name"] == "shop")?
+                .clone();
+            (shop["uptime_90d"].as_f64()? == 100.0).then_some(page)
+        },
+    )
+    .await;
+    let search = page["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "search")
+        .unwrap();
+    assert!(search["uptime_90d"].is_null(), "{page}");
+    let (status, badge) = text(&app, "/badge/shop/uptime-7d.svg").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(badge.contains("100.00%"), "{badge}");
+    let (_, badge) = text(&app, "/badge/search/uptime-30d.svg").await;
+    assert!(badge.contains("no data"), "{badge}");
+    let (_, html) = text(&app, "/").await;
+    assert!(
+        html.contains("100.00% uptime over 90 days"),
+        "no uptime text:\n{html}"
+    );
+
+    // A maintenance of the shop, in progress: the shop shows it, search does not.
+    let starts = start_time().to_rfc3339();
+    let ends = (start_time() + chrono::Duration::hours(1)).to_rfc3339();
+    let (status, made) = app
+        .post(
+            "/api/v1/maintenances",
+            Some(
+                json!({"title": "Database upgrade", "message": "Orders may queue for a minute.",
+                        "services": ["shop"], "starts_at": starts, "ends_at": ends}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let page = eventually(
+        "the maintenance on status.json",
+        std::time::Duration::from_secs(30),
+        async || {
+            let (_, page) = app.get("/status.json").await;
+            (!page["maintenances"].as_array()?.is_empty()).then_some(page)
+        },
+    )
+    .await;
+    let status_of = |name: &str| {
+        page["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status_of("shop"), "maintenance", "{page}");
+    assert_eq!(status_of("search"), "operational", "{page}");
+    let (_, html) = text(&app, "/").await;
+    assert!(html.contains("Database upgrade"), "{html}");
+    assert!(html.contains("Orders may queue for a minute."), "{html}");
+    let (_, badge) = text(&app, "/badge/shop/status.svg").await;
+    assert!(badge.contains("maintenance"), "{badge}");
+    app.stop().await;
+}
