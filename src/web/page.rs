@@ -150,7 +150,7 @@ impl ServiceStatus {
     pub fn icon(self) -> &'static str {
         match self {
             ServiceStatus::Operational => "✓",
-            ServiceStatus::Maintenance => "🔧",
+            ServiceStatus::Maintenance => "◐",
             ServiceStatus::Degraded => "!",
             ServiceStatus::PartialOutage | ServiceStatus::MajorOutage => "✕",
         }
@@ -252,6 +252,9 @@ pub struct IncidentModel {
     /// `minor`, `major`, `critical`.
     pub impact: &'static str,
     pub services: Vec<String>,
+    /// The services as visitors read them (display names, joined).
+    #[serde(skip)]
+    pub shown_services: String,
     pub started_at: Stamp,
     pub resolved_at: Option<Stamp>,
     /// Newest first.
@@ -270,6 +273,9 @@ pub struct MaintenanceModel {
     pub title: String,
     pub message: String,
     pub services: Vec<String>,
+    /// The services as visitors read them (display names, joined).
+    #[serde(skip)]
+    pub shown_services: String,
     pub starts_at: Stamp,
     pub ends_at: Stamp,
     /// `scheduled` or `in_progress`.
@@ -356,15 +362,17 @@ pub fn incident_model(
         });
     }
     updates.reverse();
+    let services: Vec<String> = services_of(incident, page)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     IncidentModel {
         id: incident.id.to_string(),
         title: incident.title.clone(),
         status: public_status(incident.state),
         impact: impact(incident),
-        services: services_of(incident, page)
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
+        shown_services: shown(&services, page),
+        services,
         started_at: Stamp::new(incident.opened_at, tz),
         resolved_at: resolved_at.map(|at| Stamp::new(at, tz)),
         updates,
@@ -444,6 +452,20 @@ fn uptime_bar(service: &mut ServiceModel, inputs: &PageInputs<'_>) {
         Some(percent) => format!("{percent:.2}% uptime over {UPTIME_DAYS} days"),
         None => "no data".to_owned(),
     };
+}
+
+/// Service names as visitors read them: each listed service's display name, joined.
+fn shown(names: &[String], page: &StatusPageConfig) -> String {
+    names
+        .iter()
+        .map(|name| {
+            page.services
+                .iter()
+                .find(|s| &s.name == name)
+                .map_or(name.as_str(), |s| s.display.as_str())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Builds the page.
@@ -526,6 +548,7 @@ pub fn build(inputs: &PageInputs<'_>) -> Model {
             title: m.title.clone(),
             message: m.message.clone(),
             services: m.services.clone(),
+            shown_services: shown(&m.services, inputs.page),
             starts_at: Stamp::new(m.starts_at, tz),
             ends_at: Stamp::new(m.ends_at, tz),
             status: if m.starts_at <= inputs.now {

@@ -6,6 +6,7 @@ mod support;
 mod alerts;
 mod auth;
 mod breach;
+mod browser;
 mod check;
 mod ctl;
 mod dashboards;

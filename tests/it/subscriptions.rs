@@ -34,7 +34,7 @@ impl Handler for Inbox {
     }
 }
 
-fn smtp_server() -> (u16, Arc<Mutex<Vec<String>>>) {
+pub(crate) fn smtp_server() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let inbox = Inbox::default();
@@ -49,7 +49,7 @@ fn smtp_server() -> (u16, Arc<Mutex<Vec<String>>>) {
 
 /// The first `{base}/subscriptions/{kind}/{token}` link in the mail (quoted-printable soft
 /// breaks undone).
-fn link(mail: &str, kind: &str) -> String {
+pub(crate) fn link(mail: &str, kind: &str) -> String {
     let mail = mail.replace("=\r\n", "");
     let start = mail
         .find(&format!("/subscriptions/{kind}/"))
