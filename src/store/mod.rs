@@ -65,8 +65,8 @@ use crate::domain::uptime::{Day, DayCount};
 pub use health::{Health, RepairError, Repaired, check, repair};
 pub use records::OutboxEntry;
 use records::{
-    DetectorV1, IncidentClocksV1, IncidentOpenedV1, IncidentTraitsV1, IncidentV1, MaintenanceV1, SilenceV1,
-    TimelineEntryV1, UptimeDayV1,
+    DetectorV1, IncidentClocksV1, IncidentOpenedV1, IncidentTraitsV1, IncidentV1, MaintenanceV1,
+    SilenceV1, TimelineEntryV1, UptimeDayV1,
 };
 pub use subscriptions::{
     Channel, LoadedSubscriptions, Message, Notification, StatusUpdate, Subscriber,
@@ -785,7 +785,12 @@ impl Store {
         let txn = self.begin_read()?;
         let by_month = txn.open_table(INCIDENTS_BY_MONTH).map_err(db_err)?;
         let month = month_of(at);
-        if by_month.range(..(month, 0)).map_err(db_err)?.next().is_some() {
+        if by_month
+            .range(..(month, 0))
+            .map_err(db_err)?
+            .next()
+            .is_some()
+        {
             return Ok(true);
         }
         // Ids grow with time: the lowest of the month opened first.

@@ -970,9 +970,17 @@ fn the_month_index_is_written_once_by_the_first_commit_on_utc_month_boundaries()
     let page = store.incidents_in_month(february, 10, 1, all).unwrap();
     assert_eq!((month_ids(&page), page.unread), (vec![3], true));
 
-    assert!(!store.opened_before(utc("2026-01-31T23:59:59.999Z")).unwrap());
+    assert!(
+        !store
+            .opened_before(utc("2026-01-31T23:59:59.999Z"))
+            .unwrap()
+    );
     assert!(store.opened_before(utc("2026-02-01T00:00:00Z")).unwrap());
-    assert!(store.opened_before(utc("2026-01-31T23:59:59.9995Z")).unwrap());
+    assert!(
+        store
+            .opened_before(utc("2026-01-31T23:59:59.9995Z"))
+            .unwrap()
+    );
     assert!(store.opened_before(utc("2027-01-01T00:00:00Z")).unwrap());
     drop(dir);
 }
@@ -1005,12 +1013,16 @@ fn a_schema_2_store_is_indexed_by_month_when_opened() {
     let store = Store::open(&path).unwrap();
     assert_eq!(schema_of(&store), Some(SCHEMA_VERSION));
     let january = utc("2026-01-01T00:00:00Z")..utc("2026-02-01T00:00:00Z");
-    let page = store.incidents_in_month(january, 10, 100, |_| true).unwrap();
+    let page = store
+        .incidents_in_month(january, 10, 100, |_| true)
+        .unwrap();
     assert_eq!(month_ids(&page), [2]);
     assert!(store.opened_before(utc("2026-01-01T00:00:00Z")).unwrap());
     // From then on, commits keep it.
     put(&store, &[opened(3, "2026-01-02T00:00:00Z")]);
     let january = utc("2026-01-01T00:00:00Z")..utc("2026-02-01T00:00:00Z");
-    let page = store.incidents_in_month(january, 10, 100, |_| true).unwrap();
+    let page = store
+        .incidents_in_month(january, 10, 100, |_| true)
+        .unwrap();
     assert_eq!(month_ids(&page), [3, 2]);
 }
