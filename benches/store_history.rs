@@ -9,8 +9,11 @@
 //!   filter.
 //! - every active incident in pages of 500, as the status page reads them.
 //! - `GET /api/v1/sla?window=30d`'s read and report.
+//! - a month of the status page's history (`GET /history?month=…`, about 43,000 incidents
+//!   opened that month): the newest 500 through `incidents_by_month.v1` when every one is
+//!   shown, and the month's read budget when none is.
 //! - the one-off upgrade of such a store from schema 1 (a copy of it without the indexes
-//!   that schema 2 added) when it is first opened.
+//!   that schemas 2 and 3 added) when it is first opened.
 //!
 //! Filling 1,000,000 incidents takes a while, so the store is kept under
 //! `target/bench-fixtures/`, named by its size and schema version, and reused by later
@@ -23,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, TimeDelta, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use redb::{ReadableDatabase, TableDefinition};
+use redb::{ReadableDatabase, TableDefinition, TableHandle};
 
 // Shared with the other store benches; this one has its own mix of states.
 #[allow(dead_code)]
@@ -46,6 +49,8 @@ const ACTIVE_STATES: [State; 4] = [
 const PAGE: usize = 50;
 /// The status page reads active incidents in pages of this many.
 const STATUS_PAGE: usize = 500;
+/// At most this many incidents on a month of the status page's history.
+const HISTORY_PAGE: usize = 500;
 /// The states the status page shows.
 const ACTIVE: [State; 3] = [State::Open, State::Acknowledged, State::OnHold];
 
@@ -194,6 +199,40 @@ fn bench(c: &mut Criterion) {
         });
     });
     group.finish();
+    let mut group = c.benchmark_group("history month page (1M incidents)");
+    group.sample_size(10);
+    let month = opened_at(INCIDENTS / 2);
+    let month = {
+        use chrono::Datelike;
+        let start = month
+            .with_day(1)
+            .unwrap()
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        start..start.checked_add_months(chrono::Months::new(1)).unwrap()
+    };
+    group.bench_function("newest 500 of a month, all shown", |b| {
+        b.iter(|| {
+            let page = store
+                .incidents_in_month(month.clone(), HISTORY_PAGE, LIST_SCAN_BUDGET, |_| true)
+                .unwrap();
+            assert_eq!(page.incidents.len(), HISTORY_PAGE);
+        });
+    });
+    group.bench_function("a month none of which is shown (read budget)", |b| {
+        b.iter(|| {
+            let page = store
+                .incidents_in_month(month.clone(), HISTORY_PAGE, LIST_SCAN_BUDGET, |_| false)
+                .unwrap();
+            assert!(page.incidents.is_empty() && page.unread);
+        });
+    });
+    group.bench_function("is anything older (previous-month link)", |b| {
+        b.iter(|| assert!(store.opened_before(month.start).unwrap()));
+    });
+    group.finish();
     // Closed, so that its copies are clean.
     drop(store);
 
@@ -215,8 +254,8 @@ fn bench(c: &mut Criterion) {
     let _ = std::fs::remove_file(&copy);
 }
 
-/// A copy of the store as schema 1 left it: the indexes schema 2 added are dropped and the
-/// version set back.
+/// A copy of the store as schema 1 left it: the indexes schemas 2 and 3 added are dropped
+/// and the version set back.
 fn schema_1_copy(path: &Path, copy: &Path) {
     std::fs::copy(path, copy).unwrap();
     let db = redb::Database::open(copy).unwrap();
@@ -230,6 +269,11 @@ fn schema_1_copy(path: &Path, copy: &Path) {
         let definition: TableDefinition<u64, ()> = TableDefinition::new(table);
         assert!(txn.delete_table(definition).unwrap(), "{table} exists");
     }
+    let by_month: TableDefinition<(i32, u64), ()> = TableDefinition::new("incidents_by_month.v1");
+    assert!(
+        txn.delete_table(by_month).unwrap(),
+        "incidents_by_month.v1 exists"
+    );
     let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
     txn.open_table(meta)
         .unwrap()
@@ -237,10 +281,21 @@ fn schema_1_copy(path: &Path, copy: &Path) {
         .unwrap();
     txn.commit().unwrap();
     drop(db);
-    // Nothing of schema 2 is left.
+    // Nothing of schemas 2 and 3 is left.
     let db = redb::Database::open(copy).unwrap();
     let txn = db.begin_read().unwrap();
-    assert_eq!(txn.list_tables().unwrap().count(), 7);
+    let left: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|t| t.name().to_owned())
+        .collect();
+    for gone in [
+        "incidents_active.v1",
+        "incidents_by_month.v1",
+        "silences_by_end.v1",
+    ] {
+        assert!(!left.iter().any(|t| t == gone), "{gone} is left");
+    }
 }
 
 fn start_up(path: &Path) {

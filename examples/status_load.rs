@@ -90,7 +90,11 @@ fn fixture() -> PathBuf {
     for probe in 0..SERVICES {
         for day in today - DAYS + 1..=today {
             let runs = 1_440;
-            let failed = if (probe as i32 + day) % 17 == 0 { 30 } else { 0 };
+            let failed = if (probe as i32 + day) % 17 == 0 {
+                30
+            } else {
+                0
+            };
             batch.put_uptime(
                 &format!("probe-{probe:03}"),
                 day,
@@ -174,7 +178,12 @@ async fn main() {
     let note = format!("{base}/api/v1/incidents/INC-{ACTIVE_EVERY}/notes");
     let mut cases = Vec::new();
     for mode in ["steady", "changed"] {
-        for path in ["/", "/status.json", "/feed.atom", "/badge/svc-007/uptime-90d.svg"] {
+        for path in [
+            "/",
+            "/status.json",
+            "/feed.atom",
+            "/badge/svc-007/uptime-90d.svg",
+        ] {
             let url = format!("{base}{path}");
             let mut latencies = Vec::with_capacity(requests);
             let mut bytes = 0;

@@ -56,6 +56,7 @@ use crate::domain::uptime::{self, Day, UptimeHistory};
 use crate::metrics::Metrics;
 use crate::store::{Counters, Store, StoreError};
 use crate::view::{Clearance, Restrictions};
+use crate::web::public::{Visibility, visibility};
 
 use command::Command;
 use outbox::Event;
@@ -341,9 +342,33 @@ impl Engine {
         Ok(())
     }
 
-    /// The incidents closed in the last [`RECENT_DAYS`] with their public notes, from the
-    /// newest stored incidents (a bounded scan: one closed long after it opened may be
-    /// missed, and then shows only in the monthly history).
+    /// Rebuilds [`Snapshot::recent`] after a reload changed what the public may see: read
+    /// again from the store (bounded as at start), or, if that fails, only narrowed to what
+    /// is still shown (incidents made public by the reload then appear at the next load).
+    fn reload_recent(&mut self, now: DateTime<Utc>) {
+        match self.load_recent(now) {
+            Ok(recent) => self.snapshot.recent = recent,
+            Err(error) => {
+                tracing::warn!(%error, "reading the recent incidents again failed; keeping those still shown");
+                let kept: imbl::OrdMap<u64, Recent> = (self.snapshot.recent.iter())
+                    .filter(|(_, r)| self.shown_publicly(&r.incident))
+                    .map(|(id, r)| (*id, r.clone()))
+                    .collect();
+                self.snapshot.recent = kept;
+            }
+        }
+    }
+
+    /// Whether the status page shows `incident` at all (in full or as the restricted notice):
+    /// only those are kept in [`Snapshot::recent`].
+    fn shown_publicly(&self, incident: &Incident) -> bool {
+        visibility(incident, &self.setup.restrictions, &self.setup.status_page)
+            != Visibility::Hidden
+    }
+
+    /// The incidents closed in the last [`RECENT_DAYS`] that the public may see, with their
+    /// public notes, from the newest stored incidents (a bounded scan: one closed long after
+    /// it opened may be missed, and then shows only in the monthly history).
     fn load_recent(&self, now: DateTime<Utc>) -> Result<imbl::OrdMap<u64, Recent>, StoreError> {
         let since = now - chrono::TimeDelta::days(RECENT_DAYS);
         let (closed, _) = self.store.list_incidents_by_state(
@@ -351,7 +376,9 @@ impl Engine {
             None,
             RECENT_MAX,
             crate::store::LIST_SCAN_BUDGET,
-            |incident| incident.closed_at.is_some_and(|at| at >= since),
+            |incident| {
+                incident.closed_at.is_some_and(|at| at >= since) && self.shown_publicly(incident)
+            },
         )?;
         let ids: Vec<IncidentId> = closed.iter().map(|i| i.id).collect();
         let mut updates = self.store.public_updates(&ids)?;
@@ -472,9 +499,11 @@ impl Engine {
         let Txn {
             mut batch, pending, ..
         } = txn;
-        // Closed incidents leave the state: the read model keeps them as recent history.
+        // Closed incidents leave the state: the read model keeps those the public may see as
+        // recent history, so private ones never take the places of public ones.
         let closed: Vec<Arc<Incident>> = batch
             .closed_incidents()
+            .filter(|incident| self.shown_publicly(incident))
             .map(|incident| Arc::new(incident.clone()))
             .collect();
         let committed = if batch.is_empty() {
@@ -1644,7 +1673,14 @@ impl Engine {
             .iter()
             .map(|c| c.name.clone())
             .collect();
+        let old_page = self.setup.status_page.clone();
+        let old_restricted = restricted_categories(&self.setup.workflow);
         self.setup = Setup::new(config);
+        if *old_page != *self.setup.status_page
+            || old_restricted != restricted_categories(&self.setup.workflow)
+        {
+            self.reload_recent(txn.now);
+        }
         self.count_pending(&old_consumers);
         self.reconfigure_uptime(txn);
         let new = self.setup.rules.clone();
@@ -1736,6 +1772,15 @@ impl Engine {
     }
 }
 
+/// The categories whose incidents are restricted: with the status page's settings, what
+/// decides which closed incidents the read model keeps.
+fn restricted_categories(workflow: &WorkflowConfig) -> Vec<String> {
+    (workflow.categories.iter())
+        .filter(|c| c.restricted)
+        .map(|c| c.name.clone())
+        .collect()
+}
+
 /// The maintenances worth keeping in memory at `now`: every one not over, and of those
 /// over (completed or cancelled) the latest [`MAX_PAST_MAINTENANCES`] that are recent
 /// ([`Maintenance::is_recent`]). The rest stays in the store.
@@ -1757,3 +1802,6 @@ fn keep_recent(
     }
     maintenances
 }
+
+#[cfg(test)]
+mod tests;

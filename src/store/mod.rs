@@ -16,7 +16,9 @@
 //! - a list by state without `closed` walks `incidents_active.v1`
 //!   ([`Store::list_incidents_by_state`]);
 //! - the SLA report over a window reads the incidents whose clocks count or stopped in it
-//!   from `incidents_by_sla_stop.v1` ([`Store::incident_clocks_since`]).
+//!   from `incidents_by_sla_stop.v1` ([`Store::incident_clocks_since`]);
+//! - the status page's monthly history reads the incidents opened in a month from
+//!   `incidents_by_month.v1` ([`Store::incidents_in_month`]).
 //!
 //! `uptime_daily.v1` (each probe's runs per UTC day) is read whole at start, and bounded
 //! instead: at most [`KEPT_DAYS`] days of the probes configured. The engine deletes the older
@@ -38,10 +40,11 @@ mod upgrade;
 mod webhooks;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition, WriteTransaction,
@@ -62,8 +65,8 @@ use crate::domain::uptime::{Day, DayCount};
 pub use health::{Health, RepairError, Repaired, check, repair};
 pub use records::OutboxEntry;
 use records::{
-    DetectorV1, IncidentClocksV1, IncidentTraitsV1, IncidentV1, MaintenanceV1, SilenceV1,
-    TimelineEntryV1, UptimeDayV1,
+    DetectorV1, IncidentClocksV1, IncidentOpenedV1, IncidentTraitsV1, IncidentV1, MaintenanceV1,
+    SilenceV1, TimelineEntryV1, UptimeDayV1,
 };
 pub use subscriptions::{
     Channel, LoadedSubscriptions, Message, Notification, StatusUpdate, Subscriber,
@@ -77,12 +80,13 @@ pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt,
 /// 1. The tables below without the indexes.
 /// 2. `incidents_active.v1`, `incidents_by_sla_stop.v1`, `incident_sla_stop.v1` and
 ///    `silences_by_end.v1`.
+/// 3. `incidents_by_month.v1`.
 ///
 /// A new table with its index written from its first record on (`maintenances.v1`) needs
 /// no new version: opening the store creates it empty, and an older incidentd ignores it.
 /// A new table that nothing already stored needs (`uptime_daily.v1`) is created when the
 /// store is opened and changes no version: an older build ignores it.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents.v1");
@@ -97,6 +101,12 @@ const INCIDENTS_BY_SLA_STOP: TableDefinition<(i64, u64), ()> =
 /// Key: incident id; value: its key's time in `incidents_by_sla_stop.v1`, so a commit finds
 /// the entry it replaces without decoding the incident it overwrites.
 const INCIDENT_SLA_STOP: TableDefinition<u64, i64> = TableDefinition::new("incident_sla_stop.v1");
+/// Key: (the UTC month the incident opened in, as [`month_of`]; incident id), for every
+/// incident. An incident's opening never changes, so its entry is written once, by the
+/// commit that first stores it, and never moves: the monthly history reads one month's
+/// keys, newest first, whatever the history's length.
+const INCIDENTS_BY_MONTH: TableDefinition<(i32, u64), ()> =
+    TableDefinition::new("incidents_by_month.v1");
 /// Key: (incident id, timeline sequence). The sequence is global and only grows, so an
 /// incident's entries come back in the order they were written.
 const TIMELINE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("timeline.v1");
@@ -342,6 +352,17 @@ pub struct Counters {
     pub next_maintenance_id: u64,
 }
 
+/// One month of the history ([`Store::incidents_in_month`]).
+#[derive(Debug, Default)]
+pub struct MonthPage {
+    /// The incidents accepted, newest first.
+    pub incidents: Vec<Incident>,
+    /// How many more were accepted beyond the limit.
+    pub more: usize,
+    /// The read budget ran out: the month's oldest incidents were not read.
+    pub unread: bool,
+}
+
 /// Stored incidents one list request reads at most ([`Store::list_incidents_by_state`]): a
 /// filter few incidents pass answers a short page with a cursor rather than reading a long
 /// history in one request.
@@ -465,9 +486,19 @@ impl Store {
             let mut active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
             let mut by_sla_stop = txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
             let mut sla_stop = txn.open_table(INCIDENT_SLA_STOP).map_err(db_err)?;
+            let mut by_month = txn.open_table(INCIDENTS_BY_MONTH).map_err(db_err)?;
             for (id, incident) in &batch.incidents {
                 let bytes = encode(&IncidentV1::from(incident));
-                incidents.insert(id, bytes.as_slice()).map_err(db_err)?;
+                let first = incidents
+                    .insert(id, bytes.as_slice())
+                    .map_err(db_err)?
+                    .is_none();
+                // Opened once: only the commit that first stores the incident indexes it.
+                if first {
+                    by_month
+                        .insert((month_of(incident.opened_at), *id), ())
+                        .map_err(db_err)?;
+                }
                 if indexed_as_active(incident.state, incident.closed_at) {
                     active.insert(id, ()).map_err(db_err)?;
                 } else {
@@ -702,6 +733,82 @@ impl Store {
         Ok(similar::rank(incident, candidates, similar::SHOWN))
     }
 
+    /// The incidents opened in `month` (any span, usually a calendar month in the status
+    /// page's time zone) that `filter` accepts, newest first: at most `limit` of them, and how
+    /// many more were accepted. Read through `incidents_by_month.v1` (the UTC months the span
+    /// touches: two at most for a month in another time zone), so the cost follows that
+    /// month, not the history; at most `budget` of its incidents are read, the newest.
+    pub fn incidents_in_month(
+        &self,
+        month: Range<DateTime<Utc>>,
+        limit: usize,
+        budget: usize,
+        filter: impl Fn(&Incident) -> bool,
+    ) -> Result<MonthPage, StoreError> {
+        let mut page = MonthPage::default();
+        if month.is_empty() {
+            return Ok(page);
+        }
+        let txn = self.begin_read()?;
+        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        let by_month = txn.open_table(INCIDENTS_BY_MONTH).map_err(db_err)?;
+        let last = month.end - TimeDelta::nanoseconds(1);
+        let keys = (month_of(month.start), 0)..=(month_of(last), u64::MAX);
+        for (read, row) in by_month.range(keys).map_err(db_err)?.rev().enumerate() {
+            if read == budget {
+                page.unread = true;
+                break;
+            }
+            let (key, _) = row.map_err(db_err)?;
+            let (_, id) = key.value();
+            let record: IncidentV1 =
+                get_indexed(&incidents, "incidents.v1", "incidents_by_month.v1", id)?;
+            if !month.contains(&record.opened_at) {
+                continue;
+            }
+            let incident = Incident::from(record);
+            if !filter(&incident) {
+                continue;
+            }
+            if page.incidents.len() < limit {
+                page.incidents.push(incident);
+            } else {
+                page.more += 1;
+            }
+        }
+        Ok(page)
+    }
+
+    /// Whether any incident stored opened before `at`: two key look-ups in
+    /// `incidents_by_month.v1` (a month before `at`'s, then the oldest of its own month).
+    pub fn opened_before(&self, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let txn = self.begin_read()?;
+        let by_month = txn.open_table(INCIDENTS_BY_MONTH).map_err(db_err)?;
+        let month = month_of(at);
+        if by_month
+            .range(..(month, 0))
+            .map_err(db_err)?
+            .next()
+            .is_some()
+        {
+            return Ok(true);
+        }
+        // Ids grow with time: the lowest of the month opened first.
+        let Some(row) = by_month
+            .range((month, 0)..=(month, u64::MAX))
+            .map_err(db_err)?
+            .next()
+        else {
+            return Ok(false);
+        };
+        let (key, _) = row.map_err(db_err)?;
+        let (_, id) = key.value();
+        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        let record: IncidentOpenedV1 =
+            get_indexed(&incidents, "incidents.v1", "incidents_by_month.v1", id)?;
+        Ok(record.opened_at < at)
+    }
+
     /// The kind, priority and SLA clocks of every incident with a clock that still counts
     /// (running or paused) or stopped after `from`: all that the SLA report over a window
     /// starting at `from` looks at. Read through `incidents_by_sla_stop.v1`, so the cost
@@ -913,6 +1020,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
         txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
         txn.open_table(INCIDENT_SLA_STOP).map_err(db_err)?;
+        txn.open_table(INCIDENTS_BY_MONTH).map_err(db_err)?;
         txn.open_table(TIMELINE).map_err(db_err)?;
         txn.open_table(DETECTORS).map_err(db_err)?;
         txn.open_table(OUTBOX).map_err(db_err)?;
@@ -1117,6 +1225,14 @@ fn read_loaded(txn: &ReadTransaction, now: Option<DateTime<Utc>>) -> Result<Load
 /// is not closed, so it serves both `load` (which asks `closed_at`) and lists by state.
 fn indexed_as_active(state: State, closed_at: Option<DateTime<Utc>>) -> bool {
     state != State::Closed || closed_at.is_none()
+}
+
+/// The UTC month of `at` as one number, `year * 12 + month0` (January 2026 is 24,312): the
+/// first part of an incident's key in `incidents_by_month.v1`, so consecutive months are
+/// consecutive numbers.
+pub fn month_of(at: DateTime<Utc>) -> i32 {
+    use chrono::Datelike;
+    at.year() * 12 + at.month0().cast_signed()
 }
 
 /// When the last of an incident's SLA clocks stopped (Unix milliseconds), `i64::MAX` while

@@ -40,6 +40,13 @@ pub struct IncidentIndexedV1 {
     pub sla: SlaClocksV1,
 }
 
+/// The field of an [`IncidentV1`] that `incidents_by_month.v1` follows (`upgrade.rs` reads
+/// it to index incidents stored before that index existed); the rest is skipped.
+#[derive(Debug, Deserialize)]
+pub struct IncidentOpenedV1 {
+    pub opened_at: DateTime<Utc>,
+}
+
 /// The fields of an [`IncidentV1`] the SLA report reads; the rest is skipped.
 #[derive(Debug, Deserialize)]
 pub struct IncidentClocksV1 {

@@ -634,6 +634,9 @@ fn a_schema_1_store_is_indexed_when_opened() {
     let store = Store::open(&path).unwrap();
     assert_eq!(schema_of(&store), Some(SCHEMA_VERSION));
     assert_eq!(indexed_active(&store), [2, 3, 5]);
+    let month = at(0)..at(60);
+    let by_month = store.incidents_in_month(month, 10, 100, |_| true).unwrap();
+    assert_eq!(month_ids(&by_month), [9, 6, 5, 4, 3, 2, 1]);
     let got = store.load().unwrap();
     assert_eq!(got.next_incident_id, 10);
     assert_eq!(got.incidents.len(), 3);
@@ -896,4 +899,130 @@ fn a_store_without_the_uptime_table_opens_and_keeps_days() {
         uptime_of(&store),
         [("web".to_owned(), vec![(1, count(1, 1))])]
     );
+}
+
+/// The ids of a month's page, newest first.
+fn month_ids(page: &MonthPage) -> Vec<u64> {
+    page.incidents.iter().map(|i| i.id.0).collect()
+}
+
+fn utc(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+/// Incident `id` opened at `opened`.
+fn opened(id: u64, opened: &str) -> Incident {
+    let mut incident = incident(id, State::Open);
+    incident.opened_at = utc(opened);
+    incident
+}
+
+#[test]
+fn the_month_index_is_written_once_by_the_first_commit_on_utc_month_boundaries() {
+    let (dir, store) = temp_store();
+    put(
+        &store,
+        &[
+            opened(1, "2026-01-31T23:59:59.999Z"),
+            opened(2, "2026-02-01T00:00:00Z"),
+            opened(3, "2026-02-28T23:59:59Z"),
+            opened(4, "2026-03-01T00:00:00Z"),
+        ],
+    );
+    // Written again (closed): the entry neither moves nor doubles.
+    let mut closed = opened(2, "2026-02-01T00:00:00Z");
+    closed.state = State::Closed;
+    closed.closed_at = Some(utc("2026-03-05T00:00:00Z"));
+    put(&store, &[closed]);
+    let february = utc("2026-02-01T00:00:00Z")..utc("2026-03-01T00:00:00Z");
+    let all = |_: &Incident| true;
+    let page = store
+        .incidents_in_month(february.clone(), 10, 100, all)
+        .unwrap();
+    assert_eq!(month_ids(&page), [3, 2]);
+    assert_eq!((page.more, page.unread), (0, false));
+    assert_eq!(page.incidents[1].state, State::Closed, "as stored now");
+    let january = utc("2026-01-01T00:00:00Z")..utc("2026-02-01T00:00:00Z");
+    let page = store.incidents_in_month(january, 10, 100, all).unwrap();
+    assert_eq!(month_ids(&page), [1]);
+    let txn = store.begin_read().unwrap();
+    let keys: Vec<(i32, u64)> = (txn.open_table(INCIDENTS_BY_MONTH).unwrap().iter())
+        .unwrap()
+        .map(|r| r.unwrap().0.value())
+        .collect();
+    assert_eq!(keys, [(24_312, 1), (24_313, 2), (24_313, 3), (24_314, 4)]);
+    drop(txn);
+
+    // A month in another time zone spans two UTC months: February in UTC+7.
+    let plus_7 = utc("2026-01-31T17:00:00Z")..utc("2026-02-28T17:00:00Z");
+    let page = store.incidents_in_month(plus_7, 10, 100, all).unwrap();
+    assert_eq!(month_ids(&page), [2, 1]);
+
+    // The filter, the limit (with the count beyond it) and the read budget.
+    let page = store
+        .incidents_in_month(february.clone(), 10, 100, |i| i.id.0 != 3)
+        .unwrap();
+    assert_eq!(month_ids(&page), [2]);
+    let page = store
+        .incidents_in_month(february.clone(), 1, 100, all)
+        .unwrap();
+    assert_eq!((month_ids(&page), page.more), (vec![3], 1));
+    let page = store.incidents_in_month(february, 10, 1, all).unwrap();
+    assert_eq!((month_ids(&page), page.unread), (vec![3], true));
+
+    assert!(
+        !store
+            .opened_before(utc("2026-01-31T23:59:59.999Z"))
+            .unwrap()
+    );
+    assert!(store.opened_before(utc("2026-02-01T00:00:00Z")).unwrap());
+    assert!(
+        store
+            .opened_before(utc("2026-01-31T23:59:59.9995Z"))
+            .unwrap()
+    );
+    assert!(store.opened_before(utc("2027-01-01T00:00:00Z")).unwrap());
+    drop(dir);
+}
+
+#[test]
+fn a_schema_2_store_is_indexed_by_month_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    {
+        let store = Store::open(&path).unwrap();
+        put(
+            &store,
+            &[
+                opened(1, "2025-12-31T23:00:00Z"),
+                opened(2, "2026-01-01T00:00:00Z"),
+            ],
+        );
+    }
+    // As schema 2 left it: no month index, version 2.
+    {
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        assert!(txn.delete_table(INCIDENTS_BY_MONTH).unwrap());
+        txn.open_table(META)
+            .unwrap()
+            .insert(META_SCHEMA, 2)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(schema_of(&store), Some(SCHEMA_VERSION));
+    let january = utc("2026-01-01T00:00:00Z")..utc("2026-02-01T00:00:00Z");
+    let page = store
+        .incidents_in_month(january, 10, 100, |_| true)
+        .unwrap();
+    assert_eq!(month_ids(&page), [2]);
+    assert!(store.opened_before(utc("2026-01-01T00:00:00Z")).unwrap());
+    // From then on, commits keep it.
+    put(&store, &[opened(3, "2026-01-02T00:00:00Z")]);
+    let january = utc("2026-01-01T00:00:00Z")..utc("2026-02-01T00:00:00Z");
+    let page = store
+        .incidents_in_month(january, 10, 100, |_| true)
+        .unwrap();
+    assert_eq!(month_ids(&page), [3, 2]);
 }

@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::records::{IncidentIndexedV1, SilenceV1};
+use super::records::{IncidentIndexedV1, IncidentOpenedV1, SilenceV1};
 use super::{
-    INCIDENT_SLA_STOP, INCIDENTS, INCIDENTS_ACTIVE, INCIDENTS_BY_SLA_STOP, SILENCES,
-    SILENCES_BY_END, StoreError, db_err, decode, indexed_as_active, sla_last_stop,
+    INCIDENT_SLA_STOP, INCIDENTS, INCIDENTS_ACTIVE, INCIDENTS_BY_MONTH, INCIDENTS_BY_SLA_STOP,
+    SILENCES, SILENCES_BY_END, StoreError, db_err, decode, indexed_as_active, month_of,
+    sla_last_stop,
 };
 
 /// Upgrades a store of schema version `from`.
@@ -17,6 +18,9 @@ pub(super) fn upgrade(txn: &WriteTransaction, from: u64) -> Result<(), StoreErro
     if from < 2 {
         index_incidents(txn)?;
         index_silences(txn)?;
+    }
+    if from < 3 {
+        index_months(txn)?;
     }
     Ok(())
 }
@@ -66,5 +70,29 @@ fn index_silences(txn: &WriteTransaction) -> Result<(), StoreError> {
             .insert((record.ends_at.timestamp_millis(), id), ())
             .map_err(db_err)?;
     }
+    Ok(())
+}
+
+/// Schema 3: the index of the incidents by the UTC month they opened in, built once from
+/// every stored incident (only its opening is decoded).
+fn index_months(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let started = Instant::now();
+    let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+    let mut by_month = txn.open_table(INCIDENTS_BY_MONTH).map_err(db_err)?;
+    let mut stored = 0u64;
+    for row in incidents.iter().map_err(db_err)? {
+        let (key, value) = row.map_err(db_err)?;
+        let id = key.value();
+        let record: IncidentOpenedV1 = decode("incidents.v1", id, value.value())?;
+        by_month
+            .insert((month_of(record.opened_at), id), ())
+            .map_err(db_err)?;
+        stored += 1;
+    }
+    tracing::info!(
+        incidents = stored,
+        elapsed_ms = started.elapsed().as_millis(),
+        "store upgraded to schema 3: indexed the incidents by the month they opened in"
+    );
     Ok(())
 }

@@ -84,11 +84,25 @@ struct IncidentPage<'a> {
 #[template(path = "history.html")]
 struct History<'a> {
     chrome: Chrome,
-    month_name: String,
-    incidents: &'a [IncidentModel],
-    partial: bool,
-    previous: String,
-    next: Option<String>,
+    month: &'a HistoryMonth<'a>,
+}
+
+/// One month of the history page.
+pub struct HistoryMonth<'a> {
+    /// "March 2026".
+    pub month_name: String,
+    /// The public incidents opened that month, newest first.
+    pub incidents: &'a [IncidentModel],
+    /// Public incidents of the month beyond those listed.
+    pub more: usize,
+    /// The month has more incidents than one request reads: the oldest were not searched.
+    pub unread: bool,
+    /// The generic notice, when a restricted incident opened that month.
+    pub notice: Option<&'static str>,
+    /// `YYYY-MM` of the month before, when an older incident is stored.
+    pub previous: Option<String>,
+    /// `YYYY-MM` of the month after, unless this is the current one.
+    pub next: Option<String>,
 }
 
 #[derive(Template)]
@@ -125,22 +139,11 @@ pub fn incident(model: &Model, incident: &IncidentModel) -> String {
     )
 }
 
-pub fn history(
-    model: &Model,
-    month_name: String,
-    incidents: &[IncidentModel],
-    partial: bool,
-    previous: String,
-    next: Option<String>,
-) -> String {
+pub fn history(model: &Model, month: &HistoryMonth<'_>) -> String {
     rendered(
         History {
             chrome: Chrome::of(model, false),
-            month_name,
-            incidents,
-            partial,
-            previous,
-            next,
+            month,
         }
         .render(),
     )

@@ -11,6 +11,7 @@
 //! costs the same with a million stored incidents as with ten. Every answer has a strong
 //! `ETag` and a `Last-Modified` and answers `304` to a matching conditional request.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -48,8 +49,15 @@ const CSS_CACHE: &str = "public, max-age=31536000, immutable";
 /// A page is built again after this long even without a commit: what is "recent" and
 /// which maintenance is in progress depend on the time.
 const REBUILD_AFTER: TimeDelta = TimeDelta::seconds(60);
-/// At most this many incidents on a month of the history.
-const HISTORY_MAX: usize = 200;
+/// What a month of the history says when a restricted incident opened in it: that much,
+/// and nothing of the incident.
+pub const HISTORY_NOTICE: &str = "A security matter was handled this month";
+/// At most this many incidents on a month of the history; the page says how many more.
+const HISTORY_MAX: usize = 500;
+/// At most this many incidents of a month are read for one request (the newest): a month
+/// of more says that its oldest were not searched, rather than let one anonymous request
+/// decode an unbounded month.
+const HISTORY_BUDGET: usize = LIST_SCAN_BUDGET;
 
 /// What the page is built from besides the read model; replaced by a reload.
 #[derive(Debug, Clone, Default)]
@@ -395,9 +403,12 @@ fn month_start(date: NaiveDate, offset: i32) -> Option<NaiveDate> {
     )
 }
 
-/// `GET /history?month=2026-11`: the public incidents resolved that month (in the page's
-/// time zone), newest first, read from the store through a bounded scan of the newest
-/// incidents; links to the months before and after.
+/// `GET /history?month=2026-11`: the public incidents opened that month (in the page's
+/// time zone), newest first, read from the store through `incidents_by_month.v1` off the
+/// async threads; a restricted one only as the generic notice. The month an incident opened
+/// in never changes (a reopened one does not move), so its place in the history is stable.
+/// Links to the month before when an older incident is stored, and to the month after
+/// unless this is the current one.
 async fn history(
     State(pages): State<StatusPages>,
     Query(query): Query<MonthQuery>,
@@ -429,22 +440,37 @@ async fn history(
     let snapshot = pages.read.borrow().clone();
     let page_config = built.settings.page.clone();
     let found = tokio::task::spawn_blocking(move || {
-        let public = |incident: &Incident| {
-            incident
-                .resolved_at
-                .is_some_and(|at| at >= from && at < until)
-                && visibility(incident, &snapshot.restrictions, &page_config) == Visibility::Public
+        let restricted = Cell::new(false);
+        let public = |incident: &Incident| match visibility(
+            incident,
+            &snapshot.restrictions,
+            &page_config,
+        ) {
+            Visibility::Public => true,
+            Visibility::Notice => {
+                restricted.set(true);
+                false
+            }
+            Visibility::Hidden => false,
         };
-        let (incidents, cursor) =
-            store.list_incidents_by_state(None, None, HISTORY_MAX, LIST_SCAN_BUDGET, public)?;
-        let models: Vec<IncidentModel> = incidents
+        let month = store.incidents_in_month(from..until, HISTORY_MAX, HISTORY_BUDGET, public)?;
+        let earlier = store.opened_before(from)?;
+        let models: Vec<IncidentModel> = month
+            .incidents
             .iter()
             .map(|i| page::incident_model(i, &[], &page_config))
             .collect();
-        Ok::<_, crate::store::StoreError>((models, cursor.is_some()))
+        let found = MonthFound {
+            incidents: models,
+            more: month.more,
+            unread: month.unread,
+            notice: restricted.get().then_some(HISTORY_NOTICE),
+            earlier,
+        };
+        Ok::<_, crate::store::StoreError>(found)
     })
     .await;
-    let (mut incidents, partial) = match found {
+    let found = match found {
         Ok(Ok(found)) => found,
         Ok(Err(error)) => {
             tracing::error!(%error, "reading the incident history failed");
@@ -452,17 +478,29 @@ async fn history(
         }
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    incidents.sort_by(|a, b| b.resolved_at.cmp(&a.resolved_at));
     let label = |m: NaiveDate| m.format("%Y-%m").to_string();
     let body = Body::new(render::history(
         &built.model,
-        month.format("%B %Y").to_string(),
-        &incidents,
-        partial,
-        label(previous),
-        (next <= this_month).then(|| label(next)),
+        &render::HistoryMonth {
+            month_name: month.format("%B %Y").to_string(),
+            incidents: &found.incidents,
+            more: found.more,
+            unread: found.unread,
+            notice: found.notice,
+            previous: found.earlier.then(|| label(previous)),
+            next: (next <= this_month).then(|| label(next)),
+        },
     ));
     respond(&headers, &body, HTML, built.updated_at, PUBLIC_CACHE)
+}
+
+/// What the history read of one month.
+struct MonthFound {
+    incidents: Vec<IncidentModel>,
+    more: usize,
+    unread: bool,
+    notice: Option<&'static str>,
+    earlier: bool,
 }
 
 async fn feed(State(pages): State<StatusPages>, headers: HeaderMap) -> Response {
