@@ -212,11 +212,30 @@ async fn webhook_subscriber_gets_a_signed_event_and_sign_ups_are_rate_limited() 
         &[],
     );
     let app = TestApp::spawn(&dir, HashMap::new()).await;
-    // Email is off without `mail:`.
+    // Email is off without `mail:`: JSON for an API client, a page for the form.
     let (status, body) = app
         .post("/subscriptions", Some(json!({"email": "ana@example.com"})))
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "mail_unavailable", "{body}");
+    let response = app
+        .client
+        .post(app.url("/subscriptions"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=ana%40example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.contains("cannot send email"), "{page}");
+    assert!(!page.contains("ana@"), "{page}");
     let (status, body) = app
         .post(
             "/subscriptions",
