@@ -420,3 +420,76 @@ async fn a_restricted_incident_is_never_sent_to_subscribers() {
     );
     app.stop().await;
 }
+
+/// An admin deletes a subscriber: the export shows it before and not after, its link
+/// (the token of both confirm and unsubscribe) names nobody any more, and deleting it again
+/// is 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_deletes_a_subscriber() {
+    let (port, mails) = smtp_server();
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0\nauth:\n  tokens:\n    - {name: admin, token_env: T_ADMIN, role: admin}\nmail:\n  smtp_url_env: SMTP_URL\n  from: 'Status <status@example.com>'\n",
+        &[],
+    );
+    let env: HashMap<String, String> = [
+        ("SMTP_URL".to_owned(), format!("smtp://127.0.0.1:{port}")),
+        ("T_ADMIN".to_owned(), "admin-token".to_owned()),
+    ]
+    .into();
+    let app = TestApp::spawn(&dir, env).await;
+    let export = async || -> serde_json::Value {
+        let response = app
+            .client
+            .get(app.url("/api/v1/subscribers"))
+            .bearer_auth("admin-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    };
+    let (status, _) = app
+        .post("/subscriptions", Some(json!({"email": "ana@example.com"})))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let confirmation = eventually(
+        "the confirmation mail",
+        Duration::from_secs(20),
+        async || mails.lock().unwrap().first().cloned(),
+    )
+    .await;
+    let confirm = link(&confirmation, "confirm");
+    let token = confirm.rsplit('/').next().unwrap().to_owned();
+    let page = app.client.get(app.url(&confirm)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+
+    let before = export().await;
+    let listed = before["subscribers"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{before}");
+    assert_eq!(listed[0]["address"], "ana@example.com");
+    assert!(listed[0]["confirmed_at"].is_string(), "{before}");
+    let id = listed[0]["id"].as_u64().unwrap();
+
+    let delete = async || {
+        app.client
+            .delete(app.url(&format!("/api/v1/subscribers/{id}")))
+            .bearer_auth("admin-token")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(delete().await, StatusCode::NO_CONTENT);
+    let after = export().await;
+    assert_eq!(after["subscribers"], json!([]), "{after}");
+    // The token names nobody: the confirm link (same token as unsubscribe) is unknown.
+    let page = app
+        .client
+        .get(app.url(&format!("/subscriptions/confirm/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert_eq!(delete().await, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
