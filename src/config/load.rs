@@ -3456,6 +3456,45 @@ auth:
         );
     }
 
+    /// `mail:` problems, each located; the relay URL holds a password, so no message
+    /// quotes it.
+    #[test]
+    fn mail_errors() {
+        const URL: &str = "http://user:hunter2@relay.example:25";
+        for (mail, env, expected) in [
+            (
+                "mail:\n  smtp_url_env: M_MISSING\n  from: 'Status <status@example.com>'\n",
+                &[][..],
+                "incidentd.yaml:2:17: environment variable M_MISSING (mail.smtp_url_env) is not set",
+            ),
+            (
+                "mail:\n  smtp_url_env: M_URL\n  from: 'Status <status@example.com>'\n",
+                &[("M_URL", URL)][..],
+                "incidentd.yaml:2:17: environment variable M_URL (mail.smtp_url_env) must start with smtp:// or smtps://",
+            ),
+            (
+                "mail:\n  smtp_url_env: M_URL\n  from: 'Status <status@example.com>'\n",
+                &[("M_URL", "smtp://user:hunter2@")][..],
+                "incidentd.yaml:2:17: environment variable M_URL (mail.smtp_url_env) names no host",
+            ),
+            (
+                "mail:\n  smtp_url_env: M_URL\n  from: not an address\n",
+                &[("M_URL", "smtp://user:hunter2@relay.example:25")][..],
+                "incidentd.yaml:3:9: mail.from `not an address` is not an email address (e.g. `Status <status@example.com>`)",
+            ),
+            (
+                "mail:\n  smtp_url_env: M_URL\n  from: 'Status <status@example.com>'\n  port: 25\n",
+                &[("M_URL", "smtp://user:hunter2@relay.example:25")][..],
+                "incidentd.yaml:4:3: unknown field `port`, expected `smtp_url_env` or `from`",
+            ),
+        ] {
+            let dir = dir_with(&[("incidentd.yaml", mail)]);
+            let errors = load_dir(&dir, &env_with(env)).expect_err(mail);
+            assert_eq!(errors, [expected], "{mail}");
+            assert!(!errors[0].contains("hunter2"), "{}", errors[0]);
+        }
+    }
+
     #[test]
     fn webhook_errors() {
         let config = "\

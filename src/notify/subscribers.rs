@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Mail, Tokio1Executor};
 use tokio::task::JoinSet;
@@ -297,13 +296,10 @@ impl SubscriptionWorker {
     }
 }
 
-/// When `at` is, for a test's look at the queue.
-pub fn is_due(entry: &Notification, now: DateTime<Utc>) -> bool {
-    entry.next_at <= now
-}
-
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
 
     #[test]

@@ -24,6 +24,12 @@ pub(super) const STATUS_UPDATES: TableDefinition<u64, &[u8]> =
 pub(super) const NOTIFICATIONS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("notifications.v1");
 
+/// Key: (`next_at` in Unix milliseconds, notification sequence). The queue by when each
+/// entry is due, written in the commit that writes the entry, so a worker's round reads
+/// only what is due, not the whole queue.
+pub(super) const NOTIFICATIONS_DUE: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("notifications_due.v1");
+
 const META_NEXT_SUBSCRIBER: &str = "next_subscriber_id";
 const META_NEXT_UPDATE: &str = "next_status_update_seq";
 const META_NEXT_NOTIFICATION: &str = "next_notification_seq";
@@ -202,16 +208,27 @@ pub(super) fn write(txn: &WriteTransaction, writes: &SubscriptionWrites) -> Resu
         }
     }
     let mut notifications = txn.open_table(NOTIFICATIONS).map_err(db_err)?;
+    let mut due = txn.open_table(NOTIFICATIONS_DUE).map_err(db_err)?;
     for (seq, notification) in &writes.notifications {
-        match notification {
-            Some(notification) => {
-                notifications
-                    .insert(seq, encode(notification).as_slice())
-                    .map_err(db_err)?;
-            }
-            None => {
-                notifications.remove(seq).map_err(db_err)?;
-            }
+        // The entry it replaces (a retry) or deletes leaves the due index too.
+        let old = match notification {
+            Some(notification) => notifications
+                .insert(seq, encode(notification).as_slice())
+                .map_err(db_err)?
+                .map(|old| old.value().to_vec()),
+            None => notifications
+                .remove(seq)
+                .map_err(db_err)?
+                .map(|old| old.value().to_vec()),
+        };
+        if let Some(old) = old {
+            let old: Notification = decode("notifications.v1", *seq, &old)?;
+            due.remove((due_millis(old.next_at), *seq))
+                .map_err(db_err)?;
+        }
+        if let Some(notification) = notification {
+            due.insert((due_millis(notification.next_at), *seq), ())
+                .map_err(db_err)?;
         }
     }
     if let Some(counters) = writes.counters {
@@ -226,11 +243,28 @@ pub(super) fn write(txn: &WriteTransaction, writes: &SubscriptionWrites) -> Resu
     Ok(())
 }
 
-/// Creates the tables (a store from before them gets them when opened read-write).
+/// The due index's time: Unix milliseconds (0 before 1970).
+fn due_millis(at: DateTime<Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis()).unwrap_or(0)
+}
+
+/// Creates the tables (a store from before them gets them when opened read-write), and
+/// indexes the queue by due time when the index does not cover it (a store from before the
+/// index).
 pub(super) fn init_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(SUBSCRIBERS).map_err(db_err)?;
     txn.open_table(STATUS_UPDATES).map_err(db_err)?;
-    txn.open_table(NOTIFICATIONS).map_err(db_err)?;
+    let notifications = txn.open_table(NOTIFICATIONS).map_err(db_err)?;
+    let mut due = txn.open_table(NOTIFICATIONS_DUE).map_err(db_err)?;
+    if due.len().map_err(db_err)? != notifications.len().map_err(db_err)? {
+        due.retain(|_, ()| false).map_err(db_err)?;
+        for row in notifications.iter().map_err(db_err)? {
+            let (key, value) = row.map_err(db_err)?;
+            let entry: Notification = decode("notifications.v1", key.value(), value.value())?;
+            due.insert((due_millis(entry.next_at), key.value()), ())
+                .map_err(db_err)?;
+        }
+    }
     Ok(())
 }
 
@@ -280,8 +314,9 @@ impl Store {
             .transpose()
     }
 
-    /// Up to `limit` queued notifications due by `now`, oldest first, and the earliest
-    /// `next_at` of those not due (when to look again).
+    /// Up to `limit` queued notifications due by `now`, earliest due first, and the
+    /// earliest `next_at` of those not due (when to look again). Reads the due index: a
+    /// round costs what it takes, not the queue.
     pub fn due_notifications(
         &self,
         now: DateTime<Utc>,
@@ -289,18 +324,37 @@ impl Store {
     ) -> Result<(Vec<Notification>, Option<DateTime<Utc>>), StoreError> {
         let txn = self.begin_read()?;
         let table = txn.open_table(NOTIFICATIONS).map_err(db_err)?;
+        let index = txn.open_table(NOTIFICATIONS_DUE).map_err(db_err)?;
         let mut due = Vec::new();
-        let mut later: Option<DateTime<Utc>> = None;
-        for row in table.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
-            let entry: Notification = decode("notifications.v1", key.value(), value.value())?;
-            if entry.next_at <= now {
-                if due.len() < limit {
-                    due.push(entry);
-                }
+        let mut later = None;
+        for row in index
+            .range(..=(due_millis(now), u64::MAX))
+            .map_err(db_err)?
+        {
+            let (key, _) = row.map_err(db_err)?;
+            let seq = key.value().1;
+            let Some(value) = table.get(seq).map_err(db_err)? else {
+                continue;
+            };
+            let entry: Notification = decode("notifications.v1", seq, value.value())?;
+            if entry.next_at > now {
+                // Due later within this millisecond.
+                later = Some(later.map_or(entry.next_at, |l: DateTime<Utc>| l.min(entry.next_at)));
+            } else if due.len() < limit {
+                due.push(entry);
             } else {
-                later = Some(later.map_or(entry.next_at, |l| l.min(entry.next_at)));
+                break;
             }
+        }
+        if later.is_none()
+            && let Some(row) = index
+                .range((due_millis(now) + 1, 0)..)
+                .map_err(db_err)?
+                .next()
+        {
+            let (key, _) = row.map_err(db_err)?;
+            later =
+                DateTime::from_timestamp_millis(i64::try_from(key.value().0).unwrap_or(i64::MAX));
         }
         Ok((due, later))
     }

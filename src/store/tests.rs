@@ -1026,3 +1026,72 @@ fn a_schema_2_store_is_indexed_by_month_when_opened() {
         .unwrap();
     assert_eq!(month_ids(&page), [3, 2]);
 }
+
+fn notification(seq: u64, next_at: DateTime<Utc>) -> Notification {
+    Notification {
+        seq,
+        subscriber: 1,
+        message: Message::Confirm,
+        created_at: at(0),
+        attempts: 0,
+        next_at,
+        event_id: format!("evt_{seq}"),
+    }
+}
+
+/// The queue's due index follows every put, retry and delete in the same commit: a round
+/// gets what is due, earliest first, and when to look again.
+#[test]
+fn due_notifications_read_the_due_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    let mut batch = Batch::default();
+    batch.put_notification(notification(0, at(5)));
+    batch.put_notification(notification(1, at(1)));
+    batch.put_notification(notification(2, at(2)));
+    batch.put_notification(notification(3, at(9)));
+    store.commit(&batch).unwrap();
+    let seqs = |due: &[Notification]| due.iter().map(|n| n.seq).collect::<Vec<_>>();
+    let (due, later) = store.due_notifications(at(3), 10).unwrap();
+    assert_eq!(seqs(&due), [1, 2]);
+    assert_eq!(later, Some(at(5)));
+    let (due, _) = store.due_notifications(at(3), 1).unwrap();
+    assert_eq!(seqs(&due), [1], "at most the limit");
+
+    // 1 retried later, 2 sent: the index forgets their old times.
+    let mut batch = Batch::default();
+    batch.put_notification(notification(1, at(7)));
+    batch.delete_notification(2);
+    store.commit(&batch).unwrap();
+    let (due, later) = store.due_notifications(at(3), 10).unwrap();
+    assert!(due.is_empty());
+    assert_eq!(later, Some(at(5)));
+    let (due, later) = store.due_notifications(at(8), 10).unwrap();
+    assert_eq!(seqs(&due), [0, 1]);
+    assert_eq!(later, Some(at(9)));
+    let (due, later) = store.due_notifications(at(9), 10).unwrap();
+    assert_eq!(seqs(&due), [0, 1, 3]);
+    assert_eq!(later, None);
+}
+
+/// A store whose queue has no due index (written before it) gets one when opened.
+#[test]
+fn the_due_index_is_built_for_an_older_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.redb");
+    let store = Store::open(&path).unwrap();
+    let mut batch = Batch::default();
+    batch.put_notification(notification(0, at(1)));
+    batch.put_notification(notification(1, at(2)));
+    store.commit(&batch).unwrap();
+    drop(store);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(subscriptions::NOTIFICATIONS_DUE).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let (due, _) = store.due_notifications(at(3), 10).unwrap();
+    assert_eq!(due.len(), 2);
+}

@@ -111,13 +111,17 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 /// `email`, `webhook_url`, `services`.
 type Fields = (Option<String>, Option<String>, Vec<String>);
 
-/// The sign-up's fields, from a form or JSON.
-fn fields(headers: &HeaderMap, body: &[u8]) -> Result<Fields, ApiError> {
-    let json = headers
+/// Whether the body is JSON (else it is the page's form).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
-    if json {
+        .is_some_and(|v| v.contains("json"))
+}
+
+/// The sign-up's fields, from a form or JSON.
+fn fields(headers: &HeaderMap, body: &[u8]) -> Result<Fields, ApiError> {
+    if is_json(headers) {
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
         let text = |key: &str| -> Result<Option<String>, ApiError> {
@@ -220,6 +224,14 @@ async fn subscribe(
         }
         (None, None) => return Err(ApiError::bad_request("email: required (or webhook_url)")),
         (Some(email), None) => {
+            if !signups.mail && !is_json(&headers) {
+                // A person posted the page's form: a page to read, not JSON.
+                return Ok(page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Email subscriptions unavailable",
+                    "<p>This status page cannot send email, so it takes no email subscriptions.</p>",
+                ));
+            }
             if !signups.mail {
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -1,6 +1,7 @@
 //! Status-page subscriptions end to end, mail read off a real SMTP server on loopback
 //! (mailin-embedded): subscribe, confirm through the mailed link, an incident's mail with
-//! `List-Unsubscribe`, unsubscribe, no more mail; restricted incidents never mailed.
+//! `List-Unsubscribe`, unsubscribe, no more mail; restricted incidents never mailed nor
+//! posted, even published with a public note.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -211,11 +212,30 @@ async fn webhook_subscriber_gets_a_signed_event_and_sign_ups_are_rate_limited() 
         &[],
     );
     let app = TestApp::spawn(&dir, HashMap::new()).await;
-    // Email is off without `mail:`.
+    // Email is off without `mail:`: JSON for an API client, a page for the form.
     let (status, body) = app
         .post("/subscriptions", Some(json!({"email": "ana@example.com"})))
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "mail_unavailable", "{body}");
+    let response = app
+        .client
+        .post(app.url("/subscriptions"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=ana%40example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().await.unwrap();
+    assert!(page.contains("cannot send email"), "{page}");
+    assert!(!page.contains("ana@"), "{page}");
     let (status, body) = app
         .post(
             "/subscriptions",
@@ -267,5 +287,209 @@ async fn webhook_subscriber_gets_a_signed_event_and_sign_ups_are_rate_limited() 
         metrics.contains("incidentd_status_subscribers{channel=\"webhook\",state=\"confirmed\"}"),
         "{metrics}"
     );
+    app.stop().await;
+}
+
+/// A restricted incident is never announced, whatever is done to make it public: a
+/// `data_breach` ticket on a listed service, published with `PATCH {public: true}` and given
+/// a public note, reaches neither email nor webhook subscribers; a normal ticket handled the
+/// same way reaches both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restricted_incident_is_never_sent_to_subscribers() {
+    const BREACH: &str = "Customer list XYZZY on a paste site";
+    let (port, mails) = smtp_server();
+    let receiver = crate::support::Receiver::start(200).await;
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0\nauth:\n  tokens:\n    - {name: admin, token_env: T_ADMIN, role: admin}\nstatus_page:\n  title: Acme\n  services:\n    - {name: crm}\n    - {name: vpn}\nmail:\n  smtp_url_env: SMTP_URL\n  from: 'Status <status@example.com>'\n",
+        &[],
+    );
+    let env: HashMap<String, String> = [
+        ("SMTP_URL".to_owned(), format!("smtp://127.0.0.1:{port}")),
+        ("T_ADMIN".to_owned(), "admin-token".to_owned()),
+    ]
+    .into();
+    let app = TestApp::spawn(&dir, env).await;
+    let admin = async |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        let response = app
+            .client
+            .request(method, app.url(path))
+            .bearer_auth("admin-token")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default()
+    };
+
+    // An email subscriber (confirmed through its mail) and a webhook subscriber, all services.
+    let (status, _) = app
+        .post("/subscriptions", Some(json!({"email": "ana@example.com"})))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let confirmation = eventually(
+        "the confirmation mail",
+        Duration::from_secs(20),
+        async || mails.lock().unwrap().first().cloned(),
+    )
+    .await;
+    let page = app
+        .client
+        .get(app.url(&link(&confirmation, "confirm")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let (status, body) = app
+        .post(
+            "/subscriptions",
+            Some(json!({"webhook_url": receiver.url()})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // The breach first, then the normal incident, each opened, published and noted.
+    for (title, category, service) in [
+        (BREACH, "data_breach", "crm"),
+        ("VPN drops every 5 minutes", "availability", "vpn"),
+    ] {
+        let opened = admin(
+            reqwest::Method::POST,
+            "/api/v1/incidents",
+            json!({"title": title, "reporter": {"name": "Sec", "contact": "sec@example.com"},
+                   "category": category, "impact": "high", "urgency": "medium",
+                   "service": service}),
+        )
+        .await;
+        let id = opened["id"].as_str().unwrap().to_owned();
+        admin(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/incidents/{id}"),
+            json!({"public": true, "reason": "customers ask"}),
+        )
+        .await;
+        admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/incidents/{id}/notes"),
+            json!({"text": format!("We are looking into it ({service})"), "public": true}),
+        )
+        .await;
+    }
+
+    // The normal incident's note arrives on both channels …
+    eventually(
+        "the normal incident's mail",
+        Duration::from_secs(20),
+        async || {
+            let mails = mails.lock().unwrap();
+            mails.iter().any(|m| m.contains("VPN drops")).then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the normal incident's webhook",
+        Duration::from_secs(20),
+        async || {
+            receiver
+                .accepted()
+                .iter()
+                .any(|d| d.json()["incident"]["id"] == "INC-2")
+                .then_some(())
+        },
+    )
+    .await;
+    // … and the breach's, queued before it, never does.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for mail in mails.lock().unwrap().iter() {
+        let mail = mail.replace("=\r\n", "");
+        assert!(!mail.contains("XYZZY"), "{mail}");
+        assert!(!mail.contains("INC-1"), "{mail}");
+        assert!(!mail.contains("(crm)"), "{mail}");
+    }
+    for delivery in receiver.accepted() {
+        let body = String::from_utf8_lossy(&delivery.body).into_owned();
+        assert!(!body.contains("XYZZY"), "{body}");
+        assert!(!body.contains("INC-1"), "{body}");
+        assert!(!body.contains("crm"), "{body}");
+    }
+    assert!(
+        !receiver.accepted().is_empty() && mails.lock().unwrap().len() >= 2,
+        "the normal incident was sent"
+    );
+    app.stop().await;
+}
+
+/// An admin deletes a subscriber: the export shows it before and not after, its link
+/// (the token of both confirm and unsubscribe) names nobody any more, and deleting it again
+/// is 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_deletes_a_subscriber() {
+    let (port, mails) = smtp_server();
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0\nauth:\n  tokens:\n    - {name: admin, token_env: T_ADMIN, role: admin}\nmail:\n  smtp_url_env: SMTP_URL\n  from: 'Status <status@example.com>'\n",
+        &[],
+    );
+    let env: HashMap<String, String> = [
+        ("SMTP_URL".to_owned(), format!("smtp://127.0.0.1:{port}")),
+        ("T_ADMIN".to_owned(), "admin-token".to_owned()),
+    ]
+    .into();
+    let app = TestApp::spawn(&dir, env).await;
+    let export = async || -> serde_json::Value {
+        let response = app
+            .client
+            .get(app.url("/api/v1/subscribers"))
+            .bearer_auth("admin-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    };
+    let (status, _) = app
+        .post("/subscriptions", Some(json!({"email": "ana@example.com"})))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let confirmation = eventually(
+        "the confirmation mail",
+        Duration::from_secs(20),
+        async || mails.lock().unwrap().first().cloned(),
+    )
+    .await;
+    let confirm = link(&confirmation, "confirm");
+    let token = confirm.rsplit('/').next().unwrap().to_owned();
+    let page = app.client.get(app.url(&confirm)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+
+    let before = export().await;
+    let listed = before["subscribers"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{before}");
+    assert_eq!(listed[0]["address"], "ana@example.com");
+    assert!(listed[0]["confirmed_at"].is_string(), "{before}");
+    let id = listed[0]["id"].as_u64().unwrap();
+
+    let delete = async || {
+        app.client
+            .delete(app.url(&format!("/api/v1/subscribers/{id}")))
+            .bearer_auth("admin-token")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(delete().await, StatusCode::NO_CONTENT);
+    let after = export().await;
+    assert_eq!(after["subscribers"], json!([]), "{after}");
+    // The token names nobody: the confirm link (same token as unsubscribe) is unknown.
+    let page = app
+        .client
+        .get(app.url(&format!("/subscriptions/confirm/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert_eq!(delete().await, StatusCode::NOT_FOUND);
     app.stop().await;
 }

@@ -147,12 +147,14 @@ pub struct Receiver {
     pub addr: SocketAddr,
     status: Arc<AtomicU16>,
     received: Arc<Mutex<Vec<Delivery>>>,
+    requests: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Clone)]
 struct ReceiverState {
     status: Arc<AtomicU16>,
     received: Arc<Mutex<Vec<Delivery>>>,
+    requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl Receiver {
@@ -166,6 +168,7 @@ impl Receiver {
         let state = ReceiverState {
             status: Arc::new(AtomicU16::new(status)),
             received: Arc::new(Mutex::new(Vec::new())),
+            requests: Arc::default(),
         };
         let app = Router::new()
             .route("/hook", post(receive))
@@ -176,7 +179,13 @@ impl Receiver {
             addr,
             status: state.status,
             received: state.received,
+            requests: state.requests,
         }
+    }
+
+    /// The `webhook-id` of every request received, whatever it was answered.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
     }
 
     pub fn url(&self) -> String {
@@ -198,6 +207,12 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok());
+    state
+        .requests
+        .lock()
+        .unwrap()
+        .push(id.unwrap_or_default().to_owned());
     let status = StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap();
     if status.is_success() {
         let header = |name: &str| headers[name].to_str().unwrap().to_owned();
