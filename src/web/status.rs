@@ -13,7 +13,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -109,9 +109,11 @@ struct Built {
     built_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     model: Model,
-    index: Body,
-    json: Body,
-    feed: Body,
+    /// Each form is rendered when first asked for, once per snapshot: a change followed
+    /// by a request for the JSON does not pay for the HTML too.
+    index: OnceLock<Body>,
+    json: OnceLock<Body>,
+    feed: OnceLock<Body>,
     not_found: Bytes,
     /// Each service's daily uptime (the badges').
     uptime: UptimeView,
@@ -191,9 +193,9 @@ impl StatusPages {
         model.page.url = Some(format!("{}/", settings.base_url));
         let built = Arc::new(Built {
             version: snapshot.version,
-            index: Body::new(render::index(&model)),
-            json: Body::new(serde_json::to_vec(&model).expect("the page serializes to JSON")),
-            feed: Body::new(render::feed(&model, &settings.base_url, None)),
+            index: OnceLock::new(),
+            json: OnceLock::new(),
+            feed: OnceLock::new(),
             not_found: render::not_found(&model).into(),
             settings,
             built_at: now,
@@ -317,14 +319,20 @@ fn not_found(built: &Built) -> Response {
 
 async fn index(State(pages): State<StatusPages>, headers: HeaderMap) -> Response {
     let built = pages.get();
-    respond(&headers, &built.index, HTML, built.updated_at, PUBLIC_CACHE)
+    let index = built
+        .index
+        .get_or_init(|| Body::new(render::index(&built.model)));
+    respond(&headers, index, HTML, built.updated_at, PUBLIC_CACHE)
 }
 
 async fn json(State(pages): State<StatusPages>, headers: HeaderMap) -> Response {
     let built = pages.get();
+    let json = built.json.get_or_init(|| {
+        Body::new(serde_json::to_vec(&built.model).expect("the page serializes to JSON"))
+    });
     respond(
         &headers,
-        &built.json,
+        json,
         "application/json",
         built.updated_at,
         PUBLIC_CACHE,
@@ -505,7 +513,10 @@ struct MonthFound {
 
 async fn feed(State(pages): State<StatusPages>, headers: HeaderMap) -> Response {
     let built = pages.get();
-    respond(&headers, &built.feed, ATOM, built.updated_at, PUBLIC_CACHE)
+    let feed = built
+        .feed
+        .get_or_init(|| Body::new(render::feed(&built.model, &built.settings.base_url, None)));
+    respond(&headers, feed, ATOM, built.updated_at, PUBLIC_CACHE)
 }
 
 async fn service_feed(

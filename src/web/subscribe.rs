@@ -299,6 +299,11 @@ async fn subscribe(
         )
             .into_response(),
         // The same answer whether the address was known or not: nobody learns who subscribed.
+        _ if !is_json(&headers) => page(
+            StatusCode::ACCEPTED,
+            "Check your mailbox",
+            "<p>Check your mailbox: we sent a link to confirm your subscription. Nothing is sent until you follow it.</p><p><a href=\"/\">Back to the status page</a></p>",
+        ),
         _ => (
             StatusCode::ACCEPTED,
             Json(json!({"status": "pending", "message": "check your mailbox for a confirmation link"})),
@@ -325,16 +330,21 @@ async fn token_op(state: &ApiState, op: SubsOp) -> Result<bool, Response> {
     }
 }
 
+/// A token that is not one of ours, whatever it is.
+fn unknown_link() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Unknown link",
+        "<p>This link is not valid.</p>",
+    )
+}
+
 async fn confirm(
     State(state): State<ApiState>,
     axum::extract::Path(token): axum::extract::Path<String>,
 ) -> Response {
     if !valid_token(&token) {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Unknown link",
-            "<p>This link is not valid.</p>",
-        );
+        return unknown_link();
     }
     match token_op(&state, SubsOp::Confirm(token)).await {
         Ok(true) => page(
@@ -353,11 +363,7 @@ async fn confirm(
 
 async fn unsubscribe_page(axum::extract::Path(token): axum::extract::Path<String>) -> Response {
     if !valid_token(&token) {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Unknown link",
-            "<p>This link is not valid.</p>",
-        );
+        return unknown_link();
     }
     page(
         StatusCode::OK,
@@ -374,11 +380,7 @@ async fn unsubscribe(
     axum::extract::Path(token): axum::extract::Path<String>,
 ) -> Response {
     if !valid_token(&token) {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Unknown link",
-            "<p>This link is not valid.</p>",
-        );
+        return unknown_link();
     }
     match token_op(&state, SubsOp::Unsubscribe(token)).await {
         Ok(_) => page(

@@ -100,7 +100,13 @@ async fn email_double_opt_in_update_and_unsubscribe_over_real_smtp() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let html = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/html"));
+    assert!(html, "a person who posted the form reads a page");
     let body = response.text().await.unwrap();
+    assert!(body.contains("Check your mailbox"), "{body}");
     assert!(
         !body.contains("ana@"),
         "the address is never echoed: {body}"
