@@ -49,6 +49,20 @@ const CSS_CACHE: &str = "public, max-age=31536000, immutable";
 /// A page is built again after this long even without a commit: what is "recent" and
 /// which maintenance is in progress depend on the time.
 const REBUILD_AFTER: TimeDelta = TimeDelta::seconds(60);
+/// When only uptime (probe results) changed since the page was built, it is built again
+/// after this long: incidents, their updates and maintenances show at once, uptime figures
+/// within these seconds (wall time: how often the server works, not what the page says).
+const UPTIME_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether the two snapshots hold the same incidents, public updates, recent incidents and
+/// maintenances (shared, unchanged maps: a pointer comparison each).
+fn same_public_content(built: &Snapshot, now: &Snapshot) -> bool {
+    built.incidents.ptr_eq(&now.incidents)
+        && built.public_updates.ptr_eq(&now.public_updates)
+        && built.recent.ptr_eq(&now.recent)
+        && Arc::ptr_eq(&built.maintenances, &now.maintenances)
+        && Arc::ptr_eq(&built.restrictions, &now.restrictions)
+}
 /// What a month of the history says when a restricted incident opened in it: that much,
 /// and nothing of the incident.
 pub const HISTORY_NOTICE: &str = "A security matter was handled this month";
@@ -117,6 +131,9 @@ struct Built {
     not_found: Bytes,
     /// Each service's daily uptime (the badges').
     uptime: UptimeView,
+    /// What it was built from, and when (wall time).
+    snapshot: Arc<Snapshot>,
+    built: std::time::Instant,
 }
 
 impl StatusPages {
@@ -172,10 +189,18 @@ impl StatusPages {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut updated_at = now;
         if let Some(c) = cached.as_ref()
-            && c.version == snapshot.version
+            && Arc::ptr_eq(&c.settings, &settings)
         {
-            updated_at = c.updated_at;
-            if Arc::ptr_eq(&c.settings, &settings) && now - c.built_at < REBUILD_AFTER {
+            if c.version == snapshot.version {
+                updated_at = c.updated_at;
+                if now - c.built_at < REBUILD_AFTER {
+                    return c.clone();
+                }
+            } else if same_public_content(&c.snapshot, &snapshot)
+                && c.built.elapsed() < UPTIME_REFRESH
+            {
+                // Only probe results changed (uptime, detectors): every probe run changes
+                // the snapshot, and rebuilding for each would make every reader pay for it.
                 return c.clone();
             }
         }
@@ -202,6 +227,8 @@ impl StatusPages {
             updated_at,
             model,
             uptime,
+            snapshot,
+            built: std::time::Instant::now(),
         });
         *cached = Some(built.clone());
         built
