@@ -13,6 +13,7 @@ mod limits;
 mod maintenances;
 mod matchers;
 mod reload;
+pub mod signups;
 mod webhooks;
 mod workflow;
 
@@ -76,7 +77,7 @@ pub struct Api {
     /// The configured webhook consumers (`GET /api/v1/webhooks`).
     pub consumers: crate::notify::ConsumerNames,
     /// Status-page sign-ups: whether mail is on, the services, the per-IP limit.
-    pub signups: crate::web::subscribe::Signups,
+    pub signups: signups::Signups,
 }
 
 /// The handlers' state: a reference-counted [`Api`], so a request's copy is one count.
@@ -112,7 +113,9 @@ impl Api {
     }
 }
 
-pub fn router(state: ApiState) -> Router {
+/// The API's routes with `pages`, the routes for people that share its state (the status
+/// page's sign-ups), behind the same limits and guard.
+pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
     let status = state.status.clone().router();
     let guard_state = state.clone();
     Router::new()
@@ -172,7 +175,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/events", post(ingest::events))
         .route("/v2/enqueue", post(ingest::events))
         .merge(webhooks::routes())
-        .merge(crate::web::subscribe::routes())
+        .merge(pages)
         .with_state(state)
         .merge(status)
         .fallback(not_found)

@@ -241,7 +241,7 @@ impl App {
             clock: clock.clone(),
             site,
             consumers,
-            signups: crate::web::subscribe::Signups::new(
+            signups: crate::api::signups::Signups::new(
                 config.mail.is_some(),
                 config
                     .status_page
@@ -277,7 +277,7 @@ impl App {
         );
         let mut server = tokio::spawn(http::serve(
             listener,
-            api::router(state),
+            api::router(state, crate::web::subscribe::routes()),
             max_connections,
             config.http,
             http_stop.clone(),

@@ -4,7 +4,7 @@
 //!   `webhook_url`, and `services` (repeat the field, or a JSON list; none: every service).
 //!   Email: stored unconfirmed, a confirmation mail queued (202); webhook: confirmed at once,
 //!   201 with `{id, secret}` — the secret shown this once. The same address again creates no
-//!   duplicate. At most [`PER_MINUTE`] sign-ups a minute per client IP (429, `Retry-After`).
+//!   duplicate. At most [`PER_MINUTE`](crate::api::signups::PER_MINUTE) sign-ups a minute per client IP (429, `Retry-After`).
 //! - `GET /subscriptions/confirm/{token}` — confirms (a small HTML page).
 //! - `GET /subscriptions/unsubscribe/{token}` — a button; `POST` the same path unsubscribes
 //!   (RFC 8058 one-click: mail clients POST `List-Unsubscribe=One-Click`).
@@ -12,10 +12,8 @@
 //! Admin: `GET /api/v1/subscribers` (export), `DELETE /api/v1/subscribers/{id}`.
 //! Addresses never appear in a public answer, a log or a metric.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -29,53 +27,8 @@ use crate::api::{ApiError, ApiState};
 use crate::engine::subscriptions::{NewSubscriber, SignUp, SubsAnswer, SubsOp};
 use crate::store::Channel;
 
-/// Sign-ups a client IP may make per minute.
-pub const PER_MINUTE: usize = 5;
-/// Client IPs remembered at most (the oldest window is dropped first).
-const MAX_CLIENTS: usize = 10_000;
 const MAX_URL: usize = 2048;
 const MAX_EMAIL: usize = 254;
-
-/// What the routes need beyond the API's state.
-pub struct Signups {
-    /// Whether `mail:` is configured (email subscriptions are taken).
-    pub mail: bool,
-    /// The configured services; empty: any name.
-    pub services: Vec<String>,
-    limiter: Mutex<HashMap<IpAddr, (Instant, usize)>>,
-}
-
-impl Signups {
-    pub fn new(mail: bool, services: Vec<String>) -> Signups {
-        Signups {
-            mail,
-            services,
-            limiter: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `Err(seconds to wait)` when `ip` made [`PER_MINUTE`] sign-ups this minute.
-    fn admit(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
-        let mut clients = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
-        if clients.len() >= MAX_CLIENTS && !clients.contains_key(&ip) {
-            clients.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
-            if clients.len() >= MAX_CLIENTS {
-                return Err(60);
-            }
-        }
-        let (start, count) = clients.entry(ip).or_insert((now, 0));
-        if now.duration_since(*start) >= Duration::from_secs(60) {
-            *start = now;
-            *count = 0;
-        }
-        if *count >= PER_MINUTE {
-            let left = Duration::from_secs(60).saturating_sub(now.duration_since(*start));
-            return Err(left.as_secs().max(1));
-        }
-        *count += 1;
-        Ok(())
-    }
-}
 
 pub fn routes() -> axum::Router<ApiState> {
     axum::Router::new()
@@ -437,19 +390,6 @@ async fn delete_subscriber(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rate_limit_per_ip() {
-        let signups = Signups::new(true, Vec::new());
-        let ip = IpAddr::from([127, 0, 0, 1]);
-        let now = Instant::now();
-        for _ in 0..PER_MINUTE {
-            assert!(signups.admit(ip, now).is_ok());
-        }
-        assert!(signups.admit(ip, now).is_err());
-        assert!(signups.admit(IpAddr::from([127, 0, 0, 2]), now).is_ok());
-        assert!(signups.admit(ip, now + Duration::from_secs(61)).is_ok());
-    }
 
     #[test]
     fn form_fields_decode() {
