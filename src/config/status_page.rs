@@ -67,14 +67,21 @@ impl StatusService {
         service: Option<&str>,
         labels: &BTreeMap<String, String>,
     ) -> bool {
-        if service == Some(self.name.as_str()) && self.is_default_match() {
-            return true;
+        if self.is_default_match() {
+            // The common case, asked for every recent incident and service on each page
+            // built: two string comparisons, no map walk.
+            return service == Some(self.name.as_str())
+                || labels.get("service").map(String::as_str) == Some(self.name.as_str());
         }
         self.matches(labels)
     }
 
     fn is_default_match(&self) -> bool {
-        self.matchers.len() == 1 && self.matchers.get("service") == Some(&self.name)
+        self.matchers.len() == 1
+            && self
+                .matchers
+                .first_key_value()
+                .is_some_and(|(k, v)| k == "service" && *v == self.name)
     }
 }
 
