@@ -523,7 +523,7 @@ pub fn build(inputs: &PageInputs<'_>) -> Model {
     }
     let mut notice = None;
     let mut active = Vec::new();
-    let mut resolved = Vec::new();
+    let mut shown_resolved: Vec<(DateTime<Utc>, &Incident, &[TimelineEntry])> = Vec::new();
     let since = inputs.now - TimeDelta::days(RECENT_DAYS);
     let none = Vec::new();
     let notes = |id: u64| {
@@ -555,20 +555,25 @@ pub fn build(inputs: &PageInputs<'_>) -> Model {
             if active.len() < MAX_INCIDENTS {
                 active.push(incident_model(incident, notes(incident.id.0), page));
             }
-        } else if incident.resolved_at.is_some_and(|at| at >= since) {
-            resolved.push(incident_model(incident, notes(incident.id.0), page));
+        } else if let Some(at) = incident.resolved_at.filter(|at| *at >= since) {
+            shown_resolved.push((at, incident, notes(incident.id.0)));
         }
     }
     for recent in snapshot.recent.values().rev() {
         let incident = recent.incident.as_ref();
-        if visibility(incident, &snapshot.restrictions, page) == Visibility::Public
-            && incident.resolved_at.is_some_and(|at| at >= since)
+        if let Some(at) = incident.resolved_at.filter(|at| *at >= since)
+            && visibility(incident, &snapshot.restrictions, page) == Visibility::Public
         {
-            resolved.push(incident_model(incident, &recent.updates, page));
+            shown_resolved.push((at, incident, recent.updates.as_slice()));
         }
     }
-    resolved.sort_by(|a, b| b.resolved_at.cmp(&a.resolved_at));
-    resolved.truncate(MAX_INCIDENTS.saturating_sub(active.len()));
+    // Only those shown become models: the recent list may hold a thousand.
+    shown_resolved.sort_by_key(|(at, _, _)| std::cmp::Reverse(*at));
+    shown_resolved.truncate(MAX_INCIDENTS.saturating_sub(active.len()));
+    let resolved: Vec<IncidentModel> = shown_resolved
+        .into_iter()
+        .map(|(_, incident, updates)| incident_model(incident, updates, page))
+        .collect();
 
     let mut maintenances: Vec<MaintenanceModel> = inputs
         .maintenances
