@@ -132,6 +132,13 @@ pub async fn create(
     })?;
     let now = state.clock.now();
     let new = check(body, now, caller.name)?;
+    // The services listed now (a reload may have changed them).
+    let page = state.read.borrow().status_page.clone();
+    if let Some(unknown) = page.unknown_service(&new.services) {
+        return Err(ApiError::bad_request(format!(
+            "`services`: `{unknown}` is not a service of the status page (status_page.services)"
+        )));
+    }
     let maintenance = state.engine.maintain(new).await?;
     Ok((
         StatusCode::CREATED,

@@ -15,16 +15,13 @@ const MAX_CLIENTS: usize = 10_000;
 pub struct Signups {
     /// Whether `mail:` is configured (email subscriptions are taken).
     pub mail: bool,
-    /// The configured services; empty: any name.
-    pub services: Vec<String>,
     limiter: Mutex<HashMap<IpAddr, (Instant, usize)>>,
 }
 
 impl Signups {
-    pub fn new(mail: bool, services: Vec<String>) -> Signups {
+    pub fn new(mail: bool) -> Signups {
         Signups {
             mail,
-            services,
             limiter: Mutex::new(HashMap::new()),
         }
     }
@@ -58,7 +55,7 @@ mod tests {
 
     #[test]
     fn rate_limit_per_ip() {
-        let signups = Signups::new(true, Vec::new());
+        let signups = Signups::new(true);
         let ip = IpAddr::from([127, 0, 0, 1]);
         let now = Instant::now();
         for _ in 0..PER_MINUTE {

@@ -241,15 +241,7 @@ impl App {
             clock: clock.clone(),
             site,
             consumers,
-            signups: crate::api::signups::Signups::new(
-                config.mail.is_some(),
-                config
-                    .status_page
-                    .services
-                    .iter()
-                    .map(|s| s.name.clone())
-                    .collect(),
-            ),
+            signups: crate::api::signups::Signups::new(config.mail.is_some()),
         });
         let subscription_stop = CancellationToken::new();
         let subscription_worker = crate::notify::subscribers::SubscriptionWorker {

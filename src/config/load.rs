@@ -2938,11 +2938,19 @@ status_page:
         assert!(search.matches(&labels(&[("team", "search"), ("env", "prod")])));
         assert!(!search.matches(&labels(&[("team", "search")])));
         assert!(!search.matches_incident(Some("search"), &BTreeMap::new()));
+        let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(page.unknown_service(&names(&["search", "checkout"])), None);
+        assert_eq!(
+            page.unknown_service(&names(&["search", "cart"])),
+            Some("cart")
+        );
         let (_dir, config) = load_ok(&[("incidentd.yaml", "status_page:\n")]);
         assert_eq!(
             config.status_page,
             crate::config::StatusPageConfig::default()
         );
+        // No service listed: any name is taken.
+        assert_eq!(config.status_page.unknown_service(&names(&["cart"])), None);
     }
 
     #[test]

@@ -52,6 +52,20 @@ pub struct StatusService {
     pub matchers: BTreeMap<String, String>,
 }
 
+impl StatusPageConfig {
+    /// The first of `names` that is not a listed service, if services are listed (with
+    /// none listed, any name is taken): what sign-ups and maintenances refuse.
+    pub fn unknown_service<'a>(&self, names: &'a [String]) -> Option<&'a str> {
+        if self.services.is_empty() {
+            return None;
+        }
+        names
+            .iter()
+            .find(|name| !self.services.iter().any(|s| &s.name == *name))
+            .map(String::as_str)
+    }
+}
+
 impl StatusService {
     /// Whether something with these labels feeds this service.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {

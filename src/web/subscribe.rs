@@ -161,9 +161,9 @@ async fn subscribe(
     if services.len() > 500 {
         return Err(ApiError::bad_request("services: at most 500"));
     }
-    if !signups.services.is_empty()
-        && let Some(unknown) = services.iter().find(|s| !signups.services.contains(s))
-    {
+    // The services listed now (a reload may have changed them).
+    let listed = state.read.borrow().status_page.clone();
+    if let Some(unknown) = listed.unknown_service(&services) {
         return Err(ApiError::bad_request(format!(
             "services: unknown service `{}`",
             escape(&unknown.chars().take(64).collect::<String>())

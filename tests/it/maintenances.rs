@@ -346,6 +346,21 @@ status_page:
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    // A service the page does not list is refused, by name.
+    let (status, body) = app
+        .post(
+            "/api/v1/maintenances",
+            Some(plan(json!(["payments", "paymnets"]), 0, 60)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`paymnets`"),
+        "{body}"
+    );
     let push = |team: &str| json!([{"labels": {"alertname": "Down", "team": team}}]);
     let (_, body) = app.post("/api/v2/alerts", Some(push("payments"))).await;
     assert_eq!(body["alerts"][0]["outcome"], "suppressed", "{body}");
