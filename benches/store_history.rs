@@ -35,7 +35,7 @@ use incidentd::domain::incident::{Incident, IncidentId, Kind, State, Tier};
 use incidentd::domain::priority::Priority;
 use incidentd::domain::signal::Signal;
 use incidentd::domain::sla::{self, SlaPolicies};
-use incidentd::store::{LIST_SCAN_BUDGET, SCHEMA_VERSION, Store};
+use incidentd::store::{LIST_SCAN_BUDGET, Store};
 
 const INCIDENTS: u64 = 1_000_000;
 /// One incident in this many is not closed.
@@ -89,31 +89,9 @@ fn incident(id: u64, policies: &SlaPolicies) -> Incident {
 
 /// The store of 1,000,000 incidents: reused when a complete one of this schema exists.
 fn fixture(policies: &SlaPolicies) -> PathBuf {
-    // target/<profile>/deps/<bench binary>
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.ancestors().nth(3).unwrap();
-    let dir = target.join("bench-fixtures");
-    let path = dir.join(format!("store-history-{INCIDENTS}-v{SCHEMA_VERSION}.redb"));
-    if path.exists() {
-        eprintln!("reusing {}", path.display());
-        return path;
-    }
-    let partial = path.with_extension("redb.partial");
-    let _ = std::fs::remove_file(&partial);
-    std::fs::create_dir_all(&dir).unwrap();
-    let started = std::time::Instant::now();
-    let store = Store::open(&partial).unwrap();
-    fixtures::fill(&store, INCIDENTS, |id| incident(id, policies));
-    drop(store);
-    std::fs::rename(&partial, &path).unwrap();
-    let size = std::fs::metadata(&path).unwrap().len();
-    eprintln!(
-        "wrote {INCIDENTS} incidents in {:.1?} ({} MiB) to {}",
-        started.elapsed(),
-        size >> 20,
-        path.display()
-    );
-    path
+    fixtures::cached_store(&format!("store-history-{INCIDENTS}"), |store| {
+        fixtures::fill(store, INCIDENTS, |id| incident(id, policies));
+    })
 }
 
 /// The filter `GET /api/v1/incidents?state=open` builds (the store gets the states too).

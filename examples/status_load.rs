@@ -28,7 +28,7 @@ use incidentd::domain::priority::Priority;
 use incidentd::domain::signal::Signal;
 use incidentd::domain::sla::{self, SlaPolicies};
 use incidentd::domain::uptime::{DayCount, day_of};
-use incidentd::store::{Batch, SCHEMA_VERSION, Store};
+use incidentd::store::Batch;
 
 #[path = "../benches/fixtures/mod.rs"]
 #[allow(dead_code)]
@@ -68,53 +68,32 @@ fn incident(id: u64, policies: &SlaPolicies) -> Incident {
 
 /// The filled store, reused when a complete one of this schema exists.
 fn fixture() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/examples/<binary>
-    let target = exe.ancestors().nth(3).unwrap();
-    let dir = target.join("bench-fixtures");
-    let path = dir.join(format!("status-{INCIDENTS}-v{SCHEMA_VERSION}.redb"));
-    if path.exists() {
-        eprintln!("reusing {}", path.display());
-        return path;
-    }
-    let partial = path.with_extension("redb.partial");
-    let _ = std::fs::remove_file(&partial);
-    std::fs::create_dir_all(&dir).unwrap();
-    let started = Instant::now();
-    let policies = SlaPolicies::default();
-    let store = Store::open(&partial).unwrap();
-    fixtures::fill(&store, INCIDENTS, |id| incident(id, &policies));
-    // 90 days of uptime per probe: every run of the day, a few failed now and then.
-    let today = day_of(now());
-    let mut batch = Batch::default();
-    for probe in 0..SERVICES {
-        for day in today - DAYS + 1..=today {
-            let runs = 1_440;
-            let failed = if (probe as i32 + day) % 17 == 0 {
-                30
-            } else {
-                0
-            };
-            batch.put_uptime(
-                &format!("probe-{probe:03}"),
-                day,
-                DayCount {
-                    runs,
-                    ok: runs - failed,
-                },
-            );
+    fixtures::cached_store(&format!("status-{INCIDENTS}"), |store| {
+        let policies = SlaPolicies::default();
+        fixtures::fill(store, INCIDENTS, |id| incident(id, &policies));
+        // 90 days of uptime per probe: every run of the day, a few failed now and then.
+        let today = day_of(now());
+        let mut batch = Batch::default();
+        for probe in 0..SERVICES {
+            for day in today - DAYS + 1..=today {
+                let runs = 1_440;
+                let failed = if (probe as i32 + day) % 17 == 0 {
+                    30
+                } else {
+                    0
+                };
+                batch.put_uptime(
+                    &format!("probe-{probe:03}"),
+                    day,
+                    DayCount {
+                        runs,
+                        ok: runs - failed,
+                    },
+                );
+            }
         }
-    }
-    store.commit(&batch).unwrap();
-    drop(store);
-    std::fs::rename(&partial, &path).unwrap();
-    eprintln!(
-        "wrote {INCIDENTS} incidents and {} uptime days in {:.1?} to {}",
-        SERVICES as i32 * DAYS,
-        started.elapsed(),
-        path.display()
-    );
-    path
+        store.commit(&batch).unwrap();
+    })
 }
 
 fn config(dir: &Path, store: &Path) -> PathBuf {
