@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
 use crate::config::StatusPageConfig;
 use crate::domain::incident::{Incident, State as IncidentState};
@@ -347,35 +347,5 @@ impl Subscriptions {
                 Outcome::Retry(entry) => txn.batch.put_notification(*entry),
             }
         }
-    }
-}
-
-/// When a subscriber's notification is tried again, or `None` to give up (24 h).
-pub fn retry_at(
-    created_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-    failures: u32,
-    jitter: f64,
-) -> Option<DateTime<Utc>> {
-    use crate::notify::retry::{Next, next};
-    const SCHEDULE: [std::time::Duration; 6] = [
-        std::time::Duration::from_secs(10),
-        std::time::Duration::from_secs(60),
-        std::time::Duration::from_secs(300),
-        std::time::Duration::from_secs(1800),
-        std::time::Duration::from_secs(3600),
-        std::time::Duration::from_secs(4 * 3600),
-    ];
-    match next(
-        &SCHEDULE,
-        std::time::Duration::from_secs(24 * 3600),
-        created_at,
-        now,
-        failures,
-        None,
-        jitter,
-    ) {
-        Next::After(wait) => Some(now + Duration::from_std(wait).unwrap_or(Duration::zero())),
-        Next::DeadLetter => None,
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Mail, Tokio1Executor};
 use tokio::task::JoinSet;
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::MailConfig;
 use crate::engine::EngineHandle;
-use crate::engine::subscriptions::{Outcome, SubsOp, retry_at};
+use crate::engine::subscriptions::{Outcome, SubsOp};
 use crate::store::{Channel, Message, Notification, StatusUpdate, Store, Subscriber};
 
 /// Sends in flight at once.
@@ -56,6 +57,31 @@ impl Mailer {
             transport,
             from: config.from.parse()?,
         })
+    }
+}
+
+/// When a subscriber's notification is tried again, or `None` to give up: the webhook
+/// consumers' default schedule and maximum age (the same at-least-once promise).
+pub fn retry_at(
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    failures: u32,
+    jitter: f64,
+) -> Option<DateTime<Utc>> {
+    use super::retry::{Next, next};
+    use crate::config::{DEFAULT_RETRY_SCHEDULE, DEFAULT_WEBHOOK_MAX_AGE};
+    let next = next(
+        &DEFAULT_RETRY_SCHEDULE,
+        DEFAULT_WEBHOOK_MAX_AGE,
+        created_at,
+        now,
+        failures,
+        None,
+        jitter,
+    );
+    match next {
+        Next::After(wait) => Some(now + chrono::Duration::from_std(wait).ok()?),
+        Next::DeadLetter => None,
     }
 }
 
@@ -298,9 +324,25 @@ impl SubscriptionWorker {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
-
     use super::*;
+
+    #[test]
+    fn notifications_retry_on_the_webhook_schedule_and_give_up_after_a_day() {
+        let created = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
+        let first = retry_at(created, created, 1, 0.5).unwrap();
+        assert_eq!(first - created, chrono::Duration::seconds(5));
+        let late = created + chrono::Duration::hours(23);
+        let last = retry_at(created, late, 6, 0.5).unwrap();
+        assert_eq!(
+            last,
+            created + chrono::Duration::hours(24),
+            "never past a day"
+        );
+        assert_eq!(
+            retry_at(created, created + chrono::Duration::hours(24), 7, 0.5),
+            None
+        );
+    }
 
     #[test]
     fn masks_addresses() {

@@ -517,7 +517,7 @@ async fn sigkill_keeps_a_subscriber_notification_that_failed() {
 
     receiver.set(200);
     let second = Server::start(&dir);
-    // The retry is due 8 to 12 s after the failed attempt.
+    // The retry is due 4 to 6 s after the failed attempt (the webhooks' schedule).
     eventually("the notification after the restart", DEADLINE, async || {
         receiver.accepted().into_iter().next()
     })
