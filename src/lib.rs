@@ -11,7 +11,8 @@
 //! - [`ingest`]: alert payloads (Alertmanager webhook v4, v2 push, PagerDuty Events v2) →
 //!   alerts, every problem naming its field.
 //! - [`notify`]: webhook delivery from the outbox, Standard Webhooks signing.
-//! - [`api`]: the HTTP API; [`view`]: the JSON shape of an incident.
+//! - [`api`]: the HTTP API; [`view`]: the JSON shape of an incident; [`visibility`]: what
+//!   the public may see of one (the status page, feeds, subscribers, the engine's announcements).
 //! - [`config`]: strict YAML config, every error with `FILE:LINE:COL`.
 //! - [`app`]: start-up and ordered shutdown; [`cli`]: the commands; [`ctl`]: `incidentd ctl`,
 //!   the HTTP API's command-line client.
@@ -37,4 +38,5 @@ pub mod rule_test_runner;
 pub mod sla_report;
 pub mod store;
 pub mod view;
+pub mod visibility;
 pub mod web;

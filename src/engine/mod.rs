@@ -56,7 +56,7 @@ use crate::domain::uptime::{self, Day, UptimeHistory};
 use crate::metrics::Metrics;
 use crate::store::{Counters, Store, StoreError};
 use crate::view::{Clearance, Restrictions};
-use crate::web::public::{Visibility, visibility};
+use crate::visibility::{Visibility, visibility};
 
 use command::Command;
 use outbox::Event;

@@ -37,7 +37,7 @@ pub struct Snapshot {
     /// Incidents closed lately (see [`RECENT_DAYS`], at most [`RECENT_MAX`]), by id, with
     /// their public notes: the status page's recent history without a store read. Only
     /// those the page shows (public, or restricted as the generic notice: see
-    /// [`crate::web::public::visibility`]), so private incidents never take the places of
+    /// [`crate::visibility::visibility`]), so private incidents never take the places of
     /// public ones; a reload that changes what the public sees reads them again.
     pub recent: imbl::OrdMap<u64, Recent>,
     /// Each rule's detector per subject, as far as it is shown (firing, streaks, flapping).

@@ -15,7 +15,7 @@ use crate::store::{
     SubscriptionCounters,
 };
 use crate::view::Restrictions;
-use crate::web::public::{Visibility, services_of, visibility};
+use crate::visibility::{Visibility, services_of, visibility};
 
 use super::EngineError;
 use super::txn::Txn;

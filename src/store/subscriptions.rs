@@ -70,7 +70,7 @@ pub struct Subscriber {
     pub confirmation_sent_at: Option<DateTime<Utc>>,
 }
 
-/// What an announcement says, public fields only (see `web::public`).
+/// What an announcement says, public fields only (see `visibility`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusUpdate {

@@ -1,7 +1,6 @@
 //! HTML and other pages for people: the public status page, its feeds and badges.
 
 pub mod page;
-pub mod public;
 mod render;
 pub mod status;
 pub mod subscribe;

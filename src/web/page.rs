@@ -1,7 +1,7 @@
 //! What the public status page shows, built once per snapshot from the engine's read model
 //! and the `status_page` settings: the HTML page, `/status.json`, the Atom feeds and the
 //! badges all render this one model, so they never disagree, and what the public may see
-//! is decided only by [`super::public::visibility`].
+//! is decided only by [`crate::visibility::visibility`].
 //!
 //! Daily uptime and maintenances come from elsewhere: [`PageInputs`] takes them as small
 //! views ([`UptimeView`], [`MaintenanceView`]); without them the page shows days without
@@ -13,12 +13,12 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Serialize, Serializer};
 
-use super::public::{Visibility, services_of, visibility};
 use crate::config::StatusPageConfig;
 use crate::domain::incident::{Incident, State, TimelineEntry};
 use crate::domain::priority::Priority;
 use crate::engine::Snapshot;
 use crate::view::timestamp;
+use crate::visibility::{Visibility, services_of, visibility};
 
 /// What the generic notice of restricted incidents says.
 pub const RESTRICTED_NOTICE: &str = "We are investigating a security matter";

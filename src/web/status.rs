@@ -1,7 +1,7 @@
 //! The public status page's routes, without auth: `/` (HTML), `/status.json`,
 //! `/incidents/{id}`, `/history?month=YYYY-MM`, `/feed.atom`, `/feed/{service}.atom`,
 //! `/badge/{service}/status.svg`, `/badge/{service}/uptime-{7d,30d,90d}.svg` and the
-//! stylesheet. What the public sees is decided by [`super::public::visibility`] only: a
+//! stylesheet. What the public sees is decided by [`crate::visibility::visibility`] only: a
 //! restricted incident (a data breach) shows as one generic notice — no id, no title, and
 //! it does not colour any service.
 //!
@@ -29,7 +29,6 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::page::{self, IncidentModel, MaintenanceView, Model, PageInputs, UptimeView};
-use super::public::{Visibility, visibility};
 use super::render;
 use crate::clock::Clock;
 use crate::config::StatusPageConfig;
@@ -37,6 +36,7 @@ use crate::domain::incident::{Incident, IncidentId};
 use crate::domain::maintenance::MaintenanceState;
 use crate::engine::{ReadModel, Snapshot};
 use crate::store::{LIST_SCAN_BUDGET, Store};
+use crate::visibility::{Visibility, visibility};
 
 pub use super::page::RESTRICTED_NOTICE;
 
