@@ -33,6 +33,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod report;
 pub mod rule_test_runner;
 pub mod sla_report;
 pub mod store;
