@@ -11,8 +11,10 @@
 //! place that redacts: never internal notes, evidence or labels, and of a restricted
 //! incident only its id, state, opening and when and where its calls are.
 //!
-//! Answers carry `Cache-Control: no-store` and `Referrer-Policy: no-referrer`, so neither a
-//! cache nor the meeting site a call links to learns the link.
+//! Answers carry `Cache-Control: no-store` and `Referrer-Policy: same-origin`, so neither a
+//! cache nor the meeting site a call links to learns the link. (Not `no-referrer`: with it
+//! browsers send `Origin: null` with the page's own form, which the guard's cross-site
+//! check rightly refuses.)
 
 use std::time::{Duration, Instant};
 
@@ -71,7 +73,7 @@ fn private(status: StatusCode, html: String) -> Response {
     let mut response = (status, Html(html)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     headers.insert("x-robots-tag", HeaderValue::from_static("noindex"));
     response
 }

@@ -216,7 +216,7 @@ async fn the_reporter_link_shows_the_ticket_takes_comments_and_dies_when_revoked
     let (status, headers, html) = page(&app, &link).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["cache-control"], "no-store");
-    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["referrer-policy"], "same-origin");
     for expected in [
         "VPN broken",
         "Received, waiting for a responder",
