@@ -200,7 +200,8 @@ fn invalid(state: &ApiState) -> Response {
     private(StatusCode::NOT_FOUND, html)
 }
 
-/// The page of the link whose token hashes to `hash`, or `None` when no working link does.
+/// The page of the link with this token, or the "not valid" page when no working link has
+/// it.
 async fn page(
     state: &ApiState,
     token: &str,
@@ -286,6 +287,14 @@ async fn comment(
         return refused(StatusCode::BAD_REQUEST, error.message).await;
     }
     let hash = hash(&token);
+    // Only a working link is counted: made-up tokens never fill the limiter.
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.reporter_link(&hash)).await {
+        Ok(Ok(Some(_))) => {}
+        Ok(Ok(None)) => return invalid(&state),
+        Ok(Err(error)) => return ApiError::internal(error).into_response(),
+        Err(error) => return ApiError::internal(error).into_response(),
+    }
     if let Err(wait) = state.reporter_comments.admit(hash, Instant::now()) {
         let mut response = refused(
             StatusCode::TOO_MANY_REQUESTS,
