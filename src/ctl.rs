@@ -102,6 +102,22 @@ pub enum Verb {
         #[arg(long)]
         reason: String,
     },
+    /// Schedule a call from L2 or L3 (with the reporter of a ticket, who sees it on their
+    /// page and gets it by mail when mail is configured).
+    Call {
+        id: String,
+        /// The bridge or meeting URL (http or https). Not `--url`: that is the server's.
+        #[arg(long, visible_alias = "meeting")]
+        bridge: String,
+        /// When, RFC 3339 (`2026-03-02T10:00:00Z`).
+        #[arg(long)]
+        at: String,
+        /// Who takes part; repeatable.
+        #[arg(long = "participant", value_name = "NAME")]
+        participants: Vec<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Open a ticket (an incident or a request reported by a person).
     Open(OpenArgs),
     /// Change an incident's title, category, impact, urgency, priority or service (audited).
@@ -362,6 +378,25 @@ pub fn plan(verb: &Verb) -> (Call, Shape) {
                 .with_body(object([("reason", Some(s(reason)))])),
             Shape::Change("reopened"),
         ),
+        Verb::Call {
+            id,
+            bridge,
+            at,
+            participants,
+            note,
+        } => {
+            let participants = (!participants.is_empty())
+                .then(|| Value::Array(participants.iter().map(|p| s(p)).collect()));
+            (
+                Call::incident(M::POST, id, Some("calls")).with_body(object([
+                    ("url", Some(s(bridge))),
+                    ("at", Some(s(at))),
+                    ("participants", participants),
+                    ("note", text(note)),
+                ])),
+                Shape::Change("call scheduled for"),
+            )
+        }
         Verb::Open(open) => {
             let reporter = object([
                 ("name", Some(s(&open.reporter))),
@@ -894,16 +929,21 @@ pub fn render_sla(report: &Value) -> String {
     out
 }
 
-/// One line after a change: `acknowledged INC-1 (acknowledged, P2, L1): Web down (503)`.
+/// One line after a change: `acknowledged INC-1 (acknowledged, P2, L1): Web down (503)`;
+/// a new ticket's reporter link on a second line (the server answers it only this once).
 pub fn render_change(action: &str, incident: &Value) -> String {
-    format!(
+    let mut out = format!(
         "{action} {} ({}, {}, {}): {}\n",
         field(&incident["id"]),
         state(incident),
         field(&incident["priority"]),
         field(&incident["tier"]),
         field(&incident["title"]),
-    )
+    );
+    if let Some(link) = incident["reporter_link"].as_str() {
+        let _ = writeln!(out, "reporter link (shown once): {}", one_line(link));
+    }
+    out
 }
 
 /// The state, with a resolution still waiting for the probe's confirmation said so.
@@ -1596,6 +1636,16 @@ similar:
     }
 
     #[test]
+    fn a_new_tickets_reporter_link_is_shown_once_below_the_change() {
+        let incident = json!({"id": "INC-4", "state": "open", "priority": "P3", "tier": "L1",
+                              "title": "VPN broken", "reporter_link": "https://desk.example/r/abc\u{1b}"});
+        assert_eq!(
+            render_change("opened", &incident),
+            "opened INC-4 (open, P3, L1): VPN broken\nreporter link (shown once): https://desk.example/r/abc\\u{1b}\n"
+        );
+    }
+
+    #[test]
     fn a_change_is_one_line() {
         assert_eq!(
             render_change("acknowledged", &web_down()),
@@ -1726,6 +1776,45 @@ similar:
                             "labels": {"team": "shop", "env": "prod"}}),
                 ),
                 Shape::Change("opened"),
+            ),
+            (
+                vec![
+                    "call",
+                    "INC-1",
+                    "--bridge",
+                    "https://meet.example/7",
+                    "--at",
+                    "2026-03-02T10:00:00Z",
+                    "--participant",
+                    "Ana",
+                    "--participant",
+                    "Budi",
+                    "--note",
+                    "bring the log",
+                ],
+                Method::POST,
+                "api/v1/incidents/INC-1/calls",
+                Some(
+                    json!({"url": "https://meet.example/7", "at": "2026-03-02T10:00:00Z",
+                            "participants": ["Ana", "Budi"], "note": "bring the log"}),
+                ),
+                Shape::Change("call scheduled for"),
+            ),
+            (
+                vec![
+                    "call",
+                    "INC-1",
+                    "--meeting",
+                    "https://meet.example/7",
+                    "--at",
+                    "2026-03-02T10:00:00Z",
+                    "--url",
+                    "http://127.0.0.1:9750",
+                ],
+                Method::POST,
+                "api/v1/incidents/INC-1/calls",
+                Some(json!({"url": "https://meet.example/7", "at": "2026-03-02T10:00:00Z"})),
+                Shape::Change("call scheduled for"),
             ),
             (
                 vec!["update", "INC-1", "--priority", "P1", "--reason", "VIP"],

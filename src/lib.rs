@@ -17,9 +17,10 @@
 //! - [`app`]: start-up and ordered shutdown; [`cli`]: the commands; [`ctl`]: `incidentd ctl`,
 //!   the HTTP API's command-line client.
 //! - [`rule_test_runner`]: `incidentd test`, rule unit tests run on the real engine.
-//! - [`sla_report`]: `GET /api/v1/sla`, TAT compliance over a window.
+//! - [`sla_report`]: `GET /api/v1/sla`, TAT compliance over a window; [`report`]: the
+//!   post-incident review draft of one incident.
 //! - [`web`]: pages for people — the public status page (`/status.json`, `/`), built from
-//!   the engine's read model, restricted incidents hidden.
+//!   the engine's read model, restricted incidents hidden; the reporter's private page.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -34,6 +35,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod report;
 pub mod rule_test_runner;
 pub mod sla_report;
 pub mod store;

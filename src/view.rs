@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::domain::incident::{Evidence, Incident, Reporter, Source, TimelineEntry};
+use crate::domain::incident::{
+    Call, Evidence, Incident, REPORTER_COMMENT, Reporter, Source, TimelineEntry,
+};
 use crate::domain::sla::{Phase, SlaClock, SlaName, SlaPolicies};
 
 #[derive(Debug, Serialize)]
@@ -43,6 +45,8 @@ pub struct IncidentView<'a> {
     pub breach_notification_due_at: Option<String>,
     /// The SLA clocks as they stand now.
     pub sla: SlaView,
+    /// Calls scheduled from L2 or L3, oldest first.
+    pub calls: Vec<CallView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<TimelineView<'a>>>,
     /// Similar past incidents, best first; only in the answer for one incident.
@@ -124,6 +128,30 @@ impl ClockView {
             elapsed_wall_seconds: seconds(clock.wall_elapsed_at(now)),
             remaining_wall_seconds: due.map(|due| seconds(due - now)),
             calendar: calendar.describe(),
+        }
+    }
+}
+
+/// A scheduled call in the incident's JSON.
+#[derive(Debug, Serialize)]
+pub struct CallView<'a> {
+    pub at: String,
+    pub url: &'a str,
+    pub participants: &'a [String],
+    pub note: Option<&'a str>,
+    pub scheduled_by: &'a str,
+    pub scheduled_at: String,
+}
+
+impl<'a> CallView<'a> {
+    fn new(call: &'a Call) -> Self {
+        CallView {
+            at: timestamp(call.at),
+            url: &call.url,
+            participants: &call.participants,
+            note: call.note.as_deref(),
+            scheduled_by: &call.scheduled_by,
+            scheduled_at: timestamp(call.scheduled_at),
         }
     }
 }
@@ -254,6 +282,7 @@ impl<'a> IncidentView<'a> {
                 .as_ref()
                 .map(|clock| timestamp(clock.started_at + clock.target)),
             sla: SlaView::new(incident, policies, now),
+            calls: incident.calls.iter().map(CallView::new).collect(),
             timeline: timeline.map(|entries| entries.iter().map(TimelineView::new).collect()),
             similar: None,
         }
@@ -333,6 +362,137 @@ impl Restrictions {
             serde_json::to_value(IncidentView::new(incident, timeline, &self.sla, now))
         };
         json.expect("views serialize to JSON")
+    }
+}
+
+/// What a ticket's reporter sees through their private link (`/r/{token}`): never
+/// internal notes, evidence, labels, reporter contact or the timeline's other entries; of a
+/// restricted incident only what [`RestrictedView`] shows, and when and where its calls are.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReporterView {
+    pub id: String,
+    pub restricted: bool,
+    /// `None` when restricted (likewise every field below that is optional).
+    pub title: Option<String>,
+    pub state: &'static str,
+    pub priority: Option<&'static str>,
+    pub service: Option<String>,
+    pub opened_at: DateTime<Utc>,
+    pub first_response: Option<Expected>,
+    pub resolution: Option<Expected>,
+    /// Public notes and the reporter's own comments, oldest first.
+    pub updates: Vec<ReporterUpdate>,
+    pub calls: Vec<ReporterCall>,
+    /// The reporter may still comment (the ticket is not closed).
+    pub open_for_comments: bool,
+}
+
+/// When the service desk should answer (a clock that runs) or answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct Expected {
+    /// `running`, `paused`, `met` or `breached`.
+    pub state: &'static str,
+    /// While running: when the target is reached.
+    pub due_at: Option<DateTime<Utc>>,
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+/// One entry of the reporter's page.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReporterUpdate {
+    pub at: DateTime<Utc>,
+    /// The reporter wrote it (else: a public note of the service desk).
+    pub from_reporter: bool,
+    pub text: String,
+}
+
+/// A scheduled call as the reporter sees it (page and mail).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReporterCall {
+    pub at: DateTime<Utc>,
+    pub url: String,
+    /// Empty when restricted.
+    pub participants: Vec<String>,
+    /// `None` when restricted.
+    pub note: Option<String>,
+}
+
+/// At most this many updates on the reporter's page: the latest.
+pub const REPORTER_UPDATES: usize = 200;
+
+impl Restrictions {
+    /// A scheduled call as the incident's reporter may see it: when and where always
+    /// (the service desk arranged it with them), who and why only when not restricted.
+    pub fn reporter_call(&self, incident: &Incident, call: &Call) -> ReporterCall {
+        let restricted = self.is_restricted(incident);
+        ReporterCall {
+            at: call.at,
+            url: call.url.clone(),
+            participants: if restricted {
+                Vec::new()
+            } else {
+                call.participants.clone()
+            },
+            note: call.note.clone().filter(|_| !restricted),
+        }
+    }
+
+    /// The reporter's page of `incident`, from its timeline: a reporter never has
+    /// clearance, so a restricted incident shows as [`RestrictedView`] does, plus its calls.
+    pub fn reporter_view(&self, incident: &Incident, timeline: &[TimelineEntry]) -> ReporterView {
+        let restricted = self.is_restricted(incident);
+        let calls = incident
+            .calls
+            .iter()
+            .map(|call| self.reporter_call(incident, call))
+            .collect();
+        let mut view = ReporterView {
+            id: incident.id.to_string(),
+            restricted,
+            title: None,
+            state: incident.state.as_str(),
+            priority: None,
+            service: None,
+            opened_at: incident.opened_at,
+            first_response: None,
+            resolution: None,
+            updates: Vec::new(),
+            calls,
+            open_for_comments: incident.state != crate::domain::incident::State::Closed,
+        };
+        if restricted {
+            return view;
+        }
+        let expected = |name: SlaName| {
+            let clock = incident.sla.get(name)?;
+            let calendar = self.sla.calendar(name, incident.kind, clock.priority);
+            Some(Expected {
+                state: clock.state().as_str(),
+                due_at: clock.due_at(calendar),
+                stopped_at: clock.stopped_at,
+            })
+        };
+        view.title = Some(incident.title.clone());
+        view.priority = Some(incident.priority.as_str());
+        view.service = incident.service.clone();
+        view.first_response = expected(SlaName::FirstResponse);
+        view.resolution = expected(SlaName::Resolution);
+        let shown: Vec<ReporterUpdate> = timeline
+            .iter()
+            .filter_map(|entry| {
+                let from_reporter = entry.kind == REPORTER_COMMENT;
+                (from_reporter || (entry.public && entry.kind == "note_added")).then(|| {
+                    ReporterUpdate {
+                        at: entry.at,
+                        from_reporter,
+                        text: entry.message.clone(),
+                    }
+                })
+            })
+            .collect();
+        let skip = shown.len().saturating_sub(REPORTER_UPDATES);
+        view.updates = shown.into_iter().skip(skip).collect();
+        view
     }
 }
 

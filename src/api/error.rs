@@ -55,6 +55,7 @@ impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         match &error {
             EngineError::NotFound(_)
+            | EngineError::UnknownLink
             | EngineError::SilenceNotFound(_)
             | EngineError::MaintenanceNotFound(_) => ApiError::not_found(error.to_string()),
             EngineError::MaintenanceOver { .. } => {

@@ -14,7 +14,9 @@
 //! - **Content type** (state-changing methods): a non-empty body must say it is JSON
 //!   (`application/json`, with parameters or not, or `application/*+json`), else 415 — a
 //!   form or `text/plain` body is what a page can send without asking the browser first.
-//!   An empty body needs no content type (verbs whose body is optional).
+//!   An empty body needs no content type (verbs whose body is optional). The pages that
+//!   post forms by design — status-page sign-ups and unsubscribes (`/subscriptions…`) and
+//!   the reporter's page (`/r/{token}`) — are exempt from this check only.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::RwLock;
@@ -36,6 +38,8 @@ pub struct Site {
 /// The parts of `external_url` the guard compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct External {
+    /// `external_url` as configured, without a trailing `/`: the base of absolute links.
+    url: String,
     /// `scheme://host[:port]`, lowercase, as a browser writes it in `Origin`.
     origin: String,
     host: String,
@@ -60,6 +64,11 @@ impl Site {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             external_url.and_then(External::parse);
+    }
+
+    /// `external_url` in force, without a trailing `/` (the base of absolute links).
+    pub fn external_url(&self) -> Option<String> {
+        self.external().map(|e| e.url)
     }
 
     fn external(&self) -> Option<External> {
@@ -87,6 +96,7 @@ impl External {
             format!("{scheme}://{host}:{port}")
         };
         Some(External {
+            url: url.trim_end_matches('/').to_owned(),
             origin,
             host,
             port,
@@ -133,8 +143,10 @@ fn check(
     if !bearer {
         check_same_origin(headers, host.as_deref(), external.as_ref())?;
     }
-    // The public sign-up form and one-click unsubscribe (RFC 8058) post forms by design.
-    if uri.path().starts_with("/subscriptions") {
+    // The public sign-up form and one-click unsubscribe (RFC 8058) post forms by design,
+    // and so does the reporter's page (`/r/{token}`): a page without JavaScript. The
+    // cross-site check above applies to them as to everything else.
+    if uri.path().starts_with("/subscriptions") || uri.path().starts_with("/r/") {
         return Ok(());
     }
     check_content_type(headers)

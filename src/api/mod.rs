@@ -13,6 +13,7 @@ mod limits;
 mod maintenances;
 mod matchers;
 mod reload;
+mod review;
 pub mod signups;
 mod webhooks;
 mod workflow;
@@ -78,6 +79,8 @@ pub struct Api {
     pub consumers: crate::notify::ConsumerNames,
     /// Status-page sign-ups: whether mail is on, the services, the per-IP limit.
     pub signups: signups::Signups,
+    /// Comments through each reporter link (by its token's hash), rate limited.
+    pub reporter_comments: signups::RateLimit<[u8; 32]>,
 }
 
 /// The handlers' state: a reference-counted [`Api`], so a request's copy is one count.
@@ -154,6 +157,15 @@ pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
             "/api/v1/incidents/{id}/reopen",
             post(act::<workflow::Reopen>),
         )
+        .route(
+            "/api/v1/incidents/{id}/calls",
+            post(act::<workflow::ScheduleCall>),
+        )
+        .route(
+            "/api/v1/incidents/{id}/reporter-link",
+            post(workflow::rotate_reporter_link).delete(workflow::revoke_reporter_link),
+        )
+        .route("/api/v1/incidents/{id}/report", get(review::report))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/silences", get(silences).post(create_silence))
         .route(
@@ -401,6 +413,12 @@ fn uptime_windows(
             (name, history.ratio(&[probe], since, today))
         })
         .collect()
+}
+
+/// A multi-line text a caller wrote, within `max` characters and without control
+/// characters but line feeds and tabs (the API's limits, for the pages' forms).
+pub fn check_text(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
+    limits::check(field, text, max, limits::Text::Lines)
 }
 
 fn parse_id(raw: &str) -> Result<IncidentId, ApiError> {

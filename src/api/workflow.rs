@@ -1,5 +1,6 @@
-//! The service-desk verbs: tickets, and every verb on one incident (acknowledge, notes,
-//! hold/resume, escalate, `PATCH`, resolve, close, reopen) through one path: [`act`] checks
+//! The service-desk verbs: tickets (with their reporter's link, which may be rotated and
+//! revoked), and every verb on one incident (acknowledge, notes, hold/resume, escalate,
+//! `PATCH`, resolve, close, reopen, calls) through one path: [`act`] checks
 //! the caller, reads the verb's body ([`VerbBody`]), sends one command to the engine and
 //! answers the incident as it is once the change is durable. The engine refuses a
 //! restricted incident to a caller without clearance.
@@ -18,9 +19,10 @@ use super::auth::{Caller, Need};
 use super::extract::Path;
 use super::limits::{self, Text, check, check_some};
 use super::{ApiError, ApiState, parse_id};
-use crate::domain::incident::{Changes, Kind, Reporter, Tier};
+use crate::domain::incident::{Call, Changes, Kind, Reporter, Tier};
 use crate::domain::priority::{Level, Priority};
 use crate::engine::{NewTicket, Verb};
+use crate::web::reporter;
 
 type Body = Result<Bytes, BytesRejection>;
 type Answer = Result<Json<serde_json::Value>, ApiError>;
@@ -205,6 +207,7 @@ pub(super) async fn open_ticket(
     non_empty("title", &body.title)?;
     non_empty("reporter.name", &body.reporter.name)?;
     body.check()?;
+    let (token, hash) = reporter::new_token();
     let ticket = NewTicket {
         title: body.title,
         description: body.description,
@@ -218,18 +221,130 @@ pub(super) async fn open_ticket(
         urgency: body.urgency,
         service: body.service,
         labels: body.labels,
+        reporter_link: Some(hash),
     };
     let clearance = caller.clearance();
     let incident = state.engine.open_ticket(ticket, caller.name).await?;
     let snapshot = state.read.borrow().clone();
+    let mut answer = snapshot
+        .restrictions
+        .view(&incident, None, clearance, state.clock.now());
+    // The reporter's link, answered this once (only its hash is stored): also to a caller
+    // without clearance for a restricted ticket, whose page shows no more than they see.
+    answer["reporter_link"] =
+        serde_json::Value::String(reporter::link(state.site.external_url().as_deref(), &token));
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// `POST /api/v1/incidents/{id}/reporter-link`: a new link for the ticket's reporter, the
+/// old one revoked in the same commit (for a link that leaked, or a ticket opened by a tool
+/// that could not read the first). 201 `{"incident", "reporter_link"}`, the link answered
+/// this once.
+pub(super) async fn rotate_reporter_link(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require(Need::Respond)?;
+    let id = parse_id(&raw)?;
+    let (token, hash) = reporter::new_token();
+    let clearance = caller.clearance();
+    state
+        .engine
+        .workflow(
+            id,
+            caller.name,
+            clearance,
+            Verb::ReporterLink { hash: Some(hash) },
+        )
+        .await?;
+    let link = reporter::link(state.site.external_url().as_deref(), &token);
     Ok((
         StatusCode::CREATED,
-        Json(
-            snapshot
-                .restrictions
-                .view(&incident, None, clearance, state.clock.now()),
-        ),
+        Json(serde_json::json!({"incident": id.to_string(), "reporter_link": link})),
     ))
+}
+
+/// `DELETE /api/v1/incidents/{id}/reporter-link`: the reporter's link stops working (404,
+/// and its comment form is refused); 204.
+pub(super) async fn revoke_reporter_link(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Need::Respond)?;
+    let id = parse_id(&raw)?;
+    let clearance = caller.clearance();
+    state
+        .engine
+        .workflow(
+            id,
+            caller.name,
+            clearance,
+            Verb::ReporterLink { hash: None },
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/incidents/{id}/calls`: `{"url", "at", "participants"?, "note"?}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScheduleCall {
+    url: String,
+    at: String,
+    #[serde(default)]
+    participants: Vec<String>,
+    note: Option<String>,
+}
+
+/// A call's bridge or meeting URL at most.
+const CALL_URL: usize = 2048;
+/// A call's participants at most.
+const CALL_PARTICIPANTS: usize = 20;
+
+impl VerbBody for ScheduleCall {
+    fn verb(caller: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
+        let body: ScheduleCall = required_body(body)?;
+        check("url", &body.url, CALL_URL, Text::Line)?;
+        let lower = body.url.to_ascii_lowercase();
+        let has_host = body
+            .url
+            .parse::<axum::http::Uri>()
+            .is_ok_and(|uri| uri.host().is_some_and(|h| !h.is_empty()));
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) || !has_host {
+            return Err(ApiError::bad_request(
+                "`url` must be an http or https URL (the bridge or meeting)",
+            ));
+        }
+        let at = chrono::DateTime::parse_from_rfc3339(body.at.trim())
+            .map_err(|_| {
+                ApiError::bad_request("`at` must be an RFC 3339 time, such as 2026-03-02T10:00:00Z")
+            })?
+            .with_timezone(&chrono::Utc);
+        if body.participants.len() > CALL_PARTICIPANTS {
+            return Err(ApiError::bad_request(format!(
+                "`participants` has {} entries; at most {CALL_PARTICIPANTS}",
+                body.participants.len()
+            )));
+        }
+        for participant in &body.participants {
+            non_empty("participants[]", participant)?;
+            check("participants[]", participant, limits::NAME, Text::Line)?;
+        }
+        check_some("note", body.note.as_deref(), limits::COMMENT, Text::Lines)?;
+        Ok(Verb::ScheduleCall {
+            call: Call {
+                at,
+                url: body.url,
+                participants: body.participants,
+                note: body.note.filter(|n| !n.trim().is_empty()),
+                scheduled_by: caller.name.clone(),
+                // Set by the state machine to the engine's now.
+                scheduled_at: at,
+            },
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]

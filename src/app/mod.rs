@@ -242,6 +242,11 @@ impl App {
             site,
             consumers,
             signups: crate::api::signups::Signups::new(config.mail.is_some()),
+            reporter_comments: crate::api::signups::RateLimit::new(
+                crate::web::reporter::COMMENTS_PER_WINDOW,
+                crate::web::reporter::COMMENT_WINDOW,
+                crate::web::reporter::MAX_COUNTED_LINKS,
+            ),
         });
         let subscription_stop = CancellationToken::new();
         let subscription_worker = crate::notify::subscribers::SubscriptionWorker {
@@ -269,7 +274,10 @@ impl App {
         );
         let mut server = tokio::spawn(http::serve(
             listener,
-            api::router(state, crate::web::subscribe::routes()),
+            api::router(
+                state,
+                crate::web::subscribe::routes().merge(crate::web::reporter::routes()),
+            ),
             max_connections,
             config.http,
             http_stop.clone(),

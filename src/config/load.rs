@@ -3526,7 +3526,7 @@ webhooks:
                 "incidentd.yaml:3:20: invalid url `not a url`: relative URL without a base",
                 "incidentd.yaml:3:45: environment variable NOPE (secret_env of webhook `b`) is not set",
                 "incidentd.yaml:4:45: environment variable W_PLAIN (secret_env of webhook `c`): the secret does not start with `whsec_`",
-                "incidentd.yaml:4:80: unknown event type `incident.exploded`; expected one of incident.opened, incident.acknowledged, incident.escalated, incident.priority_changed, incident.note_added, incident.on_hold, incident.resumed, incident.resolved, incident.reopened, incident.closed, incident.sla_warning, incident.sla_breached",
+                "incidentd.yaml:4:80: unknown event type `incident.exploded`; expected one of incident.opened, incident.acknowledged, incident.escalated, incident.priority_changed, incident.note_added, incident.on_hold, incident.resumed, incident.resolved, incident.reopened, incident.closed, incident.sla_warning, incident.sla_breached, incident.call_scheduled",
                 "incidentd.yaml:5:45: environment variable W_MIXED (secret_env of webhook `d`): secret 1 of 3 is not base64 after `whsec_`",
                 "incidentd.yaml:5:45: environment variable W_MIXED (secret_env of webhook `d`): secret 2 of 3 is 5 bytes long; a key is 24 to 64 bytes",
                 "incidentd.yaml:5:45: environment variable W_MIXED (secret_env of webhook `d`): secret 3 of 3 is 5 bytes long; a key is 24 to 64 bytes",

@@ -480,6 +480,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "incident.closed",
     "incident.sla_warning",
     "incident.sla_breached",
+    "incident.call_scheduled",
 ];
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Config;
 use crate::domain::alert::Alert;
 use crate::domain::incident::{
-    Changes, Incident, IncidentId, Kind, Reporter, Tier, TransitionError,
+    Call, Changes, Incident, IncidentId, Kind, Reporter, Tier, TransitionError,
 };
 use crate::domain::maintenance::{Maintenance, MaintenanceState};
 use crate::domain::observation::Observation;
@@ -92,6 +92,16 @@ pub enum Verb {
     Reopen {
         reason: String,
     },
+    /// A call from L2 or L3 (`POST /api/v1/incidents/{id}/calls`); mailed to a ticket's
+    /// reporter when mail is configured.
+    ScheduleCall {
+        call: Call,
+    },
+    /// A new reporter link (the SHA-256 of its token; the old link stops working), or
+    /// `None`: the link is revoked.
+    ReporterLink {
+        hash: Option<[u8; 32]>,
+    },
 }
 
 /// A ticket as the API received it; the engine settles category, kind and priority.
@@ -106,6 +116,9 @@ pub struct NewTicket {
     pub urgency: Option<Level>,
     pub service: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// The SHA-256 of the reporter link's token, issued in the ticket's own commit (the
+    /// token itself never reaches the engine).
+    pub reporter_link: Option<[u8; 32]>,
 }
 
 /// A silence as the API received it.
@@ -208,6 +221,13 @@ pub(super) enum Command {
         actor: String,
         reply: Reply<Incident>,
     },
+    /// A comment from a ticket's reporter, through the link whose token has this SHA-256:
+    /// refused when the link does not work (any more).
+    ReporterComment {
+        hash: [u8; 32],
+        text: String,
+        reply: Reply<IncidentId>,
+    },
     /// What a webhook worker did since its last report: entries delivered or given up,
     /// attempts for the log, the consumer disabled (410), old history to prune.
     Deliveries {
@@ -278,6 +298,7 @@ impl Command {
             Command::Workflow { reply, .. } | Command::OpenTicket { reply, .. } => {
                 refused(reply, error);
             }
+            Command::ReporterComment { reply, .. } => refused(reply, error),
             Command::Alerts { reply, .. } => refused(reply, error),
             Command::Deliveries { reply, .. } | Command::SetConsumer { reply, .. } => {
                 refused(reply, error);
@@ -314,6 +335,9 @@ pub enum EngineError {
     MaintenanceNotFound(u64),
     #[error("maintenance MNT-{id} is {state} already")]
     MaintenanceOver { id: u64, state: MaintenanceState },
+    /// A reporter link that is not (or no longer) valid.
+    #[error("this link is not valid (it may have been revoked)")]
+    UnknownLink,
     #[error("incident {id} is restricted; token `{actor}` may not act on it")]
     Restricted { id: IncidentId, actor: String },
     #[error("{0}")]
@@ -390,6 +414,16 @@ impl EngineHandle {
             reply,
         })
         .await
+    }
+
+    /// A comment through a reporter link; answers its incident once durable.
+    pub async fn reporter_comment(
+        &self,
+        hash: [u8; 32],
+        text: String,
+    ) -> Result<IncidentId, EngineError> {
+        self.ask(|reply| Command::ReporterComment { hash, text, reply })
+            .await
     }
 
     pub async fn silence(&self, silence: NewSilence) -> Result<Silence, EngineError> {

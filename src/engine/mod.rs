@@ -125,6 +125,8 @@ struct Setup {
     status_page: Arc<StatusPageConfig>,
     /// The names of the configured probes: only their runs count in the uptime history.
     probes: HashSet<String>,
+    /// `mail:` is configured: scheduled calls are mailed to tickets' reporters.
+    mail: bool,
 }
 
 impl Setup {
@@ -148,6 +150,7 @@ impl Setup {
             restrictions: Arc::new(Restrictions::from_workflow(&config.workflow)),
             status_page: Arc::new(config.status_page.clone()),
             probes: config.probes.iter().map(|p| p.name.clone()).collect(),
+            mail: config.mail.is_some(),
         }
     }
 }
@@ -649,6 +652,10 @@ impl Engine {
                 let outcome = self.open_ticket(ticket, &actor, txn);
                 txn.reply(reply, outcome);
             }
+            Command::ReporterComment { hash, text, reply } => {
+                let outcome = self.reporter_comment(hash, &text, txn);
+                txn.reply(reply, outcome);
+            }
             Command::Deliveries { report, reply } => {
                 webhooks::report(report, txn);
                 txn.reply(reply, Ok(()));
@@ -867,7 +874,16 @@ impl Engine {
             });
         }
         let before = Gauges::of(incident);
+        let link = match &verb {
+            Verb::ReporterLink { hash } => Some(*hash),
+            _ => None,
+        };
+        let scheduled = matches!(verb, Verb::ScheduleCall { .. });
         let result = match verb {
+            Verb::ScheduleCall { call } => incident.schedule_call(call, now),
+            Verb::ReporterLink { hash } => {
+                incident.reporter_link_changed(actor, hash.is_some(), now)
+            }
             Verb::Acknowledge => incident.acknowledge(actor, now),
             Verb::Resolve { resolution } => incident.resolve(actor, resolution, now),
             Verb::Note { text, public } => incident.add_note(actor, &text, public, now),
@@ -895,8 +911,79 @@ impl Engine {
                 return Err(error.into());
             }
         };
+        match link {
+            Some(Some(hash)) => txn.batch.issue_reporter_link(id, hash, now),
+            Some(None) => txn.batch.revoke_reporter_link(id, now),
+            None => {}
+        }
         txn.pending.touched.entry(id.0).or_insert(before);
-        Ok(self.commit_effects(id, actor, effects, txn))
+        let incident = self.commit_effects(id, actor, effects, txn);
+        if scheduled {
+            self.mail_call(&incident, txn);
+        }
+        Ok(incident)
+    }
+
+    /// The call just scheduled, mailed to the ticket's reporter when mail is configured
+    /// and the contact is an address: a queue entry in this batch, sent by the
+    /// subscription worker (never waited for here).
+    fn mail_call(&mut self, incident: &Incident, txn: &mut Txn) {
+        let (Some(reporter), Some(call)) = (&incident.reporter, incident.calls.last()) else {
+            return;
+        };
+        if !self.setup.mail || reporter.contact.parse::<lettre::Address>().is_err() {
+            return;
+        }
+        let seen = self.setup.restrictions.reporter_call(incident, call);
+        let restricted = self.setup.restrictions.is_restricted(incident);
+        let mail = crate::store::CallMail {
+            to: reporter.contact.clone(),
+            incident: incident.id.to_string(),
+            title: (!restricted).then(|| incident.title.clone()),
+            at: seen.at,
+            url: seen.url,
+            participants: seen.participants,
+            note: seen.note,
+        };
+        self.state.subscriptions.mail_call(mail, txn);
+    }
+
+    /// A comment through a reporter link: the link must work now — as stored, with what
+    /// this batch already did to it on top (revoked or replaced earlier in the batch).
+    fn reporter_comment(
+        &mut self,
+        hash: [u8; 32],
+        text: &str,
+        txn: &mut Txn,
+    ) -> Result<IncidentId, EngineError> {
+        let id = self
+            .store
+            .reporter_link(&hash)
+            .map_err(|e| EngineError::Store(Arc::new(e)))?
+            .ok_or(EngineError::UnknownLink)?;
+        match txn.batch.reporter_link_write(id) {
+            None => {}
+            Some(crate::store::LinkWrite::Issue { hash: issued, .. }) if issued == hash => {}
+            Some(_) => return Err(EngineError::UnknownLink),
+        }
+        self.load_incident(id)?;
+        let incident = self.state.incidents.get_mut(id).expect("loaded above");
+        let before = Gauges::of(incident);
+        let effects = match incident.reporter_comment(text, txn.now) {
+            Ok(effects) => effects,
+            Err(error) => {
+                self.state.incidents.reindex(id);
+                return Err(error.into());
+            }
+        };
+        let actor = incident
+            .reporter
+            .as_ref()
+            .map(|r| format!("reporter: {}", r.name))
+            .unwrap_or_default();
+        txn.pending.touched.entry(id.0).or_insert(before);
+        self.commit_effects(id, &actor, effects, txn);
+        Ok(id)
     }
 
     fn check_category(&self, name: &str) -> Result<(), EngineError> {
@@ -946,6 +1033,7 @@ impl Engine {
                 .ok_or_else(|| EngineError::Invalid("no categories are configured".to_owned()))?,
         };
         let kind = ticket.kind.unwrap_or(category.kind);
+        let ticket_link = ticket.reporter_link;
         let impact = ticket.impact.unwrap_or(Level::Medium);
         let urgency = ticket.urgency.unwrap_or(Level::Medium);
         let priority = workflow.priority_matrix.priority(impact, urgency);
@@ -986,6 +1074,9 @@ impl Engine {
             )));
         };
         tracing::info!(incident = %id, kind = kind.as_str(), %priority, "ticket opened");
+        if let Some(hash) = ticket_link {
+            txn.batch.issue_reporter_link(id, hash, txn.now);
+        }
         txn.pending.touch_new(id.0);
         Ok(self.commit_effects(id, actor, change.effects, txn))
     }

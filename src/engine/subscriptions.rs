@@ -11,7 +11,7 @@ use chrono::Duration;
 use crate::config::StatusPageConfig;
 use crate::domain::incident::{Incident, State as IncidentState};
 use crate::store::{
-    Channel, LoadedSubscriptions, Message, Notification, StatusUpdate, Subscriber,
+    CallMail, Channel, LoadedSubscriptions, Message, Notification, StatusUpdate, Subscriber,
     SubscriptionCounters,
 };
 use crate::view::Restrictions;
@@ -269,6 +269,13 @@ impl Subscriptions {
             event_id: format!("evt_{:032x}", rand::random::<u128>()),
         });
         self.wake = true;
+    }
+
+    /// Queues a scheduled call's mail to a ticket's reporter, in the call's own batch: sent
+    /// by the subscription worker at least once, like subscribers' mail.
+    pub fn mail_call(&mut self, mail: CallMail, txn: &mut Txn) {
+        self.queue(0, Message::Call(mail), txn);
+        txn.batch.set_subscription_counters(self.counters);
     }
 
     /// Writes an update for a public incident's change the public hears about (see

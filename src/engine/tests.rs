@@ -43,6 +43,7 @@ fn ticket(title: &str, category: &str) -> NewTicket {
         urgency: None,
         service: Some("checkout".to_owned()),
         labels: BTreeMap::new(),
+        reporter_link: None,
     }
 }
 

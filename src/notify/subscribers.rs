@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::config::MailConfig;
 use crate::engine::EngineHandle;
 use crate::engine::subscriptions::{Outcome, SubsOp};
-use crate::store::{Channel, Message, Notification, StatusUpdate, Store, Subscriber};
+use crate::store::{CallMail, Channel, Message, Notification, StatusUpdate, Store, Subscriber};
 
 /// Sends in flight at once.
 const CONCURRENCY: usize = 16;
@@ -131,7 +131,39 @@ pub fn render_mail(
                 body,
             )
         }
+        Message::Call(call) => render_call_mail(title, call),
     }
+}
+
+/// The mail to a ticket's reporter about a call scheduled on it: what `Restrictions::
+/// reporter_call` lets them see, no link to their page (only its hash is stored), no
+/// unsubscribe link (it is about their own report, not a subscription).
+pub fn render_call_mail(title: &str, call: &CallMail) -> (String, String) {
+    let about = match &call.title {
+        Some(ticket) => format!("{} ({ticket})", call.incident),
+        None => call.incident.clone(),
+    };
+    let mut body = format!(
+        "A call about your report {about} is scheduled.\n\nWhen: {}\nJoin: {}\n",
+        crate::view::timestamp(call.at),
+        call.url
+    );
+    if !call.participants.is_empty() {
+        body.push_str(&format!("Participants: {}\n", call.participants.join(", ")));
+    }
+    if let Some(note) = &call.note {
+        body.push_str(&format!("\n{note}\n"));
+    }
+    body.push_str(
+        "\nThe private link you were given when you reported it shows your report and its calls.\n",
+    );
+    (
+        format!(
+            "[{title}] Call scheduled about your report {}",
+            call.incident
+        ),
+        body,
+    )
 }
 
 /// The signed webhook body: the update (public fields only).
@@ -204,6 +236,24 @@ impl SubscriptionWorker {
     }
 
     async fn deliver(&self, entry: Notification) -> Outcome {
+        if let Message::Call(call) = &entry.message {
+            return match self.mail_reporter(call).await {
+                Sent::Ok => Outcome::Sent {
+                    seq: entry.seq,
+                    channel: Channel::Email,
+                },
+                Sent::Failed(error) => {
+                    tracing::warn!(incident = call.incident, to = mask(&call.to), %error, "a call's mail to the reporter failed");
+                    match self.retry(entry, error) {
+                        Outcome::Dropped { seq } => Outcome::Failed {
+                            seq,
+                            channel: Channel::Email,
+                        },
+                        other => other,
+                    }
+                }
+            };
+        }
         let store = self.store.clone();
         let id = entry.subscriber;
         let subscriber = match tokio::task::spawn_blocking(move || store.subscriber(id)).await {
@@ -289,6 +339,31 @@ impl SubscriptionWorker {
         }
     }
 
+    /// A scheduled call to the reporter's contact (queued only when mail is configured;
+    /// a reload that removed `mail:` leaves it failing until given up).
+    async fn mail_reporter(&self, call: &CallMail) -> Sent {
+        let Some(mailer) = &self.mail else {
+            return Sent::Failed("mail is not configured".to_owned());
+        };
+        let Ok(to) = call.to.parse::<Mailbox>() else {
+            return Sent::Failed(format!("invalid address {}", mask(&call.to)));
+        };
+        let (subject, body) = render_call_mail(&self.title, call);
+        let mail = Mail::builder()
+            .from(mailer.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body);
+        match mail {
+            Ok(mail) => match mailer.transport.send(mail).await {
+                Ok(_) => Sent::Ok,
+                Err(error) => Sent::Failed(error.to_string()),
+            },
+            Err(error) => Sent::Failed(error.to_string()),
+        }
+    }
+
     async fn webhook(&self, subscriber: &Subscriber, entry: &Notification) -> Sent {
         let Message::Update(update) = &entry.message else {
             return Sent::Ok;
@@ -342,6 +417,38 @@ mod tests {
             retry_at(created, created + chrono::Duration::hours(24), 7, 0.5),
             None
         );
+    }
+
+    #[test]
+    fn a_call_mail_says_when_where_and_who_without_the_link() {
+        let call = CallMail {
+            to: "ana@example.com".to_owned(),
+            incident: "INC-7".to_owned(),
+            title: Some("VPN broken".to_owned()),
+            at: DateTime::from_timestamp(1_772_445_600, 0).unwrap(),
+            url: "https://meet.example/inc-7".to_owned(),
+            participants: vec!["Ana".to_owned(), "Budi (network)".to_owned()],
+            note: Some("Please have the VPN client log ready.".to_owned()),
+        };
+        let (subject, body) = render_call_mail("Acme", &call);
+        assert_eq!(subject, "[Acme] Call scheduled about your report INC-7");
+        assert_eq!(
+            body,
+            "A call about your report INC-7 (VPN broken) is scheduled.\n\nWhen: 2026-03-02T10:00:00Z\nJoin: https://meet.example/inc-7\nParticipants: Ana, Budi (network)\n\nPlease have the VPN client log ready.\n\nThe private link you were given when you reported it shows your report and its calls.\n"
+        );
+        // Restricted: no title, participants or note reached the mail.
+        let restricted = CallMail {
+            title: None,
+            participants: Vec::new(),
+            note: None,
+            ..call
+        };
+        let (_, body) = render_call_mail("Acme", &restricted);
+        assert!(
+            body.starts_with("A call about your report INC-7 is scheduled."),
+            "{body}"
+        );
+        assert!(!body.contains("VPN"), "{body}");
     }
 
     #[test]

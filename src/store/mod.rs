@@ -35,6 +35,7 @@
 
 mod health;
 mod records;
+mod reporter;
 mod subscriptions;
 mod upgrade;
 mod webhooks;
@@ -68,8 +69,9 @@ use records::{
     DetectorV1, IncidentClocksV1, IncidentOpenedV1, IncidentTraitsV1, IncidentV1, MaintenanceV1,
     SilenceV1, TimelineEntryV1, UptimeDayV1,
 };
+pub use reporter::{LinkWrite, ReporterLinkV1};
 pub use subscriptions::{
-    Channel, LoadedSubscriptions, Message, Notification, StatusUpdate, Subscriber,
+    CallMail, Channel, LoadedSubscriptions, Message, Notification, StatusUpdate, Subscriber,
     SubscriptionCounters,
 };
 pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt, ReplaySelection};
@@ -231,6 +233,8 @@ pub struct Batch {
     /// (probe, day): delete the probe's days before that one (written before `uptime`).
     uptime_forget: Vec<(String, Day)>,
     subscriptions: subscriptions::SubscriptionWrites,
+    /// Incident id → what happens to its reporter link.
+    reporter_links: BTreeMap<u64, reporter::LinkWrite>,
 }
 
 impl Batch {
@@ -250,6 +254,7 @@ impl Batch {
             && self.uptime.is_empty()
             && self.uptime_forget.is_empty()
             && self.subscriptions.is_empty()
+            && self.reporter_links.is_empty()
     }
 
     /// The incidents this batch closes, as they are stored.
@@ -611,6 +616,7 @@ impl Store {
         }
         webhooks::write(&txn, &batch.webhooks)?;
         subscriptions::write(&txn, &batch.subscriptions)?;
+        reporter::write(&txn, &batch.reporter_links)?;
         txn.commit().map_err(db_err)
     }
 
@@ -1032,6 +1038,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(UPTIME_DAILY).map_err(db_err)?;
         webhooks::init_tables(&txn)?;
         subscriptions::init_tables(&txn)?;
+        reporter::init_tables(&txn)?;
         let mut meta = txn.open_table(META).map_err(db_err)?;
         let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
         match found {

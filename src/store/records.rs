@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::detector::Detector;
 use crate::domain::incident::{
-    Evidence, Incident, IncidentId, Kind, Reporter, Source, State, Tier, TimelineEntry,
+    Call, Evidence, Incident, IncidentId, Kind, Reporter, Source, State, Tier, TimelineEntry,
     Verification,
 };
 use crate::domain::maintenance::Maintenance;
@@ -112,6 +112,49 @@ pub struct IncidentV1 {
     /// Tickets published on the status page (absent in older records: not published).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub published: bool,
+    /// Calls scheduled from L2 or L3 (absent in older records and when there is none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<CallV1>,
+}
+
+/// A scheduled call ([`crate::domain::incident::Call`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallV1 {
+    pub at: DateTime<Utc>,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub scheduled_by: String,
+    pub scheduled_at: DateTime<Utc>,
+}
+
+impl From<&Call> for CallV1 {
+    fn from(c: &Call) -> Self {
+        CallV1 {
+            at: c.at,
+            url: c.url.clone(),
+            participants: c.participants.clone(),
+            note: c.note.clone(),
+            scheduled_by: c.scheduled_by.clone(),
+            scheduled_at: c.scheduled_at,
+        }
+    }
+}
+
+impl From<CallV1> for Call {
+    fn from(c: CallV1) -> Self {
+        Call {
+            at: c.at,
+            url: c.url,
+            participants: c.participants,
+            note: c.note,
+            scheduled_by: c.scheduled_by,
+            scheduled_at: c.scheduled_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -328,6 +371,7 @@ impl From<&Incident> for IncidentV1 {
             },
             breach_notification_due_at: None,
             published: i.published,
+            calls: i.calls.iter().map(CallV1::from).collect(),
         }
     }
 }
@@ -382,6 +426,7 @@ impl From<IncidentV1> for Incident {
                 breach_notification,
             },
             published: r.published,
+            calls: r.calls.into_iter().map(Call::from).collect(),
         }
     }
 }

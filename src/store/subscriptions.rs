@@ -93,6 +93,24 @@ pub enum Message {
     /// The double opt-in mail.
     Confirm,
     Update(StatusUpdate),
+    /// A call scheduled on a ticket, mailed to its reporter's contact (the entry's
+    /// `subscriber` is 0: the address is in the message).
+    Call(CallMail),
+}
+
+/// A scheduled call as the reporter's mail tells it: what `Restrictions::reporter_call`
+/// lets the reporter see (no title nor note for a restricted incident).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallMail {
+    /// The reporter's contact. Never in a log or metric.
+    pub to: String,
+    pub incident: String,
+    pub title: Option<String>,
+    pub at: DateTime<Utc>,
+    pub url: String,
+    pub participants: Vec<String>,
+    pub note: Option<String>,
 }
 
 /// One message for one subscriber (`notifications.v1`).

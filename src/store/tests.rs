@@ -1095,3 +1095,50 @@ fn the_due_index_is_built_for_an_older_queue() {
     let (due, _) = store.due_notifications(at(3), 10).unwrap();
     assert_eq!(due.len(), 2);
 }
+
+#[test]
+fn a_reporter_link_is_found_by_its_hash_until_replaced_or_revoked() {
+    let (_dir, store) = temp_store();
+    let (first, second, third) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let mut batch = Batch::default();
+    batch.issue_reporter_link(IncidentId(1), first, at(0));
+    batch.issue_reporter_link(IncidentId(2), third, at(0));
+    store.commit(&batch).unwrap();
+    assert_eq!(store.reporter_link(&first).unwrap(), Some(IncidentId(1)));
+    assert_eq!(store.reporter_link(&third).unwrap(), Some(IncidentId(2)));
+    assert_eq!(store.reporter_link(&second).unwrap(), None);
+
+    // Rotated: the old hash is gone, the new one found; the record keeps the hash only.
+    let mut batch = Batch::default();
+    batch.issue_reporter_link(IncidentId(1), second, at(5));
+    assert_eq!(
+        batch.reporter_link_write(IncidentId(1)),
+        Some(LinkWrite::Issue {
+            hash: second,
+            at: at(5)
+        })
+    );
+    store.commit(&batch).unwrap();
+    assert_eq!(store.reporter_link(&first).unwrap(), None);
+    assert_eq!(store.reporter_link(&second).unwrap(), Some(IncidentId(1)));
+    let record = store.reporter_link_of(IncidentId(1)).unwrap().unwrap();
+    assert_eq!(record.hash, "02".repeat(32));
+    assert_eq!((record.created_at, record.revoked_at), (at(5), None));
+
+    // Revoked: not found, the record says when; another incident's link is untouched.
+    let mut batch = Batch::default();
+    batch.revoke_reporter_link(IncidentId(1), at(9));
+    batch.revoke_reporter_link(IncidentId(7), at(9)); // never had one: nothing written
+    store.commit(&batch).unwrap();
+    assert_eq!(store.reporter_link(&second).unwrap(), None);
+    assert_eq!(
+        store
+            .reporter_link_of(IncidentId(1))
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(at(9))
+    );
+    assert_eq!(store.reporter_link_of(IncidentId(7)).unwrap(), None);
+    assert_eq!(store.reporter_link(&third).unwrap(), Some(IncidentId(2)));
+}

@@ -385,3 +385,161 @@ async fn a_visitor_sees_the_page_subscribes_confirms_and_unsubscribes() {
     browser.stop().await;
     app.stop().await;
 }
+
+/// A ticket's reporter opens their private link in a real browser: the ticket, its public
+/// note and the call scheduled from L2 are there, the internal note is not; they add a
+/// comment through the page's form (no JavaScript) and it lands on the timeline as theirs.
+/// On a phone nothing is wider than the screen.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reporter_sees_the_ticket_and_its_call_and_comments_through_the_page() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let dir = ConfigDir::new(
+        "listen: 127.0.0.1:0\nstatus_page:\n  title: Example desk\n  timezone: Asia/Jakarta\n",
+        &[],
+    );
+    let app = TestApp::spawn(&dir, HashMap::new()).await;
+    let (status, ticket) = app
+        .post(
+            "/api/v1/incidents",
+            Some(
+                json!({"title": "VPN drops every few minutes", "service": "vpn",
+                        "description": "since this morning, on every network",
+                        "reporter": {"name": "Ana", "contact": "ana@example.com"}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ticket}");
+    let id = ticket["id"].as_str().unwrap().to_owned();
+    let link = ticket["reporter_link"].as_str().unwrap().to_owned();
+    for (verb, body) in [
+        (
+            "notes",
+            json!({"text": "INTERNAL: the concentrator in DC2 leaks sessions", "public": false}),
+        ),
+        (
+            "notes",
+            json!({"text": "We found the cause and are moving you to another gateway.", "public": true}),
+        ),
+        ("escalate", json!({"reason": "network team"})),
+        (
+            "calls",
+            json!({"url": "https://meet.example/vpn-ana", "at": "2026-03-02T10:00:00Z",
+                   "participants": ["Ana", "Budi (network)"],
+                   "note": "We will check your client settings together."}),
+        ),
+    ] {
+        let (status, answer) = app
+            .post(&format!("/api/v1/incidents/{id}/{verb}"), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{verb}: {answer}");
+    }
+
+    browser.client.goto(&app.url(&link)).await.unwrap();
+    let main = browser.text("main").await;
+    for expected in [
+        "VPN drops every few minutes",
+        "Received, waiting for a responder",
+        "We found the cause and are moving you to another gateway.",
+        "2 Mar 2026, 17:00 WIB",
+        "Join the call",
+        "Budi (network)",
+        "We will check your client settings together.",
+    ] {
+        assert!(
+            main.contains(expected),
+            "`{expected}` not on the page:\n{main}"
+        );
+    }
+    assert!(
+        !main.contains("INTERNAL"),
+        "an internal note on the page:\n{main}"
+    );
+    assert!(!main.contains("ana@example.com"), "{main}");
+    let join = browser
+        .client
+        .find(Locator::Css(".call a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(join.as_deref(), Some("https://meet.example/vpn-ana"));
+    assert_eq!(browser.count("label[for=comment]").await, 1, "no label");
+    browser.client.set_window_size(1280, 1400).await.unwrap();
+    browser.screenshot("reporter-page-desktop").await;
+
+    // The reporter comments through the form.
+    browser
+        .client
+        .find(Locator::Css("#comment"))
+        .await
+        .unwrap()
+        .send_keys("It also drops on my phone's hotspot.")
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::Css("form.comment button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually(
+        "the page after the comment",
+        Duration::from_secs(30),
+        async || {
+            let main = browser.text_now("main").await?;
+            (main.contains("your comment was added")
+                && main.contains("It also drops on my phone's hotspot."))
+            .then_some(())
+        },
+    )
+    .await;
+    browser.screenshot("reporter-page-commented").await;
+    let (_, incident) = app.get(&format!("/api/v1/incidents/{id}")).await;
+    let last = incident["timeline"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["type"], "reporter_comment", "{last}");
+    assert_eq!(last["actor"], "reporter: Ana");
+    assert_eq!(last["message"], "It also drops on my phone's hotspot.");
+
+    // A phone: nothing wider than the screen.
+    browser.client.set_window_size(375, 800).await.unwrap();
+    browser.client.goto(&app.url(&link)).await.unwrap();
+    let overflow = browser
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().is_some_and(|o| o <= 0),
+        "the page is wider than a phone's screen by {overflow}px"
+    );
+    browser.screenshot("reporter-page-phone").await;
+
+    // Revoked, the link shows nothing of the ticket any more.
+    let response = app
+        .client
+        .delete(app.url(&format!("/api/v1/incidents/{id}/reporter-link")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    browser.client.refresh().await.unwrap();
+    let main = browser.text("main").await;
+    assert!(main.contains("This link is not valid"), "{main}");
+    assert!(!main.contains("VPN drops"), "{main}");
+
+    browser.stop().await;
+    app.stop().await;
+}

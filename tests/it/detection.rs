@@ -613,6 +613,7 @@ fn ticket(title: &str) -> NewTicket {
         urgency: None,
         service: None,
         labels: BTreeMap::new(),
+        reporter_link: None,
     }
 }
 

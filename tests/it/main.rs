@@ -19,6 +19,7 @@ mod maintenances;
 mod probe_to_webhook;
 mod probes;
 mod reload;
+mod reporter;
 mod restart;
 mod ruletest;
 mod silences;

@@ -16,8 +16,8 @@ use super::signal::Signal;
 use super::sla::clock::{SlaClocks, SlaSignal};
 
 pub use model::{
-    DATA_BREACH, Evidence, IncidentId, Kind, Reporter, SYSTEM, Source, State, Ticket, Tier,
-    TimelineEntry, Verification, describe,
+    Call, DATA_BREACH, Evidence, IncidentId, Kind, MAX_CALLS, REPORTER_COMMENT, Reporter, SYSTEM,
+    Source, State, Ticket, Tier, TimelineEntry, Verification, describe,
 };
 
 /// What a transition asks the engine to do, in order.
@@ -109,6 +109,9 @@ pub struct Incident {
     /// A person's ticket shows on the public status page only once a responder publishes
     /// it (rule and alert incidents of a listed service show without this).
     pub published: bool,
+    /// Calls scheduled from L2 or L3 (with the reporter, for tickets), oldest first; at
+    /// most [`MAX_CALLS`].
+    pub calls: Vec<Call>,
 }
 
 impl Incident {
@@ -147,6 +150,7 @@ impl Incident {
             detected_at: signal.detected_at.filter(|since| *since < now),
             sla: SlaClocks::default(),
             published: false,
+            calls: Vec::new(),
         };
         let message = match &incident.reporter {
             Some(reporter) => format!(
@@ -414,6 +418,115 @@ impl Incident {
             }),
             Effect::Event("incident.note_added"),
         ])
+    }
+
+    /// Schedules a call (the service desk's L2 duty): only once the incident is at L2 or
+    /// L3, in any state but closed, at most [`MAX_CALLS`] of them, not in the past (5
+    /// minutes of leeway for clocks that differ). `scheduled_at` becomes `now`.
+    pub fn schedule_call(
+        &mut self,
+        mut call: Call,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state == State::Closed {
+            return Err(self.refuse("schedule a call for"));
+        }
+        if self.tier == Tier::L1 {
+            return Err(TransitionError::Conflict {
+                id: self.id,
+                state: self.state,
+                reason: "it is at L1; calls are scheduled from L2 or L3: escalate it first"
+                    .to_owned(),
+            });
+        }
+        if self.calls.len() >= MAX_CALLS {
+            return Err(TransitionError::Conflict {
+                id: self.id,
+                state: self.state,
+                reason: format!("it has {MAX_CALLS} calls already, the most it may have"),
+            });
+        }
+        if call.at < now - chrono::TimeDelta::minutes(5) {
+            return Err(TransitionError::Invalid(format!(
+                "`at` ({}) is in the past",
+                call.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            )));
+        }
+        let mut message = format!(
+            "call at {} on {}",
+            call.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            call.url
+        );
+        if !call.participants.is_empty() {
+            message.push_str(&format!(" with {}", call.participants.join(", ")));
+        }
+        if let Some(note) = &call.note {
+            message.push_str(&format!(": {note}"));
+        }
+        let actor = call.scheduled_by.clone();
+        call.scheduled_at = now;
+        self.calls.push(call);
+        Ok(vec![
+            timeline(now, &actor, "call_scheduled", message),
+            Effect::Event("incident.call_scheduled"),
+        ])
+    }
+
+    /// A comment the reporter wrote through their link: on the timeline as from the
+    /// reporter (`reporter: Ana`), never public. Any state but closed.
+    pub fn reporter_comment(
+        &mut self,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.state == State::Closed {
+            return Err(self.refuse("comment on"));
+        }
+        let Some(reporter) = &self.reporter else {
+            return Err(TransitionError::Invalid(format!(
+                "incident {} has no reporter",
+                self.id
+            )));
+        };
+        require_text("text", text)?;
+        Ok(vec![
+            timeline(
+                now,
+                &format!("reporter: {}", reporter.name),
+                REPORTER_COMMENT,
+                text.to_owned(),
+            ),
+            Effect::Event("incident.note_added"),
+        ])
+    }
+
+    /// The reporter's link was replaced by a new one (`rotated`) or revoked: said on the
+    /// timeline (never the link itself). Tickets only; any state, closed included (a
+    /// stolen link must be revocable whenever it is found).
+    pub fn reporter_link_changed(
+        &self,
+        actor: &str,
+        rotated: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Effect>, TransitionError> {
+        if self.reporter.is_none() {
+            return Err(TransitionError::Conflict {
+                id: self.id,
+                state: self.state,
+                reason: "it has no reporter (it is not a ticket), so no reporter link".to_owned(),
+            });
+        }
+        let message = if rotated {
+            "reporter link replaced by a new one; the old link no longer works"
+        } else {
+            "reporter link revoked; it no longer works"
+        };
+        Ok(vec![timeline(
+            now,
+            actor,
+            "reporter_link",
+            message.to_owned(),
+        )])
     }
 
     /// Waiting on someone else: acknowledged → on_hold.
@@ -971,6 +1084,8 @@ mod tests {
             "resolve" => incident.resolve("alice", Some("fixed".into()), now),
             "close" => incident.close("alice", now),
             "reopen" => incident.reopen("alice", "back again", now),
+            "call" => incident.schedule_call(call(now + chrono::TimeDelta::hours(1)), now),
+            "comment" => incident.reporter_comment("still broken", now),
             _ => unreachable!("{action}"),
         }
     }
@@ -1063,6 +1178,121 @@ mod tests {
         );
         check(&["resolve"], "note", Ok(Resolved));
         check(&["resolve"], "patch", Ok(Resolved));
+    }
+
+    fn call(at: DateTime<Utc>) -> Call {
+        Call {
+            at,
+            url: "https://meet.example/vpn".to_owned(),
+            participants: vec!["Ana".to_owned()],
+            note: None,
+            scheduled_by: "alice".to_owned(),
+            scheduled_at: at,
+        }
+    }
+
+    #[test]
+    fn calls_are_scheduled_from_l2_or_l3_and_never_on_a_closed_incident() {
+        #[track_caller]
+        fn check(setup: &[&str], expected: Result<usize, &str>) {
+            let mut incident = ticket("availability");
+            for (t, s) in setup.iter().enumerate() {
+                step(&mut incident, s, t as i64).expect("setup step");
+            }
+            let before = incident.clone();
+            match (step(&mut incident, "call", 100), expected) {
+                (Ok(effects), Ok(calls)) => {
+                    assert_eq!(incident.calls.len(), calls, "{setup:?}");
+                    assert_eq!(events(&effects), ["incident.call_scheduled"]);
+                    assert!(matches!(&effects[0], Effect::Timeline(e)
+                        if e.kind == "call_scheduled" && e.actor == "alice" && !e.public
+                        && e.message == "call at 2026-01-01T01:01:40Z on https://meet.example/vpn with Ana"));
+                    assert_eq!(incident.calls[calls - 1].scheduled_at, at(100));
+                }
+                (Err(error), Err(message)) => {
+                    assert_eq!(error.to_string(), message, "{setup:?}");
+                    assert_eq!(incident, before, "a refusal changes nothing");
+                }
+                (got, want) => panic!("{setup:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        check(
+            &[],
+            Err(
+                "incident INC-3 is open; it is at L1; calls are scheduled from L2 or L3: escalate it first",
+            ),
+        );
+        check(&["escalate"], Ok(1));
+        check(&["escalate", "escalate", "call"], Ok(2));
+        check(&["escalate", "ack", "resolve"], Ok(1));
+        check(
+            &["escalate", "resolve", "close"],
+            Err("incident INC-3 is closed; cannot schedule a call for it"),
+        );
+
+        let mut incident = ticket("availability");
+        step(&mut incident, "escalate", 1).unwrap();
+        let past = incident.schedule_call(call(at(0)), at(3600));
+        assert_eq!(
+            past.unwrap_err(),
+            TransitionError::Invalid("`at` (2026-01-01T00:00:00Z) is in the past".to_owned())
+        );
+        for n in 0..MAX_CALLS {
+            incident
+                .schedule_call(call(at(7200)), at(n as i64))
+                .unwrap();
+        }
+        let full = incident.schedule_call(call(at(7200)), at(100)).unwrap_err();
+        assert_eq!(
+            full.to_string(),
+            "incident INC-3 is open; it has 20 calls already, the most it may have"
+        );
+    }
+
+    #[test]
+    fn a_reporter_comment_is_from_the_reporter_and_private() {
+        let mut incident = ticket("availability");
+        let effects = incident
+            .reporter_comment("it fails on wifi too", at(5))
+            .unwrap();
+        assert_eq!(
+            effects,
+            [
+                Effect::Timeline(TimelineEntry {
+                    at: at(5),
+                    actor: "reporter: Ana".to_owned(),
+                    kind: REPORTER_COMMENT.to_owned(),
+                    message: "it fails on wifi too".to_owned(),
+                    public: false,
+                }),
+                Effect::Event("incident.note_added"),
+            ]
+        );
+        assert!(matches!(
+            incident.reporter_comment("  ", at(6)),
+            Err(TransitionError::Invalid(_))
+        ));
+        incident.resolve("alice", None, at(7)).unwrap();
+        incident.close("alice", at(8)).unwrap();
+        assert_eq!(
+            incident
+                .reporter_comment("hello?", at(9))
+                .unwrap_err()
+                .to_string(),
+            "incident INC-3 is closed; cannot comment on it"
+        );
+        // Revoking the link works whatever the state; an incident without a reporter has none.
+        let revoked = incident
+            .reporter_link_changed("alice", false, at(10))
+            .unwrap();
+        assert!(
+            matches!(&revoked[..], [Effect::Timeline(e)] if e.kind == "reporter_link" && !e.message.contains("/r/"))
+        );
+        let (rule, _) = open(Level::Low, Level::Low, None);
+        assert!(matches!(
+            rule.reporter_link_changed("alice", true, at(1)),
+            Err(TransitionError::Conflict { .. })
+        ));
     }
 
     #[test]
@@ -1244,7 +1474,9 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const ACTIONS: [&str; 12] = [
+        const ACTIONS: [&str; 14] = [
+            "call",
+            "comment",
             "ack",
             "note",
             "hold",

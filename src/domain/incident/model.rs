@@ -185,6 +185,27 @@ pub struct Reporter {
     pub contact: String,
 }
 
+/// A call with the reporter or the people working on the incident (the service desk's L2
+/// duty): a bridge or meeting URL, when, who, and a note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    /// When the call takes place.
+    pub at: DateTime<Utc>,
+    /// The bridge or meeting (http or https).
+    pub url: String,
+    pub participants: Vec<String>,
+    pub note: Option<String>,
+    /// The token that scheduled it.
+    pub scheduled_by: String,
+    pub scheduled_at: DateTime<Utc>,
+}
+
+/// At most this many calls per incident: the incident is in every event body.
+pub const MAX_CALLS: usize = 20;
+
+/// The timeline type of a comment the reporter wrote through their link.
+pub const REPORTER_COMMENT: &str = "reporter_comment";
+
 /// A person's ticket, its category, kind and impact/urgency already settled.
 #[derive(Debug, Clone)]
 pub struct Ticket {
