@@ -14,7 +14,10 @@
 //! - **Content type** (state-changing methods): a non-empty body must say it is JSON
 //!   (`application/json`, with parameters or not, or `application/*+json`), else 415 — a
 //!   form or `text/plain` body is what a page can send without asking the browser first.
-//!   An empty body needs no content type (verbs whose body is optional).
+//!   An empty body needs no content type (verbs whose body is optional). Two exceptions
+//!   post forms by design, still behind the cross-site check: the status page's
+//!   `/subscriptions`, and the console's forms under `/console/` (form-encoded only; each
+//!   also carries the session's CSRF token, checked by its handler).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::RwLock;
@@ -60,6 +63,11 @@ impl Site {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             external_url.and_then(External::parse);
+    }
+
+    /// Whether `external_url` is https: the console's cookie is then `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.external().is_some_and(|e| e.origin.starts_with("https://"))
     }
 
     fn external(&self) -> Option<External> {
@@ -135,6 +143,11 @@ fn check(
     }
     // The public sign-up form and one-click unsubscribe (RFC 8058) post forms by design.
     if uri.path().starts_with("/subscriptions") {
+        return Ok(());
+    }
+    // The console's forms, same-origin as checked above; each handler also checks the
+    // session's CSRF token (`web::console::session`).
+    if uri.path().starts_with("/console/") && is_form(headers) {
         return Ok(());
     }
     check_content_type(headers)
@@ -224,6 +237,18 @@ fn check_same_origin(
         }
     }
     Ok(())
+}
+
+/// An HTML form's body (`application/x-www-form-urlencoded`).
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| {
+            mime.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// A non-empty body must be JSON.

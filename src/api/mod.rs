@@ -12,10 +12,11 @@ mod ingest;
 mod limits;
 mod maintenances;
 mod matchers;
+pub mod rate_limit;
 mod reload;
 pub mod signups;
 mod webhooks;
-mod workflow;
+pub(crate) mod workflow;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -78,6 +79,8 @@ pub struct Api {
     pub consumers: crate::notify::ConsumerNames,
     /// Status-page sign-ups: whether mail is on, the services, the per-IP limit.
     pub signups: signups::Signups,
+    /// The responder console's sign-in limit, event streams and shutdown.
+    pub console: crate::web::console::Console,
 }
 
 /// The handlers' state: a reference-counted [`Api`], so a request's copy is one count.

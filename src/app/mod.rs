@@ -227,6 +227,7 @@ impl App {
         let reloading = tokio::spawn(reloader.run(reload_requests, sighup, reload_stop.clone()));
 
         let ready = Arc::new(AtomicBool::new(true));
+        let http_stop = CancellationToken::new();
         let site_addr = listener.local_addr().context("reading the bound address")?;
         let state = ApiState::new(Api {
             engine,
@@ -242,6 +243,7 @@ impl App {
             site,
             consumers,
             signups: crate::api::signups::Signups::new(config.mail.is_some()),
+            console: crate::web::console::Console::new(http_stop.clone()),
         });
         let subscription_stop = CancellationToken::new();
         let subscription_worker = crate::notify::subscribers::SubscriptionWorker {
@@ -260,7 +262,6 @@ impl App {
             title: config.status_page.title.clone(),
         };
         let subscriptions = tokio::spawn(subscription_worker.run(subscription_stop.clone()));
-        let http_stop = CancellationToken::new();
         let local_addr = listener.local_addr().context("reading the bound address")?;
         // Probe runs in flight hold a socket each: at most one per probe.
         let max_connections = http::connection_limit(
@@ -269,7 +270,10 @@ impl App {
         );
         let mut server = tokio::spawn(http::serve(
             listener,
-            api::router(state, crate::web::subscribe::routes()),
+            api::router(
+                state,
+                crate::web::subscribe::routes().merge(crate::web::console::routes()),
+            ),
             max_connections,
             config.http,
             http_stop.clone(),

@@ -35,6 +35,7 @@
 
 mod health;
 mod records;
+mod sessions;
 mod subscriptions;
 mod upgrade;
 mod webhooks;
@@ -72,6 +73,7 @@ pub use subscriptions::{
     Channel, LoadedSubscriptions, Message, Notification, StatusUpdate, Subscriber,
     SubscriptionCounters,
 };
+pub use sessions::{Session, SessionKey};
 pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt, ReplaySelection};
 
 /// The layout this build reads and writes. A store written by a newer layout is refused
@@ -231,6 +233,7 @@ pub struct Batch {
     /// (probe, day): delete the probe's days before that one (written before `uptime`).
     uptime_forget: Vec<(String, Day)>,
     subscriptions: subscriptions::SubscriptionWrites,
+    sessions: sessions::SessionWrites,
 }
 
 impl Batch {
@@ -250,6 +253,7 @@ impl Batch {
             && self.uptime.is_empty()
             && self.uptime_forget.is_empty()
             && self.subscriptions.is_empty()
+            && self.sessions.0.is_empty()
     }
 
     /// The incidents this batch closes, as they are stored.
@@ -611,6 +615,7 @@ impl Store {
         }
         webhooks::write(&txn, &batch.webhooks)?;
         subscriptions::write(&txn, &batch.subscriptions)?;
+        sessions::write(&txn, &batch.sessions)?;
         txn.commit().map_err(db_err)
     }
 
@@ -1032,6 +1037,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(UPTIME_DAILY).map_err(db_err)?;
         webhooks::init_tables(&txn)?;
         subscriptions::init_tables(&txn)?;
+        sessions::init_tables(&txn)?;
         let mut meta = txn.open_table(META).map_err(db_err)?;
         let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
         match found {

@@ -108,7 +108,7 @@ fn fields(headers: &HeaderMap, body: &[u8]) -> Result<Fields, ApiError> {
 }
 
 /// `application/x-www-form-urlencoded` pairs.
-fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     fn decode(part: &str) -> String {
         let bytes = part.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());

@@ -8,6 +8,7 @@ mod auth;
 mod breach;
 mod browser;
 mod check;
+mod console;
 mod ctl;
 mod dashboards;
 mod detection;
