@@ -67,7 +67,8 @@ impl Site {
 
     /// Whether `external_url` is https: the console's cookie is then `Secure`.
     pub fn is_https(&self) -> bool {
-        self.external().is_some_and(|e| e.origin.starts_with("https://"))
+        self.external()
+            .is_some_and(|e| e.origin.starts_with("https://"))
     }
 
     fn external(&self) -> Option<External> {

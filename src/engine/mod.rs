@@ -223,6 +223,7 @@ impl Engine {
             status_page: setup.status_page.clone(),
             uptime: UptimeHistory::default(),
             sessions: imbl::HashMap::new(),
+            touched: None,
         };
         let (published, read) = watch::channel(Arc::new(snapshot.clone()));
         let mut engine = Engine {
@@ -344,6 +345,7 @@ impl Engine {
             status_page: self.setup.status_page.clone(),
             uptime: self.state.uptime.clone(),
             sessions: self.state.sessions.live.clone(),
+            touched: None,
         };
         self.published.send_replace(Arc::new(self.snapshot.clone()));
         Ok(())
@@ -626,6 +628,7 @@ impl Engine {
         if pending.sessions_changed {
             snapshot.sessions = self.state.sessions.live.clone();
         }
+        snapshot.touched = Some(Arc::new(pending.touched.keys().copied().collect()));
         snapshot.version += 1;
         self.published.send_replace(Arc::new(snapshot.clone()));
     }

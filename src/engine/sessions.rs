@@ -111,10 +111,7 @@ impl Sessions {
 
     /// Ends the expired sessions, at most once per [`PURGE_EVERY`] (from the engine's tick).
     pub fn purge_due(&mut self, txn: &mut Txn) {
-        if self
-            .purged_at
-            .is_some_and(|at| txn.now - at < PURGE_EVERY)
-        {
+        if self.purged_at.is_some_and(|at| txn.now - at < PURGE_EVERY) {
             return;
         }
         self.purge(txn);

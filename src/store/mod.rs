@@ -69,11 +69,11 @@ use records::{
     DetectorV1, IncidentClocksV1, IncidentOpenedV1, IncidentTraitsV1, IncidentV1, MaintenanceV1,
     SilenceV1, TimelineEntryV1, UptimeDayV1,
 };
+pub use sessions::{Session, SessionKey};
 pub use subscriptions::{
     Channel, LoadedSubscriptions, Message, Notification, StatusUpdate, Subscriber,
     SubscriptionCounters,
 };
-pub use sessions::{Session, SessionKey};
 pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt, ReplaySelection};
 
 /// The layout this build reads and writes. A store written by a newer layout is refused

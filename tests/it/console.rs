@@ -81,7 +81,12 @@ pub struct Session {
 
 /// The `incidentd_session=…` pair of a `Set-Cookie`, and the whole header.
 fn set_cookie(response: &reqwest::Response) -> Option<(String, String)> {
-    let header = response.headers().get(SET_COOKIE)?.to_str().ok()?.to_owned();
+    let header = response
+        .headers()
+        .get(SET_COOKIE)?
+        .to_str()
+        .ok()?
+        .to_owned();
     let pair = header.split(';').next()?.trim().to_owned();
     Some((pair, header))
 }
@@ -211,7 +216,11 @@ async fn sign_in_sets_a_hardened_session_cookie_and_sign_out_ends_it() {
         "/console/sign-in?next=/console/incidents/INC-1"
     );
     let (status, page) = {
-        let r = client.get(app.url("/console/sign-in")).send().await.unwrap();
+        let r = client
+            .get(app.url("/console/sign-in"))
+            .send()
+            .await
+            .unwrap();
         (r.status(), r.text().await.unwrap())
     };
     assert_eq!(status, StatusCode::OK);
@@ -222,16 +231,27 @@ async fn sign_in_sets_a_hardened_session_cookie_and_sign_out_ends_it() {
     assert_eq!(response.headers()[LOCATION], "/console");
     let (pair, header) = set_cookie(&response).unwrap();
     assert!(pair.starts_with("incidentd_session="), "{header}");
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age=43200"] {
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=43200",
+    ] {
         assert!(header.contains(attribute), "{attribute} missing: {header}");
     }
     assert!(!header.contains("Secure"), "no https here: {header}");
-    assert!(!header.contains(RESPONDER), "the token is never in the cookie");
+    assert!(
+        !header.contains(RESPONDER),
+        "the token is never in the cookie"
+    );
 
     let session = Session::sign_in(&app, RESPONDER).await;
     let (status, page) = session.get("/console").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("ana") && page.contains("(responder)"), "{page}");
+    assert!(
+        page.contains("ana") && page.contains("(responder)"),
+        "{page}"
+    );
     assert!(!page.contains(RESPONDER), "the token is never on a page");
 
     // Signing out without the CSRF token does nothing.
@@ -258,7 +278,10 @@ async fn sign_in_sets_a_hardened_session_cookie_and_sign_out_ends_it() {
         .post(&format!("/console/incidents/{id}/acknowledge"), &[])
         .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(session.get("/console/events").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        session.get("/console/events").await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(incident(&app, &id).await["state"], "open");
     app.stop().await;
 }
@@ -292,7 +315,11 @@ async fn a_session_id_set_before_sign_in_is_never_adopted() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "the planted id opens nothing");
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "the planted id opens nothing"
+    );
 
     // Signing in again with a live session: a new id, and the old one ends.
     let first = Session::sign_in(&app, RESPONDER).await;
@@ -334,7 +361,9 @@ async fn a_cross_site_form_post_is_refused() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "forbidden");
-    let response = post("null", "cross-site", session.csrf.clone()).await.unwrap();
+    let response = post("null", "cross-site", session.csrf.clone())
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     // Same origin without the session's CSRF token (an older browser without Origin or
     // Sec-Fetch-Site would be here): refused too.
@@ -342,7 +371,13 @@ async fn a_cross_site_form_post_is_refused() {
     for csrf in [String::new(), "x".repeat(43)] {
         let response = post(own, "same-origin", csrf).await.unwrap();
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
-        assert!(response.text().await.unwrap().contains("did not come from your console session"));
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("did not come from your console session")
+        );
     }
     // Another session's token is not this one's.
     let other = Session::sign_in(&app, RESPONDER2).await;
@@ -350,7 +385,9 @@ async fn a_cross_site_form_post_is_refused() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(incident(&app, &id).await["state"], "open");
     // Only a form from the console's own page with its token acts.
-    let response = post(own, "same-origin", session.csrf.clone()).await.unwrap();
+    let response = post(own, "same-origin", session.csrf.clone())
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(incident(&app, &id).await["state"], "acknowledged");
     // Not form-encoded: the API's rule (JSON only) holds.
@@ -370,16 +407,28 @@ async fn a_cross_site_form_post_is_refused() {
 #[tokio::test]
 async fn the_queue_shows_countdowns_and_its_forms_run_the_workflow() {
     let (_dir, app) = spawn().await;
-    let id = ticket(&app, RESPONDER, "Checkout errors for card payments", "availability").await;
+    let id = ticket(
+        &app,
+        RESPONDER,
+        "Checkout errors for card payments",
+        "availability",
+    )
+    .await;
     let other = ticket(&app, RESPONDER, "Search is slow", "performance").await;
     let session = Session::sign_in(&app, RESPONDER).await;
     let (status, page) = session.get("/console").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Checkout errors for card payments"), "{page}");
     // P2 (high impact, medium urgency): first response in 1 h, resolution in 8 h.
-    assert!(page.contains("First response:</span> <span class=\"clock-text\">1h 00m left"), "{page}");
+    assert!(
+        page.contains("First response:</span> <span class=\"clock-text\">1h 00m left"),
+        "{page}"
+    );
     assert!(page.contains("data-seconds=\"3600\""), "{page}");
-    assert!(page.contains("Resolution:</span> <span class=\"clock-text\">8h 00m left"), "{page}");
+    assert!(
+        page.contains("Resolution:</span> <span class=\"clock-text\">8h 00m left"),
+        "{page}"
+    );
     // 50 minutes later the first response is at risk (75 %: the engine's warning).
     app.clock.advance(Duration::from_secs(50 * 60));
     eventually("the warning", Duration::from_secs(10), async || {
@@ -390,14 +439,21 @@ async fn the_queue_shows_countdowns_and_its_forms_run_the_workflow() {
 
     // Search and filters.
     let (_, page) = session.get("/console?q=search").await;
-    assert!(page.contains("Search is slow") && !page.contains("Checkout errors"), "{page}");
-    let (_, page) = session.get("/console?q=team%3Dpayments&source=ticket").await;
+    assert!(
+        page.contains("Search is slow") && !page.contains("Checkout errors"),
+        "{page}"
+    );
+    let (_, page) = session
+        .get("/console?q=team%3Dpayments&source=ticket")
+        .await;
     assert!(page.contains("Search is slow") && page.contains("Checkout errors"));
     let (_, page) = session.get("/console?source=alert").await;
     assert!(page.contains("Nothing in the queue matches"));
 
     // Acknowledge by the row's button (the bulk form), then escalate with a reason.
-    let response = session.post("/console/bulk", &[("ack", &id), ("back", "q=checkout")]).await;
+    let response = session
+        .post("/console/bulk", &[("ack", &id), ("back", "q=checkout")])
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()[LOCATION], "/console?q=checkout");
     let now = incident(&app, &id).await;
@@ -452,7 +508,10 @@ async fn the_queue_shows_countdowns_and_its_forms_run_the_workflow() {
         ("notes", vec![("text", "rolling back"), ("public", "on")]),
         ("hold", vec![("reason", "waiting for the provider")]),
         ("resume", vec![]),
-        ("edit", vec![("priority", "P1"), ("reason", "customers affected")]),
+        (
+            "edit",
+            vec![("priority", "P1"), ("reason", "customers affected")],
+        ),
         ("resolve", vec![("resolution", "rolled back the release")]),
         ("reopen", vec![("reason", "errors again")]),
         ("resolve", vec![("resolution", "provider fixed it")]),
@@ -461,7 +520,12 @@ async fn the_queue_shows_countdowns_and_its_forms_run_the_workflow() {
         let response = session
             .post(&format!("/console/incidents/{id}/{verb}"), &fields)
             .await;
-        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{verb}: {}", response.text().await.unwrap());
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "{verb}: {}",
+            response.text().await.unwrap()
+        );
     }
     let done = incident(&app, &id).await;
     assert_eq!(done["state"], "closed");
@@ -472,12 +536,21 @@ async fn the_queue_shows_countdowns_and_its_forms_run_the_workflow() {
     let response = session
         .post(
             "/console/bulk",
-            &[("action", "escalate"), ("ids", &id), ("ids", &other), ("reason", "all hands"), ("tier", "")],
+            &[
+                ("action", "escalate"),
+                ("ids", &id),
+                ("ids", &other),
+                ("reason", "all hands"),
+                ("tier", ""),
+            ],
         )
         .await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     let page = response.text().await.unwrap();
-    assert!(page.contains(&format!("<strong>{id}</strong>: incident {id} is closed")), "{page}");
+    assert!(
+        page.contains(&format!("<strong>{id}</strong>: incident {id} is closed")),
+        "{page}"
+    );
     // L1 → L2 by the unacknowledged timer (30 min) earlier, → L3 now.
     assert_eq!(incident(&app, &other).await["tier"], "L3");
     app.stop().await;
@@ -490,16 +563,28 @@ async fn a_viewer_sees_no_forms_and_may_not_act() {
     let viewer = Session::sign_in(&app, VIEWER).await;
     let (_, page) = viewer.get("/console").await;
     assert!(page.contains("Checkout slow"));
-    assert!(!page.contains("name=\"ids\"") && !page.contains("class=\"ack\""), "{page}");
+    assert!(
+        !page.contains("name=\"ids\"") && !page.contains("class=\"ack\""),
+        "{page}"
+    );
     assert!(!page.contains("Escalate selected"));
     let (_, page) = viewer.get(&format!("/console/incidents/{id}")).await;
-    assert!(!page.contains("action=\"/console/incidents/"), "no verb forms: {page}");
+    assert!(
+        !page.contains("action=\"/console/incidents/"),
+        "no verb forms: {page}"
+    );
     assert!(page.contains("may read incidents, not act on them"));
     let response = viewer
         .post(&format!("/console/incidents/{id}/acknowledge"), &[])
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert!(response.text().await.unwrap().contains("token `grafana` may not do this"));
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("token `grafana` may not do this")
+    );
     let response = viewer.post("/console/bulk", &[("ack", &id)]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(incident(&app, &id).await["state"], "open");
@@ -511,11 +596,18 @@ async fn restricted_incidents_show_only_with_clearance() {
     let (_dir, app) = spawn().await;
     let id = ticket(&app, ADMIN, "Customer records exfiltrated", "data_breach").await;
     let responder = Session::sign_in(&app, RESPONDER).await;
-    for path in ["/console", "/console?state=all", &format!("/console/incidents/{id}")] {
+    for path in [
+        "/console",
+        "/console?state=all",
+        &format!("/console/incidents/{id}"),
+    ] {
         let (status, page) = responder.get(path).await;
         assert_eq!(status, StatusCode::OK);
         assert!(page.contains(&id), "{path}: {page}");
-        assert!(page.contains("Restricted incident") || page.contains("restricted incident"), "{path}");
+        assert!(
+            page.contains("Restricted incident") || page.contains("restricted incident"),
+            "{path}"
+        );
         for secret in ["exfiltrated", "data_breach", "checkout", "payments", "Dana"] {
             assert!(!page.contains(secret), "{path} shows `{secret}`: {page}");
         }
@@ -563,7 +655,10 @@ async fn a_session_ends_after_12_hours_and_when_its_token_is_removed() {
     // A reload without bob's token ends bob's session at once.
     std::fs::write(
         dir.config_path(),
-        CONFIG.replace("    - {name: bob, token_env: IT_RESPONDER2, role: responder}\n", ""),
+        CONFIG.replace(
+            "    - {name: bob, token_env: IT_RESPONDER2, role: responder}\n",
+            "",
+        ),
     )
     .unwrap();
     let response = app
@@ -590,9 +685,15 @@ async fn a_rotated_token_ends_the_sessions_opened_with_the_old_one() {
     let ana = Session::sign_in(&app, RESPONDER).await;
     app.stop().await;
     // The same name with a new secret (a restart reads the environment again).
-    env.insert("IT_RESPONDER".to_owned(), "rotated-token-1234567890".to_owned());
+    env.insert(
+        "IT_RESPONDER".to_owned(),
+        "rotated-token-1234567890".to_owned(),
+    );
     let app = TestApp::spawn_at(&dir, env, start_time()).await;
-    let ana_again = Session { base: app.url(""), ..ana };
+    let ana_again = Session {
+        base: app.url(""),
+        ..ana
+    };
     assert_eq!(ana_again.get("/console").await.0, StatusCode::SEE_OTHER);
     app.stop().await;
 }
@@ -604,7 +705,10 @@ async fn sessions_survive_a_restart() {
     let ana = Session::sign_in(&app, RESPONDER).await;
     app.stop().await;
     let app = TestApp::spawn(&dir, env()).await;
-    let ana = Session { base: app.url(""), ..ana };
+    let ana = Session {
+        base: app.url(""),
+        ..ana
+    };
     assert_eq!(ana.get("/console").await.0, StatusCode::OK);
     app.stop().await;
 }
@@ -651,6 +755,18 @@ async fn the_event_stream_names_each_change_and_ends_with_the_session() {
     read_until(&mut stream, &format!("event: incidents\ndata: {id}\n")).await;
     let other = ticket(&app, RESPONDER, "Search slow", "performance").await;
     read_until(&mut stream, &format!("data: {other}\n")).await;
+    // An internal note changes none of the incident's fields, only its timeline.
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/incidents/{id}/notes")))
+        .bearer_auth(RESPONDER2)
+        .json(&json!({"text": "looking"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = read_until(&mut stream, &format!("data: {id}\n")).await;
+    assert_eq!(seen.matches(&format!("data: {id}\n")).count(), 1, "{seen}");
     // Signing out elsewhere (another tab) ends the stream.
     session.post("/console/sign-out", &[]).await;
     read_until(&mut stream, "event: signed-out").await;
@@ -683,10 +799,20 @@ async fn the_open_mode_needs_no_sign_in_but_keeps_csrf() {
             .form_fields(&[("csrf", csrf)])
             .send()
     };
-    assert_eq!(post("nope".to_owned()).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        post("nope".to_owned()).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(post(csrf).await.unwrap().status(), StatusCode::SEE_OTHER);
-    assert_eq!(incident(&app, &id).await["acknowledged_at"], "2026-03-02T09:00:00Z");
-    let response = client.get(app.url("/console/sign-in")).send().await.unwrap();
+    assert_eq!(
+        incident(&app, &id).await["acknowledged_at"],
+        "2026-03-02T09:00:00Z"
+    );
+    let response = client
+        .get(app.url("/console/sign-in"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     app.stop().await;
 }

@@ -9,6 +9,7 @@ mod breach;
 mod browser;
 mod check;
 mod console;
+mod console_browser;
 mod ctl;
 mod dashboards;
 mod detection;

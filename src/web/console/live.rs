@@ -1,11 +1,12 @@
 //! `GET /console/events`: Server-Sent Events from the engine's read model. After every
-//! commit the engine publishes a snapshot; each stream compares the incidents it last saw
-//! with the new ones (persistent maps: shared subtrees are skipped by pointer, so a commit
-//! costs each stream what it changed) and sends the ids that changed — `event: incidents`,
-//! `data: INC-3 INC-7` (`all` beyond [`MAX_IDS`]). The page's script fetches what it shows
-//! of them again. Ids only: a restricted incident's id is what its restricted view shows
-//! anyway. A stream ends when its session does (`event: signed-out`), when the server
-//! stops, and at most [`MAX_STREAMS`] are open at once (503 beyond).
+//! commit the engine publishes a snapshot that names the incidents the commit touched;
+//! each stream sends those ids — `event: incidents`, `data: INC-3 INC-7` — or `all` when
+//! there are more than [`MAX_IDS`] or the stream missed a snapshot (a timeline entry leaves
+//! no trace in the incident maps, so nothing else could tell). The page's script fetches
+//! what it shows of them again. Ids only: a restricted incident's id is what its
+//! restricted view shows anyway. A stream ends when its session does (`event:
+//! signed-out`) and when the server stops; at most [`MAX_STREAMS`] are open at once (503
+//! beyond).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 use super::render;
 use super::session::{action_viewer, viewer};
 use crate::api::ApiState;
-use crate::domain::incident::Incident;
 use crate::engine::{ReadModel, Snapshot};
 
 /// Event streams open at once at most.
@@ -33,30 +33,23 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// A quiet stream checks its session this often (expiry, sign-out elsewhere).
 const RECHECK: Duration = Duration::from_secs(30);
 
-/// The ids of the incidents that differ between two snapshots' maps, `None` for too many.
-pub(super) fn changed(
-    before: &imbl::OrdMap<u64, Arc<Incident>>,
-    after: &imbl::OrdMap<u64, Arc<Incident>>,
-) -> Option<Vec<u64>> {
-    if before.ptr_eq(after) {
+/// The ids of the incidents changed from `before` to `after`, sorted; `None` when that is
+/// not known (versions were skipped, or the engine reloaded its state) or too many.
+pub(super) fn changed(before: &Snapshot, after: &Snapshot) -> Option<Vec<u64>> {
+    if after.version == before.version {
         return Some(Vec::new());
     }
-    let mut ids = Vec::new();
-    for item in before.diff(after) {
-        let id = match item {
-            imbl::ordmap::DiffItem::Add(id, _) | imbl::ordmap::DiffItem::Remove(id, _) => *id,
-            imbl::ordmap::DiffItem::Update { old, new } => {
-                if Arc::ptr_eq(old.1, new.1) {
-                    continue;
-                }
-                *new.0
-            }
-        };
-        if ids.len() == MAX_IDS {
-            return None;
-        }
-        ids.push(id);
+    if after.version != before.version + 1 {
+        // Snapshots in between were not seen: a timeline entry leaves no trace in the
+        // maps, so only "everything" is right.
+        return None;
     }
+    let touched = after.touched.as_ref()?;
+    if touched.len() > MAX_IDS {
+        return None;
+    }
+    let mut ids = touched.to_vec();
+    ids.sort_unstable();
     Some(ids)
 }
 
@@ -97,7 +90,7 @@ impl Stream {
                 return Some(Event::default().event("signed-out").data("ended"));
             }
             let now = self.read.borrow_and_update().clone();
-            let ids = changed(&self.last.incidents, &now.incidents);
+            let ids = changed(&self.last, &now);
             self.last = now;
             let data = match ids {
                 None => "all".to_owned(),

@@ -188,7 +188,10 @@ impl<'a> EvidenceItem<'a> {
                     ("Condition", condition.clone()),
                     ("Result", crate::domain::incident::describe(observation)),
                 ],
-                pairs: subject.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+                pairs: subject
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
                 pairs_title: "Subject",
                 more_pairs: Vec::new(),
                 body: observation.body.as_deref(),

@@ -278,7 +278,7 @@ pub(super) async fn bulk(
     }
     let filters: Filters = form
         .get("back")
-        .and_then(|back| serde_urlencoded_filters(back))
+        .and_then(serde_urlencoded_filters)
         .unwrap_or_default();
     let back = match filters.query() {
         query if query.is_empty() => "/console".to_owned(),
@@ -351,4 +351,3 @@ fn serde_urlencoded_filters(query: &str) -> Option<Filters> {
 
 /// What the source filter offers.
 pub(super) const SOURCES: [&str; 3] = ["rule", "alert", "ticket"];
-
