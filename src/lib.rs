@@ -18,7 +18,8 @@
 //! - [`rule_test_runner`]: `incidentd test`, rule unit tests run on the real engine.
 //! - [`sla_report`]: `GET /api/v1/sla`, TAT compliance over a window.
 //! - [`web`]: pages for people — the public status page (`/status.json`, `/`), built from
-//!   the engine's read model, restricted incidents hidden.
+//!   the engine's read model, restricted incidents hidden; the responder console
+//!   (`/console`): sessions, the queue, incident forms, live updates over SSE.
 #![forbid(unsafe_code)]
 
 pub mod api;
