@@ -215,6 +215,20 @@ async fn sign_in_sets_a_hardened_session_cookie_and_sign_out_ends_it() {
         response.headers()[LOCATION],
         "/console/sign-in?next=/console/incidents/INC-1"
     );
+    // A link followed from another site comes without the SameSite=Strict cookie: the page
+    // loads itself again from here (same-site), which sends it.
+    let response = client
+        .get(app.url("/console/incidents/INC-1"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("<meta http-equiv=\"refresh\" content=\"0;url=/console/incidents/INC-1\">"),
+        "{page}"
+    );
     let (status, page) = {
         let r = client
             .get(app.url("/console/sign-in"))
