@@ -20,7 +20,8 @@
 //! - [`sla_report`]: `GET /api/v1/sla`, TAT compliance over a window; [`report`]: the
 //!   post-incident review draft of one incident.
 //! - [`web`]: pages for people — the public status page (`/status.json`, `/`), built from
-//!   the engine's read model, restricted incidents hidden; the reporter's private page.
+//!   the engine's read model, restricted incidents hidden; the reporter's private page; the
+//!   responder console (`/console`): sessions, the queue, incident forms, live updates over SSE.
 #![forbid(unsafe_code)]
 
 pub mod api;

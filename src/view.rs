@@ -311,6 +311,15 @@ impl RestrictedView {
     }
 }
 
+/// What a reader may see of an incident ([`Restrictions::shown`]).
+#[derive(Debug)]
+pub enum Shown<'a> {
+    /// Everything.
+    Full(&'a Incident),
+    /// A restricted incident, to a reader without clearance: that it exists, no more.
+    Restricted(RestrictedView),
+}
+
 /// Whether a reader may see the details of restricted incidents: admin tokens, tokens and
 /// webhook consumers with `security: true` (and the open mode, where everyone is admin).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,6 +357,16 @@ impl Restrictions {
         self.categories.contains(&incident.category)
     }
 
+    /// How much of the incident `clearance` may see: the one decision every surface
+    /// (the JSON views, webhook bodies, the console's pages) goes through.
+    pub fn shown<'a>(&self, incident: &'a Incident, clearance: Clearance) -> Shown<'a> {
+        if clearance == Clearance::None && self.is_restricted(incident) {
+            Shown::Restricted(RestrictedView::new(incident))
+        } else {
+            Shown::Full(incident)
+        }
+    }
+
     /// The incident as `clearance` may see it at `now`: in full, or as a [`RestrictedView`].
     pub fn view(
         &self,
@@ -356,10 +375,11 @@ impl Restrictions {
         clearance: Clearance,
         now: DateTime<Utc>,
     ) -> serde_json::Value {
-        let json = if clearance == Clearance::None && self.is_restricted(incident) {
-            serde_json::to_value(RestrictedView::new(incident))
-        } else {
-            serde_json::to_value(IncidentView::new(incident, timeline, &self.sla, now))
+        let json = match self.shown(incident, clearance) {
+            Shown::Restricted(restricted) => serde_json::to_value(restricted),
+            Shown::Full(incident) => {
+                serde_json::to_value(IncidentView::new(incident, timeline, &self.sla, now))
+            }
         };
         json.expect("views serialize to JSON")
     }

@@ -36,6 +36,40 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The open mode's caller (no tokens configured): everything is allowed.
+    pub(crate) fn open() -> Caller {
+        Caller {
+            name: "anonymous".to_owned(),
+            role: None,
+            security: false,
+        }
+    }
+
+    /// The holder of `token` (a console session names the token it was opened with).
+    pub(crate) fn of_token(token: &TokenConfig) -> Caller {
+        Caller {
+            name: token.name.clone(),
+            role: Some(token.role),
+            security: token.security,
+        }
+    }
+
+    /// The role's name (`open` without tokens), for people to read.
+    pub fn role_name(&self) -> &'static str {
+        match self.role {
+            None => "open",
+            Some(Role::Viewer) => "viewer",
+            Some(Role::Ingest) => "ingest",
+            Some(Role::Responder) => "responder",
+            Some(Role::Admin) => "admin",
+        }
+    }
+
+    /// Whether the caller may do `need` (what [`Caller::require`] refuses, without the error).
+    pub fn may(&self, need: Need) -> bool {
+        self.require(need).is_ok()
+    }
+
     /// Whether the caller may do what only an admin may (move a tier down). Open mode
     /// (no tokens, loopback only) allows everything.
     pub fn is_admin(&self) -> bool {
@@ -80,7 +114,17 @@ impl Caller {
 pub struct Tokens(pub Vec<TokenConfig>);
 
 impl Tokens {
-    pub(super) fn find(&self, presented: &str) -> Option<&TokenConfig> {
+    /// Whether no token is configured (the open mode, loopback only).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The token configured under `name`.
+    pub(crate) fn named(&self, name: &str) -> Option<&TokenConfig> {
+        self.0.iter().find(|token| token.name == name)
+    }
+
+    pub(crate) fn find(&self, presented: &str) -> Option<&TokenConfig> {
         // Check every token so the time taken does not tell which one nearly matched.
         let mut found = None;
         for token in &self.0 {

@@ -15,8 +15,10 @@
 //!   (`application/json`, with parameters or not, or `application/*+json`), else 415 — a
 //!   form or `text/plain` body is what a page can send without asking the browser first.
 //!   An empty body needs no content type (verbs whose body is optional). The pages that
-//!   post forms by design — status-page sign-ups and unsubscribes (`/subscriptions…`) and
-//!   the reporter's page (`/r/{token}`) — are exempt from this check only.
+//!   post forms by design, still behind the cross-site check: the status page's sign-ups
+//!   and unsubscribes (`/subscriptions…`), the reporter's page (`/r/{token}`), and the
+//!   console's forms under `/console/` (form-encoded only; each also carries the
+//!   session's CSRF token, checked by its handler).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::RwLock;
@@ -69,6 +71,12 @@ impl Site {
     /// `external_url` in force, without a trailing `/` (the base of absolute links).
     pub fn external_url(&self) -> Option<String> {
         self.external().map(|e| e.url)
+    }
+
+    /// Whether `external_url` is https: the console's cookie is then `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.external()
+            .is_some_and(|e| e.origin.starts_with("https://"))
     }
 
     fn external(&self) -> Option<External> {
@@ -147,6 +155,11 @@ fn check(
     // and so does the reporter's page (`/r/{token}`): a page without JavaScript. The
     // cross-site check above applies to them as to everything else.
     if uri.path().starts_with("/subscriptions") || uri.path().starts_with("/r/") {
+        return Ok(());
+    }
+    // The console's forms, same-origin as checked above; each handler also checks the
+    // session's CSRF token (`web::console::session`).
+    if uri.path().starts_with("/console/") && is_form(headers) {
         return Ok(());
     }
     check_content_type(headers)
@@ -236,6 +249,18 @@ fn check_same_origin(
         }
     }
     Ok(())
+}
+
+/// An HTML form's body (`application/x-www-form-urlencoded`).
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| {
+            mime.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// A non-empty body must be JSON.

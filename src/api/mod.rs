@@ -12,11 +12,12 @@ mod ingest;
 mod limits;
 mod maintenances;
 mod matchers;
+pub mod rate_limit;
 mod reload;
 mod review;
 pub mod signups;
 mod webhooks;
-mod workflow;
+pub(crate) mod workflow;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,7 +81,9 @@ pub struct Api {
     /// Status-page sign-ups: whether mail is on, the services, the per-IP limit.
     pub signups: signups::Signups,
     /// Comments through each reporter link (by its token's hash), rate limited.
-    pub reporter_comments: signups::RateLimit<[u8; 32]>,
+    pub reporter_comments: rate_limit::RateLimit<[u8; 32]>,
+    /// The responder console's sign-in limit, event streams and shutdown.
+    pub console: crate::web::console::Console,
 }
 
 /// The handlers' state: a reference-counted [`Api`], so a request's copy is one count.

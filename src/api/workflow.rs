@@ -55,7 +55,7 @@ fn non_empty(field: &str, text: &str) -> Result<(), ApiError> {
 }
 
 /// How a verb reads its request.
-pub(super) trait VerbBody {
+pub(crate) trait VerbBody {
     fn verb(caller: &Caller, headers: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError>;
 }
 
@@ -68,14 +68,8 @@ pub(super) async fn act<V: VerbBody>(
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    caller.require(Need::Respond)?;
-    let id = parse_id(&raw)?;
-    let verb = V::verb(&caller, &headers, &body?)?;
     let clearance = caller.clearance();
-    let incident = state
-        .engine
-        .workflow(id, caller.name, clearance, verb)
-        .await?;
+    let incident = perform::<V>(&state, caller, &raw, &headers, &body?).await?;
     let snapshot = state.read.borrow().clone();
     Ok(Json(snapshot.restrictions.view(
         &incident,
@@ -85,9 +79,29 @@ pub(super) async fn act<V: VerbBody>(
     )))
 }
 
+/// One verb on one incident, for the API and the console alike: the caller's role, the
+/// verb's body (JSON: the console turns its forms into the same bodies), one command to the
+/// engine; the incident as it is once the change is durable.
+pub(crate) async fn perform<V: VerbBody>(
+    state: &ApiState,
+    caller: Caller,
+    raw_id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<crate::domain::incident::Incident, ApiError> {
+    caller.require(Need::Respond)?;
+    let id = parse_id(raw_id)?;
+    let verb = V::verb(&caller, headers, body)?;
+    let clearance = caller.clearance();
+    Ok(state
+        .engine
+        .workflow(id, caller.name, clearance, verb)
+        .await?)
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Acknowledge {}
+pub(crate) struct Acknowledge {}
 
 impl VerbBody for Acknowledge {
     fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
@@ -98,7 +112,7 @@ impl VerbBody for Acknowledge {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Resume {}
+pub(crate) struct Resume {}
 
 impl VerbBody for Resume {
     fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
@@ -109,7 +123,7 @@ impl VerbBody for Resume {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Close {}
+pub(crate) struct Close {}
 
 impl VerbBody for Close {
     fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
@@ -120,7 +134,7 @@ impl VerbBody for Close {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Resolve {
+pub(crate) struct Resolve {
     resolution: String,
 }
 
@@ -141,7 +155,7 @@ impl VerbBody for Resolve {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct TicketBody {
+pub(crate) struct TicketBody {
     title: String,
     #[serde(default)]
     description: String,
@@ -349,7 +363,7 @@ impl VerbBody for ScheduleCall {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Note {
+pub(crate) struct Note {
     text: String,
     #[serde(default)]
     public: bool,
@@ -377,7 +391,7 @@ fn reason(body: &[u8]) -> Result<String, ApiError> {
     Ok(reason)
 }
 
-pub(super) struct Hold;
+pub(crate) struct Hold;
 
 impl VerbBody for Hold {
     fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
@@ -387,7 +401,7 @@ impl VerbBody for Hold {
     }
 }
 
-pub(super) struct Reopen;
+pub(crate) struct Reopen;
 
 impl VerbBody for Reopen {
     fn verb(_: &Caller, _: &HeaderMap, body: &[u8]) -> Result<Verb, ApiError> {
@@ -399,7 +413,7 @@ impl VerbBody for Reopen {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Escalate {
+pub(crate) struct Escalate {
     reason: String,
     tier: Option<Tier>,
 }
@@ -420,7 +434,7 @@ impl VerbBody for Escalate {
 /// `PATCH /api/v1/incidents/{id}`: audited changes, each with the reason.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Update {
+pub(crate) struct Update {
     title: Option<String>,
     category: Option<String>,
     impact: Option<Level>,

@@ -227,6 +227,7 @@ impl App {
         let reloading = tokio::spawn(reloader.run(reload_requests, sighup, reload_stop.clone()));
 
         let ready = Arc::new(AtomicBool::new(true));
+        let http_stop = CancellationToken::new();
         let site_addr = listener.local_addr().context("reading the bound address")?;
         let state = ApiState::new(Api {
             engine,
@@ -242,11 +243,12 @@ impl App {
             site,
             consumers,
             signups: crate::api::signups::Signups::new(config.mail.is_some()),
-            reporter_comments: crate::api::signups::RateLimit::new(
+            reporter_comments: crate::api::rate_limit::RateLimit::new(
                 crate::web::reporter::COMMENTS_PER_WINDOW,
                 crate::web::reporter::COMMENT_WINDOW,
                 crate::web::reporter::MAX_COUNTED_LINKS,
             ),
+            console: crate::web::console::Console::new(http_stop.clone()),
         });
         let subscription_stop = CancellationToken::new();
         let subscription_worker = crate::notify::subscribers::SubscriptionWorker {
@@ -265,7 +267,6 @@ impl App {
             title: config.status_page.title.clone(),
         };
         let subscriptions = tokio::spawn(subscription_worker.run(subscription_stop.clone()));
-        let http_stop = CancellationToken::new();
         let local_addr = listener.local_addr().context("reading the bound address")?;
         // Probe runs in flight hold a socket each: at most one per probe.
         let max_connections = http::connection_limit(
@@ -276,7 +277,9 @@ impl App {
             listener,
             api::router(
                 state,
-                crate::web::subscribe::routes().merge(crate::web::reporter::routes()),
+                crate::web::subscribe::routes()
+                    .merge(crate::web::reporter::routes())
+                    .merge(crate::web::console::routes()),
             ),
             max_connections,
             config.http,

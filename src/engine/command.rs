@@ -269,6 +269,11 @@ pub(super) enum Command {
         op: super::subscriptions::SubsOp,
         reply: Reply<super::subscriptions::SubsAnswer>,
     },
+    /// A console sign-in or sign-out.
+    Sessions {
+        op: super::sessions::SessionOp,
+        reply: Reply<()>,
+    },
     /// Fire the durable timers that are due.
     Tick {
         reply: Option<Reply<()>>,
@@ -321,6 +326,7 @@ impl Command {
                 refused(reply, error);
             }
             Command::Subscriptions { reply, .. } => refused(reply, error),
+            Command::Sessions { reply, .. } => refused(reply, error),
         }
     }
 }
@@ -452,6 +458,11 @@ impl EngineHandle {
         op: super::subscriptions::SubsOp,
     ) -> Result<super::subscriptions::SubsAnswer, EngineError> {
         self.ask(|reply| Command::Subscriptions { op, reply }).await
+    }
+
+    /// A console session opened or ended, answered once durable.
+    pub async fn sessions(&self, op: super::sessions::SessionOp) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Sessions { op, reply }).await
     }
 
     /// What the subscription worker waits on.

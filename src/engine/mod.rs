@@ -14,6 +14,7 @@ mod command;
 mod outbox;
 mod read_model;
 mod rules;
+pub mod sessions;
 pub mod subscriptions;
 mod txn;
 mod webhooks;
@@ -196,6 +197,8 @@ struct State {
     /// Probes with stored days that are no longer configured: deleted by the next prune.
     uptime_stale: Vec<String>,
     subscriptions: subscriptions::Subscriptions,
+    /// The console's sessions.
+    sessions: sessions::Sessions,
 }
 
 impl Engine {
@@ -222,6 +225,8 @@ impl Engine {
             restrictions: setup.restrictions.clone(),
             status_page: setup.status_page.clone(),
             uptime: UptimeHistory::default(),
+            sessions: imbl::HashMap::new(),
+            touched: None,
         };
         let (published, read) = watch::channel(Arc::new(snapshot.clone()));
         let mut engine = Engine {
@@ -262,6 +267,7 @@ impl Engine {
         let public_updates = self.store.public_updates(&active)?;
         let recent = self.load_recent(now)?;
         let subscriptions = subscriptions::Subscriptions::load(self.store.load_subscriptions()?);
+        let sessions = sessions::Sessions::load(self.store.load_sessions()?);
         self.metrics.incidents_open.reset();
         self.metrics.reset_sla_open();
         for incident in &loaded.incidents {
@@ -310,6 +316,7 @@ impl Engine {
             uptime_pruned: None,
             uptime_stale,
             subscriptions,
+            sessions,
         };
         self.set_subscriber_gauges();
         self.set_rule_gauges();
@@ -340,6 +347,8 @@ impl Engine {
             restrictions: self.setup.restrictions.clone(),
             status_page: self.setup.status_page.clone(),
             uptime: self.state.uptime.clone(),
+            sessions: self.state.sessions.live.clone(),
+            touched: None,
         };
         self.published.send_replace(Arc::new(self.snapshot.clone()));
         Ok(())
@@ -584,6 +593,7 @@ impl Engine {
             && !pending.silences_changed
             && !pending.maintenances_changed
             && !pending.uptime_changed
+            && !pending.sessions_changed
         {
             return;
         }
@@ -618,6 +628,10 @@ impl Engine {
             // A persistent map: a root copied, whatever the number of probes.
             snapshot.uptime = self.state.uptime.clone();
         }
+        if pending.sessions_changed {
+            snapshot.sessions = self.state.sessions.live.clone();
+        }
+        snapshot.touched = Some(Arc::new(pending.touched.keys().copied().collect()));
         snapshot.version += 1;
         self.published.send_replace(Arc::new(snapshot.clone()));
     }
@@ -694,6 +708,10 @@ impl Engine {
             }
             Command::Subscriptions { op, reply } => {
                 let answer = self.state.subscriptions.apply(op, txn);
+                txn.reply(reply, answer);
+            }
+            Command::Sessions { op, reply } => {
+                let answer = self.state.sessions.apply(op, txn);
                 txn.reply(reply, answer);
             }
             Command::Tick { reply } => {
@@ -1685,6 +1703,7 @@ impl Engine {
     /// caused, so it fires exactly once, also across a restart.
     fn tick(&mut self, txn: &mut Txn) {
         let now = txn.now;
+        self.state.sessions.purge_due(txn);
         let quiet = chrono::Duration::from_std(self.setup.workflow.closure_quiet_period)
             .unwrap_or(chrono::Duration::MAX);
         for timer in self.state.timers.take_due(now) {

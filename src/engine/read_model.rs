@@ -57,6 +57,13 @@ pub struct Snapshot {
     /// page's uptime bar and figures, and `GET /api/v1/probes`' `uptime`. A persistent map,
     /// so publishing it copies a root, and a batch copies only the probes that ran.
     pub uptime: UptimeHistory,
+    /// The console's sessions by the SHA-256 of their id, as committed: a request finds
+    /// its session here, never in the store.
+    pub sessions: imbl::HashMap<crate::store::SessionKey, Arc<crate::store::Session>>,
+    /// The incidents the commit that published this snapshot changed (a timeline entry,
+    /// which leaves the incident's fields as they were, included); `None` after a load,
+    /// when any may have. Live views compare consecutive versions with it.
+    pub touched: Option<Arc<Vec<u64>>>,
 }
 
 /// How long a closed incident stays in [`Snapshot::recent`].

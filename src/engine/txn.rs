@@ -162,6 +162,8 @@ pub(super) struct Pending {
     pub maintenances_changed: bool,
     /// A probe's day counted a run, or days were forgotten.
     pub uptime_changed: bool,
+    /// Console sessions opened, ended or purged.
+    pub sessions_changed: bool,
     /// (channel, outcome) of each subscriber notification sent or given up.
     pub notifications: Vec<(crate::store::Channel, &'static str)>,
 }

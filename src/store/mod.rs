@@ -36,6 +36,7 @@
 mod health;
 mod records;
 mod reporter;
+mod sessions;
 mod subscriptions;
 mod upgrade;
 mod webhooks;
@@ -70,6 +71,7 @@ use records::{
     SilenceV1, TimelineEntryV1, UptimeDayV1,
 };
 pub use reporter::{LinkWrite, ReporterLinkV1};
+pub use sessions::{Session, SessionKey};
 pub use subscriptions::{
     CallMail, Channel, LoadedSubscriptions, Message, Notification, StatusUpdate, Subscriber,
     SubscriptionCounters,
@@ -235,6 +237,7 @@ pub struct Batch {
     subscriptions: subscriptions::SubscriptionWrites,
     /// Incident id → what happens to its reporter link.
     reporter_links: BTreeMap<u64, reporter::LinkWrite>,
+    sessions: sessions::SessionWrites,
 }
 
 impl Batch {
@@ -255,6 +258,7 @@ impl Batch {
             && self.uptime_forget.is_empty()
             && self.subscriptions.is_empty()
             && self.reporter_links.is_empty()
+            && self.sessions.0.is_empty()
     }
 
     /// The incidents this batch closes, as they are stored.
@@ -617,6 +621,7 @@ impl Store {
         webhooks::write(&txn, &batch.webhooks)?;
         subscriptions::write(&txn, &batch.subscriptions)?;
         reporter::write(&txn, &batch.reporter_links)?;
+        sessions::write(&txn, &batch.sessions)?;
         txn.commit().map_err(db_err)
     }
 
@@ -1039,6 +1044,7 @@ fn init_tables(db: &Database) -> Result<(), StoreError> {
         webhooks::init_tables(&txn)?;
         subscriptions::init_tables(&txn)?;
         reporter::init_tables(&txn)?;
+        sessions::init_tables(&txn)?;
         let mut meta = txn.open_table(META).map_err(db_err)?;
         let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
         match found {

@@ -100,6 +100,9 @@ pub struct IncidentV1 {
     pub resolution: Option<String>,
     pub opened_at: DateTime<Utc>,
     pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -361,6 +364,7 @@ impl From<&Incident> for IncidentV1 {
             resolution: i.resolution.clone(),
             opened_at: i.opened_at,
             acknowledged_at: i.acknowledged_at,
+            acknowledged_by: i.acknowledged_by.clone(),
             resolved_at: i.resolved_at,
             closed_at: i.closed_at,
             detected_at: i.detected_at,
@@ -417,6 +421,7 @@ impl From<IncidentV1> for Incident {
             resolution: r.resolution,
             opened_at: r.opened_at,
             acknowledged_at: r.acknowledged_at,
+            acknowledged_by: r.acknowledged_by,
             resolved_at: r.resolved_at,
             closed_at: r.closed_at,
             detected_at: r.detected_at,

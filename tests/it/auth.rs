@@ -33,7 +33,12 @@ fn env() -> HashMap<String, String> {
 
 async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>) -> (StatusCode, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = app.client.request(method, app.url(path));
+    // Redirects are answers here (the console's pages redirect to its sign-in page).
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut request = client.request(method, app.url(path));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -55,6 +60,10 @@ enum Access {
     Respond,
     /// admin.
     Admin,
+    /// A console session, which no bearer token opens: every caller here has none, so
+    /// pages answer a redirect to the sign-in page (303) and forms and the event stream
+    /// 401, whatever the token (the roles with a session: `console.rs`).
+    Session,
 }
 
 /// Every route of the router: (method, path, who may, what a caller who may gets). No
@@ -168,6 +177,21 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/subscriptions/unsubscribe/x", Access::Open, 404),
     ("GET", "/api/v1/subscribers", Access::Admin, 200),
     ("DELETE", "/api/v1/subscribers/1", Access::Admin, 404),
+    ("GET", "/console", Access::Session, 303),
+    ("GET", "/console/incidents/INC-1", Access::Session, 303),
+    (
+        "POST",
+        "/console/incidents/INC-1/acknowledge",
+        Access::Session,
+        401,
+    ),
+    ("POST", "/console/bulk", Access::Session, 401),
+    ("POST", "/console/sign-out", Access::Session, 401),
+    ("GET", "/console/events", Access::Session, 401),
+    ("GET", "/console/sign-in", Access::Open, 200),
+    // No token in the form: refused, and nobody gets a session.
+    ("POST", "/console/sign-in", Access::Open, 401),
+    ("GET", "/console/static/{file}", Access::Open, 404),
 ];
 
 /// The route paths the API's router and the status page's register (`.route("…"`), with
@@ -179,6 +203,7 @@ fn routes_in_the_router() -> Vec<String> {
         include_str!("../../src/web/status.rs"),
         include_str!("../../src/web/subscribe.rs"),
         include_str!("../../src/web/reporter.rs"),
+        include_str!("../../src/web/console/mod.rs"),
     ]
     .concat();
     source
@@ -197,6 +222,10 @@ fn the_matrix_covers_every_route_of_the_router() {
         .iter()
         .map(|(_, path, _, _)| {
             path.replace("INC-1", "{id}")
+                .replace(
+                    "/console/incidents/{id}/acknowledge",
+                    "/console/incidents/{id}/{verb}",
+                )
                 .replace("/silences/1", "/silences/{id}")
                 .replace("MNT-1", "{id}")
                 .replace("/webhooks/hook/", "/webhooks/{consumer}/")
@@ -228,7 +257,7 @@ async fn every_route_checks_the_token_and_its_role() {
     for &(method, path, access, allowed) in ROUTES {
         for (role, token) in roles {
             let may = match (access, role) {
-                (Access::Open, _) => true,
+                (Access::Open | Access::Session, _) => true,
                 (_, "none" | "wrong token") => false,
                 // Every role may read, ingest included (tools that push alerts may read what they caused).
                 (Access::Read, _) => true,
@@ -243,6 +272,9 @@ async fn every_route_checks_the_token_and_its_role() {
             };
             let (status, body) = call(&app, method, path, token).await;
             assert_eq!(status.as_u16(), want, "{method} {path} as {role}: {body}");
+            if path.starts_with("/console") {
+                continue; // pages for people: HTML, not the API's JSON errors
+            }
             match want {
                 401 => assert_eq!(body["error"]["code"], "unauthorized", "{body}"),
                 403 => assert_eq!(body["error"]["code"], "forbidden", "{body}"),

@@ -8,6 +8,8 @@ mod auth;
 mod breach;
 mod browser;
 mod check;
+mod console;
+mod console_browser;
 mod ctl;
 mod dashboards;
 mod detection;

@@ -99,6 +99,9 @@ pub struct Incident {
     pub resolution: Option<String>,
     pub opened_at: DateTime<Utc>,
     pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Who acknowledged it (the console's "mine" view); `None` before, and in records
+    /// written before this field existed.
+    pub acknowledged_by: Option<String>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     /// When the symptom was first seen, if before opening (a rule's first symptomatic
@@ -145,6 +148,7 @@ impl Incident {
             resolution: None,
             opened_at: now,
             acknowledged_at: None,
+            acknowledged_by: None,
             resolved_at: None,
             closed_at: None,
             detected_at: signal.detected_at.filter(|since| *since < now),
@@ -324,6 +328,7 @@ impl Incident {
         }
         self.state = State::Acknowledged;
         self.acknowledged_at = Some(now);
+        self.acknowledged_by = Some(actor.to_owned());
         Ok(vec![
             timeline(
                 now,
