@@ -14,7 +14,7 @@ mod maintenances;
 mod matchers;
 pub mod rate_limit;
 mod reload;
-mod review;
+pub(crate) mod review;
 pub mod signups;
 mod webhooks;
 pub(crate) mod workflow;

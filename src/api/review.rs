@@ -42,6 +42,17 @@ pub(super) async fn report(
         }
     };
     let id = parse_id(&raw)?;
+    draft(&state, &caller, id, markdown).await
+}
+
+/// The review draft of incident `id` as `caller` may see it: JSON, or Markdown
+/// (`text/markdown`). The API's route and the console's link both answer this.
+pub(crate) async fn draft(
+    state: &ApiState,
+    caller: &Caller,
+    id: crate::domain::incident::IncidentId,
+    markdown: bool,
+) -> Result<Response, ApiError> {
     let store = state.store.clone();
     let found = tokio::task::spawn_blocking(move || {
         let Some((incident, timeline)) = store.get_incident_with_timeline(id)? else {

@@ -304,7 +304,7 @@ pub(super) async fn revoke_reporter_link(
 /// `POST /api/v1/incidents/{id}/calls`: `{"url", "at", "participants"?, "note"?}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ScheduleCall {
+pub(crate) struct ScheduleCall {
     url: String,
     at: String,
     #[serde(default)]

@@ -180,6 +180,12 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/console", Access::Session, 303),
     ("GET", "/console/incidents/INC-1", Access::Session, 303),
     (
+        "GET",
+        "/console/incidents/INC-1/report",
+        Access::Session,
+        303,
+    ),
+    (
         "POST",
         "/console/incidents/INC-1/acknowledge",
         Access::Session,

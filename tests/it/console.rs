@@ -491,7 +491,7 @@ async fn the_queue_shows_countdowns_and_its_forms_run_the_workflow() {
     assert_eq!(incident(&app, &id).await["tier"], "L3");
     let (_, page) = session.get(&format!("/console/incidents/{id}")).await;
     assert!(page.contains("card provider down"), "the timeline: {page}");
-    assert!(page.contains(&format!("/api/v1/incidents/{id}/report?format=md")));
+    assert!(page.contains(&format!("/console/incidents/{id}/report")));
 
     // A stale form (loaded before someone acknowledged): refused with the server's message,
     // at the top of the page since the incident's state no longer offers that form.
@@ -828,5 +828,112 @@ async fn the_open_mode_needs_no_sign_in_but_keeps_csrf() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_is_scheduled_from_l2_and_the_review_draft_opens_from_the_console() {
+    let (_dir, app) = spawn().await;
+    let id = ticket(&app, RESPONDER, "VPN drops", "performance").await;
+    let responder = Session::sign_in(&app, RESPONDER).await;
+    let path = format!("/console/incidents/{id}");
+
+    // At L1 there is no call form, and a forged one gets the API's 409, shown in place.
+    let (_, page) = responder.get(&path).await;
+    assert!(!page.contains("id=\"form-call\""), "{page}");
+    let call = [
+        ("url", "https://meet.example/vpn"),
+        ("at", "2030-03-02T10:00"),
+        ("participants", "Dana, Budi (network)"),
+        ("note", "Have the client log ready."),
+    ];
+    let response = responder.post(&format!("{path}/call"), &call).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let refused = response.text().await.unwrap();
+    assert!(refused.contains("escalate it first"), "{refused}");
+    assert!(
+        incident(&app, &id).await["calls"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // From L2 the form is there and schedules the call (its time read as UTC).
+    let response = responder
+        .post(
+            &format!("{path}/escalate"),
+            &[("reason", "needs network"), ("tier", "L2")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, page) = responder.get(&path).await;
+    assert!(page.contains("id=\"form-call\""), "{page}");
+    let response = responder.post(&format!("{path}/call"), &call).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let calls = incident(&app, &id).await["calls"].clone();
+    assert_eq!(calls[0]["at"], "2030-03-02T10:00:00Z", "{calls}");
+    assert_eq!(calls[0]["url"], "https://meet.example/vpn");
+    assert_eq!(calls[0]["participants"], json!(["Dana", "Budi (network)"]));
+    let (_, page) = responder.get(&path).await;
+    assert!(page.contains("Calls with the reporter"), "{page}");
+    assert!(page.contains("with Dana, Budi (network)"), "{page}");
+
+    // A bad link is the API's 400, shown beside the form with what was typed.
+    let response = responder
+        .post(
+            &format!("{path}/call"),
+            &[("url", "ftp://files.example"), ("at", "2030-03-02T11:00")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let refused = response.text().await.unwrap();
+    assert!(refused.contains("id=\"error-call\""), "{refused}");
+    assert!(
+        refused.contains("value=\"ftp://files.example\""),
+        "{refused}"
+    );
+    assert_eq!(
+        incident(&app, &id).await["calls"].as_array().unwrap().len(),
+        1
+    );
+
+    // The review draft opens from the page with the session (no bearer token), as text.
+    assert!(page.contains(&format!("href=\"/console/incidents/{id}/report\"")));
+    let response = responder
+        .client
+        .get(app.url(&format!("/console/incidents/{id}/report")))
+        .header(COOKIE, &responder.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    let draft = response.text().await.unwrap();
+    assert!(
+        draft.contains(id.as_str()) && draft.contains("VPN drops"),
+        "{draft}"
+    );
+    assert!(
+        draft.contains("meet.example/vpn"),
+        "the call is in the draft: {draft}"
+    );
+    let (status, _) = responder.get("/console/incidents/INC-999/report").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A viewer reads the draft but gets no call form and may not schedule one.
+    let viewer = Session::sign_in(&app, VIEWER).await;
+    let (status, _) = viewer.get(&format!("/console/incidents/{id}/report")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, page) = viewer.get(&path).await;
+    assert!(!page.contains("id=\"form-call\""));
+    let response = viewer.post(&format!("{path}/call"), &call).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        incident(&app, &id).await["calls"].as_array().unwrap().len(),
+        1
+    );
     app.stop().await;
 }

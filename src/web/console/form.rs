@@ -30,7 +30,7 @@ impl Form {
 }
 
 /// The verbs of the incident page, by the last segment of their form's action.
-pub(super) const VERBS: [&str; 9] = [
+pub(super) const VERBS: [&str; 10] = [
     "acknowledge",
     "escalate",
     "notes",
@@ -40,6 +40,7 @@ pub(super) const VERBS: [&str; 9] = [
     "close",
     "reopen",
     "edit",
+    "call",
 ];
 
 /// The API body of `verb` from its form: required text fields are passed as they are
@@ -78,6 +79,27 @@ pub(super) fn verb_body(verb: &str, form: &Form) -> Option<Value> {
             }
             text(&mut body, "reason");
         }
+        "call" => {
+            text(&mut body, "url");
+            // A `datetime-local` field has no zone: the form says the time is UTC.
+            let at = form.get("at").unwrap_or("").trim();
+            let at = match at.len() {
+                16 => format!("{at}:00Z"), // 2026-03-02T10:00
+                19 => format!("{at}Z"),    // 2026-03-02T10:00:00
+                _ => at.to_owned(),
+            };
+            body.insert("at".to_owned(), Value::String(at));
+            let participants = form
+                .get("participants")
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| Value::String(p.to_owned()))
+                .collect();
+            body.insert("participants".to_owned(), Value::Array(participants));
+            optional(&mut body, "note");
+        }
         _ => return None,
     }
     Some(Value::Object(body))
@@ -107,6 +129,23 @@ mod tests {
         assert_eq!(
             verb_body("resolve", &Form::parse(b"")).unwrap(),
             serde_json::json!({"resolution": ""})
+        );
+        let form = Form::parse(
+            b"url=https%3A%2F%2Fmeet.example%2Fx&at=2026-03-02T10%3A00&participants=Ana%2C+Budi+%2C&note=",
+        );
+        assert_eq!(
+            verb_body("call", &form).unwrap(),
+            serde_json::json!({
+                "url": "https://meet.example/x",
+                "at": "2026-03-02T10:00:00Z",
+                "participants": ["Ana", "Budi"],
+            })
+        );
+        let form = Form::parse(b"url=x&at=2026-03-02T10%3A00%3A00%2B07%3A00");
+        assert_eq!(
+            verb_body("call", &form).unwrap()["at"],
+            "2026-03-02T10:00:00+07:00",
+            "a time with its zone is passed on as it is"
         );
         assert!(verb_body("delete", &form).is_none());
     }

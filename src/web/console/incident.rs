@@ -15,7 +15,8 @@ use super::form::{Form, VERBS, verb_body};
 use super::session::{Viewer, action_viewer, page_viewer};
 use super::{html, render, see_other};
 use crate::api::workflow::{
-    Acknowledge, Close, Escalate, Hold, Note, Reopen, Resolve, Resume, Update, perform,
+    Acknowledge, Close, Escalate, Hold, Note, Reopen, Resolve, Resume, ScheduleCall, Update,
+    perform,
 };
 use crate::api::{ApiError, ApiState, Caller};
 use crate::domain::incident::{Incident, IncidentId, State as IncidentState, TimelineEntry};
@@ -42,6 +43,7 @@ pub(super) async fn run_verb(
         "close" => perform::<Close>(s, caller, id, h, b).await,
         "reopen" => perform::<Reopen>(s, caller, id, h, b).await,
         "edit" => perform::<Update>(s, caller, id, h, b).await,
+        "call" => perform::<ScheduleCall>(s, caller, id, h, b).await,
         _ => Err(ApiError::not_found(format!("no verb `{verb}`"))),
     }
 }
@@ -66,6 +68,8 @@ pub(super) struct Actions {
     pub close: bool,
     pub reopen: bool,
     pub edit: bool,
+    /// Schedule a call with the reporter: from L2 or L3 (the service desk's L2 duty).
+    pub call: bool,
 }
 
 impl Actions {
@@ -89,6 +93,7 @@ impl Actions {
             close: may && state == Resolved,
             reopen: may && matches!(state, Resolved | Closed),
             edit: may && state != Closed,
+            call: may && active && incident.tier != crate::domain::incident::Tier::L1,
         }
     }
 }
@@ -137,6 +142,48 @@ pub(super) async fn act(
             };
             render_incident(&state, &viewer, &raw, Some(refused), error.status).await
         }
+    }
+}
+
+/// `GET /console/incidents/{id}/report`: the post-incident review draft as Markdown, the
+/// API's own (`api::review::draft`, the same redaction), as plain text a browser shows and
+/// one can copy into a document.
+pub(super) async fn report(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(raw): Path<String>,
+) -> Response {
+    let viewer = match page_viewer(&state, &headers, &uri) {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let Ok(id) = raw.parse::<IncidentId>() else {
+        return render::message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such incident.",
+        );
+    };
+    match crate::api::review::draft(&state, &viewer.caller, id, true).await {
+        Ok(mut response) => {
+            let headers = response.headers_mut();
+            headers.insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            headers.insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            response
+        }
+        Err(error) if error.status == StatusCode::NOT_FOUND => render::message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such incident.",
+        ),
+        Err(error) => render::failed(&error),
     }
 }
 

@@ -72,6 +72,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/console/events", get(live::events))
         .route("/console/static/{file}", get(render::asset))
         .route("/console/incidents/{id}", get(incident::page))
+        .route("/console/incidents/{id}/report", get(incident::report))
         .route("/console/incidents/{id}/{verb}", post(incident::act))
 }
 

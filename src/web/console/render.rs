@@ -287,6 +287,16 @@ struct IncidentPage<'a> {
     clocks: &'a [Clock],
     actions: &'a Actions,
     refused: Option<&'a Refused>,
+    calls: Vec<CallItem<'a>>,
+}
+
+/// A call scheduled with the reporter, as the page lists it.
+struct CallItem<'a> {
+    at: Stamp,
+    url: &'a str,
+    participants: String,
+    note: Option<&'a str>,
+    by: &'a str,
 }
 
 impl IncidentPage<'_> {
@@ -320,6 +330,7 @@ impl IncidentPage<'_> {
             "close" => a.close,
             "reopen" => a.reopen,
             "edit" => a.edit,
+            "call" => a.call,
             _ => false,
         };
         (!shown).then_some(refused.message.as_str())
@@ -344,6 +355,7 @@ impl IncidentPage<'_> {
             || a.close
             || a.reopen
             || a.edit
+            || a.call
     }
 }
 
@@ -369,6 +381,17 @@ pub(super) fn incident(inputs: &IncidentInputs<'_>) -> String {
             clocks: &inputs.clocks,
             actions: &inputs.actions,
             refused: inputs.refused,
+            calls: incident
+                .calls
+                .iter()
+                .map(|call| CallItem {
+                    at: Stamp::of(call.at),
+                    url: &call.url,
+                    participants: call.participants.join(", "),
+                    note: call.note.as_deref(),
+                    by: &call.scheduled_by,
+                })
+                .collect(),
         }
         .render(),
     )
