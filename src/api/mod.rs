@@ -40,7 +40,7 @@ use limits::MAX_BODY;
 pub use reload::{ReloadError, ReloadReport, ReloadRequest, Reloads};
 use workflow::act;
 
-use crate::domain::incident::{Incident, IncidentId, State as IncidentState, Tier};
+use crate::domain::incident::{Incident, IncidentId, State as IncidentState, Tier, TimelineEntry};
 use crate::domain::priority::Priority;
 use crate::domain::suppression::Silence;
 use crate::domain::uptime::UptimeHistory;
@@ -429,15 +429,17 @@ fn parse_id(raw: &str) -> Result<IncidentId, ApiError> {
         .map_err(|()| ApiError::not_found(format!("incident {raw} not found")))
 }
 
-async fn get_incident(
-    caller: Caller,
-    State(state): State<ApiState>,
-    Path(raw): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Need::Read)?;
-    let id = parse_id(&raw)?;
+/// One incident, its timeline and the past incidents most like it (newest first).
+pub(crate) type InFull = (Incident, Vec<TimelineEntry>, Vec<Incident>);
+
+/// [`InFull`] of incident `id` from the store, read in one snapshot off the async threads:
+/// what the incident's JSON, its review draft and the console's page are made of.
+pub(crate) async fn incident_in_full(
+    state: &Api,
+    id: IncidentId,
+) -> Result<Option<InFull>, ApiError> {
     let store = state.store.clone();
-    let found = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let Some((incident, timeline)) = store.get_incident_with_timeline(id)? else {
             return Ok(None);
         };
@@ -446,9 +448,19 @@ async fn get_incident(
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
-    let (incident, timeline, similar) =
-        found.ok_or_else(|| ApiError::not_found(format!("incident {id} not found")))?;
+    .map_err(ApiError::internal)
+}
+
+async fn get_incident(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Need::Read)?;
+    let id = parse_id(&raw)?;
+    let (incident, timeline, similar) = incident_in_full(&state, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("incident {id} not found")))?;
     let clearance = caller.clearance();
     let restrictions = state.restrictions();
     if clearance == Clearance::None && restrictions.is_restricted(&incident) {

@@ -53,19 +53,9 @@ pub(crate) async fn draft(
     id: crate::domain::incident::IncidentId,
     markdown: bool,
 ) -> Result<Response, ApiError> {
-    let store = state.store.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        let Some((incident, timeline)) = store.get_incident_with_timeline(id)? else {
-            return Ok(None);
-        };
-        let similar = store.similar_incidents(&incident)?;
-        Ok::<_, crate::store::StoreError>(Some((incident, timeline, similar)))
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
-    let (incident, timeline, similar) =
-        found.ok_or_else(|| ApiError::not_found(format!("incident {id} not found")))?;
+    let (incident, timeline, similar) = super::incident_in_full(state, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("incident {id} not found")))?;
     let clearance = caller.clearance();
     let restrictions = state.restrictions();
     let now = state.clock.now();

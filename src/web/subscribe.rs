@@ -107,38 +107,11 @@ fn fields(headers: &HeaderMap, body: &[u8]) -> Result<Fields, ApiError> {
     Ok((email, url, services))
 }
 
-/// `application/x-www-form-urlencoded` pairs.
+/// `application/x-www-form-urlencoded` pairs, at most 200 (the rest are ignored).
 pub(crate) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
-    fn decode(part: &str) -> String {
-        let bytes = part.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() && part.is_char_boundary(i + 3) => {
-                    match u8::from_str_radix(&part[i + 1..i + 3], 16) {
-                        Ok(b) => {
-                            out.push(b);
-                            i += 2;
-                        }
-                        Err(_) => out.push(b'%'),
-                    }
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|p| !p.is_empty())
+    form_urlencoded::parse(body)
         .take(200)
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
         .collect()
 }
 

@@ -213,7 +213,7 @@ async fn sign_in_sets_a_hardened_session_cookie_and_sign_out_ends_it() {
         .unwrap();
     assert_eq!(
         response.headers()[LOCATION],
-        "/console/sign-in?next=/console/incidents/INC-1"
+        "/console/sign-in?next=%2Fconsole%2Fincidents%2FINC-1"
     );
     // A link followed from another site comes without the SameSite=Strict cookie: the page
     // loads itself again from here (same-site), which sends it.

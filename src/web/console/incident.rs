@@ -19,7 +19,7 @@ use crate::api::workflow::{
     perform,
 };
 use crate::api::{ApiError, ApiState, Caller};
-use crate::domain::incident::{Incident, IncidentId, State as IncidentState, TimelineEntry};
+use crate::domain::incident::{Incident, IncidentId, State as IncidentState};
 use crate::view::Shown;
 
 /// Runs `verb` (a form's name for it) with the API body `body` as `caller`.
@@ -187,8 +187,6 @@ pub(super) async fn report(
     }
 }
 
-type Loaded = (Incident, Vec<TimelineEntry>, Vec<Incident>);
-
 async fn render_incident(
     state: &ApiState,
     viewer: &Viewer,
@@ -206,20 +204,10 @@ async fn render_incident(
     let Ok(id) = raw.parse::<IncidentId>() else {
         return not_found();
     };
-    let store = state.store.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
-        let Some((incident, timeline)) = store.get_incident_with_timeline(id)? else {
-            return Ok(None);
-        };
-        let similar = store.similar_incidents(&incident)?;
-        Ok::<Option<Loaded>, crate::store::StoreError>(Some((incident, timeline, similar)))
-    })
-    .await;
-    let (incident, timeline, similar) = match loaded {
-        Ok(Ok(Some(loaded))) => loaded,
-        Ok(Ok(None)) => return not_found(),
-        Ok(Err(error)) => return render::failed(&ApiError::internal(error)),
-        Err(error) => return render::failed(&ApiError::internal(error)),
+    let (incident, timeline, similar) = match crate::api::incident_in_full(state, id).await {
+        Ok(Some(loaded)) => loaded,
+        Ok(None) => return not_found(),
+        Err(error) => return render::failed(&error),
     };
     let restrictions = state.restrictions();
     let clearance = viewer.caller.clearance();

@@ -113,23 +113,12 @@ impl Filters {
             ("mine", &self.mine),
         ] {
             if !value.is_empty() {
-                parts.push(format!("{name}={}", encode(value)));
+                let value: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+                parts.push(format!("{name}={value}"));
             }
         }
         parts.join("&")
     }
-}
-
-fn encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A search word in the title, service, id or a label (name, value or `name=value`).

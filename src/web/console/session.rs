@@ -160,7 +160,8 @@ pub(super) fn page_viewer(
         return Err(html(StatusCode::OK, render::reload(here)));
     }
     let next = if safe_next(here) && here != "/console" {
-        format!("/console/sign-in?next={}", encode_component(here))
+        let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+        format!("/console/sign-in?next={next}")
     } else {
         "/console/sign-in".to_owned()
     };
@@ -185,18 +186,6 @@ fn safe_next(next: &str) -> bool {
         && !next.contains("//")
         && !next.contains('\\')
         && next.bytes().all(|b| b.is_ascii_graphic())
-}
-
-fn encode_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[derive(Debug, Deserialize)]
