@@ -5,6 +5,7 @@
 //! durable.
 
 mod auth;
+pub mod console;
 mod error;
 mod extract;
 mod guard;
@@ -15,6 +16,7 @@ mod matchers;
 pub mod rate_limit;
 mod reload;
 pub(crate) mod review;
+pub mod secret;
 pub mod signups;
 mod webhooks;
 pub(crate) mod workflow;
@@ -83,7 +85,7 @@ pub struct Api {
     /// Comments through each reporter link (by its token's hash), rate limited.
     pub reporter_comments: rate_limit::RateLimit<[u8; 32]>,
     /// The responder console's sign-in limit, event streams and shutdown.
-    pub console: crate::web::console::Console,
+    pub console: console::Console,
 }
 
 /// The handlers' state: a reference-counted [`Api`], so a request's copy is one count.

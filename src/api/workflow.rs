@@ -22,7 +22,6 @@ use super::{ApiError, ApiState, parse_id};
 use crate::domain::incident::{Call, Changes, Kind, Reporter, Tier};
 use crate::domain::priority::{Level, Priority};
 use crate::engine::{NewTicket, Verb};
-use crate::web::reporter;
 
 type Body = Result<Bytes, BytesRejection>;
 type Answer = Result<Json<serde_json::Value>, ApiError>;
@@ -221,7 +220,7 @@ pub(super) async fn open_ticket(
     non_empty("title", &body.title)?;
     non_empty("reporter.name", &body.reporter.name)?;
     body.check()?;
-    let (token, hash) = reporter::new_token();
+    let (token, hash) = super::secret::issue();
     let ticket = NewTicket {
         title: body.title,
         description: body.description,
@@ -246,8 +245,17 @@ pub(super) async fn open_ticket(
     // The reporter's link, answered this once (only its hash is stored): also to a caller
     // without clearance for a restricted ticket, whose page shows no more than they see.
     answer["reporter_link"] =
-        serde_json::Value::String(reporter::link(state.site.external_url().as_deref(), &token));
+        serde_json::Value::String(reporter_link(state.site.external_url().as_deref(), &token));
     Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// The link to give a ticket's reporter (`/r/{token}`, `web::reporter`'s page): absolute
+/// under `external_url` when it is set, else the path.
+fn reporter_link(external_url: Option<&str>, token: &str) -> String {
+    format!(
+        "{}/r/{token}",
+        external_url.unwrap_or("").trim_end_matches('/')
+    )
 }
 
 /// `POST /api/v1/incidents/{id}/reporter-link`: a new link for the ticket's reporter, the
@@ -261,7 +269,7 @@ pub(super) async fn rotate_reporter_link(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(Need::Respond)?;
     let id = parse_id(&raw)?;
-    let (token, hash) = reporter::new_token();
+    let (token, hash) = super::secret::issue();
     let clearance = caller.clearance();
     state
         .engine
@@ -272,7 +280,7 @@ pub(super) async fn rotate_reporter_link(
             Verb::ReporterLink { hash: Some(hash) },
         )
         .await?;
-    let link = reporter::link(state.site.external_url().as_deref(), &token);
+    let link = reporter_link(state.site.external_url().as_deref(), &token);
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({"incident": id.to_string(), "reporter_link": link})),
@@ -477,5 +485,19 @@ impl VerbBody for Update {
             changes,
             reason: body.reason,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reporter_link;
+
+    #[test]
+    fn the_reporter_link_is_absolute_under_the_external_url() {
+        assert_eq!(
+            reporter_link(Some("https://desk.example/"), "abc"),
+            "https://desk.example/r/abc"
+        );
+        assert_eq!(reporter_link(None, "abc"), "/r/abc");
     }
 }

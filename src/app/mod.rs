@@ -248,7 +248,7 @@ impl App {
                 crate::web::reporter::COMMENT_WINDOW,
                 crate::web::reporter::MAX_COUNTED_LINKS,
             ),
-            console: crate::web::console::Console::new(http_stop.clone()),
+            console: crate::api::console::Console::new(http_stop.clone()),
         });
         let subscription_stop = CancellationToken::new();
         let subscription_worker = crate::notify::subscribers::SubscriptionWorker {

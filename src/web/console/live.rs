@@ -5,7 +5,7 @@
 //! no trace in the incident maps, so nothing else could tell). The page's script fetches
 //! what it shows of them again. Ids only: a restricted incident's id is what its
 //! restricted view shows anyway. A stream ends when its session does (`event:
-//! signed-out`) and when the server stops; at most [`MAX_STREAMS`] are open at once (503
+//! signed-out`) and when the server stops; at most [`crate::api::console::MAX_STREAMS`] are open at once (503
 //! beyond).
 
 use std::sync::Arc;
@@ -23,8 +23,6 @@ use super::session::{action_viewer, viewer};
 use crate::api::ApiState;
 use crate::engine::{ReadModel, Snapshot};
 
-/// Event streams open at once at most.
-pub const MAX_STREAMS: usize = 1_000;
 /// More changed incidents than this in one commit are sent as `all`.
 const MAX_IDS: usize = 200;
 /// A comment this often keeps proxies and the server's idle timeout from closing a quiet

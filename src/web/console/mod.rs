@@ -19,45 +19,15 @@ mod queue;
 mod render;
 mod session;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiState;
-use crate::api::rate_limit::PerIp;
 
-pub use live::MAX_STREAMS;
-pub use session::{COOKIE, SESSION_HOURS, SIGN_INS_PER_MINUTE};
-
-/// What the console keeps beyond the API's state.
-pub struct Console {
-    /// Sign-in attempts per client IP.
-    sign_ins: PerIp,
-    /// Open event streams at most ([`MAX_STREAMS`]).
-    streams: Arc<Semaphore>,
-    /// The forms' CSRF token in the open mode (no tokens, so no sessions): random per
-    /// process.
-    open_csrf: String,
-    /// Cancelled when the server stops: event streams end, so the server need not wait
-    /// for them.
-    stop: CancellationToken,
-}
-
-impl Console {
-    pub fn new(stop: CancellationToken) -> Console {
-        Console {
-            sign_ins: PerIp::per_minute(SIGN_INS_PER_MINUTE),
-            streams: Arc::new(Semaphore::new(MAX_STREAMS)),
-            open_csrf: session::random_token(),
-            stop,
-        }
-    }
-}
+pub use crate::api::console::{MAX_STREAMS, SIGN_INS_PER_MINUTE};
+pub use session::{COOKIE, SESSION_HOURS};
 
 /// The console's routes, on the API's state (behind its guard and body limit).
 pub fn routes() -> Router<ApiState> {

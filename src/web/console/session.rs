@@ -25,7 +25,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::TimeDelta;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -40,8 +39,6 @@ use crate::store::{Session, SessionKey};
 pub const COOKIE: &str = "incidentd_session";
 /// How long a session lasts from sign-in, however active.
 pub const SESSION_HOURS: i64 = 12;
-/// Sign-in attempts a client IP may make per minute.
-pub const SIGN_INS_PER_MINUTE: usize = 10;
 /// The longest token a sign-in form may carry.
 const MAX_TOKEN: usize = 4096;
 
@@ -73,17 +70,6 @@ impl Viewer {
             "This form did not come from your console session (or the session changed since it was loaded). Reload the page and try again.",
         ))
     }
-}
-
-/// 32 random bytes, base64url.
-pub(super) fn random_token() -> String {
-    URL_SAFE_NO_PAD.encode(random_id())
-}
-
-fn random_id() -> [u8; 32] {
-    let mut id = [0; 32];
-    rand::rng().fill_bytes(&mut id);
-    id
 }
 
 fn key_of(id: &[u8; 32]) -> SessionKey {
@@ -260,12 +246,12 @@ pub(super) async fn sign_in(
     let replaces = cookie_id(&headers)
         .map(|id| key_of(&id))
         .filter(|key| state.read.borrow().sessions.contains_key(key));
-    let id = random_id();
+    let id = crate::api::secret::random_bytes();
     let now = state.clock.now();
     let session = Session {
         token_name: token.name.clone(),
         token_mac: token_mac(&id, &token.token),
-        csrf: random_token(),
+        csrf: crate::api::secret::random(),
         created_at: now,
         expires_at: now + TimeDelta::hours(SESSION_HOURS),
     };
