@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// See Cargo.toml: glibc's malloc gave back and faulted in its heap on every engine commit.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = incidentd::cli::Cli::parse();
     tracing_subscriber::fmt()
