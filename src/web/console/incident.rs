@@ -12,14 +12,15 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::form::{Form, VERBS, verb_body};
-use super::session::{Viewer, action_viewer, page_viewer};
+use super::model::{Actions, Refused, Viewer};
+use super::session::{action_viewer, page_viewer};
 use super::{html, render, see_other};
 use crate::api::workflow::{
     Acknowledge, Close, Escalate, Hold, Note, Reopen, Resolve, Resume, ScheduleCall, Update,
     perform,
 };
 use crate::api::{ApiError, ApiState, Caller};
-use crate::domain::incident::{Incident, IncidentId, State as IncidentState};
+use crate::domain::incident::{Incident, IncidentId};
 use crate::view::Shown;
 
 /// Runs `verb` (a form's name for it) with the API body `body` as `caller`.
@@ -45,56 +46,6 @@ pub(super) async fn run_verb(
         "edit" => perform::<Update>(s, caller, id, h, b).await,
         "call" => perform::<ScheduleCall>(s, caller, id, h, b).await,
         _ => Err(ApiError::not_found(format!("no verb `{verb}`"))),
-    }
-}
-
-/// A form the server refused: which, why, and what was typed.
-pub(super) struct Refused {
-    pub verb: String,
-    pub message: String,
-    pub form: Form,
-}
-
-/// Which forms the page shows: the reader may respond, and the state allows the verb.
-pub(super) struct Actions {
-    pub acknowledge: bool,
-    pub escalate: bool,
-    /// The tiers one may escalate to (above the current one; any for an admin).
-    pub tiers: Vec<&'static str>,
-    pub note: bool,
-    pub hold: bool,
-    pub resume: bool,
-    pub resolve: bool,
-    pub close: bool,
-    pub reopen: bool,
-    pub edit: bool,
-    /// Schedule a call with the reporter: from L2 or L3 (the service desk's L2 duty).
-    pub call: bool,
-}
-
-impl Actions {
-    fn of(incident: &Incident, caller: &Caller, may: bool) -> Actions {
-        use IncidentState::*;
-        let state = incident.state;
-        let active = matches!(state, Open | Acknowledged | OnHold);
-        let tiers = crate::domain::incident::Tier::ALL
-            .into_iter()
-            .filter(|t| caller.is_admin() || *t > incident.tier)
-            .map(|t| t.as_str())
-            .collect::<Vec<_>>();
-        Actions {
-            acknowledge: may && state == Open,
-            escalate: may && active && !tiers.is_empty(),
-            tiers,
-            note: may,
-            hold: may && state == Acknowledged,
-            resume: may && state == OnHold,
-            resolve: may && active,
-            close: may && state == Resolved,
-            reopen: may && matches!(state, Resolved | Closed),
-            edit: may && state != Closed,
-            call: may && active && incident.tier != crate::domain::incident::Tier::L1,
-        }
     }
 }
 

@@ -5,12 +5,14 @@
 //! incident through `view.rs`'s one redaction ([`crate::view::Restrictions::shown`]).
 //!
 //! - `session.rs`: sign-in, sessions (cookie, CSRF token), sign-out, who is asking.
-//! - `queue.rs`: `GET /console` (filters, search, "mine", pages) and bulk verbs.
+//! - `filters.rs`: which incidents the queue shows (filters, search, "mine", sort, pages).
+//! - `queue.rs`: `GET /console` and bulk verbs.
 //! - `incident.rs`: `GET /console/incidents/{id}` and its forms.
 //! - `live.rs`: `GET /console/events`, which incidents changed, per commit.
 //! - `model.rs`: what the templates show, built from the incidents and their clocks.
 //! - `render.rs`: the templates (`templates/console/`), script and stylesheet.
 
+mod filters;
 mod form;
 mod incident;
 mod live;

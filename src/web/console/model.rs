@@ -5,8 +5,11 @@
 
 use chrono::{DateTime, Utc};
 
+use super::form::Form;
+use crate::api::{Caller, Need};
 use crate::domain::incident::{Evidence, Incident, State, TimelineEntry};
 use crate::domain::sla::SlaPolicies;
+use crate::store::SessionKey;
 use crate::view::{ClockView, RestrictedView, Shown, SlaView, timestamp};
 
 /// `1d 4h`, `2h 05m`, `4m 09s`: a duration for people (negative: its absolute value).
@@ -260,6 +263,73 @@ impl<'a> Entry<'a> {
             kind: &entry.kind,
             message: &entry.message,
             public: entry.public,
+        }
+    }
+}
+
+/// The person behind a request, as far as the console is concerned.
+pub(super) struct Viewer {
+    /// Their role and clearance, from the token in force under the session's name.
+    pub caller: Caller,
+    /// What every form of theirs must carry.
+    pub csrf: String,
+    /// Their session (`None` in the open mode).
+    pub key: Option<SessionKey>,
+}
+
+impl Viewer {
+    /// Whether they may run the workflow (a viewer may not: no forms).
+    pub fn may_respond(&self) -> bool {
+        self.caller.may(Need::Respond)
+    }
+}
+
+/// A form the server refused: which, why, and what was typed.
+pub(super) struct Refused {
+    pub verb: String,
+    pub message: String,
+    pub form: Form,
+}
+
+/// Which forms the page shows: the reader may respond, and the state allows the verb.
+pub(super) struct Actions {
+    pub acknowledge: bool,
+    pub escalate: bool,
+    /// The tiers one may escalate to (above the current one; any for an admin).
+    pub tiers: Vec<&'static str>,
+    pub note: bool,
+    pub hold: bool,
+    pub resume: bool,
+    pub resolve: bool,
+    pub close: bool,
+    pub reopen: bool,
+    pub edit: bool,
+    /// Schedule a call with the reporter: from L2 or L3 (the service desk's L2 duty).
+    pub call: bool,
+}
+
+impl Actions {
+    pub fn of(incident: &Incident, caller: &Caller, may: bool) -> Actions {
+        use State::*;
+        let state = incident.state;
+        let active = matches!(state, Open | Acknowledged | OnHold);
+        let tiers = crate::domain::incident::Tier::ALL
+            .into_iter()
+            .filter(|t| caller.is_admin() || *t > incident.tier)
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>();
+        Actions {
+            acknowledge: may && state == Open,
+            escalate: may && active && !tiers.is_empty(),
+            tiers,
+            note: may,
+            hold: may && state == Acknowledged,
+            resume: may && state == OnHold,
+            resolve: may && active,
+            close: may && state == Resolved,
+            reopen: may && matches!(state, Resolved | Closed),
+            edit: may && state != Closed,
+            call: may && active && incident.tier != crate::domain::incident::Tier::L1,
         }
     }
 }

@@ -10,11 +10,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use super::filters::{Filters, Queue, SOURCES};
 use super::html;
-use super::incident::{Actions, Refused};
-use super::model::{Clock, Entry, EvidenceItem, Stamp, state_label};
-use super::queue::{Filters, Queue, SOURCES};
-use super::session::Viewer;
+use super::model::{Actions, Clock, Entry, EvidenceItem, Refused, Stamp, Viewer, state_label};
 use crate::api::ApiError;
 use crate::domain::incident::{Incident, Tier, TimelineEntry};
 use crate::domain::priority::{Level, Priority};

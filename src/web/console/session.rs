@@ -30,8 +30,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::form::Form;
+use super::model::Viewer;
 use super::{html, render, see_other};
-use crate::api::{ApiState, Caller, Need};
+use crate::api::{ApiState, Caller};
 use crate::engine::sessions::SessionOp;
 use crate::store::{Session, SessionKey};
 
@@ -42,22 +43,7 @@ pub const SESSION_HOURS: i64 = 12;
 /// The longest token a sign-in form may carry.
 const MAX_TOKEN: usize = 4096;
 
-/// The person behind a request, as far as the console is concerned.
-pub(super) struct Viewer {
-    /// Their role and clearance, from the token in force under the session's name.
-    pub caller: Caller,
-    /// What every form of theirs must carry.
-    pub csrf: String,
-    /// Their session (`None` in the open mode).
-    pub key: Option<SessionKey>,
-}
-
 impl Viewer {
-    /// Whether they may run the workflow (a viewer may not: no forms).
-    pub fn may_respond(&self) -> bool {
-        self.caller.may(Need::Respond)
-    }
-
     /// Refuses a form without this session's CSRF token (403, a page saying why).
     pub fn check_csrf(&self, form: &Form) -> Result<(), Response> {
         let presented = form.get("csrf").unwrap_or("");
