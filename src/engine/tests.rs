@@ -1,4 +1,5 @@
-//! The engine's read model on a real store: what [`Snapshot::recent`] keeps.
+//! The engine on a real store: what [`Snapshot::recent`] keeps, and what one batch does to a
+//! reporter link that it revokes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -84,6 +85,73 @@ async fn recent_keeps_only_the_closed_incidents_the_public_may_see() {
     }
     let kept: Vec<u64> = read.borrow().recent.keys().copied().collect();
     assert_eq!(kept, [ids[1]], "only the restricted one, of {ids:?}");
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// A revoke and a comment through the same link in one batch: the comment is refused when
+/// the revoke comes first (the engine checks the link as stored plus what its own batch did),
+/// and taken when it comes first.
+#[tokio::test]
+async fn a_link_revoked_earlier_in_the_same_batch_takes_no_comment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    let store = Store::open(&path).unwrap();
+    let clock = ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap());
+    let stop = CancellationToken::new();
+    let (engine, _read, task) = Engine::start(
+        store.clone(),
+        &config(&path),
+        Arc::new(clock),
+        Metrics::new(),
+        Arc::new(HashMap::new()),
+        stop.clone(),
+    )
+    .unwrap();
+    let comments = |id| {
+        let (_, timeline) = store.get_incident_with_timeline(id).unwrap().unwrap();
+        timeline
+            .iter()
+            .filter(|e| e.kind == crate::domain::incident::model::REPORTER_COMMENT)
+            .count()
+    };
+    for revoke_first in [true, false] {
+        let hash = [u8::from(revoke_first) + 1; 32];
+        let mut new = ticket("VPN drops", "availability");
+        new.reporter_link = Some(hash);
+        let id = engine.open_ticket(new, "ana".to_owned()).await.unwrap().id;
+        // The test runs on one thread: both commands are queued before the engine runs, so
+        // they land in one batch, in this order.
+        let revoke = engine.workflow(
+            id,
+            "ana".to_owned(),
+            Clearance::Security,
+            Verb::ReporterLink { hash: None },
+        );
+        let comment = engine.reporter_comment(hash, "still dropping".to_owned());
+        let (revoked, commented) = if revoke_first {
+            tokio::join!(revoke, comment)
+        } else {
+            let (commented, revoked) = tokio::join!(comment, revoke);
+            (revoked, commented)
+        };
+        revoked.unwrap();
+        if revoke_first {
+            assert!(
+                matches!(commented, Err(EngineError::UnknownLink)),
+                "{commented:?}"
+            );
+            assert_eq!(comments(id), 0);
+        } else {
+            assert_eq!(commented.unwrap(), id);
+            assert_eq!(comments(id), 1);
+        }
+        // Either way the link is dead now.
+        assert!(matches!(
+            engine.reporter_comment(hash, "again".to_owned()).await,
+            Err(EngineError::UnknownLink)
+        ));
+    }
     stop.cancel();
     task.await.unwrap();
 }
