@@ -103,7 +103,7 @@ pub(super) fn alerts(
         }
     }
     if let Some(label) = check.field::<String>(&at, "service_label", outline.service_label) {
-        if super::load::is_label_name(&label) {
+        if super::document::is_label_name(&label) {
             mapping.service_label = label;
         } else {
             check.at(

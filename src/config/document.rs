@@ -205,3 +205,22 @@ pub(super) fn sorted(mut diagnostics: Vec<Diagnostic>) -> ConfigErrors {
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     ConfigErrors(diagnostics)
 }
+
+/// Where the secrets `incidentd.yaml` names come from.
+#[derive(Clone, Copy)]
+pub(super) enum Secrets<'a> {
+    /// Each environment variable is read, and must be set (`serve`, `check`).
+    From(&'a dyn Fn(&str) -> Option<String>),
+    /// None is read: tokens and webhooks are checked but left out (`incidentd test`).
+    Unread,
+}
+
+/// Prometheus label names, without the reserved `__` prefix.
+pub(super) fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}

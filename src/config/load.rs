@@ -29,7 +29,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use super::document::{Check, Document, read, sorted};
+use super::document::{Check, Document, Secrets, is_label_name, read, sorted};
 use super::locate::{Segment, Segment::Index, Segment::Key, Split};
 use super::{
     AuthConfig, Config, ConfigErrors, DEFAULT_RETRY_SCHEDULE, DEFAULT_WEBHOOK_MAX_AGE,
@@ -230,15 +230,6 @@ fn rule_files_with(
         rules,
         complete,
     }
-}
-
-/// Where the secrets `incidentd.yaml` names come from.
-#[derive(Clone, Copy)]
-pub(super) enum Secrets<'a> {
-    /// Each environment variable is read, and must be set (`serve`, `check`).
-    From(&'a dyn Fn(&str) -> Option<String>),
-    /// None is read: tokens and webhooks are checked but left out (`incidentd test`).
-    Unread,
 }
 
 /// Whether this host lets incidentd send ICMP echo requests, asked once and only if needed.
@@ -2470,16 +2461,6 @@ fn is_probe_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
-/// Prometheus label names, without the reserved `__` prefix.
-pub(super) fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with("__")
 }
 
 /// `[a-z][a-z0-9_]*`

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use super::document::Check;
-use super::load::Secrets;
+use super::document::Secrets;
 use super::locate::Segment::Key;
 
 /// `mail`, validated.

@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
-use super::document::{Check, read, sorted};
-use super::load::{RulePattern, RuleSet, closest, is_label_name, match_rule_files, rule_files};
+use super::document::{Check, is_label_name, read, sorted};
+use super::load::{RulePattern, RuleSet, closest, match_rule_files, rule_files};
 use super::locate::Segment::{self, Index, Key};
 use super::{ConfigErrors, ProbeConfig, ProbeTarget, RuleConfig};
 use crate::domain::duration::parse_duration;

@@ -252,7 +252,8 @@ pub(super) fn status_page(check: &mut Check<'_>, value: Option<Value>) -> Status
                     );
                         continue;
                     }
-                    if let Some(bad) = matchers.keys().find(|k| !super::load::is_label_name(k)) {
+                    if let Some(bad) = matchers.keys().find(|k| !super::document::is_label_name(k))
+                    {
                         check.at(&match_at, format!("`{bad}` is not a valid label name"));
                         continue;
                     }

@@ -82,14 +82,14 @@ impl Alert {
     /// key (events).
     pub fn fingerprint(&self) -> String {
         match &self.dedup_key {
-            Some(key) => super::signal::fingerprint(&[("dedup_key", key)]),
+            Some(key) => super::fingerprint::fingerprint(&[("dedup_key", key)]),
             None => {
                 let labels: Vec<(&str, &str)> = self
                     .labels
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                super::signal::fingerprint(&labels)
+                super::fingerprint::fingerprint(&labels)
             }
         }
     }
@@ -105,7 +105,7 @@ impl Alert {
             (Some(key), GroupBy::GroupKey) => {
                 format!(
                     "alertgroup/{}",
-                    super::signal::fingerprint(&[("groupKey", key)])
+                    super::fingerprint::fingerprint(&[("groupKey", key)])
                 )
             }
             _ => format!("alert/{}", self.fingerprint()),

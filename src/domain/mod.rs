@@ -9,6 +9,7 @@ pub mod condition;
 pub mod correlate;
 pub mod detector;
 pub mod duration;
+pub mod fingerprint;
 pub mod incident;
 pub mod maintenance;
 pub mod observation;

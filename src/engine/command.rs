@@ -11,21 +11,19 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::domain::alert::Alert;
-use crate::domain::incident::{
-    Call, Changes, Incident, IncidentId, Kind, Reporter, Tier, TransitionError,
-};
-use crate::domain::maintenance::{Maintenance, MaintenanceState};
+use crate::domain::incident::{Call, Changes, Incident, IncidentId, Kind, Reporter, Tier};
+use crate::domain::maintenance::Maintenance;
 use crate::domain::observation::Observation;
 use crate::domain::priority::Level;
 use crate::domain::suppression::{Matcher, Silence};
 use crate::store::{ConsumerState, DeadLetter, DeliveryAttempt, OutboxEntry, StoreError};
 use crate::view::Clearance;
 
+pub use super::reply::EngineError;
+use super::reply::Reply;
+
 /// A subject's labels: a Prometheus series' labels; empty for single-target probes.
 pub type Subject = BTreeMap<String, String>;
-
-/// Where an answer goes once the batch is durable.
-pub(super) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
 /// One run of one probe: a result per subject.
 #[derive(Debug)]
@@ -329,31 +327,6 @@ impl Command {
             Command::Sessions { reply, .. } => refused(reply, error),
         }
     }
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum EngineError {
-    #[error("incident {0} not found")]
-    NotFound(IncidentId),
-    #[error("silence {0} not found")]
-    SilenceNotFound(u64),
-    #[error("maintenance MNT-{0} not found")]
-    MaintenanceNotFound(u64),
-    #[error("maintenance MNT-{id} is {state} already")]
-    MaintenanceOver { id: u64, state: MaintenanceState },
-    /// A reporter link that is not (or no longer) valid.
-    #[error("this link is not valid (it may have been revoked)")]
-    UnknownLink,
-    #[error("incident {id} is restricted; token `{actor}` may not act on it")]
-    Restricted { id: IncidentId, actor: String },
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Transition(#[from] TransitionError),
-    #[error("the change could not be stored: {0}")]
-    Store(Arc<StoreError>),
-    #[error("incidentd is shutting down")]
-    Stopped,
 }
 
 /// Why a probe run was not taken.

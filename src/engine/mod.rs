@@ -13,6 +13,7 @@
 mod command;
 mod outbox;
 mod read_model;
+mod reply;
 mod rules;
 pub mod sessions;
 pub mod subscriptions;

@@ -12,9 +12,8 @@ use crate::domain::sla::SlaSignal;
 use crate::metrics::Metrics;
 use crate::store::{Batch, StoreError};
 
-use super::EngineError;
 use super::Wakers;
-use super::command::Reply;
+use super::reply::{EngineError, Reply};
 
 /// Everything one command does to a batch, and when.
 pub(super) struct Txn {
