@@ -101,6 +101,44 @@ impl Browser {
             .map_or(0, |found| found.len())
     }
 
+    /// Fails when the page is wider than the window (375 px: a phone), saying `what`.
+    pub async fn assert_no_horizontal_scroll(&self, what: &str) {
+        let overflow = self
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().is_some_and(|o| o <= 0),
+            "{what} is wider than the window by {overflow}px"
+        );
+    }
+
+    /// Types `text` into the first element `css` finds.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+
+    /// Clicks the first element `css` finds.
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
     pub async fn stop(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
@@ -253,18 +291,7 @@ async fn a_visitor_sees_the_page_subscribes_confirms_and_unsubscribes() {
     // A phone: nothing wider than the screen.
     browser.client.set_window_size(375, 800).await.unwrap();
     browser.client.refresh().await.unwrap();
-    let overflow = browser
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        overflow.as_i64().is_some_and(|o| o <= 0),
-        "the page is wider than a phone's screen by {overflow}px"
-    );
+    browser.assert_no_horizontal_scroll("the page").await;
     browser.screenshot("status-page-phone").await;
     browser.client.set_window_size(1280, 1000).await.unwrap();
 
@@ -284,29 +311,10 @@ async fn a_visitor_sees_the_page_subscribes_confirms_and_unsubscribes() {
     // Subscribe to Checkout through the form.
     browser.client.goto(&app.url("/")).await.unwrap();
     browser
-        .client
-        .find(Locator::Css("#subscribe-email"))
-        .await
-        .unwrap()
-        .send_keys("visitor@example.com")
-        .await
-        .unwrap();
-    browser
-        .client
-        .find(Locator::Css("input[name=services][value=checkout]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .client
-        .find(Locator::Css("form.subscribe button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .type_into("#subscribe-email", "visitor@example.com")
+        .await;
+    browser.click("input[name=services][value=checkout]").await;
+    browser.click("form.subscribe button[type=submit]").await;
     eventually(
         "the sign-up's answer",
         Duration::from_secs(30),
@@ -359,14 +367,7 @@ async fn a_visitor_sees_the_page_subscribes_confirms_and_unsubscribes() {
     assert!(update.contains("List-Unsubscribe"), "{update}");
     let unsubscribe = crate::subscriptions::link(&update, "unsubscribe");
     browser.client.goto(&app.url(&unsubscribe)).await.unwrap();
-    browser
-        .client
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("form button[type=submit]").await;
     // The click returns once the form is sent; the answer's page loads after.
     eventually(
         "the unsubscribed page",
@@ -472,21 +473,9 @@ async fn a_reporter_sees_the_ticket_and_its_call_and_comments_through_the_page()
 
     // The reporter comments through the form.
     browser
-        .client
-        .find(Locator::Css("#comment"))
-        .await
-        .unwrap()
-        .send_keys("It also drops on my phone's hotspot.")
-        .await
-        .unwrap();
-    browser
-        .client
-        .find(Locator::Css("form.comment button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+        .type_into("#comment", "It also drops on my phone's hotspot.")
+        .await;
+    browser.click("form.comment button[type=submit]").await;
     eventually(
         "the page after the comment",
         Duration::from_secs(30),
@@ -513,18 +502,7 @@ async fn a_reporter_sees_the_ticket_and_its_call_and_comments_through_the_page()
     // A phone: nothing wider than the screen.
     browser.client.set_window_size(375, 800).await.unwrap();
     browser.client.goto(&app.url(&link)).await.unwrap();
-    let overflow = browser
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        overflow.as_i64().is_some_and(|o| o <= 0),
-        "the page is wider than a phone's screen by {overflow}px"
-    );
+    browser.assert_no_horizontal_scroll("the page").await;
     browser.screenshot("reporter-page-phone").await;
 
     // Revoked, the link shows nothing of the ticket any more.

@@ -244,18 +244,7 @@ async fn a_responder_works_the_queue_live_and_a_viewer_cannot_act() {
     browser.client.set_window_size(375, 800).await.unwrap();
     browser.client.refresh().await.unwrap();
     until_text(&browser, "h1", "Queue").await;
-    let overflow = browser
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        overflow.as_i64().is_some_and(|o| o <= 0),
-        "wider than a phone by {overflow}px"
-    );
+    browser.assert_no_horizontal_scroll("the console").await;
     browser.screenshot("console-phone").await;
     browser.client.set_window_size(1280, 900).await.unwrap();
 
