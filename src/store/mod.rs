@@ -34,6 +34,7 @@
 //! table newest first.
 
 mod health;
+pub mod kv;
 mod records;
 mod reporter;
 mod sessions;
@@ -172,6 +173,14 @@ pub enum StoreError {
     Panicked { message: String },
     #[error("the store is closed after a failed write and being opened again")]
     Closed,
+    #[error("stored table {table} is unreadable: {detail}")]
+    BadKey { table: &'static str, detail: String },
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    #[error(
+        "this replica no longer holds the leader's lease (another replica took over): nothing was written"
+    )]
+    Fenced,
 }
 
 fn db_err(error: impl Into<redb::Error>) -> StoreError {
