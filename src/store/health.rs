@@ -85,7 +85,7 @@ pub fn readable(path: &Path) -> Result<Health, StoreError> {
     let read = guarded(|| {
         use redb::ReadableDatabase;
         let txn = db.begin_read().map_err(db_err)?;
-        super::read_loaded(&txn, None).map(drop)
+        super::read_loaded(&super::kv::redb::Read(txn), None).map(drop)
     });
     drop(db);
     match read {

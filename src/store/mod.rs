@@ -48,10 +48,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition, WriteTransaction,
-};
+use redb::Database;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -64,6 +61,8 @@ use crate::domain::sla::SlaClocks;
 use crate::domain::suppression::Silence;
 use crate::domain::timer::{Timer, TimerKind};
 use crate::domain::uptime::{Day, DayCount};
+
+use kv::{Backend, Bytes, Def, RawRead, RawWrite, Readable};
 
 pub use health::{Health, RepairError, Repaired, check, repair};
 pub use records::OutboxEntry;
@@ -93,51 +92,47 @@ pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt,
 /// store is opened and changes no version: an older build ignores it.
 pub const SCHEMA_VERSION: u64 = 3;
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents.v1");
+const META: Def<String, u64> = Def::new("meta");
+const INCIDENTS: Def<u64, Bytes> = Def::new("incidents.v1");
 /// Key: the id of every incident not closed (see [`indexed_as_active`]). Written in the
 /// transaction that writes the incident, so the two never disagree, even after a crash.
-const INCIDENTS_ACTIVE: TableDefinition<u64, ()> = TableDefinition::new("incidents_active.v1");
+const INCIDENTS_ACTIVE: Def<u64, ()> = Def::new("incidents_active.v1");
 /// Key: (when the incident's last SLA clock stopped, in Unix milliseconds, or `i64::MAX`
 /// while one still counts; incident id), for every incident with clocks (see
 /// [`sla_last_stop`]). A report over a window reads the keys from the window's start on.
-const INCIDENTS_BY_SLA_STOP: TableDefinition<(i64, u64), ()> =
-    TableDefinition::new("incidents_by_sla_stop.v1");
+const INCIDENTS_BY_SLA_STOP: Def<(i64, u64), ()> = Def::new("incidents_by_sla_stop.v1");
 /// Key: incident id; value: its key's time in `incidents_by_sla_stop.v1`, so a commit finds
 /// the entry it replaces without decoding the incident it overwrites.
-const INCIDENT_SLA_STOP: TableDefinition<u64, i64> = TableDefinition::new("incident_sla_stop.v1");
+const INCIDENT_SLA_STOP: Def<u64, i64> = Def::new("incident_sla_stop.v1");
 /// Key: (the UTC month the incident opened in, as [`month_of`]; incident id), for every
 /// incident. An incident's opening never changes, so its entry is written once, by the
 /// commit that first stores it, and never moves: the monthly history reads one month's
 /// keys, newest first, whatever the history's length.
-const INCIDENTS_BY_MONTH: TableDefinition<(i32, u64), ()> =
-    TableDefinition::new("incidents_by_month.v1");
+const INCIDENTS_BY_MONTH: Def<(i32, u64), ()> = Def::new("incidents_by_month.v1");
 /// Key: (incident id, timeline sequence). The sequence is global and only grows, so an
 /// incident's entries come back in the order they were written.
-const TIMELINE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("timeline.v1");
+const TIMELINE: Def<(u64, u64), Bytes> = Def::new("timeline.v1");
 /// Key: the detector's subject key (rule name, and later the subject's labels).
-const DETECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("detectors.v1");
+const DETECTORS: Def<String, Bytes> = Def::new("detectors.v1");
 /// Key: (consumer, outbox sequence).
-const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbox.v1");
+const OUTBOX: Def<(String, u64), Bytes> = Def::new("outbox.v1");
 /// Key: (due time in Unix milliseconds, incident id, kind). An armed durable timer; it is
 /// deleted in the transaction that carries out what it caused.
-const TIMERS: TableDefinition<(i64, u64, &str), ()> = TableDefinition::new("timers.v1");
+const TIMERS: Def<(i64, u64, String), ()> = Def::new("timers.v1");
 /// Key: silence id. Expired silences are kept for the record.
-const SILENCES: TableDefinition<u64, &[u8]> = TableDefinition::new("silences.v1");
+const SILENCES: Def<u64, Bytes> = Def::new("silences.v1");
 /// Key: (when the silence ends, in Unix milliseconds; silence id), so that
 /// [`Store::load_at`] reads the silences not ended without the expired ones.
-const SILENCES_BY_END: TableDefinition<(i64, u64), ()> = TableDefinition::new("silences_by_end.v1");
+const SILENCES_BY_END: Def<(i64, u64), ()> = Def::new("silences_by_end.v1");
 /// Key: maintenance id. Maintenances over (completed, cancelled) are kept for the record.
-const MAINTENANCES: TableDefinition<u64, &[u8]> = TableDefinition::new("maintenances.v1");
+const MAINTENANCES: Def<u64, Bytes> = Def::new("maintenances.v1");
 /// Key: (when the maintenance is over — cancelled, or else its end — in Unix milliseconds;
 /// maintenance id), so that [`Store::load_at`] reads those not over or over for less than
 /// [`HISTORY_DAYS`], whatever the history.
-const MAINTENANCES_BY_OVER: TableDefinition<(i64, u64), ()> =
-    TableDefinition::new("maintenances_by_over.v1");
+const MAINTENANCES_BY_OVER: Def<(i64, u64), ()> = Def::new("maintenances_by_over.v1");
 /// Key: (probe name, UTC day as days since 1970-01-01); value: that day's runs and
 /// successes ([`UptimeDayV1`]). A probe's days are one range of keys, oldest first.
-const UPTIME_DAILY: TableDefinition<(&str, i32), UptimeDayV1> =
-    TableDefinition::new("uptime_daily.v1");
+const UPTIME_DAILY: Def<(String, i32), UptimeDayV1> = Def::new("uptime_daily.v1");
 
 /// How many of the newest incidents [`Store::similar_incidents`] looks through.
 pub const SIMILAR_SCAN: usize = 5_000;
@@ -187,17 +182,60 @@ fn db_err(error: impl Into<redb::Error>) -> StoreError {
     StoreError::Redb(error.into())
 }
 
-/// Shared handle to the database; cheap to clone. Every clone sees the same database, also
+/// Shared handle to the store; cheap to clone. Every clone sees the same database, also
 /// after [`Store::reopen`] replaced it.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Handle>,
+    inner: Arc<Inner>,
 }
 
-struct Handle {
+/// Where the tables are.
+enum Inner {
+    File(File),
+}
+
+/// A redb file.
+struct File {
     path: PathBuf,
     /// `None` only while [`Store::reopen`] is between closing and opening the file.
     db: RwLock<Option<Database>>,
+}
+
+impl File {
+    fn write_handle(&self) -> std::sync::RwLockWriteGuard<'_, Option<Database>> {
+        self.db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The open database, or [`StoreError::Closed`] while [`Store::reopen`] replaces it.
+    fn with_database<T>(
+        &self,
+        begin: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let db = self
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        begin(db.as_ref().ok_or(StoreError::Closed)?)
+    }
+}
+
+impl Backend for File {
+    fn read(&self) -> Result<Box<dyn RawRead + '_>, StoreError> {
+        self.with_database(|db| {
+            use redb::ReadableDatabase;
+            let txn = db.begin_read().map_err(db_err)?;
+            Ok(Box::new(kv::redb::Read(txn)) as Box<dyn RawRead>)
+        })
+    }
+
+    fn write(&self) -> Result<Box<dyn RawWrite + '_>, StoreError> {
+        self.with_database(|db| {
+            let txn = db.begin_write().map_err(db_err)?;
+            Ok(Box::new(kv::redb::Write(txn)) as Box<dyn RawWrite>)
+        })
+    }
 }
 
 /// Everything the engine needs at start.
@@ -423,10 +461,10 @@ impl Store {
         }
         let db = health::guarded(|| open_database(path))?;
         Ok(Store {
-            inner: Arc::new(Handle {
+            inner: Arc::new(Inner::File(File {
                 path: path.to_owned(),
                 db: RwLock::new(Some(db)),
-            }),
+            })),
         })
     }
 
@@ -435,48 +473,32 @@ impl Store {
     /// the file is opened again. Readers use the new database as soon as it is open, also
     /// when the proving write fails.
     pub fn reopen(&self) -> Result<(), StoreError> {
-        let old = self.write_handle().take();
+        let Inner::File(file) = &*self.inner;
+        let old = file.write_handle().take();
         if let Some(old) = old
             && let Err(error) = old.close()
         {
             tracing::debug!(%error, "closing the store reported an error");
         }
-        let db = health::guarded(|| open_database(&self.inner.path))?;
-        *self.write_handle() = Some(db);
+        let db = health::guarded(|| open_database(&file.path))?;
+        *file.write_handle() = Some(db);
         let txn = self.begin_write()?;
-        txn.open_table(META)
-            .map_err(db_err)?
-            .insert(META_SCHEMA, SCHEMA_VERSION)
-            .map_err(db_err)?;
-        txn.commit().map_err(db_err)
+        txn.open(META)?.put(META_SCHEMA, SCHEMA_VERSION)?;
+        txn.commit()
     }
 
-    fn write_handle(&self) -> std::sync::RwLockWriteGuard<'_, Option<Database>> {
-        self.inner
-            .db
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn backend(&self) -> &dyn Backend {
+        match &*self.inner {
+            Inner::File(file) => file,
+        }
     }
 
-    fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
-        self.with_database(|db| db.begin_read().map_err(db_err))
+    fn begin_read(&self) -> Result<Box<dyn RawRead + '_>, StoreError> {
+        self.backend().read()
     }
 
-    fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        self.with_database(|db| db.begin_write().map_err(db_err))
-    }
-
-    /// The open database, or [`StoreError::Closed`] while [`Store::reopen`] replaces it.
-    fn with_database<T>(
-        &self,
-        begin: impl FnOnce(&Database) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let db = self
-            .inner
-            .db
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        begin(db.as_ref().ok_or(StoreError::Closed)?)
+    fn begin_write(&self) -> Result<Box<dyn RawWrite + '_>, StoreError> {
+        self.backend().write()
     }
 
     /// Reads what the engine keeps in memory. The incidents come from the index of those
@@ -493,153 +515,127 @@ impl Store {
 
     fn load_silences_ending_after(&self, now: Option<DateTime<Utc>>) -> Result<Loaded, StoreError> {
         // Start-up reads much of the file: a panic inside redb is an error, not a crash.
-        health::guarded(|| read_loaded(&self.begin_read()?, now))
+        health::guarded(|| read_loaded(&*self.begin_read()?, now))
     }
 
     /// Writes a batch in one durable transaction.
     pub fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
         let txn = self.begin_write()?;
         {
-            let mut incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
-            let mut active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
-            let mut by_sla_stop = txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
-            let mut sla_stop = txn.open_table(INCIDENT_SLA_STOP).map_err(db_err)?;
-            let mut by_month = txn.open_table(INCIDENTS_BY_MONTH).map_err(db_err)?;
+            let mut incidents = txn.open(INCIDENTS)?;
+            let mut active = txn.open(INCIDENTS_ACTIVE)?;
+            let mut by_sla_stop = txn.open(INCIDENTS_BY_SLA_STOP)?;
+            let mut sla_stop = txn.open(INCIDENT_SLA_STOP)?;
+            let mut by_month = txn.open(INCIDENTS_BY_MONTH)?;
             for (id, incident) in &batch.incidents {
                 let bytes = encode(&IncidentV1::from(incident));
-                let first = incidents
-                    .insert(id, bytes.as_slice())
-                    .map_err(db_err)?
-                    .is_none();
+                let first = incidents.insert(id, bytes.as_slice())?.is_none();
                 // Opened once: only the commit that first stores the incident indexes it.
                 if first {
-                    by_month
-                        .insert((month_of(incident.opened_at), *id), ())
-                        .map_err(db_err)?;
+                    by_month.insert((month_of(incident.opened_at), *id), ())?;
                 }
                 if indexed_as_active(incident.state, incident.closed_at) {
-                    active.insert(id, ()).map_err(db_err)?;
+                    active.insert(id, ())?;
                 } else {
-                    active.remove(id).map_err(db_err)?;
+                    active.remove(id)?;
                 }
                 let stop = sla_last_stop(&incident.sla);
                 let was = match stop {
                     Some(stop) => sla_stop.insert(id, stop),
                     None => sla_stop.remove(id),
-                }
-                .map_err(db_err)?
-                .map(|v| v.value());
+                }?;
                 if was != stop {
                     if let Some(was) = was {
-                        by_sla_stop.remove((was, *id)).map_err(db_err)?;
+                        by_sla_stop.remove((was, *id))?;
                     }
                     if let Some(stop) = stop {
-                        by_sla_stop.insert((stop, *id), ()).map_err(db_err)?;
+                        by_sla_stop.insert((stop, *id), ())?;
                     }
                 }
             }
-            let mut timeline = txn.open_table(TIMELINE).map_err(db_err)?;
+            let mut timeline = txn.open(TIMELINE)?;
             for (id, seq, entry) in &batch.timeline {
                 let bytes = encode(&TimelineEntryV1::from(entry));
-                timeline
-                    .insert((*id, *seq), bytes.as_slice())
-                    .map_err(db_err)?;
+                timeline.insert((*id, *seq), bytes.as_slice())?;
             }
-            let mut detectors = txn.open_table(DETECTORS).map_err(db_err)?;
+            let mut detectors = txn.open(DETECTORS)?;
             for (key, detector) in &batch.detectors {
                 let bytes = encode(detector);
-                detectors
-                    .insert(key.as_str(), bytes.as_slice())
-                    .map_err(db_err)?;
+                detectors.insert(key.as_str(), bytes.as_slice())?;
             }
             for key in &batch.detectors_deleted {
-                detectors.remove(key.as_str()).map_err(db_err)?;
+                detectors.remove(key.as_str())?;
             }
-            let mut outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+            let mut outbox = txn.open(OUTBOX)?;
             for entry in &batch.outbox_put {
                 let bytes = encode(entry);
-                outbox
-                    .insert((entry.consumer.as_str(), entry.seq), bytes.as_slice())
-                    .map_err(db_err)?;
+                outbox.insert((entry.consumer.as_str(), entry.seq), bytes.as_slice())?;
             }
             for (consumer, seq) in &batch.outbox_delete {
-                outbox.remove((consumer.as_str(), *seq)).map_err(db_err)?;
+                outbox.remove((consumer.as_str(), *seq))?;
             }
-            let mut timers = txn.open_table(TIMERS).map_err(db_err)?;
+            let mut timers = txn.open(TIMERS)?;
             for timer in &batch.timers_armed {
-                timers.insert(timer_key(timer), ()).map_err(db_err)?;
+                timers.insert(timer_key(timer), ())?;
             }
             for timer in &batch.timers_done {
-                timers.remove(timer_key(timer)).map_err(db_err)?;
+                timers.remove(timer_key(timer))?;
             }
-            let mut silences = txn.open_table(SILENCES).map_err(db_err)?;
-            let mut by_end = txn.open_table(SILENCES_BY_END).map_err(db_err)?;
+            let mut silences = txn.open(SILENCES)?;
+            let mut by_end = txn.open(SILENCES_BY_END)?;
             for (id, silence) in &batch.silences {
                 let bytes = encode(&SilenceV1::from(silence));
                 // A silence ended early is written again: its old entry goes.
-                let ended = match silences.insert(id, bytes.as_slice()).map_err(db_err)? {
+                let ended = match silences.insert(id, bytes.as_slice())? {
                     Some(old) => {
-                        let old: SilenceV1 = decode("silences.v1", id, old.value())?;
+                        let old: SilenceV1 = decode("silences.v1", id, &old)?;
                         Some(old.ends_at.timestamp_millis())
                     }
                     None => None,
                 };
                 if let Some(ended) = ended {
-                    by_end.remove((ended, *id)).map_err(db_err)?;
+                    by_end.remove((ended, *id))?;
                 }
-                by_end
-                    .insert((silence.ends_at.timestamp_millis(), *id), ())
-                    .map_err(db_err)?;
+                by_end.insert((silence.ends_at.timestamp_millis(), *id), ())?;
             }
-            let mut maintenances = txn.open_table(MAINTENANCES).map_err(db_err)?;
-            let mut by_over = txn.open_table(MAINTENANCES_BY_OVER).map_err(db_err)?;
+            let mut maintenances = txn.open(MAINTENANCES)?;
+            let mut by_over = txn.open(MAINTENANCES_BY_OVER)?;
             for (id, maintenance) in &batch.maintenances {
                 let bytes = encode(&MaintenanceV1::from(maintenance));
                 // One cancelled or ended early is written again: its old entry goes.
-                if let Some(old) = maintenances.insert(id, bytes.as_slice()).map_err(db_err)? {
+                if let Some(old) = maintenances.insert(id, bytes.as_slice())? {
                     let old: Maintenance =
-                        decode::<MaintenanceV1>("maintenances.v1", id, old.value())?.into();
-                    by_over
-                        .remove((old.over_at().timestamp_millis(), *id))
-                        .map_err(db_err)?;
+                        decode::<MaintenanceV1>("maintenances.v1", id, &old)?.into();
+                    by_over.remove((old.over_at().timestamp_millis(), *id))?;
                 }
-                by_over
-                    .insert((maintenance.over_at().timestamp_millis(), *id), ())
-                    .map_err(db_err)?;
+                by_over.insert((maintenance.over_at().timestamp_millis(), *id), ())?;
             }
-            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let mut meta = txn.open(META)?;
             for (key, value) in &batch.meta {
-                meta.insert(*key, value).map_err(db_err)?;
+                meta.insert(*key, value)?;
             }
-            let mut uptime = txn.open_table(UPTIME_DAILY).map_err(db_err)?;
+            let mut uptime = txn.open(UPTIME_DAILY)?;
             for (probe, before) in &batch.uptime_forget {
                 // A probe's days are one range of keys: a seek, not a scan of the table.
-                uptime
-                    .retain_in(
-                        (probe.as_str(), Day::MIN)..(probe.as_str(), *before),
-                        |_, _| false,
-                    )
-                    .map_err(db_err)?;
+                uptime.delete_range((probe.as_str(), Day::MIN)..(probe.as_str(), *before))?;
             }
             for ((probe, day), count) in &batch.uptime {
-                uptime
-                    .insert((probe.as_str(), *day), UptimeDayV1::from(*count))
-                    .map_err(db_err)?;
+                uptime.insert((probe.as_str(), *day), UptimeDayV1::from(*count))?;
             }
         }
-        webhooks::write(&txn, &batch.webhooks)?;
-        subscriptions::write(&txn, &batch.subscriptions)?;
-        reporter::write(&txn, &batch.reporter_links)?;
-        sessions::write(&txn, &batch.sessions)?;
-        txn.commit().map_err(db_err)
+        webhooks::write(&*txn, &batch.webhooks)?;
+        subscriptions::write(&*txn, &batch.subscriptions)?;
+        reporter::write(&*txn, &batch.reporter_links)?;
+        sessions::write(&*txn, &batch.sessions)?;
+        txn.commit()
     }
 
     pub fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
         let txn = self.begin_read()?;
-        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
-        match incidents.get(id.0).map_err(db_err)? {
+        let incidents = txn.open(INCIDENTS)?;
+        match incidents.get(id.0)? {
             Some(value) => {
-                let record: IncidentV1 = decode("incidents.v1", id.0, value.value())?;
+                let record: IncidentV1 = decode("incidents.v1", id.0, &value)?;
                 Ok(Some(record.into()))
             }
             None => Ok(None),
@@ -649,10 +645,10 @@ impl Store {
     /// One maintenance, over or not.
     pub fn get_maintenance(&self, id: u64) -> Result<Option<Maintenance>, StoreError> {
         let txn = self.begin_read()?;
-        let maintenances = txn.open_table(MAINTENANCES).map_err(db_err)?;
-        match maintenances.get(id).map_err(db_err)? {
+        let maintenances = txn.open(MAINTENANCES)?;
+        match maintenances.get(id)? {
             Some(value) => {
-                let record: MaintenanceV1 = decode("maintenances.v1", id, value.value())?;
+                let record: MaintenanceV1 = decode("maintenances.v1", id, &value)?;
                 Ok(Some(record.into()))
             }
             None => Ok(None),
@@ -665,20 +661,17 @@ impl Store {
         id: IncidentId,
     ) -> Result<Option<(Incident, Vec<TimelineEntry>)>, StoreError> {
         let txn = self.begin_read()?;
-        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
-        let Some(value) = incidents.get(id.0).map_err(db_err)? else {
+        let incidents = txn.open(INCIDENTS)?;
+        let Some(value) = incidents.get(id.0)? else {
             return Ok(None);
         };
-        let record: IncidentV1 = decode("incidents.v1", id.0, value.value())?;
-        let timeline = txn.open_table(TIMELINE).map_err(db_err)?;
+        let record: IncidentV1 = decode("incidents.v1", id.0, &value)?;
+        let timeline = txn.open(TIMELINE)?;
         let mut entries = Vec::new();
-        for row in timeline
-            .range((id.0, 0)..=(id.0, u64::MAX))
-            .map_err(db_err)?
-        {
-            let (key, value) = row.map_err(db_err)?;
-            let (_, seq) = key.value();
-            let entry: TimelineEntryV1 = decode("timeline.v1", seq, value.value())?;
+        for row in timeline.range((id.0, 0)..=(id.0, u64::MAX))? {
+            let (key, value) = row?;
+            let (_, seq) = key;
+            let entry: TimelineEntryV1 = decode("timeline.v1", seq, &value)?;
             entries.push(entry.into());
         }
         Ok(Some((record.into(), entries)))
@@ -692,17 +685,14 @@ impl Store {
         ids: &[IncidentId],
     ) -> Result<BTreeMap<u64, Vec<TimelineEntry>>, StoreError> {
         let txn = self.begin_read()?;
-        let timeline = txn.open_table(TIMELINE).map_err(db_err)?;
+        let timeline = txn.open(TIMELINE)?;
         let mut updates = BTreeMap::new();
         for id in ids {
             let mut public = Vec::new();
-            for row in timeline
-                .range((id.0, 0)..=(id.0, u64::MAX))
-                .map_err(db_err)?
-            {
-                let (key, value) = row.map_err(db_err)?;
-                let (_, seq) = key.value();
-                let entry: TimelineEntryV1 = decode("timeline.v1", seq, value.value())?;
+            for row in timeline.range((id.0, 0)..=(id.0, u64::MAX))? {
+                let (key, value) = row?;
+                let (_, seq) = key;
+                let entry: TimelineEntryV1 = decode("timeline.v1", seq, &value)?;
                 let entry = TimelineEntry::from(entry);
                 if entry.public {
                     public.push(entry);
@@ -720,15 +710,15 @@ impl Store {
     /// on a store of any size; older look-alikes are not found.
     pub fn similar_incidents(&self, incident: &Incident) -> Result<Vec<Incident>, StoreError> {
         let txn = self.begin_read()?;
-        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        let incidents = txn.open(INCIDENTS)?;
         // Newest first, so the first `SHOWN` of each relevance are the ones to show: only
         // those are decoded in full, and a full set of same-fingerprint ones ends the scan.
         let mut candidates = Vec::new();
         let mut found: BTreeMap<similar::Relevance, usize> = BTreeMap::new();
-        for row in incidents.iter().map_err(db_err)?.rev().take(SIMILAR_SCAN) {
-            let (key, value) = row.map_err(db_err)?;
-            let id = key.value();
-            let traits: IncidentTraitsV1 = decode("incidents.v1", id, value.value())?;
+        for row in incidents.iter()?.rev().take(SIMILAR_SCAN) {
+            let (key, value) = row?;
+            let id = key;
+            let traits: IncidentTraitsV1 = decode("incidents.v1", id, &value)?;
             let past = similar::Traits {
                 id,
                 state: traits.state,
@@ -744,7 +734,7 @@ impl Store {
                 continue;
             }
             *count += 1;
-            let record: IncidentV1 = decode("incidents.v1", id, value.value())?;
+            let record: IncidentV1 = decode("incidents.v1", id, &value)?;
             candidates.push(Incident::from(record));
             if relevance == similar::Relevance::Fingerprint && *count == similar::SHOWN {
                 break;
@@ -770,17 +760,17 @@ impl Store {
             return Ok(page);
         }
         let txn = self.begin_read()?;
-        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
-        let by_month = txn.open_table(INCIDENTS_BY_MONTH).map_err(db_err)?;
+        let incidents = txn.open(INCIDENTS)?;
+        let by_month = txn.open(INCIDENTS_BY_MONTH)?;
         let last = month.end - TimeDelta::nanoseconds(1);
         let keys = (month_of(month.start), 0)..=(month_of(last), u64::MAX);
-        for (read, row) in by_month.range(keys).map_err(db_err)?.rev().enumerate() {
+        for (read, row) in by_month.range(keys)?.rev().enumerate() {
             if read == budget {
                 page.unread = true;
                 break;
             }
-            let (key, _) = row.map_err(db_err)?;
-            let (_, id) = key.value();
+            let (key, _) = row?;
+            let (_, id) = key;
             let record: IncidentV1 =
                 get_indexed(&incidents, "incidents.v1", "incidents_by_month.v1", id)?;
             if !month.contains(&record.opened_at) {
@@ -803,27 +793,18 @@ impl Store {
     /// `incidents_by_month.v1` (a month before `at`'s, then the oldest of its own month).
     pub fn opened_before(&self, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let txn = self.begin_read()?;
-        let by_month = txn.open_table(INCIDENTS_BY_MONTH).map_err(db_err)?;
+        let by_month = txn.open(INCIDENTS_BY_MONTH)?;
         let month = month_of(at);
-        if by_month
-            .range(..(month, 0))
-            .map_err(db_err)?
-            .next()
-            .is_some()
-        {
+        if by_month.range(..(month, 0))?.next().is_some() {
             return Ok(true);
         }
         // Ids grow with time: the lowest of the month opened first.
-        let Some(row) = by_month
-            .range((month, 0)..=(month, u64::MAX))
-            .map_err(db_err)?
-            .next()
-        else {
+        let Some(row) = by_month.range((month, 0)..=(month, u64::MAX))?.next() else {
             return Ok(false);
         };
-        let (key, _) = row.map_err(db_err)?;
-        let (_, id) = key.value();
-        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        let (key, _) = row?;
+        let (_, id) = key;
+        let incidents = txn.open(INCIDENTS)?;
         let record: IncidentOpenedV1 =
             get_indexed(&incidents, "incidents.v1", "incidents_by_month.v1", id)?;
         Ok(record.opened_at < at)
@@ -839,17 +820,14 @@ impl Store {
         from: DateTime<Utc>,
     ) -> Result<Vec<(Kind, Priority, SlaClocks)>, StoreError> {
         let txn = self.begin_read()?;
-        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
-        let by_sla_stop = txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
+        let incidents = txn.open(INCIDENTS)?;
+        let by_sla_stop = txn.open(INCIDENTS_BY_SLA_STOP)?;
         let mut found = Vec::new();
         // Milliseconds round down, so this takes in every clock stopped after `from` (and
         // perhaps a few stopped in its last millisecond, which the report leaves out).
-        for row in by_sla_stop
-            .range((from.timestamp_millis(), 0)..)
-            .map_err(db_err)?
-        {
-            let (key, _) = row.map_err(db_err)?;
-            let (_, id) = key.value();
+        for row in by_sla_stop.range((from.timestamp_millis(), 0)..)? {
+            let (key, _) = row?;
+            let (_, id) = key;
             let record: IncidentClocksV1 =
                 get_indexed(&incidents, "incidents.v1", "incidents_by_sla_stop.v1", id)?;
             found.push((record.kind, record.priority, record.sla.into_clocks()));
@@ -861,11 +839,11 @@ impl Store {
     /// history; [`Store::incident_clocks_since`] reads only what a window needs.
     pub fn incident_clocks(&self) -> Result<Vec<(Kind, Priority, SlaClocks)>, StoreError> {
         let txn = self.begin_read()?;
-        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        let incidents = txn.open(INCIDENTS)?;
         let mut all = Vec::new();
-        for row in incidents.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
-            let record: IncidentClocksV1 = decode("incidents.v1", key.value(), value.value())?;
+        for row in incidents.iter()? {
+            let (key, value) = row?;
+            let record: IncidentClocksV1 = decode("incidents.v1", key, &value)?;
             all.push((record.kind, record.priority, record.sla.into_clocks()));
         }
         Ok(all)
@@ -905,7 +883,7 @@ impl Store {
         filter: impl Fn(&Incident) -> bool,
     ) -> Result<(Vec<Incident>, Option<u64>), StoreError> {
         let txn = self.begin_read()?;
-        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
+        let incidents = txn.open(INCIDENTS)?;
         let below = ..before.unwrap_or(u64::MAX);
         let wanted = |record: &IncidentV1| states.is_none_or(|s| s.contains(&record.state));
         let page = Page {
@@ -916,22 +894,17 @@ impl Store {
         };
         match states {
             Some(states) if !states.contains(&State::Closed) => {
-                let active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
-                let rows = active.range(below).map_err(db_err)?.rev().map(|row| {
-                    let (key, _) = row.map_err(db_err)?;
-                    get_indexed(
-                        &incidents,
-                        "incidents.v1",
-                        "incidents_active.v1",
-                        key.value(),
-                    )
+                let active = txn.open(INCIDENTS_ACTIVE)?;
+                let rows = active.range(below)?.rev().map(|row| {
+                    let (key, _) = row?;
+                    get_indexed(&incidents, "incidents.v1", "incidents_active.v1", key)
                 });
                 page.of(rows)
             }
             _ => {
-                let rows = incidents.range(below).map_err(db_err)?.rev().map(|row| {
-                    let (key, value) = row.map_err(db_err)?;
-                    decode("incidents.v1", key.value(), value.value())
+                let rows = incidents.range(below)?.rev().map(|row| {
+                    let (key, value) = row?;
+                    decode("incidents.v1", key, &value)
                 });
                 page.of(rows)
             }
@@ -945,16 +918,15 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let txn = self.begin_read()?;
-        let outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+        let outbox = txn.open(OUTBOX)?;
         let mut entries = Vec::new();
         for row in outbox
-            .range((consumer, 0)..=(consumer, u64::MAX))
-            .map_err(db_err)?
+            .range((consumer, 0)..=(consumer, u64::MAX))?
             .take(limit)
         {
-            let (key, value) = row.map_err(db_err)?;
-            let (_, seq) = key.value();
-            entries.push(decode("outbox.v1", seq, value.value())?);
+            let (key, value) = row?;
+            let (_, seq) = key;
+            entries.push(decode("outbox.v1", seq, &value)?);
         }
         Ok(entries)
     }
@@ -962,11 +934,11 @@ impl Store {
     /// Undelivered entries per consumer.
     pub fn outbox_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         let txn = self.begin_read()?;
-        let outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+        let outbox = txn.open(OUTBOX)?;
         let mut counts = BTreeMap::new();
-        for row in outbox.iter().map_err(db_err)? {
-            let (key, _) = row.map_err(db_err)?;
-            let (consumer, _) = key.value();
+        for row in outbox.iter()? {
+            let (key, _) = row?;
+            let (consumer, _) = key;
             *counts.entry(consumer.to_owned()).or_insert(0) += 1;
         }
         Ok(counts)
@@ -975,8 +947,8 @@ impl Store {
     /// Number of incidents stored (all states).
     pub fn incident_count(&self) -> Result<u64, StoreError> {
         let txn = self.begin_read()?;
-        let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
-        incidents.len().map_err(db_err)
+        let incidents = txn.open(INCIDENTS)?;
+        incidents.len()
     }
 }
 
@@ -990,7 +962,7 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
         .set_cache_size(CACHE_BYTES)
         .open(path)
         .map_err(db_err)?;
-    init_tables(&db)?;
+    init_file(&db)?;
     Ok(db)
 }
 
@@ -1012,7 +984,7 @@ fn create(path: &Path) -> Result<(), StoreError> {
             .set_cache_size(CACHE_BYTES)
             .create(&temporary)
             .map_err(db_err)?;
-        init_tables(&db)?;
+        init_file(&db)?;
         db.close().map_err(db_err)?;
         std::fs::File::open(&temporary)
             .and_then(|file| file.sync_all())
@@ -1032,47 +1004,31 @@ fn create(path: &Path) -> Result<(), StoreError> {
     created
 }
 
-/// Creates the tables a store has, and records or upgrades its layout, in one transaction.
-fn init_tables(db: &Database) -> Result<(), StoreError> {
+/// Brings a redb file's layout up to date in one transaction: the typed tables of layouts
+/// 1 to 3 are moved into the key-value tables first ([`upgrade::from_typed_tables`]).
+fn init_file(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(db_err)?;
-    {
-        txn.open_table(INCIDENTS).map_err(db_err)?;
-        txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
-        txn.open_table(INCIDENTS_BY_SLA_STOP).map_err(db_err)?;
-        txn.open_table(INCIDENT_SLA_STOP).map_err(db_err)?;
-        txn.open_table(INCIDENTS_BY_MONTH).map_err(db_err)?;
-        txn.open_table(TIMELINE).map_err(db_err)?;
-        txn.open_table(DETECTORS).map_err(db_err)?;
-        txn.open_table(OUTBOX).map_err(db_err)?;
-        txn.open_table(SILENCES).map_err(db_err)?;
-        txn.open_table(SILENCES_BY_END).map_err(db_err)?;
-        txn.open_table(MAINTENANCES).map_err(db_err)?;
-        txn.open_table(MAINTENANCES_BY_OVER).map_err(db_err)?;
-        txn.open_table(TIMERS).map_err(db_err)?;
-        txn.open_table(UPTIME_DAILY).map_err(db_err)?;
-        webhooks::init_tables(&txn)?;
-        subscriptions::init_tables(&txn)?;
-        reporter::init_tables(&txn)?;
-        sessions::init_tables(&txn)?;
-        let mut meta = txn.open_table(META).map_err(db_err)?;
-        let found = meta.get(META_SCHEMA).map_err(db_err)?.map(|v| v.value());
-        match found {
-            Some(found) if found > SCHEMA_VERSION => {
-                return Err(StoreError::NewerSchema { found });
-            }
-            Some(SCHEMA_VERSION) => {}
-            // The upgrade and the new version number commit together, or neither does
-            // and the next open upgrades again.
-            Some(found) => {
-                upgrade::upgrade(&txn, found)?;
-                meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
-            }
-            None => {
-                meta.insert(META_SCHEMA, SCHEMA_VERSION).map_err(db_err)?;
-            }
+    upgrade::from_typed_tables(&txn)?;
+    let txn = kv::redb::Write(txn);
+    init_tables(&txn)?;
+    Box::new(txn).commit()
+}
+
+/// Records or upgrades the store's layout, in the transaction that opens it: the upgrade
+/// and the new version number commit together, or neither does and the next open upgrades
+/// again.
+fn init_tables(txn: &dyn RawWrite) -> Result<(), StoreError> {
+    let found = txn.open(META)?.get(META_SCHEMA)?;
+    match found {
+        Some(found) if found > SCHEMA_VERSION => {
+            return Err(StoreError::NewerSchema { found });
         }
+        Some(SCHEMA_VERSION) => {}
+        Some(found) => upgrade::upgrade(txn, found)?,
+        None => {}
     }
-    txn.commit().map_err(db_err)
+    txn.open(META)?.put(META_SCHEMA, SCHEMA_VERSION)?;
+    subscriptions::init_tables(txn)
 }
 
 /// Up to `limit` incidents of `rows` (newest first) that `wanted` and then `filter`
@@ -1122,11 +1078,9 @@ impl<W: Fn(&IncidentV1) -> bool, F: Fn(&Incident) -> bool> Page<W, F> {
 
 /// What start-up reads of the store ([`Store::load_at`]), in one read transaction: also how a
 /// store is verified before it is opened for writing ([`health::readable`]).
-fn read_loaded(txn: &ReadTransaction, now: Option<DateTime<Utc>>) -> Result<Loaded, StoreError> {
-    let meta = txn.open_table(META).map_err(db_err)?;
-    let counter = |key: &str| -> Result<u64, StoreError> {
-        Ok(meta.get(key).map_err(db_err)?.map_or(1, |v| v.value()))
-    };
+fn read_loaded(txn: &dyn RawRead, now: Option<DateTime<Utc>>) -> Result<Loaded, StoreError> {
+    let meta = txn.open(META)?;
+    let counter = |key: &str| -> Result<u64, StoreError> { Ok(meta.get(key)?.map_or(1, |v| v)) };
     let mut loaded = Loaded {
         next_incident_id: counter(META_NEXT_INCIDENT)?,
         next_timeline_seq: counter(META_NEXT_TIMELINE)?,
@@ -1135,11 +1089,11 @@ fn read_loaded(txn: &ReadTransaction, now: Option<DateTime<Utc>>) -> Result<Load
         next_maintenance_id: counter(META_NEXT_MAINTENANCE)?,
         ..Loaded::default()
     };
-    let timers = txn.open_table(TIMERS).map_err(db_err)?;
-    for row in timers.iter().map_err(db_err)? {
-        let (key, _) = row.map_err(db_err)?;
-        let (due, incident, kind) = key.value();
-        if let Some(timer) = timer_from_key(due, incident, kind) {
+    let timers = txn.open(TIMERS)?;
+    for row in timers.iter()? {
+        let (key, _) = row?;
+        let (due, incident, kind) = key;
+        if let Some(timer) = timer_from_key(due, incident, &kind) {
             loaded.timers.push(timer);
         } else {
             tracing::warn!(
@@ -1150,15 +1104,12 @@ fn read_loaded(txn: &ReadTransaction, now: Option<DateTime<Utc>>) -> Result<Load
             );
         }
     }
-    let silences = txn.open_table(SILENCES).map_err(db_err)?;
+    let silences = txn.open(SILENCES)?;
     if let Some(now) = now {
-        let by_end = txn.open_table(SILENCES_BY_END).map_err(db_err)?;
-        for row in by_end
-            .range((now.timestamp_millis(), 0)..)
-            .map_err(db_err)?
-        {
-            let (key, _) = row.map_err(db_err)?;
-            let (_, id) = key.value();
+        let by_end = txn.open(SILENCES_BY_END)?;
+        for row in by_end.range((now.timestamp_millis(), 0)..)? {
+            let (key, _) = row?;
+            let (_, id) = key;
             let record: SilenceV1 =
                 get_indexed(&silences, "silences.v1", "silences_by_end.v1", id)?;
             // Milliseconds round down: one that ended in `now`'s millisecond is out.
@@ -1167,47 +1118,38 @@ fn read_loaded(txn: &ReadTransaction, now: Option<DateTime<Utc>>) -> Result<Load
             }
         }
     } else {
-        for row in silences.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
-            let record: SilenceV1 = decode("silences.v1", key.value(), value.value())?;
-            loaded.silences.push(silence_of(key.value(), record)?);
+        for row in silences.iter()? {
+            let (key, value) = row?;
+            let record: SilenceV1 = decode("silences.v1", key, &value)?;
+            loaded.silences.push(silence_of(key, record)?);
         }
     }
-    let incidents = txn.open_table(INCIDENTS).map_err(db_err)?;
-    let active = txn.open_table(INCIDENTS_ACTIVE).map_err(db_err)?;
-    for row in active.iter().map_err(db_err)? {
-        let (key, _) = row.map_err(db_err)?;
-        let record: IncidentV1 = get_indexed(
-            &incidents,
-            "incidents.v1",
-            "incidents_active.v1",
-            key.value(),
-        )?;
+    let incidents = txn.open(INCIDENTS)?;
+    let active = txn.open(INCIDENTS_ACTIVE)?;
+    for row in active.iter()? {
+        let (key, _) = row?;
+        let record: IncidentV1 =
+            get_indexed(&incidents, "incidents.v1", "incidents_active.v1", key)?;
         if record.closed_at.is_none() {
             loaded.incidents.push(record.into());
         }
     }
-    let detectors = txn.open_table(DETECTORS).map_err(db_err)?;
-    for row in detectors.iter().map_err(db_err)? {
-        let (key, value) = row.map_err(db_err)?;
-        let record: DetectorV1 = decode("detectors.v1", key.value(), value.value())?;
+    let detectors = txn.open(DETECTORS)?;
+    for row in detectors.iter()? {
+        let (key, value) = row?;
+        let record: DetectorV1 = decode("detectors.v1", &key, &value)?;
         let subject = record.subject.clone();
-        loaded
-            .detectors
-            .insert(key.value().to_owned(), (subject, record.into()));
+        loaded.detectors.insert(key, (subject, record.into()));
     }
     // Last: a store from before maintenances has no such table (`health::readable` takes
     // that as sound), and everything before it has been read.
-    let maintenances = txn.open_table(MAINTENANCES).map_err(db_err)?;
+    let maintenances = txn.open(MAINTENANCES)?;
     if let Some(now) = now {
-        let by_over = txn.open_table(MAINTENANCES_BY_OVER).map_err(db_err)?;
+        let by_over = txn.open(MAINTENANCES_BY_OVER)?;
         let since = now - chrono::Duration::days(HISTORY_DAYS);
-        for row in by_over
-            .range((since.timestamp_millis(), 0)..)
-            .map_err(db_err)?
-        {
-            let (key, _) = row.map_err(db_err)?;
-            let (_, id) = key.value();
+        for row in by_over.range((since.timestamp_millis(), 0)..)? {
+            let (key, _) = row?;
+            let (_, id) = key;
             let record: MaintenanceV1 = get_indexed(
                 &maintenances,
                 "maintenances.v1",
@@ -1220,23 +1162,23 @@ fn read_loaded(txn: &ReadTransaction, now: Option<DateTime<Utc>>) -> Result<Load
             }
         }
     } else {
-        for row in maintenances.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
-            let record: MaintenanceV1 = decode("maintenances.v1", key.value(), value.value())?;
+        for row in maintenances.iter()? {
+            let (key, value) = row?;
+            let record: MaintenanceV1 = decode("maintenances.v1", key, &value)?;
             loaded.maintenances.push(record.into());
         }
     }
     // Last: a store written before this table existed has everything else (opening it for
     // writing creates it).
-    let uptime = txn.open_table(UPTIME_DAILY).map_err(db_err)?;
-    for row in uptime.iter().map_err(db_err)? {
-        let (key, value) = row.map_err(db_err)?;
-        let (probe, day) = key.value();
-        let count = DayCount::from(value.value());
+    let uptime = txn.open(UPTIME_DAILY)?;
+    for row in uptime.iter()? {
+        let (key, value) = row?;
+        let (probe, day) = key;
+        let count = DayCount::from(value);
         // Rows come by probe: one name allocated per probe, not per day.
         match loaded.uptime.last_mut() {
-            Some((name, days)) if name == probe => days.push((day, count)),
-            _ => loaded.uptime.push((probe.to_owned(), vec![(day, count)])),
+            Some((name, days)) if *name == probe => days.push((day, count)),
+            _ => loaded.uptime.push((probe, vec![(day, count)])),
         }
     }
     Ok(loaded)
@@ -1275,19 +1217,16 @@ fn sla_last_stop(clocks: &SlaClocks) -> Option<i64> {
 /// The record (of `table`, named `name`) that an index names; its absence is an
 /// inconsistency, not a miss.
 fn get_indexed<T: DeserializeOwned>(
-    table: &impl ReadableTable<u64, &'static [u8]>,
+    table: &impl Readable<u64, Bytes>,
     name: &'static str,
     index: &'static str,
     id: u64,
 ) -> Result<T, StoreError> {
-    let value = table
-        .get(id)
-        .map_err(db_err)?
-        .ok_or_else(|| StoreError::Inconsistent {
-            index,
-            key: id.to_string(),
-        })?;
-    decode(name, id, value.value())
+    let value = table.get(id)?.ok_or_else(|| StoreError::Inconsistent {
+        index,
+        key: id.to_string(),
+    })?;
+    decode(name, id, &value)
 }
 
 fn timer_key(timer: &Timer) -> (i64, u64, &'static str) {

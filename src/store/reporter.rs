@@ -8,21 +8,19 @@
 
 use std::collections::BTreeMap;
 
+use super::kv::{Bytes, Def, RawWrite, Readable};
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::incident::IncidentId;
 
-use super::{Store, StoreError, db_err, decode, encode};
+use super::{Store, StoreError, decode, encode};
 
 /// Key: incident id; value: [`ReporterLinkV1`], the incident's current (or last) link.
-pub(super) const REPORTER_LINKS: TableDefinition<u64, &[u8]> =
-    TableDefinition::new("reporter_links.v1");
+pub(super) const REPORTER_LINKS: Def<u64, Bytes> = Def::new("reporter_links.v1");
 /// Key: the SHA-256 of a link's token (32 bytes); value: the incident id. Only links
 /// that work are here.
-pub(super) const REPORTER_LINK_HASHES: TableDefinition<&[u8], u64> =
-    TableDefinition::new("reporter_link_hashes.v1");
+pub(super) const REPORTER_LINK_HASHES: Def<Bytes, u64> = Def::new("reporter_link_hashes.v1");
 
 /// An incident's reporter link as stored: its hash, never the token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,28 +83,28 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 }
 
 pub(super) fn write(
-    txn: &WriteTransaction,
+    txn: &dyn RawWrite,
     writes: &BTreeMap<u64, LinkWrite>,
 ) -> Result<(), StoreError> {
     if writes.is_empty() {
         return Ok(());
     }
-    let mut links = txn.open_table(REPORTER_LINKS).map_err(db_err)?;
-    let mut hashes = txn.open_table(REPORTER_LINK_HASHES).map_err(db_err)?;
+    let mut links = txn.open(REPORTER_LINKS)?;
+    let mut hashes = txn.open(REPORTER_LINK_HASHES)?;
     for (id, write) in writes {
-        let old: Option<ReporterLinkV1> = match links.get(id).map_err(db_err)? {
-            Some(value) => Some(decode("reporter_links.v1", id, value.value())?),
+        let old: Option<ReporterLinkV1> = match links.get(id)? {
+            Some(value) => Some(decode("reporter_links.v1", id, &value)?),
             None => None,
         };
         // The link in force stops working whatever replaces it.
         if let Some(old) = old.as_ref().filter(|old| old.revoked_at.is_none())
             && let Some(hash) = unhex(&old.hash)
         {
-            hashes.remove(hash.as_slice()).map_err(db_err)?;
+            hashes.remove(hash.as_slice())?;
         }
         let record = match (*write, old) {
             (LinkWrite::Issue { hash, at }, _) => {
-                hashes.insert(hash.as_slice(), id).map_err(db_err)?;
+                hashes.insert(hash.as_slice(), id)?;
                 ReporterLinkV1 {
                     hash: hex(&hash),
                     created_at: at,
@@ -119,16 +117,8 @@ pub(super) fn write(
             },
             (LinkWrite::Revoke { .. }, None) => continue,
         };
-        links
-            .insert(id, encode(&record).as_slice())
-            .map_err(db_err)?;
+        links.insert(id, encode(&record).as_slice())?;
     }
-    Ok(())
-}
-
-pub(super) fn init_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(REPORTER_LINKS).map_err(db_err)?;
-    txn.open_table(REPORTER_LINK_HASHES).map_err(db_err)?;
     Ok(())
 }
 
@@ -136,11 +126,8 @@ impl Store {
     /// The incident whose working reporter link has this token hash.
     pub fn reporter_link(&self, hash: &[u8; 32]) -> Result<Option<IncidentId>, StoreError> {
         let txn = self.begin_read()?;
-        let hashes = txn.open_table(REPORTER_LINK_HASHES).map_err(db_err)?;
-        Ok(hashes
-            .get(hash.as_slice())
-            .map_err(db_err)?
-            .map(|v| IncidentId(v.value())))
+        let hashes = txn.open(REPORTER_LINK_HASHES)?;
+        Ok(hashes.get(hash.as_slice())?.map(IncidentId))
     }
 
     /// The incident's current (or last) reporter link as stored: its hash, when issued,
@@ -150,11 +137,10 @@ impl Store {
         incident: IncidentId,
     ) -> Result<Option<ReporterLinkV1>, StoreError> {
         let txn = self.begin_read()?;
-        let links = txn.open_table(REPORTER_LINKS).map_err(db_err)?;
+        let links = txn.open(REPORTER_LINKS)?;
         links
-            .get(incident.0)
-            .map_err(db_err)?
-            .map(|v| decode("reporter_links.v1", incident.0, v.value()))
+            .get(incident.0)?
+            .map(|v| decode("reporter_links.v1", incident.0, &v))
             .transpose()
     }
 }

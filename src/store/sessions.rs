@@ -6,14 +6,14 @@
 
 use std::collections::BTreeMap;
 
+use super::kv::{Bytes, Def, RawWrite, Readable};
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, db_err, decode, encode};
+use super::{Store, StoreError, decode, encode};
 
 /// Key: SHA-256 of the session id (32 bytes).
-pub(super) const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions.v1");
+pub(super) const SESSIONS: Def<Bytes, Bytes> = Def::new("sessions.v1");
 
 /// The SHA-256 of a session id: how a session is found, in memory and stored.
 pub type SessionKey = [u8; 32];
@@ -50,28 +50,21 @@ impl super::Batch {
     }
 }
 
-pub(super) fn write(txn: &WriteTransaction, writes: &SessionWrites) -> Result<(), StoreError> {
+pub(super) fn write(txn: &dyn RawWrite, writes: &SessionWrites) -> Result<(), StoreError> {
     if writes.0.is_empty() {
         return Ok(());
     }
-    let mut table = txn.open_table(SESSIONS).map_err(db_err)?;
+    let mut table = txn.open(SESSIONS)?;
     for (key, session) in &writes.0 {
         match session {
             Some(session) => {
-                table
-                    .insert(key.as_slice(), encode(session).as_slice())
-                    .map_err(db_err)?;
+                table.insert(key.as_slice(), encode(session).as_slice())?;
             }
             None => {
-                table.remove(key.as_slice()).map_err(db_err)?;
+                table.remove(key.as_slice())?;
             }
         }
     }
-    Ok(())
-}
-
-pub(super) fn init_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(SESSIONS).map_err(db_err)?;
     Ok(())
 }
 
@@ -79,18 +72,19 @@ impl Store {
     /// Every stored session (the engine drops the expired ones).
     pub fn load_sessions(&self) -> Result<Vec<(SessionKey, Session)>, StoreError> {
         let txn = self.begin_read()?;
-        let table = txn.open_table(SESSIONS).map_err(db_err)?;
+        let table = txn.open(SESSIONS)?;
         let mut sessions = Vec::new();
-        for row in table.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
-            let Ok(key) = SessionKey::try_from(key.value()) else {
+        for row in table.iter()? {
+            let (key, value) = row?;
+            let length = key.len();
+            let Ok(key) = SessionKey::try_from(key) else {
                 return Err(StoreError::Corrupt {
                     table: "sessions.v1",
-                    key: format!("{} bytes", key.value().len()),
+                    key: format!("{length} bytes"),
                     source: serde::de::Error::custom("a key of 32 bytes"),
                 });
             };
-            sessions.push((key, decode("sessions.v1", "a session", value.value())?));
+            sessions.push((key, decode("sessions.v1", "a session", &value)?));
         }
         Ok(sessions)
     }

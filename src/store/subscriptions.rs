@@ -9,26 +9,23 @@
 
 use std::collections::BTreeMap;
 
+use super::kv::{Bytes, Def, RawWrite, Readable};
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::{META, Store, StoreError, db_err, decode, encode};
+use super::{META, Store, StoreError, decode, encode};
 
 /// Key: subscriber id.
-pub(super) const SUBSCRIBERS: TableDefinition<u64, &[u8]> = TableDefinition::new("subscribers.v1");
+pub(super) const SUBSCRIBERS: Def<u64, Bytes> = Def::new("subscribers.v1");
 /// Key: update sequence. Status updates not yet fanned out.
-pub(super) const STATUS_UPDATES: TableDefinition<u64, &[u8]> =
-    TableDefinition::new("status_updates.v1");
+pub(super) const STATUS_UPDATES: Def<u64, Bytes> = Def::new("status_updates.v1");
 /// Key: notification sequence. One message for one subscriber, until sent or given up.
-pub(super) const NOTIFICATIONS: TableDefinition<u64, &[u8]> =
-    TableDefinition::new("notifications.v1");
+pub(super) const NOTIFICATIONS: Def<u64, Bytes> = Def::new("notifications.v1");
 
 /// Key: (`next_at` in Unix milliseconds, notification sequence). The queue by when each
 /// entry is due, written in the commit that writes the entry, so a worker's round reads
 /// only what is due, not the whole queue.
-pub(super) const NOTIFICATIONS_DUE: TableDefinition<(u64, u64), ()> =
-    TableDefinition::new("notifications_due.v1");
+pub(super) const NOTIFICATIONS_DUE: Def<(u64, u64), ()> = Def::new("notifications_due.v1");
 
 const META_NEXT_SUBSCRIBER: &str = "next_subscriber_id";
 const META_NEXT_UPDATE: &str = "next_status_update_seq";
@@ -195,68 +192,55 @@ impl super::Batch {
     }
 }
 
-pub(super) fn write(txn: &WriteTransaction, writes: &SubscriptionWrites) -> Result<(), StoreError> {
+pub(super) fn write(txn: &dyn RawWrite, writes: &SubscriptionWrites) -> Result<(), StoreError> {
     if writes.is_empty() {
         return Ok(());
     }
-    let mut subscribers = txn.open_table(SUBSCRIBERS).map_err(db_err)?;
+    let mut subscribers = txn.open(SUBSCRIBERS)?;
     for (id, subscriber) in &writes.subscribers {
         match subscriber {
             Some(subscriber) => {
-                subscribers
-                    .insert(id, encode(subscriber).as_slice())
-                    .map_err(db_err)?;
+                subscribers.insert(id, encode(subscriber).as_slice())?;
             }
             None => {
-                subscribers.remove(id).map_err(db_err)?;
+                subscribers.remove(id)?;
             }
         }
     }
-    let mut updates = txn.open_table(STATUS_UPDATES).map_err(db_err)?;
+    let mut updates = txn.open(STATUS_UPDATES)?;
     for (seq, update) in &writes.updates {
         match update {
             Some(update) => {
-                updates
-                    .insert(seq, encode(update).as_slice())
-                    .map_err(db_err)?;
+                updates.insert(seq, encode(update).as_slice())?;
             }
             None => {
-                updates.remove(seq).map_err(db_err)?;
+                updates.remove(seq)?;
             }
         }
     }
-    let mut notifications = txn.open_table(NOTIFICATIONS).map_err(db_err)?;
-    let mut due = txn.open_table(NOTIFICATIONS_DUE).map_err(db_err)?;
+    let mut notifications = txn.open(NOTIFICATIONS)?;
+    let mut due = txn.open(NOTIFICATIONS_DUE)?;
     for (seq, notification) in &writes.notifications {
         // The entry it replaces (a retry) or deletes leaves the due index too.
         let old = match notification {
             Some(notification) => notifications
-                .insert(seq, encode(notification).as_slice())
-                .map_err(db_err)?
-                .map(|old| old.value().to_vec()),
-            None => notifications
-                .remove(seq)
-                .map_err(db_err)?
-                .map(|old| old.value().to_vec()),
+                .insert(seq, encode(notification).as_slice())?
+                .map(|old| old.to_vec()),
+            None => notifications.remove(seq)?.map(|old| old.to_vec()),
         };
         if let Some(old) = old {
             let old: Notification = decode("notifications.v1", *seq, &old)?;
-            due.remove((due_millis(old.next_at), *seq))
-                .map_err(db_err)?;
+            due.remove((due_millis(old.next_at), *seq))?;
         }
         if let Some(notification) = notification {
-            due.insert((due_millis(notification.next_at), *seq), ())
-                .map_err(db_err)?;
+            due.insert((due_millis(notification.next_at), *seq), ())?;
         }
     }
     if let Some(counters) = writes.counters {
-        let mut meta = txn.open_table(META).map_err(db_err)?;
-        meta.insert(META_NEXT_SUBSCRIBER, counters.next_subscriber_id)
-            .map_err(db_err)?;
-        meta.insert(META_NEXT_UPDATE, counters.next_update_seq)
-            .map_err(db_err)?;
-        meta.insert(META_NEXT_NOTIFICATION, counters.next_notification_seq)
-            .map_err(db_err)?;
+        let mut meta = txn.open(META)?;
+        meta.insert(META_NEXT_SUBSCRIBER, counters.next_subscriber_id)?;
+        meta.insert(META_NEXT_UPDATE, counters.next_update_seq)?;
+        meta.insert(META_NEXT_NOTIFICATION, counters.next_notification_seq)?;
     }
     Ok(())
 }
@@ -266,21 +250,17 @@ fn due_millis(at: DateTime<Utc>) -> u64 {
     u64::try_from(at.timestamp_millis()).unwrap_or(0)
 }
 
-/// Creates the tables (a store from before them gets them when opened read-write), and
-/// indexes the queue by due time when the index does not cover it (a store from before the
-/// index).
-pub(super) fn init_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(SUBSCRIBERS).map_err(db_err)?;
-    txn.open_table(STATUS_UPDATES).map_err(db_err)?;
-    let notifications = txn.open_table(NOTIFICATIONS).map_err(db_err)?;
-    let mut due = txn.open_table(NOTIFICATIONS_DUE).map_err(db_err)?;
-    if due.len().map_err(db_err)? != notifications.len().map_err(db_err)? {
-        due.retain(|_, ()| false).map_err(db_err)?;
-        for row in notifications.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
-            let entry: Notification = decode("notifications.v1", key.value(), value.value())?;
-            due.insert((due_millis(entry.next_at), key.value()), ())
-                .map_err(db_err)?;
+/// Indexes the queue by due time when the index does not cover it (a store from before the
+/// index), when the store is opened.
+pub(super) fn init_tables(txn: &dyn RawWrite) -> Result<(), StoreError> {
+    let notifications = txn.open(NOTIFICATIONS)?;
+    let mut due = txn.open(NOTIFICATIONS_DUE)?;
+    if due.len()? != notifications.len()? {
+        due.clear()?;
+        for row in notifications.iter()? {
+            let (key, value) = row?;
+            let entry: Notification = decode("notifications.v1", key, &value)?;
+            due.insert((due_millis(entry.next_at), key), ())?;
         }
     }
     Ok(())
@@ -291,29 +271,25 @@ impl Store {
     pub fn load_subscriptions(&self) -> Result<LoadedSubscriptions, StoreError> {
         let txn = self.begin_read()?;
         let mut loaded = LoadedSubscriptions::default();
-        let table = txn.open_table(SUBSCRIBERS).map_err(db_err)?;
-        for row in table.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
+        let table = txn.open(SUBSCRIBERS)?;
+        for row in table.iter()? {
+            let (key, value) = row?;
             loaded
                 .subscribers
-                .push(decode("subscribers.v1", key.value(), value.value())?);
+                .push(decode("subscribers.v1", key, &value)?);
         }
-        let table = txn.open_table(STATUS_UPDATES).map_err(db_err)?;
-        for row in table.iter().map_err(db_err)? {
-            let (key, value) = row.map_err(db_err)?;
-            let update = decode("status_updates.v1", key.value(), value.value())?;
-            loaded.updates.push((key.value(), update));
+        let table = txn.open(STATUS_UPDATES)?;
+        for row in table.iter()? {
+            let (key, value) = row?;
+            let update = decode("status_updates.v1", key, &value)?;
+            loaded.updates.push((key, update));
         }
-        let meta = txn.open_table(META).map_err(db_err)?;
-        let read = |key: &str| -> Result<u64, StoreError> {
-            Ok(meta.get(key).map_err(db_err)?.map_or(0, |v| v.value()))
-        };
+        let meta = txn.open(META)?;
+        let read = |key: &str| -> Result<u64, StoreError> { Ok(meta.get(key)?.map_or(0, |v| v)) };
         let last_notification = txn
-            .open_table(NOTIFICATIONS)
-            .map_err(db_err)?
-            .last()
-            .map_err(db_err)?
-            .map_or(0, |(key, _)| key.value() + 1);
+            .open(NOTIFICATIONS)?
+            .last()?
+            .map_or(0, |(key, _)| key + 1);
         loaded.counters = SubscriptionCounters {
             next_subscriber_id: read(META_NEXT_SUBSCRIBER)?.max(1),
             next_update_seq: read(META_NEXT_UPDATE)?,
@@ -324,11 +300,10 @@ impl Store {
 
     pub fn subscriber(&self, id: u64) -> Result<Option<Subscriber>, StoreError> {
         let txn = self.begin_read()?;
-        let table = txn.open_table(SUBSCRIBERS).map_err(db_err)?;
+        let table = txn.open(SUBSCRIBERS)?;
         table
-            .get(id)
-            .map_err(db_err)?
-            .map(|value| decode("subscribers.v1", id, value.value()))
+            .get(id)?
+            .map(|value| decode("subscribers.v1", id, &value))
             .transpose()
     }
 
@@ -341,20 +316,17 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<Notification>, Option<DateTime<Utc>>), StoreError> {
         let txn = self.begin_read()?;
-        let table = txn.open_table(NOTIFICATIONS).map_err(db_err)?;
-        let index = txn.open_table(NOTIFICATIONS_DUE).map_err(db_err)?;
+        let table = txn.open(NOTIFICATIONS)?;
+        let index = txn.open(NOTIFICATIONS_DUE)?;
         let mut due = Vec::new();
         let mut later = None;
-        for row in index
-            .range(..=(due_millis(now), u64::MAX))
-            .map_err(db_err)?
-        {
-            let (key, _) = row.map_err(db_err)?;
-            let seq = key.value().1;
-            let Some(value) = table.get(seq).map_err(db_err)? else {
+        for row in index.range(..=(due_millis(now), u64::MAX))? {
+            let (key, _) = row?;
+            let seq = key.1;
+            let Some(value) = table.get(seq)? else {
                 continue;
             };
-            let entry: Notification = decode("notifications.v1", seq, value.value())?;
+            let entry: Notification = decode("notifications.v1", seq, &value)?;
             if entry.next_at > now {
                 // Due later within this millisecond.
                 later = Some(later.map_or(entry.next_at, |l: DateTime<Utc>| l.min(entry.next_at)));
@@ -365,14 +337,10 @@ impl Store {
             }
         }
         if later.is_none()
-            && let Some(row) = index
-                .range((due_millis(now) + 1, 0)..)
-                .map_err(db_err)?
-                .next()
+            && let Some(row) = index.range((due_millis(now) + 1, 0)..)?.next()
         {
-            let (key, _) = row.map_err(db_err)?;
-            later =
-                DateTime::from_timestamp_millis(i64::try_from(key.value().0).unwrap_or(i64::MAX));
+            let (key, _) = row?;
+            later = DateTime::from_timestamp_millis(i64::try_from(key.0).unwrap_or(i64::MAX));
         }
         Ok((due, later))
     }
@@ -380,7 +348,7 @@ impl Store {
     /// How many notifications are queued.
     pub fn notification_count(&self) -> Result<u64, StoreError> {
         let txn = self.begin_read()?;
-        let table = txn.open_table(NOTIFICATIONS).map_err(db_err)?;
-        table.len().map_err(db_err)
+        let table = txn.open(NOTIFICATIONS)?;
+        table.len()
     }
 }

@@ -53,6 +53,28 @@ fn put(store: &Store, incidents: &[Incident]) {
     store.commit(&batch).unwrap();
 }
 
+/// The typed tables of layouts 1 to 3, to write a store as those versions did.
+mod legacy {
+    use redb::TableDefinition;
+
+    pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+    pub const INCIDENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("incidents.v1");
+    pub const TIMELINE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("timeline.v1");
+    pub const DETECTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("detectors.v1");
+    pub const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbox.v1");
+    pub const TIMERS: TableDefinition<(i64, u64, &str), ()> = TableDefinition::new("timers.v1");
+    pub const SILENCES: TableDefinition<u64, &[u8]> = TableDefinition::new("silences.v1");
+}
+
+/// Changes the file at `path` behind the store's back, as an older version or a failure
+/// would have left it.
+fn edit_file(path: &Path, edit: impl FnOnce(&dyn RawWrite)) {
+    let db = Database::open(path).unwrap();
+    let txn = kv::redb::Write(db.begin_write().unwrap());
+    edit(&txn);
+    Box::new(txn).commit().unwrap();
+}
+
 fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("incidentd.redb")).unwrap();
@@ -62,12 +84,8 @@ fn temp_store() -> (tempfile::TempDir, Store) {
 /// The ids in `incidents_active.v1`.
 fn indexed_active(store: &Store) -> Vec<u64> {
     let txn = store.begin_read().unwrap();
-    let active = txn.open_table(INCIDENTS_ACTIVE).unwrap();
-    active
-        .iter()
-        .unwrap()
-        .map(|r| r.unwrap().0.value())
-        .collect()
+    let active = txn.open(INCIDENTS_ACTIVE).unwrap();
+    active.iter().unwrap().map(|r| r.unwrap().0).collect()
 }
 
 /// The ids of the incidents `load` returns.
@@ -81,8 +99,8 @@ fn loaded(store: &Store) -> Vec<u64> {
 
 fn schema_of(store: &Store) -> Option<u64> {
     let txn = store.begin_read().unwrap();
-    let meta = txn.open_table(META).unwrap();
-    meta.get(META_SCHEMA).unwrap().map(|v| v.value())
+    let meta = txn.open(META).unwrap();
+    meta.get(META_SCHEMA).unwrap()
 }
 
 #[test]
@@ -362,18 +380,8 @@ fn the_sla_index_follows_clocks_that_stop_resume_and_go() {
     put(&store, &[one]);
     assert_eq!(found(DateTime::<Utc>::MIN_UTC), 0);
     let txn = store.begin_read().unwrap();
-    assert!(
-        txn.open_table(INCIDENT_SLA_STOP)
-            .unwrap()
-            .is_empty()
-            .unwrap()
-    );
-    assert!(
-        txn.open_table(INCIDENTS_BY_SLA_STOP)
-            .unwrap()
-            .is_empty()
-            .unwrap()
-    );
+    assert_eq!(txn.open(INCIDENT_SLA_STOP).unwrap().len().unwrap(), 0);
+    assert_eq!(txn.open(INCIDENTS_BY_SLA_STOP).unwrap().len().unwrap(), 0);
 }
 
 fn silence(id: u64, starts: i64, ends: i64) -> Silence {
@@ -422,7 +430,7 @@ fn start_up_at_a_time_reads_the_silences_not_ended() {
     assert_eq!(loaded.silences[0], silence(4, 300, 400));
     assert_eq!(loaded.silences[1], silence(1, 0, 500));
     let txn = store.begin_read().unwrap();
-    assert_eq!(txn.open_table(SILENCES_BY_END).unwrap().len().unwrap(), 4);
+    assert_eq!(txn.open(SILENCES_BY_END).unwrap().len().unwrap(), 4);
 }
 
 fn maintenance(id: u64, starts: i64, ends: i64, cancelled: Option<i64>) -> Maintenance {
@@ -487,10 +495,7 @@ fn start_up_reads_the_maintenances_not_over_or_recently_over() {
     );
     assert_eq!(store.get_maintenance(9).unwrap(), None);
     let txn = store.begin_read().unwrap();
-    assert_eq!(
-        txn.open_table(MAINTENANCES_BY_OVER).unwrap().len().unwrap(),
-        3
-    );
+    assert_eq!(txn.open(MAINTENANCES_BY_OVER).unwrap().len().unwrap(), 3);
 }
 
 /// What schema 1 wrote: its tables, without an index, and its version number.
@@ -498,24 +503,24 @@ fn write_schema_1_store(path: &std::path::Path, incidents: &[Incident], silences
     let db = Database::create(path).unwrap();
     let txn = db.begin_write().unwrap();
     {
-        let mut meta = txn.open_table(META).unwrap();
+        let mut meta = txn.open_table(legacy::META).unwrap();
         meta.insert(META_SCHEMA, 1).unwrap();
         let next = incidents.iter().map(|i| i.id.0).max().unwrap_or(0) + 1;
         meta.insert(META_NEXT_INCIDENT, next).unwrap();
-        let mut table = txn.open_table(INCIDENTS).unwrap();
+        let mut table = txn.open_table(legacy::INCIDENTS).unwrap();
         for incident in incidents {
             let bytes = encode(&IncidentV1::from(incident));
             table.insert(incident.id.0, bytes.as_slice()).unwrap();
         }
-        txn.open_table(TIMELINE).unwrap();
-        txn.open_table(DETECTORS).unwrap();
-        txn.open_table(OUTBOX).unwrap();
-        let mut table = txn.open_table(SILENCES).unwrap();
+        txn.open_table(legacy::TIMELINE).unwrap();
+        txn.open_table(legacy::DETECTORS).unwrap();
+        txn.open_table(legacy::OUTBOX).unwrap();
+        let mut table = txn.open_table(legacy::SILENCES).unwrap();
         for silence in silences {
             let bytes = encode(&SilenceV1::from(silence));
             table.insert(silence.id, bytes.as_slice()).unwrap();
         }
-        txn.open_table(TIMERS).unwrap();
+        txn.open_table(legacy::TIMERS).unwrap();
     }
     txn.commit().unwrap();
 }
@@ -531,7 +536,7 @@ fn a_silence_stored_before_operators_loads_and_still_matches() {
     {
         let db = Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(SILENCES)
+        txn.open_table(legacy::SILENCES)
             .unwrap()
             .insert(7, SILENCE_BEFORE_OPERATORS.as_bytes())
             .unwrap();
@@ -566,9 +571,9 @@ fn a_silence_stored_before_operators_loads_and_still_matches() {
     });
     store.commit(&batch).unwrap();
     let txn = store.begin_read().unwrap();
-    let stored = txn.open_table(SILENCES).unwrap().get(7).unwrap().unwrap();
+    let stored = txn.open(SILENCES).unwrap().get(7_u64).unwrap().unwrap();
     assert_eq!(
-        std::str::from_utf8(stored.value()).unwrap(),
+        std::str::from_utf8(&stored).unwrap(),
         SILENCE_BEFORE_OPERATORS.replace("02:00:00", "01:30:00")
     );
 }
@@ -597,8 +602,8 @@ fn silences_with_operators_are_stored_as_alertmanager_matchers() {
     ]);
     assert!(loaded.silences[0].matches(&labels, at(30)));
     let txn = store.begin_read().unwrap();
-    let stored = txn.open_table(SILENCES).unwrap().get(1).unwrap().unwrap();
-    let stored: serde_json::Value = serde_json::from_slice(stored.value()).unwrap();
+    let stored = txn.open(SILENCES).unwrap().get(1_u64).unwrap().unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&stored).unwrap();
     assert_eq!(
         stored["matchers"][0],
         serde_json::json!({"name": "service", "value": "check.*|pay", "isRegex": true, "isEqual": true})
@@ -673,7 +678,7 @@ fn a_store_of_a_newer_schema_is_refused_untouched() {
     {
         let db = Database::create(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.open_table(META)
+        txn.open_table(legacy::META)
             .unwrap()
             .insert(META_SCHEMA, SCHEMA_VERSION + 1)
             .unwrap();
@@ -684,7 +689,7 @@ fn a_store_of_a_newer_schema_is_refused_untouched() {
         Err(other) => panic!("expected NewerSchema, got {other}"),
         Ok(_) => panic!("a store of a newer schema was opened"),
     }
-    use redb::TableHandle;
+    use redb::{ReadableDatabase, TableHandle};
     let db = Database::open(&path).unwrap();
     let txn = db.begin_read().unwrap();
     let tables: Vec<String> = txn
@@ -881,12 +886,9 @@ fn a_store_without_the_uptime_table_opens_and_keeps_days() {
     let store = Store::open(&path).unwrap();
     put(&store, &[incident(1, State::Open)]);
     drop(store);
-    {
-        let db = Database::open(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        assert!(txn.delete_table(UPTIME_DAILY).unwrap());
-        txn.commit().unwrap();
-    }
+    edit_file(&path, |txn| {
+        txn.open(UPTIME_DAILY).unwrap().clear().unwrap()
+    });
     assert!(matches!(health::readable(&path), Ok(Health::Sound)));
     let store = Store::open(&path).unwrap();
     assert_eq!(schema_of(&store), Some(SCHEMA_VERSION));
@@ -946,9 +948,9 @@ fn the_month_index_is_written_once_by_the_first_commit_on_utc_month_boundaries()
     let page = store.incidents_in_month(january, 10, 100, all).unwrap();
     assert_eq!(month_ids(&page), [1]);
     let txn = store.begin_read().unwrap();
-    let keys: Vec<(i32, u64)> = (txn.open_table(INCIDENTS_BY_MONTH).unwrap().iter())
+    let keys: Vec<(i32, u64)> = (txn.open(INCIDENTS_BY_MONTH).unwrap().iter())
         .unwrap()
-        .map(|r| r.unwrap().0.value())
+        .map(|r| r.unwrap().0)
         .collect();
     assert_eq!(keys, [(24_312, 1), (24_313, 2), (24_313, 3), (24_314, 4)]);
     drop(txn);
@@ -1000,16 +1002,10 @@ fn a_schema_2_store_is_indexed_by_month_when_opened() {
         );
     }
     // As schema 2 left it: no month index, version 2.
-    {
-        let db = Database::open(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        assert!(txn.delete_table(INCIDENTS_BY_MONTH).unwrap());
-        txn.open_table(META)
-            .unwrap()
-            .insert(META_SCHEMA, 2)
-            .unwrap();
-        txn.commit().unwrap();
-    }
+    edit_file(&path, |txn| {
+        txn.open(INCIDENTS_BY_MONTH).unwrap().clear().unwrap();
+        txn.open(META).unwrap().put(META_SCHEMA, 2).unwrap();
+    });
     let store = Store::open(&path).unwrap();
     assert_eq!(schema_of(&store), Some(SCHEMA_VERSION));
     let january = utc("2026-01-01T00:00:00Z")..utc("2026-02-01T00:00:00Z");
@@ -1085,12 +1081,9 @@ fn the_due_index_is_built_for_an_older_queue() {
     batch.put_notification(notification(1, at(2)));
     store.commit(&batch).unwrap();
     drop(store);
-    {
-        let db = redb::Database::open(&path).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.delete_table(subscriptions::NOTIFICATIONS_DUE).unwrap();
-        txn.commit().unwrap();
-    }
+    edit_file(&path, |txn| {
+        (txn.open(subscriptions::NOTIFICATIONS_DUE).unwrap().clear()).unwrap();
+    });
     let store = Store::open(&path).unwrap();
     let (due, _) = store.due_notifications(at(3), 10).unwrap();
     assert_eq!(due.len(), 2);

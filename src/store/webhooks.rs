@@ -4,24 +4,21 @@
 //! Written only by the engine, in the same group commit as everything else; read by the
 //! webhook workers and the API.
 
+use super::kv::{Bytes, Def, RawWrite, Readable};
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::records::OutboxEntry;
-use super::{OUTBOX, Store, StoreError, db_err, decode, encode};
+use super::{OUTBOX, Store, StoreError, decode, encode};
 
 /// Key: (consumer, outbox sequence). Events delivered, kept for replay until retention.
-pub(super) const OUTBOX_DONE: TableDefinition<(&str, u64), &[u8]> =
-    TableDefinition::new("outbox_done.v1");
+pub(super) const OUTBOX_DONE: Def<(String, u64), Bytes> = Def::new("outbox_done.v1");
 /// Key: (consumer, outbox sequence). Events given up after `max_age`.
-pub(super) const DEAD_LETTERS: TableDefinition<(&str, u64), &[u8]> =
-    TableDefinition::new("dead_letters.v1");
+pub(super) const DEAD_LETTERS: Def<(String, u64), Bytes> = Def::new("dead_letters.v1");
 /// Key: (consumer, attempt time in Unix microseconds, outbox sequence). One per attempt.
-pub(super) const DELIVERIES: TableDefinition<(&str, i64, u64), &[u8]> =
-    TableDefinition::new("deliveries.v1");
+pub(super) const DELIVERIES: Def<(String, i64, u64), Bytes> = Def::new("deliveries.v1");
 /// Key: consumer. Absent means enabled.
-pub(super) const CONSUMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("consumers.v1");
+pub(super) const CONSUMERS: Def<String, Bytes> = Def::new("consumers.v1");
 
 /// An event given up on: the entry as it was, when and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,103 +138,84 @@ impl super::Batch {
 /// Most records one prune deletes per table, so a commit stays short; the rest goes next time.
 const PRUNE_BUDGET: usize = 10_000;
 
-pub(super) fn write(txn: &WriteTransaction, writes: &WebhookWrites) -> Result<(), StoreError> {
+pub(super) fn write(txn: &dyn RawWrite, writes: &WebhookWrites) -> Result<(), StoreError> {
     if writes.is_empty() {
         return Ok(());
     }
-    let mut done = txn.open_table(OUTBOX_DONE).map_err(db_err)?;
+    let mut done = txn.open(OUTBOX_DONE)?;
     for entry in &writes.delivered {
         done.insert(
             (entry.consumer.as_str(), entry.seq),
             encode(entry).as_slice(),
-        )
-        .map_err(db_err)?;
+        )?;
     }
-    let mut dead = txn.open_table(DEAD_LETTERS).map_err(db_err)?;
+    let mut dead = txn.open(DEAD_LETTERS)?;
     for letter in &writes.dead {
         dead.insert(
             (letter.entry.consumer.as_str(), letter.entry.seq),
             encode(letter).as_slice(),
-        )
-        .map_err(db_err)?;
+        )?;
     }
     for (consumer, seq) in &writes.dead_replayed {
-        dead.remove((consumer.as_str(), *seq)).map_err(db_err)?;
+        dead.remove((consumer.as_str(), *seq))?;
     }
-    let mut deliveries = txn.open_table(DELIVERIES).map_err(db_err)?;
+    let mut deliveries = txn.open(DELIVERIES)?;
     for attempt in &writes.attempts {
-        deliveries
-            .insert(
-                (
-                    attempt.consumer.as_str(),
-                    attempt.at.timestamp_micros(),
-                    attempt.seq,
-                ),
-                encode(attempt).as_slice(),
-            )
-            .map_err(db_err)?;
+        deliveries.insert(
+            (
+                attempt.consumer.as_str(),
+                attempt.at.timestamp_micros(),
+                attempt.seq,
+            ),
+            encode(attempt).as_slice(),
+        )?;
     }
-    let mut consumers = txn.open_table(CONSUMERS).map_err(db_err)?;
+    let mut consumers = txn.open(CONSUMERS)?;
     for (consumer, state) in &writes.consumers {
-        consumers
-            .insert(consumer.as_str(), encode(state).as_slice())
-            .map_err(db_err)?;
+        consumers.insert(consumer.as_str(), encode(state).as_slice())?;
     }
     for (consumer, before) in &writes.prune {
         let consumer = consumer.as_str();
         let cutoff = before.timestamp_micros();
         let old: Vec<(i64, u64)> = deliveries
-            .range((consumer, i64::MIN, 0)..(consumer, cutoff, 0))
-            .map_err(db_err)?
+            .range((consumer, i64::MIN, 0)..(consumer, cutoff, 0))?
             .take(PRUNE_BUDGET)
-            .map(|row| row.map(|(key, _)| (key.value().1, key.value().2)))
-            .collect::<Result<_, _>>()
-            .map_err(db_err)?;
+            .map(|row| row.map(|(key, _)| (key.1, key.2)))
+            .collect::<Result<_, _>>()?;
         for (at, seq) in old {
-            deliveries.remove((consumer, at, seq)).map_err(db_err)?;
+            deliveries.remove((consumer, at, seq))?;
         }
         // Sequences grow with time (a replay gets a new one), so the old ones come first.
         let mut old = Vec::new();
         for row in done
-            .range((consumer, 0)..=(consumer, u64::MAX))
-            .map_err(db_err)?
+            .range((consumer, 0)..=(consumer, u64::MAX))?
             .take(PRUNE_BUDGET)
         {
-            let (key, value) = row.map_err(db_err)?;
-            let entry: OutboxEntry = decode("outbox_done.v1", key.value().1, value.value())?;
+            let (key, value) = row?;
+            let entry: OutboxEntry = decode("outbox_done.v1", key.1, &value)?;
             if entry.created_at >= *before {
                 break;
             }
-            old.push(key.value().1);
+            old.push(key.1);
         }
         for seq in old {
-            done.remove((consumer, seq)).map_err(db_err)?;
+            done.remove((consumer, seq))?;
         }
         let mut old = Vec::new();
         for row in dead
-            .range((consumer, 0)..=(consumer, u64::MAX))
-            .map_err(db_err)?
+            .range((consumer, 0)..=(consumer, u64::MAX))?
             .take(PRUNE_BUDGET)
         {
-            let (key, value) = row.map_err(db_err)?;
-            let letter: DeadLetter = decode("dead_letters.v1", key.value().1, value.value())?;
+            let (key, value) = row?;
+            let letter: DeadLetter = decode("dead_letters.v1", key.1, &value)?;
             if letter.dead_at < *before {
-                old.push(key.value().1);
+                old.push(key.1);
             }
         }
         for seq in old {
-            dead.remove((consumer, seq)).map_err(db_err)?;
+            dead.remove((consumer, seq))?;
         }
     }
-    Ok(())
-}
-
-/// Creates the tables (a store from before them gets them when opened read-write).
-pub(super) fn init_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(OUTBOX_DONE).map_err(db_err)?;
-    txn.open_table(DEAD_LETTERS).map_err(db_err)?;
-    txn.open_table(DELIVERIES).map_err(db_err)?;
-    txn.open_table(CONSUMERS).map_err(db_err)?;
     Ok(())
 }
 
@@ -250,16 +228,15 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let txn = self.begin_read()?;
-        let outbox = txn.open_table(OUTBOX).map_err(db_err)?;
+        let outbox = txn.open(OUTBOX)?;
         let start = after.map_or(0, |seq| seq.saturating_add(1));
         let mut entries = Vec::new();
         for row in outbox
-            .range((consumer, start)..=(consumer, u64::MAX))
-            .map_err(db_err)?
+            .range((consumer, start)..=(consumer, u64::MAX))?
             .take(limit)
         {
-            let (key, value) = row.map_err(db_err)?;
-            entries.push(decode("outbox.v1", key.value().1, value.value())?);
+            let (key, value) = row?;
+            entries.push(decode("outbox.v1", key.1, &value)?);
         }
         Ok(entries)
     }
@@ -268,25 +245,20 @@ impl Store {
     pub fn consumer_overview(&self, consumer: &str) -> Result<ConsumerOverview, StoreError> {
         let txn = self.begin_read()?;
         let mut overview = ConsumerOverview::default();
-        let consumers = txn.open_table(CONSUMERS).map_err(db_err)?;
-        if let Some(value) = consumers.get(consumer).map_err(db_err)? {
-            overview.state = Some(decode("consumers.v1", consumer, value.value())?);
+        let consumers = txn.open(CONSUMERS)?;
+        if let Some(value) = consumers.get(consumer)? {
+            overview.state = Some(decode("consumers.v1", consumer, &value)?);
         }
-        let outbox = txn.open_table(OUTBOX).map_err(db_err)?;
-        let mut pending = outbox
-            .range((consumer, 0)..=(consumer, u64::MAX))
-            .map_err(db_err)?;
+        let outbox = txn.open(OUTBOX)?;
+        let mut pending = outbox.range((consumer, 0)..=(consumer, u64::MAX))?;
         if let Some(row) = pending.next() {
-            let (key, value) = row.map_err(db_err)?;
-            let entry: OutboxEntry = decode("outbox.v1", key.value().1, value.value())?;
+            let (key, value) = row?;
+            let entry: OutboxEntry = decode("outbox.v1", key.1, &value)?;
             overview.oldest_pending = Some(entry.created_at);
             overview.pending = 1 + pending.count() as u64;
         }
-        let dead = txn.open_table(DEAD_LETTERS).map_err(db_err)?;
-        overview.dead_letters = dead
-            .range((consumer, 0)..=(consumer, u64::MAX))
-            .map_err(db_err)?
-            .count() as u64;
+        let dead = txn.open(DEAD_LETTERS)?;
+        overview.dead_letters = dead.range((consumer, 0)..=(consumer, u64::MAX))?.count() as u64;
         Ok(overview)
     }
 
@@ -299,15 +271,12 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<DeliveryAttempt>, StoreError> {
         let txn = self.begin_read()?;
-        let deliveries = txn.open_table(DELIVERIES).map_err(db_err)?;
+        let deliveries = txn.open(DELIVERIES)?;
         let start = since.map_or(i64::MIN, |since| since.timestamp_micros());
         let mut attempts = Vec::new();
-        for row in deliveries
-            .range((consumer, start, 0)..=(consumer, i64::MAX, u64::MAX))
-            .map_err(db_err)?
-        {
-            let (key, value) = row.map_err(db_err)?;
-            let attempt: DeliveryAttempt = decode("deliveries.v1", key.value().2, value.value())?;
+        for row in deliveries.range((consumer, start, 0)..=(consumer, i64::MAX, u64::MAX))? {
+            let (key, value) = row?;
+            let attempt: DeliveryAttempt = decode("deliveries.v1", key.2, &value)?;
             if outcome.is_none_or(|outcome| attempt.outcome == outcome) {
                 attempts.push(attempt);
                 if attempts.len() == limit {
@@ -321,14 +290,11 @@ impl Store {
     /// The consumer's dead letters, oldest first.
     pub fn dead_letters(&self, consumer: &str) -> Result<Vec<DeadLetter>, StoreError> {
         let txn = self.begin_read()?;
-        let dead = txn.open_table(DEAD_LETTERS).map_err(db_err)?;
+        let dead = txn.open(DEAD_LETTERS)?;
         let mut letters = Vec::new();
-        for row in dead
-            .range((consumer, 0)..=(consumer, u64::MAX))
-            .map_err(db_err)?
-        {
-            let (key, value) = row.map_err(db_err)?;
-            letters.push(decode("dead_letters.v1", key.value().1, value.value())?);
+        for row in dead.range((consumer, 0)..=(consumer, u64::MAX))? {
+            let (key, value) = row?;
+            letters.push(decode("dead_letters.v1", key.1, &value)?);
         }
         Ok(letters)
     }
@@ -349,25 +315,19 @@ impl Store {
             ReplaySelection::DeadLetters => false,
         };
         if !matches!(selection, ReplaySelection::DeadLetters) {
-            let done = txn.open_table(OUTBOX_DONE).map_err(db_err)?;
-            for row in done
-                .range((consumer, 0)..=(consumer, u64::MAX))
-                .map_err(db_err)?
-            {
-                let (key, value) = row.map_err(db_err)?;
-                let entry: OutboxEntry = decode("outbox_done.v1", key.value().1, value.value())?;
+            let done = txn.open(OUTBOX_DONE)?;
+            for row in done.range((consumer, 0)..=(consumer, u64::MAX))? {
+                let (key, value) = row?;
+                let entry: OutboxEntry = decode("outbox_done.v1", key.1, &value)?;
                 if wanted(&entry) {
                     found.push((entry, false));
                 }
             }
         }
-        let dead = txn.open_table(DEAD_LETTERS).map_err(db_err)?;
-        for row in dead
-            .range((consumer, 0)..=(consumer, u64::MAX))
-            .map_err(db_err)?
-        {
-            let (key, value) = row.map_err(db_err)?;
-            let letter: DeadLetter = decode("dead_letters.v1", key.value().1, value.value())?;
+        let dead = txn.open(DEAD_LETTERS)?;
+        for row in dead.range((consumer, 0)..=(consumer, u64::MAX))? {
+            let (key, value) = row?;
+            let letter: DeadLetter = decode("dead_letters.v1", key.1, &value)?;
             if matches!(selection, ReplaySelection::DeadLetters) || wanted(&letter.entry) {
                 found.push((letter.entry, true));
             }

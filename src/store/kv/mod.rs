@@ -86,6 +86,12 @@ pub trait RawTable {
         limit: usize,
     ) -> Result<Rows, StoreError>;
     fn len(&self) -> Result<u64, StoreError>;
+
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .range(Bound::Unbounded, Bound::Unbounded, false, 1)?
+            .is_empty())
+    }
 }
 
 pub trait RawTableMut: RawTable {
@@ -146,6 +152,20 @@ pub trait Readable<K: Key, V: Value> {
 
     fn len(&self) -> Result<u64, StoreError> {
         self.raw().len()
+    }
+
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        self.raw().is_empty()
+    }
+
+    /// The row with the lowest key.
+    fn first(&self) -> Result<Option<(K, V)>, StoreError> {
+        self.iter()?.next().transpose()
+    }
+
+    /// The row with the highest key.
+    fn last(&self) -> Result<Option<(K, V)>, StoreError> {
+        self.iter()?.rev().next().transpose()
     }
 }
 
@@ -343,11 +363,12 @@ impl<K: Key, V: Value> Iterator for Iter<'_, K, V> {
     type Item = Result<(K, V), StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.buffer.is_empty() && !self.done {
-            if let Err(error) = self.fill() {
-                self.done = true;
-                return Some(Err(error));
-            }
+        if self.buffer.is_empty()
+            && !self.done
+            && let Err(error) = self.fill()
+        {
+            self.done = true;
+            return Some(Err(error));
         }
         let (key, value) = self.buffer.pop_front()?;
         let Some(decoded_key) = K::from_bytes(&key) else {

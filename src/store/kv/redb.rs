@@ -80,21 +80,21 @@ fn range(
         return Ok(Vec::new());
     }
     let rows = table.range::<&[u8]>((low, high)).map_err(db_err)?;
-    let collect = |rows: &mut dyn Iterator<Item = _>| -> Result<Rows, StoreError> {
-        rows.take(limit)
-            .map(
-                |row: Result<(::redb::AccessGuard<&[u8]>, ::redb::AccessGuard<&[u8]>), _>| {
-                    let (key, value) = row.map_err(db_err)?;
-                    Ok((key.value().to_vec(), value.value().to_vec()))
-                },
-            )
-            .collect()
-    };
     if reverse {
-        collect(&mut rows.rev())
+        rows.rev().take(limit).map(owned).collect()
     } else {
-        collect(&mut { rows })
+        rows.take(limit).map(owned).collect()
     }
+}
+
+type Row<'a> = (
+    ::redb::AccessGuard<'a, &'static [u8]>,
+    ::redb::AccessGuard<'a, &'static [u8]>,
+);
+
+fn owned(row: Result<Row<'_>, ::redb::StorageError>) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    let (key, value) = row.map_err(db_err)?;
+    Ok((key.value().to_vec(), value.value().to_vec()))
 }
 
 /// redb refuses a range whose start is after its end; such a range holds nothing.
