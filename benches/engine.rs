@@ -71,6 +71,7 @@ fn config(callers: usize, dir: &std::path::Path) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         external_url: None,
         storage_path: dir.join("bench.redb"),
+        postgres: None,
         rule_files: Vec::new(),
         auth: AuthConfig::default(),
         webhooks: Vec::new(),

@@ -249,6 +249,7 @@ fn engine_config(file: &RuleTestFile, storage_path: &Path) -> Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         external_url: None,
         storage_path: storage_path.to_path_buf(),
+        postgres: None,
         rule_files: file.rule_files.clone(),
         auth: AuthConfig::default(),
         webhooks: Vec::new(),

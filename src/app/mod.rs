@@ -65,6 +65,9 @@ impl App {
                 config.listen
             );
         }
+        if config.postgres.is_some() {
+            bail!("storage.postgres is not supported by this build yet; use storage.path");
+        }
         let path = config.storage_path.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&path))
             .await?

@@ -52,7 +52,7 @@ use crate::domain::priority::{Level, Priority};
 use crate::metrics::ProbeDurationHistogram;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9750";
-const DEFAULT_STORAGE_PATH: &str = "data/incidentd.redb";
+use super::storage::{DEFAULT_STORAGE_PATH, Storage};
 const DEFAULT_RULE_FILES: &str = "rules/*.yaml";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// The shortest probe interval (the integration tests probe loopback targets every 100ms).
@@ -120,6 +120,7 @@ pub fn load_with(
         listen: settings.listen,
         external_url: settings.external_url,
         storage_path: settings.storage_path,
+        postgres: settings.postgres,
         rule_files: settings.rule_files,
         auth: settings.auth,
         webhooks: settings.webhooks,
@@ -274,12 +275,6 @@ struct ConfigOutline {
 #[serde(deny_unknown_fields, expecting = "a mapping with `tokens`")]
 struct AuthOutline {
     tokens: Option<Vec<Value>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping with `path`")]
-struct RawStorage {
-    path: Option<String>,
 }
 
 // Items, and the mappings inside them, are outlines too: their keys are checked by serde
@@ -644,6 +639,7 @@ struct Settings {
     listen: SocketAddr,
     external_url: Option<String>,
     storage_path: PathBuf,
+    postgres: Option<super::PostgresConfig>,
     rule_files: Vec<PathBuf>,
     auth: AuthConfig,
     webhooks: Vec<WebhookConfig>,
@@ -673,6 +669,7 @@ fn settings(
             listen: default_listen(),
             external_url: None,
             storage_path: config_dir.join(DEFAULT_STORAGE_PATH),
+            postgres: None,
             rule_files: match_rule_files(&mut check, config_dir, &patterns),
             auth: AuthConfig::default(),
             webhooks: Vec::new(),
@@ -701,12 +698,18 @@ fn settings(
         outline.alerts,
         categories_known.then_some(&workflow.categories[..]),
     );
+    let (storage_path, postgres) =
+        match super::storage::storage(&mut check, config_dir, outline.storage, env) {
+            Storage::File(path) => (path, None),
+            Storage::Postgres(postgres) => (config_dir.join(DEFAULT_STORAGE_PATH), Some(postgres)),
+        };
     Settings {
         listen: listen(&mut check, outline.listen),
         external_url: outline
             .external_url
             .and_then(|value| check.strict(value, &[Key("external_url")])),
-        storage_path: storage_path(&mut check, config_dir, outline.storage),
+        storage_path,
+        postgres,
         rule_files: match_rule_files(&mut check, config_dir, &patterns),
         auth: AuthConfig {
             tokens: tokens(
@@ -1013,21 +1016,6 @@ fn listen(check: &mut Check<'_>, value: Option<Value>) -> SocketAddr {
         );
         default_listen()
     })
-}
-
-fn storage_path(check: &mut Check<'_>, config_dir: &Path, value: Option<Value>) -> PathBuf {
-    let raw = value.and_then(|value| check.strict::<RawStorage>(value, &[Key("storage")]));
-    match raw.and_then(|storage| storage.path) {
-        Some(path) if path.is_empty() => {
-            check.at(
-                &[Key("storage"), Key("path")],
-                "storage path must not be empty".to_owned(),
-            );
-            PathBuf::new()
-        }
-        Some(path) => config_dir.join(path),
-        None => config_dir.join(DEFAULT_STORAGE_PATH),
-    }
 }
 
 /// A glob from `rule_files`, with its index there (`None`: the default).
@@ -3399,7 +3387,7 @@ closure: {quiet_period: 1h}
             &[
                 "incidentd.yaml:1:9: invalid listen address `localhost:80`; expected IP:PORT, e.g. 127.0.0.1:9750",
                 "incidentd.yaml:2:15: invalid type: sequence, expected a string",
-                "incidentd.yaml:3:21: unknown field `size`, expected `path`",
+                "incidentd.yaml:3:21: unknown field `size`, expected `path` or `postgres`",
                 "incidentd.yaml:4:14: invalid glob `rules/[.yaml`: invalid range pattern",
             ],
         );
@@ -3447,6 +3435,79 @@ auth:
 
     /// `mail:` problems, each located; the relay URL holds a password, so no message
     /// quotes it.
+    #[test]
+    fn storage_postgres_settings_and_their_defaults() {
+        const URL: &str = "postgres://incidentd:hunter2@db.example:5432/incidentd";
+        let dir = dir_with(&[(
+            "incidentd.yaml",
+            "storage:\n  postgres: {url_env: DB_URL, lease_ttl: 4s}\n",
+        )]);
+        let config = load_dir(&dir, &env_with(&[("DB_URL", URL)])).unwrap();
+        let postgres = config.postgres.clone().expect("postgres");
+        assert_eq!(postgres.url, URL);
+        assert_eq!(postgres.pool_size, 8);
+        assert_eq!(postgres.statement_timeout, Duration::from_secs(5));
+        assert_eq!(postgres.lease_ttl, Duration::from_secs(4));
+        assert_eq!(
+            postgres.write_wait,
+            Duration::from_secs(9),
+            "lease_ttl + 5s"
+        );
+        assert_eq!(postgres.advertise_url, None);
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn storage_postgres_errors() {
+        const URL: &str = "mysql://incidentd:hunter2@db.example/incidentd";
+        let config = "\
+storage:
+  path: data/x.redb
+  postgres: {url_env: DB_URL}
+";
+        check_env(
+            &[("incidentd.yaml", config)],
+            &[("DB_URL", URL)],
+            &["incidentd.yaml:3:13: storage takes `path` (a redb file) or `postgres`, not both"],
+        );
+        let config = "\
+storage:
+  postgres:
+    url_env: DB_URL
+    pool_size: 0
+    lease_ttl: 10m
+    write_wait: soon
+    advertise_url: ftp://x
+    port: 5432
+";
+        check_env(
+            &[("incidentd.yaml", config)],
+            &[("DB_URL", URL)],
+            &[
+                "incidentd.yaml:8:5: unknown field `port`, expected one of `url_env`, `pool_size`, `statement_timeout`, `lease_ttl`, `write_wait`, `advertise_url`",
+            ],
+        );
+        let config = config.replace("    port: 5432\n", "");
+        check_env(
+            &[("incidentd.yaml", config.as_str())],
+            &[("DB_URL", URL)],
+            &[
+                "incidentd.yaml:3:14: environment variable DB_URL (storage.postgres.url_env) must start with postgres:// or postgresql://",
+                "incidentd.yaml:4:16: pool_size 0 is out of range; expected 1 to 256",
+                "incidentd.yaml:5:16: lease_ttl must be between 1s and 300s",
+                "incidentd.yaml:6:17: invalid duration `soon`; expected a number and a unit (ms, s, m, h, d, w, y), e.g. 30s or 1h30m",
+                "incidentd.yaml:7:20: advertise_url `ftp://x` must be an http or https URL",
+            ],
+        );
+        check_env(
+            &[("incidentd.yaml", "storage: {postgres: {url_env: NOPE}}\n")],
+            &[],
+            &[
+                "incidentd.yaml:1:31: environment variable NOPE (storage.postgres.url_env) is not set",
+            ],
+        );
+    }
+
     #[test]
     fn mail_errors() {
         const URL: &str = "http://user:hunter2@relay.example:25";

@@ -14,6 +14,7 @@ mod mail;
 mod rule_test_file;
 mod sla;
 mod status_page;
+mod storage;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -35,6 +36,7 @@ pub use rule_test_file::{
     ProbeSeries, RuleTest, RuleTestFile, load_rule_test,
 };
 pub use status_page::{SignalServices, StatusPageConfig, StatusService};
+pub use storage::{PostgresConfig, check_postgres_url};
 
 /// One configuration problem, located in its file. Displays as `FILE:LINE:COL: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +82,11 @@ pub struct Config {
     pub path: PathBuf,
     pub listen: SocketAddr,
     pub external_url: Option<String>,
-    /// Resolved against the config file's directory.
+    /// The redb file, resolved against the config file's directory (unused with
+    /// `postgres`).
     pub storage_path: PathBuf,
+    /// `storage.postgres`: the store is in PostgreSQL, shared by replicas.
+    pub postgres: Option<PostgresConfig>,
     /// The rule files the globs matched, in load order.
     pub rule_files: Vec<PathBuf>,
     pub auth: AuthConfig,
@@ -140,7 +145,7 @@ impl Config {
         if self.listen != new.listen {
             keys.push("listen");
         }
-        if self.storage_path != new.storage_path {
+        if self.storage_path != new.storage_path || self.postgres != new.postgres {
             keys.push("storage");
         }
         if self.probe_duration_histogram != new.probe_duration_histogram {
@@ -493,6 +498,7 @@ mod tests {
             listen: listen.parse().expect("an address"),
             external_url: None,
             storage_path: PathBuf::from(storage),
+            postgres: None,
             rule_files: Vec::new(),
             auth: AuthConfig::default(),
             webhooks: Vec::new(),

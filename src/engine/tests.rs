@@ -15,6 +15,7 @@ fn config(storage_path: &std::path::Path) -> Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         external_url: None,
         storage_path: storage_path.to_path_buf(),
+        postgres: None,
         rule_files: Vec::new(),
         auth: AuthConfig::default(),
         webhooks: Vec::new(),
