@@ -145,6 +145,7 @@ fn bench(c: &mut Criterion) {
             Metrics::new(),
             Arc::new(HashMap::new()),
             stop.clone(),
+            true,
         )
         .unwrap()
     });

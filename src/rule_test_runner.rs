@@ -297,6 +297,7 @@ async fn run_test(file: &RuleTestFile, test: &RuleTest) -> Result<Vec<Happened>,
         Metrics::new(),
         Arc::new(HashMap::new()),
         stop.clone(),
+        true,
     )?;
     let ticks = schedule(&test.series);
     let fed = async {

@@ -88,6 +88,7 @@ impl App {
             metrics.clone(),
             wakers.clone(),
             engine_stop.clone(),
+            true,
         )
         .context("loading the state from the store")?;
         let listener = TcpListener::bind(config.listen)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::domain::alert::Alert;
@@ -276,6 +276,13 @@ pub(super) enum Command {
     Tick {
         reply: Option<Reply<()>>,
     },
+    /// A standby's: the leader committed; read the store again and publish what it holds.
+    Refresh,
+    /// This replica took the leader's lease: read the store again (nothing can be committed
+    /// behind it any more) and carry out commands from now on.
+    Lead {
+        reply: Reply<()>,
+    },
     /// A reloaded configuration: rules, workflow policies and webhook consumers (woken
     /// through `wakers`).
     Reconfigure {
@@ -323,6 +330,8 @@ impl Command {
             Command::Reconfigure { reply, .. } => {
                 refused(reply, error);
             }
+            Command::Refresh => {}
+            Command::Lead { reply } => refused(reply, error),
             Command::Subscriptions { reply, .. } => refused(reply, error),
             Command::Sessions { reply, .. } => refused(reply, error),
         }
@@ -346,6 +355,9 @@ pub struct EngineHandle {
     pub(super) writable: Arc<AtomicBool>,
     /// Notified after a commit that gave the subscription worker something to do.
     pub(super) subscriptions_wake: Arc<tokio::sync::Notify>,
+    /// Whether this replica leads: always with a redb file; with PostgreSQL while it holds
+    /// the lease. A standby's engine carries out no command (writes go to the leader).
+    pub(super) leading: watch::Receiver<bool>,
 }
 
 impl EngineHandle {
@@ -353,6 +365,29 @@ impl EngineHandle {
     /// engine has opened it again and a write went through. `/-/ready` answers 503 meanwhile.
     pub fn store_writable(&self) -> bool {
         self.writable.load(Ordering::Relaxed)
+    }
+
+    /// Whether this replica leads: it runs probes, timers and deliveries.
+    pub fn is_leading(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    /// Returns once this replica leads (at once where it always does).
+    pub async fn until_leading(&self) {
+        let mut leading = self.leading.clone();
+        // An error: the engine stopped, and so will the caller.
+        let _ = leading.wait_for(|leading| *leading).await;
+    }
+
+    /// A standby reads the store again: the leader committed. Never waits; a refresh
+    /// already queued covers this one.
+    pub fn refresh(&self) {
+        let _ = self.tx.try_send(Command::Refresh);
+    }
+
+    /// This replica took the lease: the engine reads the store again and leads.
+    pub async fn lead(&self) -> Result<(), EngineError> {
+        self.ask(|reply| Command::Lead { reply }).await
     }
 
     async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, EngineError> {
@@ -564,6 +599,7 @@ mod tests {
             tx,
             writable: Arc::new(AtomicBool::new(true)),
             subscriptions_wake: Arc::default(),
+            leading: watch::channel(true).1,
         };
         let refused = handle
             .alerts(Vec::new(), std::time::Duration::from_millis(20))

@@ -172,6 +172,8 @@ pub struct Engine {
     /// Wakes the subscription worker after a commit that wrote an update or a queue entry.
     subscriptions_wake: Arc<Notify>,
     degraded: Option<Degraded>,
+    /// Whether this replica leads ([`EngineHandle::is_leading`]).
+    leading: watch::Sender<bool>,
 }
 
 /// The in-memory state, rebuilt from the store at start (and after a failed commit).
@@ -212,6 +214,7 @@ impl Engine {
         metrics: Metrics,
         wakers: Wakers,
         shutdown: CancellationToken,
+        leading: bool,
     ) -> Result<(EngineHandle, ReadModel, tokio::task::JoinHandle<()>), StoreError> {
         let setup = Setup::new(config);
         let snapshot = Snapshot {
@@ -242,17 +245,20 @@ impl Engine {
             writable: Arc::new(AtomicBool::new(true)),
             subscriptions_wake: Arc::new(Notify::new()),
             degraded: None,
+            leading: watch::Sender::new(leading),
         };
         engine.load()?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let writable = engine.writable.clone();
         let subscriptions_wake = engine.subscriptions_wake.clone();
+        let leading = engine.leading.subscribe();
         let task = tokio::spawn(engine.run(rx, shutdown));
         Ok((
             EngineHandle {
                 tx,
                 writable,
                 subscriptions_wake,
+                leading,
             },
             read,
             task,
@@ -467,9 +473,11 @@ impl Engine {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let retry_at = self.degraded.as_ref().map(|d| d.retry_at);
+            let leading = *self.leading.borrow();
             let first = tokio::select! {
                 command = rx.recv() => command,
-                _ = ticks.tick() => Some(Command::Tick { reply: None }),
+                // A standby fires no timer: the leader does.
+                _ = ticks.tick(), if leading => Some(Command::Tick { reply: None }),
                 () = until(retry_at) => {
                     self.recover().await;
                     continue;
@@ -494,6 +502,10 @@ impl Engine {
     }
 
     async fn process(&mut self, commands: &mut Vec<Command>) {
+        if !*self.leading.borrow() {
+            self.follow(commands);
+            return;
+        }
         if let Some(degraded) = &self.degraded {
             // Nothing can be stored, and the state may be ahead of the store until it is
             // reloaded: refuse at once rather than keep callers waiting.
@@ -556,6 +568,54 @@ impl Engine {
                 });
                 self.recover().await;
             }
+        }
+    }
+
+    /// A standby's commands: it reads the store again when the leader committed (once for
+    /// however many refreshes are queued), takes the lease when told, follows reloads of
+    /// its configuration, and refuses everything else (writes go to the leader).
+    fn follow(&mut self, commands: &mut Vec<Command>) {
+        let standby = Arc::new(StoreError::Standby);
+        let mut refresh = false;
+        let mut lead = Vec::new();
+        for command in commands.drain(..) {
+            match command {
+                Command::Refresh => refresh = true,
+                Command::Lead { reply } => lead.push(reply),
+                Command::Reconfigure {
+                    config,
+                    wakers,
+                    reply,
+                } => {
+                    self.setup = Setup::new(&config);
+                    self.wakers = wakers;
+                    let _ = reply.send(Ok(Reconfigured::default()));
+                    refresh = true;
+                }
+                command => command.refuse(&standby),
+            }
+        }
+        if lead.is_empty() && !refresh {
+            return;
+        }
+        let loaded = self.load();
+        if let Err(error) = &loaded {
+            tracing::warn!(%error, "reading the store again failed; the read model stays as it was");
+        }
+        if lead.is_empty() {
+            return;
+        }
+        let loaded = loaded.map_err(|error| EngineError::Store(Arc::new(error)));
+        if loaded.is_ok() {
+            self.leading.send_replace(true);
+            // What the last leader left undelivered is this one's to send now.
+            for waker in self.wakers.values() {
+                waker.notify_one();
+            }
+            self.subscriptions_wake.notify_one();
+        }
+        for reply in lead {
+            let _ = reply.send(loaded.clone());
         }
     }
 
@@ -730,6 +790,9 @@ impl Engine {
                 let outcome = self.reconfigure(&config, txn);
                 txn.reply(reply, Ok(outcome));
             }
+            // A leader is up to date, and leads already.
+            Command::Refresh => {}
+            Command::Lead { reply } => txn.reply(reply, Ok(())),
         }
     }
 

@@ -63,6 +63,7 @@ async fn recent_keeps_only_the_closed_incidents_the_public_may_see() {
         Metrics::new(),
         Arc::new(HashMap::new()),
         stop.clone(),
+        true,
     )
     .unwrap();
     // Unpublished tickets are private; a restricted one shows as the generic notice.
@@ -107,6 +108,7 @@ async fn a_link_revoked_earlier_in_the_same_batch_takes_no_comment() {
         Metrics::new(),
         Arc::new(HashMap::new()),
         stop.clone(),
+        true,
     )
     .unwrap();
     let comments = |id| {
@@ -153,6 +155,86 @@ async fn a_link_revoked_earlier_in_the_same_batch_takes_no_comment() {
             Err(EngineError::UnknownLink)
         ));
     }
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// A standby's engine on the store a leader writes: it carries out nothing (writes, timers),
+/// shows what the leader committed once told to read again, and leads when told, from the
+/// store as it is then.
+#[tokio::test]
+async fn a_standby_follows_the_store_and_leads_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    let store = Store::open(&path).unwrap();
+    let clock = ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap());
+    let stop = CancellationToken::new();
+    let start = |leading| {
+        Engine::start(
+            store.clone(),
+            &config(&path),
+            Arc::new(clock.clone()),
+            Metrics::new(),
+            Arc::new(HashMap::new()),
+            stop.clone(),
+            leading,
+        )
+        .unwrap()
+    };
+    let (leader, _, leader_task) = start(true);
+    let (standby, standby_read, standby_task) = start(false);
+    assert!(leader.is_leading());
+    assert!(!standby.is_leading());
+
+    let first = leader
+        .open_ticket(ticket("VPN drops", "availability"), "ana".to_owned())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            standby.open_ticket(ticket("refused", "availability"), "ana".to_owned()).await,
+            Err(EngineError::Store(ref error)) if matches!(**error, StoreError::Standby)
+        ),
+        "a standby takes no write"
+    );
+    assert!(standby_read.borrow().incidents.is_empty(), "not read yet");
+    let mut seen = standby_read.clone();
+    standby.refresh();
+    seen.wait_for(|s| s.incidents.contains_key(&first.id.0))
+        .await
+        .unwrap();
+
+    // The escalation timer comes due: only a leader fires it.
+    clock.advance(std::time::Duration::from_secs(30 * 3600));
+    assert!(matches!(
+        standby.tick().await,
+        Err(EngineError::Store(ref error)) if matches!(**error, StoreError::Standby)
+    ));
+    stop.cancel();
+    leader_task.await.unwrap();
+    standby_task.await.unwrap();
+
+    // Another standby takes over: it reads the store as the leader left it, and leads.
+    let stop = CancellationToken::new();
+    let (next, read, task) = Engine::start(
+        store.clone(),
+        &config(&path),
+        Arc::new(clock.clone()),
+        Metrics::new(),
+        Arc::new(HashMap::new()),
+        stop.clone(),
+        false,
+    )
+    .unwrap();
+    next.lead().await.unwrap();
+    assert!(next.is_leading());
+    next.until_leading().await;
+    let second = next
+        .open_ticket(ticket("after the failover", "availability"), "ana".to_owned())
+        .await
+        .unwrap();
+    assert!(second.id.0 > first.id.0, "ids go on from the store");
+    assert!(read.borrow().incidents.contains_key(&second.id.0));
     stop.cancel();
     task.await.unwrap();
 }

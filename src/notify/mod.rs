@@ -205,6 +205,13 @@ impl Notifier {
         let mut read_wanted = true;
         let mut refresh = tokio::time::interval(REFRESH);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A standby sends nothing: the leader does. A leader that loses its lease stops
+        // its process, so this waits only for the lease, once.
+        tokio::select! {
+            () = self.engine.until_leading() => {}
+            () = stopping.drain.cancelled() => return,
+            () = stopping.stop.cancelled() => return,
+        }
         let mut next_prune = tokio::time::Instant::now();
         // A consumer disabled before a restart stays disabled: read before the first send.
         if let Some(Some(state)) = self.refresh_gauges(&consumer).await {

@@ -192,6 +192,11 @@ enum Sent {
 impl SubscriptionWorker {
     pub async fn run(self, stop: CancellationToken) {
         let wake = self.engine.subscriptions_wake();
+        // A standby sends nothing: the leader does.
+        tokio::select! {
+            () = self.engine.until_leading() => {}
+            () = stop.cancelled() => return,
+        }
         loop {
             if let Err(error) = self.round().await {
                 tracing::warn!(%error, "subscription notifications: a round failed; trying again");

@@ -255,6 +255,8 @@ impl Shared {
                     (planned, skipped)
                 }
             };
+            // A standby probes nothing: the leader does (at once where there is one only).
+            self.scheduler.engine.until_leading().await;
             let Ok(_permit) = self.permits.acquire().await else {
                 return; // the semaphore is never closed; if it were, stop probing
             };

@@ -176,6 +176,8 @@ pub enum StoreError {
         "this replica no longer holds the leader's lease (another replica took over): nothing was written"
     )]
     Fenced,
+    #[error("this replica is a standby: writes go to the leader")]
+    Standby,
 }
 
 fn db_err(error: impl Into<redb::Error>) -> StoreError {

@@ -446,6 +446,7 @@ async fn the_expiry_timer_survives_a_restart() {
             Metrics::new(),
             Arc::new(HashMap::new()),
             stop.clone(),
+            true,
         )
         .unwrap();
         (engine, stop, task)

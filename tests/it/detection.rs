@@ -71,6 +71,7 @@ impl Harness {
             Metrics::new(),
             Arc::new(HashMap::new()),
             stop.clone(),
+            true,
         )
         .unwrap();
         Harness {

@@ -880,6 +880,7 @@ impl Running {
             metrics.clone(),
             Arc::default(),
             engine_stop.clone(),
+            true,
         )
         .unwrap();
         let board = ProbeBoard::default();
