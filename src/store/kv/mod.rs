@@ -74,6 +74,7 @@ pub trait RawWrite {
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
+#[allow(clippy::len_without_is_empty)]
 pub trait RawTable {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// At most `limit` rows with keys within the bounds, from the low end or, `reverse`,
@@ -107,6 +108,7 @@ pub trait RawTableMut: RawTable {
 }
 
 /// Typed reads, shared by [`Table`] and [`TableMut`].
+#[allow(clippy::len_without_is_empty)]
 pub trait Readable<K: Key, V: Value> {
     fn raw(&self) -> &dyn RawTable;
     fn name(&self) -> &'static str;
@@ -343,11 +345,12 @@ impl<K: Key, V: Value> Iterator for Iter<'_, K, V> {
     type Item = Result<(K, V), StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.buffer.is_empty() && !self.done {
-            if let Err(error) = self.fill() {
-                self.done = true;
-                return Some(Err(error));
-            }
+        if self.buffer.is_empty()
+            && !self.done
+            && let Err(error) = self.fill()
+        {
+            self.done = true;
+            return Some(Err(error));
         }
         let (key, value) = self.buffer.pop_front()?;
         let Some(decoded_key) = K::from_bytes(&key) else {

@@ -69,6 +69,7 @@ fn get(
     Ok(table.get(key).map_err(db_err)?.map(|v| v.value().to_vec()))
 }
 
+#[allow(clippy::type_complexity)] // the rows' type, spelled out for the closure
 fn range(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     low: Bound<&[u8]>,
