@@ -16,6 +16,7 @@
 //! ([`Iter`]): a walk of a large table holds one chunk in memory, never the table.
 
 pub mod key;
+pub mod postgres;
 pub mod redb;
 
 use std::collections::VecDeque;
