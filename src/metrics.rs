@@ -68,6 +68,8 @@ pub struct Metrics {
     /// The length of the last exposition: the next one's buffer is allocated at about that
     /// size at once.
     last_render_len: Arc<AtomicUsize>,
+    /// Collectors only some deployments have ([`Metrics::register`]).
+    extra: Arc<std::sync::RwLock<Vec<Box<dyn prometheus::core::Collector>>>>,
     pub incidents_open: IntGaugeVec,
     pub incidents_opened_total: IntCounterVec,
     pub incidents_resolved_total: IntCounterVec,
@@ -138,6 +140,18 @@ impl Metrics {
             .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
     }
 
+    /// Adds a collector that only some deployments have (the cluster's, with PostgreSQL).
+    pub fn register<C: prometheus::core::Collector + Clone + 'static>(&self, collector: C) {
+        // The registry refuses a name taken twice: a bug.
+        self.registry
+            .register(Box::new(collector.clone()))
+            .expect("each collector is registered once");
+        self.extra
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(collector));
+    }
+
     /// With the default SLA policies.
     pub fn new() -> Self {
         Metrics::with_sla(&SlaPolicies::default())
@@ -163,6 +177,7 @@ impl Metrics {
         let metrics = Metrics {
             registry: Registry::new(),
             last_render_len: Arc::new(AtomicUsize::new(0)),
+            extra: Arc::default(),
             incidents_open: IntGaugeVec::new(
                 Opts::new(
                     "incidentd_incidents_open",
@@ -567,12 +582,18 @@ impl Metrics {
     /// probes are 200,000 samples or more, and building a protobuf message for each only to
     /// print it would cost more than the printing (and tens of megabytes meanwhile).
     pub fn render(&self) -> String {
+        let extra = self
+            .extra
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let families: Vec<MetricFamily> = self
             .collectors()
             .iter()
+            .chain(extra.iter())
             .flat_map(|collector| collector.collect())
             .filter(|family| !family.get_metric().is_empty())
             .collect();
+        drop(extra);
         let mut sections: Vec<Section<'_>> = families
             .iter()
             .map(Section::Collected)

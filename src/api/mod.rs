@@ -86,6 +86,8 @@ pub struct Api {
     pub reporter_comments: rate_limit::RateLimit<[u8; 32]>,
     /// The responder console's sign-in limit, event streams and shutdown.
     pub console: console::Console,
+    /// This replica in the cluster (PostgreSQL store); `None` with a redb file.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// The handlers' state: a reference-counted [`Api`], so a request's copy is one count.
@@ -126,7 +128,7 @@ impl Api {
 pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
     let status = state.status.clone().router();
     let guard_state = state.clone();
-    Router::new()
+    let routes = Router::new()
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -186,6 +188,7 @@ pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
             get(maintenances::get).delete(maintenances::end),
         )
         .route("/api/v1/probes", get(list_probes))
+        .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/sla", get(sla_report))
         .route("/api/v1/alertmanager", post(ingest::alertmanager))
         .route("/api/v2/alerts", post(ingest::api_v2))
@@ -198,12 +201,24 @@ pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(limits::refuse_oversized))
-        // Outermost: a request from the wrong site or host is refused before anything else.
-        .layer(axum::middleware::from_fn_with_state(
-            guard_state,
-            guard::guard,
-        ))
+        .layer(axum::middleware::from_fn(limits::refuse_oversized));
+    // On a standby, a write goes to the leader (once the guard let it in).
+    let routes = match &guard_state.cluster {
+        Some(cluster) => routes.layer(axum::middleware::from_fn_with_state(
+            crate::cluster::forward::Forwarder::new(
+                cluster.clone(),
+                guard_state.engine.clone(),
+                MAX_BODY,
+            ),
+            crate::cluster::forward::forward,
+        )),
+        None => routes,
+    };
+    // Outermost: a request from the wrong site or host is refused before anything else.
+    routes.layer(axum::middleware::from_fn_with_state(
+        guard_state,
+        guard::guard,
+    ))
 }
 
 async fn not_found() -> ApiError {
@@ -242,9 +257,37 @@ async fn ready(State(state): State<ApiState>) -> Response {
             "incidentd is not ready: the store does not take writes.\n",
         )
             .into_response()
+    } else if state.cluster.is_some() {
+        // Both roles serve: a standby answers reads and passes writes to the leader.
+        format!(
+            "incidentd is ready: {}.\n",
+            crate::cluster::role(state.engine.is_leading())
+        )
+        .into_response()
     } else {
         "incidentd is ready.\n".into_response()
     }
+}
+
+/// `GET /api/v1/cluster`: the replicas and which one leads (PostgreSQL store only).
+async fn cluster(caller: Caller, State(state): State<ApiState>) -> Result<Response, ApiError> {
+    caller.require(Need::Read)?;
+    let Some(cluster) = &state.cluster else {
+        return Err(ApiError::not_found(
+            "this incidentd runs on one redb file: it has no cluster",
+        ));
+    };
+    let status = cluster
+        .status(state.engine.is_leading())
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("the cluster's state cannot be read: {error}"),
+            )
+        })?;
+    Ok(Json(status).into_response())
 }
 
 #[derive(Debug, Deserialize)]

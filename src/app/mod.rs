@@ -51,6 +51,8 @@ pub struct App {
     engine_task: tokio::task::JoinHandle<()>,
     engine_stop: CancellationToken,
     wakers: Wakers,
+    /// This replica in the cluster (PostgreSQL store).
+    cluster: Option<crate::cluster::Cluster>,
     /// How a reload reads the configuration again.
     loader: Loader,
     /// Whether `SIGHUP` reloads (the binary; not tests, which share one process).
@@ -65,13 +67,23 @@ impl App {
                 config.listen
             );
         }
-        if config.postgres.is_some() {
-            bail!("storage.postgres is not supported by this build yet; use storage.path");
-        }
-        let path = config.storage_path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&path))
-            .await?
-            .with_context(|| format!("opening the store {}", config.storage_path.display()))?;
+        let store = match &config.postgres {
+            None => {
+                let path = config.storage_path.clone();
+                tokio::task::spawn_blocking(move || Store::open(&path))
+                    .await?
+                    .with_context(|| {
+                        format!("opening the store {}", config.storage_path.display())
+                    })?
+            }
+            Some(postgres) => {
+                let pg = crate::cluster::pg_config(postgres);
+                let at = crate::store::kv::postgres::redacted(&pg.url);
+                tokio::task::spawn_blocking(move || Store::open_postgres(&pg))
+                    .await?
+                    .with_context(|| format!("opening the store in PostgreSQL at {at}"))?
+            }
+        };
         let metrics = Metrics::with_options(&config.workflow.sla, config.probe_duration_histogram);
         let wakers: Wakers = Arc::new(
             config
@@ -88,12 +100,29 @@ impl App {
             metrics.clone(),
             wakers.clone(),
             engine_stop.clone(),
-            true,
+            // With PostgreSQL, a replica leads once it holds the lease.
+            config.postgres.is_none(),
         )
         .context("loading the state from the store")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
+        let cluster = match &config.postgres {
+            None => None,
+            Some(postgres) => {
+                let url = postgres.advertise_url.clone().unwrap_or_else(|| {
+                    format!(
+                        "http://{}",
+                        listener.local_addr().expect("a bound listener has an address")
+                    )
+                });
+                Some(
+                    crate::cluster::Cluster::join(postgres, url, &metrics)
+                        .await
+                        .context("joining the cluster")?,
+                )
+            }
+        };
         Ok(App {
             config,
             clock,
@@ -105,6 +134,7 @@ impl App {
             engine_task,
             engine_stop,
             wakers,
+            cluster,
             loader: Arc::new(|path| crate::config::load(path, &|name| std::env::var(name).ok())),
             sighup: false,
         })
@@ -148,6 +178,7 @@ impl App {
             engine_task,
             engine_stop,
             wakers,
+            cluster,
             loader,
             sighup,
         } = self;
@@ -253,6 +284,7 @@ impl App {
                 crate::web::reporter::MAX_COUNTED_LINKS,
             ),
             console: crate::api::console::Console::new(http_stop.clone()),
+            cluster: cluster.clone(),
         });
         let subscription_stop = CancellationToken::new();
         let subscription_worker = crate::notify::subscribers::SubscriptionWorker {
@@ -293,10 +325,34 @@ impl App {
         // The probes, the engine and the reloader keep what they need of the configuration.
         drop(config);
 
+        let election_stop = CancellationToken::new();
+        let mut election = cluster.map(|cluster| {
+            tokio::spawn(cluster.run(
+                notifier.store.clone(),
+                notifier.engine.clone(),
+                election_stop.clone(),
+            ))
+        });
+        let mut lost = None;
         let server_result = tokio::select! {
             () = shutdown => None,
             result = &mut server => Some(result),
+            ended = async { election.as_mut().expect("guarded").await }, if election.is_some() => {
+                election = None;
+                lost = Some(match ended {
+                    Ok(Err(lost)) => anyhow::Error::new(lost),
+                    Ok(Ok(())) => anyhow::anyhow!("the election stopped"),
+                    Err(join) => anyhow::anyhow!("the election task failed: {join}"),
+                });
+                None
+            }
         };
+        if lost.is_some() {
+            // No longer the leader: nothing more goes out. In-flight deliveries are cut off
+            // (a standby that takes over sends them again, with the same ids), probes stop.
+            stopping.stop.cancel();
+            probes_stop.cancel();
+        }
         tracing::info!("shutting down");
         ready.store(false, Ordering::Relaxed);
         // No reload once stopping: a reload in progress finishes first.
@@ -332,12 +388,22 @@ impl App {
 
         subscription_stop.cancel();
         let _ = subscriptions.await;
+        // A clean stop hands the lease over at once.
+        election_stop.cancel();
+        if let Some(election) = election
+            && let Ok(Err(error)) = election.await
+        {
+            lost.get_or_insert(anyhow::Error::new(error));
+        }
         engine_stop.cancel();
         engine_task.await.context("the engine task failed")?;
         // The last handles to the store go with `notifier` and the engine: redb closes the
         // file when the database is dropped.
         drop(notifier);
         tracing::info!("incidentd stopped");
+        if let Some(lost) = lost {
+            return Err(lost);
+        }
         server_result.context("the HTTP server task failed")
     }
 }

@@ -194,6 +194,7 @@ pub struct Store {
 /// Where the tables are.
 enum Inner {
     File(File),
+    Postgres(kv::postgres::Postgres),
 }
 
 /// A redb file.
@@ -475,7 +476,15 @@ impl Store {
     /// the file is opened again. Readers use the new database as soon as it is open, also
     /// when the proving write fails.
     pub fn reopen(&self) -> Result<(), StoreError> {
-        let Inner::File(file) = &*self.inner;
+        let file = match &*self.inner {
+            Inner::File(file) => file,
+            // Connections are made again by the pool: prove that a write goes through.
+            Inner::Postgres(_) => {
+                let txn = self.begin_write()?;
+                txn.open(META)?.put(META_SCHEMA, SCHEMA_VERSION)?;
+                return txn.commit();
+            }
+        };
         let old = file.write_handle().take();
         if let Some(old) = old
             && let Err(error) = old.close()
@@ -492,6 +501,57 @@ impl Store {
     fn backend(&self) -> &dyn Backend {
         match &*self.inner {
             Inner::File(file) => file,
+            Inner::Postgres(postgres) => postgres,
+        }
+    }
+
+    /// Opens the store in PostgreSQL: its schema brought up to date (migrations, under a
+    /// lock), the store's layout checked (a newer one is refused) and recorded when the
+    /// database is new. Writes are fenced by the leader's lease: none goes through until
+    /// [`Store::set_epoch`] names this replica's epoch.
+    pub fn open_postgres(config: &kv::postgres::PgConfig) -> Result<Store, StoreError> {
+        let postgres = kv::postgres::Postgres::connect(config)?;
+        let found = {
+            let txn = postgres.read()?;
+            txn.open(META)?.get(META_SCHEMA)?
+        };
+        match found {
+            Some(found) if found > SCHEMA_VERSION => return Err(StoreError::NewerSchema { found }),
+            Some(_) => {}
+            // A new database: the layout is recorded once (every replica would record the
+            // same), outside the lease, which nobody may hold yet.
+            None => {
+                let stamp = kv::postgres::Postgres::unfenced(config)?;
+                let txn = stamp.write()?;
+                txn.open(META)?.put(META_SCHEMA, SCHEMA_VERSION)?;
+                txn.commit()?;
+            }
+        }
+        Ok(Store {
+            inner: Arc::new(Inner::Postgres(postgres)),
+        })
+    }
+
+    /// Opens a PostgreSQL store with no fencing: `store copy` and tests, never beside a
+    /// running leader.
+    pub fn open_postgres_unfenced(config: &kv::postgres::PgConfig) -> Result<Store, StoreError> {
+        let postgres = kv::postgres::Postgres::unfenced(config)?;
+        let txn = postgres.write()?;
+        match txn.open(META)?.get(META_SCHEMA)? {
+            Some(found) if found > SCHEMA_VERSION => return Err(StoreError::NewerSchema { found }),
+            _ => txn.open(META)?.put(META_SCHEMA, SCHEMA_VERSION)?,
+        }
+        txn.commit()?;
+        Ok(Store {
+            inner: Arc::new(Inner::Postgres(postgres)),
+        })
+    }
+
+    /// The epoch of the lease this replica leads with (`None`: it does not lead, and no
+    /// write goes through). Only the PostgreSQL store is fenced; a file has one writer.
+    pub fn set_epoch(&self, epoch: Option<u64>) {
+        if let Inner::Postgres(postgres) = &*self.inner {
+            postgres.set_epoch(epoch);
         }
     }
 

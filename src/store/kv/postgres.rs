@@ -237,10 +237,14 @@ impl Postgres {
         self.fencing
     }
 
-    /// Runs `future` on the backend's runtime from a synchronous caller. Panics when called
-    /// from an async task (use `spawn_blocking`).
+    /// Waits for `future` from a synchronous caller, whatever thread it is on: a blocking
+    /// thread (`spawn_blocking`), or a task of a runtime — the engine's reads the store as it
+    /// reads redb, blocking its thread meanwhile, and `Handle::block_on` would panic there.
+    /// The future is polled on the caller's thread, in the backend runtime's context (its
+    /// timers, its spawned connection tasks), and the caller's thread sleeps until woken.
     fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.handle.block_on(future)
+        let _entered = self.handle.enter();
+        park_on(future)
     }
 
     async fn session(&self) -> Result<Session, StoreError> {
@@ -878,6 +882,28 @@ fn pool_err(error: PoolError) -> StoreError {
         ),
         PoolError::Closed => StoreError::Postgres("the connection pool is closed".to_owned()),
         other => StoreError::Postgres(other.to_string()),
+    }
+}
+
+/// Polls `future` on this thread until it is ready, sleeping while it waits.
+fn park_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
     }
 }
 
