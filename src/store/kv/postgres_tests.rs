@@ -548,6 +548,10 @@ fn errors_never_hold_the_connection_string() {
         .expect("nothing listens on port 1");
     let message = error.to_string();
     assert!(message.starts_with("PostgreSQL: "), "{message}");
+    assert!(
+        message.contains("Connection refused"),
+        "the cause is told: {message}"
+    );
     assert!(!message.contains("s3cret"), "{message}");
     assert!(!format!("{config:?}").contains("s3cret"));
     assert_eq!(redacted(&config.url), "127.0.0.1:1/incidentd");
