@@ -869,7 +869,20 @@ fn describe(error: &tokio_postgres::Error) -> String {
             }
             message
         }
-        None => error.to_string(),
+        None => {
+            // The client's own message and its causes (an I/O error, a timeout).
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !message.contains(&cause_text) {
+                    message.push_str(": ");
+                    message.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            message
+        }
     }
 }
 

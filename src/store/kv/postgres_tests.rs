@@ -548,6 +548,10 @@ fn errors_never_hold_the_connection_string() {
         .expect("nothing listens on port 1");
     let message = error.to_string();
     assert!(message.starts_with("PostgreSQL: "), "{message}");
+    assert!(
+        message.contains("Connection refused"),
+        "the cause is told: {message}"
+    );
     assert!(!message.contains("s3cret"), "{message}");
     assert!(!format!("{config:?}").contains("s3cret"));
     assert_eq!(redacted(&config.url), "127.0.0.1:1/incidentd");
@@ -609,7 +613,18 @@ fn time_a_write_of_200_puts() {
         times[0],
         times.len()
     );
-    // And a read transaction of one get, for scale.
+    // For scale: the fixed cost (one put: BEGIN, the fence, a write, COMMIT and its fsync).
+    let mut ones = Vec::new();
+    for n in 0..50_u64 {
+        let start = Instant::now();
+        let txn = pg.write().unwrap();
+        txn.open(ITEMS).unwrap().put(n, value.as_slice()).unwrap();
+        txn.commit().unwrap();
+        ones.push(start.elapsed());
+    }
+    ones.sort();
+    eprintln!("write of 1 put + commit: median {:?}", ones[ones.len() / 2]);
+    // And a read transaction of one get.
     let mut reads = Vec::new();
     for n in 0..50_u64 {
         let start = Instant::now();
