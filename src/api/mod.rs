@@ -200,9 +200,9 @@ pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
         .merge(status)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(limits::refuse_oversized));
-    // On a standby, a write goes to the leader (once the guard let it in).
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    // On a standby, a write goes to the leader (once the guard let it in and its declared
+    // size passed).
     let routes = match &guard_state.cluster {
         Some(cluster) => routes.layer(axum::middleware::from_fn_with_state(
             crate::cluster::forward::Forwarder::new(
@@ -214,11 +214,13 @@ pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
         )),
         None => routes,
     };
-    // Outermost: a request from the wrong site or host is refused before anything else.
-    routes.layer(axum::middleware::from_fn_with_state(
-        guard_state,
-        guard::guard,
-    ))
+    routes
+        .layer(axum::middleware::from_fn(limits::refuse_oversized))
+        // Outermost: a request from the wrong site or host is refused before anything else.
+        .layer(axum::middleware::from_fn_with_state(
+            guard_state,
+            guard::guard,
+        ))
 }
 
 async fn not_found() -> ApiError {

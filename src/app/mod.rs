@@ -113,7 +113,9 @@ impl App {
                 let url = postgres.advertise_url.clone().unwrap_or_else(|| {
                     format!(
                         "http://{}",
-                        listener.local_addr().expect("a bound listener has an address")
+                        listener
+                            .local_addr()
+                            .expect("a bound listener has an address")
                     )
                 });
                 Some(

@@ -176,10 +176,7 @@ impl Cluster {
         engine: EngineHandle,
         stop: CancellationToken,
     ) -> Result<(), LostLease> {
-        let following = tokio::spawn(
-            self.clone()
-                .follow(engine.clone(), stop.child_token()),
-        );
+        let following = tokio::spawn(self.clone().follow(engine.clone(), stop.child_token()));
         let result = self.elect(&store, &engine, &stop).await;
         following.abort();
         result
@@ -229,7 +226,9 @@ impl Cluster {
                     }
                     // Two thirds of the lease after the last renewal was sent: well before
                     // the database lets a standby take it.
-                    if renewed.elapsed() >= ttl * 2 / 3 && leading.is_some_and(|(_, at)| at == renewed) {
+                    if renewed.elapsed() >= ttl * 2 / 3
+                        && leading.is_some_and(|(_, at)| at == renewed)
+                    {
                         return Err(self.step_down(store, "it could not be renewed in time"));
                     }
                 }
@@ -276,7 +275,9 @@ impl Cluster {
         }
         self.inner.metrics.leader.set(1);
         self.inner.metrics.changes.inc();
-        self.inner.leader_url.send_replace(Some(self.inner.url.clone()));
+        self.inner
+            .leader_url
+            .send_replace(Some(self.inner.url.clone()));
         tracing::info!(epoch, replica = %self.inner.replica_id, "leading");
         Some(epoch)
     }
@@ -287,7 +288,9 @@ impl Cluster {
             .await
             .ok_or_else(|| crate::store::StoreError::Postgres("no connection".to_owned()))?;
         let Some(lease) = guard.as_ref() else {
-            return Err(crate::store::StoreError::Postgres("no connection".to_owned()));
+            return Err(crate::store::StoreError::Postgres(
+                "no connection".to_owned(),
+            ));
         };
         let renewed = lease.renew(epoch, ttl).await;
         if renewed.is_err() && lease.is_closed() {

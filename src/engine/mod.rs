@@ -587,9 +587,13 @@ impl Engine {
                     wakers,
                     reply,
                 } => {
-                    self.setup = Setup::new(&config);
+                    // The leader forgets the detectors of changed rules; this replica
+                    // only takes the configuration it will lead with.
+                    let setup = Setup::new(&config);
+                    let report = rule_changes(&self.setup.rules, &setup.rules);
+                    self.setup = setup;
                     self.wakers = wakers;
-                    let _ = reply.send(Ok(Reconfigured::default()));
+                    let _ = reply.send(Ok(report));
                     refresh = true;
                 }
                 command => command.refuse(&standby),
@@ -1858,21 +1862,7 @@ impl Engine {
         self.count_pending(&old_consumers);
         self.reconfigure_uptime(txn);
         let new = self.setup.rules.clone();
-        let mut report = Reconfigured::default();
-        for rule in &new.rules {
-            match old.get(&rule.config.name) {
-                None => report.rules_added.push(rule.config.name.clone()),
-                Some(was) if was.config != rule.config => {
-                    report.rules_changed.push(rule.config.name.clone())
-                }
-                Some(_) => {}
-            }
-        }
-        for rule in &old.rules {
-            if new.get(&rule.config.name).is_none() {
-                report.rules_removed.push(rule.config.name.clone());
-            }
-        }
+        let report = rule_changes(&old, &new);
         // Detectors of changed and removed rules start over (deleted with this batch).
         let reset: HashSet<&str> = report
             .rules_changed
@@ -1948,6 +1938,26 @@ impl Engine {
 
 /// The categories whose incidents are restricted: with the status page's settings, what
 /// decides which closed incidents the read model keeps.
+/// Which rules a reload added, changed and removed.
+fn rule_changes(old: &RuleBook, new: &RuleBook) -> Reconfigured {
+    let mut report = Reconfigured::default();
+    for rule in &new.rules {
+        match old.get(&rule.config.name) {
+            None => report.rules_added.push(rule.config.name.clone()),
+            Some(was) if was.config != rule.config => {
+                report.rules_changed.push(rule.config.name.clone())
+            }
+            Some(_) => {}
+        }
+    }
+    for rule in &old.rules {
+        if new.get(&rule.config.name).is_none() {
+            report.rules_removed.push(rule.config.name.clone());
+        }
+    }
+    report
+}
+
 fn restricted_categories(workflow: &WorkflowConfig) -> Vec<String> {
     (workflow.categories.iter())
         .filter(|c| c.restricted)

@@ -230,7 +230,10 @@ async fn a_standby_follows_the_store_and_leads_when_told() {
     assert!(next.is_leading());
     next.until_leading().await;
     let second = next
-        .open_ticket(ticket("after the failover", "availability"), "ana".to_owned())
+        .open_ticket(
+            ticket("after the failover", "availability"),
+            "ana".to_owned(),
+        )
         .await
         .unwrap();
     assert!(second.id.0 > first.id.0, "ids go on from the store");

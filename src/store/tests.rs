@@ -75,6 +75,44 @@ fn edit_file(path: &Path, edit: impl FnOnce(&dyn RawWrite)) {
     Box::new(txn).commit().unwrap();
 }
 
+/// Where a test's store is: the shared tests ([`on_both`]) run on a redb file and on a
+/// PostgreSQL database of their own.
+enum Place {
+    File(tempfile::TempDir),
+    Postgres(kv::postgres::testing::TestDatabase),
+}
+
+impl Place {
+    /// The store there, opened again on each call (a restart).
+    fn open(&self) -> Store {
+        match self {
+            Place::File(dir) => Store::open(&dir.path().join("incidentd.redb")).unwrap(),
+            Place::Postgres(database) => Store::open_postgres_unfenced(&database.config()).unwrap(),
+        }
+    }
+}
+
+/// A test of the store's contract, run on both backends: `name::redb` and
+/// `name::postgres` (skipped, with a line, without a PostgreSQL server; failed instead when
+/// `INCIDENTD_REQUIRE_INTEROP=1`).
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn redb() {
+                super::$name(&super::Place::File(tempfile::tempdir().unwrap()));
+            }
+
+            #[test]
+            fn postgres() {
+                if let Some(database) = crate::store::kv::postgres::testing::fresh_database() {
+                    super::$name(&super::Place::Postgres(database));
+                }
+            }
+        }
+    )*};
+}
+
 fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("incidentd.redb")).unwrap();
@@ -103,9 +141,8 @@ fn schema_of(store: &Store) -> Option<u64> {
     meta.get(META_SCHEMA).unwrap()
 }
 
-#[test]
-fn the_active_index_follows_open_closed_reopened() {
-    let (dir, store) = temp_store();
+fn the_active_index_follows_open_closed_reopened(place: &Place) {
+    let store = place.open();
     put(
         &store,
         &[
@@ -134,7 +171,7 @@ fn the_active_index_follows_open_closed_reopened() {
     assert_eq!(indexed_active(&store), [1]);
 
     drop(store);
-    let store = Store::open(&dir.path().join("incidentd.redb")).unwrap();
+    let store = place.open();
     assert_eq!(loaded(&store), [1]);
     let got = store.load().unwrap();
     assert_eq!(got.incidents[0], incident(1, State::Acknowledged));
@@ -221,9 +258,8 @@ fn lists_by_state_page_like_a_filter_on_the_state() {
 
 /// A filter few incidents pass reads at most the budget per request: short (even empty)
 /// pages with cursors, which together list exactly what one unbounded walk lists.
-#[test]
-fn a_list_reads_at_most_its_budget_and_goes_on_from_its_cursor() {
-    let (_dir, store) = temp_store();
+fn a_list_reads_at_most_its_budget_and_goes_on_from_its_cursor(place: &Place) {
+    let store = place.open();
     let all: Vec<Incident> = (1..=100)
         .map(|id| {
             let mut incident = incident(id, State::Closed);
@@ -323,9 +359,8 @@ fn report(
     )
 }
 
-#[test]
-fn the_sla_report_over_a_window_reads_only_what_it_counts() {
-    let (_dir, store) = temp_store();
+fn the_sla_report_over_a_window_reads_only_what_it_counts(place: &Place) {
+    let store = place.open();
     let all: Vec<Incident> = (1..=200).map(incident_with_clocks).collect();
     put(&store, &all);
     let now = at(200) + TimeDelta::days(2);
@@ -355,9 +390,8 @@ fn the_sla_report_over_a_window_reads_only_what_it_counts() {
     assert!(short.len() >= counting && short.len() < counting + 10);
 }
 
-#[test]
-fn the_sla_index_follows_clocks_that_stop_resume_and_go() {
-    let (_dir, store) = temp_store();
+fn the_sla_index_follows_clocks_that_stop_resume_and_go(place: &Place) {
+    let store = place.open();
     let mut one = incident(1, State::Acknowledged);
     let opened = one.opened_at;
     one.sla.resolution = Some(clock(opened, None));
@@ -401,9 +435,8 @@ fn silence_ids(loaded: &Loaded) -> Vec<u64> {
     ids
 }
 
-#[test]
-fn start_up_at_a_time_reads_the_silences_not_ended() {
-    let (_dir, store) = temp_store();
+fn start_up_at_a_time_reads_the_silences_not_ended(place: &Place) {
+    let store = place.open();
     let mut batch = Batch::default();
     for (id, starts, ends) in [(1, 0, 60), (2, 0, 120), (3, 100, 200), (4, 300, 400)] {
         batch.put_silence(&silence(id, starts, ends));
@@ -447,9 +480,8 @@ fn maintenance(id: u64, starts: i64, ends: i64, cancelled: Option<i64>) -> Maint
     }
 }
 
-#[test]
-fn start_up_reads_the_maintenances_not_over_or_recently_over() {
-    let (_dir, store) = temp_store();
+fn start_up_reads_the_maintenances_not_over_or_recently_over(place: &Place) {
+    let store = place.open();
     let day = 24 * 60;
     let mut batch = Batch::default();
     batch.put_maintenance(&maintenance(1, 0, 60, None));
@@ -578,9 +610,8 @@ fn a_silence_stored_before_operators_loads_and_still_matches() {
     );
 }
 
-#[test]
-fn silences_with_operators_are_stored_as_alertmanager_matchers() {
-    let (_dir, store) = temp_store();
+fn silences_with_operators_are_stored_as_alertmanager_matchers(place: &Place) {
+    let store = place.open();
     let matchers = vec![
         Matcher::parse(r#"service=~"check.*|pay""#).unwrap(),
         Matcher::parse("env!=staging").unwrap(),
@@ -805,9 +836,8 @@ fn a_store_left_by_a_crash_is_sound_and_opens() {
     assert_eq!(store.incident_count().unwrap(), 300);
 }
 
-#[test]
-fn reopen_is_seen_by_every_clone() {
-    let (_dir, store) = temp_store();
+fn reopen_is_seen_by_every_clone(place: &Place) {
+    let store = place.open();
     let reader = store.clone();
     put(&store, &[incident(1, State::Open)]);
     store.reopen().unwrap();
@@ -919,9 +949,8 @@ fn opened(id: u64, opened: &str) -> Incident {
     incident
 }
 
-#[test]
-fn the_month_index_is_written_once_by_the_first_commit_on_utc_month_boundaries() {
-    let (dir, store) = temp_store();
+fn the_month_index_is_written_once_by_the_first_commit_on_utc_month_boundaries(place: &Place) {
+    let store = place.open();
     put(
         &store,
         &[
@@ -984,7 +1013,6 @@ fn the_month_index_is_written_once_by_the_first_commit_on_utc_month_boundaries()
             .unwrap()
     );
     assert!(store.opened_before(utc("2027-01-01T00:00:00Z")).unwrap());
-    drop(dir);
 }
 
 #[test]
@@ -1037,10 +1065,8 @@ fn notification(seq: u64, next_at: DateTime<Utc>) -> Notification {
 
 /// The queue's due index follows every put, retry and delete in the same commit: a round
 /// gets what is due, earliest first, and when to look again.
-#[test]
-fn due_notifications_read_the_due_index() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+fn due_notifications_read_the_due_index(place: &Place) {
+    let store = place.open();
     let mut batch = Batch::default();
     batch.put_notification(notification(0, at(5)));
     batch.put_notification(notification(1, at(1)));
@@ -1089,9 +1115,8 @@ fn the_due_index_is_built_for_an_older_queue() {
     assert_eq!(due.len(), 2);
 }
 
-#[test]
-fn a_reporter_link_is_found_by_its_hash_until_replaced_or_revoked() {
-    let (_dir, store) = temp_store();
+fn a_reporter_link_is_found_by_its_hash_until_replaced_or_revoked(place: &Place) {
+    let store = place.open();
     let (first, second, third) = ([1u8; 32], [2u8; 32], [3u8; 32]);
     let mut batch = Batch::default();
     batch.issue_reporter_link(IncidentId(1), first, at(0));
@@ -1135,3 +1160,17 @@ fn a_reporter_link_is_found_by_its_hash_until_replaced_or_revoked() {
     assert_eq!(store.reporter_link_of(IncidentId(7)).unwrap(), None);
     assert_eq!(store.reporter_link(&third).unwrap(), Some(IncidentId(2)));
 }
+
+on_both!(
+    the_active_index_follows_open_closed_reopened,
+    a_list_reads_at_most_its_budget_and_goes_on_from_its_cursor,
+    the_sla_report_over_a_window_reads_only_what_it_counts,
+    the_sla_index_follows_clocks_that_stop_resume_and_go,
+    start_up_at_a_time_reads_the_silences_not_ended,
+    start_up_reads_the_maintenances_not_over_or_recently_over,
+    silences_with_operators_are_stored_as_alertmanager_matchers,
+    reopen_is_seen_by_every_clone,
+    the_month_index_is_written_once_by_the_first_commit_on_utc_month_boundaries,
+    a_reporter_link_is_found_by_its_hash_until_replaced_or_revoked,
+    due_notifications_read_the_due_index,
+);

@@ -69,6 +69,17 @@ enum Access {
 /// Every route of the router: (method, path, who may, what a caller who may gets). No
 /// body is sent and INC-1, silence 1 and MNT-1 do not exist, so a caller who passed auth gets
 /// 404 (no such incident) or 400 (a required body is missing) — anything but 401/403.
+/// What `GET /api/v1/cluster` answers a caller who may read: [`cluster_status`].
+const CLUSTER: u16 = 0;
+
+fn cluster_status() -> u16 {
+    if crate::support::on_postgres() {
+        200
+    } else {
+        404
+    }
+}
+
 const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/metrics", Access::Open, 200),
     ("GET", "/", Access::Open, 200),
@@ -163,6 +174,8 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/api/v1/maintenances/MNT-1", Access::Read, 404),
     ("DELETE", "/api/v1/maintenances/MNT-1", Access::Respond, 404),
     ("GET", "/api/v1/probes", Access::Read, 200),
+    // 200 with PostgreSQL (replicas and leader); 404 with a redb file, which has no cluster.
+    ("GET", "/api/v1/cluster", Access::Read, CLUSTER),
     // No consumer `hook` is configured: 404, or 400 for a replay without its body.
     ("GET", "/api/v1/webhooks", Access::Read, 200),
     ("GET", "/api/v1/webhooks/hook/deliveries", Access::Read, 404),
@@ -272,6 +285,7 @@ async fn every_route_checks_the_token_and_its_role() {
                 (Access::Admin, role) => role == "admin",
             };
             let want = match (may, role) {
+                (true, _) if allowed == CLUSTER => cluster_status(),
                 (true, _) => allowed,
                 (false, "none" | "wrong token") => 401,
                 (false, _) => 403,

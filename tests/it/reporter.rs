@@ -609,7 +609,7 @@ async fn a_call_is_mailed_to_the_reporter_durably_without_blocking() {
     );
     let loaded =
         incidentd::config::load(&dir.config_path(), &|name| down.get(name).cloned()).unwrap();
-    let store = incidentd::store::Store::open(&loaded.storage_path).unwrap();
+    let store = dir.open_store(&loaded.storage_path);
     let (queued, _) = store
         .due_notifications(start_time() + chrono::Duration::days(2), 10)
         .unwrap();

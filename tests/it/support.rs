@@ -226,9 +226,17 @@ async fn receive(
     status
 }
 
-/// A config directory: `incidentd.yaml` and `rules/*.yaml`.
+/// A config directory: `incidentd.yaml` and `rules/*.yaml`. With
+/// `INCIDENTD_TEST_BACKEND=postgres`, also a database of its own, which the apps spawned
+/// from it use instead of the redb file (the whole suite runs on either store).
 pub struct ConfigDir {
     pub dir: tempfile::TempDir,
+    pub database: Option<incidentd::store::kv::postgres::testing::TestDatabase>,
+}
+
+/// Whether the in-process apps run on PostgreSQL (`INCIDENTD_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("INCIDENTD_TEST_BACKEND").is_ok_and(|backend| backend == "postgres")
 }
 
 impl ConfigDir {
@@ -239,7 +247,28 @@ impl ConfigDir {
         for (name, text) in rules {
             std::fs::write(dir.path().join("rules").join(name), text).unwrap();
         }
-        ConfigDir { dir }
+        // A test that names its store (a redb file it damages, fills, checks) keeps it.
+        let database = if on_postgres() && !config.contains("storage:") {
+            let database = incidentd::store::kv::postgres::testing::fresh_database();
+            assert!(
+                database.is_some(),
+                "INCIDENTD_TEST_BACKEND=postgres, but no PostgreSQL server answers"
+            );
+            database
+        } else {
+            None
+        };
+        ConfigDir { dir, database }
+    }
+
+    /// The store the apps spawned from here use, opened for a test to read.
+    pub fn open_store(&self, storage_path: &Path) -> incidentd::store::Store {
+        match &self.database {
+            Some(database) => {
+                incidentd::store::Store::open_postgres_unfenced(&database.config()).unwrap()
+            }
+            None => incidentd::store::Store::open(storage_path).unwrap(),
+        }
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -289,13 +318,31 @@ impl TestApp<SystemClock> {
 
 impl<C: Clock + Clone> TestApp<C> {
     async fn spawn_with(dir: &ConfigDir, env: HashMap<String, String>, clock: C) -> TestApp<C> {
-        let config = incidentd::config::load(&dir.config_path(), &|name| env.get(name).cloned())
-            .unwrap_or_else(|errors| panic!("{errors}"));
+        let mut config =
+            incidentd::config::load(&dir.config_path(), &|name| env.get(name).cloned())
+                .unwrap_or_else(|errors| panic!("{errors}"));
+        if let Some(database) = &dir.database
+            && config.postgres.is_none()
+        {
+            config.postgres = Some(incidentd::config::PostgresConfig {
+                url: database.url.clone(),
+                pool_size: 4,
+                statement_timeout: std::time::Duration::from_secs(10),
+                lease_ttl: std::time::Duration::from_secs(3),
+                write_wait: std::time::Duration::from_secs(15),
+                advertise_url: None,
+            });
+        }
+        let postgres = config.postgres.clone();
         let app = App::build(config, Arc::new(clock.clone()))
             .await
             .unwrap()
             .with_loader(Arc::new(move |path| {
-                incidentd::config::load(path, &|name| env.get(name).cloned())
+                let mut loaded = incidentd::config::load(path, &|name| env.get(name).cloned())?;
+                if loaded.postgres.is_none() {
+                    loaded.postgres.clone_from(&postgres);
+                }
+                Ok(loaded)
             }));
         let addr = app.local_addr();
         let (stop, stopped) = oneshot::channel();
