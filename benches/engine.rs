@@ -3,6 +3,10 @@
 //! incident, recover → resolve it) and waits until the change is committed to redb with
 //! `Durability::Immediate`. Group commit is what lets many callers share one fsync.
 //!
+//! The same on PostgreSQL (one replica, unfenced, on the server `INCIDENTD_TEST_POSTGRES`
+//! names, a fresh database per case), side by side in the same run: `redb/N` and
+//! `postgres/N`; without a server the PostgreSQL cases are skipped with a line.
+//!
 //! Run: `cargo bench --bench engine`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -121,12 +125,27 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine_durable_updates");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
-    for callers in CALLERS {
+    let cases = CALLERS
+        .into_iter()
+        .map(|callers| ("redb", callers))
+        .chain(CALLERS.into_iter().map(|callers| ("postgres", callers)));
+    for (backend, callers) in cases {
         let dir = tempfile::tempdir().unwrap();
         let config = config(callers, dir.path());
-        let store = Store::open(&config.storage_path).unwrap();
+        // Kept until the case is over: the database is dropped with it.
+        let mut database = None;
+        let store = if backend == "redb" {
+            Store::open(&config.storage_path).unwrap()
+        } else {
+            let Some(fresh) = incidentd::store::kv::postgres::testing::fresh_database() else {
+                continue;
+            };
+            let store = Store::open_postgres_unfenced(&fresh.config()).unwrap();
+            database = Some(fresh);
+            store
+        };
         let stop = CancellationToken::new();
-        let (engine, _read, _task) = runtime.block_on(async {
+        let (engine, _read, task) = runtime.block_on(async {
             Engine::start(
                 store,
                 &config,
@@ -139,7 +158,7 @@ fn bench(c: &mut Criterion) {
             .unwrap()
         });
         group.throughput(Throughput::Elements(1));
-        group.bench_function(BenchmarkId::from_parameter(callers), |b| {
+        group.bench_function(BenchmarkId::new(backend, callers), |b| {
             b.iter_custom(|iters| {
                 // Round up to whole rounds of `callers` calls; report time per call.
                 let per_caller = iters.div_ceil(callers as u64).max(1);
@@ -158,6 +177,8 @@ fn bench(c: &mut Criterion) {
             });
         });
         stop.cancel();
+        runtime.block_on(task).unwrap();
+        drop(database);
     }
     group.finish();
 }

@@ -18,6 +18,9 @@
 #   BIN               a directory with incidentd and examples/alert_load, built elsewhere (an
 #                     older commit, to compare): nothing is built then
 #   KEEP=1            keep the temp dir (configs, logs, stores)
+#   STORES            incidentd's stores to measure, in the same run: "redb" (the default),
+#                     "postgres", or "redb postgres" (a fresh database per case on the server
+#                     named by INCIDENTD_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432/postgres)
 #
 # Each case runs against a server started for it (incidentd: a temp config and store, open
 # mode on 127.0.0.1, release build; Alertmanager: a temp --storage.path, clustering off, one
@@ -35,6 +38,11 @@ KEYS=${KEYS:-0}
 ALERTMANAGER=${ALERTMANAGER:-1}
 BIN=${BIN:-}
 KEEP=${KEEP:-0}
+STORES=${STORES:-redb}
+PGADMIN=${INCIDENTD_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}
+for store in $STORES; do
+    [[ $store == redb || $store == postgres ]] || { echo "error: STORES holds redb and/or postgres (got '$store')" >&2; exit 2; }
+done
 
 for name in SECONDS_PER_CASE KEYS ALERTMANAGER; do
     if ! [[ ${!name} =~ ^[0-9]+$ ]] || { [[ $name == SECONDS_PER_CASE ]] && ((${!name} < 1)); }; then
@@ -91,12 +99,35 @@ incidentd_version=$("$release/incidentd" --version 2>/dev/null | head -n1 || ech
 # ---------------------------------------------------------------------------------------
 # The servers: start_SERVER DIR sets server_pid and server_url.
 
-start_incidentd() {
-    local dir=$1 port
+start_incidentd() { start_incidentd_on redb "$1"; }
+start_incidentd-pg() { start_incidentd_on postgres "$1"; }
+
+# Each case's database is dropped after the case (drop_database) and, should the script
+# stop early, at exit (with FORCE: whatever still holds a connection).
+databases=()
+drop_databases() {
+    for db in "${databases[@]}"; do
+        psql -q "$PGADMIN" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+    databases=()
+}
+trap 'status=$?; drop_databases; (exit $status); cleanup' EXIT
+
+start_incidentd_on() {
+    local store=$1 dir=$2 port db
     mkdir -p "$dir"
     # Open mode (no tokens) is allowed on loopback only; no rules: alerts are the load.
-    printf '%s\n' "listen: 127.0.0.1:0" "storage: {path: data/incidentd.redb}" "rule_files: []" \
-        >"$dir/incidentd.yaml"
+    if [[ $store == postgres ]]; then
+        db="incidentd_load_$$_${#databases[@]}"
+        psql -q "$PGADMIN" -c "CREATE DATABASE $db" >/dev/null
+        databases+=("$db")
+        export INCIDENTD_LOAD_DATABASE_URL="${PGADMIN%/*}/$db"
+        printf '%s\n' "listen: 127.0.0.1:0" "storage: {postgres: {url_env: INCIDENTD_LOAD_DATABASE_URL}}" \
+            "rule_files: []" >"$dir/incidentd.yaml"
+    else
+        printf '%s\n' "listen: 127.0.0.1:0" "storage: {path: data/incidentd.redb}" "rule_files: []" \
+            >"$dir/incidentd.yaml"
+    fi
     RUST_LOG=info "$release/incidentd" serve --config "$dir/incidentd.yaml" >"$dir/incidentd.log" 2>&1 &
     server_pid=$!
     pids+=("$server_pid")
@@ -148,6 +179,7 @@ run_case() {
     cpu1=$(cpu_ticks "$server_pid")
     kill -0 "$server_pid" 2>/dev/null || { echo "error: $server exited during the case; see $dir" >&2; KEEP=1; exit 1; }
     stop_pid "$server_pid"
+    drop_databases
     [[ -s $dir/generator.err ]] && sed "s/^/  [$server] /" "$dir/generator.err" >&2
     field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<<"$out"; }
     local generator_ticks
@@ -163,7 +195,13 @@ run_case() {
 }
 
 for case in $CASES; do
-    run_case incidentd "${case%%:*}" "${case##*:}"
+    for store in $STORES; do
+        if [[ $store == redb ]]; then
+            run_case incidentd "${case%%:*}" "${case##*:}"
+        else
+            run_case incidentd-pg "${case%%:*}" "${case##*:}"
+        fi
+    done
 done
 if ((ALERTMANAGER)); then
     for case in $CASES; do
@@ -176,7 +214,7 @@ fi
 
 echo
 echo "alert load: POST /api/v2/alerts for ${SECONDS_PER_CASE}s per case, $( ((KEYS)) && echo "cycling over $KEYS label sets" || echo "every alert a new label set"), a fresh server per case, $(nproc) CPUs"
-echo "  incidentd: $incidentd_version (release, open mode, redb store)"
+echo "  incidentd: $incidentd_version (release, open mode; incidentd: redb store, incidentd-pg: PostgreSQL on loopback, one replica)"
 ((ALERTMANAGER)) && echo "  alertmanager: $alertmanager_version (clustering off, a receiver with no integrations)"
 echo
 printf '  %-13s %5s %6s %12s %12s %9s %9s %9s %8s %9s %8s\n' server conns batch "alerts/s" "requests/s" "p50 ms" "p99 ms" errors "CPU %" "generator" "machine"
