@@ -26,16 +26,19 @@ use std::time::{Duration, Instant};
 use prometheus::{IntCounter, IntGauge};
 use serde::Serialize;
 use tokio::sync::{Mutex, watch};
+
 use tokio_util::sync::CancellationToken;
 
 use crate::config::PostgresConfig;
 use crate::engine::EngineHandle;
 use crate::metrics::Metrics;
-use crate::store::Store;
 use crate::store::kv::postgres::{Lease, PgConfig, listen_commits};
+use crate::store::{Store, StoreError};
 
 /// How often a standby reads the commit counter, besides the announcements.
 const POLL: Duration = Duration::from_secs(1);
+/// How long `GET /api/v1/cluster` waits for the database.
+const STATUS_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the leader stopped leading: its process stops.
 #[derive(Debug, thiserror::Error)]
@@ -200,48 +203,53 @@ impl Cluster {
                 () = stop.cancelled() => break,
             }
             match leading {
-                None => {
-                    if let Some(epoch) = self.try_lead(store, engine).await {
-                        leading = Some((epoch, Instant::now()));
-                    } else {
-                        self.read_leader().await;
-                    }
-                }
-                Some((epoch, renewed)) => {
+                None => match self.try_lead(store, engine).await {
+                    Some(epoch) => leading = Some((epoch, Instant::now())),
+                    None => self.read_leader().await,
+                },
+                Some((epoch, _)) => {
                     let sent = Instant::now();
-                    let answer = tokio::time::timeout(period, self.renew(epoch, ttl)).await;
-                    match answer {
-                        Ok(Ok(true)) => leading = Some((epoch, sent)),
-                        Ok(Ok(false)) => {
+                    match self
+                        .with_lease(period, async |lease| lease.renew(epoch, ttl).await)
+                        .await
+                    {
+                        Ok(true) => leading = Some((epoch, sent)),
+                        Ok(false) => {
                             return Err(self.step_down(store, "another replica took it"));
                         }
-                        Ok(Err(error)) => {
+                        Err(error) => {
                             self.inner.metrics.renew_failures.inc();
                             tracing::warn!(%error, "renewing the leader's lease failed");
                         }
-                        Err(_) => {
-                            self.inner.metrics.renew_failures.inc();
-                            tracing::warn!("renewing the leader's lease timed out");
-                        }
-                    }
-                    // Two thirds of the lease after the last renewal was sent: well before
-                    // the database lets a standby take it.
-                    if renewed.elapsed() >= ttl * 2 / 3
-                        && leading.is_some_and(|(_, at)| at == renewed)
-                    {
-                        return Err(self.step_down(store, "it could not be renewed in time"));
                     }
                 }
             }
-            self.heartbeat().await;
+            // Two thirds of the lease after the last renewal that succeeded was sent: well
+            // before the database lets a standby take it.
+            if let Some((_, renewed)) = leading
+                && renewed.elapsed() >= ttl * 2 / 3
+            {
+                return Err(self.step_down(store, "it could not be renewed in time"));
+            }
+            let id = &self.inner.replica_id;
+            let heard = self
+                .with_lease(period, async |lease| lease.heartbeat(id).await)
+                .await;
+            if matches!(heard, Ok(false)) {
+                // Forgotten (a store copied over, say): register again.
+                let url = &self.inner.url;
+                let _ = self
+                    .with_lease(period, async |lease| lease.register_replica(id, url).await)
+                    .await;
+            }
         }
         if let Some((epoch, _)) = leading {
             // A clean stop hands over at once: the lease expires now.
             store.set_epoch(None);
-            let guard = self.inner.lease.lock().await;
-            if let Some(lease) = guard.as_ref()
-                && let Err(error) = lease.release(epoch).await
-            {
+            let released = self
+                .with_lease(period, async |lease| lease.release(epoch).await)
+                .await;
+            if let Err(error) = released {
                 tracing::warn!(%error, "releasing the leader's lease failed; a standby takes over when it runs out");
             }
         }
@@ -251,26 +259,24 @@ impl Cluster {
     /// Takes the lease if it is free or ran out, then has the engine lead; the epoch.
     async fn try_lead(&self, store: &Store, engine: &EngineHandle) -> Option<u64> {
         let ttl = self.inner.config.lease_ttl;
-        let epoch = {
-            let mut guard = self.connection().await?;
-            let lease = guard.as_ref()?;
-            match lease.try_acquire(ttl).await {
-                Ok(Some(epoch)) => epoch,
-                Ok(None) => return None,
-                Err(error) => {
-                    tracing::warn!(%error, "trying the leader's lease failed");
-                    *guard = None;
-                    return None;
-                }
+        let epoch = match self
+            .with_lease(ttl / 3, async |lease| lease.try_acquire(ttl).await)
+            .await
+        {
+            Ok(Some(epoch)) => epoch,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(%error, "trying the leader's lease failed");
+                return None;
             }
         };
         store.set_epoch(Some(epoch));
         if let Err(error) = engine.lead().await {
             tracing::error!(%error, epoch, "took the lease but could not read the store; handing it back");
             store.set_epoch(None);
-            if let Some(lease) = self.inner.lease.lock().await.as_ref() {
-                let _ = lease.release(epoch).await;
-            }
+            let _ = self
+                .with_lease(ttl / 3, async |lease| lease.release(epoch).await)
+                .await;
             return None;
         }
         self.inner.metrics.leader.set(1);
@@ -280,23 +286,6 @@ impl Cluster {
             .send_replace(Some(self.inner.url.clone()));
         tracing::info!(epoch, replica = %self.inner.replica_id, "leading");
         Some(epoch)
-    }
-
-    async fn renew(&self, epoch: u64, ttl: Duration) -> Result<bool, crate::store::StoreError> {
-        let mut guard = self
-            .connection()
-            .await
-            .ok_or_else(|| crate::store::StoreError::Postgres("no connection".to_owned()))?;
-        let Some(lease) = guard.as_ref() else {
-            return Err(crate::store::StoreError::Postgres(
-                "no connection".to_owned(),
-            ));
-        };
-        let renewed = lease.renew(epoch, ttl).await;
-        if renewed.is_err() && lease.is_closed() {
-            *guard = None;
-        }
-        renewed
     }
 
     /// Stops leading: no write is taken from now on.
@@ -309,39 +298,64 @@ impl Cluster {
         LostLease(why.to_owned())
     }
 
-    /// The election's connection, connected again if it broke; `None` while the database
-    /// cannot be reached.
-    async fn connection(&self) -> Option<tokio::sync::MutexGuard<'_, Option<Lease>>> {
-        let mut guard = self.inner.lease.lock().await;
+    /// Runs `work` on the election's connection (made again if it broke), all of it within
+    /// `limit`: a database that stops answering (cut off, not refusing) fails the call in
+    /// time instead of holding the election. A connection that timed out or broke is
+    /// dropped, and the next call makes a new one.
+    async fn with_lease<T>(
+        &self,
+        limit: Duration,
+        work: impl AsyncFnOnce(&Lease) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let timed_out = || StoreError::Postgres("PostgreSQL did not answer in time".to_owned());
+        let mut guard = tokio::time::timeout_at(deadline, self.inner.lease.lock())
+            .await
+            .map_err(|_| timed_out())?;
         if guard.as_ref().is_some_and(Lease::is_closed) {
             *guard = None;
         }
         if guard.is_none() {
-            match Lease::connect(&self.inner.pg, &self.inner.replica_id).await {
-                Ok(lease) => *guard = Some(lease),
-                Err(error) => {
-                    tracing::warn!(%error, "connecting to PostgreSQL for the election failed");
-                    return None;
+            let connected = tokio::time::timeout_at(
+                deadline,
+                Lease::connect(&self.inner.pg, &self.inner.replica_id),
+            )
+            .await
+            .map_err(|_| timed_out())??;
+            *guard = Some(connected);
+        }
+        let lease = guard.as_ref().expect("connected above");
+        match tokio::time::timeout_at(deadline, work(lease)).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(error)) => {
+                if lease.is_closed() {
+                    *guard = None;
                 }
+                Err(error)
+            }
+            Err(_) => {
+                // A query may still be in flight on it: start over on a new one.
+                *guard = None;
+                Err(timed_out())
             }
         }
-        Some(guard)
     }
 
     /// Reads who leads, for the forwarding of writes.
     async fn read_leader(&self) {
-        let Some(guard) = self.connection().await else {
-            self.inner.leader_url.send_replace(None);
-            return;
-        };
-        let Some(lease) = guard.as_ref() else { return };
-        let url = match (lease.leader().await, lease.replicas().await) {
-            (Ok(Some(leader)), Ok(replicas)) if !leader.expired => replicas
+        let limit = self.inner.config.lease_ttl / 3;
+        let read = self
+            .with_lease(limit, async |lease| {
+                Ok((lease.leader().await?, lease.replicas().await?))
+            })
+            .await;
+        let url = match read {
+            Ok((Some(leader), replicas)) if !leader.expired => replicas
                 .into_iter()
                 .find(|replica| replica.id == leader.holder)
                 .map(|replica| replica.url),
-            (Ok(_), Ok(_)) => None,
-            (Err(error), _) | (_, Err(error)) => {
+            Ok(_) => None,
+            Err(error) => {
                 tracing::debug!(%error, "reading the leader failed");
                 None
             }
@@ -351,24 +365,6 @@ impl Cluster {
             *known = url;
             changed
         });
-    }
-
-    async fn heartbeat(&self) {
-        let Some(guard) = self.connection().await else {
-            return;
-        };
-        if let Some(lease) = guard.as_ref() {
-            match lease.heartbeat(&self.inner.replica_id).await {
-                Ok(true) => {}
-                // Forgotten (a store copied over, say): register again.
-                Ok(false) => {
-                    let _ = lease
-                        .register_replica(&self.inner.replica_id, &self.inner.url)
-                        .await;
-                }
-                Err(error) => tracing::debug!(%error, "the replica's heartbeat failed"),
-            }
-        }
     }
 
     /// A standby's engine reads the store again after each commit of the leader's: on
@@ -381,7 +377,10 @@ impl Cluster {
         let mut commits: Option<tokio::sync::mpsc::Receiver<u64>> = None;
         loop {
             if commits.is_none() {
-                commits = listen_commits(&self.inner.pg).await.ok();
+                commits = tokio::time::timeout(POLL, listen_commits(&self.inner.pg))
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
             }
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -397,13 +396,7 @@ impl Cluster {
                     }
                 }
                 _ = poll.tick() => {
-                    let seq = match self.connection().await {
-                        Some(guard) => match guard.as_ref() {
-                            Some(lease) => lease.commit_seq().await.ok(),
-                            None => None,
-                        },
-                        None => None,
-                    };
+                    let seq = self.with_lease(POLL, async |lease| lease.commit_seq().await).await.ok();
                     if seq.is_some() && seq != seen {
                         seen = seq;
                         if !engine.is_leading() {
@@ -416,16 +409,12 @@ impl Cluster {
     }
 
     /// `GET /api/v1/cluster`.
-    pub async fn status(&self, leading: bool) -> anyhow::Result<ClusterStatus> {
-        let guard = self
-            .connection()
-            .await
-            .ok_or_else(|| anyhow::anyhow!("PostgreSQL cannot be reached"))?;
-        let lease = guard
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("PostgreSQL cannot be reached"))?;
-        let leader = lease.leader().await?;
-        let replicas = lease.replicas().await?;
+    pub async fn status(&self, leading: bool) -> Result<ClusterStatus, StoreError> {
+        let (leader, replicas) = self
+            .with_lease(STATUS_WAIT, async |lease| {
+                Ok((lease.leader().await?, lease.replicas().await?))
+            })
+            .await?;
         let stale_after = self.inner.config.lease_ttl * 2;
         let leader_status = leader.as_ref().map(|leader| LeaderStatus {
             replica: leader.holder.clone(),
