@@ -1066,12 +1066,12 @@ fn create(path: &Path) -> Result<(), StoreError> {
     created
 }
 
-/// Brings a redb file's layout up to date in one transaction: the typed tables of layouts
-/// 1 to 3 are moved into the key-value tables first ([`upgrade::from_typed_tables`]).
+/// Brings a redb file's layout up to date: the typed tables of layouts 1 to 3 are moved into
+/// the key-value tables first ([`upgrade::from_typed_tables`], in chunks), then the layout is
+/// checked and upgraded in one transaction.
 fn init_file(db: &Database) -> Result<(), StoreError> {
-    let txn = db.begin_write().map_err(db_err)?;
-    upgrade::from_typed_tables(&txn)?;
-    let txn = kv::redb::Write(txn);
+    upgrade::from_typed_tables(db)?;
+    let txn = kv::redb::Write(db.begin_write().map_err(db_err)?);
     init_tables(&txn)?;
     Box::new(txn).commit()
 }

@@ -1174,3 +1174,94 @@ on_both!(
     a_reporter_link_is_found_by_its_hash_until_replaced_or_revoked,
     due_notifications_read_the_due_index,
 );
+
+/// A measurement, not a check: how long moving a layout-3 file's typed tables into the
+/// key-value tables takes, and the process's peak memory, for `INCIDENTD_UPGRADE_INCIDENTS`
+/// incidents (default 200,000). Run:
+/// `INCIDENTD_UPGRADE_INCIDENTS=1000000 cargo test --release --lib store::tests::time_the_move_to_key_value_tables -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement, not a check"]
+fn time_the_move_to_key_value_tables() {
+    let count: u64 = std::env::var("INCIDENTD_UPGRADE_INCIDENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(legacy::META).unwrap();
+            meta.insert(META_SCHEMA, 3).unwrap();
+            meta.insert(META_NEXT_INCIDENT, count + 1).unwrap();
+            let mut table = txn.open_table(legacy::INCIDENTS).unwrap();
+            let mut timeline = txn.open_table(legacy::TIMELINE).unwrap();
+            for id in 1..=count {
+                let bytes = encode(&IncidentV1::from(&incident(id, State::Closed)));
+                table.insert(id, bytes.as_slice()).unwrap();
+                timeline.insert((id, id), bytes.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    let size = std::fs::metadata(&path).unwrap().len();
+    let started = std::time::Instant::now();
+    let store = Store::open(&path).unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(store.incident_count().unwrap(), count);
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|line| line.starts_with("VmHWM"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    eprintln!(
+        "moved {count} incidents (file {} MB) in {:.1} s; {peak}",
+        size / 1_000_000,
+        elapsed.as_secs_f64()
+    );
+}
+
+/// A typed table longer than one move's chunk moves whole, over several transactions, and
+/// a start that stopped in the middle (rows left in the typed table, some already moved)
+/// goes on where it stopped.
+#[test]
+fn typed_tables_move_in_chunks_and_a_stopped_move_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidentd.redb");
+    let count = upgrade::MOVE_CHUNK as u64 + 50;
+    let incidents: Vec<Incident> = (1..=count).map(|id| incident(id, State::Open)).collect();
+    write_schema_1_store(&path, &incidents, &[]);
+    // As a start that stopped after its first chunk left it: the first rows moved already.
+    {
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut typed = txn.open_table(legacy::INCIDENTS).unwrap();
+            let mut moved = txn
+                .open_table(redb::TableDefinition::<&[u8], &[u8]>::new(
+                    &kv::redb::physical("incidents.v1"),
+                ))
+                .unwrap();
+            for _ in 0..10 {
+                let (key, value) = typed.pop_first().unwrap().unwrap();
+                let key = kv::KeyArg::<u64>::to_bytes(&key.value());
+                moved.insert(key.as_slice(), value.value()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(schema_of(&store), Some(SCHEMA_VERSION));
+    assert_eq!(store.incident_count().unwrap(), count);
+    assert_eq!(
+        loaded(&store).len() as u64,
+        count,
+        "every one indexed as active"
+    );
+    assert_eq!(
+        store.get_incident(IncidentId(count)).unwrap().unwrap(),
+        incidents[count as usize - 1]
+    );
+}

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use redb::{Key, ReadableTable, TableDefinition, TableHandle, Value, WriteTransaction};
+use redb::{Database, Key, ReadableDatabase, TableDefinition, TableHandle, Value};
 
 use super::kv::{self, Def, KeyArg, RawWrite, Readable, ValueArg};
 use super::records::{IncidentIndexedV1, IncidentOpenedV1, SilenceV1};
@@ -31,64 +31,105 @@ pub(super) fn upgrade(txn: &dyn RawWrite, from: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Rows moved per transaction: the move of a large store holds this many in memory, not the
+/// store.
+pub(super) const MOVE_CHUNK: usize = 10_000;
+
 /// Moves the typed tables of layouts 1 to 3, where the file has them, into the key-value
-/// tables (same names, same records; the keys re-encoded) and deletes them. The store's
-/// `meta` comes along with its schema version, so [`upgrade`] then runs the steps the file
-/// missed. A file of layout 4 has no typed tables: nothing happens.
-pub(super) fn from_typed_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
-    let typed: Vec<String> = txn
-        .list_tables()
-        .map_err(db_err)?
-        .map(|table| table.name().to_owned())
-        .filter(|name| !name.starts_with("kv/"))
-        .collect();
+/// tables (same names, same records; the keys re-encoded), [`MOVE_CHUNK`] rows per
+/// transaction: each takes rows out of a typed table and puts them into its key-value table
+/// in one commit, so a crash in the middle leaves every row in exactly one of the two, and
+/// the next start goes on. `meta` moves last, with its schema version, so [`upgrade`] then
+/// runs the steps the file missed; until then the file still reads as the older layout's.
+/// A file of layout 4 has no typed tables: nothing happens.
+pub(super) fn from_typed_tables(db: &Database) -> Result<(), StoreError> {
+    let typed: Vec<String> = {
+        let txn = db.begin_read().map_err(db_err)?;
+        txn.list_tables()
+            .map_err(db_err)?
+            .map(|table| table.name().to_owned())
+            .filter(|name| !name.starts_with("kv/"))
+            .collect()
+    };
     if typed.is_empty() {
         return Ok(());
+    }
+    // A file written by a newer incidentd is refused before anything moves.
+    {
+        let txn = db.begin_read().map_err(db_err)?;
+        let meta = TableDefinition::<&str, u64>::new("meta");
+        if let Ok(meta) = txn.open_table(meta)
+            && let Some(found) = meta.get(super::META_SCHEMA).map_err(db_err)?
+            && found.value() > super::SCHEMA_VERSION
+        {
+            return Err(StoreError::NewerSchema {
+                found: found.value(),
+            });
+        }
     }
     let started = Instant::now();
     let mut rows = 0u64;
     // One line per table: its typed definition then, its key-value definition now.
-    rows += copy::<&str, u64, _, _>(txn, "meta", super::META)?;
-    rows += copy::<u64, &[u8], _, _>(txn, "incidents.v1", INCIDENTS)?;
-    rows += copy::<u64, (), _, _>(txn, "incidents_active.v1", INCIDENTS_ACTIVE)?;
-    rows += copy::<(i64, u64), (), _, _>(txn, "incidents_by_sla_stop.v1", INCIDENTS_BY_SLA_STOP)?;
-    rows += copy::<u64, i64, _, _>(txn, "incident_sla_stop.v1", INCIDENT_SLA_STOP)?;
-    rows += copy::<(i32, u64), (), _, _>(txn, "incidents_by_month.v1", INCIDENTS_BY_MONTH)?;
-    rows += copy::<(u64, u64), &[u8], _, _>(txn, "timeline.v1", super::TIMELINE)?;
-    rows += copy::<&str, &[u8], _, _>(txn, "detectors.v1", super::DETECTORS)?;
-    rows += copy::<(&str, u64), &[u8], _, _>(txn, "outbox.v1", super::OUTBOX)?;
-    rows += copy::<(i64, u64, &str), (), _, _>(txn, "timers.v1", super::TIMERS)?;
-    rows += copy::<u64, &[u8], _, _>(txn, "silences.v1", SILENCES)?;
-    rows += copy::<(i64, u64), (), _, _>(txn, "silences_by_end.v1", SILENCES_BY_END)?;
-    rows += copy::<u64, &[u8], _, _>(txn, "maintenances.v1", super::MAINTENANCES)?;
+    rows += move_table::<u64, &[u8], _, _>(db, "incidents.v1", INCIDENTS)?;
+    rows += move_table::<u64, (), _, _>(db, "incidents_active.v1", INCIDENTS_ACTIVE)?;
     rows +=
-        copy::<(i64, u64), (), _, _>(txn, "maintenances_by_over.v1", super::MAINTENANCES_BY_OVER)?;
-    rows += copy::<(&str, i32), (u32, u32), _, _>(txn, "uptime_daily.v1", super::UPTIME_DAILY)?;
-    rows += copy::<(&str, u64), &[u8], _, _>(txn, "outbox_done.v1", super::webhooks::OUTBOX_DONE)?;
+        move_table::<(i64, u64), (), _, _>(db, "incidents_by_sla_stop.v1", INCIDENTS_BY_SLA_STOP)?;
+    rows += move_table::<u64, i64, _, _>(db, "incident_sla_stop.v1", INCIDENT_SLA_STOP)?;
+    rows += move_table::<(i32, u64), (), _, _>(db, "incidents_by_month.v1", INCIDENTS_BY_MONTH)?;
+    rows += move_table::<(u64, u64), &[u8], _, _>(db, "timeline.v1", super::TIMELINE)?;
+    rows += move_table::<&str, &[u8], _, _>(db, "detectors.v1", super::DETECTORS)?;
+    rows += move_table::<(&str, u64), &[u8], _, _>(db, "outbox.v1", super::OUTBOX)?;
+    rows += move_table::<(i64, u64, &str), (), _, _>(db, "timers.v1", super::TIMERS)?;
+    rows += move_table::<u64, &[u8], _, _>(db, "silences.v1", SILENCES)?;
+    rows += move_table::<(i64, u64), (), _, _>(db, "silences_by_end.v1", SILENCES_BY_END)?;
+    rows += move_table::<u64, &[u8], _, _>(db, "maintenances.v1", super::MAINTENANCES)?;
+    rows += move_table::<(i64, u64), (), _, _>(
+        db,
+        "maintenances_by_over.v1",
+        super::MAINTENANCES_BY_OVER,
+    )?;
     rows +=
-        copy::<(&str, u64), &[u8], _, _>(txn, "dead_letters.v1", super::webhooks::DEAD_LETTERS)?;
+        move_table::<(&str, i32), (u32, u32), _, _>(db, "uptime_daily.v1", super::UPTIME_DAILY)?;
     rows +=
-        copy::<(&str, i64, u64), &[u8], _, _>(txn, "deliveries.v1", super::webhooks::DELIVERIES)?;
-    rows += copy::<&str, &[u8], _, _>(txn, "consumers.v1", super::webhooks::CONSUMERS)?;
-    rows += copy::<u64, &[u8], _, _>(txn, "subscribers.v1", super::subscriptions::SUBSCRIBERS)?;
-    rows += copy::<u64, &[u8], _, _>(
-        txn,
+        move_table::<(&str, u64), &[u8], _, _>(db, "outbox_done.v1", super::webhooks::OUTBOX_DONE)?;
+    rows += move_table::<(&str, u64), &[u8], _, _>(
+        db,
+        "dead_letters.v1",
+        super::webhooks::DEAD_LETTERS,
+    )?;
+    rows += move_table::<(&str, i64, u64), &[u8], _, _>(
+        db,
+        "deliveries.v1",
+        super::webhooks::DELIVERIES,
+    )?;
+    rows += move_table::<&str, &[u8], _, _>(db, "consumers.v1", super::webhooks::CONSUMERS)?;
+    rows +=
+        move_table::<u64, &[u8], _, _>(db, "subscribers.v1", super::subscriptions::SUBSCRIBERS)?;
+    rows += move_table::<u64, &[u8], _, _>(
+        db,
         "status_updates.v1",
         super::subscriptions::STATUS_UPDATES,
     )?;
-    rows += copy::<u64, &[u8], _, _>(txn, "notifications.v1", super::subscriptions::NOTIFICATIONS)?;
-    rows += copy::<(u64, u64), (), _, _>(
-        txn,
+    rows += move_table::<u64, &[u8], _, _>(
+        db,
+        "notifications.v1",
+        super::subscriptions::NOTIFICATIONS,
+    )?;
+    rows += move_table::<(u64, u64), (), _, _>(
+        db,
         "notifications_due.v1",
         super::subscriptions::NOTIFICATIONS_DUE,
     )?;
-    rows += copy::<u64, &[u8], _, _>(txn, "reporter_links.v1", super::reporter::REPORTER_LINKS)?;
-    rows += copy::<&[u8], u64, _, _>(
-        txn,
+    rows +=
+        move_table::<u64, &[u8], _, _>(db, "reporter_links.v1", super::reporter::REPORTER_LINKS)?;
+    rows += move_table::<&[u8], u64, _, _>(
+        db,
         "reporter_link_hashes.v1",
         super::reporter::REPORTER_LINK_HASHES,
     )?;
-    rows += copy::<&[u8], &[u8], _, _>(txn, "sessions.v1", super::sessions::SESSIONS)?;
+    rows += move_table::<&[u8], &[u8], _, _>(db, "sessions.v1", super::sessions::SESSIONS)?;
+    // Last: with it goes the schema version that says the file is of an older layout.
+    rows += move_table::<&str, u64, _, _>(db, "meta", super::META)?;
     tracing::info!(
         tables = typed.len(),
         rows,
@@ -98,13 +139,9 @@ pub(super) fn from_typed_tables(txn: &WriteTransaction) -> Result<(), StoreError
     Ok(())
 }
 
-/// Copies the typed table `name` into `into`, then deletes it. A table the file does not
-/// have copies nothing.
-fn copy<K, V, NK, NV>(
-    txn: &WriteTransaction,
-    name: &str,
-    into: Def<NK, NV>,
-) -> Result<u64, StoreError>
+/// Moves the typed table `name` into `into`, [`MOVE_CHUNK`] rows a transaction, then
+/// deletes it. A table the file does not have moves nothing.
+fn move_table<K, V, NK, NV>(db: &Database, name: &str, into: Def<NK, NV>) -> Result<u64, StoreError>
 where
     K: Key + 'static,
     V: Value + 'static,
@@ -114,29 +151,42 @@ where
     NV: kv::Value,
 {
     let definition = TableDefinition::<K, V>::new(name);
-    let typed = match txn.open_table(definition) {
-        Ok(table) => table,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
-        Err(error) => return Err(db_err(error)),
-    };
     let physical = kv::redb::physical(into.name);
-    let mut target = txn
-        .open_table(TableDefinition::<&[u8], &[u8]>::new(&physical))
-        .map_err(db_err)?;
-    let mut copied = 0u64;
-    for row in typed.iter().map_err(db_err)? {
-        let (key, value) = row.map_err(db_err)?;
-        let key = key.value().to_bytes();
-        let value = value.value();
-        target
-            .insert(key.as_slice(), &*ValueArg::<NV>::to_bytes(&value))
+    let mut moved = 0u64;
+    loop {
+        let txn = db.begin_write().map_err(db_err)?;
+        let mut typed = match txn.open_table(definition) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(moved),
+            Err(error) => return Err(db_err(error)),
+        };
+        let mut target = txn
+            .open_table(TableDefinition::<&[u8], &[u8]>::new(&physical))
             .map_err(db_err)?;
-        copied += 1;
+        let mut chunk = 0;
+        while chunk < MOVE_CHUNK {
+            let Some((key, value)) = typed.pop_first().map_err(db_err)? else {
+                break;
+            };
+            let key = key.value().to_bytes();
+            let value = value.value();
+            target
+                .insert(key.as_slice(), &*ValueArg::<NV>::to_bytes(&value))
+                .map_err(db_err)?;
+            chunk += 1;
+        }
+        moved += chunk as u64;
+        let done = chunk < MOVE_CHUNK;
+        drop(target);
+        drop(typed);
+        if done {
+            txn.delete_table(definition).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        if done {
+            return Ok(moved);
+        }
     }
-    drop(target);
-    drop(typed);
-    txn.delete_table(definition).map_err(db_err)?;
-    Ok(copied)
 }
 
 /// Schema 2: the index of the incidents not closed and the index by when their SLA clocks
