@@ -85,12 +85,14 @@ pub use webhooks::{ConsumerOverview, ConsumerState, DeadLetter, DeliveryAttempt,
 /// 2. `incidents_active.v1`, `incidents_by_sla_stop.v1`, `incident_sla_stop.v1` and
 ///    `silences_by_end.v1`.
 /// 3. `incidents_by_month.v1`.
+/// 4. Every table a key-value table ([`kv`]), the same in a redb file and in PostgreSQL:
+///    a file of an older layout has its typed tables moved over when opened.
 ///
 /// A new table with its index written from its first record on (`maintenances.v1`) needs
 /// no new version: opening the store creates it empty, and an older incidentd ignores it.
 /// A new table that nothing already stored needs (`uptime_daily.v1`) is created when the
 /// store is opened and changes no version: an older build ignores it.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 const META: Def<String, u64> = Def::new("meta");
 const INCIDENTS: Def<u64, Bytes> = Def::new("incidents.v1");
