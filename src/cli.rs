@@ -125,7 +125,10 @@ impl Cli {
     /// engine's "incident opened" lines do not bury the test results.
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
-            Command::Test { .. } | Command::Ctl(_) => "warn",
+            // `store copy`'s progress (a line per table copied) with RUST_LOG=info.
+            Command::Test { .. } | Command::Ctl(_) | Command::Store(StoreCommand::Copy(_)) => {
+                "warn"
+            }
             Command::Serve { .. } | Command::Check { .. } | Command::Store(_) => "info",
         }
     }
