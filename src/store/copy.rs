@@ -63,9 +63,12 @@ impl Location {
     /// error never quotes the URL.
     pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Location, String> {
         if let Some(var) = text.strip_prefix("env:") {
-            let Some(url) = env(var).filter(|url| !url.trim().is_empty()) else {
+            let Some(url) = env(var).map(|url| url.trim().to_owned()) else {
                 return Err(format!("environment variable {var} is not set"));
             };
+            if url.is_empty() {
+                return Err(format!("environment variable {var} is empty"));
+            }
             if !is_url(&url) {
                 return Err(format!(
                     "environment variable {var} must hold a postgres:// or postgresql:// URL"
@@ -371,7 +374,8 @@ fn refuse_data(
             break;
         }
         let sep = if i == 0 { "" } else { ", " };
-        let _ = write!(tables, "{sep}{name}: {rows} rows");
+        let unit = if *rows == 1 { "row" } else { "rows" };
+        let _ = write!(tables, "{sep}{name}: {rows} {unit}");
     }
     Err(CopyError::NotEmpty {
         at: at.to_owned(),
@@ -808,6 +812,8 @@ mod tests {
                 "postgresql://incidentd:hunter2@db.example:6432/desk",
             ),
             ("A_PATH", "data/incidentd.redb"),
+            ("SPACES", "  "),
+            ("FROM_A_FILE", "postgres://incidentd@db.example/desk\n"),
         ]);
         let env = |name: &str| env.get(name).map(|v| (*v).to_owned());
         let parse = |text: &str| Location::parse(text, &env);
@@ -818,6 +824,8 @@ mod tests {
         assert!(!format!("{url:?}").contains("hunter2"));
         let from_env = parse("env:DB_URL").unwrap();
         assert_eq!(from_env.describe(), "PostgreSQL db.example:6432/desk");
+        let trimmed = parse("env:FROM_A_FILE").unwrap();
+        assert_eq!(trimmed.describe(), "PostgreSQL db.example:5432/desk");
         assert!(matches!(
             parse("data/incidentd.redb").unwrap(),
             Location::File(path) if path == Path::new("data/incidentd.redb")
@@ -826,6 +834,10 @@ mod tests {
         assert_eq!(
             parse("env:NOPE").unwrap_err(),
             "environment variable NOPE is not set"
+        );
+        assert_eq!(
+            parse("env:SPACES").unwrap_err(),
+            "environment variable SPACES is empty"
         );
         assert_eq!(
             parse("env:A_PATH").unwrap_err(),
@@ -896,7 +908,7 @@ total: 6 tables, 3005 rows copied from {} to {} and verified (row counts and SHA
         assert_eq!(
             error.to_string(),
             format!(
-                "the destination {} already holds data (dead_letters.v1: 1 rows, future.v9: 2 rows, meta: 1 rows, 2 more tables): nothing was copied; --force clears it and copies over it",
+                "the destination {} already holds data (dead_letters.v1: 1 row, future.v9: 2 rows, meta: 1 row, 2 more tables): nothing was copied; --force clears it and copies over it",
                 to.display()
             )
         );
@@ -924,6 +936,17 @@ total: 6 tables, 3005 rows copied from {} to {} and verified (row counts and SHA
         filled(&from);
         let same = copy(&file(&from), &file(&from), &options()).unwrap_err();
         assert!(matches!(same, CopyError::Same(_)), "{same}");
+        let pg = |url: &str| Location::parse(url, &|_| None).unwrap();
+        let same = copy(
+            &pg("postgres://a:one@db.example/desk"),
+            &pg("postgresql://b:two@db.example:5432/desk"),
+            &options(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            same.to_string(),
+            "the source and the destination are the same store (PostgreSQL db.example:5432/desk)"
+        );
 
         // Open in another process (here, this one): redb's lock.
         let open = Store::open(&from).unwrap();

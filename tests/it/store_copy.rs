@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use incidentd::domain::incident::IncidentId;
 use incidentd::store::copy::{self, CopyError, Location, Options};
-use incidentd::store::kv::Backend;
 use incidentd::store::kv::postgres::testing::{TestDatabase, fresh_database};
 use incidentd::store::kv::postgres::{Fencing, Postgres};
-use incidentd::store::{Batch, Session, Store};
+use incidentd::store::kv::{Backend, KeyArg};
+use incidentd::store::{Batch, SCHEMA_VERSION, Session, Store};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -367,6 +367,32 @@ async fn a_copy_is_refused_over_data_beside_a_leader_from_nowhere_and_rolled_bac
         "{text}"
     );
     assert_eq!(pg_fingerprint(&db).await, copied);
+
+    pg_run(&db, "DROP TRIGGER refuse ON incidentd_kv").await;
+
+    // A source of a newer layout than this build.
+    {
+        let raw = Postgres::unfenced(&db.config()).unwrap();
+        let txn = raw.write().unwrap();
+        let key = KeyArg::<String>::to_bytes(&"schema_version");
+        let newer = SCHEMA_VERSION + 1;
+        txn.table("meta")
+            .unwrap()
+            .put(&key, &newer.to_be_bytes())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let newer = dir.path().join("newer.redb");
+    let (from, to) = (postgres(&db), file(&newer));
+    let error = blocking(move || copy::copy(&from, &to, &Options::default()).unwrap_err());
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the source {at}: the store has schema version {}, newer than this incidentd supports ({SCHEMA_VERSION}); upgrade incidentd",
+            SCHEMA_VERSION + 1
+        )
+    );
+    assert!(!newer.exists());
 
     // No source file.
     let nowhere = dir.path().join("nowhere.redb");
