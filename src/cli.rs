@@ -1,5 +1,5 @@
 //! The command line: `serve`, `check`, `test`, `ctl` (the API client, in [`crate::ctl`])
-//! and `store check|repair`.
+//! and `store check|repair|copy`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,7 +52,8 @@ enum Command {
     /// Talk to a running incidentd over its HTTP API: list, show, ack, escalate, note, hold,
     /// resume, resolve, close, reopen, open, update.
     Ctl(Box<crate::ctl::CtlArgs>),
-    /// Verify or repair the store of a stopped incidentd (`storage.path`).
+    /// Verify or repair the store of a stopped incidentd (`storage.path`), or copy a store
+    /// between a redb file and PostgreSQL.
     #[command(subcommand)]
     Store(StoreCommand),
 }
@@ -70,6 +71,53 @@ enum StoreCommand {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Copy a whole store between a redb file and PostgreSQL (either way, or between two of
+    /// a kind), then verify it; exit 0 when copied and verified, 1 if not.
+    ///
+    /// SRC and DST are each the path of a redb file, a postgres:// or postgresql:// URL, or
+    /// env:VAR for the URL that the environment variable VAR holds, so that the password is
+    /// on no command line (e.g. `DB_URL=postgres://incidentd:…@db:5432/incidentd incidentd
+    /// store copy --from incidentd.redb --to env:DB_URL`). A database is shown by its host,
+    /// port and name only: the connection string is never printed.
+    ///
+    /// Every table is copied as stored (keys and values unchanged), then read back from the
+    /// destination and compared with the source table by table (row count and SHA-256 of
+    /// its rows): one line per table, then the total.
+    ///
+    /// Stop every incidentd that uses either store first: a database whose lease a replica
+    /// holds (it leads) is refused, and so is a file another process has open. A
+    /// destination that holds data is refused unless --force. A source written by a newer
+    /// incidentd is refused (one of an older layout is upgraded, as `serve` would).
+    ///
+    /// Nothing reaches the destination unless the whole copy verified: a file is written as
+    /// DST.copying and renamed into place (a failure removes it), a database takes the copy
+    /// in one transaction (a failure rolls it back); the layout version
+    /// (meta.schema_version) is written last.
+    Copy(CopyArgs),
+}
+
+#[derive(clap::Args)]
+struct CopyArgs {
+    /// The store to copy: a redb file, a postgres:// or postgresql:// URL, or env:VAR.
+    #[arg(long, value_name = "SRC")]
+    from: String,
+    /// Where to copy it: a redb file (created), a postgres:// or postgresql:// URL, or
+    /// env:VAR.
+    #[arg(long, value_name = "DST")]
+    to: String,
+    /// Clear a destination that holds data and copy over it (in the same transaction in
+    /// PostgreSQL; a file is replaced once the copy verified).
+    #[arg(long)]
+    force: bool,
+}
+
+/// Without the URLs, which may hold a password.
+impl std::fmt::Debug for CopyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyArgs")
+            .field("force", &self.force)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Cli {
@@ -77,7 +125,10 @@ impl Cli {
     /// engine's "incident opened" lines do not bury the test results.
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
-            Command::Test { .. } | Command::Ctl(_) => "warn",
+            // `store copy`'s progress (a line per table copied) with RUST_LOG=info.
+            Command::Test { .. } | Command::Ctl(_) | Command::Store(StoreCommand::Copy(_)) => {
+                "warn"
+            }
             Command::Serve { .. } | Command::Check { .. } | Command::Store(_) => "info",
         }
     }
@@ -119,14 +170,43 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Test { config, files } => test(config.as_deref(), &files),
         Command::Ctl(args) => Ok(crate::ctl::run(*args)),
-        Command::Store(command) => Ok(store(command)),
+        Command::Store(StoreCommand::Check { config }) => Ok(store(&config, false)),
+        Command::Store(StoreCommand::Repair { config }) => Ok(store(&config, true)),
+        Command::Store(StoreCommand::Copy(args)) => Ok(store_copy(&args)),
+    }
+}
+
+/// `store copy`: a line per table and the total on stdout when copied and verified, the one
+/// line of the problem on stderr (exit 1) when not.
+fn store_copy(args: &CopyArgs) -> ExitCode {
+    use crate::store::copy::{self, CopyError, Location, Options};
+    let env = |name: &str| std::env::var(name).ok();
+    let parse = |flag: &'static str, text: &str| {
+        Location::parse(text, &env).map_err(|message| CopyError::Argument { flag, message })
+    };
+    let copied = parse("from", &args.from).and_then(|from| {
+        let to = parse("to", &args.to)?;
+        let options = Options {
+            force: args.force,
+            ..Options::default()
+        };
+        copy::copy(&from, &to, &options)
+    });
+    match copied {
+        Ok(copied) => {
+            print!("{}", copied.render());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
 /// `store check` and `store repair`: the verdict on stdout when the store is sound, the
 /// problem on stderr (exit 1) when not.
-fn store(command: StoreCommand) -> ExitCode {
-    let (StoreCommand::Check { config } | StoreCommand::Repair { config }) = &command;
+fn store(config: &Path, repair: bool) -> ExitCode {
     let Some(config) = load(config) else {
         return ExitCode::FAILURE;
     };
@@ -142,19 +222,19 @@ fn store(command: StoreCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match (command, health) {
+    match (repair, health) {
         (_, Health::Sound) => {
             println!("{}: sound", path.display());
             ExitCode::SUCCESS
         }
-        (StoreCommand::Check { .. }, Health::Damaged(reason)) => {
+        (false, Health::Damaged(reason)) => {
             eprintln!(
                 "{}: damaged: {reason}\n`incidentd store repair` repairs it after making a backup",
                 path.display()
             );
             ExitCode::FAILURE
         }
-        (StoreCommand::Repair { .. }, Health::Damaged(reason)) => {
+        (true, Health::Damaged(reason)) => {
             eprintln!("{}: damaged: {reason}; repairing", path.display());
             match crate::store::repair(path, chrono::Utc::now()) {
                 Ok(Repaired {

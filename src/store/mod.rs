@@ -33,6 +33,7 @@
 //! incidents (the newest [`SIMILAR_SCAN`]) and [`Store::incident_clocks`] still walk the
 //! table newest first.
 
+pub mod copy;
 mod health;
 pub mod kv;
 mod records;

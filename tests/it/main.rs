@@ -28,6 +28,7 @@ mod silences;
 mod sla;
 mod status_page;
 mod store;
+mod store_copy;
 mod subscriptions;
 mod uptime;
 mod webhooks_delivery;

@@ -65,6 +65,11 @@ pub trait Backend: Send + Sync {
 pub trait RawRead {
     /// A table that was never written reads as empty.
     fn table<'a>(&'a self, name: &'static str) -> Result<Box<dyn RawTable + 'a>, StoreError>;
+    /// The names of the tables this backend holds, in name order: every table ever
+    /// created in a redb file (also an empty one), every table with a row in PostgreSQL.
+    /// What `store copy` copies, so that no table is left behind, also one this build
+    /// does not know.
+    fn tables(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// A write transaction: what its tables are told is durable once [`RawWrite::commit`]
@@ -72,6 +77,8 @@ pub trait RawRead {
 pub trait RawWrite {
     /// Each table is open at most once at a time in a transaction.
     fn table<'a>(&'a self, name: &'static str) -> Result<Box<dyn RawTableMut + 'a>, StoreError>;
+    /// [`RawRead::tables`], as this transaction sees them (its own writes included).
+    fn tables(&self) -> Result<Vec<String>, StoreError>;
     fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 

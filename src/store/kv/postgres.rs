@@ -149,9 +149,12 @@ pub enum Fencing {
     /// A write transaction commits only while the epoch set with [`Postgres::set_epoch`]
     /// is the lease's; with none set, none starts. What a replica runs with.
     Lease,
-    /// Write transactions are not fenced: for tests and `store copy`, never beside a
-    /// running leader.
+    /// Write transactions are not fenced: for tests, never beside a running leader.
     Unfenced,
+    /// A write transaction starts only while no replica holds an unexpired lease, and
+    /// holds the lease row until it ends, so none can take the lease meanwhile: what
+    /// `store copy` writes with.
+    NoLeader,
 }
 
 /// The PostgreSQL backend: a pool of connections on a runtime of its own.
@@ -171,7 +174,7 @@ impl Postgres {
         Postgres::connect_with(config, Fencing::Lease)
     }
 
-    /// Connects with no fencing ([`Fencing::Unfenced`]): tests and `store copy`.
+    /// Connects with no fencing ([`Fencing::Unfenced`]): tests (`store copy` writes with [`Fencing::NoLeader`]).
     pub fn unfenced(config: &PgConfig) -> Result<Postgres, StoreError> {
         Postgres::connect_with(config, Fencing::Unfenced)
     }
@@ -180,6 +183,39 @@ impl Postgres {
     /// transaction under an advisory lock: replicas starting together apply them once). A
     /// database of a newer schema is refused and left as it is.
     pub fn connect_with(config: &PgConfig, fencing: Fencing) -> Result<Postgres, StoreError> {
+        let postgres = Postgres::build(config, fencing)?;
+        postgres.block_on(async {
+            let client = postgres.pool.get().await.map_err(pool_err)?;
+            migrate(&client).await
+        })?;
+        Ok(postgres)
+    }
+
+    /// [`Postgres::connect_with`] a database that already holds incidentd's schema: `None`,
+    /// with nothing created, when it holds none (`store copy`'s source: a mistyped
+    /// database is not made a store).
+    pub fn connect_existing(
+        config: &PgConfig,
+        fencing: Fencing,
+    ) -> Result<Option<Postgres>, StoreError> {
+        let postgres = Postgres::build(config, fencing)?;
+        let found = postgres.block_on(async {
+            let client = postgres.pool.get().await.map_err(pool_err)?;
+            let found: bool = client
+                .query_one("SELECT to_regclass('incidentd_schema') IS NOT NULL", &[])
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            if found {
+                migrate(&client).await?;
+            }
+            Ok::<_, StoreError>(found)
+        })?;
+        Ok(found.then_some(postgres))
+    }
+
+    /// The runtime and the pool, not connected yet.
+    fn build(config: &PgConfig, fencing: Fencing) -> Result<Postgres, StoreError> {
         let client_config = config.client_config()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -206,18 +242,13 @@ impl Postgres {
                 .build()
                 .map_err(|error| StoreError::Postgres(format!("the connection pool: {error}")))?
         };
-        let postgres = Postgres {
+        Ok(Postgres {
             pool,
             handle,
             runtime: Some(runtime),
             fencing,
             epoch: Arc::new(AtomicU64::new(0)),
-        };
-        postgres.block_on(async {
-            let client = postgres.pool.get().await.map_err(pool_err)?;
-            migrate(&client).await
-        })?;
-        Ok(postgres)
+        })
     }
 
     /// The epoch this replica leads with (`None`: it does not lead, and a fenced backend
@@ -235,6 +266,15 @@ impl Postgres {
 
     pub fn fencing(&self) -> Fencing {
         self.fencing
+    }
+
+    /// Who leads, as the lease row tells (`None`: nobody ever did), on a connection of
+    /// the pool.
+    pub fn leader(&self) -> Result<Option<Leader>, StoreError> {
+        self.block_on(async {
+            let client = self.pool.get().await.map_err(pool_err)?;
+            leader(&client).await
+        })
     }
 
     /// Waits for `future` from a synchronous caller, whatever thread it is on: a blocking
@@ -373,21 +413,18 @@ impl Backend for Postgres {
     }
 
     fn write(&self) -> Result<Box<dyn RawWrite + '_>, StoreError> {
-        let epoch = match self.fencing {
+        // The fencing check and the commit's number, announced when (if) it commits.
+        let (sql, epoch) = match self.fencing {
             Fencing::Lease => match self.epoch() {
-                Some(epoch) => Some(epoch),
+                Some(epoch) => (FENCE, Some(to_i64(epoch))),
                 None => return Err(StoreError::Fenced),
             },
-            Fencing::Unfenced => None,
+            Fencing::Unfenced => (COUNT_COMMIT, None),
+            Fencing::NoLeader => (COUNT_COMMIT_NO_LEADER, None),
         };
         self.block_on(async {
             let session = self.session().await?;
             let client = session.client();
-            // The fencing check and the commit's number, announced when (if) it commits.
-            let (sql, epoch) = match epoch {
-                Some(epoch) => (FENCE, Some(to_i64(epoch))),
-                None => (COUNT_COMMIT, None),
-            };
             let fence = client.prepare_cached(sql).await.map_err(pg_err)?;
             let params: Vec<&(dyn ToSql + Sync)> = match &epoch {
                 Some(epoch) => vec![epoch],
@@ -406,7 +443,13 @@ impl Backend for Postgres {
                     buffer: RefCell::new(Buffer::default()),
                     failed: Cell::new(false),
                 }) as Box<dyn RawWrite + '_>),
-                None => Err(StoreError::Fenced), // the session rolls back
+                // The session rolls back.
+                None if self.fencing == Fencing::NoLeader => Err(StoreError::Postgres(
+                    "a replica holds the leader's lease (it has not expired): stop the replicas \
+                     first"
+                        .to_owned(),
+                )),
+                None => Err(StoreError::Fenced),
             }
         })
     }
@@ -422,6 +465,21 @@ const COUNT_COMMIT: &str = "WITH up AS (UPDATE incidentd_lease SET commit_seq = 
                                         WHERE id = 1 RETURNING commit_seq)
                             SELECT commit_seq, pg_notify('incidentd_commit', commit_seq::text)
                             FROM up";
+
+/// The same, only while no replica holds an unexpired lease. A takeover waiting for the
+/// row sees it after this transaction ends.
+const COUNT_COMMIT_NO_LEADER: &str = "WITH up AS (
+        UPDATE incidentd_lease SET commit_seq = commit_seq + 1
+        WHERE id = 1 AND (expires_at IS NULL OR expires_at <= now()) RETURNING commit_seq)
+    SELECT commit_seq, pg_notify('incidentd_commit', commit_seq::text) FROM up";
+/// The tables with rows, one index probe each (a loose index scan: `DISTINCT` would read
+/// every row).
+const TABLES: &str = "WITH RECURSIVE t(tbl) AS (
+        (SELECT tbl FROM incidentd_kv ORDER BY tbl LIMIT 1)
+        UNION ALL
+        SELECT (SELECT n.tbl FROM incidentd_kv AS n WHERE n.tbl > t.tbl ORDER BY n.tbl LIMIT 1)
+        FROM t WHERE t.tbl IS NOT NULL)
+    SELECT tbl FROM t WHERE tbl IS NOT NULL";
 
 const GET: &str = "SELECT v FROM incidentd_kv WHERE tbl = $1 AND k = $2";
 const LEN: &str = "SELECT count(*) FROM incidentd_kv WHERE tbl = $1";
@@ -512,6 +570,15 @@ async fn range(
         .collect())
 }
 
+async fn tables(client: &ClientWrapper) -> Result<Vec<String>, StoreError> {
+    let statement = client.prepare_cached(TABLES).await.map_err(pg_err)?;
+    let rows = client.query(&statement, &[]).await.map_err(pg_err)?;
+    let mut names: Vec<String> = rows.into_iter().map(|row| row.get(0)).collect();
+    // In byte order, as a redb file lists them (the index sorts by the collation).
+    names.sort();
+    Ok(names)
+}
+
 async fn len(client: &ClientWrapper, table: &str) -> Result<u64, StoreError> {
     let statement = client.prepare_cached(LEN).await.map_err(pg_err)?;
     let count: i64 = client
@@ -536,6 +603,10 @@ struct ReadTable<'a> {
 impl RawRead for Read<'_> {
     fn table<'a>(&'a self, name: &'static str) -> Result<Box<dyn RawTable + 'a>, StoreError> {
         Ok(Box::new(ReadTable { txn: self, name }))
+    }
+
+    fn tables(&self) -> Result<Vec<String>, StoreError> {
+        self.pg.block_on(tables(self.session.client()))
     }
 }
 
@@ -752,6 +823,12 @@ struct WriteTable<'a> {
 impl RawWrite for Write<'_> {
     fn table<'a>(&'a self, name: &'static str) -> Result<Box<dyn RawTableMut + 'a>, StoreError> {
         Ok(Box::new(WriteTable { txn: self, name }))
+    }
+
+    fn tables(&self) -> Result<Vec<String>, StoreError> {
+        // What is buffered may add a table (or, deleted, empty one).
+        self.flush(None)?;
+        self.run(async |client| tables(client).await)
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -1107,21 +1184,7 @@ impl Lease {
 
     /// Who leads (`None`: nobody ever did).
     pub async fn leader(&self) -> Result<Option<Leader>, StoreError> {
-        let row = self
-            .client
-            .query_one(
-                "SELECT holder, epoch, expires_at IS NULL OR expires_at <= now()
-                 FROM incidentd_lease WHERE id = 1",
-                &[],
-            )
-            .await
-            .map_err(pg_err)?;
-        let holder: Option<String> = row.get(0);
-        Ok(holder.map(|holder| Leader {
-            holder,
-            epoch: row.get::<_, i64>(1) as u64,
-            expired: row.get(2),
-        }))
+        leader(&self.client).await
     }
 
     /// How many write transactions have begun (the committed ones announce theirs).
@@ -1188,6 +1251,24 @@ impl Lease {
             })
             .collect())
     }
+}
+
+/// Who leads, as the lease row tells (`None`: nobody ever did).
+async fn leader(client: &Client) -> Result<Option<Leader>, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT holder, epoch, expires_at IS NULL OR expires_at <= now()
+             FROM incidentd_lease WHERE id = 1",
+            &[],
+        )
+        .await
+        .map_err(pg_err)?;
+    let holder: Option<String> = row.get(0);
+    Ok(holder.map(|holder| Leader {
+        holder,
+        epoch: row.get::<_, i64>(1) as u64,
+        expired: row.get(2),
+    }))
 }
 
 /// A connection of its own, driven by a task on the caller's runtime.

@@ -5,7 +5,8 @@ use std::ops::Bound;
 
 use ::redb::{
     Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, TableDefinition, TableError, WriteTransaction,
+    ReadableTableMetadata, TableDefinition, TableError, TableHandle, UntypedTableHandle,
+    WriteTransaction,
 };
 
 use super::{Backend, RawRead, RawTable, RawTableMut, RawWrite, Rows};
@@ -14,6 +15,15 @@ use crate::store::{StoreError, db_err};
 /// The name of the redb table that holds the store's table `name`.
 pub fn physical(name: &str) -> String {
     format!("kv/{name}")
+}
+
+/// The store's table names among a file's redb tables (those named `kv/<name>`), in order.
+fn store_tables(handles: impl Iterator<Item = UntypedTableHandle>) -> Vec<String> {
+    let mut names: Vec<String> = handles
+        .filter_map(|handle| handle.name().strip_prefix("kv/").map(str::to_owned))
+        .collect();
+    names.sort();
+    names
 }
 
 fn definition(physical: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
@@ -48,6 +58,10 @@ impl RawRead for Read {
             Err(error) => Err(db_err(error)),
         }
     }
+
+    fn tables(&self) -> Result<Vec<String>, StoreError> {
+        Ok(store_tables(self.0.list_tables().map_err(db_err)?))
+    }
 }
 
 impl RawWrite for Write {
@@ -55,6 +69,10 @@ impl RawWrite for Write {
         let physical = physical(name);
         let table = self.0.open_table(definition(&physical)).map_err(db_err)?;
         Ok(Box::new(WriteTable(table)))
+    }
+
+    fn tables(&self) -> Result<Vec<String>, StoreError> {
+        Ok(store_tables(self.0.list_tables().map_err(db_err)?))
     }
 
     fn commit(self: Box<Self>) -> Result<(), StoreError> {
