@@ -210,6 +210,12 @@ fn store(config: &Path, repair: bool) -> ExitCode {
     let Some(config) = load(config) else {
         return ExitCode::FAILURE;
     };
+    if config.postgres.is_some() {
+        eprintln!(
+            "error: `store check` and `store repair` verify a redb file; this configuration keeps the store in PostgreSQL, whose own tools (pg_amcheck, backups) look after it"
+        );
+        return ExitCode::FAILURE;
+    }
     let path = &config.storage_path;
     if !path.exists() {
         eprintln!("{}: no store here", path.display());
