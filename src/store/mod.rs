@@ -108,9 +108,9 @@ const INCIDENTS_BY_SLA_STOP: Def<(i64, u64), ()> = Def::new("incidents_by_sla_st
 /// the entry it replaces without decoding the incident it overwrites.
 const INCIDENT_SLA_STOP: Def<u64, i64> = Def::new("incident_sla_stop.v1");
 /// Key: (the UTC month the incident opened in, as [`month_of`]; incident id), for every
-/// incident. An incident's opening never changes, so its entry is written once, by the
-/// commit that first stores it, and never moves: the monthly history reads one month's
-/// keys, newest first, whatever the history's length.
+/// incident. An incident's opening never changes, so its entry never moves (each commit of
+/// the incident writes the same key): the monthly history reads one month's keys, newest
+/// first, whatever the history's length.
 const INCIDENTS_BY_MONTH: Def<(i32, u64), ()> = Def::new("incidents_by_month.v1");
 /// Key: (incident id, timeline sequence). The sequence is global and only grows, so an
 /// incident's entries come back in the order they were written.
@@ -594,15 +594,14 @@ impl Store {
             let mut by_month = txn.open(INCIDENTS_BY_MONTH)?;
             for (id, incident) in &batch.incidents {
                 let bytes = encode(&IncidentV1::from(incident));
-                let first = incidents.insert(id, bytes.as_slice())?.is_none();
-                // Opened once: only the commit that first stores the incident indexes it.
-                if first {
-                    by_month.insert((month_of(incident.opened_at), *id), ())?;
-                }
+                incidents.put(id, bytes.as_slice())?;
+                // An incident's opening never changes: its entry is the same key each time
+                // (written again rather than looked up, which costs PostgreSQL a round trip).
+                by_month.put((month_of(incident.opened_at), *id), ())?;
                 if indexed_as_active(incident.state, incident.closed_at) {
-                    active.insert(id, ())?;
+                    active.put(id, ())?;
                 } else {
-                    active.remove(id)?;
+                    active.delete(id)?;
                 }
                 let stop = sla_last_stop(&incident.sla);
                 let was = match stop {
@@ -611,40 +610,40 @@ impl Store {
                 }?;
                 if was != stop {
                     if let Some(was) = was {
-                        by_sla_stop.remove((was, *id))?;
+                        by_sla_stop.delete((was, *id))?;
                     }
                     if let Some(stop) = stop {
-                        by_sla_stop.insert((stop, *id), ())?;
+                        by_sla_stop.put((stop, *id), ())?;
                     }
                 }
             }
             let mut timeline = txn.open(TIMELINE)?;
             for (id, seq, entry) in &batch.timeline {
                 let bytes = encode(&TimelineEntryV1::from(entry));
-                timeline.insert((*id, *seq), bytes.as_slice())?;
+                timeline.put((*id, *seq), bytes.as_slice())?;
             }
             let mut detectors = txn.open(DETECTORS)?;
             for (key, detector) in &batch.detectors {
                 let bytes = encode(detector);
-                detectors.insert(key.as_str(), bytes.as_slice())?;
+                detectors.put(key.as_str(), bytes.as_slice())?;
             }
             for key in &batch.detectors_deleted {
-                detectors.remove(key.as_str())?;
+                detectors.delete(key.as_str())?;
             }
             let mut outbox = txn.open(OUTBOX)?;
             for entry in &batch.outbox_put {
                 let bytes = encode(entry);
-                outbox.insert((entry.consumer.as_str(), entry.seq), bytes.as_slice())?;
+                outbox.put((entry.consumer.as_str(), entry.seq), bytes.as_slice())?;
             }
             for (consumer, seq) in &batch.outbox_delete {
-                outbox.remove((consumer.as_str(), *seq))?;
+                outbox.delete((consumer.as_str(), *seq))?;
             }
             let mut timers = txn.open(TIMERS)?;
             for timer in &batch.timers_armed {
-                timers.insert(timer_key(timer), ())?;
+                timers.put(timer_key(timer), ())?;
             }
             for timer in &batch.timers_done {
-                timers.remove(timer_key(timer))?;
+                timers.delete(timer_key(timer))?;
             }
             let mut silences = txn.open(SILENCES)?;
             let mut by_end = txn.open(SILENCES_BY_END)?;
@@ -659,9 +658,9 @@ impl Store {
                     None => None,
                 };
                 if let Some(ended) = ended {
-                    by_end.remove((ended, *id))?;
+                    by_end.delete((ended, *id))?;
                 }
-                by_end.insert((silence.ends_at.timestamp_millis(), *id), ())?;
+                by_end.put((silence.ends_at.timestamp_millis(), *id), ())?;
             }
             let mut maintenances = txn.open(MAINTENANCES)?;
             let mut by_over = txn.open(MAINTENANCES_BY_OVER)?;
@@ -671,13 +670,13 @@ impl Store {
                 if let Some(old) = maintenances.insert(id, bytes.as_slice())? {
                     let old: Maintenance =
                         decode::<MaintenanceV1>("maintenances.v1", id, &old)?.into();
-                    by_over.remove((old.over_at().timestamp_millis(), *id))?;
+                    by_over.delete((old.over_at().timestamp_millis(), *id))?;
                 }
-                by_over.insert((maintenance.over_at().timestamp_millis(), *id), ())?;
+                by_over.put((maintenance.over_at().timestamp_millis(), *id), ())?;
             }
             let mut meta = txn.open(META)?;
             for (key, value) in &batch.meta {
-                meta.insert(*key, value)?;
+                meta.put(*key, value)?;
             }
             let mut uptime = txn.open(UPTIME_DAILY)?;
             for (probe, before) in &batch.uptime_forget {
@@ -685,7 +684,7 @@ impl Store {
                 uptime.delete_range((probe.as_str(), Day::MIN)..(probe.as_str(), *before))?;
             }
             for ((probe, day), count) in &batch.uptime {
-                uptime.insert((probe.as_str(), *day), UptimeDayV1::from(*count))?;
+                uptime.put((probe.as_str(), *day), UptimeDayV1::from(*count))?;
             }
         }
         webhooks::write(&*txn, &batch.webhooks)?;

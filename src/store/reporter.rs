@@ -100,11 +100,11 @@ pub(super) fn write(
         if let Some(old) = old.as_ref().filter(|old| old.revoked_at.is_none())
             && let Some(hash) = unhex(&old.hash)
         {
-            hashes.remove(hash.as_slice())?;
+            hashes.delete(hash.as_slice())?;
         }
         let record = match (*write, old) {
             (LinkWrite::Issue { hash, at }, _) => {
-                hashes.insert(hash.as_slice(), id)?;
+                hashes.put(hash.as_slice(), id)?;
                 ReporterLinkV1 {
                     hash: hex(&hash),
                     created_at: at,
@@ -117,7 +117,7 @@ pub(super) fn write(
             },
             (LinkWrite::Revoke { .. }, None) => continue,
         };
-        links.insert(id, encode(&record).as_slice())?;
+        links.put(id, encode(&record).as_slice())?;
     }
     Ok(())
 }

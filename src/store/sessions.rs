@@ -58,10 +58,10 @@ pub(super) fn write(txn: &dyn RawWrite, writes: &SessionWrites) -> Result<(), St
     for (key, session) in &writes.0 {
         match session {
             Some(session) => {
-                table.insert(key.as_slice(), encode(session).as_slice())?;
+                table.put(key.as_slice(), encode(session).as_slice())?;
             }
             None => {
-                table.remove(key.as_slice())?;
+                table.delete(key.as_slice())?;
             }
         }
     }

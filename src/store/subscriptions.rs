@@ -200,10 +200,10 @@ pub(super) fn write(txn: &dyn RawWrite, writes: &SubscriptionWrites) -> Result<(
     for (id, subscriber) in &writes.subscribers {
         match subscriber {
             Some(subscriber) => {
-                subscribers.insert(id, encode(subscriber).as_slice())?;
+                subscribers.put(id, encode(subscriber).as_slice())?;
             }
             None => {
-                subscribers.remove(id)?;
+                subscribers.delete(id)?;
             }
         }
     }
@@ -211,10 +211,10 @@ pub(super) fn write(txn: &dyn RawWrite, writes: &SubscriptionWrites) -> Result<(
     for (seq, update) in &writes.updates {
         match update {
             Some(update) => {
-                updates.insert(seq, encode(update).as_slice())?;
+                updates.put(seq, encode(update).as_slice())?;
             }
             None => {
-                updates.remove(seq)?;
+                updates.delete(seq)?;
             }
         }
     }
@@ -230,17 +230,17 @@ pub(super) fn write(txn: &dyn RawWrite, writes: &SubscriptionWrites) -> Result<(
         };
         if let Some(old) = old {
             let old: Notification = decode("notifications.v1", *seq, &old)?;
-            due.remove((due_millis(old.next_at), *seq))?;
+            due.delete((due_millis(old.next_at), *seq))?;
         }
         if let Some(notification) = notification {
-            due.insert((due_millis(notification.next_at), *seq), ())?;
+            due.put((due_millis(notification.next_at), *seq), ())?;
         }
     }
     if let Some(counters) = writes.counters {
         let mut meta = txn.open(META)?;
-        meta.insert(META_NEXT_SUBSCRIBER, counters.next_subscriber_id)?;
-        meta.insert(META_NEXT_UPDATE, counters.next_update_seq)?;
-        meta.insert(META_NEXT_NOTIFICATION, counters.next_notification_seq)?;
+        meta.put(META_NEXT_SUBSCRIBER, counters.next_subscriber_id)?;
+        meta.put(META_NEXT_UPDATE, counters.next_update_seq)?;
+        meta.put(META_NEXT_NOTIFICATION, counters.next_notification_seq)?;
     }
     Ok(())
 }
@@ -260,7 +260,7 @@ pub(super) fn init_tables(txn: &dyn RawWrite) -> Result<(), StoreError> {
         for row in notifications.iter()? {
             let (key, value) = row?;
             let entry: Notification = decode("notifications.v1", key, &value)?;
-            due.insert((due_millis(entry.next_at), key), ())?;
+            due.put((due_millis(entry.next_at), key), ())?;
         }
     }
     Ok(())

@@ -144,24 +144,24 @@ pub(super) fn write(txn: &dyn RawWrite, writes: &WebhookWrites) -> Result<(), St
     }
     let mut done = txn.open(OUTBOX_DONE)?;
     for entry in &writes.delivered {
-        done.insert(
+        done.put(
             (entry.consumer.as_str(), entry.seq),
             encode(entry).as_slice(),
         )?;
     }
     let mut dead = txn.open(DEAD_LETTERS)?;
     for letter in &writes.dead {
-        dead.insert(
+        dead.put(
             (letter.entry.consumer.as_str(), letter.entry.seq),
             encode(letter).as_slice(),
         )?;
     }
     for (consumer, seq) in &writes.dead_replayed {
-        dead.remove((consumer.as_str(), *seq))?;
+        dead.delete((consumer.as_str(), *seq))?;
     }
     let mut deliveries = txn.open(DELIVERIES)?;
     for attempt in &writes.attempts {
-        deliveries.insert(
+        deliveries.put(
             (
                 attempt.consumer.as_str(),
                 attempt.at.timestamp_micros(),
@@ -172,7 +172,7 @@ pub(super) fn write(txn: &dyn RawWrite, writes: &WebhookWrites) -> Result<(), St
     }
     let mut consumers = txn.open(CONSUMERS)?;
     for (consumer, state) in &writes.consumers {
-        consumers.insert(consumer.as_str(), encode(state).as_slice())?;
+        consumers.put(consumer.as_str(), encode(state).as_slice())?;
     }
     for (consumer, before) in &writes.prune {
         let consumer = consumer.as_str();
@@ -183,7 +183,7 @@ pub(super) fn write(txn: &dyn RawWrite, writes: &WebhookWrites) -> Result<(), St
             .map(|row| row.map(|(key, _)| (key.1, key.2)))
             .collect::<Result<_, _>>()?;
         for (at, seq) in old {
-            deliveries.remove((consumer, at, seq))?;
+            deliveries.delete((consumer, at, seq))?;
         }
         // Sequences grow with time (a replay gets a new one), so the old ones come first.
         let mut old = Vec::new();
@@ -199,7 +199,7 @@ pub(super) fn write(txn: &dyn RawWrite, writes: &WebhookWrites) -> Result<(), St
             old.push(key.1);
         }
         for seq in old {
-            done.remove((consumer, seq))?;
+            done.delete((consumer, seq))?;
         }
         let mut old = Vec::new();
         for row in dead
@@ -213,7 +213,7 @@ pub(super) fn write(txn: &dyn RawWrite, writes: &WebhookWrites) -> Result<(), St
             }
         }
         for seq in old {
-            dead.remove((consumer, seq))?;
+            dead.delete((consumer, seq))?;
         }
     }
     Ok(())
