@@ -49,6 +49,28 @@ fn ticket(title: &str, category: &str) -> NewTicket {
     }
 }
 
+type Started = (EngineHandle, ReadModel, tokio::task::JoinHandle<()>);
+
+/// An engine on `store` with no webhooks, on the manual clock.
+fn start(
+    store: &Store,
+    path: &std::path::Path,
+    clock: &ManualClock,
+    stop: &CancellationToken,
+    leading: bool,
+) -> Started {
+    Engine::start(
+        store.clone(),
+        &config(path),
+        Arc::new(clock.clone()),
+        Metrics::new(),
+        Arc::new(HashMap::new()),
+        stop.clone(),
+        leading,
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn recent_keeps_only_the_closed_incidents_the_public_may_see() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,16 +78,7 @@ async fn recent_keeps_only_the_closed_incidents_the_public_may_see() {
     let store = Store::open(&path).unwrap();
     let clock = ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap());
     let stop = CancellationToken::new();
-    let (engine, read, task) = Engine::start(
-        store,
-        &config(&path),
-        Arc::new(clock),
-        Metrics::new(),
-        Arc::new(HashMap::new()),
-        stop.clone(),
-        true,
-    )
-    .unwrap();
+    let (engine, read, task) = start(&store, &path, &clock, &stop, true);
     // Unpublished tickets are private; a restricted one shows as the generic notice.
     let mut ids = Vec::new();
     for (title, category) in [
@@ -101,16 +114,7 @@ async fn a_link_revoked_earlier_in_the_same_batch_takes_no_comment() {
     let store = Store::open(&path).unwrap();
     let clock = ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap());
     let stop = CancellationToken::new();
-    let (engine, _read, task) = Engine::start(
-        store.clone(),
-        &config(&path),
-        Arc::new(clock),
-        Metrics::new(),
-        Arc::new(HashMap::new()),
-        stop.clone(),
-        true,
-    )
-    .unwrap();
+    let (engine, _read, task) = start(&store, &path, &clock, &stop, true);
     let comments = |id| {
         let (_, timeline) = store.get_incident_with_timeline(id).unwrap().unwrap();
         timeline
@@ -169,20 +173,8 @@ async fn a_standby_follows_the_store_and_leads_when_told() {
     let store = Store::open(&path).unwrap();
     let clock = ManualClock::new("2026-03-02T09:00:00Z".parse().unwrap());
     let stop = CancellationToken::new();
-    let start = |leading| {
-        Engine::start(
-            store.clone(),
-            &config(&path),
-            Arc::new(clock.clone()),
-            Metrics::new(),
-            Arc::new(HashMap::new()),
-            stop.clone(),
-            leading,
-        )
-        .unwrap()
-    };
-    let (leader, _, leader_task) = start(true);
-    let (standby, standby_read, standby_task) = start(false);
+    let (leader, _, leader_task) = start(&store, &path, &clock, &stop, true);
+    let (standby, standby_read, standby_task) = start(&store, &path, &clock, &stop, false);
     assert!(leader.is_leading());
     assert!(!standby.is_leading());
 
@@ -216,16 +208,7 @@ async fn a_standby_follows_the_store_and_leads_when_told() {
 
     // Another standby takes over: it reads the store as the leader left it, and leads.
     let stop = CancellationToken::new();
-    let (next, read, task) = Engine::start(
-        store.clone(),
-        &config(&path),
-        Arc::new(clock.clone()),
-        Metrics::new(),
-        Arc::new(HashMap::new()),
-        stop.clone(),
-        false,
-    )
-    .unwrap();
+    let (next, read, task) = start(&store, &path, &clock, &stop, false);
     next.lead().await.unwrap();
     assert!(next.is_leading());
     next.until_leading().await;
