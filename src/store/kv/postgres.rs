@@ -899,7 +899,15 @@ fn pool_err(error: PoolError) -> StoreError {
 }
 
 /// Polls `future` on this thread until it is ready, sleeping while it waits.
+///
+/// Outside tokio's cooperative budget: called from a runtime's task (the engine), the
+/// future would share that task's budget, and once it ran out every tokio resource it
+/// polls (the pool's semaphore, a timer) answers `Pending` and defers its wake-up until the
+/// task yields — which it never does while this thread sleeps here: the engine hung for
+/// good (a standby, reading the store again after each of the leader's commits, ran its
+/// budget out this way and never led when it took the lease).
 fn park_on<F: Future>(future: F) -> F::Output {
+    let future = tokio::task::unconstrained(future);
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {
         fn wake(self: Arc<Self>) {
