@@ -100,15 +100,21 @@ impl std::fmt::Debug for PgConfig {
 impl PgConfig {
     /// The connection settings: the URL's, with the statement timeout added to its
     /// `options`, an application name and a connect timeout unless it sets them.
+    ///
+    /// A transaction idle for as long as the statement timeout ends its session too: a
+    /// leader cut off from the database by a network that drops packets (no reset) may
+    /// leave a write transaction open holding the lease row, and a standby's takeover
+    /// waits for that lock; the server would otherwise keep it until TCP keepalive gives
+    /// up, hours later, and no replica could lead meanwhile.
     fn client_config(&self) -> Result<tokio_postgres::Config, StoreError> {
         let mut config: tokio_postgres::Config = self.url.parse().map_err(|error| {
             // The parser's messages name an option, never its value.
             StoreError::Postgres(format!("the PostgreSQL connection string: {error}"))
         })?;
         if !self.statement_timeout.is_zero() {
+            let millis = self.statement_timeout.as_millis().max(1);
             let setting = format!(
-                "-c statement_timeout={}",
-                self.statement_timeout.as_millis().max(1)
+                "-c statement_timeout={millis} -c idle_in_transaction_session_timeout={millis}"
             );
             let options = match config.get_options() {
                 Some(given) if !given.trim().is_empty() => format!("{given} {setting}"),
