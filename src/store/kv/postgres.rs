@@ -169,6 +169,9 @@ pub struct Postgres {
     fencing: Fencing,
     /// The leader's epoch; 0 for none.
     epoch: Arc<AtomicU64>,
+    /// The longest a call waits for the server's answer ([`Postgres::call`]); `None` with no
+    /// statement timeout.
+    deadline: Option<Duration>,
 }
 
 impl Postgres {
@@ -218,6 +221,9 @@ impl Postgres {
             runtime: Some(runtime),
             fencing,
             epoch: Arc::new(AtomicU64::new(0)),
+            // The server answers a statement that runs too long itself; this much longer,
+            // only a server gone silent (a network that drops packets and resets nothing).
+            deadline: (!config.statement_timeout.is_zero()).then(|| config.statement_timeout * 2),
         };
         postgres.block_on(async {
             let client = postgres.pool.get().await.map_err(pool_err)?;
@@ -253,11 +259,31 @@ impl Postgres {
         park_on(future)
     }
 
+    /// [`Postgres::block_on`] for statements on a session's connection, failing once the
+    /// server has not answered for the deadline: a silent server (a network partition
+    /// without resets) would block the caller for good — the engine, and with it the
+    /// process of a leader that lost its lease and must stop. The session is then dropped,
+    /// and its connection discarded.
+    fn call<T>(
+        &self,
+        future: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let Some(deadline) = self.deadline else {
+            return self.block_on(future);
+        };
+        self.block_on(async {
+            tokio::time::timeout(deadline, future)
+                .await
+                .unwrap_or_else(|_| Err(silent(deadline)))
+        })
+    }
+
     async fn session(&self) -> Result<Session, StoreError> {
         let client = self.pool.get().await.map_err(pool_err)?;
         Ok(Session {
             client: Some(client),
             handle: self.handle.clone(),
+            deadline: self.deadline,
         })
     }
 }
@@ -336,6 +362,8 @@ async fn migrate(client: &Client) -> Result<i32, StoreError> {
 struct Session {
     client: Option<Object>,
     handle: Handle,
+    /// How long the rollback may take before the connection is discarded.
+    deadline: Option<Duration>,
 }
 
 impl Session {
@@ -352,9 +380,11 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
+            let deadline = self.deadline.unwrap_or(Duration::MAX);
             // Not awaited: a caller dropping a transaction does not wait for the server.
             self.handle.spawn(async move {
-                if client.batch_execute("ROLLBACK").await.is_err() {
+                let rollback = tokio::time::timeout(deadline, client.batch_execute("ROLLBACK"));
+                if !matches!(rollback.await, Ok(Ok(()))) {
                     // Not known to be clean: never handed out again.
                     drop(Object::take(client));
                 }
@@ -365,17 +395,17 @@ impl Drop for Session {
 
 impl Backend for Postgres {
     fn read(&self) -> Result<Box<dyn RawRead + '_>, StoreError> {
-        self.block_on(async {
-            let session = self.session().await?;
-            // The snapshot is taken by the first statement, not by BEGIN: `SELECT 1` takes
-            // it now, so the transaction sees what was committed when it was opened.
+        let session = self.block_on(self.session())?;
+        // The snapshot is taken by the first statement, not by BEGIN: `SELECT 1` takes it
+        // now, so the transaction sees what was committed when it was opened.
+        self.call(async {
             session
                 .client()
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1")
                 .await
-                .map_err(pg_err)?;
-            Ok(Box::new(Read { pg: self, session }) as Box<dyn RawRead + '_>)
-        })
+                .map_err(pg_err)
+        })?;
+        Ok(Box::new(Read { pg: self, session }))
     }
 
     fn write(&self) -> Result<Box<dyn RawWrite + '_>, StoreError> {
@@ -386,8 +416,8 @@ impl Backend for Postgres {
             },
             Fencing::Unfenced => None,
         };
-        self.block_on(async {
-            let session = self.session().await?;
+        let session = self.block_on(self.session())?;
+        let fenced = self.call(async {
             let client = session.client();
             // The fencing check and the commit's number, announced when (if) it commits.
             let (sql, epoch) = match epoch {
@@ -405,16 +435,17 @@ impl Backend for Postgres {
                 client.query_opt(&fence, &params)
             );
             begun.map_err(pg_err)?;
-            match fenced.map_err(pg_err)? {
-                Some(_) => Ok(Box::new(Write {
-                    pg: self,
-                    session,
-                    buffer: RefCell::new(Buffer::default()),
-                    failed: Cell::new(false),
-                }) as Box<dyn RawWrite + '_>),
-                None => Err(StoreError::Fenced), // the session rolls back
-            }
-        })
+            fenced.map_err(pg_err)
+        })?;
+        match fenced {
+            Some(_) => Ok(Box::new(Write {
+                pg: self,
+                session,
+                buffer: RefCell::new(Buffer::default()),
+                failed: Cell::new(false),
+            })),
+            None => Err(StoreError::Fenced), // the session rolls back
+        }
     }
 }
 
@@ -548,7 +579,7 @@ impl RawRead for Read<'_> {
 impl RawTable for ReadTable<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.txn.session.client();
-        self.txn.pg.block_on(get(client, self.name, key))
+        self.txn.pg.call(get(client, self.name, key))
     }
 
     fn range(
@@ -561,12 +592,12 @@ impl RawTable for ReadTable<'_> {
         let client = self.txn.session.client();
         self.txn
             .pg
-            .block_on(range(client, self.name, low, high, reverse, limit, None))
+            .call(range(client, self.name, low, high, reverse, limit, None))
     }
 
     fn len(&self) -> Result<u64, StoreError> {
         let client = self.txn.session.client();
-        self.txn.pg.block_on(len(client, self.name))
+        self.txn.pg.call(len(client, self.name))
     }
 }
 
@@ -697,7 +728,7 @@ impl Write<'_> {
         if self.failed.get() {
             return Err(aborted());
         }
-        let result = self.pg.block_on(body(self.session.client()));
+        let result = self.pg.call(body(self.session.client()));
         if result.is_err() {
             self.failed.set(true);
         }
@@ -766,7 +797,7 @@ impl RawWrite for Write<'_> {
         }
         let flush = self.buffer.borrow_mut().take(None);
         let client = self.session.client();
-        let committed = self.pg.block_on(async {
+        let committed = self.pg.call(async {
             let flush = match flush {
                 Some(flush) => Some(flush.prepare(client).await?),
                 None => None,
@@ -890,6 +921,14 @@ fn describe(error: &tokio_postgres::Error) -> String {
             message
         }
     }
+}
+
+/// A call the server did not answer in time.
+fn silent(deadline: Duration) -> StoreError {
+    StoreError::Postgres(format!(
+        "the server did not answer within {deadline:?} (twice the statement timeout): \
+         the connection is given up"
+    ))
 }
 
 fn pool_err(error: PoolError) -> StoreError {
