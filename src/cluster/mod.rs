@@ -207,10 +207,16 @@ impl Cluster {
                     Some(epoch) => leading = Some((epoch, Instant::now())),
                     None => self.read_leader().await,
                 },
-                Some((epoch, _)) => {
+                Some((epoch, renewed)) => {
                     let sent = Instant::now();
+                    // Never past the step-down point: an attempt that ran its whole period
+                    // after a late tick would put the check below past it, up to the very
+                    // moment the lease runs out for the standbys.
+                    let limit = (renewed + ttl * 2 / 3)
+                        .saturating_duration_since(sent)
+                        .min(period);
                     match self
-                        .with_lease(period, async |lease| lease.renew(epoch, ttl).await)
+                        .with_lease(limit, async |lease| lease.renew(epoch, ttl).await)
                         .await
                     {
                         Ok(true) => leading = Some((epoch, sent)),

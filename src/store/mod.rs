@@ -176,7 +176,7 @@ pub enum StoreError {
     #[error("PostgreSQL: {0}")]
     Postgres(String),
     #[error(
-        "this replica no longer holds the leader's lease (another replica took over): nothing was written"
+        "this replica does not hold the leader's lease (it lost it, or another replica took over): nothing was written"
     )]
     Fenced,
     #[error("this replica is a standby: writes go to the leader")]

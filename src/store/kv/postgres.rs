@@ -100,15 +100,21 @@ impl std::fmt::Debug for PgConfig {
 impl PgConfig {
     /// The connection settings: the URL's, with the statement timeout added to its
     /// `options`, an application name and a connect timeout unless it sets them.
+    ///
+    /// A transaction idle for as long as the statement timeout ends its session too: a
+    /// leader cut off from the database by a network that drops packets (no reset) may
+    /// leave a write transaction open holding the lease row, and a standby's takeover
+    /// waits for that lock; the server would otherwise keep it until TCP keepalive gives
+    /// up, hours later, and no replica could lead meanwhile.
     fn client_config(&self) -> Result<tokio_postgres::Config, StoreError> {
         let mut config: tokio_postgres::Config = self.url.parse().map_err(|error| {
             // The parser's messages name an option, never its value.
             StoreError::Postgres(format!("the PostgreSQL connection string: {error}"))
         })?;
         if !self.statement_timeout.is_zero() {
+            let millis = self.statement_timeout.as_millis().max(1);
             let setting = format!(
-                "-c statement_timeout={}",
-                self.statement_timeout.as_millis().max(1)
+                "-c statement_timeout={millis} -c idle_in_transaction_session_timeout={millis}"
             );
             let options = match config.get_options() {
                 Some(given) if !given.trim().is_empty() => format!("{given} {setting}"),
@@ -166,6 +172,9 @@ pub struct Postgres {
     fencing: Fencing,
     /// The leader's epoch; 0 for none.
     epoch: Arc<AtomicU64>,
+    /// The longest a call waits for the server's answer ([`Postgres::call`]); `None` with no
+    /// statement timeout.
+    deadline: Option<Duration>,
 }
 
 impl Postgres {
@@ -248,6 +257,9 @@ impl Postgres {
             runtime: Some(runtime),
             fencing,
             epoch: Arc::new(AtomicU64::new(0)),
+            // The server answers a statement that runs too long itself; this much longer,
+            // only a server gone silent (a network that drops packets and resets nothing).
+            deadline: (!config.statement_timeout.is_zero()).then(|| config.statement_timeout * 2),
         })
     }
 
@@ -287,11 +299,31 @@ impl Postgres {
         park_on(future)
     }
 
+    /// [`Postgres::block_on`] for statements on a session's connection, failing once the
+    /// server has not answered for the deadline: a silent server (a network partition
+    /// without resets) would block the caller for good — the engine, and with it the
+    /// process of a leader that lost its lease and must stop. The session is then dropped,
+    /// and its connection discarded.
+    fn call<T>(
+        &self,
+        future: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let Some(deadline) = self.deadline else {
+            return self.block_on(future);
+        };
+        self.block_on(async {
+            tokio::time::timeout(deadline, future)
+                .await
+                .unwrap_or_else(|_| Err(silent(deadline)))
+        })
+    }
+
     async fn session(&self) -> Result<Session, StoreError> {
         let client = self.pool.get().await.map_err(pool_err)?;
         Ok(Session {
             client: Some(client),
             handle: self.handle.clone(),
+            deadline: self.deadline,
         })
     }
 }
@@ -370,6 +402,8 @@ async fn migrate(client: &Client) -> Result<i32, StoreError> {
 struct Session {
     client: Option<Object>,
     handle: Handle,
+    /// How long the rollback may take before the connection is discarded.
+    deadline: Option<Duration>,
 }
 
 impl Session {
@@ -386,9 +420,11 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
+            let deadline = self.deadline.unwrap_or(Duration::MAX);
             // Not awaited: a caller dropping a transaction does not wait for the server.
             self.handle.spawn(async move {
-                if client.batch_execute("ROLLBACK").await.is_err() {
+                let rollback = tokio::time::timeout(deadline, client.batch_execute("ROLLBACK"));
+                if !matches!(rollback.await, Ok(Ok(()))) {
                     // Not known to be clean: never handed out again.
                     drop(Object::take(client));
                 }
@@ -399,17 +435,17 @@ impl Drop for Session {
 
 impl Backend for Postgres {
     fn read(&self) -> Result<Box<dyn RawRead + '_>, StoreError> {
-        self.block_on(async {
-            let session = self.session().await?;
-            // The snapshot is taken by the first statement, not by BEGIN: `SELECT 1` takes
-            // it now, so the transaction sees what was committed when it was opened.
+        let session = self.block_on(self.session())?;
+        // The snapshot is taken by the first statement, not by BEGIN: `SELECT 1` takes it
+        // now, so the transaction sees what was committed when it was opened.
+        self.call(async {
             session
                 .client()
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1")
                 .await
-                .map_err(pg_err)?;
-            Ok(Box::new(Read { pg: self, session }) as Box<dyn RawRead + '_>)
-        })
+                .map_err(pg_err)
+        })?;
+        Ok(Box::new(Read { pg: self, session }))
     }
 
     fn write(&self) -> Result<Box<dyn RawWrite + '_>, StoreError> {
@@ -422,8 +458,8 @@ impl Backend for Postgres {
             Fencing::Unfenced => (COUNT_COMMIT, None),
             Fencing::NoLeader => (COUNT_COMMIT_NO_LEADER, None),
         };
-        self.block_on(async {
-            let session = self.session().await?;
+        let session = self.block_on(self.session())?;
+        let fenced = self.call(async {
             let client = session.client();
             let fence = client.prepare_cached(sql).await.map_err(pg_err)?;
             let params: Vec<&(dyn ToSql + Sync)> = match &epoch {
@@ -436,22 +472,22 @@ impl Backend for Postgres {
                 client.query_opt(&fence, &params)
             );
             begun.map_err(pg_err)?;
-            match fenced.map_err(pg_err)? {
-                Some(_) => Ok(Box::new(Write {
-                    pg: self,
-                    session,
-                    buffer: RefCell::new(Buffer::default()),
-                    failed: Cell::new(false),
-                }) as Box<dyn RawWrite + '_>),
-                // The session rolls back.
-                None if self.fencing == Fencing::NoLeader => Err(StoreError::Postgres(
-                    "a replica holds the leader's lease (it has not expired): stop the replicas \
-                     first"
-                        .to_owned(),
-                )),
-                None => Err(StoreError::Fenced),
-            }
-        })
+            fenced.map_err(pg_err)
+        })?;
+        match fenced {
+            Some(_) => Ok(Box::new(Write {
+                pg: self,
+                session,
+                buffer: RefCell::new(Buffer::default()),
+                failed: Cell::new(false),
+            })),
+            // The session rolls back.
+            None if self.fencing == Fencing::NoLeader => Err(StoreError::Postgres(
+                "a replica holds the leader's lease (it has not expired): stop the replicas first"
+                    .to_owned(),
+            )),
+            None => Err(StoreError::Fenced),
+        }
     }
 }
 
@@ -613,7 +649,7 @@ impl RawRead for Read<'_> {
 impl RawTable for ReadTable<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.txn.session.client();
-        self.txn.pg.block_on(get(client, self.name, key))
+        self.txn.pg.call(get(client, self.name, key))
     }
 
     fn range(
@@ -626,12 +662,12 @@ impl RawTable for ReadTable<'_> {
         let client = self.txn.session.client();
         self.txn
             .pg
-            .block_on(range(client, self.name, low, high, reverse, limit, None))
+            .call(range(client, self.name, low, high, reverse, limit, None))
     }
 
     fn len(&self) -> Result<u64, StoreError> {
         let client = self.txn.session.client();
-        self.txn.pg.block_on(len(client, self.name))
+        self.txn.pg.call(len(client, self.name))
     }
 }
 
@@ -762,7 +798,7 @@ impl Write<'_> {
         if self.failed.get() {
             return Err(aborted());
         }
-        let result = self.pg.block_on(body(self.session.client()));
+        let result = self.pg.call(body(self.session.client()));
         if result.is_err() {
             self.failed.set(true);
         }
@@ -837,7 +873,7 @@ impl RawWrite for Write<'_> {
         }
         let flush = self.buffer.borrow_mut().take(None);
         let client = self.session.client();
-        let committed = self.pg.block_on(async {
+        let committed = self.pg.call(async {
             let flush = match flush {
                 Some(flush) => Some(flush.prepare(client).await?),
                 None => None,
@@ -963,6 +999,14 @@ fn describe(error: &tokio_postgres::Error) -> String {
     }
 }
 
+/// A call the server did not answer in time.
+fn silent(deadline: Duration) -> StoreError {
+    StoreError::Postgres(format!(
+        "the server did not answer within {deadline:?} (twice the statement timeout): \
+         the connection is given up"
+    ))
+}
+
 fn pool_err(error: PoolError) -> StoreError {
     match error {
         PoolError::Backend(error) => pg_err(error),
@@ -976,7 +1020,15 @@ fn pool_err(error: PoolError) -> StoreError {
 }
 
 /// Polls `future` on this thread until it is ready, sleeping while it waits.
+///
+/// Outside tokio's cooperative budget: called from a runtime's task (the engine), the
+/// future would share that task's budget, and once it ran out every tokio resource it
+/// polls (the pool's semaphore, a timer) answers `Pending` and defers its wake-up until the
+/// task yields — which it never does while this thread sleeps here: the engine hung for
+/// good (a standby, reading the store again after each of the leader's commits, ran its
+/// budget out this way and never led when it took the lease).
 fn park_on<F: Future>(future: F) -> F::Output {
+    let future = tokio::task::unconstrained(future);
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {
         fn wake(self: Arc<Self>) {
