@@ -214,7 +214,7 @@ impl App {
             engine: engine.clone(),
             clock: clock.clone(),
             metrics: metrics.clone(),
-            client: webhook_client(),
+            client: crate::notify::outbound_client(),
         };
         let workers = Workers::start(
             notifier.clone(),
@@ -293,7 +293,7 @@ impl App {
             store: notifier.store.clone(),
             engine: notifier.engine.clone(),
             clock: clock.clone(),
-            client: webhook_client(),
+            client: crate::notify::outbound_client(),
             mail: match &config.mail {
                 Some(mail) => Some(Arc::new(crate::notify::subscribers::Mailer::new(mail)?)),
                 None => None,
@@ -408,15 +408,6 @@ impl App {
         }
         server_result.context("the HTTP server task failed")
     }
-}
-
-fn webhook_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("incidentd/", env!("CARGO_PKG_VERSION")))
-        // Standard Webhooks: a redirect is a failure, not something to follow.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("the HTTP client builds with static settings")
 }
 
 /// What the status page is built from besides the read model.

@@ -39,11 +39,7 @@ impl Forwarder {
         Forwarder {
             cluster,
             engine,
-            client: reqwest::Client::builder()
-                .user_agent(concat!("incidentd/", env!("CARGO_PKG_VERSION")))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("the HTTP client builds with static settings"),
+            client: crate::notify::outbound_client(),
             max_body,
         }
     }

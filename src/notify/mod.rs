@@ -628,6 +628,17 @@ impl DeliveryReport {
     }
 }
 
+/// The client of every request incidentd sends on its own behalf (webhooks, subscribers,
+/// a standby's writes passed to the leader): its user agent, and redirects not followed
+/// (Standard Webhooks: a redirect is a failure; the leader answers, it does not redirect).
+pub fn outbound_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("incidentd/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("the HTTP client builds with static settings")
+}
+
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     if let Some(at) = at {
         tokio::time::sleep_until(at).await;
