@@ -155,6 +155,8 @@ pub(super) async fn api_v2(caller: Caller, State(state): State<ApiState>, body: 
     alertmanager_shaped(caller, state, body, AlertSource::ApiV2).await
 }
 
+/// PagerDuty's 400 (`status`, `message`, `errors`), which PagerDuty-speaking tools read,
+/// with the API's own `error` object beside it, which every other client reads.
 fn invalid_event(errors: Vec<String>) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -162,6 +164,7 @@ fn invalid_event(errors: Vec<String>) -> Response {
             "status": "invalid event",
             "message": "Event object is invalid",
             "errors": errors,
+            "error": {"code": "bad_request", "message": errors.join("; ")},
         })),
     )
         .into_response()
@@ -219,6 +222,7 @@ pub(super) async fn events(
         Err(IngestError::Busy) => throttled(json!({
             "status": "throttle event",
             "message": "incidentd is busy; retry later",
+            "error": {"code": "too_many_requests", "message": "incidentd is busy; retry later"},
         })),
         Err(error) => api_error(error),
     }

@@ -94,6 +94,11 @@ pub fn check_labels(field: &str, labels: &BTreeMap<String, String>) -> Result<()
         )));
     }
     for (name, value) in labels {
+        if name.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "a name in `{field}` is empty"
+            )));
+        }
         // The name is not echoed until it is known to be short and printable.
         check_named(
             &format!("a name in `{field}`"),
@@ -189,6 +194,15 @@ mod tests {
                 ),
             );
         }
+    }
+
+    #[test]
+    fn an_empty_label_name_is_refused() {
+        let labels = BTreeMap::from([(String::new(), "v".to_owned())]);
+        assert_eq!(
+            check_labels("labels", &labels).unwrap_err().message,
+            "a name in `labels` is empty"
+        );
     }
 
     #[test]

@@ -557,6 +557,10 @@ struct SlaQuery {
 }
 
 /// `GET /api/v1/sla?window=30d`: TAT compliance over the window ([`crate::sla_report`]).
+/// The longest SLA report window: ten years (a longer one reaches before any incident, or
+/// past the calendar's range).
+const MAX_SLA_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(3_660);
+
 async fn sla_report(
     caller: Caller,
     State(state): State<ApiState>,
@@ -570,9 +574,11 @@ async fn sla_report(
             .ok()
             .filter(|d| !d.is_zero())
             .and_then(|d| chrono::TimeDelta::from_std(d).ok())
+            .filter(|d| *d <= MAX_SLA_WINDOW)
             .ok_or_else(|| {
                 ApiError::bad_request(format!(
-                    "invalid window `{text}`; expected a duration greater than 0 such as 7d or 30d"
+                    "invalid window `{text}`; expected a duration greater than 0 and at most \
+                     3660d, such as 7d or 30d"
                 ))
             })?,
     };

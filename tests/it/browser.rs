@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -55,7 +56,7 @@ impl Browser {
             "chromedriver to take a session",
             Duration::from_secs(30),
             async || {
-                ClientBuilder::native()
+                ClientBuilder::new(HttpConnector::new())
                     .capabilities(capabilities.clone())
                     .connect(&url)
                     .await
