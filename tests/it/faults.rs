@@ -726,98 +726,8 @@ const EVENT_ENTRIES: [(&str, &str); 9] = [
     ("closed", "incident.closed"),
 ];
 
-// ---------------------------------------------------------------------------------------
-// 1. SIGKILL under load
-
-/// The configuration of the crash test: escalation of an unacknowledged incident after 2 s
-/// (L1 → L2, then L2 → L3 two seconds later), a first-response SLA of 3 s (warning at
-/// half), pushed alerts expiring after 3 s, and a webhook consumer.
-fn crash_config(port: u16, receiver: &Receiver) -> String {
-    format!(
-        "listen: 127.0.0.1:{port}\n\
-         storage: {{path: data/incidentd.redb}}\n\
-         escalation:\n  default: {{start_tier: L1, unacknowledged_after: 2s}}\n\
-         sla:\n  warn_at: 0.5\n  incident: {{default: {{first_response: 3s, resolution: 1h}}}}\n\
-         alerts:\n  resolve_timeout: 3s\n\
-         webhooks:\n  - name: receiver\n    url: {}\n    secret_env: {SECRET_ENV}\n    \
-         retry_schedule: [200ms, 1s]\n",
-        receiver.url()
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_under_load_loses_nothing() {
-    if second_pass() {
-        return;
-    }
-    let kills: usize = std::env::var("INCIDENTD_FAULTS_KILLS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(20);
-    let seed = seed();
-    eprintln!("FAULTS seed={seed} (INCIDENTD_FAULTS_SEED={seed} replays the kill points)");
-    let started = Instant::now();
-    let receiver = Receiver::start(200).await;
-    let port = fixed_port();
-    let dir = ConfigDir::new(&crash_config(port, &receiver), &[]);
-    let mut server = Process::new(&dir, port);
-    server.start();
-    let client = reqwest::Client::new();
-
-    let load = Arc::new(Load::new(server.base(), seed, &[], 200));
-    let tasks = load.start();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut restarts = Vec::new();
-    for _ in 0..kills {
-        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1500))).await;
-        server.kill();
-        // Down for a while now and then: sends meanwhile are refused.
-        tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
-        let restart = Instant::now();
-        server.start();
-        restarts.push(restart.elapsed());
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let ledger = load.finish(tasks).await;
-    let load_time = started.elapsed();
-
-    // A last crash, then the restart that must make good on everything.
-    server.kill();
-    server.start();
-    let base = server.base();
-
-    // Every timer due fires: each incident still open (never acknowledged) climbs to L3
-    // and breaches its first response, and every pushed alert's incident resolves.
-    eventually_ok(
-        "every timer due fired",
-        Duration::from_secs(60),
-        async || {
-            let all = summaries(&client, &base).await?;
-            let behind: Vec<String> = all
-                .iter()
-                .filter(|incident| {
-                    (incident["state"] == "open"
-                        && (incident["tier"] != "L3"
-                            || incident["sla"]["first_response"]["state"] != "breached"))
-                        || (pushed(incident)
-                            && (!matches!(incident["state"].as_str(), Some("resolved" | "closed"))
-                                || incident["verification"] == "pending"))
-                })
-                .map(|incident| {
-                    format!(
-                        "{} {} {}",
-                        incident["id"], incident["state"], incident["tier"]
-                    )
-                })
-                .collect();
-            if behind.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("{} behind: {behind:?}", behind.len()))
-            }
-        },
-    )
-    .await;
+/// Waits until the consumer has nothing pending.
+async fn drained(client: &reqwest::Client, base: &str) {
     eventually_ok(
         "nothing pending for the consumer",
         Duration::from_secs(60),
@@ -839,83 +749,25 @@ async fn sigkill_under_load_loses_nothing() {
         },
     )
     .await;
-    let incidents = all_incidents(&client, &base).await;
-    let status = server.terminate();
-    assert!(status.success(), "graceful shutdown exits 0: {status}");
-    assert_eq!(server.panics(), Vec::<String>::new(), "no panic");
+}
 
-    check_ledger(&ledger, &incidents);
+/// What the consumer got: events stored, deliveries, redeliveries.
+struct Webhooks {
+    events: usize,
+    deliveries: usize,
+    redeliveries: usize,
+}
 
-    // Timers, each exactly once: an automatic escalation step never twice on an incident,
-    // an SLA warning or breach never twice; an incident never acknowledged went L1 → L2 →
-    // L3 by its timers (unless escalated by hand) and its first response breached once.
-    let mut automatic = 0;
-    let mut sla_events = 0;
-    for (id, incident) in &incidents {
-        let steps: Vec<&str> = entries(incident, "escalated")
-            .into_iter()
-            .filter(|m| m.contains("(reason: unacknowledged)"))
-            .collect();
-        let distinct: BTreeSet<&&str> = steps.iter().collect();
-        assert_eq!(
-            distinct.len(),
-            steps.len(),
-            "{id}: a timer escalated twice: {steps:?}"
-        );
-        automatic += steps.len();
-        for kind in ["sla_warning", "sla_breached"] {
-            let fired = entries(incident, kind);
-            assert!(
-                fired
-                    .iter()
-                    .filter(|m| m.starts_with("First response"))
-                    .count()
-                    <= 1,
-                "{id}: {kind} more than once: {fired:?}"
-            );
-            sla_events += fired.len();
-        }
-        if incident["state"] == "open" {
-            if !ledger.escalated.contains(id) && incident["source"]["type"] == "ticket" {
-                assert_eq!(
-                    steps,
-                    [
-                        "tier L1 → L2 (reason: unacknowledged)",
-                        "tier L2 → L3 (reason: unacknowledged)"
-                    ],
-                    "{id}"
-                );
-            }
-            assert_eq!(entries(incident, "sla_breached").len(), 1, "{id}");
-        }
-    }
-
-    // No expiry lost: every alert pushed to /api/v2/alerts has expired by now (a few
-    // seconds after the last push), so its incident is resolved, and verified: none of its
-    // alerts still fires. (An alert's evidence is its last push as received.)
-    let mut expired = 0;
-    for (id, incident) in &incidents {
-        if !pushed(incident) {
-            continue;
-        }
-        expired += 1;
-        assert!(
-            matches!(incident["state"].as_str(), Some("resolved" | "closed")),
-            "{id}: its alerts' endsAt passed, it is {}",
-            incident["state"]
-        );
-        // Resolved by hand while an alert still fired would be `pending` until it expires.
-        assert_ne!(
-            incident["verification"], "pending",
-            "{id}: an alert still fires"
-        );
-    }
-
-    // Webhooks, at least once and in order per incident: every event the store holds
-    // (delivered, dead or still queued) reached the consumer, and it got nothing else; and
-    // the events are the timeline's: per incident, as many of each type as the timeline
-    // has entries.
-    let store = incidentd::store::Store::open(&dir.path().join("data/incidentd.redb")).unwrap();
+/// Webhooks, at least once and in order per incident: every event the store at `path`
+/// holds (delivered or still queued; none dead) reached the consumer, and it got nothing
+/// else; and the events are the timeline's: per incident, as many of each type as the
+/// timeline has entries. The server must be stopped (redb locks the file).
+fn check_deliveries(
+    path: &Path,
+    receiver: &Receiver,
+    incidents: &BTreeMap<String, Value>,
+) -> Webhooks {
+    let store = incidentd::store::Store::open(path).unwrap();
     let mut stored: Vec<incidentd::store::OutboxEntry> = store
         .replay_candidates(
             "receiver",
@@ -982,23 +834,232 @@ async fn sigkill_under_load_loses_nothing() {
             .entry((entry.incident, entry.event_type.as_str()))
             .or_default() += 1;
     }
-    for (id, incident) in &incidents {
+    for (id, incident) in incidents {
         let number: u64 = id.trim_start_matches("INC-").parse().unwrap();
         for (entry, event) in EVENT_ENTRIES {
             assert_eq!(
                 events.get(&(number, event)).copied().unwrap_or(0),
                 entries(incident, entry).len(),
-                "{id}: `{entry}` entries and `{event}` events differ"
+                "{id}: `{entry}` entries and `{event}` events differ; timeline: {:#?}; events: {:#?}",
+                timeline(incident)
+                    .iter()
+                    .map(|e| format!("{} {} {}", e["at"], e["type"], e["message"]))
+                    .collect::<Vec<_>>(),
+                stored
+                    .iter()
+                    .filter(|e| e.incident == number)
+                    .map(|e| format!("{} {} {}", e.seq, e.created_at, e.event_type))
+                    .collect::<Vec<_>>(),
             );
         }
     }
+
+    Webhooks {
+        events: stored.len(),
+        deliveries: deliveries.len(),
+        redeliveries: deliveries.len() - delivered.len(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. SIGKILL under load
+
+/// Waits until every timer due fired: each incident still open (never acknowledged) climbed
+/// to L3 and breached its first response, and every pushed alert's incident resolved.
+async fn timers_fired(client: &reqwest::Client, base: &str) {
+    eventually_ok(
+        "every timer due fired",
+        Duration::from_secs(60),
+        async || {
+            let all = summaries(&client, base).await?;
+            let behind: Vec<String> = all
+                .iter()
+                .filter(|incident| {
+                    (incident["state"] == "open"
+                        && (incident["tier"] != "L3"
+                            || incident["sla"]["first_response"]["state"] != "breached"))
+                        || (pushed(incident)
+                            && (!matches!(incident["state"].as_str(), Some("resolved" | "closed"))
+                                || incident["verification"] == "pending"))
+                })
+                .map(|incident| {
+                    format!(
+                        "{} {} {}",
+                        incident["id"], incident["state"], incident["tier"]
+                    )
+                })
+                .collect();
+            if behind.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{} behind: {behind:?}", behind.len()))
+            }
+        },
+    )
+    .await;
+}
+
+/// What the timers did: automatic escalations, SLA warnings and breaches, pushed alerts'
+/// incidents resolved by expiry.
+struct Timers {
+    escalations: usize,
+    sla_events: usize,
+    expired: usize,
+}
+
+/// Timers, each exactly once and none lost (after [`timers_fired`]).
+fn check_timers(ledger: &Ledger, incidents: &BTreeMap<String, Value>) -> Timers {
+    // Timers, each exactly once: an automatic escalation step never twice on an incident,
+    // an SLA warning or breach never twice; an incident never acknowledged went L1 → L2 →
+    // L3 by its timers (unless escalated by hand) and its first response breached once.
+    let mut automatic = 0;
+    let mut sla_events = 0;
+    for (id, incident) in incidents {
+        let steps: Vec<&str> = entries(incident, "escalated")
+            .into_iter()
+            .filter(|m| m.contains("(reason: unacknowledged)"))
+            .collect();
+        let distinct: BTreeSet<&&str> = steps.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            steps.len(),
+            "{id}: a timer escalated twice: {steps:?}"
+        );
+        automatic += steps.len();
+        for kind in ["sla_warning", "sla_breached"] {
+            let fired = entries(incident, kind);
+            assert!(
+                fired
+                    .iter()
+                    .filter(|m| m.starts_with("First response"))
+                    .count()
+                    <= 1,
+                "{id}: {kind} more than once: {fired:?}"
+            );
+            sla_events += fired.len();
+        }
+        if incident["state"] == "open" {
+            if !ledger.escalated.contains(id) && incident["source"]["type"] == "ticket" {
+                assert_eq!(
+                    steps,
+                    [
+                        "tier L1 → L2 (reason: unacknowledged)",
+                        "tier L2 → L3 (reason: unacknowledged)"
+                    ],
+                    "{id}"
+                );
+            }
+            assert_eq!(entries(incident, "sla_breached").len(), 1, "{id}");
+        }
+    }
+
+    // No expiry lost: every alert pushed to /api/v2/alerts has expired by now (a few
+    // seconds after the last push), so its incident is resolved, and verified: none of its
+    // alerts still fires. (An alert's evidence is its last push as received.)
+    let mut expired = 0;
+    for (id, incident) in incidents {
+        if !pushed(incident) {
+            continue;
+        }
+        expired += 1;
+        assert!(
+            matches!(incident["state"].as_str(), Some("resolved" | "closed")),
+            "{id}: its alerts' endsAt passed, it is {}",
+            incident["state"]
+        );
+        // Resolved by hand while an alert still fired would be `pending` until it expires.
+        assert_ne!(
+            incident["verification"], "pending",
+            "{id}: an alert still fires"
+        );
+    }
+
+    Timers {
+        escalations: automatic,
+        sla_events,
+        expired,
+    }
+}
+
+/// The configuration of both tests: the store at `store`, escalation of an unacknowledged
+/// incident after 2 s (L1 → L2, then L2 → L3 two seconds later), a first-response SLA of
+/// 3 s (warning at half), pushed alerts expiring after 3 s, and a webhook consumer.
+fn config(port: u16, store: &str, receiver: &Receiver) -> String {
+    format!(
+        "listen: 127.0.0.1:{port}\n\
+         storage: {{path: {store}}}\n\
+         escalation:\n  default: {{start_tier: L1, unacknowledged_after: 2s}}\n\
+         sla:\n  warn_at: 0.5\n  incident: {{default: {{first_response: 3s, resolution: 1h}}}}\n\
+         alerts:\n  resolve_timeout: 3s\n\
+         webhooks:\n  - name: receiver\n    url: {}\n    secret_env: {SECRET_ENV}\n    \
+         retry_schedule: [200ms, 1s]\n",
+        receiver.url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_nothing() {
+    if second_pass() {
+        return;
+    }
+    let kills: usize = std::env::var("INCIDENTD_FAULTS_KILLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let seed = seed();
+    eprintln!("FAULTS seed={seed} (INCIDENTD_FAULTS_SEED={seed} replays the kill points)");
+    let started = Instant::now();
+    let receiver = Receiver::start(200).await;
+    let port = fixed_port();
+    let dir = ConfigDir::new(&config(port, "data/incidentd.redb", &receiver), &[]);
+    let mut server = Process::new(&dir, port);
+    server.start();
+    let client = reqwest::Client::new();
+
+    let load = Arc::new(Load::new(server.base(), seed, &[], 200));
+    let tasks = load.start();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut restarts = Vec::new();
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1500))).await;
+        server.kill();
+        // Down for a while now and then: sends meanwhile are refused.
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
+        let restart = Instant::now();
+        server.start();
+        restarts.push(restart.elapsed());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ledger = load.finish(tasks).await;
+    let load_time = started.elapsed();
+
+    // A last crash, then the restart that must make good on everything.
+    server.kill();
+    server.start();
+    let base = server.base();
+
+    timers_fired(&client, &base).await;
+    drained(&client, &base).await;
+    let incidents = all_incidents(&client, &base).await;
+    let status = server.terminate();
+    assert!(status.success(), "graceful shutdown exits 0: {status}");
+    assert_eq!(server.panics(), Vec::<String>::new(), "no panic");
+
+    check_ledger(&ledger, &incidents);
+
+    let timers = check_timers(&ledger, &incidents);
+    let webhooks = check_deliveries(
+        &dir.path().join("data/incidentd.redb"),
+        &receiver,
+        &incidents,
+    );
 
     let mut sorted = restarts.clone();
     sorted.sort();
     eprintln!(
         "FAULTS SUMMARY (sigkill): seed={seed} kills={} (+1 final) restart_ms p50={} max={} | \
          requests={} 2xx={} refused={} cut={} | {} | tickets={} acks={} notes={} alert identities={} \
-         | incidents={} escalations(timer)={automatic} sla_events={sla_events} pushed_expired={expired} \
+         | incidents={} escalations(timer)={} sla_events={} pushed_expired={} \
          | events={} deliveries={} redeliveries={} | load {:.1}s, test {:.1}s",
         kills,
         sorted[sorted.len() / 2].as_millis(),
@@ -1013,9 +1074,12 @@ async fn sigkill_under_load_loses_nothing() {
         ledger.notes.len(),
         ledger.alerts.len(),
         incidents.len(),
-        stored.len(),
-        deliveries.len(),
-        deliveries.len() - delivered.len(),
+        timers.escalations,
+        timers.sla_events,
+        timers.expired,
+        webhooks.events,
+        webhooks.deliveries,
+        webhooks.redeliveries,
         load_time.as_secs_f64(),
         started.elapsed().as_secs_f64(),
     );
@@ -1046,16 +1110,10 @@ async fn a_disk_filling_and_freeing_under_load_keeps_every_2xx() {
     let receiver = Receiver::start(200).await;
     let port = fixed_port();
     let store_path = disk.path().join("incidentd.redb");
-    let config = format!(
-        "listen: 127.0.0.1:{port}\n\
-         storage: {{path: {}}}\n\
-         alerts:\n  resolve_timeout: 3s\n\
-         webhooks:\n  - name: receiver\n    url: {}\n    secret_env: {SECRET_ENV}\n    \
-         retry_schedule: [200ms, 1s]\n",
-        store_path.display(),
-        receiver.url()
+    let dir = ConfigDir::new(
+        &config(port, &store_path.display().to_string(), &receiver),
+        &[],
     );
-    let dir = ConfigDir::new(&config, &[]);
     let mut server = Process::new(&dir, port);
     server.start();
     let base = server.base();
@@ -1144,21 +1202,31 @@ async fn a_disk_filling_and_freeing_under_load_keeps_every_2xx() {
     );
     assert!(failed_commits >= CYCLES, "{failed_commits} failed commits");
 
-    // After a crash and a restart, everything answered 2xx is there.
+    // Webhook delivery went on too, without a restart: the acknowledgements refused while
+    // the disk was full did not stop it.
+    drained(&client, &base).await;
+
+    // After a crash and a restart, everything answered 2xx is there, and every stored
+    // event was delivered.
     server.kill();
     server.start();
+    timers_fired(&client, &base).await;
+    drained(&client, &base).await;
     let incidents = all_incidents(&client, &base).await;
     check_ledger(&ledger, &incidents);
+    let timers = check_timers(&ledger, &incidents);
     assert_eq!(ready(&client, &base).await, Some(StatusCode::OK));
     let status = server.terminate();
     assert!(status.success(), "graceful shutdown exits 0: {status}");
     assert_eq!(server.panics(), Vec::<String>::new(), "no panic");
+    let webhooks = check_deliveries(&store_path, &receiver, &incidents);
 
     let ms = |all: &[Duration]| all.iter().map(Duration::as_millis).collect::<Vec<_>>();
     eprintln!(
         "FAULTS SUMMARY (disk): seed={seed} cycles={CYCLES} full_ms={:?} recovered_ms={:?} \
          failed_commits={failed_commits} | requests={} 2xx={} 503={refused} | {} | tickets={} \
-         acks={} notes={} alert identities={} | incidents={} | test {:.1}s",
+         acks={} notes={} alert identities={} | incidents={} escalations(timer)={} \
+         sla_events={} pushed_expired={} | events={} deliveries={} redeliveries={} | test {:.1}s",
         ms(&full_for),
         ms(&recovered_in),
         ledger.total(|_| true),
@@ -1169,6 +1237,12 @@ async fn a_disk_filling_and_freeing_under_load_keeps_every_2xx() {
         ledger.notes.len(),
         ledger.alerts.len(),
         incidents.len(),
+        timers.escalations,
+        timers.sla_events,
+        timers.expired,
+        webhooks.events,
+        webhooks.deliveries,
+        webhooks.redeliveries,
         started.elapsed().as_secs_f64(),
     );
 }
