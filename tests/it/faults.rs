@@ -871,7 +871,7 @@ async fn timers_fired(client: &reqwest::Client, base: &str) {
         "every timer due fired",
         Duration::from_secs(60),
         async || {
-            let all = summaries(&client, base).await?;
+            let all = summaries(client, base).await?;
             let behind: Vec<String> = all
                 .iter()
                 .filter(|incident| {
