@@ -40,7 +40,7 @@ pub struct ProbeRun {
 /// What a webhook worker learned since its last report, carried out in one commit (with
 /// whatever else is in the batch): acknowledging deliveries in batches is what keeps a
 /// fast consumer from waiting for an fsync per event.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct DeliveryReport {
     pub consumer: String,
     pub delivered: Vec<OutboxEntry>,

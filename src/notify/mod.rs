@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::WebhookConfig;
-use crate::engine::{DeliveryReport, EngineHandle, Wakers};
+use crate::engine::{DeliveryReport, EngineError, EngineHandle, Wakers};
 use crate::metrics::Metrics;
 use crate::store::{ConsumerState, DeadLetter, DeliveryAttempt, OutboxEntry, Store};
 
@@ -41,6 +41,9 @@ const HELD: usize = 10_000;
 const REFRESH: Duration = Duration::from_secs(1);
 /// How often a worker asks the engine to prune history older than its retention.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How long a worker waits to report again after the engine could not store a report
+/// (a full disk): the report is kept and sent again, merged with what came after it.
+const REPORT_RETRY: Duration = Duration::from_secs(1);
 
 /// Shared by every worker.
 #[derive(Clone)]
@@ -198,7 +201,10 @@ impl Notifier {
             consumer: name.clone(),
             ..DeliveryReport::default()
         };
-        let mut acking: Option<tokio::task::JoinHandle<bool>> = None;
+        // The report being stored, and a copy to send again if it is refused.
+        let mut acking: Option<tokio::task::JoinHandle<Result<(), EngineError>>> = None;
+        let mut unacked: Option<DeliveryReport> = None;
+        let mut report_at: Option<tokio::time::Instant> = None;
         let mut enabled = true;
         // When this worker saw a 410 (the disable may not be committed yet).
         let mut disabled_at = None;
@@ -250,7 +256,9 @@ impl Notifier {
                     in_flight.spawn(async move { worker.attempt(&consumer, entry).await });
                 }
             }
-            if acking.is_none() && !report.is_empty() {
+            let may_report = report_at.is_none_or(|at| tokio::time::Instant::now() >= at);
+            if acking.is_none() && !report.is_empty() && may_report {
+                report_at = None;
                 let engine = self.engine.clone();
                 let batch = std::mem::replace(
                     &mut report,
@@ -259,11 +267,13 @@ impl Notifier {
                         ..DeliveryReport::default()
                     },
                 );
+                unacked = Some(batch.clone());
                 acking = Some(tokio::spawn(async move {
-                    engine.report_deliveries(batch).await.is_ok()
+                    engine.report_deliveries(batch).await
                 }));
             }
-            let idle = queues.held == 0 && in_flight.is_empty() && acking.is_none();
+            let idle =
+                queues.held == 0 && in_flight.is_empty() && acking.is_none() && report.is_empty();
             // With every slot taken, a head that is ready waits for a slot (join_next), not
             // for its time, which has passed: waiting for it would spin.
             let wake_at = queues
@@ -283,12 +293,24 @@ impl Notifier {
                 }
                 acked = async { acking.as_mut().expect("guarded").await }, if acking.is_some() => {
                     acking = None;
-                    if !matches!(acked, Ok(true)) {
-                        return; // the engine stopped: what was not acknowledged is sent again
+                    let refused = unacked.take().expect("kept while acking");
+                    match acked {
+                        Ok(Ok(())) => {}
+                        // The engine stopped: what was not acknowledged is sent again
+                        // after the restart.
+                        Ok(Err(EngineError::Stopped)) | Err(_) => return,
+                        // Refused (the store takes no writes, say): the entries are still
+                        // in the outbox; report them again, later, with what came since.
+                        Ok(Err(error)) => {
+                            tracing::warn!(consumer = %name, %error, "storing the delivery report failed; it is sent again");
+                            report.put_back(refused);
+                            report_at = Some(tokio::time::Instant::now() + REPORT_RETRY);
+                        }
                     }
                 }
                 () = waker.notified() => read_wanted = true,
                 () = sleep_until(wake_at), if wake_at.is_some() => {}
+                () = sleep_until(report_at), if report_at.is_some() && acking.is_none() => {}
                 _ = refresh.tick() => {
                     if let Some(stored) = self.refresh_gauges(&consumer).await {
                         // A disable not yet committed must not be undone by the stored
@@ -619,6 +641,16 @@ impl Queues {
 }
 
 impl DeliveryReport {
+    /// Puts a refused report back in front of this one (which came after it).
+    fn put_back(&mut self, earlier: DeliveryReport) {
+        let later = std::mem::replace(self, earlier);
+        self.delivered.extend(later.delivered);
+        self.dead.extend(later.dead);
+        self.attempts.extend(later.attempts);
+        self.disable = self.disable.take().or(later.disable);
+        self.prune_before = self.prune_before.max(later.prune_before);
+    }
+
     fn is_empty(&self) -> bool {
         self.delivered.is_empty()
             && self.dead.is_empty()

@@ -279,8 +279,11 @@ pub struct Batch {
     outbox_delete: Vec<(String, u64)>,
     silences: BTreeMap<u64, Silence>,
     maintenances: BTreeMap<u64, Maintenance>,
-    timers_armed: Vec<Timer>,
-    timers_done: Vec<Timer>,
+    /// Timers to store (`true`) or delete (`false`), by their stored key. The last arm or
+    /// disarm of a key in the batch wins: a timer fired or moved and armed again in one
+    /// batch stays armed. (The key keeps milliseconds: two instants the engine tells apart
+    /// may share one, as a timer loaded at start and the same one wanted again do.)
+    timers: BTreeMap<(i64, u64, &'static str), bool>,
     meta: BTreeMap<&'static str, u64>,
     webhooks: webhooks::WebhookWrites,
     /// (probe, day) → the day's counts now.
@@ -303,8 +306,7 @@ impl Batch {
             && self.outbox_delete.is_empty()
             && self.silences.is_empty()
             && self.maintenances.is_empty()
-            && self.timers_armed.is_empty()
-            && self.timers_done.is_empty()
+            && self.timers.is_empty()
             && self.meta.is_empty()
             && self.webhooks.is_empty()
             && self.uptime.is_empty()
@@ -356,12 +358,12 @@ impl Batch {
     }
 
     pub fn arm_timer(&mut self, timer: Timer) {
-        self.timers_armed.push(timer);
+        self.timers.insert(timer_key(&timer), true);
     }
 
     /// The timer fired (or its reason is gone): delete it.
     pub fn disarm_timer(&mut self, timer: Timer) {
-        self.timers_done.push(timer);
+        self.timers.insert(timer_key(&timer), false);
     }
 
     pub fn put_silence(&mut self, silence: &Silence) {
@@ -639,11 +641,12 @@ impl Store {
                 outbox.delete((consumer.as_str(), *seq))?;
             }
             let mut timers = txn.open(TIMERS)?;
-            for timer in &batch.timers_armed {
-                timers.put(timer_key(timer), ())?;
-            }
-            for timer in &batch.timers_done {
-                timers.delete(timer_key(timer))?;
+            for (&key, &armed) in &batch.timers {
+                if armed {
+                    timers.put(key, ())?;
+                } else {
+                    timers.delete(key)?;
+                }
             }
             let mut silences = txn.open(SILENCES)?;
             let mut by_end = txn.open(SILENCES_BY_END)?;

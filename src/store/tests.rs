@@ -752,6 +752,47 @@ fn every_timer_kind_survives_its_key() {
     );
 }
 
+/// A batch's arms and disarms of one stored key apply in order: a timer disarmed and armed
+/// again (moved within a millisecond, or loaded at start at the key's precision and wanted
+/// again to the nanosecond) stays stored, one armed and then disarmed does not.
+#[test]
+fn the_last_arm_or_disarm_of_a_timer_in_a_batch_wins() {
+    let (_dir, store) = temp_store();
+    let at = |nanos: i64, incident: u64| Timer {
+        due: DateTime::from_timestamp_nanos(1_767_225_600_000_000_000 + nanos),
+        incident: IncidentId(incident),
+        kind: TimerKind::AlertExpiry,
+    };
+    let mut batch = Batch::default();
+    batch.arm_timer(at(123_000_000, 1));
+    batch.arm_timer(at(5_000_000, 2));
+    store.commit(&batch).unwrap();
+    let loaded = store.load().unwrap().timers;
+    assert_eq!(loaded, [at(5_000_000, 2), at(123_000_000, 1)]);
+
+    let mut batch = Batch::default();
+    // Incident 1: the timer as loaded goes, the same instant to the nanosecond comes.
+    batch.disarm_timer(loaded[1]);
+    batch.arm_timer(at(123_456_789, 1));
+    // Incident 2: refreshed twice within a millisecond, then fired and gone.
+    batch.arm_timer(at(7_000_100, 2));
+    batch.disarm_timer(at(7_000_100, 2));
+    batch.arm_timer(at(7_000_900, 2));
+    batch.disarm_timer(at(5_000_000, 2));
+    store.commit(&batch).unwrap();
+    assert_eq!(
+        store.load().unwrap().timers,
+        [at(7_000_000, 2), at(123_000_000, 1)]
+    );
+
+    let mut batch = Batch::default();
+    batch.arm_timer(at(9_000_000, 2));
+    batch.disarm_timer(at(9_000_000, 2));
+    batch.disarm_timer(at(7_000_900, 2));
+    store.commit(&batch).unwrap();
+    assert_eq!(store.load().unwrap().timers, [at(123_000_000, 1)]);
+}
+
 /// Overwrites `pages` 4 KiB pages from the middle of the file with pseudo-random bytes
 /// (a fixed seed: the same damage every run).
 fn damage_middle_pages(path: &Path, pages: u64) {

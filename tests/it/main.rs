@@ -14,6 +14,7 @@ mod ctl;
 mod dashboards;
 mod detection;
 mod exporter;
+mod faults;
 mod ha;
 mod hardening_edge;
 mod hardening_limits;

@@ -15,14 +15,14 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 /// A tmpfs of a few MiB mounted on a temporary directory, unmounted when dropped.
-struct SmallDisk {
+pub(crate) struct SmallDisk {
     dir: tempfile::TempDir,
 }
 
 impl SmallDisk {
     /// `None` (the test is skipped, said on stderr) when this environment may not mount a
     /// tmpfs, unless `INCIDENTD_REQUIRE_INTEROP=1`: then the test fails.
-    fn mount(size: &str) -> Option<SmallDisk> {
+    pub(crate) fn mount(size: &str) -> Option<SmallDisk> {
         let dir = tempfile::tempdir().unwrap();
         let mounted = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -47,12 +47,12 @@ impl SmallDisk {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes a filler file until the disk is full; returns its path.
-    fn fill(&self) -> PathBuf {
+    pub(crate) fn fill(&self) -> PathBuf {
         let path = self.path().join("filler");
         let mut file = std::fs::File::create(&path).unwrap();
         let chunk = vec![0x5a_u8; 4096];
