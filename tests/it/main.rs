@@ -19,6 +19,7 @@ mod hardening_edge;
 mod hardening_limits;
 mod interop_alerts;
 mod maintenances;
+mod openapi;
 mod probe_to_webhook;
 mod probes;
 mod reload;
