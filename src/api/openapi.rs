@@ -411,7 +411,7 @@ pub(super) async fn serve(
 /// has no clearance, only that it exists ([`crate::view::Restrictions::view`]).
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)] // the schema of the `serde_json::Value` the view gives
+#[allow(dead_code, clippy::large_enum_variant)] // the schema of the `Value` the view gives
 pub enum IncidentAnswer {
     Full(IncidentView<'static>),
     Restricted(RestrictedView),
@@ -430,7 +430,7 @@ pub struct TicketAnswer {
 /// A review draft, or only that the incident exists (restricted, no clearance).
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)] // the schema of `review::draft`'s JSON
+#[allow(dead_code, clippy::large_enum_variant)] // the schema of `review::draft`'s JSON
 pub enum ReviewAnswer {
     Review(Review),
     Restricted(RestrictedView),
