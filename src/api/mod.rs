@@ -609,8 +609,9 @@ async fn rules(caller: Caller, State(state): State<ApiState>) -> Result<Json<Rul
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SlaQuery {
-    /// A Prometheus-style duration; 30d by default.
-    #[param(example = "30d")]
+    /// A Prometheus-style duration, largest unit first (`ms`, `s`, `m`, `h`, `d`, `w`,
+    /// `y`); 30d by default.
+    #[param(example = "30d", pattern = "^([0-9]+(ms|s|m|h|d|w|y))+$")]
     window: Option<String>,
     /// Only this kind (`incident` or `request`).
     kind: Option<String>,
@@ -628,20 +629,26 @@ async fn sla_report(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Need::Read)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let now = state.clock.now();
     let window = match query.window.as_deref() {
         None => chrono::TimeDelta::days(30),
         Some(text) => crate::domain::duration::parse_duration(text)
             .ok()
             .filter(|d| !d.is_zero())
             .and_then(|d| chrono::TimeDelta::from_std(d).ok())
+            // A window from before 1970 holds nothing more, and one from before chrono's
+            // first date cannot be computed at all.
+            .filter(|window| {
+                now.checked_sub_signed(*window)
+                    .is_some_and(|from| from >= chrono::DateTime::UNIX_EPOCH)
+            })
             .ok_or_else(|| {
                 ApiError::bad_request(format!(
-                    "invalid window `{text}`; expected a duration greater than 0 such as 7d or 30d"
+                    "invalid window `{text}`; expected a duration greater than 0 such as 7d or 30d, starting in 1970 or later"
                 ))
             })?,
     };
     let store = state.store.clone();
-    let now = state.clock.now();
     // Only incidents with a clock counting or stopped in the window are read.
     let clocks = tokio::task::spawn_blocking(move || store.incident_clocks_since(now - window))
         .await

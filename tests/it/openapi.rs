@@ -259,3 +259,31 @@ async fn servers_follow_external_url() {
     );
     app.stop().await;
 }
+
+// Regressions that `tools/schemathesis.sh` found.
+
+/// `GET /api/v1/sla?window=100000000d` reached back before chrono's first date: the
+/// subtraction panicked and the answer was a 500; a window that starts before 1970 (where
+/// `from` was a negative year, not an RFC 3339 time) is refused like any invalid one.
+#[tokio::test]
+async fn an_sla_window_reaching_before_1970_is_a_bad_request() {
+    let dir = ConfigDir::new("listen: 127.0.0.1:0\n", &[]);
+    let app = TestApp::spawn(&dir, Default::default()).await;
+    for window in ["100000000d", "06266223y294m", "1000000d", "57y"] {
+        let (status, body) = app.get(&format!("/api/v1/sla?window={window}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{window}: {body}");
+        assert_eq!(body["error"]["code"], "bad_request", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("invalid window `{window}`")),
+            "{body}"
+        );
+    }
+    // The manual clock is in 2026: 56 years reach back to 1970.
+    let (status, body) = app.get("/api/v1/sla?window=56y").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["from"].as_str().unwrap().starts_with("19"), "{body}");
+    app.stop().await;
+}
