@@ -117,12 +117,13 @@ EOF
 log "st run: $EXAMPLES examples per operation, seed $SEED, $WORKERS workers"
 start=$(date +%s)
 status=0
-st --config-file "$tmp/schemathesis.toml" run "$base/api/v1/openapi.json" \
+# From the temp dir: Schemathesis keeps a cache in the working directory.
+(cd "$tmp" && st --config-file "$tmp/schemathesis.toml" run "$base/api/v1/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --phases examples,coverage,fuzzing \
     --max-examples "$EXAMPLES" --seed "$SEED" --workers "$WORKERS" \
     --request-timeout 30 --no-color \
-    --report junit --report-dir "$tmp/report" || status=$?
+    --report junit --report-dir "$tmp/report") || status=$?
 log "st run took $(($(date +%s) - start))s (exit $status)"
 
 if grep -n 'panicked' "$tmp/incidentd.log" >&2; then
