@@ -46,7 +46,7 @@ const KEY_MOMENTS: [&str; 13] = [
 ];
 
 /// The review draft.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Review {
     pub id: String,
     pub title: String,
@@ -66,7 +66,8 @@ pub struct Review {
     pub action_items: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReviewSummary)]
 pub struct Summary {
     pub kind: &'static str,
     pub category: String,
@@ -84,7 +85,8 @@ pub struct Summary {
     pub resolution: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReviewMoment)]
 pub struct Moment {
     pub at: String,
     /// Seconds since the incident opened (negative for a symptom seen before).
@@ -96,7 +98,8 @@ pub struct Moment {
 }
 
 /// Wall times from opening, in seconds.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReviewDurations)]
 pub struct Durations {
     /// From the first symptomatic result to opening (rule incidents).
     pub detection_seconds: Option<i64>,
@@ -106,7 +109,8 @@ pub struct Durations {
 }
 
 /// One SLA clock against its target.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReviewTat)]
 pub struct Tat {
     /// `first_response`, `resolution`, `breach_notification`.
     pub sla: &'static str,
@@ -118,7 +122,8 @@ pub struct Tat {
     pub calendar: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReviewNote)]
 pub struct Note {
     pub at: String,
     pub actor: String,
@@ -129,7 +134,8 @@ pub struct Note {
     pub text: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReviewCall)]
 pub struct CallLine {
     pub at: String,
     pub url: String,
@@ -138,7 +144,8 @@ pub struct CallLine {
     pub scheduled_by: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReviewSimilar)]
 pub struct Similar {
     pub id: String,
     pub title: String,

@@ -35,7 +35,8 @@ impl<'a> From<&'a (Kind, Priority, SlaClocks)> for Clocks<'a> {
     }
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, utoipa::ToSchema, PartialEq)]
+#[schema(as = SlaReport)]
 pub struct Report {
     pub window_seconds: i64,
     pub from: String,
@@ -46,7 +47,8 @@ pub struct Report {
     pub mean_resolution: MeanResolution,
 }
 
-#[derive(Debug, Serialize, PartialEq, Default)]
+#[derive(Debug, Serialize, utoipa::ToSchema, PartialEq, Default)]
+#[schema(as = SlaFigures)]
 pub struct Figures {
     pub target_seconds: Option<f64>,
     pub met: u64,
@@ -62,7 +64,8 @@ pub struct Figures {
     pub open: Open,
 }
 
-#[derive(Debug, Serialize, PartialEq, Default)]
+#[derive(Debug, Serialize, utoipa::ToSchema, PartialEq, Default)]
+#[schema(as = SlaOpenClocks)]
 pub struct Open {
     pub ok: u64,
     pub at_risk: u64,
@@ -70,7 +73,8 @@ pub struct Open {
     pub paused: u64,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, utoipa::ToSchema, PartialEq)]
+#[schema(as = SlaMeanResolution)]
 pub struct MeanResolution {
     pub objective_seconds: f64,
     /// Of the incidents (not requests) resolved in the window.

@@ -13,16 +13,24 @@ use crate::domain::incident::{
 };
 use crate::domain::sla::{Phase, SlaClock, SlaName, SlaPolicies};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Incident)]
 pub struct IncidentView<'a> {
+    /// `INC-1`, `INC-2`, … stable.
     pub id: String,
+    #[schema(value_type = crate::domain::incident::Kind)]
     pub kind: &'static str,
     pub title: &'a str,
     pub description: &'a str,
+    #[schema(value_type = crate::domain::incident::State)]
     pub state: &'static str,
+    #[schema(value_type = crate::domain::incident::Tier)]
     pub tier: &'static str,
+    #[schema(value_type = crate::domain::priority::Priority)]
     pub priority: &'static str,
+    #[schema(value_type = crate::domain::priority::Level)]
     pub impact: &'static str,
+    #[schema(value_type = crate::domain::priority::Level)]
     pub urgency: &'static str,
     pub category: &'a str,
     pub service: Option<&'a str>,
@@ -35,6 +43,7 @@ pub struct IncidentView<'a> {
     pub evidence: Vec<EvidenceView<'a>>,
     pub resolution: Option<&'a str>,
     /// `pending` | `verified` for resolved rule incidents, else null.
+    #[schema(value_type = Option<String>, pattern = "^(pending|verified)$")]
     pub verification: Option<&'static str>,
     pub opened_at: String,
     pub acknowledged_at: Option<String>,
@@ -55,7 +64,8 @@ pub struct IncidentView<'a> {
 }
 
 /// `sla` of an incident: each clock that started.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Sla)]
 pub struct SlaView {
     pub first_response: Option<ClockView>,
     pub resolution: Option<ClockView>,
@@ -66,12 +76,14 @@ pub struct SlaView {
 
 /// One SLA clock at `now`. Elapsed and remaining time are in the policy's calendar
 /// (business hours, or wall time for 24x7) and, as `_wall_`, in wall time.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SlaClock)]
 pub struct ClockView {
     pub target_seconds: f64,
     /// While running: when the target is (or was) reached. Null while paused or stopped.
     pub due_at: Option<String>,
     /// `running`, `paused`, `met` or `breached`.
+    #[schema(value_type = String, pattern = "^(running|paused|met|breached)$")]
     pub state: &'static str,
     /// Past the warning share of the target (`sla.warn_at`).
     pub at_risk: bool,
@@ -133,7 +145,8 @@ impl ClockView {
 }
 
 /// A scheduled call in the incident's JSON.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Call)]
 pub struct CallView<'a> {
     pub at: String,
     pub url: &'a str,
@@ -157,7 +170,8 @@ impl<'a> CallView<'a> {
 }
 
 /// A similar past incident and what resolved it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SimilarIncident)]
 pub struct SimilarView<'a> {
     pub id: String,
     pub title: &'a str,
@@ -174,7 +188,9 @@ impl<'a> SimilarView<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Where the incident came from.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Source)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceView<'a> {
     Rule {
@@ -184,11 +200,14 @@ pub enum SourceView<'a> {
     Ticket {},
     /// `source`: `alertmanager`, `api_v2` or `events`.
     Alert {
+        #[schema(value_type = crate::domain::alert::AlertSource)]
         source: &'static str,
     },
 }
 
-#[derive(Debug, Serialize)]
+/// What was seen: a probe's result, a ticket's text or an alert.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Evidence)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EvidenceView<'a> {
     ProbeResult {
@@ -218,7 +237,9 @@ pub enum EvidenceView<'a> {
     Alert(&'a crate::domain::incident::model::AlertEvidence),
 }
 
-#[derive(Debug, Serialize)]
+/// One line of the incident's timeline.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = TimelineEntry)]
 pub struct TimelineView<'a> {
     pub at: String,
     pub actor: &'a str,
@@ -291,11 +312,13 @@ impl<'a> IncidentView<'a> {
 
 /// What a reader without clearance sees of a restricted incident: that it exists, and
 /// nothing that could tell what it is about.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = RestrictedIncident)]
 pub struct RestrictedView {
     pub id: String,
     /// Always true: tells the reader why the rest is missing.
     pub restricted: bool,
+    #[schema(value_type = crate::domain::incident::State)]
     pub state: &'static str,
     pub opened_at: String,
 }

@@ -5,10 +5,27 @@ use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::domain::incident::TransitionError;
 use crate::engine::EngineError;
+
+/// Every error the API answers, whatever the route: `{"error": {"code", "message"}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable `code` to branch on and a sentence for people.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`, … (one per status).
+    #[schema(value_type = String, example = "not_found")]
+    pub code: &'static str,
+    #[schema(example = "incident INC-7 not found")]
+    pub message: String,
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -46,7 +63,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -17,9 +17,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::auth::{Caller, Need};
+use super::error::ErrorBody;
+use super::openapi::{AlertmanagerWebhook, PagerDutyEvent, PostableAlert};
 use super::{ApiError, ApiState};
 use crate::domain::alert::{Alert, AlertSource};
 use crate::engine::{AlertsOutcome, IngestError};
@@ -84,14 +87,32 @@ fn api_error(error: IngestError) -> Response {
     }
 }
 
-/// What the Alertmanager-shaped routes answer: each alert's outcome and incident.
-fn outcomes(outcome: &AlertsOutcome) -> Value {
-    let alerts: Vec<Value> = outcome
-        .alerts
-        .iter()
-        .map(|a| json!({"outcome": a.as_str(), "incident": a.incident().map(|id| id.to_string())}))
-        .collect();
-    json!({ "alerts": alerts })
+/// What the Alertmanager-shaped routes answer: each alert's outcome and incident, in
+/// the order they came.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct AlertOutcomes {
+    alerts: Vec<AlertOutcome>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct AlertOutcome {
+    /// `accepted`, `duplicate`, `suppressed` or `ignored`.
+    outcome: &'static str,
+    /// The incident it opened or joined; null when none.
+    incident: Option<String>,
+}
+
+fn outcomes(outcome: &AlertsOutcome) -> AlertOutcomes {
+    AlertOutcomes {
+        alerts: outcome
+            .alerts
+            .iter()
+            .map(|a| AlertOutcome {
+                outcome: a.as_str(),
+                incident: a.incident().map(|id| id.to_string()),
+            })
+            .collect(),
+    }
 }
 
 /// The number of alerts a refused payload held (1 when it held no list).
@@ -143,6 +164,13 @@ async fn alertmanager_shaped(
     }
 }
 
+/// `POST /api/v1/alertmanager`: Alertmanager's webhook receiver (payload version 4).
+#[utoipa::path(post, path = "/api/v1/alertmanager", tag = "alerts",
+    request_body = AlertmanagerWebhook,
+    responses(
+        (status = 200, description = "Each alert's outcome", body = AlertOutcomes),
+        (status = 429, description = "Busy: retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
 pub(super) async fn alertmanager(
     caller: Caller,
     State(state): State<ApiState>,
@@ -151,21 +179,48 @@ pub(super) async fn alertmanager(
     alertmanager_shaped(caller, state, body, AlertSource::Alertmanager).await
 }
 
+/// `POST /api/v2/alerts`: Alertmanager's push API, as Prometheus sends alerts.
+#[utoipa::path(post, path = "/api/v2/alerts", tag = "alerts",
+    request_body = Vec<PostableAlert>,
+    responses(
+        (status = 200, description = "Each alert's outcome", body = AlertOutcomes),
+        (status = 429, description = "Busy: retry after `Retry-After` seconds", body = ErrorBody),
+    ))]
 pub(super) async fn api_v2(caller: Caller, State(state): State<ApiState>, body: Bytes) -> Response {
     alertmanager_shaped(caller, state, body, AlertSource::ApiV2).await
 }
 
-/// PagerDuty's 400 (`status`, `message`, `errors`), which PagerDuty-speaking tools read,
-/// with the API's own `error` object beside it, which every other client reads.
+/// What the events routes answer, in PagerDuty's shape (its clients read these fields); a
+/// refusal also carries the API's own `error` object, which every other client reads.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct EventAnswer {
+    /// `success`, `invalid event` or `throttle event`.
+    status: &'static str,
+    message: &'static str,
+    /// The event's (given or generated) key, on success.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dedup_key: Option<String>,
+    /// Every problem of an invalid event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<String>>,
+    /// On a refusal: the API's error, as on every other route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<super::error::ErrorDetail>,
+}
+
 fn invalid_event(errors: Vec<String>) -> Response {
     (
         StatusCode::BAD_REQUEST,
-        Json(json!({
-            "status": "invalid event",
-            "message": "Event object is invalid",
-            "errors": errors,
-            "error": {"code": "bad_request", "message": errors.join("; ")},
-        })),
+        Json(EventAnswer {
+            status: "invalid event",
+            message: "Event object is invalid",
+            dedup_key: None,
+            error: Some(super::error::ErrorDetail {
+                code: "bad_request",
+                message: errors.join("; "),
+            }),
+            errors: Some(errors),
+        }),
     )
         .into_response()
 }
@@ -175,12 +230,32 @@ fn new_dedup_key() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
+/// `POST /api/v1/events`: PagerDuty Events API v2 (`routing_key` may carry an ingest token).
+#[utoipa::path(post, path = "/api/v1/events", tag = "alerts",
+    request_body = PagerDutyEvent,
+    responses(
+        (status = 202, description = "Processed", body = EventAnswer),
+        (status = 400, description = "Invalid event, every problem listed (PagerDuty's shape)", body = EventAnswer),
+        (status = 429, description = "Busy: retry after `Retry-After` seconds (PagerDuty's shape)", body = EventAnswer),
+    ))]
+pub(super) async fn events(state: State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+    receive_event(state, headers, body).await
+}
+
+/// `POST /v2/enqueue`: the same, at PagerDuty's own path.
+#[utoipa::path(post, path = "/v2/enqueue", tag = "alerts",
+    request_body = PagerDutyEvent,
+    responses(
+        (status = 202, description = "Processed", body = EventAnswer),
+        (status = 400, description = "Invalid event, every problem listed (PagerDuty's shape)", body = EventAnswer),
+        (status = 429, description = "Busy: retry after `Retry-After` seconds (PagerDuty's shape)", body = EventAnswer),
+    ))]
+pub(super) async fn enqueue(state: State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+    receive_event(state, headers, body).await
+}
+
 /// `POST /api/v1/events` and `POST /v2/enqueue`: PagerDuty Events API v2.
-pub(super) async fn events(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn receive_event(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
     let source = AlertSource::Events;
     let value = json_body(&body);
     let routing_key = value
@@ -212,17 +287,24 @@ pub(super) async fn events(
     match apply(&state, source, vec![event.alert]).await {
         Ok(_) => (
             StatusCode::ACCEPTED,
-            Json(json!({
-                "status": "success",
-                "message": "Event processed",
-                "dedup_key": event.dedup_key,
-            })),
+            Json(EventAnswer {
+                status: "success",
+                message: "Event processed",
+                dedup_key: Some(event.dedup_key),
+                errors: None,
+                error: None,
+            }),
         )
             .into_response(),
-        Err(IngestError::Busy) => throttled(json!({
-            "status": "throttle event",
-            "message": "incidentd is busy; retry later",
-            "error": {"code": "too_many_requests", "message": "incidentd is busy; retry later"},
+        Err(IngestError::Busy) => throttled(json!(EventAnswer {
+            status: "throttle event",
+            message: "incidentd is busy; retry later",
+            dedup_key: None,
+            errors: None,
+            error: Some(super::error::ErrorDetail {
+                code: "too_many_requests",
+                message: "incidentd is busy; retry later".to_owned(),
+            }),
         })),
         Err(error) => api_error(error),
     }

@@ -8,10 +8,10 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use super::auth::{Caller, Need};
+use super::error::ErrorBody;
 use super::extract::Path;
 use super::{ApiError, ApiState, limits, parse_filter};
 use crate::domain::maintenance::{Maintenance, MaintenanceState};
@@ -26,19 +26,54 @@ pub const MESSAGE_BYTES: usize = 4096;
 pub const SERVICES: usize = 32;
 
 /// A maintenance as the API shows it.
-pub fn maintenance_json(maintenance: &Maintenance, now: DateTime<Utc>) -> Value {
-    json!({
-        "id": format!("MNT-{}", maintenance.id),
-        "title": maintenance.title,
-        "message": maintenance.message,
-        "services": maintenance.services,
-        "starts_at": timestamp(maintenance.starts_at),
-        "ends_at": timestamp(maintenance.ends_at),
-        "state": maintenance.state(now).as_str(),
-        "created_by": maintenance.created_by,
-        "created_at": timestamp(maintenance.created_at),
-        "cancelled_at": maintenance.cancelled_at.map(timestamp),
-    })
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Maintenance)]
+pub struct MaintenanceView {
+    /// `MNT-1`, `MNT-2`, …
+    id: String,
+    title: String,
+    message: String,
+    services: Vec<String>,
+    starts_at: String,
+    ends_at: String,
+    /// `upcoming`, `active`, `completed` or `cancelled`.
+    #[schema(value_type = String, pattern = "^(upcoming|active|completed|cancelled)$")]
+    state: &'static str,
+    created_by: String,
+    created_at: String,
+    cancelled_at: Option<String>,
+}
+
+impl MaintenanceView {
+    pub fn new(maintenance: &Maintenance, now: DateTime<Utc>) -> MaintenanceView {
+        MaintenanceView {
+            id: format!("MNT-{}", maintenance.id),
+            title: maintenance.title.clone(),
+            message: maintenance.message.clone(),
+            services: maintenance.services.clone(),
+            starts_at: timestamp(maintenance.starts_at),
+            ends_at: timestamp(maintenance.ends_at),
+            state: maintenance.state(now).as_str(),
+            created_by: maintenance.created_by.clone(),
+            created_at: timestamp(maintenance.created_at),
+            cancelled_at: maintenance.cancelled_at.map(timestamp),
+        }
+    }
+}
+
+/// `GET /api/v1/maintenances`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Maintenances {
+    maintenances: Vec<MaintenanceView>,
+}
+
+/// The parameter of the routes on one maintenance.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // read by `Path<String>`; here for the description
+pub struct MaintenancePath {
+    /// `MNT-1`, `MNT-2`, …
+    id: String,
 }
 
 /// `MNT-7` → 7; anything else names no maintenance.
@@ -49,7 +84,8 @@ fn parse_id(raw: &str) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("maintenance {raw} not found")))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Comma-separated states: `upcoming`, `active`, `completed`, `cancelled`.
@@ -57,11 +93,13 @@ pub struct ListQuery {
 }
 
 /// `GET /api/v1/maintenances[?state=…]`: the latest start first.
+#[utoipa::path(get, path = "/api/v1/maintenances", tag = "maintenances", params(ListQuery),
+    responses((status = 200, description = "Upcoming, active and recent maintenances", body = Maintenances)))]
 pub async fn list(
     caller: Caller,
     State(state): State<ApiState>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Maintenances>, ApiError> {
     caller.require(Need::Read)?;
     let Query(query) = query?;
     let states = parse_filter(
@@ -72,20 +110,25 @@ pub async fn list(
     )?;
     let now = state.clock.now();
     let snapshot = state.read.borrow().clone();
-    let maintenances: Vec<Value> = snapshot
+    let maintenances = snapshot
         .maintenances_at(states.as_deref(), now)
         .into_iter()
-        .map(|m| maintenance_json(m, now))
+        .map(|m| MaintenanceView::new(m, now))
         .collect();
-    Ok(Json(json!({ "maintenances": maintenances })))
+    Ok(Json(Maintenances { maintenances }))
 }
 
 /// `GET /api/v1/maintenances/{id}`: from the read model, or the store for one over long ago.
+#[utoipa::path(get, path = "/api/v1/maintenances/{id}", tag = "maintenances", params(MaintenancePath),
+    responses(
+        (status = 200, description = "The maintenance", body = MaintenanceView),
+        (status = 404, description = "No such maintenance", body = ErrorBody),
+    ))]
 pub async fn get(
     caller: Caller,
     State(state): State<ApiState>,
     Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MaintenanceView>, ApiError> {
     caller.require(Need::Read)?;
     let id = parse_id(&raw)?;
     let now = state.clock.now();
@@ -102,27 +145,33 @@ pub async fn get(
     };
     let maintenance =
         found.ok_or_else(|| ApiError::not_found(format!("maintenance {raw} not found")))?;
-    Ok(Json(maintenance_json(&maintenance, now)))
+    Ok(Json(MaintenanceView::new(&maintenance, now)))
 }
 
-#[derive(Debug, Deserialize)]
+/// `title`, `services`, `starts_at` and `ends_at` are required (refused one by one, by name).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewMaintenance)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceBody {
     title: Option<String>,
     message: Option<String>,
     services: Option<Vec<String>>,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     starts_at: Option<String>,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     ends_at: Option<String>,
 }
 
 /// `POST /api/v1/maintenances` → 201 with the maintenance.
+#[utoipa::path(post, path = "/api/v1/maintenances", tag = "maintenances", request_body = MaintenanceBody,
+    responses((status = 201, description = "The maintenance", body = MaintenanceView)))]
 pub async fn create(
     caller: Caller,
     State(state): State<ApiState>,
     body: Result<Json<MaintenanceBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<MaintenanceView>), ApiError> {
     caller.require(Need::Respond)?;
     let Json(body) = body.map_err(|rejection| match rejection {
         JsonRejection::MissingJsonContentType(_) => {
@@ -142,21 +191,27 @@ pub async fn create(
     let maintenance = state.engine.maintain(new).await?;
     Ok((
         StatusCode::CREATED,
-        Json(maintenance_json(&maintenance, state.clock.now())),
+        Json(MaintenanceView::new(&maintenance, state.clock.now())),
     ))
 }
 
 /// `DELETE /api/v1/maintenances/{id}`: cancels an upcoming one, ends an active one now;
 /// 409 for one already over.
+#[utoipa::path(delete, path = "/api/v1/maintenances/{id}", tag = "maintenances", params(MaintenancePath),
+    responses(
+        (status = 200, description = "The maintenance, cancelled or ended", body = MaintenanceView),
+        (status = 404, description = "No such maintenance", body = ErrorBody),
+        (status = 409, description = "The maintenance is over", body = ErrorBody),
+    ))]
 pub async fn end(
     caller: Caller,
     State(state): State<ApiState>,
     Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MaintenanceView>, ApiError> {
     caller.require(Need::Respond)?;
     let id = parse_id(&raw)?;
     let maintenance = state.engine.end_maintenance(id).await?;
-    Ok(Json(maintenance_json(&maintenance, state.clock.now())))
+    Ok(Json(MaintenanceView::new(&maintenance, state.clock.now())))
 }
 
 /// The body's fields, each refused with its name before anything reaches the engine.

@@ -3,17 +3,20 @@
 //! `{name, value, isRegex, isEqual}` (`isEqual` defaults to true), and in that list amtool's
 //! strings (`service=~"web|api"`). Answers always show the list of objects.
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::{RefOr, schema::AdditionalProperties};
 
 use super::ApiError;
 use super::limits::{self, LABEL_NAME, LABEL_VALUE, LABELS, Text};
 use crate::domain::suppression::{MatchOp, Matcher};
 
 /// One entry of the list form, as Alertmanager API v2 spells it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[schema(as = Matcher)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct MatcherBody {
+pub struct MatcherView {
     name: String,
     value: String,
     is_regex: bool,
@@ -70,7 +73,7 @@ fn read_one(i: usize, entry: Value) -> Result<Matcher, ApiError> {
             (name, value, matcher.op())
         }
         entry @ Value::Object(_) => {
-            let body: MatcherBody = serde_json::from_value(entry).map_err(|error| {
+            let body: MatcherView = serde_json::from_value(entry).map_err(|error| {
                 ApiError::bad_request(format!("`{field}` is not a matcher: {error}"))
             })?;
             let op = MatchOp::from_flags(body.is_regex, body.is_equal);
@@ -93,16 +96,35 @@ fn read_one(i: usize, entry: Value) -> Result<Matcher, ApiError> {
 }
 
 /// The list form every answer shows.
-pub fn to_json(matchers: &[Matcher]) -> Value {
+pub fn view(matchers: &[Matcher]) -> Vec<MatcherView> {
     matchers
         .iter()
-        .map(|m| {
-            json!({
-                "name": m.name(),
-                "value": m.value(),
-                "isRegex": m.op().is_regex(),
-                "isEqual": m.op().is_equal(),
-            })
+        .map(|m| MatcherView {
+            name: m.name().to_owned(),
+            value: m.value().to_owned(),
+            is_regex: m.op().is_regex(),
+            is_equal: m.op().is_equal(),
         })
         .collect()
+}
+
+/// The schema of a request's `matchers`: the three forms [`read`] reads.
+pub fn body_schema() -> Schema {
+    let map = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some("label name → value, every one an equality"))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::Object(
+            ObjectBuilder::new().schema_type(Type::String).build(),
+        )))));
+    let entry = OneOfBuilder::new()
+        .item(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+            "Matcher",
+        )))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("amtool's form, such as service=~\"web|api\"")),
+        );
+    let list = ArrayBuilder::new().items(entry).max_items(Some(LABELS));
+    Schema::OneOf(OneOfBuilder::new().item(map).item(list).build())
 }

@@ -13,6 +13,7 @@ mod ingest;
 mod limits;
 mod maintenances;
 mod matchers;
+pub mod openapi;
 pub mod rate_limit;
 mod reload;
 pub(crate) mod review;
@@ -35,12 +36,11 @@ use serde_json::json;
 
 pub use auth::Tokens;
 pub use auth::{Caller, Need};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 use extract::Path;
 pub use guard::Site;
 use limits::MAX_BODY;
 pub use reload::{ReloadError, ReloadReport, ReloadRequest, Reloads};
-use workflow::act;
 
 use crate::domain::incident::{Incident, IncidentId, State as IncidentState, Tier, TimelineEntry};
 use crate::domain::priority::Priority;
@@ -51,6 +51,7 @@ use crate::metrics::Metrics;
 use crate::probe::{ProbeBoard, ProbeView};
 use crate::store::Store;
 use crate::view::{Clearance, IncidentView, Restrictions, timestamp};
+use openapi::IncidentAnswer;
 
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
@@ -139,34 +140,22 @@ pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
         )
         .route(
             "/api/v1/incidents/{id}",
-            get(get_incident).patch(act::<workflow::Update>),
+            get(get_incident).patch(workflow::update),
         )
         .route(
             "/api/v1/incidents/{id}/acknowledge",
-            post(act::<workflow::Acknowledge>),
+            post(workflow::acknowledge),
         )
-        .route(
-            "/api/v1/incidents/{id}/resolve",
-            post(act::<workflow::Resolve>),
-        )
-        .route("/api/v1/incidents/{id}/notes", post(act::<workflow::Note>))
-        .route("/api/v1/incidents/{id}/hold", post(act::<workflow::Hold>))
-        .route(
-            "/api/v1/incidents/{id}/resume",
-            post(act::<workflow::Resume>),
-        )
-        .route(
-            "/api/v1/incidents/{id}/escalate",
-            post(act::<workflow::Escalate>),
-        )
-        .route("/api/v1/incidents/{id}/close", post(act::<workflow::Close>))
-        .route(
-            "/api/v1/incidents/{id}/reopen",
-            post(act::<workflow::Reopen>),
-        )
+        .route("/api/v1/incidents/{id}/resolve", post(workflow::resolve))
+        .route("/api/v1/incidents/{id}/notes", post(workflow::note))
+        .route("/api/v1/incidents/{id}/hold", post(workflow::hold))
+        .route("/api/v1/incidents/{id}/resume", post(workflow::resume))
+        .route("/api/v1/incidents/{id}/escalate", post(workflow::escalate))
+        .route("/api/v1/incidents/{id}/close", post(workflow::close))
+        .route("/api/v1/incidents/{id}/reopen", post(workflow::reopen))
         .route(
             "/api/v1/incidents/{id}/calls",
-            post(act::<workflow::ScheduleCall>),
+            post(workflow::schedule_call),
         )
         .route(
             "/api/v1/incidents/{id}/reporter-link",
@@ -193,7 +182,8 @@ pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
         .route("/api/v1/alertmanager", post(ingest::alertmanager))
         .route("/api/v2/alerts", post(ingest::api_v2))
         .route("/api/v1/events", post(ingest::events))
-        .route("/v2/enqueue", post(ingest::events))
+        .route("/v2/enqueue", post(ingest::enqueue))
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .merge(webhooks::routes())
         .merge(pages)
         .with_state(state)
@@ -235,6 +225,10 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
+/// `GET /metrics`: the Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "lifecycle",
+    responses((status = 200, description = "Every metric", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8")))]
 async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     // With thousands of probes this takes tens of milliseconds: on a blocking thread, so the
     // async workers go on running probes, the engine and other requests meanwhile.
@@ -244,12 +238,23 @@ async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
+/// `GET /-/healthy`: the process is up.
+#[utoipa::path(get, path = "/-/healthy", tag = "lifecycle",
+    responses((status = 200, description = "Always, while the process answers", body = String,
+        content_type = "text/plain; charset=utf-8")))]
 async fn healthy() -> &'static str {
     "incidentd is healthy.\n"
 }
 
 /// 503 while starting, once shutting down, and while the store refuses writes (a full
 /// disk): the engine opens it again and answers 200 once a write went through.
+/// Prometheus-style: plain text either way (a probe's signal, not an API error).
+#[utoipa::path(get, path = "/-/ready", tag = "lifecycle",
+    responses(
+        (status = 200, description = "Ready to serve", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 503, description = "Starting, stopping, or the store takes no writes", body = String,
+            content_type = "text/plain; charset=utf-8"),
+    ))]
 async fn ready(State(state): State<ApiState>) -> Response {
     if !state.ready.load(Ordering::Relaxed) {
         (StatusCode::SERVICE_UNAVAILABLE, "incidentd is not ready.\n").into_response()
@@ -272,6 +277,12 @@ async fn ready(State(state): State<ApiState>) -> Response {
 }
 
 /// `GET /api/v1/cluster`: the replicas and which one leads (PostgreSQL store only).
+#[utoipa::path(get, path = "/api/v1/cluster", tag = "cluster",
+    responses(
+        (status = 200, description = "The replicas and the leader", body = crate::cluster::ClusterStatus),
+        (status = 404, description = "This incidentd runs on one redb file: no cluster", body = ErrorBody),
+        (status = 503, description = "The cluster's state cannot be read", body = ErrorBody),
+    ))]
 async fn cluster(caller: Caller, State(state): State<ApiState>) -> Result<Response, ApiError> {
     caller.require(Need::Read)?;
     let Some(cluster) = &state.cluster else {
@@ -292,16 +303,36 @@ async fn cluster(caller: Caller, State(state): State<ApiState>) -> Result<Respon
     Ok(Json(status).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// The filters of `GET /api/v1/incidents`: each a comma-separated list of values.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// `open`, `acknowledged`, `on_hold`, `resolved`, `closed`.
+    #[param(example = "open,acknowledged")]
     state: Option<String>,
+    /// `P1` … `P5`.
+    #[param(example = "P1,P2")]
     priority: Option<String>,
+    /// `L1`, `L2`, `L3`.
     tier: Option<String>,
     category: Option<String>,
+    /// `incident` or `request`.
     kind: Option<String>,
+    /// At most this many (1 to 500; 50 by default).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+}
+
+/// A page of incidents, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct IncidentPage {
+    #[schema(value_type = Vec<IncidentAnswer>)]
+    incidents: Vec<serde_json::Value>,
+    /// Where the next page starts; null on the last page.
+    next_cursor: Option<String>,
 }
 
 /// Parses a comma-separated filter (`state=open,acknowledged`) against the known values.
@@ -330,11 +361,14 @@ fn parse_filter<T: Copy>(
         .map(Some)
 }
 
+/// `GET /api/v1/incidents`: newest first, paginated.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(ListQuery),
+    responses((status = 200, description = "A page of incidents", body = IncidentPage)))]
 async fn list_incidents(
     caller: Caller,
     State(state): State<ApiState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<IncidentPage>, ApiError> {
     caller.require(Need::Read)?;
     let Query(query) = query?;
     let states = parse_filter("state", query.state.as_deref(), &IncidentState::ALL, |s| {
@@ -408,18 +442,20 @@ async fn list_incidents(
         .iter()
         .map(|i| restrictions.view(i, None, clearance, now))
         .collect();
-    Ok(Json(json!({
-        "incidents": incidents,
-        "next_cursor": next.map(|id| id.to_string()),
-    })))
+    Ok(Json(IncidentPage {
+        incidents,
+        next_cursor: next.map(|id| id.to_string()),
+    }))
 }
 
 /// Every configured probe with its last result, a summary of its recent ones and its
 /// uptime over the last 7, 30 and 90 UTC days (from the read model, never the store).
+#[utoipa::path(get, path = "/api/v1/probes", tag = "probes",
+    responses((status = 200, description = "Every configured probe", body = Probes)))]
 async fn list_probes(
     caller: Caller,
     State(state): State<ApiState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Probes>, ApiError> {
     caller.require(Need::Read)?;
     let today = state.clock.now().date_naive();
     let snapshot = state.read.borrow().clone();
@@ -432,17 +468,28 @@ async fn list_probes(
             probe,
         })
         .collect();
-    Ok(Json(json!({
-        "probes": probes,
-        "history_window": crate::probe::KEPT_RUNS,
-    })))
+    Ok(Json(Probes {
+        probes,
+        history_window: crate::probe::KEPT_RUNS,
+    }))
+}
+
+/// `GET /api/v1/probes`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Probes {
+    probes: Vec<ProbeWithUptime>,
+    /// How many recent runs each probe's `history` covers at most.
+    history_window: usize,
 }
 
 /// A probe as `GET /api/v1/probes` shows it: the board's view and its uptime.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ProbeWithUptime)]
 struct ProbeWithUptime {
     #[serde(flatten)]
     probe: ProbeView,
+    /// The share of runs that succeeded over `7d`, `30d` and `90d`; null without runs.
+    #[schema(value_type = BTreeMap<String, Option<f64>>)]
     uptime: BTreeMap<&'static str, Option<f64>>,
 }
 
@@ -498,6 +545,13 @@ pub(crate) async fn incident_in_full(
     .map_err(ApiError::internal)
 }
 
+/// `GET /api/v1/incidents/{id}`: one incident with its timeline and similar past ones.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}", tag = "incidents",
+    params(workflow::IncidentPath),
+    responses(
+        (status = 200, description = "The incident (only that it exists, when restricted and the caller has no clearance)", body = IncidentAnswer),
+        (status = 404, description = "No such incident", body = ErrorBody),
+    ))]
 async fn get_incident(
     caller: Caller,
     State(state): State<ApiState>,
@@ -534,21 +588,30 @@ async fn get_incident(
     )))
 }
 
-async fn rules(
-    caller: Caller,
-    State(state): State<ApiState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.require(Need::Read)?;
-    let snapshot = state.read.borrow().clone();
-    Ok(Json(
-        json!({ "rules": snapshot.rules_at(state.clock.now()) }),
-    ))
+/// `GET /api/v1/rules`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Rules {
+    rules: Vec<crate::engine::RuleStatus>,
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// `GET /api/v1/rules`: every rule and the state of its subjects.
+#[utoipa::path(get, path = "/api/v1/rules", tag = "probes",
+    responses((status = 200, description = "Every rule", body = Rules)))]
+async fn rules(caller: Caller, State(state): State<ApiState>) -> Result<Json<Rules>, ApiError> {
+    caller.require(Need::Read)?;
+    let snapshot = state.read.borrow().clone();
+    Ok(Json(Rules {
+        rules: snapshot.rules_at(state.clock.now()),
+    }))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SlaQuery {
-    /// A Prometheus-style duration; 30d by default.
+    /// A Prometheus-style duration, largest unit first (`ms`, `s`, `m`, `h`, `d`, `w`,
+    /// `y`); 30d by default.
+    #[param(example = "30d", pattern = "^([0-9]+(ms|s|m|h|d|w|y))+$")]
     window: Option<String>,
     /// Only this kind (`incident` or `request`).
     kind: Option<String>,
@@ -557,10 +620,8 @@ struct SlaQuery {
 }
 
 /// `GET /api/v1/sla?window=30d`: TAT compliance over the window ([`crate::sla_report`]).
-/// The longest SLA report window: ten years (a longer one reaches before any incident, or
-/// past the calendar's range).
-const MAX_SLA_WINDOW: chrono::TimeDelta = chrono::TimeDelta::days(3_660);
-
+#[utoipa::path(get, path = "/api/v1/sla", tag = "sla", params(SlaQuery),
+    responses((status = 200, description = "Met and breached clocks per kind, clock and priority", body = crate::sla_report::Report)))]
 async fn sla_report(
     caller: Caller,
     State(state): State<ApiState>,
@@ -568,22 +629,26 @@ async fn sla_report(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(Need::Read)?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let now = state.clock.now();
     let window = match query.window.as_deref() {
         None => chrono::TimeDelta::days(30),
         Some(text) => crate::domain::duration::parse_duration(text)
             .ok()
             .filter(|d| !d.is_zero())
             .and_then(|d| chrono::TimeDelta::from_std(d).ok())
-            .filter(|d| *d <= MAX_SLA_WINDOW)
+            // A window from before 1970 holds nothing more, and one from before chrono's
+            // first date cannot be computed at all.
+            .filter(|window| {
+                now.checked_sub_signed(*window)
+                    .is_some_and(|from| from >= chrono::DateTime::UNIX_EPOCH)
+            })
             .ok_or_else(|| {
                 ApiError::bad_request(format!(
-                    "invalid window `{text}`; expected a duration greater than 0 and at most \
-                     3660d, such as 7d or 30d"
+                    "invalid window `{text}`; expected a duration greater than 0 such as 7d or 30d, starting in 1970 or later"
                 ))
             })?,
     };
     let store = state.store.clone();
-    let now = state.clock.now();
     // Only incidents with a clock counting or stopped in the window are read.
     let clocks = tokio::task::spawn_blocking(move || store.incident_clocks_since(now - window))
         .await
@@ -636,44 +701,72 @@ async fn sla_report(
 }
 
 /// A silence as the API shows it.
-fn silence_json(silence: &Silence) -> serde_json::Value {
-    json!({
-        "id": silence.id.to_string(),
-        "matchers": matchers::to_json(&silence.matchers),
-        "starts_at": timestamp(silence.starts_at),
-        "ends_at": timestamp(silence.ends_at),
-        "created_by": silence.created_by,
-        "comment": silence.comment,
-    })
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Silence)]
+struct SilenceView {
+    id: String,
+    /// An incident is silenced when it meets them all.
+    matchers: Vec<matchers::MatcherView>,
+    starts_at: String,
+    ends_at: String,
+    created_by: String,
+    comment: String,
 }
 
+impl SilenceView {
+    fn new(silence: &Silence) -> SilenceView {
+        SilenceView {
+            id: silence.id.to_string(),
+            matchers: matchers::view(&silence.matchers),
+            starts_at: timestamp(silence.starts_at),
+            ends_at: timestamp(silence.ends_at),
+            created_by: silence.created_by.clone(),
+            comment: silence.comment.clone(),
+        }
+    }
+}
+
+/// `GET /api/v1/silences`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Silences {
+    silences: Vec<SilenceView>,
+}
+
+/// `GET /api/v1/silences`: the silences in force or to come.
+#[utoipa::path(get, path = "/api/v1/silences", tag = "silences",
+    responses((status = 200, description = "The silences", body = Silences)))]
 async fn silences(
     caller: Caller,
     State(state): State<ApiState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Silences>, ApiError> {
     caller.require(Need::Read)?;
     let snapshot = state.read.borrow().clone();
     let silences = snapshot.silences_at(state.clock.now());
-    Ok(Json(json!({
-        "silences": silences.iter().map(silence_json).collect::<Vec<_>>()
-    })))
+    Ok(Json(Silences {
+        silences: silences.iter().map(SilenceView::new).collect(),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewSilence)]
 #[serde(deny_unknown_fields)]
 struct SilenceBody {
     /// An incident is silenced when it meets them all; the forms [`matchers::read`] reads.
+    #[schema(schema_with = matchers::body_schema)]
     matchers: serde_json::Value,
     starts_at: Option<chrono::DateTime<chrono::Utc>>,
     ends_at: chrono::DateTime<chrono::Utc>,
     comment: String,
 }
 
+/// `POST /api/v1/silences` → 201 with the silence.
+#[utoipa::path(post, path = "/api/v1/silences", tag = "silences", request_body = SilenceBody,
+    responses((status = 201, description = "The silence", body = SilenceView)))]
 async fn create_silence(
     caller: Caller,
     State(state): State<ApiState>,
     body: Result<Json<SilenceBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<SilenceView>), ApiError> {
     caller.require(Need::Respond)?;
     // A body not declared JSON is refused at the edge (415, `guard`): what is left without
     // the content type is no body at all, answered as every route with a required body.
@@ -700,18 +793,25 @@ async fn create_silence(
             comment: body.comment,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(silence_json(&silence))))
+    Ok((StatusCode::CREATED, Json(SilenceView::new(&silence))))
 }
 
+/// `DELETE /api/v1/silences/{id}`: the silence ends now.
+#[utoipa::path(delete, path = "/api/v1/silences/{id}", tag = "silences",
+    params(("id" = String, Path, description = "The silence's id")),
+    responses(
+        (status = 200, description = "The silence, expired", body = SilenceView),
+        (status = 404, description = "No such silence", body = ErrorBody),
+    ))]
 async fn expire_silence(
     caller: Caller,
     State(state): State<ApiState>,
     Path(raw): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SilenceView>, ApiError> {
     caller.require(Need::Respond)?;
     let id = raw
         .parse()
         .map_err(|_| ApiError::not_found(format!("silence {raw} not found")))?;
     let silence = state.engine.expire(id).await?;
-    Ok(Json(silence_json(&silence)))
+    Ok(Json(SilenceView::new(&silence)))
 }

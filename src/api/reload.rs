@@ -14,7 +14,7 @@ use super::{ApiError, ApiState};
 use crate::config::ConfigErrors;
 
 /// What a reload changed.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ReloadReport {
     /// Changed keys that take effect only after a restart (`listen`, `storage`); their
     /// new values are ignored until then.
@@ -43,6 +43,14 @@ pub type ReloadRequest = oneshot::Sender<Result<ReloadReport, ReloadError>>;
 /// Where reloads are asked for.
 pub type Reloads = mpsc::Sender<ReloadRequest>;
 
+/// `POST /-/reload`: the configuration and rules read again; all of it or nothing.
+#[utoipa::path(post, path = "/-/reload", tag = "lifecycle",
+    responses(
+        (status = 200, description = "What changed", body = ReloadReport),
+        (status = 400, description = "The configuration is invalid (`invalid_config`): every problem; nothing changed",
+            body = super::error::ErrorBody),
+        (status = 503, description = "Shutting down, or the engine did not take the change", body = super::error::ErrorBody),
+    ))]
 pub(super) async fn reload(
     caller: Caller,
     State(state): State<ApiState>,

@@ -16,13 +16,26 @@ use super::{ApiError, ApiState, parse_id};
 use crate::domain::incident::Incident;
 use crate::view::{Clearance, SlaView};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReportQuery {
     /// `json` (the default) or `md`.
+    #[param(pattern = "^(json|md|markdown)$")]
     format: Option<String>,
 }
 
+/// `GET /api/v1/incidents/{id}/report`: the review draft, JSON or Markdown.
+#[utoipa::path(get, path = "/api/v1/incidents/{id}/report", tag = "incidents",
+    params(super::workflow::IncidentPath, ReportQuery),
+    responses(
+        (status = 200, description = "The draft (only that the incident exists, when restricted and the caller has no clearance)",
+            content(
+                (crate::api::openapi::ReviewAnswer = "application/json"),
+                (String = "text/markdown; charset=utf-8"),
+            )),
+        (status = 404, description = "No such incident", body = crate::api::ErrorBody),
+    ))]
 pub(super) async fn report(
     caller: Caller,
     State(state): State<ApiState>,

@@ -18,7 +18,9 @@ use serde::de::DeserializeOwned;
 use super::auth::{Caller, Need};
 use super::extract::Path;
 use super::limits::{self, Text, check, check_some};
+use super::openapi::{IncidentAnswer, TicketAnswer};
 use super::{ApiError, ApiState, parse_id};
+use crate::api::error::ErrorBody;
 use crate::domain::incident::{Call, Changes, Kind, Reporter, Tier};
 use crate::domain::priority::{Level, Priority};
 use crate::engine::{NewTicket, Verb};
@@ -71,7 +73,7 @@ pub(crate) trait VerbBody {
 
 /// `POST /api/v1/incidents/{id}/<verb>` and `PATCH /api/v1/incidents/{id}`: the one path
 /// of every verb on an incident.
-pub(super) async fn act<V: VerbBody>(
+async fn act<V: VerbBody>(
     caller: Caller,
     State(state): State<ApiState>,
     Path(raw): Path<String>,
@@ -87,6 +89,185 @@ pub(super) async fn act<V: VerbBody>(
         clearance,
         state.clock.now(),
     )))
+}
+
+/// The parameter of every route on one incident.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // read by `Path<String>`; here for the description
+pub(super) struct IncidentPath {
+    /// `INC-1`, `INC-2`, …
+    id: String,
+}
+
+/// `POST /api/v1/incidents/{id}/acknowledge`: the first response.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/acknowledge", tag = "workflow",
+    params(IncidentPath), request_body(content = Option<Acknowledge>),
+    responses(
+        (status = 200, description = "The incident, acknowledged", body = IncidentAnswer),
+        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
+    ))]
+pub(super) async fn acknowledge(
+    caller: Caller,
+    state: State<ApiState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    act::<Acknowledge>(caller, state, id, headers, body).await
+}
+
+/// `POST /api/v1/incidents/{id}/resolve`: what was done.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/resolve", tag = "workflow",
+    params(IncidentPath), request_body = Resolve,
+    responses(
+        (status = 200, description = "The incident, resolved", body = IncidentAnswer),
+        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
+    ))]
+pub(super) async fn resolve(
+    caller: Caller,
+    state: State<ApiState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    act::<Resolve>(caller, state, id, headers, body).await
+}
+
+/// `POST /api/v1/incidents/{id}/notes`: a note, internal or public (the status page).
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/notes", tag = "workflow",
+    params(IncidentPath), request_body = Note,
+    responses(
+        (status = 200, description = "The incident", body = IncidentAnswer),
+        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
+    ))]
+pub(super) async fn note(
+    caller: Caller,
+    state: State<ApiState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    act::<Note>(caller, state, id, headers, body).await
+}
+
+/// `POST /api/v1/incidents/{id}/hold`: waiting on someone; the resolution clock pauses.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/hold", tag = "workflow",
+    params(IncidentPath), request_body = ReasonBody,
+    responses(
+        (status = 200, description = "The incident, on hold", body = IncidentAnswer),
+        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
+    ))]
+pub(super) async fn hold(
+    caller: Caller,
+    state: State<ApiState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    act::<Hold>(caller, state, id, headers, body).await
+}
+
+/// `POST /api/v1/incidents/{id}/resume`: back from hold.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/resume", tag = "workflow",
+    params(IncidentPath), request_body(content = Option<Resume>),
+    responses(
+        (status = 200, description = "The incident, resumed", body = IncidentAnswer),
+        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
+    ))]
+pub(super) async fn resume(
+    caller: Caller,
+    state: State<ApiState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    act::<Resume>(caller, state, id, headers, body).await
+}
+
+/// `POST /api/v1/incidents/{id}/escalate`: to the next tier, or to `tier`.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/escalate", tag = "workflow",
+    params(IncidentPath), request_body = Escalate,
+    responses(
+        (status = 200, description = "The incident, escalated", body = IncidentAnswer),
+        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
+    ))]
+pub(super) async fn escalate(
+    caller: Caller,
+    state: State<ApiState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    act::<Escalate>(caller, state, id, headers, body).await
+}
+
+/// `POST /api/v1/incidents/{id}/close`: a resolved incident, closed.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/close", tag = "workflow",
+    params(IncidentPath), request_body(content = Option<Close>),
+    responses(
+        (status = 200, description = "The incident, closed", body = IncidentAnswer),
+        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
+    ))]
+pub(super) async fn close(
+    caller: Caller,
+    state: State<ApiState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    act::<Close>(caller, state, id, headers, body).await
+}
+
+/// `POST /api/v1/incidents/{id}/reopen`: a resolved or closed incident, open again.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/reopen", tag = "workflow",
+    params(IncidentPath), request_body = ReasonBody,
+    responses(
+        (status = 200, description = "The incident, reopened", body = IncidentAnswer),
+        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
+    ))]
+pub(super) async fn reopen(
+    caller: Caller,
+    state: State<ApiState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    act::<Reopen>(caller, state, id, headers, body).await
+}
+
+/// `POST /api/v1/incidents/{id}/calls`: a call with the reporter (L2 and L3).
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/calls", tag = "workflow",
+    params(IncidentPath), request_body = ScheduleCall,
+    responses(
+        (status = 200, description = "The incident with the call", body = IncidentAnswer),
+        (status = 409, description = "Not possible in the incident's state or tier", body = ErrorBody),
+    ))]
+pub(super) async fn schedule_call(
+    caller: Caller,
+    state: State<ApiState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    act::<ScheduleCall>(caller, state, id, headers, body).await
+}
+
+/// `PATCH /api/v1/incidents/{id}`: audited changes, each with the reason.
+#[utoipa::path(patch, path = "/api/v1/incidents/{id}", tag = "incidents",
+    params(IncidentPath), request_body = Update,
+    responses(
+        (status = 200, description = "The incident, changed", body = IncidentAnswer),
+        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
+    ))]
+pub(super) async fn update(
+    caller: Caller,
+    state: State<ApiState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    act::<Update>(caller, state, id, headers, body).await
 }
 
 /// One verb on one incident, for the API and the console alike: the caller's role, the
@@ -109,7 +290,8 @@ pub(crate) async fn perform<V: VerbBody>(
         .await?)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = AcknowledgeBody)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Acknowledge {}
 
@@ -120,7 +302,8 @@ impl VerbBody for Acknowledge {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = ResumeBody)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Resume {}
 
@@ -131,7 +314,8 @@ impl VerbBody for Resume {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = CloseBody)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Close {}
 
@@ -142,7 +326,8 @@ impl VerbBody for Close {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ResolveBody)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Resolve {
     resolution: String,
@@ -163,7 +348,8 @@ impl VerbBody for Resolve {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewTicket)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TicketBody {
     title: String,
@@ -179,7 +365,8 @@ pub(crate) struct TicketBody {
     labels: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewReporter)]
 #[serde(deny_unknown_fields)]
 struct ReporterBody {
     name: String,
@@ -221,6 +408,11 @@ impl TicketBody {
 }
 
 /// `POST /api/v1/incidents`: a ticket from a person → 201 with the incident.
+#[utoipa::path(post, path = "/api/v1/incidents", tag = "incidents",
+    request_body = TicketBody,
+    responses(
+        (status = 201, description = "The ticket, with its reporter's link (answered this once)", body = TicketAnswer),
+    ))]
 pub(super) async fn open_ticket(
     caller: Caller,
     State(state): State<ApiState>,
@@ -273,11 +465,17 @@ fn reporter_link(external_url: Option<&str>, token: &str) -> String {
 /// old one revoked in the same commit (for a link that leaked, or a ticket opened by a tool
 /// that could not read the first). 201 `{"incident", "reporter_link"}`, the link answered
 /// this once.
+#[utoipa::path(post, path = "/api/v1/incidents/{id}/reporter-link", tag = "workflow",
+    params(IncidentPath),
+    responses(
+        (status = 201, description = "The new link (answered this once)", body = ReporterLinkAnswer),
+        (status = 409, description = "Not a ticket, or closed", body = ErrorBody),
+    ))]
 pub(super) async fn rotate_reporter_link(
     caller: Caller,
     State(state): State<ApiState>,
     Path(raw): Path<String>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<ReporterLinkAnswer>), ApiError> {
     caller.require(Need::Respond)?;
     let id = parse_id(&raw)?;
     let (token, hash) = super::secret::issue();
@@ -294,12 +492,30 @@ pub(super) async fn rotate_reporter_link(
     let link = reporter_link(state.site.external_url().as_deref(), &token);
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({"incident": id.to_string(), "reporter_link": link})),
+        Json(ReporterLinkAnswer {
+            incident: id.to_string(),
+            reporter_link: link,
+        }),
     ))
+}
+
+/// A ticket's new reporter link.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ReporterLinkAnswer {
+    /// `INC-1`, …
+    incident: String,
+    /// `/r/{token}`, absolute under `external_url` when it is set.
+    reporter_link: String,
 }
 
 /// `DELETE /api/v1/incidents/{id}/reporter-link`: the reporter's link stops working (404,
 /// and its comment form is refused); 204.
+#[utoipa::path(delete, path = "/api/v1/incidents/{id}/reporter-link", tag = "workflow",
+    params(IncidentPath),
+    responses(
+        (status = 204, description = "The link no longer works"),
+        (status = 409, description = "Not a ticket", body = ErrorBody),
+    ))]
 pub(super) async fn revoke_reporter_link(
     caller: Caller,
     State(state): State<ApiState>,
@@ -321,10 +537,13 @@ pub(super) async fn revoke_reporter_link(
 }
 
 /// `POST /api/v1/incidents/{id}/calls`: `{"url", "at", "participants"?, "note"?}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewCall)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScheduleCall {
     url: String,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
     at: String,
     #[serde(default)]
     participants: Vec<String>,
@@ -332,7 +551,7 @@ pub(crate) struct ScheduleCall {
 }
 
 /// A call's bridge or meeting URL at most.
-const CALL_URL: usize = 2048;
+pub(super) const CALL_URL: usize = 2048;
 /// A call's participants at most.
 const CALL_PARTICIPANTS: usize = 20;
 
@@ -380,7 +599,8 @@ impl VerbBody for ScheduleCall {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NoteBody)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Note {
     text: String,
@@ -397,7 +617,7 @@ impl VerbBody for Note {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReasonBody {
     reason: String,
@@ -430,7 +650,8 @@ impl VerbBody for Reopen {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = EscalateBody)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Escalate {
     reason: String,
@@ -451,7 +672,8 @@ impl VerbBody for Escalate {
 }
 
 /// `PATCH /api/v1/incidents/{id}`: audited changes, each with the reason.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = IncidentChanges)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Update {
     title: Option<String>,

@@ -101,7 +101,7 @@ struct Inner {
 }
 
 /// What `GET /api/v1/cluster` answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClusterStatus {
     /// This replica.
     pub replica: String,
@@ -110,7 +110,7 @@ pub struct ClusterStatus {
     pub replicas: Vec<ReplicaStatus>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LeaderStatus {
     pub replica: String,
     pub url: Option<String>,
@@ -119,7 +119,7 @@ pub struct LeaderStatus {
     pub expired: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReplicaStatus {
     pub id: String,
     pub url: String,

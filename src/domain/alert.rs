@@ -15,7 +15,7 @@ use super::priority::Level;
 
 /// Which route an alert came in through (the `source` of `incidentd_alerts_received_total`
 /// and of the incident's `source`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertSource {
     /// `POST /api/v1/alertmanager`: Alertmanager's webhook (payload version 4).

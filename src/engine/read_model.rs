@@ -101,7 +101,8 @@ pub(super) fn remember_closed(
 pub type ReadModel = watch::Receiver<Arc<Snapshot>>;
 
 /// One rule as `GET /api/v1/rules` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Rule)]
 pub struct RuleStatus {
     pub name: String,
     pub probe: String,
@@ -115,7 +116,8 @@ pub struct RuleStatus {
     pub subjects: Vec<SubjectStatus>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = RuleSubject)]
 pub struct SubjectStatus {
     pub labels: BTreeMap<String, String>,
     pub firing: bool,

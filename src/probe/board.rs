@@ -207,7 +207,8 @@ fn redacted(url: &reqwest::Url) -> String {
     url.to_string()
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Probe)]
 pub struct ProbeView {
     pub name: String,
     #[serde(rename = "type")]
@@ -219,7 +220,8 @@ pub struct ProbeView {
     pub history: HistoryView,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ProbeResult)]
 pub struct ResultView {
     pub at: String,
     pub success: bool,
@@ -233,7 +235,8 @@ pub struct ResultView {
 }
 
 /// Over the last [`KEPT_RUNS`] runs (or fewer, since the start).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ProbeHistory)]
 pub struct HistoryView {
     pub results: usize,
     pub failures: usize,

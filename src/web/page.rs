@@ -115,7 +115,7 @@ impl Serialize for Stamp {
 }
 
 /// A service's state, worst last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceStatus {
     Operational,
@@ -172,7 +172,8 @@ impl ServiceStatus {
 }
 
 /// The page's banner, as Atlassian Statuspage words it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = StatusOverall)]
 pub struct Overall {
     /// `none`, `maintenance`, `minor`, `major`, `critical`.
     pub indicator: &'static str,
@@ -198,13 +199,15 @@ impl Overall {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = StatusPageInfo)]
 pub struct PageInfo {
     pub title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Stamp,
 }
 
@@ -240,7 +243,8 @@ impl std::fmt::Display for DayLabel<'_> {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = StatusService)]
 pub struct ServiceModel {
     pub name: String,
     pub display: String,
@@ -258,15 +262,18 @@ pub struct ServiceModel {
     pub uptime_text: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = StatusUpdate)]
 pub struct Update {
+    #[schema(value_type = String, format = DateTime)]
     pub at: Stamp,
     /// `investigating`, `update`, `resolved`.
     pub status: &'static str,
     pub body: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = StatusIncident)]
 pub struct IncidentModel {
     /// `INC-7`, as the API names it.
     pub id: String,
@@ -279,7 +286,9 @@ pub struct IncidentModel {
     /// The services as visitors read them (display names, joined).
     #[serde(skip)]
     pub shown_services: String,
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: Stamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub resolved_at: Option<Stamp>,
     /// Newest first.
     pub updates: Vec<Update>,
@@ -291,7 +300,8 @@ impl IncidentModel {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = StatusMaintenance)]
 pub struct MaintenanceModel {
     pub id: String,
     pub title: String,
@@ -300,7 +310,9 @@ pub struct MaintenanceModel {
     /// The services as visitors read them (display names, joined).
     #[serde(skip)]
     pub shown_services: String,
+    #[schema(value_type = String, format = DateTime)]
     pub starts_at: Stamp,
+    #[schema(value_type = String, format = DateTime)]
     pub ends_at: Stamp,
     /// `scheduled` or `in_progress`.
     pub status: &'static str,
@@ -314,7 +326,8 @@ pub struct Group {
 }
 
 /// The page: `/status.json` is this, serialized.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = StatusPage)]
 pub struct Model {
     pub page: PageInfo,
     pub status: Overall,

@@ -352,7 +352,13 @@ async fn index(State(pages): State<StatusPages>, headers: HeaderMap) -> Response
     respond(&headers, index, HTML, built.updated_at, PUBLIC_CACHE)
 }
 
-async fn json(State(pages): State<StatusPages>, headers: HeaderMap) -> Response {
+/// `GET /status.json`: the public status page's content (no token).
+#[utoipa::path(get, path = "/status.json", tag = "status page",
+    responses(
+        (status = 200, description = "Services, open public incidents, maintenances", body = super::page::Model),
+        (status = 304, description = "Not modified since `If-None-Match` / `If-Modified-Since`"),
+    ))]
+pub(crate) async fn json(State(pages): State<StatusPages>, headers: HeaderMap) -> Response {
     let built = pages.get();
     let json = built.json.get_or_init(|| {
         Body::new(serde_json::to_vec(&built.model).expect("the page serializes to JSON"))

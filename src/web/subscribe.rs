@@ -318,34 +318,64 @@ async fn unsubscribe(
     }
 }
 
-async fn export(
+/// `GET /api/v1/subscribers`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Subscribers {
+    subscribers: Vec<SubscriberView>,
+}
+
+/// A status-page subscriber, as only an admin sees it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Subscriber)]
+struct SubscriberView {
+    id: u64,
+    /// `email` or `webhook`.
+    #[schema(value_type = String)]
+    channel: &'static str,
+    address: String,
+    /// Empty: every service.
+    services: Vec<String>,
+    created_at: String,
+    /// Null until the address is confirmed (mail's double opt-in).
+    confirmed_at: Option<String>,
+}
+
+/// `GET /api/v1/subscribers` (admin): the status page's subscribers.
+#[utoipa::path(get, path = "/api/v1/subscribers", tag = "subscribers",
+    responses((status = 200, description = "Every subscriber", body = Subscribers)))]
+pub(crate) async fn export(
     caller: crate::api::Caller,
     State(state): State<ApiState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Subscribers>, ApiError> {
     caller.require(crate::api::Need::Admin)?;
     let store = state.store.clone();
     let loaded = tokio::task::spawn_blocking(move || store.load_subscriptions())
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
-    let subscribers: Vec<Value> = loaded
+    let subscribers = loaded
         .subscribers
         .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "channel": s.channel.as_str(),
-                "address": s.address,
-                "services": s.services,
-                "created_at": crate::view::timestamp(s.created_at),
-                "confirmed_at": s.confirmed_at.map(crate::view::timestamp),
-            })
+        .map(|s| SubscriberView {
+            id: s.id,
+            channel: s.channel.as_str(),
+            address: s.address.clone(),
+            services: s.services.clone(),
+            created_at: crate::view::timestamp(s.created_at),
+            confirmed_at: s.confirmed_at.map(crate::view::timestamp),
         })
         .collect();
-    Ok(Json(json!({ "subscribers": subscribers })))
+    Ok(Json(Subscribers { subscribers }))
 }
 
-async fn delete_subscriber(
+/// `DELETE /api/v1/subscribers/{id}` (admin): the subscriber is forgotten.
+#[utoipa::path(delete, path = "/api/v1/subscribers/{id}", tag = "subscribers",
+    params(("id" = String, Path, description = "The subscriber's id (a number)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such subscriber", body = crate::api::ErrorBody),
+    ))]
+pub(crate) async fn delete_subscriber(
     caller: crate::api::Caller,
     State(state): State<ApiState>,
     axum::extract::Path(id): axum::extract::Path<String>,

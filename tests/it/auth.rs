@@ -174,6 +174,7 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
     ("GET", "/api/v1/maintenances/MNT-1", Access::Read, 404),
     ("DELETE", "/api/v1/maintenances/MNT-1", Access::Respond, 404),
     ("GET", "/api/v1/probes", Access::Read, 200),
+    ("GET", "/api/v1/openapi.json", Access::Read, 200),
     // 200 with PostgreSQL (replicas and leader); 404 with a redb file, which has no cluster.
     ("GET", "/api/v1/cluster", Access::Read, CLUSTER),
     // No consumer `hook` is configured: 404, or 400 for a replay without its body.
@@ -215,7 +216,7 @@ const ROUTES: &[(&str, &str, Access, u16)] = &[
 
 /// The route paths the API's router and the status page's register (`.route("…"`), with
 /// `{id}` as written.
-fn routes_in_the_router() -> Vec<String> {
+pub(crate) fn routes_in_the_router() -> Vec<String> {
     let source = [
         include_str!("../../src/api/mod.rs"),
         include_str!("../../src/api/webhooks.rs"),

@@ -21,6 +21,7 @@ mod hardening_limits;
 mod hostile_input;
 mod interop_alerts;
 mod maintenances;
+mod openapi;
 mod probe_to_webhook;
 mod probes;
 mod reload;

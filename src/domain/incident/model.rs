@@ -38,7 +38,7 @@ impl std::str::FromStr for IncidentId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Open,
@@ -79,7 +79,19 @@ impl fmt::Display for State {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum Tier {
     L1,
     L2,
@@ -107,7 +119,7 @@ impl Tier {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Incident,
@@ -179,7 +191,7 @@ impl Source {
 }
 
 /// Who reported a ticket and how to reach them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reporter {
     pub name: String,
     pub contact: String,
@@ -265,7 +277,7 @@ pub const EVIDENCE_VALUE_EXCERPT: usize = 1024;
 
 /// An alert's evidence. `generator_url` (the expression in Prometheus) and `runbook_url`
 /// (the `runbook_url` annotation) are the incident's links.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertEvidence {
     pub source: AlertSource,
     /// `firing`, `resolved` or `acknowledged`: what this push said.
