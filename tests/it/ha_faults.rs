@@ -1,0 +1,292 @@
+//! Faults on PostgreSQL under the workload of the HA tests (`ha.rs`): three replicas on a
+//! PostgreSQL server of the test's own (`pg_server.rs`), each reaching it through a TCP
+//! proxy the test controls, and, while tickets, alerts (some sent to every replica),
+//! acknowledgements and notes keep coming and escalation timers fire: leaders SIGKILLed,
+//! the database restarted (`pg_ctl restart -m fast`) and crashed (`-m immediate`), and
+//! the leader cut from it (its proxy drops every packet, then heals). Replicas that stop
+//! by themselves (a leader that lost its lease exits 1) are started again, as a
+//! supervisor would. Then the same counts as after the leader kills: every write answered
+//! 2xx is stored, no alert identity has two incidents, each escalation timer fired once,
+//! every event reached the webhook consumer.
+//!
+//! It skips without PostgreSQL's server binaries (unless `INCIDENTD_REQUIRE_INTEROP=1`)
+//! and in the suite's second pass (`INCIDENTD_TEST_BACKEND=postgres`). It prints a line
+//! starting `HA FAULTS SUMMARY` (run with `--nocapture`); `INCIDENTD_HA_LOG_DIR` keeps the
+//! replicas' logs.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::ha::*;
+use crate::pg_server::{PgServer, Stop};
+use crate::support::*;
+
+/// What happens to the cluster, in turn, under the workload.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// The leader is SIGKILLed, and started again.
+    KillLeader,
+    /// The database server restarts (every session ends).
+    RestartDatabase(Stop),
+    /// The leader's proxy drops everything both ways until the leader stopped; then it
+    /// heals and the leader is started again.
+    CutLeader,
+}
+
+/// What one fault cost the clients.
+struct Outage {
+    fault: Fault,
+    /// From the fault until a write was answered 2xx again.
+    unavailable: Duration,
+    /// How long `pg_ctl restart` took (the database down), for a restart.
+    database_down: Option<Duration>,
+    /// The workload's answers other than 2xx meanwhile (until the cluster was whole again).
+    answered_503: u64,
+    answered_502: u64,
+    unanswered: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_survive_leader_kills_database_restarts_and_a_cut_with_nothing_lost() {
+    let _serial = SERIAL.lock().await;
+    if on_postgres() {
+        eprintln!(
+            "skipped: the HA tests ran in the first pass (INCIDENTD_TEST_BACKEND only moves in-process apps)"
+        );
+        return;
+    }
+    let Some(server) = PgServer::start().await else {
+        return;
+    };
+    let started = Instant::now();
+    let receiver = Receiver::start(200).await;
+    let config = |port: u16| {
+        format!(
+            "listen: 127.0.0.1:{port}\n\
+             storage:\n  postgres:\n    url_env: {URL_ENV}\n    lease_ttl: 2s\n    \
+             write_wait: 10s\n    pool_size: 4\n    statement_timeout: 2s\n\
+             escalation:\n  default: {{start_tier: L1, unacknowledged_after: 2s}}\n\
+             webhooks:\n  - name: receiver\n    url: {}\n    secret_env: {SECRET_ENV}\n    \
+             retry_schedule: [200ms, 1s]\n",
+            receiver.url()
+        )
+    };
+    // Each replica reaches the database through a proxy of its own.
+    let mut proxies = Vec::new();
+    let mut replicas = Vec::new();
+    for n in 0..3 {
+        let proxy = Proxy::start(server.addr()).await;
+        replicas.push(Replica::new(
+            &format!("r{n}"),
+            &through(&server.url(), proxy.addr),
+            config,
+        ));
+        proxies.push(proxy);
+    }
+    let bases: Vec<String> = replicas.iter().map(Replica::base).collect();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    for replica in &mut replicas {
+        replica.start();
+    }
+    for base in &bases {
+        eventually("every replica ready", START, async || {
+            role(&client, base).await
+        })
+        .await;
+    }
+    let leader = one_leader(&client, &bases, START).await;
+
+    // The probe of availability writes notes on this ticket (acknowledged: it does not
+    // escalate).
+    let response = client
+        .post(format!("{}/api/v1/incidents", bases[leader]))
+        .json(
+            &json!({"title": "canary", "reporter": {"name": "Ana", "contact": "ana@example.com"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let canary = text(&response.json::<Value>().await.unwrap()["id"]);
+    let response = client
+        .post(format!(
+            "{}/api/v1/incidents/{canary}/acknowledge",
+            bases[leader]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+
+    let workload = Arc::new(Workload::new(bases.clone()));
+    let mut tasks: Vec<_> = (0..3)
+        .map(|worker| tokio::spawn(workload.clone().worker(worker)))
+        .collect();
+    tasks.push(tokio::spawn(workload.clone().shared_alerts()));
+
+    let faults = [
+        Fault::KillLeader,
+        Fault::RestartDatabase(Stop::Fast),
+        Fault::KillLeader,
+        Fault::CutLeader,
+        Fault::RestartDatabase(Stop::Immediate),
+        Fault::KillLeader,
+    ];
+    let mut outages = Vec::new();
+    let mut exits = 0;
+    for (round, &fault) in faults.iter().enumerate() {
+        // Some work under a settled cluster first.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        exits += supervise(&client, &mut replicas).await;
+        let leader = one_leader(&client, &bases, Duration::from_secs(30)).await;
+        let before = answers(&workload);
+        let at = Instant::now();
+        let mut database_down = None;
+        let unavailable = match fault {
+            Fault::KillLeader => {
+                replicas[leader].kill();
+                let survivors = without(&bases, leader);
+                let (took, _) = first_write(&client, &survivors, &canary, round, at).await;
+                replicas[leader].start();
+                took
+            }
+            Fault::RestartDatabase(stop) => {
+                server.restart(stop).await;
+                database_down = Some(at.elapsed());
+                let (took, _) = first_write(&client, &bases, &canary, round, at).await;
+                took
+            }
+            Fault::CutLeader => {
+                proxies[leader].set(Link::Blackhole);
+                let survivors = without(&bases, leader);
+                let (took, _) = first_write(&client, &survivors, &canary, round, at).await;
+                // Cut off, it cannot renew its lease: it stops by itself.
+                let status = eventually(
+                    "the leader cut from the database stops",
+                    Duration::from_secs(30),
+                    async || replicas[leader].exited(),
+                )
+                .await;
+                assert_eq!(
+                    status.code(),
+                    Some(1),
+                    "{} stopped with {status}",
+                    replicas[leader].name
+                );
+                exits += 1;
+                proxies[leader].set(Link::Open);
+                replicas[leader].start();
+                took
+            }
+        };
+        exits += supervise(&client, &mut replicas).await;
+        let after = answers(&workload);
+        eprintln!(
+            "fault {round} ({fault:?}): a write answered 2xx again after {unavailable:?}"
+        );
+        outages.push(Outage {
+            fault,
+            unavailable,
+            database_down,
+            answered_503: after.0 - before.0,
+            answered_502: after.1 - before.1,
+            unanswered: after.2 - before.2,
+        });
+    }
+
+    // The cluster whole again, the workload stops.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    workload.stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let workload_done = Instant::now();
+    exits += supervise(&client, &mut replicas).await;
+    let leader = one_leader(&client, &bases, Duration::from_secs(30)).await;
+    let ledger = std::mem::take(&mut *workload.ledger.lock().unwrap());
+    let counts = check_counts(&client, &bases, &bases[leader], &ledger, &receiver).await;
+    let (epoch, commits, _) = lease_row(&server.url()).await;
+
+    let ms = |d: Duration| d.as_millis();
+    let outages: Vec<String> = outages
+        .iter()
+        .map(|o| {
+            let down = o
+                .database_down
+                .map_or(String::new(), |d| format!(" db_down_ms={}", ms(d)));
+            format!(
+                "{:?}: unavailable_ms={}{down} 503={} 502={} unanswered={}",
+                o.fault,
+                ms(o.unavailable),
+                o.answered_503,
+                o.answered_502,
+                o.unanswered
+            )
+        })
+        .collect();
+    eprintln!(
+        "HA FAULTS SUMMARY: {} | {} | replicas that stopped by themselves (exit 1) and were \
+         started again: {exits} | epoch {epoch}, commits {commits} | workload {:.1}s, test {:.1}s",
+        outages.join("; "),
+        counts.summary(&ledger),
+        (workload_done - started).as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+    );
+    drop(replicas);
+    drop(server);
+}
+
+/// `bases` without the `n`th.
+fn without(bases: &[String], n: usize) -> Vec<String> {
+    bases
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != n)
+        .map(|(_, base)| base.clone())
+        .collect()
+}
+
+/// The workload's 503s, 502s and requests with no answer so far.
+fn answers(workload: &Workload) -> (u64, u64, u64) {
+    let ledger = workload.ledger.lock().unwrap();
+    (
+        ledger.count(|s| s == 503),
+        ledger.count(|s| s == 502),
+        ledger.unanswered.values().sum(),
+    )
+}
+
+/// Starts again every replica that stopped by itself, as its supervisor would, and waits
+/// until it is a standby; how many. A replica stops by itself only when it led and lost
+/// the lease: exit status 1, having said so.
+async fn supervise(client: &reqwest::Client, replicas: &mut [Replica]) -> usize {
+    let mut restarted = 0;
+    for replica in replicas.iter_mut() {
+        if let Some(status) = replica.exited() {
+            assert!(
+                status.code() == Some(1) && replica.logged("lost the leader's lease"),
+                "{} stopped with {status}, not as a leader that lost its lease",
+                replica.name
+            );
+            eprintln!("{} stopped by itself ({status}); starting it again", replica.name);
+            replica.start();
+            restarted += 1;
+        }
+    }
+    for replica in replicas.iter() {
+        eventually(
+            &format!("{} ready", replica.name),
+            START,
+            async || role(client, &replica.base()).await,
+        )
+        .await;
+    }
+    restarted
+}
