@@ -254,7 +254,7 @@ pub(crate) async fn lease_row(url: &str) -> (i64, i64, Option<String>) {
 }
 
 /// Every incident the replica at `base` lists (all pages), newest first.
-async fn list_incidents(client: &reqwest::Client, base: &str) -> Vec<Value> {
+pub(crate) async fn list_incidents(client: &reqwest::Client, base: &str) -> Vec<Value> {
     let mut incidents = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

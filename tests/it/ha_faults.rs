@@ -44,6 +44,11 @@ struct Outage {
     unavailable: Duration,
     /// How long `pg_ctl restart` took (the database down), for a restart.
     database_down: Option<Duration>,
+    /// From the cut until the leader cut off had stopped, for a cut.
+    exited_after: Option<Duration>,
+    /// The lease's epoch before the fault and once the cluster was whole again (the same:
+    /// the leader kept its lease).
+    epochs: (i64, i64),
     /// The workload's answers other than 2xx meanwhile (until the cluster was whole again).
     answered_503: u64,
     answered_502: u64,
@@ -67,7 +72,7 @@ async fn replicas_survive_leader_kills_database_restarts_and_a_cut_with_nothing_
     let config = |port: u16| {
         format!(
             "listen: 127.0.0.1:{port}\n\
-             storage:\n  postgres:\n    url_env: {URL_ENV}\n    lease_ttl: 2s\n    \
+             storage:\n  postgres:\n    url_env: {URL_ENV}\n    lease_ttl: 3s\n    \
              write_wait: 10s\n    pool_size: 4\n    statement_timeout: 2s\n\
              escalation:\n  default: {{start_tier: L1, unacknowledged_after: 2s}}\n\
              webhooks:\n  - name: receiver\n    url: {}\n    secret_env: {SECRET_ENV}\n    \
@@ -147,8 +152,10 @@ async fn replicas_survive_leader_kills_database_restarts_and_a_cut_with_nothing_
         exits += supervise(&client, &mut replicas).await;
         let leader = one_leader(&client, &bases, Duration::from_secs(30)).await;
         let before = answers(&workload);
+        let (epoch_before, _, _) = lease_row(&server.url()).await;
         let at = Instant::now();
         let mut database_down = None;
+        let mut exited_after = None;
         let unavailable = match fault {
             Fault::KillLeader => {
                 replicas[leader].kill();
@@ -174,6 +181,7 @@ async fn replicas_survive_leader_kills_database_restarts_and_a_cut_with_nothing_
                     async || replicas[leader].exited(),
                 )
                 .await;
+                exited_after = Some(at.elapsed());
                 assert_eq!(
                     status.code(),
                     Some(1),
@@ -188,6 +196,7 @@ async fn replicas_survive_leader_kills_database_restarts_and_a_cut_with_nothing_
         };
         exits += supervise(&client, &mut replicas).await;
         let after = answers(&workload);
+        let (epoch_after, _, _) = lease_row(&server.url()).await;
         eprintln!(
             "fault {round} ({fault:?}): a write answered 2xx again after {unavailable:?}"
         );
@@ -195,6 +204,8 @@ async fn replicas_survive_leader_kills_database_restarts_and_a_cut_with_nothing_
             fault,
             unavailable,
             database_down,
+            exited_after,
+            epochs: (epoch_before, epoch_after),
             answered_503: after.0 - before.0,
             answered_502: after.1 - before.1,
             unanswered: after.2 - before.2,
@@ -212,6 +223,23 @@ async fn replicas_survive_leader_kills_database_restarts_and_a_cut_with_nothing_
     let leader = one_leader(&client, &bases, Duration::from_secs(30)).await;
     let ledger = std::mem::take(&mut *workload.ledger.lock().unwrap());
     let counts = check_counts(&client, &bases, &bases[leader], &ledger, &receiver).await;
+    // The standbys follow the leader's commits again after the database came back (their
+    // LISTEN connections and pools made again): they list every incident too.
+    for base in &bases {
+        eventually_ok(
+            &format!("{base} lists every incident"),
+            Duration::from_secs(30),
+            async || {
+                let listed = list_incidents(&client, base).await.len();
+                if listed == counts.incidents {
+                    Ok(())
+                } else {
+                    Err(format!("{listed} of {}", counts.incidents))
+                }
+            },
+        )
+        .await;
+    }
     let (epoch, commits, _) = lease_row(&server.url()).await;
 
     let ms = |d: Duration| d.as_millis();
@@ -221,10 +249,21 @@ async fn replicas_survive_leader_kills_database_restarts_and_a_cut_with_nothing_
             let down = o
                 .database_down
                 .map_or(String::new(), |d| format!(" db_down_ms={}", ms(d)));
+            let exited = o
+                .exited_after
+                .map_or(String::new(), |d| format!(" cut_leader_exited_ms={}", ms(d)));
+            let leader = if o.epochs.0 == o.epochs.1 {
+                "kept"
+            } else {
+                "changed"
+            };
             format!(
-                "{:?}: unavailable_ms={}{down} 503={} 502={} unanswered={}",
+                "{:?}: unavailable_ms={}{down}{exited} leader {leader} (epoch {} → {}) 503={} \
+                 502={} unanswered={}",
                 o.fault,
                 ms(o.unavailable),
+                o.epochs.0,
+                o.epochs.1,
                 o.answered_503,
                 o.answered_502,
                 o.unanswered

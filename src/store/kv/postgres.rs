@@ -1198,16 +1198,39 @@ impl Lease {
     }
 
     /// Extends the lease of `epoch`: `false` when another replica took over (deposed).
+    ///
+    /// On a connection made again (the old one broke: a database restart ends every
+    /// session), the advisory lock is taken back first and the lease names the new
+    /// session: otherwise the lease's session is gone and any standby would take over at
+    /// its next attempt, however soon the leader reconnected. If a standby holds the lock
+    /// at that moment, the lease is extended all the same; whichever commits first wins,
+    /// and the epoch fences the other.
     pub async fn renew(&self, epoch: u64, ttl: Duration) -> Result<bool, StoreError> {
+        let mut locked_now = false;
+        if !self.holding.load(Ordering::SeqCst) {
+            locked_now = self
+                .client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            self.holding.store(locked_now, Ordering::SeqCst);
+        }
+        let holding = self.holding.load(Ordering::SeqCst);
         let updated = self
             .client
             .execute(
-                "UPDATE incidentd_lease SET expires_at = now() + make_interval(secs => $2)
+                "UPDATE incidentd_lease SET expires_at = now() + make_interval(secs => $2),
+                        holder_pid = CASE WHEN $3 THEN pg_backend_pid() ELSE holder_pid END
                  WHERE id = 1 AND epoch = $1",
-                &[&to_i64(epoch), &ttl.as_secs_f64()],
+                &[&to_i64(epoch), &ttl.as_secs_f64(), &holding],
             )
             .await
             .map_err(pg_err)?;
+        if updated != 1 && locked_now {
+            // Deposed: the lock is the new leader's to take.
+            self.unlock().await?;
+        }
         Ok(updated == 1)
     }
 
