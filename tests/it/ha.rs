@@ -180,7 +180,7 @@ fn replica_port() -> u16 {
 /// A database of the test's own; `None` (skipped) without a server, and in the suite's
 /// second pass (`INCIDENTD_TEST_BACKEND=postgres`): these tests always run on PostgreSQL,
 /// the first pass ran them already.
-fn database() -> Option<TestDatabase> {
+pub(crate) fn database() -> Option<TestDatabase> {
     if on_postgres() {
         eprintln!(
             "skipped: the HA tests ran in the first pass (INCIDENTD_TEST_BACKEND only moves in-process apps)"
@@ -213,7 +213,12 @@ pub(crate) async fn role(client: &reqwest::Client, base: &str) -> Option<Role> {
 }
 
 /// Waits until `base` answers `/-/ready` with `want`.
-pub(crate) async fn wait_role(client: &reqwest::Client, base: &str, want: Role, deadline: Duration) {
+pub(crate) async fn wait_role(
+    client: &reqwest::Client,
+    base: &str,
+    want: Role,
+    deadline: Duration,
+) {
     eventually(&format!("{base} ready as {want:?}"), deadline, async || {
         (role(client, base).await == Some(want)).then_some(())
     })
@@ -222,7 +227,11 @@ pub(crate) async fn wait_role(client: &reqwest::Client, base: &str, want: Role, 
 
 /// Waits until exactly one of `bases` says it leads and every other one that answers says
 /// it is a standby; its index.
-pub(crate) async fn one_leader(client: &reqwest::Client, bases: &[String], deadline: Duration) -> usize {
+pub(crate) async fn one_leader(
+    client: &reqwest::Client,
+    bases: &[String],
+    deadline: Duration,
+) -> usize {
     eventually("exactly one leader", deadline, async || {
         let mut leaders = Vec::new();
         for (index, base) in bases.iter().enumerate() {
@@ -1092,7 +1101,7 @@ pub(crate) fn through(url: &str, addr: SocketAddr) -> String {
 }
 
 /// The database server's address in `url`.
-fn server_addr(url: &str) -> SocketAddr {
+pub(crate) fn server_addr(url: &str) -> SocketAddr {
     let config: tokio_postgres::Config = url.parse().unwrap();
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),

@@ -116,7 +116,16 @@ impl PgServer {
                 server.dir.path().display()
             );
             let started = server
-                .pg_ctl(&["start", "-w", "-t", "60", "-l", &server.log_path(), "-o", &options])
+                .pg_ctl(&[
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    &server.log_path(),
+                    "-o",
+                    &options,
+                ])
                 .await;
             if started.status.success() {
                 break;
@@ -145,7 +154,16 @@ impl PgServer {
     /// the same port; returns once it takes connections again.
     pub async fn restart(&self, stop: Stop) {
         let restarted = self
-            .pg_ctl(&["restart", "-w", "-t", "60", "-m", stop.mode(), "-l", &self.log_path()])
+            .pg_ctl(&[
+                "restart",
+                "-w",
+                "-t",
+                "60",
+                "-m",
+                stop.mode(),
+                "-l",
+                &self.log_path(),
+            ])
             .await;
         assert!(
             restarted.status.success(),

@@ -1144,7 +1144,10 @@ impl Lease {
             self.holding.store(true, Ordering::SeqCst);
         }
         // Holding the lock, no other session does: the lease is free when it expired, is
-        // this replica's (a restart), or names a session that has ended (its replica died).
+        // this replica's (a restart), or names a session that has ended (its replica died)
+        // — unless the server started after the lease was last renewed (its expiry less
+        // the ttl): a database restart ended that session, and the leader, alive,
+        // reconnects and renews (taking the lock back); it has until the lease expires.
         let row = self
             .client
             .query_opt(
@@ -1152,8 +1155,10 @@ impl Lease {
                         holder_pid = pg_backend_pid(),
                         expires_at = now() + make_interval(secs => $2)
                  WHERE id = 1 AND (expires_at IS NULL OR expires_at < now() OR holder = $1
-                       OR NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a
-                                      WHERE a.pid = incidentd_lease.holder_pid))
+                       OR (NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a
+                                       WHERE a.pid = incidentd_lease.holder_pid)
+                           AND pg_postmaster_start_time()
+                               < expires_at - make_interval(secs => $2)))
                  RETURNING epoch",
                 &[&self.replica_id, &ttl.as_secs_f64()],
             )
@@ -1199,12 +1204,12 @@ impl Lease {
 
     /// Extends the lease of `epoch`: `false` when another replica took over (deposed).
     ///
-    /// On a connection made again (the old one broke: a database restart ends every
-    /// session), the advisory lock is taken back first and the lease names the new
-    /// session: otherwise the lease's session is gone and any standby would take over at
-    /// its next attempt, however soon the leader reconnected. If a standby holds the lock
-    /// at that moment, the lease is extended all the same; whichever commits first wins,
-    /// and the epoch fences the other.
+    /// The lease then names this session: on a connection made again (the old one broke:
+    /// a database restart ends every session) the lease would otherwise name a session
+    /// that is gone, and a standby would take over at its next attempt however soon the
+    /// leader reconnected. The advisory lock is taken back too, if free; if a standby
+    /// holds it at that moment, its attempt finds the lease renewed by a live session and
+    /// lets the lock go, and the next renewal takes it.
     pub async fn renew(&self, epoch: u64, ttl: Duration) -> Result<bool, StoreError> {
         let mut locked_now = false;
         if !self.holding.load(Ordering::SeqCst) {
@@ -1216,14 +1221,13 @@ impl Lease {
                 .get(0);
             self.holding.store(locked_now, Ordering::SeqCst);
         }
-        let holding = self.holding.load(Ordering::SeqCst);
         let updated = self
             .client
             .execute(
                 "UPDATE incidentd_lease SET expires_at = now() + make_interval(secs => $2),
-                        holder_pid = CASE WHEN $3 THEN pg_backend_pid() ELSE holder_pid END
+                        holder_pid = pg_backend_pid()
                  WHERE id = 1 AND epoch = $1",
-                &[&to_i64(epoch), &ttl.as_secs_f64(), &holding],
+                &[&to_i64(epoch), &ttl.as_secs_f64()],
             )
             .await
             .map_err(pg_err)?;

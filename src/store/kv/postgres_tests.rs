@@ -396,20 +396,44 @@ fn a_leader_that_reconnects_and_renews_in_time_keeps_the_lease() {
             .unwrap();
         let start = Instant::now();
         while !a.is_closed() {
-            assert!(start.elapsed() < Duration::from_secs(10), "a's session ended");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "a's session ended"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // Another session holds the advisory lock when a renews on its new connection (a
+        // standby in the middle of an attempt): the lease names a's new session all the
+        // same, and once the lock is free no standby takes over.
+        admin
+            .execute("SELECT pg_advisory_lock($1)", &[&LEADER_LOCK])
+            .await
+            .unwrap();
         let a_again = Lease::connect(&db.config(), "a").await.unwrap();
         assert!(a_again.renew(epoch, ttl).await.unwrap());
+        admin
+            .execute("SELECT pg_advisory_unlock($1)", &[&LEADER_LOCK])
+            .await
+            .unwrap();
         assert_eq!(
             b.try_acquire(ttl).await.unwrap(),
             None,
             "a standby took the lease of a leader that reconnected and renewed it"
         );
+        // The next renewal takes the lock back.
+        assert!(a_again.renew(epoch, ttl).await.unwrap());
+        let locks: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                 AND pid = (SELECT holder_pid FROM incidentd_lease WHERE id = 1)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(locks, 1, "the leader's session holds the lock");
         let leader = b.leader().await.unwrap().unwrap();
         assert_eq!((leader.holder.as_str(), leader.epoch), ("a", epoch));
-        // Renewed again on the same session: nothing changes.
-        assert!(a_again.renew(epoch, ttl).await.unwrap());
         assert_eq!(b.try_acquire(ttl).await.unwrap(), None);
         drop(a_again);
         let second = acquire_within(&b, ttl, Duration::from_secs(10))
