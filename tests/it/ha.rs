@@ -800,11 +800,11 @@ pub(crate) async fn check_counts(
     );
 
     // Every incident, with its timeline, as the final leader has it.
-    let listed = list_incidents(&client, base).await;
+    let listed = list_incidents(client, base).await;
     let mut incidents: BTreeMap<String, Value> = BTreeMap::new();
     for summary in &listed {
         let id = text(&summary["id"]);
-        let (status, incident) = get_incident(&client, base, &id).await;
+        let (status, incident) = get_incident(client, base, &id).await;
         assert_eq!(status, StatusCode::OK, "{incident}");
         assert!(
             incidents.insert(id.clone(), incident).is_none(),
@@ -885,7 +885,7 @@ pub(crate) async fn check_counts(
             let mut behind = Vec::new();
             for (id, incident) in incidents.iter_mut() {
                 if incident["state"] == "open" && incident["tier"] != "L3" {
-                    let (_, now) = get_incident(&client, base, id).await;
+                    let (_, now) = get_incident(client, base, id).await;
                     *incident = now;
                     if incident["state"] == "open" && incident["tier"] != "L3" {
                         behind.push(id.clone());
