@@ -9,10 +9,16 @@
 //! 2xx is stored, no alert identity has two incidents, each escalation timer fired once,
 //! every event reached the webhook consumer.
 //!
-//! It skips without PostgreSQL's server binaries (unless `INCIDENTD_REQUIRE_INTEROP=1`)
-//! and in the suite's second pass (`INCIDENTD_TEST_BACKEND=postgres`). It prints a line
-//! starting `HA FAULTS SUMMARY` (run with `--nocapture`); `INCIDENTD_HA_LOG_DIR` keeps the
-//! replicas' logs.
+//! Two smaller tests pin what a restart must not do: hand the lease to a standby by
+//! itself (the lease primitives on a private server restarted), or cost the leader its
+//! lease when its connections break for less than two thirds of `lease_ttl` (one replica
+//! through a proxy that resets its connections right after a renewal).
+//!
+//! The tests on a private server skip without PostgreSQL's server binaries, the other
+//! without a server (unless `INCIDENTD_REQUIRE_INTEROP=1`); all skip in the suite's second
+//! pass (`INCIDENTD_TEST_BACKEND=postgres`). The workload test prints a line starting
+//! `HA FAULTS SUMMARY` (run with `--nocapture`); `INCIDENTD_HA_LOG_DIR` keeps the replicas'
+//! logs.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
