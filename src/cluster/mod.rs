@@ -3,9 +3,17 @@
 //! Exactly one replica leads: it holds a session advisory lock on a connection of its own
 //! and the lease row, whose epoch fences every write transaction (a replica whose epoch is
 //! no longer the lease's cannot commit; see `store::kv::postgres`). The leader renews the
-//! lease every third of `lease_ttl`. A standby tries to take it at the same pace and takes
-//! it once it has run out (the leader died, lost the database, or stopped renewing), then
-//! its engine reads the store again and leads: probes, timers and deliveries start.
+//! lease every third of `lease_ttl` (after a renewal that failed, every 200 ms until one
+//! goes through, on a connection made again if it broke). A standby tries to take it at
+//! the same pace and takes it once it has run out (the leader died, lost the database, or
+//! stopped renewing), then its engine reads the store again and leads: probes, timers and
+//! deliveries start.
+//!
+//! A database restart ends every session, the leader's too: the leader's renewal on its new
+//! connection takes the advisory lock back and names its new session in the lease, and a
+//! standby does not take the lease for its session being gone when the server started
+//! after the lease's last renewal. A restart shorter than two thirds of `lease_ttl` keeps
+//! the leader.
 //!
 //! A leader that cannot renew for two thirds of `lease_ttl` (measured from when it sent the
 //! last renewal that succeeded, so before the lease's own expiry by the database's clock)
@@ -39,6 +47,10 @@ use crate::store::{Store, StoreError};
 const POLL: Duration = Duration::from_secs(1);
 /// How long `GET /api/v1/cluster` waits for the database.
 const STATUS_WAIT: Duration = Duration::from_secs(5);
+/// After a renewal that failed, the leader tries again this soon (or a third of the lease,
+/// if shorter), until it renews or must step down: a database that restarts, or a
+/// connection that broke, costs the lease only when it lasts.
+const RENEW_RETRY: Duration = Duration::from_millis(200);
 
 /// Why the leader stopped leading: its process stops.
 #[derive(Debug, thiserror::Error)]
@@ -197,11 +209,16 @@ impl Cluster {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // While leading: the epoch, and when the last renewal that succeeded was sent.
         let mut leading: Option<(u64, Instant)> = None;
+        // The last renewal failed: the next one is tried soon, not a third of the lease
+        // later, which would leave it no time before the step-down point.
+        let mut retry = false;
         loop {
             tokio::select! {
-                _ = ticks.tick() => {}
+                _ = ticks.tick(), if !retry => {}
+                () = tokio::time::sleep(RENEW_RETRY.min(period)), if retry => {}
                 () = stop.cancelled() => break,
             }
+            retry = false;
             match leading {
                 None => match self.try_lead(store, engine).await {
                     Some(epoch) => leading = Some((epoch, Instant::now())),
@@ -226,6 +243,7 @@ impl Cluster {
                         Err(error) => {
                             self.inner.metrics.renew_failures.inc();
                             tracing::warn!(%error, "renewing the leader's lease failed");
+                            retry = true;
                         }
                     }
                 }
@@ -236,6 +254,10 @@ impl Cluster {
                 && renewed.elapsed() >= ttl * 2 / 3
             {
                 return Err(self.step_down(store, "it could not be renewed in time"));
+            }
+            if retry {
+                // The heartbeat waits for the next renewal that goes through.
+                continue;
             }
             let id = &self.inner.replica_id;
             let heard = self

@@ -230,9 +230,18 @@ impl Notifier {
                     chrono::Duration::from_std(consumer.retention).unwrap_or(chrono::Duration::MAX);
                 report.prune_before = self.clock.now().checked_sub_signed(retention);
             }
+            if stopping.stop.is_cancelled() {
+                return self.stopped(acking, report).await;
+            }
             if read_wanted && queues.held < HELD / 2 {
                 read_wanted = false;
-                match self.read(&name, queues.read_upto, HELD - queues.held).await {
+                // A store that does not answer (a database cut off) may hold a read for
+                // many seconds: a stop does not wait for it.
+                let read = tokio::select! {
+                    read = self.read(&name, queues.read_upto, HELD - queues.held) => read,
+                    () = stopping.stop.cancelled() => continue,
+                };
+                match read {
                     Ok(page) => {
                         if page.len() == HELD - queues.held {
                             read_wanted = true; // more waiting
@@ -312,7 +321,11 @@ impl Notifier {
                 () = sleep_until(wake_at), if wake_at.is_some() => {}
                 () = sleep_until(report_at), if report_at.is_some() && acking.is_none() => {}
                 _ = refresh.tick() => {
-                    if let Some(stored) = self.refresh_gauges(&consumer).await {
+                    let stored = tokio::select! {
+                        stored = self.refresh_gauges(&consumer) => stored,
+                        () = stopping.stop.cancelled() => continue,
+                    };
+                    if let Some(stored) = stored {
                         // A disable not yet committed must not be undone by the stored
                         // state it has not reached: only an enable after it counts.
                         let now_enabled = match (&stored, disabled_at) {
@@ -333,16 +346,19 @@ impl Notifier {
                     }
                 }
                 () = stopping.drain.cancelled(), if idle || !enabled => return,
-                () = stopping.stop.cancelled() => {
-                    if let Some(acking) = acking.take() {
-                        let _ = acking.await;
-                    }
-                    if !report.is_empty() {
-                        let _ = self.engine.report_deliveries(report).await;
-                    }
-                    return;
-                }
+                () = stopping.stop.cancelled() => return self.stopped(acking, report).await,
             }
+        }
+    }
+
+    /// Stopped at once: what was learned is reported (the engine answers without waiting
+    /// for the store when it cannot write); the rest stays in the outbox.
+    async fn stopped(&self, acking: Option<tokio::task::JoinHandle<bool>>, report: DeliveryReport) {
+        if let Some(acking) = acking {
+            let _ = acking.await;
+        }
+        if !report.is_empty() {
+            let _ = self.engine.report_deliveries(report).await;
         }
     }
 

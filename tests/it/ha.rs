@@ -31,20 +31,20 @@ use tokio::sync::watch;
 use crate::support::*;
 
 /// The variable each replica's `storage.postgres.url_env` names.
-const URL_ENV: &str = "IT_HA_DATABASE_URL";
+pub(crate) const URL_ENV: &str = "IT_HA_DATABASE_URL";
 
 /// One HA test at a time (see the module's doc).
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// How long a process may take to start and answer `/-/ready` (a debug build, on a loaded
 /// machine).
-const START: Duration = Duration::from_secs(30);
+pub(crate) const START: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------
 // Replicas: real processes
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
+pub(crate) enum Role {
     Leader,
     Standby,
 }
@@ -52,8 +52,8 @@ enum Role {
 /// One replica: its config (a port of its own) and the process running it, if any. Every
 /// line the processes logged is kept, tagged with the replica and the incarnation; the
 /// process is SIGKILLed when this is dropped, and a failing test prints the logs' tails.
-struct Replica {
-    name: String,
+pub(crate) struct Replica {
+    pub(crate) name: String,
     dir: ConfigDir,
     port: u16,
     database_url: String,
@@ -64,7 +64,7 @@ struct Replica {
 
 impl Replica {
     /// `config` makes `incidentd.yaml` for the replica's port.
-    fn new(name: &str, database_url: &str, config: impl Fn(u16) -> String) -> Replica {
+    pub(crate) fn new(name: &str, database_url: &str, config: impl Fn(u16) -> String) -> Replica {
         let port = replica_port();
         Replica {
             name: name.to_owned(),
@@ -78,7 +78,7 @@ impl Replica {
     }
 
     /// Starts a fresh process (a new replica id) on the same config and port.
-    fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
         self.incarnation += 1;
         let mut child = Command::new(env!("CARGO_BIN_EXE_incidentd"))
@@ -109,12 +109,12 @@ impl Replica {
         format!("[{}#{}]", self.name, self.incarnation)
     }
 
-    fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// SIGKILL: no shutdown code runs, the kernel closes its sockets.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
             child.wait().unwrap();
@@ -122,14 +122,14 @@ impl Replica {
     }
 
     /// The exit status once the process stopped by itself (it is then no longer running).
-    fn exited(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
         let status = self.child.as_mut()?.try_wait().unwrap()?;
         self.child = None;
         Some(status)
     }
 
     /// Whether the current incarnation logged a line containing `needle`.
-    fn logged(&self, needle: &str) -> bool {
+    pub(crate) fn logged(&self, needle: &str) -> bool {
         let tag = self.tag();
         self.log
             .lock()
@@ -180,7 +180,7 @@ fn replica_port() -> u16 {
 /// A database of the test's own; `None` (skipped) without a server, and in the suite's
 /// second pass (`INCIDENTD_TEST_BACKEND=postgres`): these tests always run on PostgreSQL,
 /// the first pass ran them already.
-fn database() -> Option<TestDatabase> {
+pub(crate) fn database() -> Option<TestDatabase> {
     if on_postgres() {
         eprintln!(
             "skipped: the HA tests ran in the first pass (INCIDENTD_TEST_BACKEND only moves in-process apps)"
@@ -192,7 +192,7 @@ fn database() -> Option<TestDatabase> {
 
 /// What `/-/ready` says of the replica at `base`; `None` when it does not answer or is not
 /// ready.
-async fn role(client: &reqwest::Client, base: &str) -> Option<Role> {
+pub(crate) async fn role(client: &reqwest::Client, base: &str) -> Option<Role> {
     let response = client
         .get(format!("{base}/-/ready"))
         .timeout(Duration::from_secs(2))
@@ -213,7 +213,12 @@ async fn role(client: &reqwest::Client, base: &str) -> Option<Role> {
 }
 
 /// Waits until `base` answers `/-/ready` with `want`.
-async fn wait_role(client: &reqwest::Client, base: &str, want: Role, deadline: Duration) {
+pub(crate) async fn wait_role(
+    client: &reqwest::Client,
+    base: &str,
+    want: Role,
+    deadline: Duration,
+) {
     eventually(&format!("{base} ready as {want:?}"), deadline, async || {
         (role(client, base).await == Some(want)).then_some(())
     })
@@ -222,7 +227,11 @@ async fn wait_role(client: &reqwest::Client, base: &str, want: Role, deadline: D
 
 /// Waits until exactly one of `bases` says it leads and every other one that answers says
 /// it is a standby; its index.
-async fn one_leader(client: &reqwest::Client, bases: &[String], deadline: Duration) -> usize {
+pub(crate) async fn one_leader(
+    client: &reqwest::Client,
+    bases: &[String],
+    deadline: Duration,
+) -> usize {
     eventually("exactly one leader", deadline, async || {
         let mut leaders = Vec::new();
         for (index, base) in bases.iter().enumerate() {
@@ -236,8 +245,8 @@ async fn one_leader(client: &reqwest::Client, bases: &[String], deadline: Durati
 }
 
 /// The lease row: `(epoch, commit_seq, holder)`.
-async fn lease_row(database: &TestDatabase) -> (i64, i64, Option<String>) {
-    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+pub(crate) async fn lease_row(url: &str) -> (i64, i64, Option<String>) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();
     let driver = tokio::spawn(connection);
@@ -254,7 +263,7 @@ async fn lease_row(database: &TestDatabase) -> (i64, i64, Option<String>) {
 }
 
 /// Every incident the replica at `base` lists (all pages), newest first.
-async fn list_incidents(client: &reqwest::Client, base: &str) -> Vec<Value> {
+pub(crate) async fn list_incidents(client: &reqwest::Client, base: &str) -> Vec<Value> {
     let mut incidents = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -297,7 +306,7 @@ fn escalations(incident: &Value) -> Vec<String> {
         .collect()
 }
 
-fn text(value: &Value) -> String {
+pub(crate) fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_owned()
 }
 
@@ -306,7 +315,7 @@ fn text(value: &Value) -> String {
 
 /// Every answer the workload got, and what the 2xx ones said.
 #[derive(Default)]
-struct Ledger {
+pub(crate) struct Ledger {
     /// Tickets answered 201: (id, title).
     tickets: Vec<(String, String)>,
     /// Incidents whose acknowledgement was answered 2xx.
@@ -320,11 +329,11 @@ struct Ledger {
     /// Per operation, per status: how many answers.
     answers: BTreeMap<&'static str, BTreeMap<u16, u64>>,
     /// Per operation: requests with no answer (the replica died or was down).
-    unanswered: BTreeMap<&'static str, u64>,
+    pub(crate) unanswered: BTreeMap<&'static str, u64>,
 }
 
 impl Ledger {
-    fn count(&self, wanted: impl Fn(u16) -> bool) -> u64 {
+    pub(crate) fn count(&self, wanted: impl Fn(u16) -> bool) -> u64 {
         self.answers
             .values()
             .flat_map(|statuses| statuses.iter())
@@ -335,19 +344,19 @@ impl Ledger {
 }
 
 /// Requests to every replica, round-robin, until stopped.
-struct Workload {
+pub(crate) struct Workload {
     bases: Vec<String>,
     client: reqwest::Client,
     next: AtomicUsize,
-    stop: AtomicBool,
-    ledger: Mutex<Ledger>,
+    pub(crate) stop: AtomicBool,
+    pub(crate) ledger: Mutex<Ledger>,
 }
 
 /// Time between two requests of one worker.
 const PACE: Duration = Duration::from_millis(40);
 
 impl Workload {
-    fn new(bases: Vec<String>) -> Workload {
+    pub(crate) fn new(bases: Vec<String>) -> Workload {
         Workload {
             bases,
             client: reqwest::Client::builder()
@@ -404,7 +413,7 @@ impl Workload {
 
     /// Tickets, alerts of distinct label sets, acknowledgements (of every third ticket:
     /// the others stay open and escalate) and notes.
-    async fn worker(self: Arc<Self>, worker: usize) {
+    pub(crate) async fn worker(self: Arc<Self>, worker: usize) {
         let mut created: Vec<String> = Vec::new();
         let mut to_acknowledge: Vec<String> = Vec::new();
         let mut step = 0u64;
@@ -488,7 +497,7 @@ impl Workload {
     }
 
     /// The same label set to every replica at once, a new one each time: one incident each.
-    async fn shared_alerts(self: Arc<Self>) {
+    pub(crate) async fn shared_alerts(self: Arc<Self>) {
         let mut n = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
             let labels = json!({"alertname": "HaShared", "n": n.to_string()});
@@ -511,7 +520,7 @@ impl Workload {
 /// From now until the first write answered 2xx: a note on `canary` every 50 ms, each sent
 /// to the next of `bases` without waiting for the ones before. The time, and how many
 /// writes got another answer or none.
-async fn first_write(
+pub(crate) async fn first_write(
     client: &reqwest::Client,
     bases: &[String],
     canary: &str,
@@ -695,6 +704,86 @@ async fn three_replicas_survive_leader_kills_with_nothing_lost() {
     let base = &bases[leader];
     let ledger = std::mem::take(&mut *workload.ledger.lock().unwrap());
 
+    let counts = check_counts(&client, &bases, base, &ledger, &receiver).await;
+
+    let mut sorted = failovers.clone();
+    sorted.sort();
+    let ms = |d: &Duration| d.as_millis();
+    eprintln!(
+        "HA SUMMARY: rounds={rounds} failover_ms p50={} max={} all={:?} | {} | \
+         failover_probe_misses={probe_failures} unplanned_exits={unplanned_exits} | workload \
+         {:.1}s, test {:.1}s",
+        ms(&percentile(&sorted, 0.5)),
+        ms(sorted.last().unwrap()),
+        failovers.iter().map(ms).collect::<Vec<_>>(),
+        counts.summary(&ledger),
+        (workload_done - started).as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+    );
+    drop(replicas);
+}
+
+/// What [`check_counts`] counted.
+pub(crate) struct Counts {
+    pub incidents: usize,
+    pub escalated: usize,
+    /// Distinct webhook events received, and deliveries (an event sent again counts twice).
+    pub events: usize,
+    pub deliveries: usize,
+    /// Label sets sent to every replica at once that were answered 2xx.
+    pub shared_answered: usize,
+}
+
+impl Counts {
+    /// The workload's answers and these counts, for a summary line.
+    pub fn summary(&self, ledger: &Ledger) -> String {
+        let answered = |op: &str| -> u64 {
+            ledger.answers.get(op).map_or(0, |statuses| {
+                statuses
+                    .iter()
+                    .filter(|(s, _)| (200..300).contains(*s))
+                    .map(|(_, n)| n)
+                    .sum()
+            })
+        };
+        format!(
+            "2xx tickets={} alerts={} (label sets={}, shared sets answered={}) acks={} notes={} \
+             | 503={} 502={} unanswered={} | incidents={} escalations={} | webhooks events={} \
+             deliveries={} redelivered={}",
+            answered("ticket"),
+            answered("alert"),
+            ledger.alerts.len(),
+            self.shared_answered,
+            answered("acknowledge"),
+            answered("note"),
+            ledger.count(|s| s == 503),
+            ledger.count(|s| s == 502),
+            ledger.unanswered.values().sum::<u64>(),
+            self.incidents,
+            self.escalated,
+            self.events,
+            self.deliveries,
+            self.deliveries - self.events,
+        )
+    }
+}
+
+/// The counts every test of faults under the [`Workload`] ends with, on the store as the
+/// leader at `base` has it once the workload stopped: only 2xx, 502 and 503 were answered;
+/// every ticket answered 201 is stored under its title, every acknowledgement and note
+/// answered 2xx is on its incident's timeline; one incident per alert identity (and every
+/// answer for a label set named it); each open incident escalated L1 → L2 → L3 once per
+/// step (each escalation timer fired once); the consumer has nothing pending and received
+/// every incident's `incident.opened` and each escalation's event, a `webhook-id` sent
+/// more than once being the same event each time; one replica says it leads on
+/// `/metrics`.
+pub(crate) async fn check_counts(
+    client: &reqwest::Client,
+    bases: &[String],
+    base: &str,
+    ledger: &Ledger,
+    receiver: &Receiver,
+) -> Counts {
     // Only failover answers besides 2xx: 503 (no leader yet) and 502 (the leader died
     // while carrying the write out).
     let refused: Vec<_> = ledger
@@ -711,11 +800,11 @@ async fn three_replicas_survive_leader_kills_with_nothing_lost() {
     );
 
     // Every incident, with its timeline, as the final leader has it.
-    let listed = list_incidents(&client, base).await;
+    let listed = list_incidents(client, base).await;
     let mut incidents: BTreeMap<String, Value> = BTreeMap::new();
     for summary in &listed {
         let id = text(&summary["id"]);
-        let (status, incident) = get_incident(&client, base, &id).await;
+        let (status, incident) = get_incident(client, base, &id).await;
         assert_eq!(status, StatusCode::OK, "{incident}");
         assert!(
             incidents.insert(id.clone(), incident).is_none(),
@@ -796,7 +885,7 @@ async fn three_replicas_survive_leader_kills_with_nothing_lost() {
             let mut behind = Vec::new();
             for (id, incident) in incidents.iter_mut() {
                 if incident["state"] == "open" && incident["tier"] != "L3" {
-                    let (_, now) = get_incident(&client, base, id).await;
+                    let (_, now) = get_incident(client, base, id).await;
                     *incident = now;
                     if incident["state"] == "open" && incident["tier"] != "L3" {
                         behind.push(id.clone());
@@ -892,7 +981,7 @@ async fn three_replicas_survive_leader_kills_with_nothing_lost() {
 
     // One replica reports itself the leader on /metrics too.
     let mut gauges = Vec::new();
-    for base in &bases {
+    for base in bases {
         let metrics = client
             .get(format!("{base}/metrics"))
             .send()
@@ -904,46 +993,13 @@ async fn three_replicas_survive_leader_kills_with_nothing_lost() {
         gauges.push(metrics.lines().any(|line| line == "incidentd_leader 1"));
     }
     assert_eq!(gauges.iter().filter(|&&g| g).count(), 1, "{gauges:?}");
-
-    let mut sorted = failovers.clone();
-    sorted.sort();
-    let ms = |d: &Duration| d.as_millis();
-    let answered = |op: &str, wanted: fn(u16) -> bool| -> u64 {
-        ledger.answers.get(op).map_or(0, |statuses| {
-            statuses
-                .iter()
-                .filter(|(s, _)| wanted(**s))
-                .map(|(_, n)| n)
-                .sum()
-        })
-    };
-    let ok = |s: u16| (200..300).contains(&s);
-    let redelivered = deliveries.len() - events.len();
-    eprintln!(
-        "HA SUMMARY: rounds={rounds} failover_ms p50={} max={} all={:?} | 2xx tickets={} \
-         alerts={} (label sets={}, shared sets answered={}) acks={} notes={} | 503={} 502={} \
-         unanswered={} failover_probe_misses={probe_failures} | incidents={} escalations={escalated} \
-         | webhooks events={} deliveries={} redelivered={redelivered} | unplanned_exits={unplanned_exits} \
-         | workload {:.1}s, test {:.1}s",
-        ms(&percentile(&sorted, 0.5)),
-        ms(sorted.last().unwrap()),
-        failovers.iter().map(ms).collect::<Vec<_>>(),
-        answered("ticket", ok),
-        answered("alert", ok),
-        ledger.alerts.len(),
+    Counts {
+        incidents: incidents.len(),
+        escalated,
+        events: events.len(),
+        deliveries: deliveries.len(),
         shared_answered,
-        answered("acknowledge", ok),
-        answered("note", ok),
-        ledger.count(|s| s == 503),
-        ledger.count(|s| s == 502),
-        ledger.unanswered.values().sum::<u64>(),
-        incidents.len(),
-        events.len(),
-        deliveries.len(),
-        (workload_done - started).as_secs_f64(),
-        started.elapsed().as_secs_f64(),
-    );
-    drop(replicas);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -951,7 +1007,7 @@ async fn three_replicas_survive_leader_kills_with_nothing_lost() {
 
 /// What the proxy does with the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Link {
+pub(crate) enum Link {
     /// Copied both ways.
     Open,
     /// Connections stay open and nothing goes through, either way (new ones are accepted
@@ -962,14 +1018,14 @@ enum Link {
 }
 
 /// A TCP proxy to the database, with a switch.
-struct Proxy {
-    addr: SocketAddr,
+pub(crate) struct Proxy {
+    pub(crate) addr: SocketAddr,
     link: watch::Sender<Link>,
     accepting: tokio::task::JoinHandle<()>,
 }
 
 impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
+    pub(crate) async fn start(upstream: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let link = watch::Sender::new(Link::Open);
@@ -1000,7 +1056,7 @@ impl Proxy {
         }
     }
 
-    fn set(&self, link: Link) {
+    pub(crate) fn set(&self, link: Link) {
         self.link.send_replace(link);
     }
 }
@@ -1035,7 +1091,7 @@ async fn pipe(mut client: TcpStream, upstream: SocketAddr, mut link: watch::Rece
 }
 
 /// `url` with its host and port replaced by `addr`.
-fn through(url: &str, addr: SocketAddr) -> String {
+pub(crate) fn through(url: &str, addr: SocketAddr) -> String {
     let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let user = authority
@@ -1045,7 +1101,7 @@ fn through(url: &str, addr: SocketAddr) -> String {
 }
 
 /// The database server's address in `url`.
-fn server_addr(url: &str) -> SocketAddr {
+pub(crate) fn server_addr(url: &str) -> SocketAddr {
     let config: tokio_postgres::Config = url.parse().unwrap();
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
@@ -1134,7 +1190,7 @@ async fn cut_leader(link: Link) {
     wait_role(&client, &a.base(), Role::Leader, START).await;
     b.start();
     wait_role(&client, &b.base(), Role::Standby, START).await;
-    let (epoch_a, _, holder_a) = lease_row(&database).await;
+    let (epoch_a, _, holder_a) = lease_row(&database.url).await;
 
     // Tickets to A, and to B which passes them to A, before and across the cut.
     let stop = Arc::new(AtomicBool::new(false));
@@ -1169,7 +1225,7 @@ async fn cut_leader(link: Link) {
     );
     wait_role(&client, &b.base(), Role::Leader, TTL * 5).await;
     let took_over = cut_at.elapsed();
-    let (epoch_b, seq_b, holder_b) = lease_row(&database).await;
+    let (epoch_b, seq_b, holder_b) = lease_row(&database.url).await;
     assert!(epoch_b > epoch_a, "epochs {epoch_a} then {epoch_b}");
     assert_ne!(holder_a, holder_b);
     let cluster: Value = client
@@ -1213,7 +1269,7 @@ async fn cut_leader(link: Link) {
     let mut sent = to_a.await.unwrap();
     sent.extend(to_b.await.unwrap());
 
-    let (epoch_end, seq_end, holder_end) = lease_row(&database).await;
+    let (epoch_end, seq_end, holder_end) = lease_row(&database.url).await;
     assert_eq!(
         (epoch_end, &holder_end),
         (epoch_b, &holder_b),

@@ -1144,7 +1144,10 @@ impl Lease {
             self.holding.store(true, Ordering::SeqCst);
         }
         // Holding the lock, no other session does: the lease is free when it expired, is
-        // this replica's (a restart), or names a session that has ended (its replica died).
+        // this replica's (a restart), or names a session that has ended (its replica died)
+        // — unless the server started after the lease was last renewed (its expiry less
+        // the ttl): a database restart ended that session, and the leader, alive,
+        // reconnects and renews (taking the lock back); it has until the lease expires.
         let row = self
             .client
             .query_opt(
@@ -1152,8 +1155,10 @@ impl Lease {
                         holder_pid = pg_backend_pid(),
                         expires_at = now() + make_interval(secs => $2)
                  WHERE id = 1 AND (expires_at IS NULL OR expires_at < now() OR holder = $1
-                       OR NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a
-                                      WHERE a.pid = incidentd_lease.holder_pid))
+                       OR (NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a
+                                       WHERE a.pid = incidentd_lease.holder_pid)
+                           AND pg_postmaster_start_time()
+                               < expires_at - make_interval(secs => $2)))
                  RETURNING epoch",
                 &[&self.replica_id, &ttl.as_secs_f64()],
             )
@@ -1198,16 +1203,38 @@ impl Lease {
     }
 
     /// Extends the lease of `epoch`: `false` when another replica took over (deposed).
+    ///
+    /// The lease then names this session: on a connection made again (the old one broke:
+    /// a database restart ends every session) the lease would otherwise name a session
+    /// that is gone, and a standby would take over at its next attempt however soon the
+    /// leader reconnected. The advisory lock is taken back too, if free; if a standby
+    /// holds it at that moment, its attempt finds the lease renewed by a live session and
+    /// lets the lock go, and the next renewal takes it.
     pub async fn renew(&self, epoch: u64, ttl: Duration) -> Result<bool, StoreError> {
+        let mut locked_now = false;
+        if !self.holding.load(Ordering::SeqCst) {
+            locked_now = self
+                .client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])
+                .await
+                .map_err(pg_err)?
+                .get(0);
+            self.holding.store(locked_now, Ordering::SeqCst);
+        }
         let updated = self
             .client
             .execute(
-                "UPDATE incidentd_lease SET expires_at = now() + make_interval(secs => $2)
+                "UPDATE incidentd_lease SET expires_at = now() + make_interval(secs => $2),
+                        holder_pid = pg_backend_pid()
                  WHERE id = 1 AND epoch = $1",
                 &[&to_i64(epoch), &ttl.as_secs_f64()],
             )
             .await
             .map_err(pg_err)?;
+        if updated != 1 && locked_now {
+            // Deposed: the lock is the new leader's to take.
+            self.unlock().await?;
+        }
         Ok(updated == 1)
     }
 

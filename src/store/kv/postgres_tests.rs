@@ -371,6 +371,78 @@ fn when_the_leaders_session_ends_another_takes_over_with_a_higher_epoch() {
     });
 }
 
+/// A database restart ends every session: a leader whose election connection broke and
+/// was made again keeps the lease when it renews in time. Its renewal takes the advisory
+/// lock back and names the new session, so a standby does not take over merely because
+/// the session the lease named is gone; once the new session ends, a standby does.
+#[test]
+fn a_leader_that_reconnects_and_renews_in_time_keeps_the_lease() {
+    let Some(db) = fresh_database() else { return };
+    let rt = runtime();
+    let admin = raw(&rt, &db);
+    rt.block_on(async {
+        let ttl = Duration::from_secs(600);
+        let a = Lease::connect(&db.config(), "a").await.unwrap();
+        let b = Lease::connect(&db.config(), "b").await.unwrap();
+        let epoch = a.try_acquire(ttl).await.unwrap().unwrap();
+        let pid: i32 = admin
+            .query_one("SELECT holder_pid FROM incidentd_lease WHERE id = 1", &[])
+            .await
+            .unwrap()
+            .get(0);
+        admin
+            .execute("SELECT pg_terminate_backend($1, 5000)", &[&pid])
+            .await
+            .unwrap();
+        let start = Instant::now();
+        while !a.is_closed() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "a's session ended"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Another session holds the advisory lock when a renews on its new connection (a
+        // standby in the middle of an attempt): the lease names a's new session all the
+        // same, and once the lock is free no standby takes over.
+        admin
+            .execute("SELECT pg_advisory_lock($1)", &[&LEADER_LOCK])
+            .await
+            .unwrap();
+        let a_again = Lease::connect(&db.config(), "a").await.unwrap();
+        assert!(a_again.renew(epoch, ttl).await.unwrap());
+        admin
+            .execute("SELECT pg_advisory_unlock($1)", &[&LEADER_LOCK])
+            .await
+            .unwrap();
+        assert_eq!(
+            b.try_acquire(ttl).await.unwrap(),
+            None,
+            "a standby took the lease of a leader that reconnected and renewed it"
+        );
+        // The next renewal takes the lock back.
+        assert!(a_again.renew(epoch, ttl).await.unwrap());
+        let locks: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                 AND pid = (SELECT holder_pid FROM incidentd_lease WHERE id = 1)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(locks, 1, "the leader's session holds the lock");
+        let leader = b.leader().await.unwrap().unwrap();
+        assert_eq!((leader.holder.as_str(), leader.epoch), ("a", epoch));
+        assert_eq!(b.try_acquire(ttl).await.unwrap(), None);
+        drop(a_again);
+        let second = acquire_within(&b, ttl, Duration::from_secs(10))
+            .await
+            .expect("b takes over once the leader's new session ended");
+        assert!(second > epoch);
+    });
+}
+
 #[test]
 fn an_expired_leader_whose_session_stays_open_is_terminated_and_deposed() {
     let Some(db) = fresh_database() else { return };
