@@ -564,7 +564,10 @@ fn load_average() -> f64 {
 /// One report line's figures.
 struct Row {
     elapsed_s: f64,
+    /// incidentd's VmRSS sampled every second over the interval: mean, min, max.
     rss_mb: f64,
+    rss_min: f64,
+    rss_max: f64,
     cpu_pct: f64,
     load1: f64,
     reads: usize,
@@ -587,15 +590,15 @@ struct Row {
     pending: f64,
 }
 
-const HEADER: &str = "     t   RSS MB  CPU %  load  reads  err  p50 ms  p99 ms  /metrics ms  lag mean/p99 ms  runs/s  alerts sent/2xx/counted  opened/resolved/reopened  active  events  pending";
-const CSV_HEADER: &str = "elapsed_s,rss_mb,cpu_pct,load1,reads,read_errors,api_p50_ms,api_p99_ms,metrics_max_ms,lag_mean_ms,lag_p99_ms,probe_runs_per_s,runs_skipped,alerts_sent,alerts_2xx,alerts_counted,incidents_opened,incidents_resolved,incidents_reopened,incidents_active,events_received,webhook_pending";
+const HEADER: &str = "     t  RSS MB mean/min/max  CPU %  load  reads  err  p50 ms  p99 ms  /metrics ms  lag mean/p99 ms  runs/s  alerts sent/2xx/counted  opened/resolved/reopened  active  events  pending";
+const CSV_HEADER: &str = "elapsed_s,rss_mean_mb,rss_min_mb,rss_max_mb,cpu_pct,load1,reads,read_errors,api_p50_ms,api_p99_ms,metrics_max_ms,lag_mean_ms,lag_p99_ms,probe_runs_per_s,runs_skipped,alerts_sent,alerts_2xx,alerts_counted,incidents_opened,incidents_resolved,incidents_reopened,incidents_active,events_received,webhook_pending";
 
 impl Row {
     fn line(&self) -> String {
         format!(
-            "{:>6} {:>8.1} {:>6.1} {:>5.2} {:>6} {:>4} {:>7} {:>7} {:>12} {:>16} {:>7.0} {:>24} {:>25} {:>7.0} {:>7} {:>8.0}",
+            "{:>6} {:>20} {:>6.1} {:>5.2} {:>6} {:>4} {:>7} {:>7} {:>12} {:>16} {:>7.0} {:>24} {:>25} {:>7.0} {:>7} {:>8.0}",
             clock(self.elapsed_s),
-            self.rss_mb,
+            format!("{:.0}/{:.0}/{:.0}", self.rss_mb, self.rss_min, self.rss_max),
             self.cpu_pct,
             self.load1,
             self.reads,
@@ -619,9 +622,11 @@ impl Row {
     fn csv(&self) -> String {
         let opt = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.3}"));
         format!(
-            "{:.0},{:.1},{:.1},{:.2},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{}",
+            "{:.0},{:.1},{:.1},{:.1},{:.1},{:.2},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{}",
             self.elapsed_s,
             self.rss_mb,
+            self.rss_min,
+            self.rss_max,
             self.cpu_pct,
             self.load1,
             self.reads,
@@ -769,7 +774,7 @@ fn table(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> String {
 #[allow(clippy::too_many_lines)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.report == 0 || args.scrape == 0 || args.report % args.scrape != 0 {
+    if args.report == 0 || args.scrape == 0 || !args.report.is_multiple_of(args.scrape) {
         bail!("--report must be a positive multiple of --scrape");
     }
     if args.flap_period == 0 || args.flap_down >= args.flap_period {
@@ -829,6 +834,22 @@ async fn main() -> anyhow::Result<()> {
     let alerts_task = tokio::spawn(alert_stream(args.clone(), counts.clone(), stop.clone()));
     let reads_task = tokio::spawn(reads(args.clone(), window.clone(), stop.clone()));
 
+    // incidentd's RSS once a second: an instant's reading swings with the allocator's
+    // transient peaks, so each interval reports the mean, the floor and the peak.
+    let rss_window: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let sampler = {
+        let (rss_window, pid) = (rss_window.clone(), args.pid);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Some(mb) = rss_mb(pid) {
+                    rss_window.lock().unwrap().push(mb);
+                }
+            }
+        })
+    };
+
     println!("{HEADER}");
     let mut rows: Vec<Row> = Vec::new();
     let mut all = Latencies::default();
@@ -858,7 +879,7 @@ async fn main() -> anyhow::Result<()> {
         scrape_ms.push(took_us);
         let took_ms = f64::from(took_us) / 1000.0;
         window_scrape_max = Some(window_scrape_max.map_or(took_ms, |m: f64| m.max(took_ms)));
-        if scrapes % (args.report / args.scrape) != 0 && Instant::now() < end {
+        if !scrapes.is_multiple_of(args.report / args.scrape) && Instant::now() < end {
             continue;
         }
 
@@ -877,9 +898,14 @@ async fn main() -> anyhow::Result<()> {
         }
         all.errors += reads.errors;
         let lagged = lag(&last, &metrics);
+        let rss = std::mem::take(&mut *rss_window.lock().unwrap());
+        #[allow(clippy::cast_precision_loss)]
+        let rss_mean = rss.iter().sum::<f64>() / rss.len() as f64;
         let row = Row {
             elapsed_s: (now - started).as_secs_f64(),
-            rss_mb: rss_mb(args.pid).unwrap_or(f64::NAN),
+            rss_mb: rss_mean,
+            rss_min: rss.iter().copied().fold(f64::NAN, f64::min),
+            rss_max: rss.iter().copied().fold(f64::NAN, f64::max),
             cpu_pct,
             load1: load_average(),
             reads: sorted.len(),
@@ -914,6 +940,7 @@ async fn main() -> anyhow::Result<()> {
     // The end: stop the load, stop the flapping, resolve every alert identity, and wait for
     // incidentd to go quiet before counting.
     stop.store(true, Ordering::Relaxed);
+    sampler.abort();
     alerts_task.await?;
     reads_task.await?;
     served.flapping.store(false, Ordering::Relaxed);
@@ -1019,23 +1046,28 @@ async fn main() -> anyhow::Result<()> {
         clock(args.duration as f64),
     );
     if let (Some(first_row), Some(last_row)) = (rows.first(), rows.last()) {
-        let peak = rows.iter().map(|r| r.rss_mb).fold(f64::NAN, f64::max);
+        let peak = rows.iter().map(|r| r.rss_max).fold(f64::NAN, f64::max);
         let hours = (last_row.elapsed_s - first_row.elapsed_s) / 3600.0;
         let first_last = (hours > 0.0).then(|| (last_row.rss_mb - first_row.rss_mb) / hours);
-        let fitted: Vec<(f64, f64)> = rows
-            .iter()
-            .skip(1)
-            .map(|r| (r.elapsed_s / 3600.0, r.rss_mb))
-            .collect();
+        // The first interval is the warm-up (every probe's first runs, detectors filling).
+        let fit = |value: fn(&Row) -> f64| {
+            let points: Vec<(f64, f64)> = rows
+                .iter()
+                .skip(1)
+                .map(|r| (r.elapsed_s / 3600.0, value(r)))
+                .collect();
+            slope(&points)
+        };
         let fmt_slope =
-            |s: Option<f64>| s.map_or_else(|| "n/a".to_owned(), |s| format!("{s:+.1} MB/h"));
+            |s: Option<f64>| s.map_or_else(|| "n/a".to_owned(), |s| format!("{s:+.0} MB/h"));
         println!(
-            "  RSS: {:.1} MB after the first interval, {:.1} MB after the last, peak {peak:.1} MB; slope {} (first to last), {} (least squares, intervals 2–{})",
+            "  RSS (mean of the interval's once-a-second samples): {:.1} MB in the first interval, {:.1} MB in the last, peak {peak:.1} MB; slope {} first to last; least squares over intervals 2–{}: mean {}, floor (the interval's minimum) {}",
             first_row.rss_mb,
             last_row.rss_mb,
             fmt_slope(first_last),
-            fmt_slope(slope(&fitted)),
             rows.len(),
+            fmt_slope(fit(|r| r.rss_mb)),
+            fmt_slope(fit(|r| r.rss_min)),
         );
         #[allow(clippy::cast_precision_loss)]
         let mean_cpu = rows.iter().map(|r| r.cpu_pct).sum::<f64>() / rows.len() as f64;
