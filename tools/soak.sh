@@ -20,6 +20,8 @@
 #                `[STATUS] == 503` on each opens an incident, which resolves when the target
 #                recovers and reopens at its next outage. The defaults keep a probe's
 #                state changes under the default flap detection (4 in 20 results).
+#   SERVICES     status-page services: probe i gets the label `service: svc-<i mod SERVICES>`
+#                (PROBES / 100); 0: no labels, so every probe is a service of its own
 #   RATE         alerts a second to POST /api/v2/alerts, one a request (20)
 #   KEYS         alert identities (label sets), round-robin (200)
 #   ALERT_CYCLE  an identity fires for 3/4 of it, then is resolved (240)
@@ -58,6 +60,7 @@ duration=$(duration_seconds "$DURATION") || {
 FLAPPING=${FLAPPING:-$((PROBES / 100))}
 FLAP_PERIOD=${FLAP_PERIOD:-$((30 * INTERVAL))}
 FLAP_DOWN=${FLAP_DOWN:-$((6 * INTERVAL))}
+SERVICES=${SERVICES:-$((PROBES / 100))}
 RATE=${RATE:-20}
 KEYS=${KEYS:-200}
 ALERT_CYCLE=${ALERT_CYCLE:-240}
@@ -69,8 +72,8 @@ OUT=${OUT:-$repo/target/soak/$(date +%Y%m%d-%H%M%S)}
 BIN=${BIN:-}
 KEEP=${KEEP:-0}
 
-for name in PROBES INTERVAL FLAPPING FLAP_PERIOD FLAP_DOWN KEYS ALERT_CYCLE SCRAPE REPORT SETTLE; do
-    if ! [[ ${!name} =~ ^[0-9]+$ ]] || { [[ $name != FLAPPING ]] && ((${!name} < 1)); }; then
+for name in PROBES INTERVAL FLAPPING SERVICES FLAP_PERIOD FLAP_DOWN KEYS ALERT_CYCLE SCRAPE REPORT SETTLE; do
+    if ! [[ ${!name} =~ ^[0-9]+$ ]] || { [[ ! $name =~ ^(FLAPPING|SERVICES)$ ]] && ((${!name} < 1)); }; then
         echo "error: $name must be a positive integer (got '${!name}')" >&2
         exit 2
     fi
@@ -131,7 +134,16 @@ webhooks:
     url: http://127.0.0.1:$driver_port/hook
     secret_env: SOAK_WEBHOOK_SECRET
 EOF
-"$repo/tools/load-rules.sh" $((PROBES - FLAPPING)) "$target_port" "$INTERVAL" 1 >"$tmp/incidentd/rules/load.yaml"
+# labels: a `service` label after each probe's name line (tools/load-rules.sh writes none).
+labels() {
+    awk -v services="$SERVICES" -v offset="$1" '
+        {print}
+        services > 0 && /^  - name: [a-z]+-[0-9]+$/ && !rules {
+            sub(/.*-/, ""); printf "    labels: {service: svc-%d}\n", ($0 + offset) % services
+        }
+        /^rules:/ {rules = 1}'
+}
+"$repo/tools/load-rules.sh" $((PROBES - FLAPPING)) "$target_port" "$INTERVAL" 1 | labels 0 >"$tmp/incidentd/rules/load.yaml"
 awk -v n="$FLAPPING" -v port="$driver_port" -v interval="$INTERVAL" 'BEGIN {
     if (n == 0) exit
     print "probes:"
@@ -144,7 +156,7 @@ awk -v n="$FLAPPING" -v port="$driver_port" -v interval="$INTERVAL" 'BEGIN {
         printf "  - name: flap-%d-down\n    probe: flap-%d\n    when: \x27[STATUS] == 503\x27\n", i, i
         printf "    incident: {title: \x27flap-%d down\x27, category: availability, impact: medium, urgency: medium}\n", i
     }
-}' >"$tmp/incidentd/rules/flap.yaml"
+}' | labels $((PROBES - FLAPPING)) >"$tmp/incidentd/rules/flap.yaml"
 
 export SOAK_WEBHOOK_SECRET="whsec_c29hay1zb2FrLXNvYWstc29hay1zb2FrLXNvYWstc29haw=="
 started_at=$(now)
