@@ -26,6 +26,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+mod support;
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -131,15 +133,8 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = start.elapsed().as_secs_f64();
     total.latencies_us.sort_unstable();
     let requests = total.latencies_us.len();
-    let quantile_ms = |q: f64| {
-        if requests == 0 {
-            return 0.0;
-        }
-        // Nearest rank: the smallest latency at or above a share q of the requests.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let rank = ((q * requests as f64).ceil() as usize).clamp(1, requests);
-        f64::from(total.latencies_us[rank - 1]) / 1000.0
-    };
+    let quantile_ms =
+        |q: f64| support::quantile(&total.latencies_us, q).map_or(0.0, |us| f64::from(us) / 1000.0);
     #[allow(clippy::cast_precision_loss)]
     let (requests_per_s, alerts_per_s) = (requests as f64 / elapsed, total.alerts as f64 / elapsed);
     println!(
@@ -149,19 +144,9 @@ async fn main() -> anyhow::Result<()> {
         quantile_ms(0.50),
         quantile_ms(0.99),
         quantile_ms(1.0),
-        own_cpu_ticks().map_or_else(|| "-".to_owned(), |t| t.to_string()),
+        support::cpu_ticks("self").map_or_else(|| "-".to_owned(), |t| t.to_string()),
     );
     Ok(())
-}
-
-/// This process' utime + stime in clock ticks, from `/proc/self/stat` (fields 14 and 15,
-/// after the command name, which may hold spaces).
-fn own_cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let mut fields = stat.rsplit_once(") ")?.1.split(' ').skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
 }
 
 /// What one worker did: alerts accepted, requests refused or failed, and the latency of each
