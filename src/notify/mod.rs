@@ -353,7 +353,11 @@ impl Notifier {
 
     /// Stopped at once: what was learned is reported (the engine answers without waiting
     /// for the store when it cannot write); the rest stays in the outbox.
-    async fn stopped(&self, acking: Option<tokio::task::JoinHandle<bool>>, report: DeliveryReport) {
+    async fn stopped(
+        &self,
+        acking: Option<tokio::task::JoinHandle<Result<(), EngineError>>>,
+        report: DeliveryReport,
+    ) {
         if let Some(acking) = acking {
             let _ = acking.await;
         }
