@@ -359,8 +359,8 @@ async fn state(app: &TestApp) -> Value {
 async fn hostile_input_gets_a_clear_4xx_and_changes_nothing() {
     let dir = ConfigDir::new(
         &format!(
-            "listen: 127.0.0.1:0\nwebhooks:\n  - {{name: audit, url: '{}', secret_env: {SECRET_ENV}}}\n",
-            format!("http://{}/", refused_addr())
+            "listen: 127.0.0.1:0\nwebhooks:\n  - {{name: audit, url: 'http://{}/', secret_env: {SECRET_ENV}}}\n",
+            refused_addr()
         ),
         &[],
     );
