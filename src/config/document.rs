@@ -69,6 +69,16 @@ pub(super) fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<D
             return None;
         }
     };
+    document(file, text, diagnostics)
+}
+
+/// [`read`] of a text already in memory (shown as `file`): refused, as one diagnostic, when
+/// it is too deeply nested or expands too much to be parsed.
+pub(super) fn document(
+    file: PathBuf,
+    text: String,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Document> {
     let scan = limits::scan(&text);
     let refusal = scan
         .too_deep
