@@ -24,6 +24,10 @@ pub(super) struct Document {
 
 impl Document {
     pub(super) fn diagnostic(&self, at: Position, message: String) -> Diagnostic {
+        // libyaml puts the end of a text without a final line break on a line after it:
+        // a problem there is shown at the end of the last line.
+        let end = end_of(self.source.text());
+        let at = if at.line > end.line { end } else { at };
         // libyaml counts a byte-order mark as a column; editors do not show one.
         let bom = at.line == 1 && at.column > 1 && self.source.text().starts_with('\u{feff}');
         Diagnostic {
@@ -54,6 +58,35 @@ impl Document {
     }
 }
 
+/// Where `text` ends: its last line, as libyaml counts lines (after `\n`, `\r`, `\r\n`,
+/// NEL, LS and PS), and the column after its last character.
+fn end_of(text: &str) -> Position {
+    let mut end = Position::START;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let line_break = match c {
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                true
+            }
+            '\n' | '\u{85}' | '\u{2028}' | '\u{2029}' => true,
+            _ => false,
+        };
+        end = if line_break {
+            Position {
+                line: end.line + 1,
+                column: 1,
+            }
+        } else {
+            Position {
+                line: end.line,
+                column: end.column + 1,
+            }
+        };
+    }
+    end
+}
+
 /// Reads a file; a file that cannot be read, or that is too deeply nested or expands too
 /// much to be parsed ([`limits`]), is one diagnostic and no document.
 pub(super) fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<Document> {
@@ -69,6 +102,16 @@ pub(super) fn read(file: PathBuf, diagnostics: &mut Vec<Diagnostic>) -> Option<D
             return None;
         }
     };
+    document(file, text, diagnostics)
+}
+
+/// [`read`] of a text already in memory (shown as `file`): refused, as one diagnostic, when
+/// it is too deeply nested or expands too much to be parsed.
+pub(super) fn document(
+    file: PathBuf,
+    text: String,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Document> {
     let scan = limits::scan(&text);
     let refusal = scan
         .too_deep
@@ -223,4 +266,41 @@ pub(super) fn is_label_name(name: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !name.starts_with("__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(text: &str, expected: &str) {
+        let mut out = Vec::new();
+        let doc = document(PathBuf::from("f.yaml"), text.to_owned(), &mut out).expect("parsed");
+        Check {
+            doc: &doc,
+            out: &mut out,
+        }
+        .outline::<Value>();
+        let got: Vec<String> = out.iter().map(ToString::to_string).collect();
+        assert_eq!(got, [expected], "{text:?}");
+    }
+
+    /// Found by fuzzing: an unclosed flow collection in a text without a final line break
+    /// was reported on the line after the last one (`f.yaml:2:1` for a one-line file).
+    #[test]
+    fn a_problem_at_the_end_of_the_text_is_on_its_last_line() {
+        let unclosed =
+            "did not find expected ',' or '}', while parsing a flow mapping at line 1 column 10";
+        check("storage: {a", &format!("f.yaml:1:12: {unclosed}"));
+        check("storage: {a\r", &format!("f.yaml:2:1: {unclosed}"));
+        check("storage: {a\n", &format!("f.yaml:2:1: {unclosed}"));
+        // libyaml's own message counts the byte-order mark as a column.
+        check(
+            "\u{feff}storage: {a",
+            &format!(
+                "f.yaml:1:12: {}",
+                unclosed.replace("column 10", "column 11")
+            ),
+        );
+    }
 }

@@ -29,7 +29,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
 use serde_yaml::Value;
 
-use super::document::{Check, Document, Secrets, is_label_name, read, sorted};
+use super::document::{Check, Document, Secrets, document, is_label_name, read, sorted};
 use super::locate::{Segment, Segment::Index, Segment::Key, Split};
 use super::{
     AuthConfig, Config, ConfigErrors, DEFAULT_RETRY_SCHEDULE, DEFAULT_WEBHOOK_MAX_AGE,
@@ -91,14 +91,40 @@ pub fn load_with(
     env: &dyn Fn(&str) -> Option<String>,
     icmp_access: &dyn Fn() -> Result<(), IcmpUnavailable>,
 ) -> Result<Config, ConfigErrors> {
+    let mut diagnostics = Vec::new();
+    let doc = read(path.to_path_buf(), &mut diagnostics);
+    load_document(path, doc, env, icmp_access, diagnostics)
+}
+
+/// [`load_with`] with `text` as the content of the file at `path`, which is not read (its
+/// rule files are, as `rule_files` says, relative to `path`'s directory): the same checks and
+/// the same diagnostics, for callers that hold the text already.
+pub fn load_text(
+    path: &Path,
+    text: String,
+    env: &dyn Fn(&str) -> Option<String>,
+    icmp_access: &dyn Fn() -> Result<(), IcmpUnavailable>,
+) -> Result<Config, ConfigErrors> {
+    let mut diagnostics = Vec::new();
+    let doc = document(path.to_path_buf(), text, &mut diagnostics);
+    load_document(path, doc, env, icmp_access, diagnostics)
+}
+
+/// [`load_with`] once the file at `path` is read (`None`: it could not be, as `diagnostics`
+/// says).
+fn load_document(
+    path: &Path,
+    doc: Option<Document>,
+    env: &dyn Fn(&str) -> Option<String>,
+    icmp_access: &dyn Fn() -> Result<(), IcmpUnavailable>,
+    mut diagnostics: Vec<Diagnostic>,
+) -> Result<Config, ConfigErrors> {
     let mut icmp = IcmpGate {
         access: icmp_access,
         answer: None,
     };
-    let mut diagnostics = Vec::new();
     let config_dir = path.parent().unwrap_or(Path::new(""));
-    let settings = read(path.to_path_buf(), &mut diagnostics)
-        .map(|doc| settings(&doc, config_dir, Secrets::From(env), &mut diagnostics));
+    let settings = doc.map(|doc| settings(&doc, config_dir, Secrets::From(env), &mut diagnostics));
     let Some(settings) = settings else {
         return Err(ConfigErrors(diagnostics));
     };
@@ -168,6 +194,30 @@ pub fn load_rule_files(paths: &[PathBuf]) -> Result<ProbesAndRules, ConfigErrors
     }
 }
 
+/// [`load_rule_files`] of one rule file whose content is `text` (shown as `file`, which is
+/// not read), with the host's ICMP answer given as in [`load_with`].
+pub fn load_rule_text(
+    file: &Path,
+    text: String,
+    icmp_access: &dyn Fn() -> Result<(), IcmpUnavailable>,
+) -> Result<ProbesAndRules, ConfigErrors> {
+    let mut icmp = IcmpGate {
+        access: icmp_access,
+        answer: None,
+    };
+    let mut diagnostics = Vec::new();
+    let files = document(file.to_path_buf(), text, &mut diagnostics)
+        .map(|doc| rule_file(doc, &mut icmp, &mut diagnostics))
+        .into_iter()
+        .collect();
+    let loaded = rule_set(files, 0, None, &mut diagnostics);
+    if diagnostics.is_empty() {
+        Ok((loaded.probes, loaded.rules))
+    } else {
+        Err(sorted(diagnostics))
+    }
+}
+
 /// The probes and rules of some rule files, as far as they are valid.
 pub(super) struct RuleSet {
     pub(super) probes: Vec<Arc<ProbeConfig>>,
@@ -206,6 +256,19 @@ fn rule_files_with(
             files.push(rule_file(doc, icmp, diagnostics));
         }
     }
+    rule_set(files, before, categories, diagnostics)
+}
+
+/// The names across `files`, and their categories against `categories` when given: what
+/// [`rule_files_with`] checks once each file is read. `diagnostics` held `before` entries
+/// before the files were read: the set is complete when no more were pushed but for
+/// categories.
+fn rule_set(
+    files: Vec<RuleFile>,
+    before: usize,
+    categories: Option<&[Category]>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> RuleSet {
     check_names(&files, diagnostics);
     check_dependencies(&files, diagnostics);
     let complete = diagnostics.len() == before;
@@ -2613,6 +2676,42 @@ probes:
 rules:
   - {name: db-down, probe: checkout-api, when: '[CONNECTED] == false'}
 ";
+
+    /// `load_text` and `load_rule_text` load a text as `load_with` and `load_rule_files`
+    /// load the same text from its file: the same configuration, the same diagnostics.
+    #[test]
+    fn a_text_loads_as_its_file() {
+        let broken_rules = "probes:\n  - {name: web, http: {url: nope}}\nrules: [{name: r}]\n";
+        for (config, rules) in [
+            (FULL_CONFIG, WEB_RULES),
+            (
+                "listen: nowhere\nrule_files: [extra/*.yaml]\n",
+                broken_rules,
+            ),
+            ("{[", DB_RULES),
+        ] {
+            let dir = dir_with(&[
+                ("incidentd.yaml", config),
+                ("rules/web.yaml", rules),
+                ("extra/db.yaml", DB_RULES),
+            ]);
+            let env = env_with(&[]);
+            let path = dir.path().join("incidentd.yaml");
+            let from_file = load_with(&path, &env, &|| Ok(()));
+            let from_text = load_text(&path, config.to_owned(), &env, &|| Ok(()));
+            assert_eq!(format!("{from_text:?}"), format!("{from_file:?}"));
+
+            let rule_file = dir.path().join("rules/web.yaml");
+            let from_file = load_rule_files(std::slice::from_ref(&rule_file));
+            let from_text = load_rule_text(&rule_file, rules.to_owned(), &|| Ok(()));
+            assert_eq!(format!("{from_text:?}"), format!("{from_file:?}"));
+        }
+        let refused = load_rule_text(Path::new("deep.yaml"), "[".repeat(100), &|| Ok(()));
+        assert!(
+            refused.is_err_and(|errors| errors.0.len() == 1),
+            "too deep a text is refused before it is parsed"
+        );
+    }
 
     #[test]
     fn loads_a_full_valid_config() {

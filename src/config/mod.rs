@@ -29,7 +29,7 @@ use crate::domain::incident::Kind;
 use crate::domain::policy::WorkflowConfig;
 use crate::domain::priority::{Level, Priority};
 
-pub use load::{load, load_rule_files, load_with, load_workflow};
+pub use load::{load, load_rule_files, load_rule_text, load_text, load_with, load_workflow};
 pub use mail::{MailConfig, check_smtp_url};
 pub use rule_test_file::{
     CertificateExpiry, DEFAULT_TEST_START, Expectation, ExpectedEvent, MAX_STEPS, ProbeResult,

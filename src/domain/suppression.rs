@@ -107,14 +107,8 @@ impl Matcher {
     ) -> Result<Matcher, String> {
         let value = value.into();
         let pattern = if op.is_regex() {
-            let pattern = Regex::new(&format!("^(?:{value})$")).map_err(|error| {
-                // A syntax error spans lines (the pattern, a caret, the reason): the
-                // pattern shown would be the anchored one, so only the reason is kept.
-                let text = error.to_string();
-                let reason = text.lines().last().unwrap_or_default().trim();
-                let reason = reason.strip_prefix("error: ").unwrap_or(reason);
-                format!("not a valid regular expression: {reason}")
-            })?;
+            let pattern = super::compile_regex(&format!("^(?:{value})$"))
+                .map_err(|reason| format!("not a valid regular expression: {reason}"))?;
             Some(pattern)
         } else {
             None
@@ -401,6 +395,13 @@ mod tests {
             Matcher::parse("service=~web(").unwrap_err(),
             r#""service=~web(" is not a valid regular expression: unclosed group"#
         );
+        // A silence's matchers come from the API: a short value must not cost seconds of
+        // compiling, nor each alert's labels seconds of matching.
+        assert_eq!(
+            Matcher::new("service", r"[\p{L}\p{N}]{200}", MatchOp::Regex).unwrap_err(),
+            r"not a valid regular expression: too large once compiled (over 1 MiB); repeat less, or use ASCII classes such as (?-u:\w) instead of \w"
+        );
+        assert!(Matcher::new("service", r"(?-u:\w){200}|web|api", MatchOp::Regex).is_ok());
         assert_eq!(MatchOp::from_flags(true, false), MatchOp::NotRegex);
         for op in [
             MatchOp::Equal,
