@@ -24,6 +24,7 @@ mod interop_alerts;
 mod maintenances;
 mod openapi;
 mod pg_server;
+mod probe_faults;
 mod probe_to_webhook;
 mod probes;
 mod reload;
