@@ -64,7 +64,10 @@ pub async fn run(
             Failed::Timeout if failed.connected => {
                 format!("prometheus: {}", timed_out(timeout, "reading the answer"))
             }
-            Failed::Timeout => format!("prometheus: {}", timed_out(timeout, "waiting for the answer")),
+            Failed::Timeout => format!(
+                "prometheus: {}",
+                timed_out(timeout, "waiting for the answer")
+            ),
             Failed::Error(error) => error,
         });
     let response_time = started.elapsed();

@@ -1019,7 +1019,11 @@ async fn misbehave(mut stream: tokio::net::TcpStream, behaviour: Hostile) {
         }
         Hostile::TrickleTlsRecord => {
             // A handshake record of 16 KiB whose body never quite arrives.
-            if stream.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00]).await.is_ok() {
+            if stream
+                .write_all(&[0x16, 0x03, 0x03, 0x40, 0x00])
+                .await
+                .is_ok()
+            {
                 trickle(&mut stream, &[0x02]).await;
             }
         }
