@@ -10,6 +10,7 @@ mod browser;
 mod check;
 mod console;
 mod console_browser;
+mod consumer_faults;
 mod ctl;
 mod dashboards;
 mod detection;
