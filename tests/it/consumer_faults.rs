@@ -59,6 +59,8 @@ enum Mode {
     /// 429 with `Retry-After: <HTTP-date N seconds after the app's clock>` on an event's
     /// first attempt, 200 after.
     RetryAfterDate(i64),
+    /// 429 with this `Retry-After`, always.
+    Always429(&'static str),
 }
 
 /// One request as the consumer saw it.
@@ -189,6 +191,13 @@ async fn answer(State(consumer): State<Consumer>, headers: HeaderMap, body: Stri
             response
         }
         Mode::RetryAfterSeconds(_) | Mode::RetryAfterDate(_) => StatusCode::OK.into_response(),
+        Mode::Always429(value) => {
+            let mut response = StatusCode::TOO_MANY_REQUESTS.into_response();
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static(value));
+            response
+        }
     };
     seen.status = Some(response.status().as_u16());
     consumer.seen.lock().unwrap().push(seen);
@@ -606,4 +615,62 @@ async fn check_everything_arrived(
         assert_eq!((&s.incident, &s.kind), (incident, kind), "{name}: {}", s.id);
         assert_eq!(s.id, s.event_id, "{name}");
     }
+}
+
+/// A consumer answering `429` with `Retry-After: 0`, or with a date already past, asks for
+/// no wait at all; honouring that literally, forever, would be a busy loop against it (and
+/// a delivery-log row per attempt). Each is retried at most about once a second until it
+/// takes the event, which then arrives once.
+#[tokio::test]
+async fn a_consumer_asking_for_no_wait_is_not_retried_in_a_loop() {
+    let (zero, zero_addr) = Consumer::start(Mode::Always429("0")).await;
+    let (past, past_addr) = Consumer::start(Mode::Always429("Wed, 21 Oct 2015 07:28:00 GMT")).await;
+    let config = format!(
+        "listen: 127.0.0.1:0\nstorage: {{path: data/incidentd.redb}}\nwebhooks:\n{}{}",
+        consumer_yaml("zero", zero_addr, "1h"),
+        consumer_yaml("past", past_addr, "1h"),
+    );
+    let dir = ConfigDir::new(&config, &[]);
+    let app = TestApp::spawn(
+        &dir,
+        HashMap::from([(SECRET_ENV.to_owned(), secret_value())]),
+    )
+    .await;
+    let (status, body) = app
+        .post(
+            "/api/v1/incidents",
+            Some(json!({"title": "Printer on fire", "reporter": {"name": "Ana", "contact": "ana@example.com"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (name, consumer) in [("zero", &zero), ("past", &past)] {
+        eventually(&format!("`{name}` asked"), DEADLINE, async || {
+            (!consumer.seen().is_empty()).then_some(())
+        })
+        .await;
+    }
+    // Three seconds: at about one attempt a second, a handful; a loop makes thousands.
+    let watched = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let elapsed = watched.elapsed();
+    for (name, consumer) in [("zero", &zero), ("past", &past)] {
+        let attempts = consumer.seen().len();
+        eprintln!("`{name}`: {attempts} attempts in {elapsed:?}");
+        assert!(
+            attempts <= 2 + elapsed.as_secs() as usize,
+            "`{name}` was asked {attempts} times in {elapsed:?}"
+        );
+        assert!(attempts >= 2, "`{name}` was retried");
+        consumer.set(Mode::Ok);
+    }
+    for (name, consumer) in [("zero", &zero), ("past", &past)] {
+        let accepted = eventually(&format!("`{name}` took it"), DEADLINE, async || {
+            let accepted = consumer.accepted();
+            (!accepted.is_empty()).then_some(accepted)
+        })
+        .await;
+        assert_eq!(accepted.len(), 1, "{name}");
+        assert_eq!(accepted[0].kind, "incident.opened");
+    }
+    app.stop().await;
 }
