@@ -285,7 +285,7 @@ async fn seven_consumers_failing_their_own_ways_lose_nothing_and_block_no_one() 
         .unwrap();
     let down = Consumer::new(Mode::Ok);
     let config = format!(
-        "listen: 127.0.0.1:0\nstorage: {{path: data/incidentd.redb}}\nwebhooks:\n{}{}{}{}{}{}{}{}",
+        "listen: 127.0.0.1:0\nwebhooks:\n{}{}{}{}{}{}{}{}",
         consumer_yaml("healthy", healthy_addr, "1h"),
         consumer_yaml("slow", slow_addr, "1h"),
         consumer_yaml("flaky", flaky_addr, "1h"),
@@ -626,7 +626,7 @@ async fn a_consumer_asking_for_no_wait_is_not_retried_in_a_loop() {
     let (zero, zero_addr) = Consumer::start(Mode::Always429("0")).await;
     let (past, past_addr) = Consumer::start(Mode::Always429("Wed, 21 Oct 2015 07:28:00 GMT")).await;
     let config = format!(
-        "listen: 127.0.0.1:0\nstorage: {{path: data/incidentd.redb}}\nwebhooks:\n{}{}",
+        "listen: 127.0.0.1:0\nwebhooks:\n{}{}",
         consumer_yaml("zero", zero_addr, "1h"),
         consumer_yaml("past", past_addr, "1h"),
     );
