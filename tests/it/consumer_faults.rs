@@ -7,7 +7,9 @@
 //! more than 30 s. The healthy one gets every event promptly while the others fail; each
 //! of the others finally gets every event, in order per incident, with the `webhook-id`
 //! the healthy one saw; no retry comes before the `Retry-After` it was told; and the
-//! metrics agree with what the consumers saw.
+//! metrics agree with what the consumers saw. Also: a `Retry-After` asking for no wait is
+//! not a busy loop, and consumers misbehaving on the wire (a trickled head, 1 MiB of
+//! headers, a reset, garbage, an endless body) fail clearly within their timeout.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -671,6 +673,111 @@ async fn a_consumer_asking_for_no_wait_is_not_retried_in_a_loop() {
         .await;
         assert_eq!(accepted.len(), 1, "{name}");
         assert_eq!(accepted[0].kind, "incident.opened");
+    }
+    app.stop().await;
+}
+
+/// Consumers that misbehave at the HTTP level: a head trickled a byte at a time, 1 MiB of
+/// headers, a connection reset at accept, bytes that are no HTTP, and a `200` whose body
+/// never ends. Each attempt ends within the consumer's `timeout` (the body is never read:
+/// the `200` is a delivery), the failures are retried with an error saying what happened,
+/// and a healthy consumer beside them gets every event meanwhile.
+#[tokio::test]
+async fn consumers_misbehaving_on_the_wire_fail_clearly_and_block_no_one() {
+    let (healthy, healthy_addr) = Consumer::start(Mode::Ok).await;
+    let hostile = [
+        ("trickle", Hostile::TrickleHead, "operation timed out"),
+        ("huge", Hostile::HugeHeaders, "message head is too large"),
+        // ECONNRESET, or EPIPE when the request's write comes after the reset.
+        ("reset", Hostile::ResetAtAccept, "reset by peer|Broken pipe"),
+        ("garbage", Hostile::Garbage, "invalid HTTP"),
+    ];
+    let mut config = format!(
+        "listen: 127.0.0.1:0\nwebhooks:\n{}",
+        consumer_yaml("healthy", healthy_addr, "1h")
+    );
+    for (name, behaviour, _) in hostile {
+        config += &consumer_yaml(name, hostile_server(behaviour).await, "1h");
+    }
+    config += &consumer_yaml("endless", hostile_server(Hostile::EndlessBody).await, "1h");
+    let dir = ConfigDir::new(&config, &[]);
+    let app = TestApp::spawn(
+        &dir,
+        HashMap::from([(SECRET_ENV.to_owned(), secret_value())]),
+    )
+    .await;
+    const TICKETS: usize = 3;
+    for n in 0..TICKETS {
+        let (status, body) = app
+            .post(
+                "/api/v1/incidents",
+                Some(json!({"title": format!("Printer {n} on fire"), "reporter": {"name": "Ana", "contact": "ana@example.com"}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().unwrap();
+        let (status, body) = app
+            .post(&format!("/api/v1/incidents/{id}/acknowledge"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let events = 2 * TICKETS;
+    eventually(
+        "every event at the healthy consumer",
+        DEADLINE,
+        async || (healthy.accepted().len() == events).then_some(()),
+    )
+    .await;
+
+    // The endless body's 200 is a delivery: every event, each once.
+    let endless = eventually_ok("every event delivered to `endless`", DEADLINE, async || {
+        let rows = webhooks(&app).await;
+        let (_, body) = app
+            .get("/api/v1/webhooks/endless/deliveries?outcome=success")
+            .await;
+        let delivered = body["deliveries"].as_array().cloned().unwrap_or_default();
+        if rows["endless"]["pending"] == 0 && delivered.len() == events {
+            Ok(delivered)
+        } else {
+            Err(format!(
+                "{} delivered, {}",
+                delivered.len(),
+                rows["endless"]
+            ))
+        }
+    })
+    .await;
+    let ids: HashSet<&str> = endless
+        .iter()
+        .map(|a| a["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), events, "each event delivered once");
+
+    // The others: retried, each attempt's error saying what happened, nothing delivered.
+    for (name, _, says) in hostile {
+        let attempts = eventually_ok(&format!("`{name}` retried"), DEADLINE, async || {
+            let (_, body) = app
+                .get(&format!("/api/v1/webhooks/{name}/deliveries"))
+                .await;
+            let attempts = body["deliveries"].as_array().cloned().unwrap_or_default();
+            if attempts.len() >= 2 {
+                Ok(attempts)
+            } else {
+                Err(format!("{} attempts", attempts.len()))
+            }
+        })
+        .await;
+        eprintln!("`{name}`: {}", attempts[0]["error"]);
+        for attempt in &attempts {
+            assert_eq!(attempt["outcome"], "retry", "{name}: {attempt}");
+            let error = attempt["error"].as_str().unwrap();
+            assert!(
+                says.split('|').any(|phrase| error.contains(phrase)),
+                "{name}: {error}"
+            );
+        }
+        let rows = webhooks(&app).await;
+        assert_eq!(rows[name]["pending"], events, "{name}: {}", rows[name]);
     }
     app.stop().await;
 }
