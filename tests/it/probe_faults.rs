@@ -615,11 +615,29 @@ async fn memory_stays_flat_over_hundreds_of_hostile_runs() {
     };
     every_probe_ran(WARM_UP).await;
     let pid = server.pid();
-    let (rss_warm, fds_warm) = (rss_bytes(pid).unwrap(), open_fds(pid).unwrap());
     let runs_warm: u64 = server.runs().await.values().sum();
-    let runs = every_probe_ran(RUNS).await;
-    let (rss_end, fds_end) = (rss_bytes(pid).unwrap(), open_fds(pid).unwrap());
+    let fds_warm = open_fds(pid).unwrap();
+    // RSS once a second from the end of the warm-up to the end. A run may hold a large
+    // buffer for a moment (a Prometheus answer of up to 16 MiB), so single samples jump:
+    // compare the lowest of the first five with the lowest of the last five, which a leak
+    // raises and a moment's buffer does not.
+    let mut samples = Vec::new();
+    let runs = loop {
+        samples.push(rss_bytes(pid).unwrap());
+        let runs = server.runs().await;
+        if samples.len() >= 10 && runs.len() == probe_count && runs.values().all(|n| *n >= RUNS) {
+            break runs;
+        }
+        assert!(
+            samples.len() < 300,
+            "the probes did not run {RUNS} times in 300 s: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let fds_end = open_fds(pid).unwrap();
     let runs_end: u64 = runs.values().sum();
+    let low = |samples: &[u64]| *samples.iter().min().unwrap();
+    let (rss_warm, rss_end) = (low(&samples[..5]), low(&samples[samples.len() - 5..]));
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     eprintln!(
         "{probe_count} hostile probes; after the warm-up ({runs_warm} runs): RSS {:.1} MiB, {fds_warm} open files; \
@@ -629,6 +647,8 @@ async fn memory_stays_flat_over_hundreds_of_hostile_runs() {
         mib(rss_end) - mib(rss_warm),
         runs_end - runs_warm,
     );
+    let series: Vec<String> = samples.iter().map(|s| format!("{:.0}", mib(*s))).collect();
+    eprintln!("RSS each second, MiB: {}", series.join(" "));
     eprintln!("runs per probe: {runs:?}");
     assert!(
         rss_end < rss_warm + 20 * 1024 * 1024,
