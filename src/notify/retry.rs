@@ -14,8 +14,13 @@ pub enum Next {
     DeadLetter,
 }
 
+/// The shortest wait a consumer's `Retry-After` gets: `0`, or a date already past, asks
+/// for none, and honoured literally, a consumer answering so forever is a busy loop (and a
+/// delivery-log row per attempt). One second is the header's own resolution.
+pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// The wait after the `failures`-th failed attempt of an event created at `created_at`:
-/// the consumer's `Retry-After` if it sent one, else `schedule[failures - 1]` (the last
+/// the consumer's `Retry-After` if it sent one (at least [`MIN_RETRY_AFTER`]), else `schedule[failures - 1]` (the last
 /// wait repeats) times a jitter factor between 0.8 and 1.2 (`jitter` in [0, 1)). Never past
 /// the event's deadline (`created_at + max_age`): the last attempt is at the deadline, and
 /// a failure at or after it makes a dead letter.
@@ -32,15 +37,17 @@ pub fn next(
     let Some(left) = max_age.checked_sub(age).filter(|left| !left.is_zero()) else {
         return Next::DeadLetter;
     };
-    let wait = retry_after.unwrap_or_else(|| {
-        let index = usize::try_from(failures.max(1) - 1).unwrap_or(usize::MAX);
-        let base = schedule
-            .get(index)
-            .or(schedule.last())
-            .copied()
-            .unwrap_or(Duration::from_secs(5));
-        base.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
-    });
+    let wait = retry_after
+        .map(|wait| wait.max(MIN_RETRY_AFTER))
+        .unwrap_or_else(|| {
+            let index = usize::try_from(failures.max(1) - 1).unwrap_or(usize::MAX);
+            let base = schedule
+                .get(index)
+                .or(schedule.last())
+                .copied()
+                .unwrap_or(Duration::from_secs(5));
+            base.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
+        });
     Next::After(wait.min(left))
 }
 
@@ -106,6 +113,9 @@ mod tests {
         check(0, 1, Some(120), 0.0, Next::After(S(120)));
         check(0, 7, Some(1), 1.0, Next::After(S(1)));
         check(DAY as i64 - 60, 1, Some(3600), 0.5, Next::After(S(60)));
+        // No wait asked (`0`, a date already past) is a second, not a busy loop.
+        check(0, 3, Some(0), 0.5, Next::After(S(1)));
+        check(DAY as i64 - 1, 3, Some(0), 0.5, Next::After(S(1)));
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub async fn run(probe: &DnsProbe, timeout: Duration, at: DateTime<Utc>) -> Obse
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + timeout;
     let outcome = match query(probe) {
-        Ok(request) => exchange(probe.server, &request, deadline).await,
+        Ok(request) => exchange(probe.server, &request, timeout, deadline).await,
         Err(error) => Err(error),
     };
     let mut observation = Observation::new(at);
@@ -64,24 +64,66 @@ fn query(probe: &DnsProbe) -> Result<Message, String> {
 async fn exchange(
     server: SocketAddr,
     request: &Message,
+    timeout: std::time::Duration,
     deadline: tokio::time::Instant,
 ) -> Result<Message, String> {
     let bytes = request.to_vec().map_err(|e| format!("dns: {e}"))?;
-    let response = match timeout_at(deadline, udp(server, request.metadata.id, &bytes)).await {
+    let mut ignored = Ignored::default();
+    let id = request.metadata.id;
+    let response = match timeout_at(deadline, udp(server, id, &bytes, &mut ignored)).await {
         Ok(result) => result?,
-        Err(_) => return Err("timeout".to_owned()),
+        Err(_) => {
+            let waited = super::timed_out(timeout, "waiting for the answer");
+            return Err(match ignored.describe() {
+                Some(ignored) => format!("{waited}; {ignored}"),
+                None => waited,
+            });
+        }
     };
     if !response.metadata.truncation {
         return Ok(response);
     }
     // RFC 7766: a truncated UDP answer is asked again over TCP.
-    match timeout_at(deadline, tcp(server, request.metadata.id, &bytes)).await {
+    match timeout_at(deadline, tcp(server, id, &bytes)).await {
         Ok(result) => result,
-        Err(_) => Err("timeout".to_owned()),
+        Err(_) => Err(super::timed_out(
+            timeout,
+            "waiting for the answer over TCP (the UDP answer was truncated)",
+        )),
     }
 }
 
-async fn udp(server: SocketAddr, id: u16, request: &[u8]) -> Result<Message, String> {
+/// The datagrams a query's socket received that were not its answer, kept to say why the
+/// probe timed out when no answer came.
+#[derive(Default)]
+struct Ignored {
+    count: usize,
+    /// Why the last one was not the answer.
+    last: Option<String>,
+}
+
+impl Ignored {
+    fn add(&mut self, why: String) {
+        self.count += 1;
+        self.last = Some(why);
+    }
+
+    fn describe(&self) -> Option<String> {
+        let last = self.last.as_deref()?;
+        let plural = if self.count == 1 { "" } else { "s" };
+        Some(format!(
+            "{} datagram{plural} ignored, the last {last}",
+            self.count
+        ))
+    }
+}
+
+async fn udp(
+    server: SocketAddr,
+    id: u16,
+    request: &[u8],
+    ignored: &mut Ignored,
+) -> Result<Message, String> {
     let local: SocketAddr = if server.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -107,11 +149,21 @@ async fn udp(server: SocketAddr, id: u16, request: &[u8]) -> Result<Message, Str
             .map_err(|e| format!("connection failed: {e}"))?;
         // Anything that does not parse or answers another id (a late answer to an
         // earlier query, a spoofing attempt) is skipped; the deadline bounds the wait.
-        if let Ok(response) = Message::from_vec(&buffer[..len])
-            && response.metadata.id == id
-            && response.metadata.message_type == MessageType::Response
-        {
-            return Ok(response);
+        match Message::from_vec(&buffer[..len]) {
+            Ok(response)
+                if response.metadata.id == id
+                    && response.metadata.message_type == MessageType::Response =>
+            {
+                return Ok(response);
+            }
+            Ok(response) if response.metadata.id != id => {
+                ignored.add(format!(
+                    "an answer to another query (id {})",
+                    response.metadata.id
+                ));
+            }
+            Ok(_) => ignored.add("a query, not an answer".to_owned()),
+            Err(error) => ignored.add(format!("not a DNS answer ({error})")),
         }
     }
 }

@@ -67,17 +67,41 @@ pub async fn run(
     let started = Instant::now();
     let mut observation = Observation::new(at);
     let exchange = async {
-        let client = clients.get(probe.tls_verify, probe.follow_redirects)?;
+        let client = clients
+            .get(probe.tls_verify, probe.follow_redirects)
+            .map_err(Failed::Error)?;
         exchange(client, probe, timeout, &mut observation).await
     };
     // reqwest's own timeout covers the body too; this one also bounds what it does not
     // (it is the probe's contract that a run ends within its timeout).
     let outcome = tokio::time::timeout(timeout, exchange)
         .await
-        .unwrap_or_else(|_| Err("timeout".to_owned()));
-    observation.error = outcome.err();
+        .unwrap_or(Err(Failed::Timeout));
+    observation.error = outcome.err().map(|failed| match failed {
+        // A response arrived (`connected`): the time ran out in its body.
+        Failed::Timeout if observation.connected => super::timed_out(timeout, "reading the body"),
+        Failed::Timeout => super::timed_out(timeout, "waiting for the response"),
+        Failed::Error(error) => error,
+    });
     observation.response_time = started.elapsed();
     observation
+}
+
+/// Why an exchange failed: the time ran out (said with what it was waiting for, which the
+/// caller knows), or the reason.
+pub(super) enum Failed {
+    Timeout,
+    Error(String),
+}
+
+impl From<&reqwest::Error> for Failed {
+    fn from(error: &reqwest::Error) -> Failed {
+        if error.is_timeout() {
+            Failed::Timeout
+        } else {
+            Failed::Error(describe(error))
+        }
+    }
 }
 
 /// Sends the request and fills in what the response says; `Err` with the reason when the
@@ -87,7 +111,7 @@ async fn exchange(
     probe: &HttpProbe,
     timeout: Duration,
     observation: &mut Observation,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     let mut request = client
         .request(probe.method.clone(), probe.url.clone())
         .timeout(timeout);
@@ -97,7 +121,7 @@ async fn exchange(
     if let Some(body) = &probe.body {
         request = request.body(body.clone());
     }
-    let mut response = request.send().await.map_err(|e| describe(&e))?;
+    let mut response = request.send().await.map_err(|e| Failed::from(&e))?;
     observation.connected = true;
     observation.status = Some(response.status().as_u16());
     observation.headers = response
@@ -126,7 +150,7 @@ async fn exchange(
                 body.extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
             Ok(None) => break Ok(()),
-            Err(error) => break Err(describe(&error)),
+            Err(error) => break Err(Failed::from(&error)),
         }
     };
     observation.body = Some(body_text(&body));
@@ -148,8 +172,17 @@ pub(super) fn describe(error: &reqwest::Error) -> String {
     };
     // The innermost cause is the useful part ("Connection refused (os error 111)").
     let mut source: &dyn std::error::Error = error;
+    let mut head_too_large = false;
     while let Some(next) = source.source() {
         source = next;
+        head_too_large |= source
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse_too_large);
+    }
+    if head_too_large {
+        // hyper stops reading a head at its buffer's size (about 400 KiB) or at 100 header
+        // lines: a target sending more is broken or hostile, and says nothing useful.
+        return format!("{kind}: the response headers are too large");
     }
     let cause = source.to_string();
     if cause == error.to_string() || error.is_timeout() || error.is_redirect() {

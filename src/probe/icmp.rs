@@ -88,7 +88,7 @@ pub async fn run(probe: &IcmpProbe, timeout: Duration, at: DateTime<Utc>) -> Obs
     let started = Instant::now();
     let outcome = tokio::time::timeout(timeout, echo(&probe.host))
         .await
-        .unwrap_or_else(|_| Err("timeout".to_owned()));
+        .unwrap_or_else(|_| Err(super::timed_out(timeout, "waiting for the echo reply")));
     match outcome {
         Ok(round_trip) => Observation {
             connected: true,

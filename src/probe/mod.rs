@@ -24,6 +24,7 @@ pub use tls::TlsSetup;
 
 use crate::clock::Clock;
 use crate::config::{ProbeConfig, ProbeTarget};
+use crate::domain::duration::format_duration;
 use crate::domain::observation::{BODY_LIMIT, Observation};
 
 /// A subject's labels: a Prometheus series' labels; empty for single-target probes.
@@ -61,6 +62,12 @@ pub async fn run_once(
     }
 }
 
+/// The error of a probe that ran out of time, saying how long it waited and for what
+/// (`timeout after 2s waiting for the response`).
+pub(crate) fn timed_out(timeout: std::time::Duration, waiting: &str) -> String {
+    format!("timeout after {} {waiting}", format_duration(timeout))
+}
+
 /// Bytes read from a target as text: at most [`BODY_LIMIT`] bytes, invalid UTF-8 replaced,
 /// and a character cut at the end dropped rather than replaced.
 pub(crate) fn body_text(bytes: &[u8]) -> String {
@@ -86,6 +93,12 @@ pub(crate) fn body_text(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_says_how_long_and_for_what() {
+        let waited = timed_out(std::time::Duration::from_millis(1500), "connecting");
+        assert_eq!(waited, "timeout after 1s500ms connecting");
+    }
 
     #[test]
     fn body_text_keeps_at_most_the_limit() {

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::{Subject, body_text};
+use super::http::Failed;
+use super::{Subject, body_text, timed_out};
 use crate::config::PrometheusProbe;
 use crate::domain::observation::Observation;
 
@@ -57,7 +58,18 @@ pub async fn run(
     let mut failed = Observation::new(at);
     let outcome = tokio::time::timeout(timeout, query(client, probe, timeout, &mut failed))
         .await
-        .unwrap_or_else(|_| Err("timeout".to_owned()));
+        .unwrap_or(Err(Failed::Timeout))
+        .map_err(|error| match error {
+            // An answer began (`connected`): the time ran out in its body.
+            Failed::Timeout if failed.connected => {
+                format!("prometheus: {}", timed_out(timeout, "reading the answer"))
+            }
+            Failed::Timeout => format!(
+                "prometheus: {}",
+                timed_out(timeout, "waiting for the answer")
+            ),
+            Failed::Error(error) => error,
+        });
     let response_time = started.elapsed();
     match outcome {
         Ok(results) => results
@@ -92,7 +104,7 @@ async fn query(
     probe: &PrometheusProbe,
     timeout: Duration,
     observation: &mut Observation,
-) -> Result<Vec<Row>, String> {
+) -> Result<Vec<Row>, Failed> {
     let mut url = probe.url.clone();
     let path = format!("{}/api/v1/query", url.path().trim_end_matches('/'));
     url.set_path(&path);
@@ -105,25 +117,30 @@ async fn query(
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| format!("prometheus: {}", super::http::describe(&e)))?;
+        .map_err(|e| failed(&e))?;
     observation.connected = true;
     let status = response.status();
     observation.status = Some(status.as_u16());
     let mut bytes = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("prometheus: {}", super::http::describe(&e)))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| failed(&e))? {
         if bytes.len() + chunk.len() > MAX_ANSWER {
-            return Err(format!(
+            return Err(Failed::Error(format!(
                 "prometheus: the answer is larger than {} MiB; narrow the query",
                 MAX_ANSWER / 1024 / 1024
-            ));
+            )));
         }
         bytes.extend_from_slice(&chunk);
     }
     let answer: Result<Answer, _> = serde_json::from_slice(&bytes);
+    answer_rows(answer, status, &bytes).map_err(Failed::Error)
+}
+
+/// The rows of a decoded answer, or what is wrong with it.
+fn answer_rows(
+    answer: Result<Answer, serde_json::Error>,
+    status: reqwest::StatusCode,
+    bytes: &[u8],
+) -> Result<Vec<Row>, String> {
     match answer {
         // Prometheus answers errors (bad query: 400, timeout: 503, …) with the same JSON.
         Ok(answer) if answer.status == "error" || !status.is_success() => {
@@ -140,6 +157,14 @@ async fn query(
             Err(format!("prometheus: HTTP {status}: {}", excerpt.trim()))
         }
         Err(error) => Err(format!("prometheus: not a query answer: {error}")),
+    }
+}
+
+/// A request's failure, as the probe says it.
+fn failed(error: &reqwest::Error) -> Failed {
+    match Failed::from(error) {
+        Failed::Error(error) => Failed::Error(format!("prometheus: {error}")),
+        timeout => timeout,
     }
 }
 

@@ -81,9 +81,8 @@ pub async fn run(
     at: DateTime<Utc>,
 ) -> Observation {
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + timeout;
     let chain = Arc::new(Recorded::default());
-    let outcome = handshake(setup, probe, deadline, chain.clone()).await;
+    let outcome = handshake(setup, probe, timeout, chain.clone()).await;
     Observation {
         connected: outcome.is_ok(),
         error: outcome.err(),
@@ -96,9 +95,10 @@ pub async fn run(
 async fn handshake(
     setup: &TlsSetup,
     probe: &TlsProbe,
-    deadline: tokio::time::Instant,
+    timeout: Duration,
     chain: Arc<Recorded>,
 ) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let host = split_host_port(&probe.address).map_or("", |(host, _)| host);
     let name = probe.server_name.as_deref().unwrap_or(host);
     let server_name = ServerName::try_from(name.to_owned())
@@ -107,13 +107,13 @@ async fn handshake(
     let tcp = match timeout_at(deadline, TcpStream::connect(&probe.address)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => return Err(format!("connection failed: {error}")),
-        Err(_) => return Err("timeout".to_owned()),
+        Err(_) => return Err(super::timed_out(timeout, "connecting")),
     };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let mut stream = match timeout_at(deadline, connector.connect(server_name, tcp)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => return Err(format!("tls: {error}")),
-        Err(_) => return Err("timeout".to_owned()),
+        Err(_) => return Err(super::timed_out(timeout, "in the TLS handshake")),
     };
     // close_notify, politely and within the deadline; the result is in already.
     let _ = timeout_at(deadline, stream.shutdown()).await;

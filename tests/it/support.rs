@@ -891,3 +891,308 @@ async fn wait_ready(mut server: RealServer) -> Result<RealServer, String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Hostile peers: targets that misbehave on purpose, one behaviour each.
+
+/// How a [`hostile_server`] treats every connection. Each one first takes what the client
+/// sends at once (a request, a `send:` line), then misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hostile {
+    /// Resets the connection (SO_LINGER 0 close) as soon as it is accepted.
+    ResetAtAccept,
+    /// Sends a response head promising 100,000 bytes and a few of them, then resets.
+    ResetMidResponse,
+    /// `200 OK` with a body that never ends, as fast as the client reads it.
+    EndlessBody,
+    /// 1 MiB of header lines before the body.
+    HugeHeaders,
+    /// One header line that never ends.
+    EndlessHeaderLine,
+    /// The response head one byte every 100 ms, forever (slowloris).
+    TrickleHead,
+    /// A complete head, then the body one byte every 100 ms, forever (slowloris).
+    TrickleBody,
+    /// Bytes that are neither HTTP nor TLS, then the connection held open.
+    Garbage,
+    /// A TLS record header announcing 16 KiB, then its bytes one every 100 ms.
+    TrickleTlsRecord,
+    /// TLS handshake records that never end (a certificate message of 16 MiB).
+    EndlessTlsHandshake,
+}
+
+/// Closes `stream` with a reset: SO_LINGER 0, so the peer reads ECONNRESET, not an EOF.
+pub fn reset(stream: tokio::net::TcpStream) {
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+/// A loopback TCP server that treats every connection as `behaviour` says.
+pub async fn hostile_server(behaviour: Hostile) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(misbehave(stream, behaviour));
+        }
+    });
+    addr
+}
+
+async fn misbehave(mut stream: tokio::net::TcpStream, behaviour: Hostile) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    if behaviour == Hostile::ResetAtAccept {
+        reset(stream);
+        return;
+    }
+    // What the client sends first (a request, a TLS hello), if it sends anything soon.
+    let mut buffer = vec![0u8; 16 * 1024];
+    let _ = tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buffer)).await;
+    // Every write below fails once the client has gone: that ends the connection.
+    let trickle = async |stream: &mut tokio::net::TcpStream, bytes: &[u8]| {
+        for byte in bytes.iter().cycle() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if stream.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+        }
+    };
+    let endless = async |stream: &mut tokio::net::TcpStream, chunk: &[u8]| {
+        while stream.write_all(chunk).await.is_ok() {}
+    };
+    match behaviour {
+        Hostile::ResetAtAccept => unreachable!("handled above"),
+        Hostile::ResetMidResponse => {
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\npartial")
+                .await;
+            let _ = stream.flush().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            reset(stream);
+        }
+        Hostile::EndlessBody => {
+            if stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n")
+                .await
+                .is_ok()
+            {
+                endless(&mut stream, &[b'x'; 16 * 1024]).await;
+            }
+        }
+        Hostile::HugeHeaders => {
+            let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+            let value = "v".repeat(1000);
+            for n in 0..1024 {
+                head.extend_from_slice(format!("x-fill-{n}: {value}\r\n").as_bytes());
+            }
+            head.extend_from_slice(b"content-length: 2\r\n\r\nok");
+            let _ = stream.write_all(&head).await;
+            hold(stream).await;
+        }
+        Hostile::EndlessHeaderLine => {
+            if stream
+                .write_all(b"HTTP/1.1 200 OK\r\nx-endless: ")
+                .await
+                .is_ok()
+            {
+                endless(&mut stream, &[b'a'; 16 * 1024]).await;
+            }
+        }
+        Hostile::TrickleHead => {
+            trickle(&mut stream, b"HTTP/1.1 200 OK\r\nx-slow: a\r\n").await;
+        }
+        Hostile::TrickleBody => {
+            if stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n")
+                .await
+                .is_ok()
+            {
+                trickle(&mut stream, b"slow").await;
+            }
+        }
+        Hostile::Garbage => {
+            let _ = stream
+                .write_all(b"SSH-2.0-NotWhatYouAskedFor\r\n\x00\xff\xfe garbage \x01\x02\r\n\r\n")
+                .await;
+            hold(stream).await;
+        }
+        Hostile::TrickleTlsRecord => {
+            // A handshake record of 16 KiB whose body never quite arrives.
+            if stream
+                .write_all(&[0x16, 0x03, 0x03, 0x40, 0x00])
+                .await
+                .is_ok()
+            {
+                trickle(&mut stream, &[0x02]).await;
+            }
+        }
+        Hostile::EndlessTlsHandshake => {
+            // A Certificate message of 16 MiB - 1, sent as one 16 KiB record after another.
+            let mut record = vec![0x16, 0x03, 0x03, 0x40, 0x00];
+            record.extend_from_slice(&[0x0b, 0xff, 0xff, 0xff]);
+            record.resize(5 + 0x4000, 0);
+            if stream.write_all(&record).await.is_ok() {
+                let mut next = vec![0x16, 0x03, 0x03, 0x40, 0x00];
+                next.resize(5 + 0x4000, 0);
+                endless(&mut stream, &next).await;
+            }
+        }
+    }
+}
+
+/// Keeps the connection open, reading and dropping what comes, until the client leaves.
+async fn hold(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = vec![0u8; 4096];
+    while let Ok(n) = stream.read(&mut buffer).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// A TLS server whose certificate is self-signed for `localhost` (the chain a verifying
+/// client cannot trust); it completes handshakes and closes.
+pub async fn self_signed_tls_server() -> SocketAddr {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let (tcp, _) = tls.into_inner();
+                    hold(tcp).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// How a [`hostile_dns`] server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostileDns {
+    /// Bytes that are no DNS message, to every query.
+    Garbage,
+    /// A valid answer cut in half.
+    Cut,
+    /// A valid answer to another query id, then nothing.
+    WrongId,
+    /// Truncated over UDP; over TCP, accepts and never answers.
+    TruncatedThenSilentTcp,
+    /// Truncated over UDP; over TCP, a 64 KiB frame of garbage.
+    TruncatedThenGarbageTcp,
+    /// Truncated over UDP; over TCP, the frame's bytes one every 100 ms.
+    TruncatedThenTrickleTcp,
+}
+
+/// A DNS server on UDP and TCP (same port) answering as `behaviour` says. Query
+/// `app.test.` (for the truncated modes, `tc.test.`).
+pub async fn hostile_dns(behaviour: HostileDns) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UdpSocket;
+
+    let (udp, tcp, addr) = {
+        let mut attempt = 0;
+        loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, tcp, addr),
+                Err(error) => {
+                    attempt += 1;
+                    assert!(attempt < 50, "no port free for both UDP and TCP: {error}");
+                }
+            }
+        }
+    };
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 4096];
+        while let Ok((len, from)) = udp.recv_from(&mut buffer).await {
+            let query = &buffer[..len];
+            let answer = match behaviour {
+                HostileDns::Garbage => b"\x00\x01garbage, not a DNS message".to_vec(),
+                HostileDns::Cut => {
+                    let Some(answer) = dns_answer(query, true) else {
+                        continue;
+                    };
+                    answer[..answer.len() / 2].to_vec()
+                }
+                HostileDns::WrongId => {
+                    let Some(mut answer) = dns_answer(query, true) else {
+                        continue;
+                    };
+                    answer[0] ^= 0xff;
+                    answer
+                }
+                _ => {
+                    let Some(answer) = dns_answer(query, false) else {
+                        continue;
+                    };
+                    answer
+                }
+            };
+            let _ = udp.send_to(&answer, from).await;
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = tcp.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 4096];
+                let _ = stream.read(&mut buffer).await;
+                match behaviour {
+                    HostileDns::TruncatedThenGarbageTcp => {
+                        let mut frame = vec![0xff, 0xff];
+                        frame.resize(2 + 0xffff, 0xab);
+                        let _ = stream.write_all(&frame).await;
+                        hold(stream).await;
+                    }
+                    HostileDns::TruncatedThenTrickleTcp => {
+                        let _ = stream.write_all(&[0xff, 0xff]).await;
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            if stream.write_all(&[0]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    _ => hold(stream).await,
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The resident set size of process `pid` (`VmRSS` in `/proc/PID/status`), in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Open file descriptors of process `pid`.
+pub fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
