@@ -424,7 +424,9 @@ impl Notifier {
                 .flatten();
                 (Some(status), retry_after, None)
             }
-            Err(error) => (None, None, Some(error_chain(&error))),
+            // Without the URL: a consumer's URL may hold its credential (Slack's and Teams'
+            // incoming webhooks do), and this text goes to the log and the delivery log.
+            Err(error) => (None, None, Some(error_chain(&error.without_url()))),
         };
         Attempted {
             entry,

@@ -19,6 +19,8 @@ const INGEST: &str = "1ngest-t0ken-8e2d4c6a0b1f";
 /// A token nobody has, but close to a real one: a log of refused tokens would show it.
 const WRONG: &str = "adm1n-t0ken-4f9c2b7e1d3b";
 const SMTP_PASSWORD: &str = "smtp-pa55word-c0ffee";
+/// The credential in a chat tool's incoming-webhook URL (Slack's and Teams' are such).
+const HOOK_PATH_SECRET: &str = "hook-path-s3cret-9d8e7f";
 
 struct Binary {
     child: Child,
@@ -92,6 +94,7 @@ auth:
     - {{name: prometheus, token_env: IT_INGEST, role: ingest}}
 webhooks:
   - {{name: audit, url: '{}', secret_env: {SECRET_ENV}, retry_schedule: [1s]}}
+  - {{name: chat, url: 'http://{}/services/T0/B0/{HOOK_PATH_SECRET}', secret_env: {SECRET_ENV}, retry_schedule: [1s]}}
 status_page:
   title: Acme
   services:
@@ -100,7 +103,8 @@ mail:
   smtp_url_env: IT_SMTP_URL
   from: 'Status <status@example.com>'
 ",
-            consumer.url()
+            consumer.url(),
+            refused_addr()
         ),
         &[],
     );
@@ -254,6 +258,23 @@ mail:
         },
     )
     .await;
+    eventually(
+        "failed attempts to the chat consumer",
+        Duration::from_secs(30),
+        async || {
+            let response = client
+                .get(server.url("/api/v1/webhooks/chat/deliveries"))
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap();
+            let body: serde_json::Value = response.json().await.unwrap();
+            let attempts = body["deliveries"].as_array().map_or(0, Vec::len);
+            (attempts >= 2).then_some(())
+        },
+    )
+    .await;
+    call("GET", "/api/v1/webhooks/chat/deliveries", Some(ADMIN), None).await;
     call(
         "GET",
         "/api/v1/webhooks/audit/deliveries",
@@ -301,6 +322,7 @@ mail:
         ("the webhook secret", SECRET_B64.to_owned()),
         ("the SMTP password", SMTP_PASSWORD.to_owned()),
         ("the SMTP URL", smtp_url),
+        ("the chat webhook's credential", HOOK_PATH_SECRET.to_owned()),
     ];
     let mut leaks = Vec::new();
     for (what, secret) in &secrets {
