@@ -100,174 +100,111 @@ pub(super) struct IncidentPath {
     id: String,
 }
 
-/// `POST /api/v1/incidents/{id}/acknowledge`: the first response.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/acknowledge", tag = "workflow",
-    params(IncidentPath), request_body(content = Option<Acknowledge>),
-    responses(
-        (status = 200, description = "The incident, acknowledged", body = IncidentAnswer),
-        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
-    ))]
-pub(super) async fn acknowledge(
-    caller: Caller,
-    state: State<ApiState>,
-    id: Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Answer {
-    act::<Acknowledge>(caller, state, id, headers, body).await
+/// The handler of one verb on an incident: a function of its own, so that it carries its own
+/// OpenAPI operation; the work is [`act`]'s.
+macro_rules! verb_handler {
+    (
+        $(#[doc = $doc:tt])*
+        $name:ident = $method:ident $path:tt ($tag:tt) $verb:ident,
+        body: ($($body:tt)+), ok: $ok:tt, conflict: $conflict:tt
+    ) => {
+        $(#[doc = $doc])*
+        #[utoipa::path($method, path = $path, tag = $tag,
+            params(IncidentPath), $($body)+,
+            responses(
+                (status = 200, description = $ok, body = IncidentAnswer),
+                (status = 409, description = $conflict, body = ErrorBody),
+            ))]
+        pub(super) async fn $name(
+            caller: Caller,
+            state: State<ApiState>,
+            id: Path<String>,
+            headers: HeaderMap,
+            body: Body,
+        ) -> Answer {
+            act::<$verb>(caller, state, id, headers, body).await
+        }
+    };
 }
 
-/// `POST /api/v1/incidents/{id}/resolve`: what was done.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/resolve", tag = "workflow",
-    params(IncidentPath), request_body = Resolve,
-    responses(
-        (status = 200, description = "The incident, resolved", body = IncidentAnswer),
-        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
-    ))]
-pub(super) async fn resolve(
-    caller: Caller,
-    state: State<ApiState>,
-    id: Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Answer {
-    act::<Resolve>(caller, state, id, headers, body).await
+verb_handler! {
+    /// `POST /api/v1/incidents/{id}/acknowledge`: the first response.
+    acknowledge = post "/api/v1/incidents/{id}/acknowledge" ("workflow") Acknowledge,
+    body: (request_body(content = Option<Acknowledge>)),
+    ok: "The incident, acknowledged",
+    conflict: "Not possible in the incident's state"
 }
 
-/// `POST /api/v1/incidents/{id}/notes`: a note, internal or public (the status page).
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/notes", tag = "workflow",
-    params(IncidentPath), request_body = Note,
-    responses(
-        (status = 200, description = "The incident", body = IncidentAnswer),
-        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
-    ))]
-pub(super) async fn note(
-    caller: Caller,
-    state: State<ApiState>,
-    id: Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Answer {
-    act::<Note>(caller, state, id, headers, body).await
+verb_handler! {
+    /// `POST /api/v1/incidents/{id}/resolve`: what was done.
+    resolve = post "/api/v1/incidents/{id}/resolve" ("workflow") Resolve,
+    body: (request_body = Resolve),
+    ok: "The incident, resolved",
+    conflict: "Not possible in the incident's state"
 }
 
-/// `POST /api/v1/incidents/{id}/hold`: waiting on someone; the resolution clock pauses.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/hold", tag = "workflow",
-    params(IncidentPath), request_body = ReasonBody,
-    responses(
-        (status = 200, description = "The incident, on hold", body = IncidentAnswer),
-        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
-    ))]
-pub(super) async fn hold(
-    caller: Caller,
-    state: State<ApiState>,
-    id: Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Answer {
-    act::<Hold>(caller, state, id, headers, body).await
+verb_handler! {
+    /// `POST /api/v1/incidents/{id}/notes`: a note, internal or public (the status page).
+    note = post "/api/v1/incidents/{id}/notes" ("workflow") Note,
+    body: (request_body = Note),
+    ok: "The incident",
+    conflict: "Not possible in the incident's state"
 }
 
-/// `POST /api/v1/incidents/{id}/resume`: back from hold.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/resume", tag = "workflow",
-    params(IncidentPath), request_body(content = Option<Resume>),
-    responses(
-        (status = 200, description = "The incident, resumed", body = IncidentAnswer),
-        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
-    ))]
-pub(super) async fn resume(
-    caller: Caller,
-    state: State<ApiState>,
-    id: Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Answer {
-    act::<Resume>(caller, state, id, headers, body).await
+verb_handler! {
+    /// `POST /api/v1/incidents/{id}/hold`: waiting on someone; the resolution clock pauses.
+    hold = post "/api/v1/incidents/{id}/hold" ("workflow") Hold,
+    body: (request_body = ReasonBody),
+    ok: "The incident, on hold",
+    conflict: "Not possible in the incident's state"
 }
 
-/// `POST /api/v1/incidents/{id}/escalate`: to the next tier, or to `tier`.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/escalate", tag = "workflow",
-    params(IncidentPath), request_body = Escalate,
-    responses(
-        (status = 200, description = "The incident, escalated", body = IncidentAnswer),
-        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
-    ))]
-pub(super) async fn escalate(
-    caller: Caller,
-    state: State<ApiState>,
-    id: Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Answer {
-    act::<Escalate>(caller, state, id, headers, body).await
+verb_handler! {
+    /// `POST /api/v1/incidents/{id}/resume`: back from hold.
+    resume = post "/api/v1/incidents/{id}/resume" ("workflow") Resume,
+    body: (request_body(content = Option<Resume>)),
+    ok: "The incident, resumed",
+    conflict: "Not possible in the incident's state"
 }
 
-/// `POST /api/v1/incidents/{id}/close`: a resolved incident, closed.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/close", tag = "workflow",
-    params(IncidentPath), request_body(content = Option<Close>),
-    responses(
-        (status = 200, description = "The incident, closed", body = IncidentAnswer),
-        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
-    ))]
-pub(super) async fn close(
-    caller: Caller,
-    state: State<ApiState>,
-    id: Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Answer {
-    act::<Close>(caller, state, id, headers, body).await
+verb_handler! {
+    /// `POST /api/v1/incidents/{id}/escalate`: to the next tier, or to `tier`.
+    escalate = post "/api/v1/incidents/{id}/escalate" ("workflow") Escalate,
+    body: (request_body = Escalate),
+    ok: "The incident, escalated",
+    conflict: "Not possible in the incident's state"
 }
 
-/// `POST /api/v1/incidents/{id}/reopen`: a resolved or closed incident, open again.
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/reopen", tag = "workflow",
-    params(IncidentPath), request_body = ReasonBody,
-    responses(
-        (status = 200, description = "The incident, reopened", body = IncidentAnswer),
-        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
-    ))]
-pub(super) async fn reopen(
-    caller: Caller,
-    state: State<ApiState>,
-    id: Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Answer {
-    act::<Reopen>(caller, state, id, headers, body).await
+verb_handler! {
+    /// `POST /api/v1/incidents/{id}/close`: a resolved incident, closed.
+    close = post "/api/v1/incidents/{id}/close" ("workflow") Close,
+    body: (request_body(content = Option<Close>)),
+    ok: "The incident, closed",
+    conflict: "Not possible in the incident's state"
 }
 
-/// `POST /api/v1/incidents/{id}/calls`: a call with the reporter (L2 and L3).
-#[utoipa::path(post, path = "/api/v1/incidents/{id}/calls", tag = "workflow",
-    params(IncidentPath), request_body = ScheduleCall,
-    responses(
-        (status = 200, description = "The incident with the call", body = IncidentAnswer),
-        (status = 409, description = "Not possible in the incident's state or tier", body = ErrorBody),
-    ))]
-pub(super) async fn schedule_call(
-    caller: Caller,
-    state: State<ApiState>,
-    id: Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Answer {
-    act::<ScheduleCall>(caller, state, id, headers, body).await
+verb_handler! {
+    /// `POST /api/v1/incidents/{id}/reopen`: a resolved or closed incident, open again.
+    reopen = post "/api/v1/incidents/{id}/reopen" ("workflow") Reopen,
+    body: (request_body = ReasonBody),
+    ok: "The incident, reopened",
+    conflict: "Not possible in the incident's state"
 }
 
-/// `PATCH /api/v1/incidents/{id}`: audited changes, each with the reason.
-#[utoipa::path(patch, path = "/api/v1/incidents/{id}", tag = "incidents",
-    params(IncidentPath), request_body = Update,
-    responses(
-        (status = 200, description = "The incident, changed", body = IncidentAnswer),
-        (status = 409, description = "Not possible in the incident's state", body = ErrorBody),
-    ))]
-pub(super) async fn update(
-    caller: Caller,
-    state: State<ApiState>,
-    id: Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Answer {
-    act::<Update>(caller, state, id, headers, body).await
+verb_handler! {
+    /// `POST /api/v1/incidents/{id}/calls`: a call with the reporter (L2 and L3).
+    schedule_call = post "/api/v1/incidents/{id}/calls" ("workflow") ScheduleCall,
+    body: (request_body = ScheduleCall),
+    ok: "The incident with the call",
+    conflict: "Not possible in the incident's state or tier"
+}
+
+verb_handler! {
+    /// `PATCH /api/v1/incidents/{id}`: audited changes, each with the reason.
+    update = patch "/api/v1/incidents/{id}" ("incidents") Update,
+    body: (request_body = Update),
+    ok: "The incident, changed",
+    conflict: "Not possible in the incident's state"
 }
 
 /// One verb on one incident, for the API and the console alike: the caller's role, the
