@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::auth::{Caller, Need};
 use super::error::ErrorBody;
-use super::openapi::{AlertmanagerWebhook, PagerDutyEvent, PostableAlert};
+use super::schema::{AlertmanagerWebhook, PagerDutyEvent, PostableAlert};
 use super::{ApiError, ApiState};
 use crate::domain::alert::{Alert, AlertSource};
 use crate::engine::{AlertsOutcome, IngestError};

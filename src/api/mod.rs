@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod rate_limit;
 mod reload;
 pub(crate) mod review;
+mod schema;
 pub mod secret;
 pub mod signups;
 mod webhooks;
@@ -51,7 +52,7 @@ use crate::metrics::Metrics;
 use crate::probe::{ProbeBoard, ProbeView};
 use crate::store::Store;
 use crate::view::{Clearance, IncidentView, Restrictions, timestamp};
-use openapi::IncidentAnswer;
+use schema::IncidentAnswer;
 
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
@@ -183,7 +184,6 @@ pub fn router(state: ApiState, pages: Router<ApiState>) -> Router {
         .route("/api/v2/alerts", post(ingest::api_v2))
         .route("/api/v1/events", post(ingest::events))
         .route("/v2/enqueue", post(ingest::enqueue))
-        .route("/api/v1/openapi.json", get(openapi::serve))
         .merge(webhooks::routes())
         .merge(pages)
         .with_state(state)

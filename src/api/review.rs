@@ -31,7 +31,7 @@ pub(super) struct ReportQuery {
     responses(
         (status = 200, description = "The draft (only that the incident exists, when restricted and the caller has no clearance)",
             content(
-                (crate::api::openapi::ReviewAnswer = "application/json"),
+                (crate::api::schema::ReviewAnswer = "application/json"),
                 (String = "text/markdown; charset=utf-8"),
             )),
         (status = 404, description = "No such incident", body = crate::api::ErrorBody),

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use super::auth::{Caller, Need};
 use super::extract::Path;
 use super::limits::{self, Text, check, check_some};
-use super::openapi::{IncidentAnswer, TicketAnswer};
+use super::schema::{IncidentAnswer, TicketAnswer};
 use super::{ApiError, ApiState, parse_id};
 use crate::api::error::ErrorBody;
 use crate::domain::incident::{Call, Changes, Kind, Reporter, Tier};

@@ -316,6 +316,7 @@ impl App {
             api::router(
                 state,
                 crate::web::subscribe::routes()
+                    .merge(crate::api::openapi::routes())
                     .merge(crate::web::reporter::routes())
                     .merge(crate::web::console::routes()),
             ),

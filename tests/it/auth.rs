@@ -220,6 +220,7 @@ pub(crate) fn routes_in_the_router() -> Vec<String> {
     let source = [
         include_str!("../../src/api/mod.rs"),
         include_str!("../../src/api/webhooks.rs"),
+        include_str!("../../src/api/openapi.rs"),
         include_str!("../../src/web/status.rs"),
         include_str!("../../src/web/subscribe.rs"),
         include_str!("../../src/web/reporter.rs"),
