@@ -592,24 +592,8 @@ pub async fn tls_fixture() -> TlsFixture {
 /// else → NXDOMAIN.
 pub async fn dns_fixture() -> SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::UdpSocket;
 
-    // UDP and TCP on the same port: the port the UDP socket got may be taken for TCP, so
-    // try again with another until both bind.
-    let (udp, tcp, addr) = {
-        let mut attempt = 0;
-        loop {
-            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let addr = udp.local_addr().unwrap();
-            match TcpListener::bind(addr).await {
-                Ok(tcp) => break (udp, tcp, addr),
-                Err(error) => {
-                    attempt += 1;
-                    assert!(attempt < 50, "no port free for both UDP and TCP: {error}");
-                }
-            }
-        }
-    };
+    let (udp, tcp, addr) = udp_and_tcp().await;
     tokio::spawn(async move {
         let mut buffer = vec![0u8; 4096];
         while let Ok((len, from)) = udp.recv_from(&mut buffer).await {
@@ -1110,22 +1094,8 @@ pub enum HostileDns {
 /// `app.test.` (for the truncated modes, `tc.test.`).
 pub async fn hostile_dns(behaviour: HostileDns) -> SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::UdpSocket;
 
-    let (udp, tcp, addr) = {
-        let mut attempt = 0;
-        loop {
-            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let addr = udp.local_addr().unwrap();
-            match TcpListener::bind(addr).await {
-                Ok(tcp) => break (udp, tcp, addr),
-                Err(error) => {
-                    attempt += 1;
-                    assert!(attempt < 50, "no port free for both UDP and TCP: {error}");
-                }
-            }
-        }
-    };
+    let (udp, tcp, addr) = udp_and_tcp().await;
     tokio::spawn(async move {
         let mut buffer = vec![0u8; 4096];
         while let Ok((len, from)) = udp.recv_from(&mut buffer).await {
@@ -1195,4 +1165,21 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 /// Open file descriptors of process `pid`.
 pub fn open_fds(pid: u32) -> Option<usize> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// A UDP socket and a TCP listener on the same loopback port (a DNS server's two sides): the
+/// port the UDP socket got may be taken for TCP, so another is tried until both bind.
+async fn udp_and_tcp() -> (tokio::net::UdpSocket, TcpListener, SocketAddr) {
+    let mut attempt = 0;
+    loop {
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => return (udp, tcp, addr),
+            Err(error) => {
+                attempt += 1;
+                assert!(attempt < 50, "no port free for both UDP and TCP: {error}");
+            }
+        }
+    }
 }
